@@ -1,0 +1,280 @@
+/*
+ * ls_kafka.c - librdkafka configuration, logging and rebalancing.
+ *
+ * Rebalancing is done by hand (a rebalance_cb) rather than left to
+ * librdkafka because exactly-once needs two things librdkafka cannot do for
+ * us: write a partition's state and offset to Redis before it is revoked,
+ * and start an assigned partition at the offset stored in Redis rather than
+ * at the group's committed offset.
+ */
+#include "ls_kafka.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ls_log.h"
+
+struct ls_kafka_consumer {
+	rd_kafka_t *rk;
+	atomic_int assigned;
+	atomic_bool ever_assigned;
+	ls_kafka_rebalance_fn on_assign;
+	ls_kafka_rebalance_fn on_revoke;
+	void *ud;
+};
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+		   const char *buf)
+{
+	(void)rk;
+	/* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
+	ls_log_level l = level <= 3 ? LS_LOG_ERROR
+			 : level == 4 ? LS_LOG_WARN
+			 : level <= 6 ? LS_LOG_INFO
+				      : LS_LOG_DEBUG;
+	ls_log(l, "rdkafka", buf, "facility=%s", fac);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)opaque;
+	char q[512];
+	rd_kafka_resp_err_t e = (rd_kafka_resp_err_t)err;
+	if (e == RD_KAFKA_RESP_ERR__FATAL) {
+		char fatal[512];
+		rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+		ls_log(LS_LOG_ERROR, "kafka", "fatal client error", "reason=%s",
+		       ls_log_quote(fatal, q, sizeof q));
+		return;
+	}
+	/* transport errors are retried by librdkafka; they are not fatal */
+	ls_log(LS_LOG_WARN, "kafka", "client error", "error=%s reason=%s",
+	       rd_kafka_err2name(e), ls_log_quote(reason, q, sizeof q));
+}
+
+static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err,
+	       size_t errlen)
+{
+	char why[256];
+	if (rd_kafka_conf_set(conf, k, v, why, sizeof why) != RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "kafka property %s=%s: %s", k, v, why);
+		return -1;
+	}
+	return 0;
+}
+
+rd_kafka_conf_t *ls_kafka_conf_new(const ls_config *cfg, bool consumer,
+				   char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (conf == NULL) {
+		snprintf(err, errlen, "cannot allocate a librdkafka conf");
+		return NULL;
+	}
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	if (set(conf, "bootstrap.servers", cfg->kafka.brokers, err, errlen) != 0 ||
+	    set(conf, "client.id", "leadscored", err, errlen) != 0)
+		goto fail;
+	/* A new group starts at the beginning: events produced before the
+	 * daemon first joined must not be skipped. Operators may override. */
+	if (consumer &&
+	    set(conf, "auto.offset.reset", "earliest", err, errlen) != 0)
+		goto fail;
+	for (size_t i = 0; i < cfg->kafka.n_properties; i++)
+		if (set(conf, cfg->kafka.properties[i].key,
+			cfg->kafka.properties[i].value, err, errlen) != 0)
+			goto fail;
+	return conf;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+static void log_partitions(const char *what,
+			   const rd_kafka_topic_partition_list_t *parts)
+{
+	char list[1024];
+	size_t o = 0;
+	list[0] = '\0';
+	for (int i = 0; i < parts->cnt && o + 1 < sizeof list; i++) {
+		int w = snprintf(list + o, sizeof list - o, "%s%s[%d]",
+				 i ? "," : "", parts->elems[i].topic,
+				 (int)parts->elems[i].partition);
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+	ls_log(LS_LOG_INFO, "kafka", what, "count=%d partitions=%s", parts->cnt,
+	       list);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	ls_kafka_consumer *c = opaque;
+	bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_error_t *error = NULL;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		log_partitions("partitions assigned", parts);
+		if (c->on_assign != NULL)
+			c->on_assign(rk, parts, c->ud);
+		if (cooperative) {
+			error = rd_kafka_incremental_assign(rk, parts);
+			atomic_fetch_add(&c->assigned, parts->cnt);
+		} else {
+			e = rd_kafka_assign(rk, parts);
+			atomic_store(&c->assigned, parts->cnt);
+		}
+		atomic_store(&c->ever_assigned, true);
+	} else {
+		log_partitions("partitions revoked", parts);
+		if (c->on_revoke != NULL)
+			c->on_revoke(rk, parts, c->ud);
+		if (cooperative) {
+			error = rd_kafka_incremental_unassign(rk, parts);
+			atomic_fetch_sub(&c->assigned, parts->cnt);
+		} else {
+			e = rd_kafka_assign(rk, NULL);
+			atomic_store(&c->assigned, 0);
+		}
+	}
+	if (error != NULL) {
+		ls_log(LS_LOG_ERROR, "kafka", "rebalance failed", "error=%s",
+		       rd_kafka_error_name(error));
+		rd_kafka_error_destroy(error);
+	} else if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		ls_log(LS_LOG_ERROR, "kafka", "rebalance failed", "error=%s",
+		       rd_kafka_err2name(e));
+	}
+}
+
+ls_kafka_consumer *ls_kafka_consumer_new(const ls_config *cfg, char *err,
+					 size_t errlen)
+{
+	ls_kafka_consumer *c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	rd_kafka_conf_t *conf = ls_kafka_conf_new(cfg, true, err, errlen);
+	if (conf == NULL) {
+		free(c);
+		return NULL;
+	}
+	/* Applied after kafka.properties: exactly-once depends on them. */
+	if (set(conf, "group.id", cfg->kafka.group_id, err, errlen) != 0 ||
+	    set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
+	    set(conf, "enable.partition.eof", "false", err, errlen) != 0) {
+		rd_kafka_conf_destroy(conf);
+		free(c);
+		return NULL;
+	}
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_opaque(conf, c);
+
+	char why[512];
+	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+	if (c->rk == NULL) {
+		snprintf(err, errlen, "cannot create consumer: %s", why);
+		rd_kafka_conf_destroy(conf);
+		free(c);
+		return NULL;
+	}
+	rd_kafka_poll_set_consumer(c->rk);
+
+	const char *topics[] = {
+		cfg->kafka.topics.email,   cfg->kafka.topics.web,
+		cfg->kafka.topics.call,    cfg->kafka.topics.outcome,
+		cfg->kafka.topics.profile,
+	};
+	size_t n = sizeof topics / sizeof topics[0];
+	rd_kafka_topic_partition_list_t *sub =
+		rd_kafka_topic_partition_list_new((int)n);
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(sub, topics[i],
+						  RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, sub);
+	rd_kafka_topic_partition_list_destroy(sub);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(e));
+		rd_kafka_destroy(c->rk);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void ls_kafka_consumer_set_hooks(ls_kafka_consumer *c,
+				 ls_kafka_rebalance_fn on_assign,
+				 ls_kafka_rebalance_fn on_revoke, void *ud)
+{
+	c->on_assign = on_assign;
+	c->on_revoke = on_revoke;
+	c->ud = ud;
+}
+
+rd_kafka_t *ls_kafka_consumer_handle(ls_kafka_consumer *c) { return c->rk; }
+
+int ls_kafka_consumer_assigned(const ls_kafka_consumer *c)
+{
+	return atomic_load(&c->assigned);
+}
+
+bool ls_kafka_consumer_ever_assigned(const ls_kafka_consumer *c)
+{
+	return atomic_load(&c->ever_assigned);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t ls_kafka_consumer_poll_batch(ls_kafka_consumer *c,
+				    rd_kafka_message_t **msgs, size_t max,
+				    int wait_ms)
+{
+	size_t n = 0;
+	int64_t deadline = now_ms() + wait_ms;
+	while (n < max) {
+		int64_t left = deadline - now_ms();
+		if (left < 0)
+			left = 0;
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, (int)left);
+		if (m == NULL) {
+			if (left == 0)
+				break;
+			continue;
+		}
+		if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			ls_log(LS_LOG_WARN, "kafka", "consume error",
+			       "topic=%s partition=%d error=%s",
+			       m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
+			       (int)m->partition, rd_kafka_err2name(m->err));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		msgs[n++] = m;
+	}
+	return n;
+}
+
+void ls_kafka_consumer_close(ls_kafka_consumer *c)
+{
+	if (c == NULL)
+		return;
+	rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ls_log(LS_LOG_WARN, "kafka", "consumer close", "error=%s",
+		       rd_kafka_err2name(e));
+	rd_kafka_destroy(c->rk);
+	free(c);
+}

@@ -1,0 +1,77 @@
+/*
+ * ls_kafka.h - librdkafka set-up shared by the consumer and producers.
+ *
+ * Configuration order: our defaults, then `kafka.properties` verbatim (the
+ * operator wins), then the few settings correctness depends on (group.id
+ * from `kafka.group_id`, enable.auto.commit=false because offsets are
+ * committed to Redis together with the state they produced). librdkafka's
+ * own log lines are routed into ls_log under component "rdkafka".
+ *
+ * The consumer wraps rebalancing: it applies assignments (eager or
+ * cooperative, whichever protocol the group negotiated), keeps a count of
+ * assigned partitions readable from any thread, and calls optional hooks so
+ * the pipeline can flush revoked partitions and seek assigned ones.
+ *
+ * Memory: handles returned here are owned by the caller and released with
+ * the matching _free/_close functions. Thread-safety: as librdkafka's; the
+ * consumer is polled by one thread; ls_kafka_consumer_assigned() is safe
+ * from any thread.
+ */
+#ifndef LS_KAFKA_H
+#define LS_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "ls_config.h"
+
+/*
+ * A conf carrying brokers, logging, our defaults (for a consumer:
+ * auto.offset.reset=earliest) and kafka.properties. Returns NULL with a
+ * reason in err (e.g. librdkafka rejected a property).
+ */
+rd_kafka_conf_t *ls_kafka_conf_new(const ls_config *cfg, bool consumer,
+				   char *err, size_t errlen);
+
+/* Called from the poll thread during a rebalance, before the change. */
+typedef void (*ls_kafka_rebalance_fn)(
+	rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts, void *ud);
+
+typedef struct ls_kafka_consumer ls_kafka_consumer;
+
+/* A consumer in kafka.group_id, subscribed to the five input topics. */
+ls_kafka_consumer *ls_kafka_consumer_new(const ls_config *cfg, char *err,
+					 size_t errlen);
+
+/*
+ * Hooks: on_assign runs before partitions are taken (seek them there);
+ * on_revoke runs before they are given up (flush their state there).
+ */
+void ls_kafka_consumer_set_hooks(ls_kafka_consumer *c,
+				 ls_kafka_rebalance_fn on_assign,
+				 ls_kafka_rebalance_fn on_revoke, void *ud);
+
+rd_kafka_t *ls_kafka_consumer_handle(ls_kafka_consumer *c);
+
+/* Number of partitions currently assigned. Any thread. */
+int ls_kafka_consumer_assigned(const ls_kafka_consumer *c);
+
+/* True once any partition has ever been assigned. Any thread. */
+bool ls_kafka_consumer_ever_assigned(const ls_kafka_consumer *c);
+
+/*
+ * Poll up to max messages, waiting at most wait_ms for the first and
+ * returning early when max is reached or wait_ms has elapsed. Error events
+ * (partition EOF, transport errors) are logged and not returned. The caller
+ * owns the returned messages (rd_kafka_message_destroy each).
+ */
+size_t ls_kafka_consumer_poll_batch(ls_kafka_consumer *c,
+				    rd_kafka_message_t **msgs, size_t max,
+				    int wait_ms);
+
+/* Leave the group cleanly (revoking through the hooks) and free. */
+void ls_kafka_consumer_close(ls_kafka_consumer *c);
+
+#endif
