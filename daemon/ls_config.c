@@ -1,0 +1,1903 @@
+/*
+ * ls_config.c - one table of keys drives parsing, validation, environment
+ * overrides, the reload diff and the documented key list.
+ *
+ * Why a table: a key that is parsed but not documented, or documented but
+ * not overridable from the environment, is a bug that only shows up in
+ * production. With one row per key, the YAML walker, LEADSCORE_* handling,
+ * ls_config_diff() and ls_config_key_at() cannot disagree, and test_config
+ * checks the README table and conf/leadscore.yaml against the same rows.
+ *
+ * Shapes: a row is a scalar (string, int, duration, bool, enum, log-level),
+ * a map of scalars (kafka.properties, a map_desc) or a sequence of mappings
+ * (schemas.writers, a seq_desc with its own sub-table of rows and hooks for
+ * cross-item checks, extra owned memory and equality). A new section such
+ * as `features:` is an item struct, a sub-table, a seq_desc and one row in
+ * root_fields; nothing else changes. Nested sections (kafka.topics) need no
+ * declaration: a dotted row name implies them.
+ *
+ * Why libyaml's document API rather than events: every node keeps its
+ * start mark, so an error found after the whole file is read (a missing
+ * required key, a duplicate schema id) can still point at a line and a
+ * column, and duplicate keys are found by looking at sibling pairs.
+ *
+ * Defaults are written as YAML text in the table and parsed by the same
+ * code as the file, so the default shown in the README, the default in the
+ * struct and what a user would type are the same string.
+ */
+#include "ls_config.h"
+#include "ls_redis.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define ENV_PREFIX "LEADSCORE_"
+/* Schema files are small JSON documents; a cap stops a typo such as
+ * file: /dev/zero from eating memory at start-up. */
+#define MAX_SCHEMA_FILE (1024 * 1024)
+/* Enough for the longest dotted key plus a sequence index. */
+#define KEY_MAX 160
+
+#define MS_SECOND INT64_C(1000)
+#define MS_MINUTE (60 * MS_SECOND)
+#define MS_HOUR (60 * MS_MINUTE)
+#define MS_DAY (24 * MS_HOUR)
+
+/* Enums are stored through memcpy of an int; make that assumption loud. */
+_Static_assert(sizeof(ls_source) == sizeof(int), "ls_source must be int-sized");
+_Static_assert(sizeof(ls_log_level) == sizeof(int), "ls_log_level must be int-sized");
+
+typedef enum field_type {
+	FT_STRING = 0,
+	FT_INT,
+	FT_DURATION,
+	FT_BOOL,
+	FT_ENUM,
+	FT_LOG_LEVEL,
+	FT_MAP,
+	FT_SEQ,
+} field_type;
+
+static const char *const type_names[] = {
+	"string", "int", "duration", "bool", "enum", "log-level", "map", "sequence",
+};
+
+enum {
+	F_REQUIRED = 1u << 0, /* no default; must come from the file or env */
+	F_RELOAD = 1u << 1,   /* SIGHUP applies it live */
+	F_NULLABLE = 1u << 2, /* strings: YAML null means "unset" (NULL) */
+	F_SECRET = 1u << 3,   /* never echo the value in an error message */
+};
+
+typedef struct enum_symbol {
+	const char *name;
+	int value;
+} enum_symbol;
+
+struct loader;
+struct map_desc;
+struct seq_desc;
+
+/* Extra validation for a string: NULL when s is fine, else the reason
+ * (a static string or buf). */
+typedef const char *(*string_check_fn)(const char *s, char *buf, size_t buflen);
+
+typedef struct field {
+	const char *name;     /* dotted, relative to the table's base struct */
+	field_type type;
+	size_t offset;        /* into the base struct (unused for maps, sequences) */
+	size_t size;          /* ints: sizeof the member, 4 or 8 */
+	const char *def;      /* default as YAML text; NULL when there is none */
+	unsigned flags;
+	int64_t min, max;     /* ints and durations (milliseconds) */
+	string_check_fn check;
+	const enum_symbol *symbols; /* enums: terminated by a NULL name */
+	const struct map_desc *map;
+	const struct seq_desc *seq;
+	const char *desc;
+} field;
+
+/* A map of scalar keys to scalar values, stored as an ls_config_kv array. */
+typedef struct map_desc {
+	size_t count_offset; /* size_t in ls_config */
+	size_t items_offset; /* ls_config_kv * in ls_config */
+	string_check_fn check_key;
+} map_desc;
+
+/* A sequence of mappings, each described by its own sub-table. */
+typedef struct seq_desc {
+	size_t item_size;
+	const field *fields;
+	size_t n_fields;
+	size_t count_offset; /* size_t in ls_config */
+	size_t items_offset; /* item pointer in ls_config */
+	/* Called once an item parsed cleanly: cross-item checks, loading
+	 * files. Reports its own errors. NULL when there is nothing to do. */
+	void (*finish_item)(struct loader *ld, void *items, size_t index,
+			    yaml_node_t *item_node, const char *disp);
+	/* Frees memory the item owns beyond its sub-table's strings. */
+	void (*free_item)(void *item);
+	/* Compares what the sub-table does not describe; NULL: nothing. */
+	bool (*equal_item)(const void *a, const void *b);
+} seq_desc;
+
+/* ------------------------------------------------------------------ */
+/* Error collection                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Room kept free so "(N more errors)" fits once lines start dropping. */
+#define TRAILER_RESERVE 32
+
+typedef struct errbuf {
+	char *buf;
+	size_t cap;
+	size_t len;
+	size_t n_errors;
+	size_t n_dropped;
+} errbuf;
+
+static void eb_init(errbuf *eb, char *buf, size_t cap)
+{
+	eb->buf = buf;
+	eb->cap = buf != NULL ? cap : 0;
+	eb->len = 0;
+	eb->n_errors = 0;
+	eb->n_dropped = 0;
+	if (eb->cap > 0)
+		buf[0] = '\0';
+}
+
+__attribute__((format(printf, 2, 3)))
+static void eb_add(errbuf *eb, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	eb->n_errors++;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		eb->n_dropped++;
+		return;
+	}
+	/* Whole lines only, in order: once one is dropped, drop the rest. */
+	size_t len = strlen(line);
+	size_t sep = eb->len > 0 ? 1 : 0;
+	if (eb->n_dropped > 0 || eb->len + sep + len + 1 + TRAILER_RESERVE > eb->cap) {
+		/* The first line may use the reserve: a short buffer should
+		 * still show the first problem rather than only a count. */
+		if (eb->n_dropped > 0 || eb->len > 0 || len + 1 > eb->cap) {
+			eb->n_dropped++;
+			return;
+		}
+	}
+	if (sep)
+		eb->buf[eb->len++] = '\n';
+	memcpy(eb->buf + eb->len, line, len + 1);
+	eb->len += len;
+}
+
+static void eb_finish(errbuf *eb)
+{
+	if (eb->n_dropped == 0 || eb->cap == 0)
+		return;
+	char tail[64];
+	snprintf(tail, sizeof tail, "%s(%zu more errors)", eb->len > 0 ? "\n" : "",
+		 eb->n_dropped);
+	size_t tlen = strlen(tail);
+	if (eb->len + tlen + 1 <= eb->cap) {
+		memcpy(eb->buf + eb->len, tail, tlen + 1);
+		eb->len += tlen;
+	}
+}
+
+/*
+ * snprintf for dotted keys. Keys are far shorter than KEY_MAX; should one
+ * ever not fit, a shortened key in a message is the right outcome, so the
+ * truncation is deliberate (and this wrapper says so to the compiler).
+ */
+__attribute__((format(printf, 3, 4)))
+static void key_printf(char *out, size_t outlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(out, outlen, fmt, ap);
+	va_end(ap);
+}
+
+/* A value quoted and shortened for an error message. */
+static const char *q(const char *s, char *buf, size_t buflen)
+{
+	return ls_log_quote(s, buf, buflen);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scalar parsers                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Optional '-' then decimal digits, nothing else; no overflow. */
+static int parse_int(const char *s, int64_t *out)
+{
+	bool neg = false;
+	uint64_t limit = (uint64_t)INT64_MAX;
+	uint64_t v = 0;
+
+	if (*s == '-') {
+		neg = true;
+		limit += 1;
+		s++;
+	}
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		uint64_t d = (uint64_t)(*s - '0');
+		if (v > (limit - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (neg)
+		*out = v == limit ? INT64_MIN : -(int64_t)v;
+	else
+		*out = (int64_t)v;
+	return 0;
+}
+
+int ls_config_parse_duration(const char *s, int64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		int64_t factor;
+	} units[] = {
+		{ "ms", 1 }, { "s", MS_SECOND }, { "m", MS_MINUTE },
+		{ "h", MS_HOUR }, { "d", MS_DAY },
+	};
+	int64_t v = 0;
+	const char *p = s;
+
+	if (s == NULL || ms == NULL)
+		return -1;
+	if (*p < '0' || *p > '9')
+		return -1; /* no sign, no space, no empty number */
+	for (; *p >= '0' && *p <= '9'; p++) {
+		int64_t d = *p - '0';
+		if (v > (INT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	for (size_t i = 0; i < COUNT(units); i++) {
+		if (strcmp(p, units[i].unit) != 0)
+			continue;
+		if (v > INT64_MAX / units[i].factor)
+			return -1;
+		*ms = v * units[i].factor;
+		return 0;
+	}
+	return -1;
+}
+
+int ls_config_parse_bool(const char *s, bool *out)
+{
+	if (s == NULL || out == NULL)
+		return -1;
+	if (strcasecmp(s, "true") == 0) {
+		*out = true;
+		return 0;
+	}
+	if (strcasecmp(s, "false") == 0) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+/* The largest unit that divides ms exactly, so 30d prints as "30d". */
+static const char *format_duration(int64_t ms, char *buf, size_t buflen)
+{
+	if (ms != 0 && ms % MS_DAY == 0)
+		snprintf(buf, buflen, "%" PRId64 "d", ms / MS_DAY);
+	else if (ms != 0 && ms % MS_HOUR == 0)
+		snprintf(buf, buflen, "%" PRId64 "h", ms / MS_HOUR);
+	else if (ms != 0 && ms % MS_MINUTE == 0)
+		snprintf(buf, buflen, "%" PRId64 "m", ms / MS_MINUTE);
+	else if (ms != 0 && ms % MS_SECOND == 0)
+		snprintf(buf, buflen, "%" PRId64 "s", ms / MS_SECOND);
+	else
+		snprintf(buf, buflen, "%" PRId64 "ms", ms);
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hosts, ports, URLs and other string checks                          */
+/* ------------------------------------------------------------------ */
+
+static bool host_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '-' || c == '.' || c == '_';
+}
+
+/* s[0..len) is a host name, IPv4 address or bracketed IPv6 address. */
+static const char *parse_host(const char *s, size_t len, char *host, size_t hostlen)
+{
+	const char *from = s;
+	size_t n = len;
+
+	if (len == 0)
+		return "host is empty";
+	if (s[0] == '[') {
+		if (len < 4 || s[len - 1] != ']')
+			return "IPv6 address must be written as [address]";
+		from = s + 1;
+		n = len - 2;
+		bool colon = false;
+		for (size_t i = 0; i < n; i++) {
+			if (from[i] == ':')
+				colon = true;
+			else if (!isxdigit((unsigned char)from[i]) && from[i] != '.')
+				return "bad character in IPv6 address";
+		}
+		if (!colon)
+			return "bad IPv6 address";
+	} else {
+		if (len > 253)
+			return "host name is too long";
+		for (size_t i = 0; i < len; i++)
+			if (!host_char(s[i]))
+				return "host may contain only letters, digits, '-', '.' and '_'";
+	}
+	if (host != NULL) {
+		if (n + 1 > hostlen)
+			return "host name is too long";
+		memcpy(host, from, n);
+		host[n] = '\0';
+	}
+	return NULL;
+}
+
+static const char *parse_port(const char *s, size_t len, int min, int *port)
+{
+	int v = 0;
+
+	if (len == 0 || len > 5)
+		return min == 0 ? "port must be a number from 0 to 65535"
+				: "port must be a number from 1 to 65535";
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return "port must be a number";
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < min || v > 65535)
+		return min == 0 ? "port must be a number from 0 to 65535"
+				: "port must be a number from 1 to 65535";
+	*port = v;
+	return NULL;
+}
+
+/* Splits "host:port" / "[v6]:port" at the port colon; NULL if there is none. */
+static const char *port_colon(const char *s, size_t len)
+{
+	if (len > 0 && s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+		if (close == NULL || close + 1 >= s + len || close[1] != ':')
+			return NULL;
+		return close + 1;
+	}
+	const char *colon = memchr(s, ':', len);
+	if (colon == NULL)
+		return NULL;
+	/* A second colon means an unbracketed IPv6 address. */
+	if (memchr(colon + 1, ':', len - (size_t)(colon + 1 - s)) != NULL)
+		return NULL;
+	return colon;
+}
+
+const char *ls_config_parse_host_port(const char *s, char *host, size_t hostlen,
+				      int *port)
+{
+	char hbuf[256];
+	int p = 0;
+
+	if (s == NULL)
+		return "expected host:port";
+	if (host == NULL) {
+		host = hbuf;
+		hostlen = sizeof hbuf;
+	}
+	size_t len = strlen(s);
+	const char *colon = port_colon(s, len);
+	if (colon == NULL)
+		return "expected host:port (IPv6 as [address]:port)";
+	const char *why = parse_host(s, (size_t)(colon - s), host, hostlen);
+	if (why != NULL)
+		return why;
+	why = parse_port(colon + 1, len - (size_t)(colon + 1 - s), 0, &p);
+	if (why != NULL)
+		return why;
+	if (port != NULL)
+		*port = p;
+	return NULL;
+}
+
+/*
+ * The Redis client owns the URL grammar (it also accepts a password); the
+ * config only asks it, so a URL that validates here always connects there.
+ * Its message quotes the URL, which may hold that password, so keep only
+ * the reason after the quoted URL.
+ */
+static const char *check_redis_url(const char *s, char *buf, size_t buflen)
+{
+	ls_redis_target t;
+	char why[512];
+
+	if (ls_redis_url_parse(s, &t, why, sizeof why) == 0) {
+		ls_redis_target_free(&t);
+		return NULL;
+	}
+	const char *reason = why, *p = why;
+	while ((p = strstr(p, "': ")) != NULL) {
+		reason = p + 3;
+		p += 3;
+	}
+	snprintf(buf, buflen,
+		 "expected redis://[:password@]host[:port][/db] or unix:///path[?db=N] (%s)",
+		 reason);
+	return buf;
+}
+
+static const char *check_listen(const char *s, char *buf, size_t buflen)
+{
+	(void)buf;
+	(void)buflen;
+	return ls_config_parse_host_port(s, NULL, 0, NULL);
+}
+
+static const char *check_brokers(const char *s, char *buf, size_t buflen)
+{
+	(void)buf;
+	(void)buflen;
+	/* librdkafka does the real parsing; catch what it would only
+	 * report as a connection failure much later. */
+	const char *p = s;
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		const char *end = comma != NULL ? comma : p + strlen(p);
+		bool empty = true;
+		for (const char *c = p; c < end; c++) {
+			if (iscntrl((unsigned char)*c))
+				return "must not contain control characters";
+			if (*c != ' ')
+				empty = false;
+		}
+		if (empty)
+			return "has an empty entry in the broker list";
+		if (comma == NULL)
+			return NULL;
+		p = comma + 1;
+	}
+}
+
+static const char *check_topic(const char *s, char *buf, size_t buflen)
+{
+	(void)buf;
+	(void)buflen;
+	/* Kafka's own rule for topic names. */
+	size_t len = strlen(s);
+	if (len > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return "must be a legal Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)";
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+			return "must be a legal Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)";
+	return NULL;
+}
+
+static const char *check_key_prefix(const char *s, char *buf, size_t buflen)
+{
+	(void)buf;
+	(void)buflen;
+	/* The lead id follows the prefix inside a {hash tag}; a brace in the
+	 * prefix would move the tag and scatter a lead's keys across slots. */
+	for (; *s != '\0'; s++)
+		if (isspace((unsigned char)*s) || iscntrl((unsigned char)*s) || *s == '{' || *s == '}')
+			return "must not contain whitespace, '{' or '}'";
+	return NULL;
+}
+
+static const char *check_token(const char *s, char *buf, size_t buflen)
+{
+	(void)buf;
+	(void)buflen;
+	/* Compared with an HTTP header value, which cannot carry these. */
+	for (; *s != '\0'; s++)
+		if (isspace((unsigned char)*s) || iscntrl((unsigned char)*s))
+			return "must not contain whitespace or control characters";
+	return NULL;
+}
+
+static const char *check_property_key(const char *key, char *buf, size_t buflen)
+{
+	(void)buf;
+	(void)buflen;
+	/* Two places for one setting would leave users guessing which wins. */
+	if (strcmp(key, "bootstrap.servers") == 0 || strcmp(key, "metadata.broker.list") == 0)
+		return "set kafka.brokers instead";
+	if (strcmp(key, "group.id") == 0)
+		return "set kafka.group_id instead";
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The key table                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct loader {
+	const char *file; /* as given, for messages */
+	char *dir;        /* directory of file for relative paths; NULL: cwd */
+	yaml_document_t *doc;
+	ls_config *cfg;
+	errbuf *eb;
+	/* Where each section mapping started, so a missing required key can
+	 * point at the mapping it is missing from. */
+	struct {
+		char path[KEY_MAX];
+		yaml_mark_t mark;
+	} sections[32];
+	size_t n_sections;
+} loader;
+
+static void ld_error(loader *ld, yaml_mark_t mark, const char *key,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void ld_error(loader *ld, yaml_mark_t mark, const char *key,
+		     const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (key != NULL && key[0] != '\0')
+		eb_add(ld->eb, "%s:%zu:%zu: %s: %s", ld->file, mark.line + 1,
+		       mark.column + 1, key, msg);
+	else
+		eb_add(ld->eb, "%s:%zu:%zu: %s", ld->file, mark.line + 1,
+		       mark.column + 1, msg);
+}
+
+static void writer_finish(loader *ld, void *items, size_t index,
+			  yaml_node_t *item_node, const char *disp);
+static void writer_free(void *item);
+static bool writer_equal(const void *a, const void *b);
+
+static const enum_symbol record_symbols[] = {
+	{ "EmailEvent", LS_SOURCE_EMAIL },
+	{ "WebEvent", LS_SOURCE_WEB },
+	{ "CallEvent", LS_SOURCE_CALL },
+	{ "LeadOutcome", LS_SOURCE_OUTCOME },
+	{ "LeadProfile", LS_SOURCE_PROFILE },
+	{ NULL, 0 },
+};
+
+#define W_OFF(m) offsetof(ls_schema_writer, m)
+#define W_SIZE(m) sizeof(((ls_schema_writer *)0)->m)
+
+static const field writer_fields[] = {
+	{ .name = "id", .type = FT_INT, .offset = W_OFF(id), .size = W_SIZE(id),
+	  .flags = F_REQUIRED, .min = 1, .max = INT32_MAX,
+	  .desc = "Schema id producers put in the Confluent header (magic byte 0 + 4-byte id); unique across writers." },
+	{ .name = "record", .type = FT_ENUM, .offset = W_OFF(record),
+	  .flags = F_REQUIRED, .symbols = record_symbols,
+	  .desc = "Record the writer schema is a version of: EmailEvent, WebEvent, CallEvent, LeadOutcome or LeadProfile." },
+	{ .name = "file", .type = FT_STRING, .offset = W_OFF(file),
+	  .flags = F_REQUIRED,
+	  .desc = "Writer schema (.avsc); a relative path resolves against the config file's directory; read at load time." },
+};
+
+static const seq_desc writers_seq = {
+	.item_size = sizeof(ls_schema_writer),
+	.fields = writer_fields,
+	.n_fields = COUNT(writer_fields),
+	.count_offset = offsetof(ls_config, schemas.n_writers),
+	.items_offset = offsetof(ls_config, schemas.writers),
+	.finish_item = writer_finish,
+	.free_item = writer_free,
+	.equal_item = writer_equal,
+};
+
+static const map_desc kafka_properties_map = {
+	.count_offset = offsetof(ls_config, kafka.n_properties),
+	.items_offset = offsetof(ls_config, kafka.properties),
+	.check_key = check_property_key,
+};
+
+#define C_OFF(m) offsetof(ls_config, m)
+#define C_SIZE(m) sizeof(((ls_config *)0)->m)
+#define TOPIC(key, member, dflt, what)                                        \
+	{ .name = "kafka.topics." key, .type = FT_STRING,                     \
+	  .offset = C_OFF(kafka.topics.member), .def = dflt,                  \
+	  .check = check_topic, .desc = what }
+
+static const field root_fields[] = {
+	{ .name = "kafka.brokers", .type = FT_STRING, .offset = C_OFF(kafka.brokers),
+	  .flags = F_REQUIRED, .check = check_brokers,
+	  .desc = "Bootstrap brokers, comma-separated host:port list." },
+	{ .name = "kafka.group_id", .type = FT_STRING, .offset = C_OFF(kafka.group_id),
+	  .def = "leadscore",
+	  .desc = "Consumer group; instances with the same group share the partitions." },
+	TOPIC("email", email, "leads.email", "Input topic of EmailEvent records."),
+	TOPIC("web", web, "leads.web", "Input topic of WebEvent records."),
+	TOPIC("call", call, "leads.call", "Input topic of CallEvent records."),
+	TOPIC("outcome", outcome, "leads.outcome", "Input topic of LeadOutcome records (labels)."),
+	TOPIC("profile", profile, "leads.profile", "Input topic of LeadProfile records."),
+	TOPIC("scores", scores, "leads.scores", "Output topic of ScoreChange records."),
+	TOPIC("dead_letter", dead_letter, "leads.dead_letter", "Output topic for undecodable messages, with a reason header."),
+	TOPIC("decisions", decisions, "leads.decisions", "Output topic of bandit decision records."),
+	{ .name = "kafka.properties", .type = FT_MAP, .def = "{}",
+	  .map = &kafka_properties_map,
+	  .desc = "librdkafka properties passed through verbatim (e.g. security.protocol); not bootstrap.servers or group.id." },
+	{ .name = "redis.url", .type = FT_STRING, .offset = C_OFF(redis.url),
+	  .def = "redis://127.0.0.1:6379/0", .flags = F_SECRET, .check = check_redis_url,
+	  .desc = "redis://[:password@]host[:port][/db] or unix:///path[?db=N]." },
+	{ .name = "redis.key_prefix", .type = FT_STRING, .offset = C_OFF(redis.key_prefix),
+	  .def = "ls:", .check = check_key_prefix,
+	  .desc = "Prefix of every Redis key; no whitespace or braces." },
+	{ .name = "redis.lead_ttl", .type = FT_DURATION, .offset = C_OFF(redis.lead_ttl_ms),
+	  .def = "30d", .flags = F_RELOAD, .min = MS_SECOND, .max = 3650 * MS_DAY,
+	  .desc = "Per-lead state expires this long after the lead's last event (1s to 3650d)." },
+	{ .name = "redis.connect_timeout", .type = FT_DURATION, .offset = C_OFF(redis.connect_timeout_ms),
+	  .def = "2s", .min = 1, .max = 10 * MS_MINUTE,
+	  .desc = "Timeout for connecting to Redis (1ms to 10m)." },
+	{ .name = "redis.command_timeout", .type = FT_DURATION, .offset = C_OFF(redis.command_timeout_ms),
+	  .def = "5s", .min = 1, .max = 10 * MS_MINUTE,
+	  .desc = "Timeout for one Redis round trip (1ms to 10m)." },
+	{ .name = "http.listen", .type = FT_STRING, .offset = C_OFF(http.listen),
+	  .def = "127.0.0.1:8080", .check = check_listen,
+	  .desc = "host:port of the HTTP API and metrics ([::1]:8080 for IPv6; port 0 picks a free port)." },
+	{ .name = "http.auth_token", .type = FT_STRING, .offset = C_OFF(http.auth_token),
+	  .flags = F_NULLABLE | F_SECRET, .check = check_token,
+	  .desc = "Bearer token HTTP API clients must present; unset (null) means no authentication." },
+	{ .name = "log.level", .type = FT_LOG_LEVEL, .offset = C_OFF(log.level),
+	  .def = "info", .flags = F_RELOAD,
+	  .desc = "debug, info, warn or error." },
+	{ .name = "pipeline.batch_size", .type = FT_INT, .offset = C_OFF(pipeline.batch_size),
+	  .size = C_SIZE(pipeline.batch_size), .def = "5000", .flags = F_RELOAD,
+	  .min = 1, .max = 1000000,
+	  .desc = "Most messages in one micro-batch (1 to 1000000)." },
+	{ .name = "pipeline.batch_max_wait", .type = FT_DURATION, .offset = C_OFF(pipeline.batch_max_wait_ms),
+	  .def = "100ms", .flags = F_RELOAD, .min = 1, .max = MS_MINUTE,
+	  .desc = "Longest wait to fill a micro-batch (1ms to 1m)." },
+	{ .name = "pipeline.shutdown_timeout", .type = FT_DURATION, .offset = C_OFF(pipeline.shutdown_timeout_ms),
+	  .def = "10s", .flags = F_RELOAD, .min = 1, .max = MS_HOUR,
+	  .desc = "Longest time SIGTERM waits for the current batch to commit (1ms to 1h)." },
+	{ .name = "schemas.writers", .type = FT_SEQ, .def = "[]", .seq = &writers_seq,
+	  .desc = "Writer schemas by Confluent schema id, for producers on older or newer schema versions." },
+};
+
+#define N_ROOT COUNT(root_fields)
+
+/* ------------------------------------------------------------------ */
+/* Setting, comparing and freeing fields                               */
+/* ------------------------------------------------------------------ */
+
+static void *at(void *base, size_t offset)
+{
+	return (char *)base + offset;
+}
+
+static const void *cat(const void *base, size_t offset)
+{
+	return (const char *)base + offset;
+}
+
+/* Pointers to arrays are read and written with memcpy because the table
+ * only knows them as "a pointer at this offset", not their type. */
+static void *get_ptr(const void *base, size_t offset)
+{
+	void *p;
+	memcpy(&p, cat(base, offset), sizeof p);
+	return p;
+}
+
+static void set_ptr(void *base, size_t offset, void *p)
+{
+	memcpy(at(base, offset), &p, sizeof p);
+}
+
+static size_t get_count(const void *base, size_t offset)
+{
+	size_t n;
+	memcpy(&n, cat(base, offset), sizeof n);
+	return n;
+}
+
+static void set_count(void *base, size_t offset, size_t n)
+{
+	memcpy(at(base, offset), &n, sizeof n);
+}
+
+static int64_t get_int(const field *f, const void *base)
+{
+	if (f->size == sizeof(int32_t)) {
+		int32_t v;
+		memcpy(&v, cat(base, f->offset), sizeof v);
+		return v;
+	}
+	int64_t v;
+	memcpy(&v, cat(base, f->offset), sizeof v);
+	return v;
+}
+
+static void set_int(const field *f, void *base, int64_t v)
+{
+	/* The row's min and max keep v within the member's width. */
+	if (f->size == sizeof(int32_t)) {
+		int32_t v32 = (int32_t)v;
+		memcpy(at(base, f->offset), &v32, sizeof v32);
+		return;
+	}
+	memcpy(at(base, f->offset), &v, sizeof v);
+}
+
+static int get_enum(const field *f, const void *base)
+{
+	int v;
+	memcpy(&v, cat(base, f->offset), sizeof v);
+	return v;
+}
+
+static void set_enum(const field *f, void *base, int v)
+{
+	memcpy(at(base, f->offset), &v, sizeof v);
+}
+
+static char **str_at(const field *f, void *base)
+{
+	return (char **)at(base, f->offset);
+}
+
+static const char *str_get(const field *f, const void *base)
+{
+	const char *s;
+	memcpy(&s, cat(base, f->offset), sizeof s);
+	return s;
+}
+
+static const char *type_phrase(const field *f)
+{
+	switch (f->type) {
+	case FT_STRING: return "a string";
+	case FT_INT: return "an integer";
+	case FT_DURATION: return "a duration";
+	case FT_BOOL: return "true or false";
+	case FT_ENUM: return "an enum symbol";
+	case FT_LOG_LEVEL: return "a log level";
+	case FT_MAP: return "a mapping";
+	case FT_SEQ: return "a sequence";
+	}
+	return "a value";
+}
+
+static void symbol_list(const enum_symbol *syms, char *buf, size_t buflen)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; syms[i].name != NULL; i++) {
+		int n = snprintf(buf + len, buflen - len, "%s%s", i > 0 ? ", " : "", syms[i].name);
+		if (n < 0 || (size_t)n >= buflen - len)
+			return;
+		len += (size_t)n;
+	}
+}
+
+/*
+ * Parse text as the value of scalar row f and store it in base. is_null
+ * says the YAML value was a plain null (~, null, empty). On failure the
+ * member is unchanged and msg says why (without the key; the caller adds
+ * the position or variable name).
+ */
+static int field_set(const field *f, void *base, const char *text, bool is_null,
+		     char *msg, size_t msglen)
+{
+	char qb[72];
+
+	if (is_null) {
+		if (f->type == FT_STRING && (f->flags & F_NULLABLE)) {
+			char **sp = str_at(f, base);
+			free(*sp);
+			*sp = NULL;
+			return 0;
+		}
+		snprintf(msg, msglen, "expected %s, got null", type_phrase(f));
+		return -1;
+	}
+	switch (f->type) {
+	case FT_STRING: {
+		if (text[0] == '\0') {
+			snprintf(msg, msglen, "must not be empty");
+			return -1;
+		}
+		char whybuf[384];
+		const char *why = f->check != NULL ? f->check(text, whybuf, sizeof whybuf) : NULL;
+		if (why != NULL && (f->flags & F_SECRET)) {
+			snprintf(msg, msglen, "%s", why);
+			return -1;
+		}
+		if (why != NULL) {
+			snprintf(msg, msglen, "%s, got %s", why, q(text, qb, sizeof qb));
+			return -1;
+		}
+		char *dup = strdup(text);
+		if (dup == NULL) {
+			snprintf(msg, msglen, "out of memory");
+			return -1;
+		}
+		char **sp = str_at(f, base);
+		free(*sp);
+		*sp = dup;
+		return 0;
+	}
+	case FT_INT: {
+		int64_t v;
+		if (parse_int(text, &v) != 0) {
+			snprintf(msg, msglen, "expected an integer, got %s", q(text, qb, sizeof qb));
+			return -1;
+		}
+		if (v < f->min || v > f->max) {
+			snprintf(msg, msglen, "must be between %" PRId64 " and %" PRId64 ", got %" PRId64,
+				 f->min, f->max, v);
+			return -1;
+		}
+		set_int(f, base, v);
+		return 0;
+	}
+	case FT_DURATION: {
+		int64_t v;
+		char lo[32], hi[32], got[32];
+		if (ls_config_parse_duration(text, &v) != 0) {
+			snprintf(msg, msglen,
+				 "expected a duration such as 500ms, 30s, 15m, 24h or 7d, got %s",
+				 q(text, qb, sizeof qb));
+			return -1;
+		}
+		if (v < f->min || v > f->max) {
+			snprintf(msg, msglen, "must be between %s and %s, got %s",
+				 format_duration(f->min, lo, sizeof lo),
+				 format_duration(f->max, hi, sizeof hi),
+				 format_duration(v, got, sizeof got));
+			return -1;
+		}
+		int64_t *ip = (int64_t *)at(base, f->offset);
+		*ip = v;
+		return 0;
+	}
+	case FT_BOOL: {
+		bool v;
+		if (ls_config_parse_bool(text, &v) != 0) {
+			snprintf(msg, msglen, "expected true or false, got %s", q(text, qb, sizeof qb));
+			return -1;
+		}
+		bool *bp = (bool *)at(base, f->offset);
+		*bp = v;
+		return 0;
+	}
+	case FT_ENUM: {
+		for (size_t i = 0; f->symbols[i].name != NULL; i++) {
+			if (strcmp(f->symbols[i].name, text) == 0) {
+				set_enum(f, base, f->symbols[i].value);
+				return 0;
+			}
+		}
+		char list[256];
+		symbol_list(f->symbols, list, sizeof list);
+		snprintf(msg, msglen, "expected one of %s, got %s", list, q(text, qb, sizeof qb));
+		return -1;
+	}
+	case FT_LOG_LEVEL: {
+		int lvl = ls_log_level_from_name(text);
+		if (lvl < 0) {
+			snprintf(msg, msglen, "expected one of debug, info, warn, error, got %s",
+				 q(text, qb, sizeof qb));
+			return -1;
+		}
+		set_enum(f, base, lvl);
+		return 0;
+	}
+	case FT_MAP:
+	case FT_SEQ:
+		break;
+	}
+	snprintf(msg, msglen, "expected %s, got a single value", type_phrase(f));
+	return -1;
+}
+
+static void free_fields(const field *tbl, size_t n, void *base);
+
+static void free_map(const map_desc *md, void *base)
+{
+	ls_config_kv *kv = get_ptr(base, md->items_offset);
+	size_t n = get_count(base, md->count_offset);
+	for (size_t i = 0; i < n; i++) {
+		free(kv[i].key);
+		free(kv[i].value);
+	}
+	free(kv);
+	set_ptr(base, md->items_offset, NULL);
+	set_count(base, md->count_offset, 0);
+}
+
+static void free_seq(const seq_desc *sd, void *base)
+{
+	char *items = get_ptr(base, sd->items_offset);
+	size_t n = get_count(base, sd->count_offset);
+	for (size_t i = 0; i < n; i++) {
+		void *item = items + i * sd->item_size;
+		free_fields(sd->fields, sd->n_fields, item);
+		if (sd->free_item != NULL)
+			sd->free_item(item);
+	}
+	free(items);
+	set_ptr(base, sd->items_offset, NULL);
+	set_count(base, sd->count_offset, 0);
+}
+
+static void free_fields(const field *tbl, size_t n, void *base)
+{
+	for (size_t i = 0; i < n; i++) {
+		const field *f = &tbl[i];
+		if (f->type == FT_STRING) {
+			char **sp = str_at(f, base);
+			free(*sp);
+			*sp = NULL;
+		} else if (f->type == FT_MAP) {
+			free_map(f->map, base);
+		} else if (f->type == FT_SEQ) {
+			free_seq(f->seq, base);
+		}
+	}
+}
+
+static bool str_equal(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static bool fields_equal(const field *tbl, size_t n, const void *a, const void *b);
+
+static bool map_equal(const map_desc *md, const void *a, const void *b)
+{
+	size_t na = get_count(a, md->count_offset);
+	size_t nb = get_count(b, md->count_offset);
+	const ls_config_kv *ka = get_ptr(a, md->items_offset);
+	const ls_config_kv *kb = get_ptr(b, md->items_offset);
+
+	if (na != nb)
+		return false;
+	/* Keys are unique (duplicates are rejected), so compare as sets. */
+	for (size_t i = 0; i < na; i++) {
+		bool found = false;
+		for (size_t j = 0; j < nb && !found; j++)
+			found = strcmp(ka[i].key, kb[j].key) == 0 &&
+				strcmp(ka[i].value, kb[j].value) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static bool seq_equal(const seq_desc *sd, const void *a, const void *b)
+{
+	size_t n = get_count(a, sd->count_offset);
+	const char *ia = get_ptr(a, sd->items_offset);
+	const char *ib = get_ptr(b, sd->items_offset);
+
+	if (n != get_count(b, sd->count_offset))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const void *x = ia + i * sd->item_size;
+		const void *y = ib + i * sd->item_size;
+		if (!fields_equal(sd->fields, sd->n_fields, x, y))
+			return false;
+		if (sd->equal_item != NULL && !sd->equal_item(x, y))
+			return false;
+	}
+	return true;
+}
+
+static bool field_equal(const field *f, const void *a, const void *b)
+{
+	switch (f->type) {
+	case FT_STRING:
+		return str_equal(str_get(f, a), str_get(f, b));
+	case FT_INT:
+		return get_int(f, a) == get_int(f, b);
+	case FT_DURATION:
+		return memcmp(cat(a, f->offset), cat(b, f->offset), sizeof(int64_t)) == 0;
+	case FT_BOOL:
+		return *(const bool *)cat(a, f->offset) == *(const bool *)cat(b, f->offset);
+	case FT_ENUM:
+	case FT_LOG_LEVEL:
+		return get_enum(f, a) == get_enum(f, b);
+	case FT_MAP:
+		return map_equal(f->map, a, b);
+	case FT_SEQ:
+		return seq_equal(f->seq, a, b);
+	}
+	return false;
+}
+
+static bool fields_equal(const field *tbl, size_t n, const void *a, const void *b)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!field_equal(&tbl[i], a, b))
+			return false;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* schemas.writers hooks                                               */
+/* ------------------------------------------------------------------ */
+
+static char *resolve_path(const char *dir, const char *file)
+{
+	if (file[0] == '/' || dir == NULL)
+		return strdup(file);
+	size_t dl = strlen(dir), fl = strlen(file);
+	bool slash = dl > 0 && dir[dl - 1] == '/';
+	char *p = malloc(dl + (slash ? 0 : 1) + fl + 1);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, dir, dl);
+	if (!slash)
+		p[dl++] = '/';
+	memcpy(p + dl, file, fl + 1);
+	return p;
+}
+
+/* Whole file as a NUL-terminated string; NULL with errno on failure. */
+static char *read_small_file(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	if (fp == NULL)
+		return NULL;
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	if (buf == NULL) {
+		fclose(fp);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (;;) {
+		if (len + 1 == cap) {
+			if (cap > MAX_SCHEMA_FILE) {
+				free(buf);
+				fclose(fp);
+				errno = EFBIG;
+				return NULL;
+			}
+			char *nb = realloc(buf, cap * 2);
+			if (nb == NULL) {
+				free(buf);
+				fclose(fp);
+				errno = ENOMEM;
+				return NULL;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		size_t got = fread(buf + len, 1, cap - 1 - len, fp);
+		len += got;
+		if (got == 0) {
+			int failed = ferror(fp);
+			int saved = errno;
+			fclose(fp);
+			if (failed) {
+				free(buf);
+				errno = saved != 0 ? saved : EIO;
+				return NULL;
+			}
+			buf[len] = '\0';
+			return buf;
+		}
+	}
+}
+
+static yaml_node_t *mapping_value(yaml_document_t *doc, yaml_node_t *map, const char *key)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+	     p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(doc, p->key);
+		if (k != NULL && k->type == YAML_SCALAR_NODE &&
+		    strcmp((const char *)k->data.scalar.value, key) == 0)
+			return yaml_document_get_node(doc, p->value);
+	}
+	return NULL;
+}
+
+static void writer_finish(loader *ld, void *items, size_t index,
+			  yaml_node_t *item_node, const char *disp)
+{
+	ls_schema_writer *ws = items;
+	ls_schema_writer *w = &ws[index];
+	char key[KEY_MAX];
+
+	for (size_t j = 0; j < index; j++) {
+		if (ws[j].id != w->id)
+			continue;
+		yaml_node_t *idn = mapping_value(ld->doc, item_node, "id");
+		key_printf(key, sizeof key, "%s.id", disp);
+		ld_error(ld, idn != NULL ? idn->start_mark : item_node->start_mark, key,
+			 "duplicate schema id %" PRId32 " (also used by schemas.writers[%zu])",
+			 w->id, j);
+		return;
+	}
+
+	yaml_node_t *fn = mapping_value(ld->doc, item_node, "file");
+	yaml_mark_t mark = fn != NULL ? fn->start_mark : item_node->start_mark;
+	key_printf(key, sizeof key, "%s.file", disp);
+	char *resolved = resolve_path(ld->dir, w->file);
+	if (resolved == NULL) {
+		ld_error(ld, mark, key, "out of memory");
+		return;
+	}
+	char *json = read_small_file(resolved);
+	if (json == NULL) {
+		char qb[300];
+		ld_error(ld, mark, key, "cannot read %s: %s", q(resolved, qb, sizeof qb),
+			 strerror(errno));
+		free(resolved);
+		return;
+	}
+	if (json[0] == '\0') {
+		char qb[300];
+		ld_error(ld, mark, key, "%s is empty", q(resolved, qb, sizeof qb));
+		free(json);
+		free(resolved);
+		return;
+	}
+	free(w->file);
+	w->file = resolved;
+	w->json = json;
+}
+
+static void writer_free(void *item)
+{
+	ls_schema_writer *w = item;
+	free(w->json);
+	w->json = NULL;
+}
+
+static bool writer_equal(const void *a, const void *b)
+{
+	const ls_schema_writer *x = a, *y = b;
+	return str_equal(x->json, y->json);
+}
+
+/* ------------------------------------------------------------------ */
+/* Walking the YAML document                                           */
+/* ------------------------------------------------------------------ */
+
+static const char *node_kind(const yaml_node_t *n)
+{
+	switch (n->type) {
+	case YAML_MAPPING_NODE: return "a mapping";
+	case YAML_SEQUENCE_NODE: return "a sequence";
+	case YAML_SCALAR_NODE: return "a scalar";
+	default: return "nothing";
+	}
+}
+
+/* A plain ~, null, Null, NULL or empty scalar is YAML's null. */
+static bool is_null_scalar(const yaml_node_t *n)
+{
+	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	const char *s = (const char *)n->data.scalar.value;
+	return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+	       strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+/* Scalar text, or NULL (with an error reported) if it holds a NUL byte. */
+static const char *scalar_text(loader *ld, yaml_node_t *n, const char *key)
+{
+	const char *s = (const char *)n->data.scalar.value;
+	if (strlen(s) != n->data.scalar.length) {
+		ld_error(ld, n->start_mark, key, "value contains a NUL character");
+		return NULL;
+	}
+	return s;
+}
+
+static void join_key(char *out, size_t outlen, const char *prefix, const char *name)
+{
+	if (prefix[0] == '\0')
+		key_printf(out, outlen, "%s", name);
+	else
+		key_printf(out, outlen, "%s.%s", prefix, name);
+}
+
+static void note_section(loader *ld, const char *path, yaml_mark_t mark)
+{
+	if (ld->n_sections >= COUNT(ld->sections))
+		return;
+	key_printf(ld->sections[ld->n_sections].path, KEY_MAX, "%s", path);
+	ld->sections[ld->n_sections].mark = mark;
+	ld->n_sections++;
+}
+
+/* Index of the row named rel, or -1. */
+static int find_field(const field *tbl, size_t n, const char *rel)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(tbl[i].name, rel) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Does some row live under "rel."? Then rel is a section. */
+static bool is_section(const field *tbl, size_t n, const char *rel)
+{
+	size_t len = strlen(rel);
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(tbl[i].name, rel, len) == 0 && tbl[i].name[len] == '.')
+			return true;
+	return false;
+}
+
+/* "brokers, group_id, topics, properties": the keys allowed under rel. */
+static void known_keys(const field *tbl, size_t n, const char *rel, char *buf, size_t buflen)
+{
+	size_t rlen = strlen(rel), len = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		const char *name = tbl[i].name;
+		if (rlen > 0) {
+			if (strncmp(name, rel, rlen) != 0 || name[rlen] != '.')
+				continue;
+			name += rlen + 1;
+		}
+		size_t clen = strcspn(name, ".");
+		/* Skip components already listed (kafka.topics.* share one). */
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++) {
+			const char *other = tbl[j].name;
+			if (rlen > 0) {
+				if (strncmp(other, rel, rlen) != 0 || other[rlen] != '.')
+					continue;
+				other += rlen + 1;
+			}
+			seen = strcspn(other, ".") == clen && strncmp(other, name, clen) == 0;
+		}
+		if (seen)
+			continue;
+		int w = snprintf(buf + len, buflen - len, "%s%.*s", len > 0 ? ", " : "",
+				 (int)clen, name);
+		if (w < 0 || (size_t)w >= buflen - len)
+			return;
+		len += (size_t)w;
+	}
+}
+
+static void walk_mapping(loader *ld, const field *tbl, size_t n, void *base, bool *set,
+			 yaml_node_t *map, const char *rel, const char *disp);
+
+static void walk_map_field(loader *ld, const field *f, void *base, yaml_node_t *node,
+			   const char *disp)
+{
+	const map_desc *md = f->map;
+
+	if (is_null_scalar(node))
+		return;
+	if (node->type != YAML_MAPPING_NODE) {
+		ld_error(ld, node->start_mark, disp, "expected a mapping, got %s", node_kind(node));
+		return;
+	}
+	free_map(md, base);
+	size_t cap = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+	if (cap == 0)
+		return;
+	ls_config_kv *kv = calloc(cap, sizeof *kv);
+	if (kv == NULL) {
+		ld_error(ld, node->start_mark, disp, "out of memory");
+		return;
+	}
+	set_ptr(base, md->items_offset, kv);
+	size_t count = 0;
+	for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+	     p < node->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
+		char key[KEY_MAX + 128];
+		if (k == NULL || v == NULL)
+			continue;
+		if (k->type != YAML_SCALAR_NODE || k->data.scalar.length == 0) {
+			ld_error(ld, k->start_mark, disp, "keys must be non-empty scalars");
+			continue;
+		}
+		const char *ks = scalar_text(ld, k, disp);
+		if (ks == NULL)
+			continue;
+		join_key(key, sizeof key, disp, ks);
+		yaml_node_t *first = NULL;
+		for (yaml_node_pair_t *o = node->data.mapping.pairs.start; o < p && first == NULL; o++) {
+			yaml_node_t *ok = yaml_document_get_node(ld->doc, o->key);
+			if (ok != NULL && ok->type == YAML_SCALAR_NODE &&
+			    strcmp((const char *)ok->data.scalar.value, ks) == 0)
+				first = ok;
+		}
+		if (first != NULL) {
+			ld_error(ld, k->start_mark, key,
+				 "duplicate key (first defined at line %zu, column %zu)",
+				 first->start_mark.line + 1, first->start_mark.column + 1);
+			continue;
+		}
+		char whybuf[256];
+		const char *why = md->check_key != NULL ? md->check_key(ks, whybuf, sizeof whybuf) : NULL;
+		if (why != NULL) {
+			ld_error(ld, k->start_mark, key, "%s", why);
+			continue;
+		}
+		if (v->type != YAML_SCALAR_NODE || is_null_scalar(v)) {
+			ld_error(ld, v->start_mark, key, "expected a scalar value, got %s",
+				 is_null_scalar(v) ? "null" : node_kind(v));
+			continue;
+		}
+		const char *vs = scalar_text(ld, v, key);
+		if (vs == NULL)
+			continue;
+		kv[count].key = strdup(ks);
+		kv[count].value = strdup(vs);
+		/* Count the entry before checking so free_map releases it. */
+		count++;
+		set_count(base, md->count_offset, count);
+		if (kv[count - 1].key == NULL || kv[count - 1].value == NULL)
+			ld_error(ld, v->start_mark, key, "out of memory");
+	}
+}
+
+static void walk_seq_field(loader *ld, const field *f, void *base, yaml_node_t *node,
+			   const char *disp)
+{
+	const seq_desc *sd = f->seq;
+
+	if (is_null_scalar(node))
+		return;
+	if (node->type != YAML_SEQUENCE_NODE) {
+		ld_error(ld, node->start_mark, disp, "expected a sequence, got %s", node_kind(node));
+		return;
+	}
+	free_seq(sd, base);
+	size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+	if (n == 0)
+		return;
+	char *items = calloc(n, sd->item_size);
+	bool *set = calloc(sd->n_fields, sizeof *set);
+	if (items == NULL || set == NULL) {
+		free(items);
+		free(set);
+		ld_error(ld, node->start_mark, disp, "out of memory");
+		return;
+	}
+	/* Every slot is zeroed, so free_seq can release a half-filled array. */
+	set_ptr(base, sd->items_offset, items);
+	set_count(base, sd->count_offset, n);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = yaml_document_get_node(ld->doc, node->data.sequence.items.start[i]);
+		char idisp[KEY_MAX];
+		if (item == NULL)
+			continue;
+		key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
+		if (item->type != YAML_MAPPING_NODE) {
+			ld_error(ld, item->start_mark, idisp, "expected a mapping, got %s",
+				 node_kind(item));
+			continue;
+		}
+		size_t before = ld->eb->n_errors;
+		void *ip = items + i * sd->item_size;
+		memset(set, 0, sd->n_fields * sizeof *set);
+		walk_mapping(ld, sd->fields, sd->n_fields, ip, set, item, "", idisp);
+		for (size_t j = 0; j < sd->n_fields; j++) {
+			if ((sd->fields[j].flags & F_REQUIRED) && !set[j]) {
+				char key[KEY_MAX + 64];
+				join_key(key, sizeof key, idisp, sd->fields[j].name);
+				ld_error(ld, item->start_mark, key, "required key is missing");
+			}
+		}
+		if (ld->eb->n_errors == before && sd->finish_item != NULL)
+			sd->finish_item(ld, items, i, item, idisp);
+	}
+	free(set);
+}
+
+static void walk_value(loader *ld, const field *f, void *base, yaml_node_t *node,
+		       const char *disp)
+{
+	char msg[512];
+
+	if (f->type == FT_MAP) {
+		walk_map_field(ld, f, base, node, disp);
+		return;
+	}
+	if (f->type == FT_SEQ) {
+		walk_seq_field(ld, f, base, node, disp);
+		return;
+	}
+	if (node->type != YAML_SCALAR_NODE) {
+		ld_error(ld, node->start_mark, disp, "expected %s, got %s", type_phrase(f),
+			 node_kind(node));
+		return;
+	}
+	const char *text = scalar_text(ld, node, disp);
+	if (text == NULL)
+		return;
+	if (field_set(f, base, text, is_null_scalar(node), msg, sizeof msg) != 0)
+		ld_error(ld, node->start_mark, disp, "%s", msg);
+}
+
+/*
+ * Walk mapping map against the rows of tbl. rel is the row-name prefix
+ * this mapping stands for ("" or "kafka.topics"), disp the dotted key
+ * shown in errors ("kafka.topics", "schemas.writers[2]"). set[i] becomes
+ * true for every row the mapping assigns, rightly or wrongly, so a bad
+ * value is not also reported as missing.
+ */
+static void walk_mapping(loader *ld, const field *tbl, size_t n, void *base, bool *set,
+			 yaml_node_t *map, const char *rel, const char *disp)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+	     p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
+		char rkey[KEY_MAX], dkey[KEY_MAX];
+		if (k == NULL || v == NULL)
+			continue;
+		if (k->type != YAML_SCALAR_NODE) {
+			ld_error(ld, k->start_mark, disp, "keys must be scalars, got %s",
+				 node_kind(k));
+			continue;
+		}
+		const char *ks = scalar_text(ld, k, disp);
+		if (ks == NULL)
+			continue;
+		join_key(rkey, sizeof rkey, rel, ks);
+		join_key(dkey, sizeof dkey, disp, ks);
+
+		bool dup = false;
+		yaml_mark_t first = k->start_mark;
+		for (yaml_node_pair_t *o = map->data.mapping.pairs.start; o < p && !dup; o++) {
+			yaml_node_t *ok = yaml_document_get_node(ld->doc, o->key);
+			if (ok != NULL && ok->type == YAML_SCALAR_NODE &&
+			    ok->data.scalar.length == k->data.scalar.length &&
+			    memcmp(ok->data.scalar.value, k->data.scalar.value,
+				   k->data.scalar.length) == 0) {
+				dup = true;
+				first = ok->start_mark;
+			}
+		}
+		if (dup) {
+			ld_error(ld, k->start_mark, dkey,
+				 "duplicate key (first defined at line %zu, column %zu)",
+				 first.line + 1, first.column + 1);
+			continue;
+		}
+
+		/* A dotted key ("kafka.brokers: x" at the top) would dodge the
+		 * duplicate check above, so only nesting spells a path. */
+		int idx = strchr(ks, '.') == NULL && ks[0] != '\0' ? find_field(tbl, n, rkey) : -1;
+		if (idx >= 0) {
+			set[idx] = true;
+			walk_value(ld, &tbl[idx], base, v, dkey);
+			continue;
+		}
+		if (strchr(ks, '.') == NULL && ks[0] != '\0' && is_section(tbl, n, rkey)) {
+			note_section(ld, dkey, v->start_mark);
+			if (is_null_scalar(v))
+				continue; /* "redis:" with every key commented out */
+			if (v->type != YAML_MAPPING_NODE) {
+				ld_error(ld, v->start_mark, dkey, "expected a mapping, got %s",
+					 node_kind(v));
+				continue;
+			}
+			walk_mapping(ld, tbl, n, base, set, v, rkey, dkey);
+			continue;
+		}
+		if (strchr(ks, '.') != NULL) {
+			ld_error(ld, k->start_mark, dkey,
+				 "unknown key (nest sections as mappings instead of dotted keys)");
+			continue;
+		}
+		char known[256];
+		known_keys(tbl, n, rel, known, sizeof known);
+		ld_error(ld, k->start_mark, dkey, "unknown key (expected one of: %s)", known);
+	}
+}
+
+static void report_parser_error(loader *ld, const yaml_parser_t *parser)
+{
+	const char *problem = parser->problem != NULL ? parser->problem : "unknown problem";
+
+	switch (parser->error) {
+	case YAML_MEMORY_ERROR:
+		eb_add(ld->eb, "%s: out of memory while parsing", ld->file);
+		return;
+	case YAML_READER_ERROR:
+		/* Reader errors (bad encoding, read failure) carry an offset,
+		 * not a mark. */
+		eb_add(ld->eb, "%s: cannot read: %s at byte %zu", ld->file, problem,
+		       parser->problem_offset);
+		return;
+	default:
+		break;
+	}
+	if (parser->context != NULL)
+		eb_add(ld->eb, "%s:%zu:%zu: YAML syntax error: %s (%s at line %zu, column %zu)",
+		       ld->file, parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+		       problem, parser->context, parser->context_mark.line + 1,
+		       parser->context_mark.column + 1);
+	else
+		eb_add(ld->eb, "%s:%zu:%zu: YAML syntax error: %s", ld->file,
+		       parser->problem_mark.line + 1, parser->problem_mark.column + 1, problem);
+}
+
+/*
+ * Parse the file and apply it to ld->cfg. Returns false when the file
+ * could not be read or parsed at all, in which case required keys are not
+ * checked (they may well be in the part that failed).
+ */
+static bool load_file(loader *ld, const char *path, bool *root_set)
+{
+	FILE *fp = fopen(path, "rb");
+	if (fp == NULL) {
+		eb_add(ld->eb, "%s: cannot open: %s", path, strerror(errno));
+		return false;
+	}
+	yaml_parser_t parser;
+	if (!yaml_parser_initialize(&parser)) {
+		fclose(fp);
+		eb_add(ld->eb, "%s: out of memory", path);
+		return false;
+	}
+	yaml_parser_set_input_file(&parser, fp);
+
+	yaml_document_t doc;
+	if (!yaml_parser_load(&parser, &doc)) {
+		report_parser_error(ld, &parser);
+		yaml_parser_delete(&parser);
+		fclose(fp);
+		return false;
+	}
+	bool ok = true;
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	if (root != NULL) {
+		/* A second document would be silently ignored; say so instead. */
+		yaml_document_t next;
+		if (!yaml_parser_load(&parser, &next)) {
+			report_parser_error(ld, &parser);
+			ok = false;
+		} else {
+			yaml_node_t *r2 = yaml_document_get_root_node(&next);
+			if (r2 != NULL)
+				eb_add(ld->eb, "%s:%zu:%zu: only one YAML document is allowed",
+				       path, r2->start_mark.line + 1, r2->start_mark.column + 1);
+			yaml_document_delete(&next);
+		}
+		ld->doc = &doc;
+		if (root->type == YAML_MAPPING_NODE)
+			walk_mapping(ld, root_fields, N_ROOT, ld->cfg, root_set, root, "", "");
+		else if (!is_null_scalar(root))
+			eb_add(ld->eb, "%s:%zu:%zu: expected a mapping of sections at the top level, got %s",
+			       path, root->start_mark.line + 1, root->start_mark.column + 1,
+			       node_kind(root));
+		ld->doc = NULL;
+	}
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	fclose(fp);
+	return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* Environment                                                         */
+/* ------------------------------------------------------------------ */
+
+int ls_config_env_name(const char *key, char *buf, size_t buflen)
+{
+	size_t plen = strlen(ENV_PREFIX), klen = strlen(key);
+	if (plen + klen + 1 > buflen)
+		return -1;
+	memcpy(buf, ENV_PREFIX, plen);
+	for (size_t i = 0; i < klen; i++)
+		buf[plen + i] = key[i] == '.' ? '_' : (char)toupper((unsigned char)key[i]);
+	buf[plen + klen] = '\0';
+	return 0;
+}
+
+static bool env_overridable(const field *f)
+{
+	return f->type != FT_MAP && f->type != FT_SEQ;
+}
+
+static void apply_env(ls_config *cfg, char *const *envp, errbuf *eb, bool *root_set)
+{
+	if (envp == NULL)
+		envp = environ;
+	if (envp == NULL)
+		return;
+	for (size_t e = 0; envp[e] != NULL; e++) {
+		const char *var = envp[e];
+		if (strncmp(var, ENV_PREFIX, strlen(ENV_PREFIX)) != 0)
+			continue;
+		const char *eq = strchr(var, '=');
+		if (eq == NULL)
+			continue;
+		size_t nlen = (size_t)(eq - var);
+		for (size_t i = 0; i < N_ROOT; i++) {
+			const field *f = &root_fields[i];
+			char name[KEY_MAX];
+			if (!env_overridable(f) || ls_config_env_name(f->name, name, sizeof name) != 0)
+				continue;
+			if (strlen(name) != nlen || memcmp(name, var, nlen) != 0)
+				continue;
+			char msg[512];
+			if (field_set(f, cfg, eq + 1, false, msg, sizeof msg) != 0)
+				eb_add(eb, "environment %s: %s", name, msg);
+			if (root_set != NULL)
+				root_set[i] = true;
+			break;
+		}
+	}
+}
+
+int ls_config_apply_env(ls_config *cfg, char *const *envp, char *err, size_t errlen)
+{
+	errbuf eb;
+	eb_init(&eb, err, errlen);
+	apply_env(cfg, envp, &eb, NULL);
+	eb_finish(&eb);
+	return eb.n_errors > 0 ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public entry points                                                 */
+/* ------------------------------------------------------------------ */
+
+void ls_config_init_defaults(ls_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	for (size_t i = 0; i < N_ROOT; i++) {
+		const field *f = &root_fields[i];
+		char msg[256];
+		if (f->def == NULL || !env_overridable(f))
+			continue;
+		/* Built-in defaults always parse; only strdup can fail, which
+		 * leaves the member NULL for ls_config_load to notice. */
+		(void)field_set(f, cfg, f->def, false, msg, sizeof msg);
+	}
+}
+
+static bool defaults_complete(const ls_config *cfg)
+{
+	for (size_t i = 0; i < N_ROOT; i++) {
+		const field *f = &root_fields[i];
+		if (f->type == FT_STRING && f->def != NULL && str_get(f, cfg) == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* Position of the innermost section present above key, or 1:1. */
+static yaml_mark_t parent_mark(const loader *ld, const char *key)
+{
+	char path[KEY_MAX];
+	yaml_mark_t none = { 0, 0, 0 };
+
+	key_printf(path, sizeof path, "%s", key);
+	for (;;) {
+		char *dot = strrchr(path, '.');
+		if (dot == NULL)
+			return none;
+		*dot = '\0';
+		for (size_t i = 0; i < ld->n_sections; i++)
+			if (strcmp(ld->sections[i].path, path) == 0)
+				return ld->sections[i].mark;
+	}
+}
+
+static void check_required(loader *ld, const bool *root_set)
+{
+	for (size_t i = 0; i < N_ROOT; i++) {
+		const field *f = &root_fields[i];
+		char env[KEY_MAX];
+		if (!(f->flags & F_REQUIRED) || root_set[i])
+			continue;
+		if (ls_config_env_name(f->name, env, sizeof env) != 0)
+			env[0] = '\0';
+		if (ld->file == NULL)
+			eb_add(ld->eb, "%s: required key is missing (no config file; set %s)",
+			       f->name, env);
+		else
+			ld_error(ld, parent_mark(ld, f->name), f->name,
+				 "required key is missing (set it here or in %s)", env);
+	}
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL)
+		return NULL;
+	size_t len = slash == path ? 1 : (size_t)(slash - path);
+	return strndup(path, len);
+}
+
+int ls_config_load_env(const char *path, char *const *envp, ls_config *out,
+		       char *err, size_t errlen)
+{
+	errbuf eb;
+	loader ld;
+	bool root_set[N_ROOT] = { false };
+
+	eb_init(&eb, err, errlen);
+	memset(&ld, 0, sizeof ld);
+	ld.file = path;
+	ld.cfg = out;
+	ld.eb = &eb;
+
+	ls_config_init_defaults(out);
+	if (!defaults_complete(out)) {
+		eb_add(&eb, "%s: out of memory", path != NULL ? path : "defaults");
+		goto done;
+	}
+	bool file_ok = true;
+	if (path != NULL) {
+		out->path = strdup(path);
+		if (out->path == NULL) {
+			eb_add(&eb, "%s: out of memory", path);
+			goto done;
+		}
+		const char *slash = strrchr(path, '/');
+		if (slash != NULL) {
+			ld.dir = dir_of(path);
+			if (ld.dir == NULL) {
+				eb_add(&eb, "%s: out of memory", path);
+				goto done;
+			}
+		}
+		file_ok = load_file(&ld, path, root_set);
+	}
+	apply_env(out, envp, &eb, root_set);
+	if (file_ok)
+		check_required(&ld, root_set);
+done:
+	free(ld.dir);
+	eb_finish(&eb);
+	if (eb.n_errors > 0) {
+		ls_config_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+int ls_config_load(const char *path, ls_config *out, char *err, size_t errlen)
+{
+	return ls_config_load_env(path, NULL, out, err, errlen);
+}
+
+void ls_config_free(ls_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free_fields(root_fields, N_ROOT, cfg);
+	free(cfg->path);
+	memset(cfg, 0, sizeof *cfg);
+}
+
+size_t ls_config_diff(const ls_config *old, const ls_config *newc,
+		      ls_config_diff_fn fn, void *ud)
+{
+	size_t changed = 0;
+	for (size_t i = 0; i < N_ROOT; i++) {
+		const field *f = &root_fields[i];
+		if (field_equal(f, old, newc))
+			continue;
+		changed++;
+		if (fn != NULL)
+			fn(f->name, (f->flags & F_RELOAD) != 0, ud);
+	}
+	return changed;
+}
+
+/* Copy one scalar row's value from src to dst (both of the same base type). */
+static int field_copy(const field *f, void *dst, const void *src)
+{
+	switch (f->type) {
+	case FT_STRING: {
+		const char *v = str_get(f, src);
+		char *dup = NULL;
+		if (v != NULL && (dup = strdup(v)) == NULL)
+			return -1;
+		char **sp = str_at(f, dst);
+		free(*sp);
+		*sp = dup;
+		return 0;
+	}
+	case FT_INT:
+		set_int(f, dst, get_int(f, src));
+		return 0;
+	case FT_DURATION:
+		memcpy(at(dst, f->offset), cat(src, f->offset), sizeof(int64_t));
+		return 0;
+	case FT_BOOL:
+		memcpy(at(dst, f->offset), cat(src, f->offset), sizeof(bool));
+		return 0;
+	case FT_ENUM:
+	case FT_LOG_LEVEL:
+		set_enum(f, dst, get_enum(f, src));
+		return 0;
+	case FT_MAP:
+	case FT_SEQ:
+		break;
+	}
+	/* Maps and sequences are restart-only; nothing copies them live. */
+	return 0;
+}
+
+int ls_config_apply_live(ls_config *cfg, const ls_config *newc)
+{
+	for (size_t i = 0; i < N_ROOT; i++) {
+		const field *f = &root_fields[i];
+		if (!(f->flags & F_RELOAD) || field_equal(f, cfg, newc))
+			continue;
+		if (field_copy(f, cfg, newc) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void fill_info(const field *f, const char *parent, bool reloadable, bool env,
+		      ls_config_key_info *info)
+{
+	if (parent != NULL)
+		key_printf(info->key, sizeof info->key, "%s[].%s", parent, f->name);
+	else
+		key_printf(info->key, sizeof info->key, "%s", f->name);
+	info->type = type_names[f->type];
+	info->default_text = f->def;
+	info->required = (f->flags & F_REQUIRED) != 0;
+	info->reloadable = reloadable;
+	info->env_overridable = env;
+	info->description = f->desc;
+}
+
+bool ls_config_key_at(size_t i, ls_config_key_info *info)
+{
+	size_t k = 0;
+	for (size_t r = 0; r < N_ROOT; r++) {
+		const field *f = &root_fields[r];
+		bool reload = (f->flags & F_RELOAD) != 0;
+		if (k++ == i) {
+			fill_info(f, NULL, reload, env_overridable(f), info);
+			return true;
+		}
+		if (f->type != FT_SEQ)
+			continue;
+		for (size_t s = 0; s < f->seq->n_fields; s++) {
+			if (k++ == i) {
+				fill_info(&f->seq->fields[s], f->name, reload, false, info);
+				return true;
+			}
+		}
+	}
+	return false;
+}

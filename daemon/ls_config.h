@@ -1,0 +1,196 @@
+/*
+ * ls_config.h - the daemon's configuration: built-in defaults, a YAML file,
+ * LEADSCORE_* environment overrides, validation, and the diff used by
+ * SIGHUP reloads.
+ *
+ * What: ls_config_load() fills an ls_config in four steps: built-in
+ * defaults, then the YAML file, then environment overrides, then the check
+ * for required keys. Every key is described once, in a table in
+ * ls_config.c; the parser, the validator, the environment overrides, the
+ * reload diff and ls_config_key_at() (which the README table is tested
+ * against) all read that table.
+ *
+ * Memory: a loaded ls_config owns every string and array it points to;
+ * release it with ls_config_free(). Nothing points into the YAML document
+ * or the environment after loading returns.
+ *
+ * Errors: loading returns 0, or -1 with every problem found written to the
+ * caller's buffer, one per line (separated by '\n', no trailing newline):
+ *   file:line:column: dotted.key: message      (1-based line and column)
+ *   environment LEADSCORE_X: message
+ * Lines that do not fit in the buffer are dropped whole and counted in a
+ * final "(N more errors)" line when that fits. On -1 the output config
+ * has already been freed and zeroed, so ls_config_free() on it is a
+ * harmless no-op. Messages never echo the value of redis.url or
+ * http.auth_token, which may hold secrets. Nothing here logs, exits or
+ * asserts on input. redis.url is validated with ls_redis_url_parse() so the
+ * config and the Redis client accept exactly the same URLs.
+ *
+ * Thread-safety: loading is not thread-safe (it reads the process
+ * environment, which setenv() may change under it). A loaded config is
+ * immutable by convention and may be read from any thread. The key table,
+ * the parsers and ls_config_diff() touch no shared state and are safe
+ * from any thread.
+ */
+#ifndef LS_CONFIG_H
+#define LS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ls_event.h"
+#include "ls_log.h"
+
+typedef struct ls_config_kv {
+	char *key;
+	char *value;
+} ls_config_kv;
+
+/*
+ * A writer schema registered under a Confluent schema id. file is the
+ * resolved path (relative paths in the YAML resolve against the config
+ * file's directory); json is the file's contents, read at load time.
+ */
+typedef struct ls_schema_writer {
+	int32_t id;
+	ls_source record;
+	char *file;
+	char *json;
+} ls_schema_writer;
+
+typedef struct ls_config {
+	char *path; /* file it was loaded from; NULL for built-in defaults */
+	struct {
+		char *brokers;  /* required (file or environment) */
+		char *group_id; /* default "leadscore" */
+		struct {
+			char *email, *web, *call, *outcome, *profile;
+			char *scores, *dead_letter, *decisions;
+		} topics; /* defaults leads.<name> */
+		/* kafka.properties: passed through to librdkafka verbatim */
+		size_t n_properties;
+		ls_config_kv *properties;
+	} kafka;
+	struct {
+		char *url;        /* as ls_redis_url_parse() accepts: redis://[:password@]host[:port][/db] or unix:///path[?db=N] */
+		char *key_prefix; /* default "ls:" */
+		int64_t lead_ttl_ms;
+		int64_t connect_timeout_ms;
+		int64_t command_timeout_ms;
+	} redis;
+	struct {
+		char *listen;     /* host:port, default "127.0.0.1:8080" */
+		char *auth_token; /* NULL: no authentication */
+	} http;
+	struct {
+		ls_log_level level;
+	} log;
+	struct {
+		int64_t batch_size;
+		int64_t batch_max_wait_ms;
+		int64_t shutdown_timeout_ms;
+	} pipeline;
+	struct {
+		size_t n_writers;
+		ls_schema_writer *writers;
+	} schemas;
+} ls_config;
+
+/*
+ * Zero cfg and fill in the built-in defaults (kafka.brokers stays NULL).
+ * The result owns its strings and must be released with ls_config_free().
+ * If memory runs out, string keys with a default may be left NULL;
+ * ls_config_load() detects that and fails with "out of memory".
+ */
+void ls_config_init_defaults(ls_config *cfg);
+
+/*
+ * Load path into *out: defaults, then the file, then LEADSCORE_*
+ * variables from the process environment, then the required-key check.
+ * path may be NULL to load no file (defaults and environment only).
+ * Returns 0, or -1 with all errors in err (see the contract above).
+ */
+int ls_config_load(const char *path, ls_config *out, char *err, size_t errlen);
+
+/*
+ * As ls_config_load(), but read overrides from envp ("NAME=value" strings,
+ * NULL-terminated) instead of the process environment; envp NULL means
+ * the process environment. Tests pass an explicit array.
+ */
+int ls_config_load_env(const char *path, char *const *envp, ls_config *out,
+		       char *err, size_t errlen);
+
+/*
+ * Apply LEADSCORE_* overrides from envp (NULL: the process environment) to
+ * an already initialised config. Variables that match no key are ignored.
+ * Returns 0, or -1 with every bad value listed in err; keys whose value
+ * was bad keep their previous value. Does not check required keys.
+ */
+int ls_config_apply_env(ls_config *cfg, char *const *envp, char *err,
+			size_t errlen);
+
+/* Release everything cfg owns and zero it. NULL and zeroed configs are fine. */
+void ls_config_free(ls_config *cfg);
+
+/*
+ * Parse "<digits><unit>" with unit ms, s, m, h or d ("500ms", "30s",
+ * "15m", "24h", "7d") into milliseconds. Rejects a missing unit, signs,
+ * spaces, junk and values that overflow int64 milliseconds. 0 or -1.
+ */
+int ls_config_parse_duration(const char *s, int64_t *ms);
+
+/* "true" or "false", any letter case. 0 or -1. */
+int ls_config_parse_bool(const char *s, bool *out);
+
+/*
+ * Parse "host:port" (IPv6 hosts as "[::1]:8080") for http.listen. host
+ * receives the host without brackets; port 0 asks the kernel for a free
+ * port. Returns NULL on success, else a static reason.
+ */
+const char *ls_config_parse_host_port(const char *s, char *host, size_t hostlen,
+				      int *port);
+
+/*
+ * Copy the live-reloadable keys (ls_config_key_info.reloadable) from newc
+ * into cfg and leave every other key of cfg as it is: the SIGHUP path,
+ * after ls_config_diff() has logged what changed. cfg is modified in
+ * place, so the caller must be the only thread reading it meanwhile (or
+ * publish a copy). Returns 0, or -1 if memory ran out, in which case
+ * some live keys may already have been copied and the rest keep their
+ * old values.
+ */
+int ls_config_apply_live(ls_config *cfg, const ls_config *newc);
+
+/*
+ * Report every key whose value differs between old and newc, calling fn
+ * once per key with the dotted key ("pipeline.batch_size") and whether the
+ * running daemon can apply the new value without a restart. Maps and
+ * sequences are reported as one key ("kafka.properties",
+ * "schemas.writers"). Returns the number of keys reported.
+ */
+typedef void (*ls_config_diff_fn)(const char *key, bool reloadable, void *ud);
+size_t ls_config_diff(const ls_config *old, const ls_config *newc,
+		      ls_config_diff_fn fn, void *ud);
+
+/* One known key, as documented in the README's configuration table. */
+typedef struct ls_config_key_info {
+	char key[96];             /* "redis.lead_ttl"; items: "schemas.writers[].id" */
+	const char *type;         /* string, int, duration, bool, enum, log-level, map, sequence */
+	const char *default_text; /* as written in YAML; NULL when there is none */
+	bool required;            /* must be set (within each item, for item keys) */
+	bool reloadable;          /* SIGHUP applies it without a restart */
+	bool env_overridable;     /* has a LEADSCORE_* variable */
+	const char *description;  /* one line */
+} ls_config_key_info;
+
+/* Fill *info with the i-th known key (0-based); false past the last one. */
+bool ls_config_key_at(size_t i, ls_config_key_info *info);
+
+/*
+ * The environment variable for a dotted key: "LEADSCORE_" + the key
+ * uppercased with '.' replaced by '_'. Returns 0, or -1 if buf is too small.
+ */
+int ls_config_env_name(const char *key, char *buf, size_t buflen);
+
+#endif
