@@ -1,7 +1,7 @@
 /*
  * ls_event.h - the decoded input events every layer above the codec sees.
  *
- * The Avro schemas in schemas/*.avsc are the wire contract; this header is
+ * The Avro schemas (the .avsc files in schemas/) are the wire contract; this header is
  * the in-process contract. The codec (pipeline/ls_codec.h) fills these
  * structs, the windows and models read them, and nothing above the codec
  * ever touches Avro. Keeping the models free of Avro is what lets them stay
