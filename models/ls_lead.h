@@ -1,0 +1,230 @@
+/*
+ * ls_lead.h - the state kept per lead: feature windows, dedupe, profile,
+ * and its compact binary form for Redis.
+ *
+ * What: a lead folds in its events one at a time with ls_lead_apply(),
+ * reports its feature values with ls_lead_features(), and round-trips
+ * through ls_lead_encode() / ls_lead_decode(). The state is a pure function
+ * of the events applied, in the order applied: nothing here reads a clock,
+ * so the same events in the same order give byte-identical blobs, and a
+ * replay after a crash reproduces the state exactly.
+ *
+ * Watermark. A lead's watermark is the greatest ts of any event applied to
+ * it (any source, profile and outcome included); -1 before the first.
+ * Feature values are computed at a reference time T, normally the
+ * watermark (LS_LEAD_AT_WATERMARK); a caller may pass a later T (decay at
+ * "now": slices age out of the windows exactly as if the watermark had
+ * moved there). Slices that left a window are dropped as the watermark
+ * advances, so an explicit T below the watermark sees only the slices
+ * still held and may undercount: use T >= watermark.
+ *
+ * ls_lead_apply() decides, in this order:
+ *   1. error (LS_LEAD_ERR_INVALID): ts < 0, a source or type enum out of
+ *      range, a NULL event_id; nothing changes.
+ *   2. too late (LS_LEAD_TOO_LATE): ts < watermark - grace_ms. Nothing
+ *      changes; the caller counts it. ts == watermark - grace is on time.
+ *   3. duplicate (LS_LEAD_DUPLICATE): XXH3_64bits(event_id) equals the
+ *      hash of one of the lead's remembered events. Nothing changes.
+ *      The lead remembers exactly the ids of those of its last dedupe_k
+ *      applied events (any source) whose ts >= watermark - grace_ms: an
+ *      older entry can go, because a redelivery of that event (same id,
+ *      same ts) is now too late anyway. So a repeat is caught when it is
+ *      among the lead's last dedupe_k applied events or older than the
+ *      grace; a repeat arriving after dedupe_k newer events, itself still
+ *      within the grace, is applied again.
+ *      Distinct ids whose 64-bit hashes collide are treated as repeats
+ *      (probability ~ dedupe_k / 2^64 per event).
+ *   4. applied (LS_LEAD_APPLIED): the watermark becomes max(watermark, ts)
+ *      and slices that fell out of their rings are dropped; then for every
+ *      windowed feature the event matches (ls_feature_match) and every one
+ *      of its rings (one per distinct slice width w; N the largest slice
+ *      count of the windows reading it), the event is added to slice
+ *      idx(ts) if idx(ts) > idx(watermark) - N, and is a no-op for that
+ *      ring otherwise (the slice is outside its windows already). Features read
+ *      by a recency feature also keep last_seen = max(last_seen, ts). The
+ *      event count of its source goes up by one. A profile event merges its
+ *      maps into the lead's by key (last applied wins; keys it does not
+ *      carry are kept; an attribute whose value is "" removes the key; a
+ *      metric that is not finite is ignored). Keys longer than
+ *      LS_LEAD_KEY_MAX bytes and values longer than LS_LEAD_VALUE_MAX are
+ *      ignored; a new key beyond max_attributes / max_metrics is dropped.
+ *   LS_LEAD_ERR_NOMEM: out of memory; the lead is unchanged (every
+ *   allocation an event needs is made before any state changes).
+ *
+ * Feature values (ls_lead_features) are written in set order, with the
+ * names ls_lead_feature_names() / ls_feature_set_value_name() give; the
+ * value semantics are documented in ls_window.h.
+ *
+ * Blob (ls_lead_encode), all integers LEB128 varints unless noted:
+ *   u8 version (1); u8 flags (bit 0: has watermark); [watermark]
+ *   event count per source (5 varints, in ls_source order)
+ *   n_seen, then n_seen x (u64 little-endian hash, watermark - ts,
+ *     age = applied events since it, 0 for the newest), oldest first
+ *   n_attributes, then n x (key length, key, value length, value), keys
+ *     in strcmp order
+ *   n_metrics, then n x (key length, key, u8 tag, value): tag 0 = zigzag
+ *     varint of an integral value |v| <= 2^53, tag 1 = u64 LE IEEE bits
+ *   n_records, then per windowed feature with state:
+ *     u32 LE feature key (ls_feature_info.key)
+ *     u8 flags: bit 0 last_seen present, bit 1+j ring j non-empty,
+ *       bits 5-6 the aggregation (so a record of an unknown key can be
+ *       walked over without a length prefix)
+ *     [watermark - last_seen]
+ *     per non-empty ring: n slices; then per slice ascending, its
+ *     distance d: top - k for the first, k - previous - 1 after it
+ *     (top = idx(watermark)), and its value. Counts share a varint with
+ *     d: d*2 for a count of 1, else d*2+1 then count-2. Other values
+ *     follow varint d: sum as zigzag varint, last_seen as ts - k*w,
+ *     distinct as u8 popcount c then c bit positions when c <= 7, else
+ *     the u64 LE bitmap.
+ * The encoding is canonical: decoding a blob and encoding the lead again
+ * gives the same bytes, as long as the feature set and limits match.
+ * Records are keyed by the feature key, so a blob written under another
+ * feature set decodes sensibly: records of unknown keys are skipped
+ * (removed or redefined features), features the blob lacks start empty.
+ * With smaller limits than at encode time, the newest dedupe_k hashes,
+ * the hashes within the grace and the first max_* profile keys are kept.
+ *
+ * Memory: a lead owns all its memory (profile strings are copied out of
+ * the event); free it with ls_lead_free(). It holds no pointer to the
+ * feature set, but must only be used with a set of the same layout as the
+ * one it was created or decoded with (checked by fingerprint:
+ * LS_LEAD_ERR_SET); to move a lead to a new set, encode it with the old
+ * and decode it with the new. In RAM a lead with the default set takes
+ * 176 bytes when empty, 4 bytes per ring (128) once it has a slice, then
+ * 16 bytes per non-empty slice, 24 per remembered event id and its profile
+ * (16 bytes per entry plus the strings); ls_lead_ram_bytes() reports it.
+ * Measured (test_lead): a 37-event month ~1.5-2 KB, a 12-event cold lead
+ * ~0.6-0.7 KB, a 50-event week ~2.1 KB.
+ *
+ * Errors: functions return a ls_lead_result; negative values are errors
+ * and ls_lead_result_str() names them. ls_lead_decode() also writes what
+ * is wrong and at which byte offset to err. Nothing logs, exits or asserts
+ * on input; decode never reads outside the buffer it is given.
+ *
+ * Thread-safety: a lead has no locks; one thread may use a lead at a time.
+ * Different leads, the conf and the feature set may be used from any
+ * number of threads at once (they are only read).
+ */
+#ifndef LS_LEAD_H
+#define LS_LEAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ls_event.h"
+#include "ls_window.h"
+
+#define LS_LEAD_BLOB_VERSION 1
+#define LS_LEAD_DEFAULT_GRACE_MS LS_WINDOW_MS_HOUR
+/*
+ * 32 remembered ids cover a burst of 32 events inside the grace; with
+ * entries pruned once they leave the grace, a lead that is not bursting
+ * keeps only a few, so the blob pays 9-10 bytes per event of the last hour.
+ */
+#define LS_LEAD_DEFAULT_DEDUPE_K 32
+#define LS_LEAD_MAX_DEDUPE_K 1024
+#define LS_LEAD_DEFAULT_MAX_ATTRIBUTES 32
+#define LS_LEAD_DEFAULT_MAX_METRICS 32
+#define LS_LEAD_MAX_PROFILE_KEYS 1024
+#define LS_LEAD_KEY_MAX 64    /* bytes, without the NUL */
+#define LS_LEAD_VALUE_MAX 256 /* bytes, without the NUL */
+
+/* Pass as T to compute features at the lead's watermark (0 when none). */
+#define LS_LEAD_AT_WATERMARK INT64_C(-1)
+
+typedef enum ls_lead_result {
+	LS_LEAD_APPLIED = 0,
+	LS_LEAD_DUPLICATE = 1,
+	LS_LEAD_TOO_LATE = 2,
+	LS_LEAD_ERR_INVALID = -1, /* bad argument, conf or event */
+	LS_LEAD_ERR_NOMEM = -2,
+	LS_LEAD_ERR_SET = -3,     /* lead laid out for another feature set */
+	LS_LEAD_ERR_CORRUPT = -4, /* blob truncated, corrupt or unknown version */
+	LS_LEAD_ERR_SPACE = -5,   /* output array too small */
+} ls_lead_result;
+
+typedef struct ls_lead_conf {
+	const ls_feature_set *features; /* required, not owned */
+	int64_t grace_ms;               /* >= 0 */
+	uint32_t dedupe_k;              /* 1..LS_LEAD_MAX_DEDUPE_K */
+	uint32_t max_attributes;        /* 0..LS_LEAD_MAX_PROFILE_KEYS */
+	uint32_t max_metrics;           /* 0..LS_LEAD_MAX_PROFILE_KEYS */
+} ls_lead_conf;
+
+/* A growable output buffer the caller owns and may reuse across leads. */
+typedef struct ls_lead_blob {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+} ls_lead_blob;
+
+typedef struct ls_lead ls_lead;
+
+/* Fill conf with the defaults above for feature set set. */
+void ls_lead_conf_default(ls_lead_conf *conf, const ls_feature_set *set);
+
+/* true when conf is usable; otherwise a reason in err. */
+bool ls_lead_conf_check(const ls_lead_conf *conf, char *err, size_t errlen);
+
+/* Name of a result, e.g. "too late", "blob corrupt". Never NULL. */
+const char *ls_lead_result_str(int rc);
+
+/* An empty lead, or NULL when conf is invalid or memory runs out. */
+ls_lead *ls_lead_new(const ls_lead_conf *conf);
+void ls_lead_free(ls_lead *lead);
+
+/* Fold one event in; see above for the order of decisions. */
+int ls_lead_apply(ls_lead *lead, const ls_lead_conf *conf,
+		  const ls_event *ev);
+
+/*
+ * Write every feature value at T (>= 0, or LS_LEAD_AT_WATERMARK) to
+ * out[0..n). Returns the number written (conf->features->n_values), or
+ * LS_LEAD_ERR_SPACE when n is smaller, or another error.
+ */
+int ls_lead_features(const ls_lead *lead, const ls_lead_conf *conf,
+		     int64_t T, double *out, size_t n);
+
+/*
+ * Point names[0..n) at the value names, in the order ls_lead_features()
+ * writes values; the strings belong to the set. Returns the count, or
+ * LS_LEAD_ERR_SPACE when n is smaller. With names NULL, only returns the
+ * count.
+ */
+int ls_lead_feature_names(const ls_feature_set *set, const char **names,
+			  size_t n);
+
+/* Replace out's contents with the lead's blob. */
+int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
+		   ls_lead_blob *out);
+void ls_lead_blob_free(ls_lead_blob *blob);
+
+/*
+ * Build a lead from data[0..len). On success *out receives a new lead the
+ * caller frees. On failure *out is NULL, a reason is written to err and
+ * LS_LEAD_ERR_CORRUPT (or NOMEM / INVALID) returned.
+ */
+int ls_lead_decode(const ls_lead_conf *conf, const uint8_t *data, size_t len,
+		   ls_lead **out, char *err, size_t errlen);
+
+/* Accessors. */
+int64_t ls_lead_watermark(const ls_lead *lead); /* -1 before any event */
+uint64_t ls_lead_event_count(const ls_lead *lead, ls_source source);
+size_t ls_lead_n_slices(const ls_lead *lead);
+size_t ls_lead_n_remembered(const ls_lead *lead);
+size_t ls_lead_n_attributes(const ls_lead *lead);
+/* The value of attribute key, or NULL. Valid until the lead changes. */
+const char *ls_lead_attribute(const ls_lead *lead, const char *key);
+/* Attribute i in key order; false when out of range. */
+bool ls_lead_attribute_at(const ls_lead *lead, size_t i, const char **key,
+			  const char **value);
+size_t ls_lead_n_metrics(const ls_lead *lead);
+bool ls_lead_metric(const ls_lead *lead, const char *key, double *value);
+bool ls_lead_metric_at(const ls_lead *lead, size_t i, const char **key,
+		       double *value);
+/* Bytes of heap the lead holds, by capacity (allocator overhead aside). */
+size_t ls_lead_ram_bytes(const ls_lead *lead);
+
+#endif

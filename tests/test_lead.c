@@ -1,0 +1,998 @@
+/*
+ * Unit tests for models/ls_lead: dedupe, derived features by hand, the
+ * profile maps, and the blob: round trips, sizes of realistic leads,
+ * determinism across a save/restore, decoding under a changed feature set,
+ * and fuzzing the decoder with random, truncated and bit-flipped input.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ls_lead.h"
+#include "ls_window.h"
+
+#define H LS_WINDOW_MS_HOUR
+#define D LS_WINDOW_MS_DAY
+#define MIN LS_WINDOW_MS_MINUTE
+
+/* 2023-11-14T22:13:20Z, a realistic epoch-ms timestamp. */
+#define T0 INT64_C(1700000000000)
+
+static ls_feature_set *mk_set(const ls_feature_spec *specs, size_t n)
+{
+	char err[256] = "";
+	ls_feature_set *set = ls_feature_set_new(specs, n, err, sizeof err);
+	ck_assert_msg(set != NULL, "feature set rejected: %s", err);
+	return set;
+}
+
+static ls_feature_set *default_set(void)
+{
+	size_t n;
+	const ls_feature_spec *specs = ls_features_default(&n);
+	return mk_set(specs, n);
+}
+
+/* Event ids live in a small pool of static buffers; a lead keeps only
+ * their hashes, so reuse after the apply is fine. */
+static const char *idf(const char *prefix, unsigned n)
+{
+	static char pool[8][40];
+	static unsigned next;
+	char *b = pool[next++ % 8];
+	snprintf(b, sizeof pool[0], "%s-%u", prefix, n);
+	return b;
+}
+
+static ls_event base_event(ls_source src, const char *id, int64_t ts)
+{
+	ls_event e;
+	memset(&e, 0, sizeof e);
+	e.source = src;
+	e.event_id = id;
+	e.lead_id = "lead-1";
+	e.ts = ts;
+	return e;
+}
+
+static ls_event ev_email(const char *id, int64_t ts, ls_email_type t,
+			 const char *campaign)
+{
+	ls_event e = base_event(LS_SOURCE_EMAIL, id, ts);
+	e.u.email.type = t;
+	e.u.email.campaign_id = campaign;
+	return e;
+}
+
+static ls_event ev_web(const char *id, int64_t ts, ls_web_type t,
+		       const char *cat, int64_t dur_ms, const char *session)
+{
+	ls_event e = base_event(LS_SOURCE_WEB, id, ts);
+	e.u.web.type = t;
+	e.u.web.url = "https://example.com/page";
+	e.u.web.page_category = cat;
+	e.u.web.has_duration_ms = dur_ms >= 0;
+	e.u.web.duration_ms = dur_ms;
+	e.u.web.session_id = session;
+	return e;
+}
+
+static ls_event ev_call(const char *id, int64_t ts, ls_call_outcome o,
+			int64_t dur, bool has_sent, double sent)
+{
+	ls_event e = base_event(LS_SOURCE_CALL, id, ts);
+	e.u.call.direction = LS_CALL_OUTBOUND;
+	e.u.call.outcome = o;
+	e.u.call.duration_s = dur;
+	e.u.call.has_sentiment = has_sent;
+	e.u.call.sentiment = sent;
+	return e;
+}
+
+static void apply_ok(ls_lead *l, const ls_lead_conf *c, ls_event e)
+{
+	int rc = ls_lead_apply(l, c, &e);
+	ck_assert_msg(rc == LS_LEAD_APPLIED, "event %s ts %lld wm %lld: %s", e.event_id, (long long)e.ts, (long long)ls_lead_watermark(l),
+		      ls_lead_result_str(rc));
+}
+
+/* The value called name at T. */
+static double value_of(const ls_lead *l, const ls_lead_conf *c, int64_t T,
+		       const char *name)
+{
+	double out[128];
+	int n = ls_lead_features(l, c, T, out, 128);
+	ck_assert_int_gt(n, 0);
+	for (int i = 0; i < n; i++)
+		if (strcmp(ls_feature_set_value_name(c->features, (size_t)i),
+			   name) == 0)
+			return out[i];
+	ck_abort_msg("no feature value %s", name);
+	return NAN;
+}
+
+static void encode_ok(const ls_lead *l, const ls_lead_conf *c, ls_lead_blob *b)
+{
+	ck_assert_int_eq(ls_lead_encode(l, c, b), LS_LEAD_APPLIED);
+}
+
+static ls_lead *decode_ok(const ls_lead_conf *c, const ls_lead_blob *b)
+{
+	ls_lead *l = NULL;
+	char err[200] = "";
+	int rc = ls_lead_decode(c, b->data, b->len, &l, err, sizeof err);
+	ck_assert_msg(rc == LS_LEAD_APPLIED, "decode: %s", err);
+	ck_assert_ptr_nonnull(l);
+	return l;
+}
+
+/* ---- dedupe ---- */
+
+START_TEST(test_dedupe_inside_and_outside_k)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	conf.dedupe_k = 4;
+	ls_lead *l = ls_lead_new(&conf);
+
+	for (unsigned i = 0; i < 4; i++)
+		apply_ok(l, &conf, ev_web(idf("w", i), T0 + i * 1000,
+					  LS_WEB_PAGE_VIEW, NULL, -1, NULL));
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 4);
+	/* w-0 is among the last 4: duplicate, nothing changes */
+	ls_event again = ev_web("w-0", T0, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &again), LS_LEAD_DUPLICATE);
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 4);
+	/* any source shares the memory: an email with the same id too */
+	ls_event em = ev_email("w-3", T0 + 5000, LS_EMAIL_OPENED, NULL);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &em), LS_LEAD_DUPLICATE);
+
+	apply_ok(l, &conf, ev_web(idf("w", 4), T0 + 4000, LS_WEB_PAGE_VIEW,
+				  NULL, -1, NULL));
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 4);
+	/* w-0 is now 5 events back: outside K, applied again */
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &again), LS_LEAD_APPLIED);
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 6);
+	/* w-2 .. w-4 and the re-applied w-0 are the last 4 */
+	ls_event w1 = ev_web("w-1", T0 + 1000, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
+	ls_event w2 = ev_web("w-2", T0 + 2000, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &w2), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &again), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &w1), LS_LEAD_APPLIED);
+
+	/* ids are remembered across a save and restore */
+	ls_lead_blob b = { 0 };
+	encode_ok(l, &conf, &b);
+	ls_lead *d = decode_ok(&conf, &b);
+	ck_assert_uint_eq(ls_lead_n_remembered(d), 4);
+	ck_assert_int_eq(ls_lead_apply(d, &conf, &w1), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(d, &conf, &w2), LS_LEAD_APPLIED);
+	ls_lead_free(d);
+	ls_lead_blob_free(&b);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* An id is forgotten once its event leaves the grace: its redelivery is
+ * too late by then, so nothing slips through. */
+START_TEST(test_dedupe_horizon_is_the_grace)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *l = ls_lead_new(&conf);
+	ls_event first = ev_email("e-1", T0, LS_EMAIL_SENT, "c1");
+	apply_ok(l, &conf, first);
+	apply_ok(l, &conf, ev_email("e-2", T0 + 30 * MIN, LS_EMAIL_OPENED, "c1"));
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 2);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &first), LS_LEAD_DUPLICATE);
+	apply_ok(l, &conf, ev_email("e-3", T0 + H + 1, LS_EMAIL_CLICKED, "c1"));
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 2);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &first), LS_LEAD_TOO_LATE);
+	apply_ok(l, &conf, ev_email("e-4", T0 + D, LS_EMAIL_SENT, "c2"));
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 1);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* ---- derived features by hand ---- */
+
+START_TEST(test_velocity)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *l = ls_lead_new(&conf);
+	/* no activity: exactly 1 */
+	ck_assert_double_eq(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+				     "web_velocity_1h_7d"), 1.0);
+	ck_assert_double_eq(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+				     "email_velocity_24h_30d"), 1.0);
+
+	const int64_t now = T0 - T0 % H + 30 * MIN; /* mid-hour */
+	unsigned n = 0;
+	/* 4 events earlier in the week, 3 in the last hour */
+	for (int d = 5; d >= 2; d--)
+		apply_ok(l, &conf, ev_web(idf("v", n++), now - d * D,
+					  LS_WEB_PAGE_VIEW, "blog", -1, NULL));
+	for (int m = 2; m >= 0; m--)
+		apply_ok(l, &conf, ev_web(idf("v", n++), now - m * 10 * MIN,
+					  LS_WEB_PAGE_VIEW, "pricing", -1, NULL));
+	ck_assert_double_eq(value_of(l, &conf, now, "web_activity_1h"), 3.0);
+	ck_assert_double_eq(value_of(l, &conf, now, "web_activity_7d"), 7.0);
+	/* (c_s * L/S + alpha) / (c_l + alpha) = (3 * 168 + 1) / (7 + 1) */
+	ck_assert_double_eq_tol(value_of(l, &conf, now, "web_velocity_1h_7d"),
+				505.0 / 8.0, 1e-12);
+	/* two hours later the short window is empty: 1 / 8 */
+	ck_assert_double_eq_tol(value_of(l, &conf, now + 2 * H,
+					 "web_velocity_1h_7d"),
+				1.0 / 8.0, 1e-12);
+	ls_lead_free(l);
+
+	/* a steady rate gives exactly 1: one event per hour for a week */
+	l = ls_lead_new(&conf);
+	const int64_t start = T0 - T0 % (7 * D);
+	for (int h = 0; h < 7 * 24; h++)
+		apply_ok(l, &conf, ev_web(idf("s", (unsigned)h), start + h * H + 1,
+					  LS_WEB_PAGE_VIEW, NULL, -1, NULL));
+	ck_assert_double_eq(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+				     "web_activity_7d"), 168.0);
+	ck_assert_double_eq_tol(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+					 "web_velocity_1h_7d"), 1.0, 1e-12);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+START_TEST(test_recency)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *l = ls_lead_new(&conf);
+	/* never seen: the cap */
+	ck_assert_double_eq(value_of(l, &conf, T0, "days_since_last_web"), 365.0);
+	apply_ok(l, &conf, ev_web("r-1", T0, LS_WEB_DOWNLOAD, NULL, -1, NULL));
+	apply_ok(l, &conf, ev_email("r-2", T0 + 12 * H, LS_EMAIL_SENT, "c"));
+	/* a send is not the lead's engagement */
+	ck_assert_double_eq(value_of(l, &conf, T0 + 12 * H,
+				     "days_since_last_email"), 365.0);
+	ck_assert_double_eq(value_of(l, &conf, T0 + 12 * H,
+				     "days_since_last_web"), 0.5);
+	ck_assert_double_eq(value_of(l, &conf, T0 + 36 * H,
+				     "days_since_last_web"), 1.5);
+	/* past every window, recency still knows */
+	ck_assert_double_eq(value_of(l, &conf, T0 + 100 * D,
+				     "days_since_last_web"), 100.0);
+	ck_assert_double_eq(value_of(l, &conf, T0 + 1000 * D,
+				     "days_since_last_web"), 365.0);
+	/* a late event does not move it back */
+	apply_ok(l, &conf, ev_web("r-3", T0 + 12 * H - 10 * MIN,
+				  LS_WEB_PAGE_VIEW, NULL, -1, NULL));
+	ck_assert_double_eq_tol(value_of(l, &conf, T0 + 36 * H,
+					 "days_since_last_web"),
+				(24 * H + 10 * MIN) / (double)D, 1e-12);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+START_TEST(test_sends_without_opens)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *l = ls_lead_new(&conf);
+	unsigned n = 0;
+	for (int i = 0; i < 5; i++)
+		apply_ok(l, &conf, ev_email(idf("s", n++), T0 + i * D,
+					    LS_EMAIL_SENT, "c"));
+	for (int i = 0; i < 2; i++)
+		apply_ok(l, &conf, ev_email(idf("s", n++), T0 + 4 * D + i * H,
+					    LS_EMAIL_OPENED, "c"));
+	int64_t T = T0 + 4 * D + 2 * H;
+	ck_assert_double_eq(value_of(l, &conf, T, "email_sent_7d"), 5.0);
+	ck_assert_double_eq(value_of(l, &conf, T, "sends_without_opens_7d"), 3.0);
+	ck_assert_double_eq(value_of(l, &conf, T, "sends_without_opens_30d"), 3.0);
+	/* more opens than sends (re-opens) floors at 0 */
+	for (int i = 0; i < 4; i++)
+		apply_ok(l, &conf, ev_email(idf("s", n++), T + i * MIN,
+					    LS_EMAIL_OPENED, "c"));
+	ck_assert_double_eq(value_of(l, &conf, T + H, "sends_without_opens_7d"),
+			    0.0);
+	/* 10 days on, the 7 d window has forgotten both */
+	ck_assert_double_eq(value_of(l, &conf, T + 10 * D,
+				     "sends_without_opens_7d"), 0.0);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+START_TEST(test_mean_sentiment)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *l = ls_lead_new(&conf);
+	ck_assert_double_eq(value_of(l, &conf, T0, "mean_call_sentiment_30d"),
+			    0.0);
+	apply_ok(l, &conf, ev_call("c-1", T0, LS_CALL_CONNECTED, 300, true, 0.5));
+	apply_ok(l, &conf, ev_call("c-2", T0 + D, LS_CALL_CONNECTED, 120, true,
+				   -0.1));
+	apply_ok(l, &conf, ev_call("c-3", T0 + 2 * D, LS_CALL_MEETING_BOOKED,
+				   900, true, 0.3));
+	/* no sentiment: counted as a call, not in the mean */
+	apply_ok(l, &conf, ev_call("c-4", T0 + 3 * D, LS_CALL_NO_ANSWER, 0,
+				   false, 0));
+	int64_t T = T0 + 3 * D;
+	ck_assert_double_eq_tol(value_of(l, &conf, T, "mean_call_sentiment_30d"),
+				0.7 / 3.0, 1e-12);
+	ck_assert_double_eq(value_of(l, &conf, T, "calls_30d"), 4.0);
+	ck_assert_double_eq(value_of(l, &conf, T, "calls_connected_30d"), 3.0);
+	ck_assert_double_eq(value_of(l, &conf, T, "meetings_booked_30d"), 1.0);
+	ck_assert_double_eq(value_of(l, &conf, T, "call_seconds_30d"), 1320.0);
+	ck_assert_double_eq(value_of(l, &conf, T, "days_since_last_call"), 0.0);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* ---- profile ---- */
+
+START_TEST(test_profile_merge)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	conf.max_attributes = 3;
+	conf.max_metrics = 2;
+	ls_lead *l = ls_lead_new(&conf);
+
+	char longkey[LS_LEAD_KEY_MAX + 2];
+	memset(longkey, 'k', sizeof longkey - 1);
+	longkey[sizeof longkey - 1] = '\0';
+	ls_attribute a1[] = { { "industry", "saas" }, { "country", "DE" },
+			      { longkey, "ignored" } };
+	ls_metric m1[] = { { "employees", 120 }, { "bad", NAN } };
+	ls_event p = base_event(LS_SOURCE_PROFILE, "p-1", T0);
+	p.u.profile.n_attributes = 3;
+	p.u.profile.attributes = a1;
+	p.u.profile.n_metrics = 2;
+	p.u.profile.metrics = m1;
+	apply_ok(l, &conf, p);
+	ck_assert_uint_eq(ls_lead_n_attributes(l), 2);
+	ck_assert_str_eq(ls_lead_attribute(l, "industry"), "saas");
+	ck_assert_uint_eq(ls_lead_n_metrics(l), 1);
+
+	/* merge by key: country replaced, industry kept, title added,
+	 * region dropped (limit 3), "" removes */
+	ls_attribute a2[] = { { "country", "FR" }, { "title", "VP Sales" },
+			      { "region", "EMEA" } };
+	ls_metric m2[] = { { "revenue", 1.5e7 }, { "employees", 130 },
+			   { "third", 1 } };
+	p = base_event(LS_SOURCE_PROFILE, "p-2", T0 + 1000);
+	p.u.profile.n_attributes = 3;
+	p.u.profile.attributes = a2;
+	p.u.profile.n_metrics = 3;
+	p.u.profile.metrics = m2;
+	apply_ok(l, &conf, p);
+	ck_assert_uint_eq(ls_lead_n_attributes(l), 3);
+	ck_assert_str_eq(ls_lead_attribute(l, "country"), "FR");
+	ck_assert_str_eq(ls_lead_attribute(l, "industry"), "saas");
+	ck_assert_str_eq(ls_lead_attribute(l, "title"), "VP Sales");
+	ck_assert_ptr_null(ls_lead_attribute(l, "region"));
+	double v;
+	ck_assert(ls_lead_metric(l, "employees", &v));
+	ck_assert_double_eq(v, 130);
+	ck_assert(ls_lead_metric(l, "revenue", &v));
+	ck_assert_double_eq(v, 1.5e7);
+	ck_assert(!ls_lead_metric(l, "third", &v));
+
+	ls_attribute a3[] = { { "industry", "" } };
+	p = base_event(LS_SOURCE_PROFILE, "p-3", T0 + 2000);
+	p.u.profile.n_attributes = 1;
+	p.u.profile.attributes = a3;
+	apply_ok(l, &conf, p);
+	ck_assert_ptr_null(ls_lead_attribute(l, "industry"));
+	const char *k, *val;
+	ck_assert(ls_lead_attribute_at(l, 0, &k, &val));
+	ck_assert_str_eq(k, "country");
+	ck_assert(ls_lead_attribute_at(l, 1, &k, &val));
+	ck_assert_str_eq(k, "title");
+	ck_assert(!ls_lead_attribute_at(l, 2, &k, &val));
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_PROFILE), 3);
+
+	/* the profile survives a round trip, metrics with fractions too */
+	ls_metric m4[] = { { "score", 0.125 }, { "employees", -3 } };
+	p = base_event(LS_SOURCE_PROFILE, "p-4", T0 + 3000);
+	p.u.profile.n_metrics = 2;
+	p.u.profile.metrics = m4;
+	apply_ok(l, &conf, p);
+	ls_lead_blob b = { 0 }, b2 = { 0 };
+	encode_ok(l, &conf, &b);
+	ls_lead *d = decode_ok(&conf, &b);
+	ck_assert_str_eq(ls_lead_attribute(d, "country"), "FR");
+	ck_assert(ls_lead_metric(d, "employees", &v));
+	ck_assert_double_eq(v, -3);
+	ck_assert(ls_lead_metric_at(d, 0, &k, &v));
+	ck_assert_str_eq(k, "employees");
+	encode_ok(d, &conf, &b2);
+	ck_assert_uint_eq(b.len, b2.len);
+	ck_assert_mem_eq(b.data, b2.data, b.len);
+	ls_lead_free(d);
+	ls_lead_blob_free(&b);
+	ls_lead_blob_free(&b2);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* ---- realistic leads ---- */
+
+typedef struct lead_events {
+	ls_event ev[128];
+	char ids[128][24];
+	size_t n;
+} lead_events;
+
+static ls_event *add(lead_events *le, ls_event e)
+{
+	ck_assert_uint_lt(le->n, 128);
+	snprintf(le->ids[le->n], sizeof le->ids[0], "evt-%08zx",
+		 le->n * 2654435761u);
+	e.event_id = le->ids[le->n];
+	le->ev[le->n] = e;
+	return &le->ev[le->n++];
+}
+
+static int cmp_ts(const void *a, const void *b)
+{
+	const ls_event *x = a, *y = b;
+	return (x->ts > y->ts) - (x->ts < y->ts);
+}
+
+static const ls_attribute profile_attrs[] = {
+	{ "company_size", "51-200" }, { "country", "DE" },
+	{ "industry", "software" },    { "job_title", "VP Sales" },
+	{ "source", "webinar" },
+};
+static const ls_metric profile_metrics[] = {
+	{ "annual_revenue", 15000000 }, { "employees", 120 },
+};
+
+/*
+ * "Engaged": a month of nurture. 8 sends, 5 opens, 2 clicks, 1 reply;
+ * 5 web sessions of 3 pages each; a form, a download, a demo request;
+ * a missed call and a connected one. 37 events plus the profile.
+ */
+static void lead_engaged(lead_events *le, bool profile)
+{
+	le->n = 0;
+	const int64_t s = T0;
+	static const char *const camp[] = { "spring-1", "spring-2", "webinar",
+					    "case-study" };
+	for (int i = 0; i < 8; i++) {
+		int64_t t = s + i * 4 * D + 9 * H;
+		add(le, ev_email(NULL, t, LS_EMAIL_SENT, camp[i % 4]));
+		if (i % 2 == 0 || i == 7)
+			add(le, ev_email(NULL, t + 3 * H + i * MIN, LS_EMAIL_OPENED,
+					 camp[i % 4]));
+		if (i == 2 || i == 6)
+			add(le, ev_email(NULL, t + 3 * H + 2 * MIN, LS_EMAIL_CLICKED,
+					 camp[i % 4]));
+	}
+	add(le, ev_email(NULL, s + 24 * D + 15 * H, LS_EMAIL_REPLIED, "webinar"));
+	static const char *const cats[] = { "blog", "product", "pricing",
+					    "docs", "product" };
+	static const char *const sess[] = { "s-a1", "s-b2", "s-c3", "s-d4",
+					    "s-e5" };
+	static const int days[] = { 10, 15, 22, 27, 29 };
+	for (int k = 0; k < 5; k++) {
+		int64_t t = s + days[k] * D + 14 * H;
+		for (int p = 0; p < 3; p++)
+			add(le, ev_web(NULL, t + p * 2 * MIN, LS_WEB_PAGE_VIEW,
+				       cats[(k + p) % 5], 20000 + p * 35000,
+				       sess[k]));
+	}
+	add(le, ev_web(NULL, s + 15 * D + 14 * H + 7 * MIN, LS_WEB_DOWNLOAD,
+		       "docs", -1, "s-b2"));
+	add(le, ev_web(NULL, s + 22 * D + 14 * H + 8 * MIN, LS_WEB_FORM_SUBMIT,
+		       NULL, -1, "s-c3"));
+	add(le, ev_web(NULL, s + 29 * D + 14 * H + 9 * MIN, LS_WEB_DEMO_REQUEST,
+		       "pricing", -1, "s-e5"));
+	add(le, ev_call(NULL, s + 23 * D + 10 * H, LS_CALL_NO_ANSWER, 0, false, 0));
+	add(le, ev_call(NULL, s + 24 * D + 11 * H, LS_CALL_CONNECTED, 600, true,
+			0.4));
+	if (profile) {
+		ls_event *p = add(le, base_event(LS_SOURCE_PROFILE, NULL, s));
+		p->u.profile.n_attributes = 5;
+		p->u.profile.attributes = profile_attrs;
+		p->u.profile.n_metrics = 2;
+		p->u.profile.metrics = profile_metrics;
+	}
+	qsort(le->ev, le->n, sizeof(ls_event), cmp_ts);
+}
+
+/* "Cold": 10 sends over a month, one open, one bounce. */
+static void lead_cold(lead_events *le)
+{
+	le->n = 0;
+	for (int i = 0; i < 10; i++)
+		add(le, ev_email(NULL, T0 + i * 3 * D + 8 * H, LS_EMAIL_SENT,
+				 "newsletter"));
+	add(le, ev_email(NULL, T0 + 9 * D + 20 * H, LS_EMAIL_OPENED, "newsletter"));
+	add(le, ev_email(NULL, T0 + 27 * D + 8 * H + 5000, LS_EMAIL_BOUNCED,
+			 "newsletter"));
+	qsort(le->ev, le->n, sizeof(ls_event), cmp_ts);
+}
+
+/* "Hot week": 50 events in 7 days, ending in a burst of pricing views. */
+static void lead_hot(lead_events *le)
+{
+	le->n = 0;
+	for (int i = 0; i < 36; i++) {
+		int64_t t = T0 + (i / 6) * D + (i % 6) * 25 * MIN;
+		static const char *const cats[] = { "pricing", "product",
+						    "docs", "pricing" };
+		static const char *const sess[] = { "h1", "h2", "h3", "h4",
+						    "h5", "h6" };
+		add(le, ev_web(NULL, t, LS_WEB_PAGE_VIEW, cats[i % 4],
+			       15000 + i * 1000, sess[i / 6]));
+	}
+	for (int i = 0; i < 6; i++) {
+		add(le, ev_email(NULL, T0 + i * D + 7 * H, LS_EMAIL_SENT, "trial"));
+		add(le, ev_email(NULL, T0 + i * D + 8 * H, LS_EMAIL_OPENED, "trial"));
+	}
+	add(le, ev_web(NULL, T0 + 6 * D + 3 * H, LS_WEB_DEMO_REQUEST, "pricing",
+		       -1, "h6"));
+	add(le, ev_call(NULL, T0 + 6 * D + 4 * H, LS_CALL_MEETING_BOOKED, 1500,
+			true, 0.7));
+	qsort(le->ev, le->n, sizeof(ls_event), cmp_ts);
+}
+
+static ls_lead *build(const ls_lead_conf *c, const lead_events *le)
+{
+	ls_lead *l = ls_lead_new(c);
+	ck_assert_ptr_nonnull(l);
+	for (size_t i = 0; i < le->n; i++)
+		apply_ok(l, c, le->ev[i]);
+	return l;
+}
+
+START_TEST(test_roundtrip_and_sizes)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	lead_events *le = calloc(1, sizeof(*le));
+	ck_assert_ptr_nonnull(le);
+	struct {
+		const char *name;
+		int kind;
+		size_t bound;
+	} cases[] = {
+		{ "engaged, 37 events / 30 d", 0, 400 },
+		{ "engaged + profile (5 attrs, 2 metrics)", 1, 512 },
+		{ "cold, 12 email events / 30 d", 2, 160 },
+		{ "hot week, 50 events / 7 d", 3, 448 },
+		{ "empty", 4, 16 },
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		switch (cases[c].kind) {
+		case 0: lead_engaged(le, false); break;
+		case 1: lead_engaged(le, true); break;
+		case 2: lead_cold(le); break;
+		case 3: lead_hot(le); break;
+		default: le->n = 0; break;
+		}
+		ls_lead *l = build(&conf, le);
+		ls_lead_blob b = { 0 }, b2 = { 0 };
+		encode_ok(l, &conf, &b);
+		ls_lead *d = decode_ok(&conf, &b);
+		encode_ok(d, &conf, &b2);
+		ck_assert_uint_eq(b.len, b2.len);
+		ck_assert_mem_eq(b.data, b2.data, b.len);
+
+		/* the decoded lead computes the same values */
+		double v1[128], v2[128];
+		int n1 = ls_lead_features(l, &conf, LS_LEAD_AT_WATERMARK, v1, 128);
+		int n2 = ls_lead_features(d, &conf, LS_LEAD_AT_WATERMARK, v2, 128);
+		ck_assert_int_eq(n1, n2);
+		ck_assert_mem_eq(v1, v2, (size_t)n1 * sizeof(double));
+
+		printf("lead %-42s blob %4zu bytes, RAM %5zu bytes "
+		       "(%zu slices, %zu ids), decoded RAM %5zu\n",
+		       cases[c].name, b.len, ls_lead_ram_bytes(l),
+		       ls_lead_n_slices(l), ls_lead_n_remembered(l),
+		       ls_lead_ram_bytes(d));
+		fflush(stdout); /* Check runs tests in a child process */
+		ck_assert_uint_le(b.len, cases[c].bound);
+		ls_lead_free(d);
+		ls_lead_free(l);
+		ls_lead_blob_free(&b);
+		ls_lead_blob_free(&b2);
+	}
+
+	/* spot-check the engaged lead's values at its watermark */
+	lead_engaged(le, false);
+	ls_lead *l = build(&conf, le);
+	int64_t T = ls_lead_watermark(l);
+	ck_assert_double_eq(value_of(l, &conf, T, "email_sent_30d"), 8.0);
+	ck_assert_double_eq(value_of(l, &conf, T, "email_opens_30d"), 5.0);
+	ck_assert_double_eq(value_of(l, &conf, T, "sends_without_opens_30d"), 3.0);
+	/* 3 pricing page views; the demo request on /pricing is no view */
+	ck_assert_double_eq(value_of(l, &conf, T, "pricing_views_30d"), 3.0);
+	ck_assert_double_eq(value_of(l, &conf, T, "demo_requests_7d"), 1.0);
+	ck_assert_double_eq(value_of(l, &conf, T, "call_seconds_30d"), 600.0);
+	ck_assert_double_eq_tol(value_of(l, &conf, T, "mean_call_sentiment_30d"),
+				0.4, 1e-12);
+	ck_assert_double_eq_tol(value_of(l, &conf, T, "web_sessions_30d"), 5.0,
+				0.25);
+	ck_assert_double_eq(value_of(l, &conf, T, "days_since_last_web"), 0.0);
+	ls_lead_free(l);
+	free(le);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* Same events, same order: the same bytes, whether or not the lead was
+ * saved and restored half way (what a crash and replay does). */
+START_TEST(test_determinism_and_restore)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	lead_events *le = calloc(1, sizeof(*le));
+	lead_engaged(le, true);
+
+	ls_lead *a = build(&conf, le);
+	ls_lead *b = build(&conf, le);
+	ls_lead_blob ba = { 0 }, bb = { 0 }, bc = { 0 };
+	encode_ok(a, &conf, &ba);
+	encode_ok(b, &conf, &bb);
+	ck_assert_uint_eq(ba.len, bb.len);
+	ck_assert_mem_eq(ba.data, bb.data, ba.len);
+
+	for (size_t cut = 0; cut <= le->n; cut += 5) {
+		ls_lead *c = ls_lead_new(&conf);
+		for (size_t i = 0; i < cut; i++)
+			apply_ok(c, &conf, le->ev[i]);
+		encode_ok(c, &conf, &bc);
+		ls_lead_free(c);
+		c = decode_ok(&conf, &bc);
+		for (size_t i = cut; i < le->n; i++)
+			apply_ok(c, &conf, le->ev[i]);
+		encode_ok(c, &conf, &bc);
+		ck_assert_uint_eq(ba.len, bc.len);
+		ck_assert_mem_eq(ba.data, bc.data, ba.len);
+		ls_lead_free(c);
+	}
+	/* a replay of the last few events is caught by dedupe */
+	for (size_t i = le->n - 3; i < le->n; i++)
+		ck_assert_int_eq(ls_lead_apply(a, &conf, &le->ev[i]),
+				 LS_LEAD_DUPLICATE);
+	encode_ok(a, &conf, &bc);
+	ck_assert_mem_eq(ba.data, bc.data, ba.len);
+
+	ls_lead_blob_free(&ba);
+	ls_lead_blob_free(&bb);
+	ls_lead_blob_free(&bc);
+	ls_lead_free(a);
+	ls_lead_free(b);
+	free(le);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* ---- a changed feature set ---- */
+
+static const ls_feature_spec set_a[] = {
+	{ .name = "web", .source = LS_SOURCE_WEB, .agg = LS_AGG_COUNT,
+	  .n_windows = 2, .windows = { { H, 0 }, { 7 * D, 0 } } },
+	{ .name = "opens", .source = LS_SOURCE_EMAIL,
+	  .type_mask = 1u << LS_EMAIL_OPENED, .agg = LS_AGG_COUNT,
+	  .n_windows = 1, .windows = { { 7 * D, 0 } } },
+	{ .name = "site_s", .source = LS_SOURCE_WEB, .agg = LS_AGG_SUM,
+	  .field = LS_FIELD_WEB_DURATION_MS, .scale = 0.001, .n_windows = 1,
+	  .windows = { { 7 * D, 0 } } },
+	{ .name = "days_since_web", .kind = LS_FEATURE_RECENCY, .a = "web" },
+};
+
+/* opens and site_s kept (site_s rescaled, which keeps its key), web
+ * redefined (another window), a new feature, no recency */
+static const ls_feature_spec set_b[] = {
+	{ .name = "pricing", .source = LS_SOURCE_WEB,
+	  .page_category = "pricing", .agg = LS_AGG_COUNT, .n_windows = 1,
+	  .windows = { { 7 * D, 0 } } },
+	{ .name = "site_s", .source = LS_SOURCE_WEB, .agg = LS_AGG_SUM,
+	  .field = LS_FIELD_WEB_DURATION_MS, .scale = 1.0 / 60000,
+	  .n_windows = 1, .windows = { { 7 * D, 0 } } },
+	{ .name = "web", .source = LS_SOURCE_WEB, .agg = LS_AGG_COUNT,
+	  .n_windows = 2, .windows = { { H, 0 }, { 24 * H, 0 } } },
+	{ .name = "opens", .source = LS_SOURCE_EMAIL,
+	  .type_mask = 1u << LS_EMAIL_OPENED, .agg = LS_AGG_COUNT,
+	  .n_windows = 1, .windows = { { 7 * D, 0 } } },
+};
+
+START_TEST(test_spec_change)
+{
+	ls_feature_set *sa = mk_set(set_a, 4), *sb = mk_set(set_b, 4);
+	ls_lead_conf ca, cb;
+	ls_lead_conf_default(&ca, sa);
+	ls_lead_conf_default(&cb, sb);
+	ls_lead *l = ls_lead_new(&ca);
+	apply_ok(l, &ca, ev_web("x1", T0, LS_WEB_PAGE_VIEW, "pricing", 60000, "s"));
+	apply_ok(l, &ca, ev_web("x2", T0 + 1000, LS_WEB_PAGE_VIEW, "blog", 30000,
+				"s"));
+	apply_ok(l, &ca, ev_email("x3", T0 + 2000, LS_EMAIL_OPENED, "c"));
+	int64_t T = T0 + 2000;
+	ck_assert_double_eq(value_of(l, &ca, T, "web_1h"), 2.0);
+	ck_assert_double_eq(value_of(l, &ca, T, "site_s_7d"), 90.0);
+
+	/* a lead is tied to its set's layout */
+	ls_event e = ev_email("x4", T, LS_EMAIL_OPENED, "c");
+	ck_assert_int_eq(ls_lead_apply(l, &cb, &e), LS_LEAD_ERR_SET);
+	double out[8];
+	ck_assert_int_eq(ls_lead_features(l, &cb, T, out, 8), LS_LEAD_ERR_SET);
+
+	ls_lead_blob b = { 0 }, b2 = { 0 };
+	encode_ok(l, &ca, &b);
+	ls_lead *m = decode_ok(&cb, &b);
+	ck_assert_double_eq(value_of(m, &cb, T, "opens_7d"), 1.0);
+	ck_assert_double_eq(value_of(m, &cb, T, "site_s_7d"), 1.5); /* minutes */
+	ck_assert_double_eq(value_of(m, &cb, T, "web_1h"), 0.0);  /* redefined */
+	ck_assert_double_eq(value_of(m, &cb, T, "web_24h"), 0.0);
+	ck_assert_double_eq(value_of(m, &cb, T, "pricing_7d"), 0.0); /* new */
+	ck_assert_int_eq(ls_lead_watermark(m), T);
+	ck_assert_uint_eq(ls_lead_event_count(m, LS_SOURCE_WEB), 2);
+	/* new state accumulates under the new definitions */
+	apply_ok(m, &cb, ev_web("x5", T + 10, LS_WEB_PAGE_VIEW, "pricing", -1,
+				NULL));
+	ck_assert_double_eq(value_of(m, &cb, T + 10, "pricing_7d"), 1.0);
+	ck_assert_double_eq(value_of(m, &cb, T + 10, "web_24h"), 1.0);
+	/* dedupe memory came along */
+	ls_event x1 = ev_web("x1", T0, LS_WEB_PAGE_VIEW, "pricing", 60000, "s");
+	ck_assert_int_eq(ls_lead_apply(m, &cb, &x1), LS_LEAD_DUPLICATE);
+
+	/* and back: what A knows and B kept is still there; web restarted,
+	 * recency restarted (B did not keep last_seen) */
+	encode_ok(m, &cb, &b2);
+	ls_lead *back = decode_ok(&ca, &b2);
+	ck_assert_double_eq(value_of(back, &ca, T + 10, "opens_7d"), 1.0);
+	ck_assert_double_eq(value_of(back, &ca, T + 10, "site_s_7d"), 90.0);
+	ck_assert_double_eq(value_of(back, &ca, T + 10, "web_1h"), 0.0);
+	ck_assert_double_eq(value_of(back, &ca, T + 10, "days_since_web"), 365.0);
+	ls_lead_free(back);
+	ls_lead_free(m);
+	ls_lead_blob_free(&b);
+	ls_lead_blob_free(&b2);
+	ls_lead_free(l);
+	ls_feature_set_free(sa);
+	ls_feature_set_free(sb);
+}
+END_TEST
+
+/* ---- decoder fuzzing ---- */
+
+static uint64_t rng = 0x243f6a8885a308d3u;
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng += 0x9e3779b97f4a7c15u);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+/* Decode; on success the lead must be fully usable. Returns the rc. */
+static int try_decode(const ls_lead_conf *c, const uint8_t *p, size_t len)
+{
+	ls_lead *l = NULL;
+	char err[200] = "";
+	int rc = ls_lead_decode(c, p, len, &l, err, sizeof err);
+	if (rc != LS_LEAD_APPLIED) {
+		ck_assert_ptr_null(l);
+		ck_assert_int_eq(rc, LS_LEAD_ERR_CORRUPT);
+		ck_assert_msg(strncmp(err, "blob corrupt at byte ", 21) == 0,
+			      "reason: %s", err);
+		return rc;
+	}
+	double out[128];
+	ck_assert_int_gt(ls_lead_features(l, c, LS_LEAD_AT_WATERMARK, out, 128), 0);
+	ls_lead_blob b = { 0 };
+	encode_ok(l, c, &b);
+	ls_event e = ev_web("fuzz-new", ls_lead_watermark(l) < 0
+						? T0
+						: ls_lead_watermark(l),
+			    LS_WEB_PAGE_VIEW, "pricing", 10, "s");
+	int arc = ls_lead_apply(l, c, &e);
+	ck_assert(arc == LS_LEAD_APPLIED || arc == LS_LEAD_DUPLICATE);
+	ls_lead_blob_free(&b);
+	ls_lead_free(l);
+	return rc;
+}
+
+START_TEST(test_decode_fuzz)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	/* a smaller set that knows only some keys, and smaller limits: the
+	 * decoder walks over unknown records and prunes */
+	ls_feature_set *other = mk_set(set_b, 4);
+	ls_lead_conf oconf;
+	ls_lead_conf_default(&oconf, other);
+	oconf.dedupe_k = 2;
+	oconf.max_attributes = 1;
+	oconf.max_metrics = 0;
+	lead_events *le = calloc(1, sizeof(*le));
+	ls_lead_blob blobs[3] = { { 0 }, { 0 }, { 0 } };
+	lead_engaged(le, true);
+	ls_lead *l = build(&conf, le);
+	encode_ok(l, &conf, &blobs[0]);
+	ls_lead_free(l);
+	lead_hot(le);
+	l = build(&conf, le);
+	encode_ok(l, &conf, &blobs[1]);
+	ls_lead_free(l);
+	lead_cold(le);
+	l = build(&conf, le);
+	encode_ok(l, &conf, &blobs[2]);
+	ls_lead_free(l);
+
+	/* NULL and empty input */
+	ls_lead *out = NULL;
+	ck_assert_int_eq(ls_lead_decode(&conf, NULL, 0, &out, NULL, 0),
+			 LS_LEAD_ERR_CORRUPT);
+	ck_assert_int_eq(ls_lead_decode(&conf, NULL, 5, &out, NULL, 0),
+			 LS_LEAD_ERR_INVALID);
+	ck_assert_int_eq(ls_lead_decode(NULL, blobs[0].data, blobs[0].len, &out,
+					NULL, 0),
+			 LS_LEAD_ERR_INVALID);
+
+	size_t ok_flips = 0;
+	for (int k = 0; k < 3; k++) {
+		const ls_lead_blob *b = &blobs[k];
+		/* every truncation fails cleanly; the whole blob decodes */
+		for (size_t n = 0; n < b->len; n++) {
+			uint8_t *copy = malloc(n ? n : 1);
+			memcpy(copy, b->data, n);
+			ck_assert_int_eq(try_decode(&conf, copy, n),
+					 LS_LEAD_ERR_CORRUPT);
+			free(copy);
+		}
+		ck_assert_int_eq(try_decode(&conf, b->data, b->len),
+				 LS_LEAD_APPLIED);
+		ck_assert_int_eq(try_decode(&oconf, b->data, b->len),
+				 LS_LEAD_APPLIED);
+		/* trailing garbage is refused */
+		uint8_t *longer = malloc(b->len + 1);
+		memcpy(longer, b->data, b->len);
+		longer[b->len] = 0;
+		ck_assert_int_eq(try_decode(&conf, longer, b->len + 1),
+				 LS_LEAD_ERR_CORRUPT);
+		free(longer);
+		/* every single bit flipped: never a crash */
+		uint8_t *copy = malloc(b->len);
+		for (size_t bit = 0; bit < b->len * 8; bit++) {
+			memcpy(copy, b->data, b->len);
+			copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			ok_flips += try_decode(&conf, copy, b->len) ==
+				    LS_LEAD_APPLIED;
+			try_decode(&oconf, copy, b->len);
+		}
+		/* several random byte changes at once */
+		for (int round = 0; round < 3000; round++) {
+			memcpy(copy, b->data, b->len);
+			int changes = 1 + (int)(rnd() % 4);
+			for (int c = 0; c < changes; c++)
+				copy[rnd() % b->len] = (uint8_t)rnd();
+			try_decode(round % 2 ? &conf : &oconf, copy, b->len);
+		}
+		free(copy);
+	}
+	/* random bytes, with and without a valid version byte */
+	uint8_t buf[400];
+	for (int round = 0; round < 20000; round++) {
+		size_t n = (size_t)(rnd() % sizeof buf);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (uint8_t)rnd();
+		if (n > 0 && round % 2)
+			buf[0] = LS_LEAD_BLOB_VERSION;
+		if (n > 1 && round % 4 == 1)
+			buf[1] = (uint8_t)(rnd() % 2);
+		try_decode(round % 3 ? &conf : &oconf, buf, n);
+	}
+	/* flips inside hashes and counts do decode; they must stay usable */
+	ck_assert_uint_gt(ok_flips, 0);
+	for (int k = 0; k < 3; k++)
+		ls_lead_blob_free(&blobs[k]);
+	free(le);
+	ls_feature_set_free(other);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* ---- arguments and configuration ---- */
+
+START_TEST(test_invalid_arguments)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	char err[128] = "";
+	ck_assert(ls_lead_conf_check(&conf, err, sizeof err));
+	conf.dedupe_k = 0;
+	ck_assert(!ls_lead_conf_check(&conf, err, sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "dedupe_k"));
+	ck_assert_ptr_null(ls_lead_new(&conf));
+	ls_lead_conf_default(&conf, set);
+	conf.grace_ms = -1;
+	ck_assert(!ls_lead_conf_check(&conf, err, sizeof err));
+	ls_lead_conf_default(&conf, NULL);
+	ck_assert(!ls_lead_conf_check(&conf, err, sizeof err));
+	ls_lead_conf_default(&conf, set);
+
+	ls_lead *l = ls_lead_new(&conf);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, NULL), LS_LEAD_ERR_INVALID);
+	ck_assert_int_eq(ls_lead_apply(NULL, &conf, NULL), LS_LEAD_ERR_INVALID);
+	ls_event e = ev_web(NULL, T0, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &e), LS_LEAD_ERR_INVALID);
+	e.event_id = "ok";
+	e.u.web.type = (ls_web_type)LS_WEB__COUNT;
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &e), LS_LEAD_ERR_INVALID);
+	e.u.web.type = LS_WEB_PAGE_VIEW;
+	e.source = (ls_source)LS_SOURCE__COUNT;
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &e), LS_LEAD_ERR_INVALID);
+	e.source = LS_SOURCE_PROFILE;
+	e.u.profile.n_attributes = 2;
+	e.u.profile.attributes = NULL;
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &e), LS_LEAD_ERR_INVALID);
+	ck_assert_int_eq(ls_lead_watermark(l), -1);
+
+	double out[4];
+	ck_assert_int_eq(ls_lead_features(l, &conf, T0, out, 4),
+			 LS_LEAD_ERR_SPACE);
+	ck_assert_int_eq(ls_lead_encode(l, &conf, NULL), LS_LEAD_ERR_INVALID);
+	ck_assert_str_eq(ls_lead_result_str(LS_LEAD_ERR_CORRUPT), "blob corrupt");
+	ck_assert_str_eq(ls_lead_result_str(42), "unknown result");
+	ls_lead_free(l);
+	ls_lead_free(NULL);
+	ls_lead_blob_free(NULL);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+static Suite *lead_suite(void)
+{
+	Suite *s = suite_create("lead");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 100);
+	tcase_add_test(tc, test_dedupe_inside_and_outside_k);
+	tcase_add_test(tc, test_dedupe_horizon_is_the_grace);
+	tcase_add_test(tc, test_velocity);
+	tcase_add_test(tc, test_recency);
+	tcase_add_test(tc, test_sends_without_opens);
+	tcase_add_test(tc, test_mean_sentiment);
+	tcase_add_test(tc, test_profile_merge);
+	tcase_add_test(tc, test_roundtrip_and_sizes);
+	tcase_add_test(tc, test_determinism_and_restore);
+	tcase_add_test(tc, test_spec_change);
+	tcase_add_test(tc, test_decode_fuzz);
+	tcase_add_test(tc, test_invalid_arguments);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(lead_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
