@@ -1,0 +1,186 @@
+"""leadscored as a process: command line, config errors, start, reload, stop.
+
+Runs the real binary against a real redis-server and the dev broker
+(librdkafka's mock cluster). Run with Debian's /usr/bin/python3 and
+LS_BUILD_ROOT set to the meson build dir.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import avro_events  # noqa: E402
+import testenv  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+
+BUILD = os.environ.get('LS_BUILD_ROOT', 'build')
+SOURCE = avro_events.SOURCE_ROOT
+LEADSCORED = os.path.join(BUILD, 'daemon', 'leadscored')
+EXAMPLE = os.path.join(SOURCE, 'conf', 'leadscore.yaml')
+
+
+def run(*args, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([LEADSCORED] + list(args), capture_output=True,
+                          text=True, timeout=30, env=e)
+
+
+class CommandLine(unittest.TestCase):
+
+    def test_version(self):
+        r = run('--version')
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r'^leadscored \d+\.\d+\.\d+\n$')
+
+    def test_help_and_bad_option(self):
+        r = run('--help')
+        self.assertEqual(r.returncode, 0)
+        self.assertIn('--check-config', r.stdout)
+        r = run('--no-such-option')
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('usage:', r.stderr)
+
+    def test_check_config_example(self):
+        r = run('--check-config', EXAMPLE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run('--config', EXAMPLE, '--check-config')
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def check_bad(self, text, expect):
+        with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as f:
+            f.write(text)
+        try:
+            r = run('--check-config', f.name)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f.name + ':' + expect, r.stderr)
+        finally:
+            os.unlink(f.name)
+
+    def test_unknown_key(self):
+        self.check_bad('kafka:\n  brokers: k:9092\n  brokrs: x\n', '3:3: kafka.brokrs: unknown key')
+
+    def test_wrong_type(self):
+        self.check_bad('kafka:\n  brokers: k:9092\npipeline:\n  batch_size: lots\n',
+                       '4:15: pipeline.batch_size')
+
+    def test_missing_brokers(self):
+        self.check_bad('kafka:\n  group_id: g\n', '2:3: kafka.brokers')
+
+    def test_malformed_duration(self):
+        self.check_bad('kafka:\n  brokers: k:9092\nredis:\n  lead_ttl: 30 days\n',
+                       '4:13: redis.lead_ttl')
+
+    def test_env_fills_required_key(self):
+        with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as f:
+            f.write('kafka:\n  group_id: g\n')
+        try:
+            r = run('--check-config', f.name, env={'LEADSCORE_KAFKA_BROKERS': 'k:9092'})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = run('--check-config', f.name, env={'LEADSCORE_KAFKA_BROKERS': 'k:9092',
+                                                   'LEADSCORE_PIPELINE_BATCH_SIZE': '0'})
+            self.assertEqual(r.returncode, 1)
+            self.assertIn('environment LEADSCORE_PIPELINE_BATCH_SIZE', r.stderr)
+        finally:
+            os.unlink(f.name)
+
+
+class Lifecycle(unittest.TestCase):
+    """Start against the dev broker and a real redis-server, then stop."""
+
+    def setUp(self):
+        self.redis = testenv.RedisServer('unix').start()
+        self.addCleanup(self.redis.cleanup)
+        self.broker = testenv.DevBroker(partitions=2).start()
+        self.addCleanup(self.broker.stop)
+        self.dir = tempfile.mkdtemp(prefix='ls-lifecycle-')
+        self.config = os.path.join(self.dir, 'leadscore.yaml')
+        self.write_config('info')
+
+    def write_config(self, level, extra=''):
+        with open(self.config, 'w') as f:
+            f.write('kafka:\n  brokers: "%s"\n  group_id: lifecycle\n'
+                    'redis:\n  url: "%s"\n'
+                    'log:\n  level: %s\n%s' % (self.broker.bootstrap, self.redis.url, level, extra))
+
+    def start_daemon(self):
+        d = testenv.Daemon([LEADSCORED, '--config', self.config])
+        d.start()
+        self.addCleanup(d.terminate)
+        return d
+
+    def test_ready_consumes_and_stops_within_5s(self):
+        d = self.start_daemon()
+        d.wait_for_log(r'component=redis msg="connected"', timeout=15)
+        d.wait_for_log(r'component=main msg="ready" partitions=10', timeout=30)
+        p = Producer({'bootstrap.servers': self.broker.bootstrap})
+        p.produce('leads.email', key=b'lead-1', value=avro_events.encode(
+            'email', {'event_id': 'e-1', 'lead_id': 'lead-1', 'ts': 1700000000000, 'type': 'OPENED'}))
+        p.produce('leads.call', key=b'lead-1', value=avro_events.encode(
+            'call', {'event_id': 'e-2', 'lead_id': 'lead-1', 'ts': 1700000000001,
+                     'direction': 'INBOUND', 'outcome': 'CONNECTED', 'duration_s': 60}, schema_id=None))
+        p.produce('leads.web', key=b'lead-1', value=b'\x02garbage')
+        self.assertEqual(p.flush(10), 0)
+        d.wait_for_log(r'msg="undecodable event" topic=leads.web .*reason=malformed', timeout=15)
+        t0 = time.monotonic()
+        d.send_signal(signal.SIGTERM)
+        rc = d.wait(timeout=5)
+        self.assertLess(time.monotonic() - t0, 5.0)
+        self.assertEqual(rc, 0, d.tail())
+        m = d.wait_for_log(r'msg="stopped" email=(\d+) web=(\d+) call=(\d+) .*decode_errors=(\d+)', timeout=1)
+        self.assertEqual(m.groups(), ('1', '0', '1', '1'))
+        d.wait_for_log(r'component=kafka msg="left the group"', timeout=1)
+
+    def test_waits_for_redis_then_proceeds(self):
+        self.redis.stop()
+        d = self.start_daemon()
+        d.wait_for_log(r'component=redis msg="connect failed, retrying"', timeout=10)
+        self.redis.restart()
+        d.wait_for_log(r'component=redis msg="connected"', timeout=15)
+        d.wait_for_log(r'msg="ready"', timeout=30)
+        d.send_signal(signal.SIGINT)
+        self.assertEqual(d.wait(timeout=5), 0)
+
+    def test_stop_before_redis_answers_is_clean(self):
+        self.redis.stop()
+        d = self.start_daemon()
+        d.wait_for_log(r'msg="connect failed, retrying"', timeout=10)
+        d.send_signal(signal.SIGTERM)
+        self.assertEqual(d.wait(timeout=5), 0)
+
+    def test_sighup_applies_live_keys_and_reports_restart_keys(self):
+        d = self.start_daemon()
+        d.wait_for_log(r'msg="ready"', timeout=30)
+        n = len(d.lines)
+        # two live keys and one that needs a restart
+        self.write_config('debug', 'pipeline:\n  batch_size: 100\n')
+        with open(self.config) as f:
+            text = f.read().replace('group_id: lifecycle', 'group_id: other')
+        with open(self.config, 'w') as f:
+            f.write(text)
+        d.send_signal(signal.SIGHUP)
+        d.wait_for_log(r'msg="applied live" key=log.level', timeout=10, since=n)
+        d.wait_for_log(r'msg="applied live" key=pipeline.batch_size', timeout=10, since=n)
+        d.wait_for_log(r'level=warn component=config msg="changed, needs a restart to apply" key=kafka.group_id',
+                       timeout=10, since=n)
+        d.wait_for_log(r'msg="reloaded" .*restart_needed=true', timeout=10, since=n)
+        # a configuration with errors is refused as a whole
+        n = len(d.lines)
+        with open(self.config, 'w') as f:
+            f.write('kafka:\n  brokers: [not, a, string]\n')
+        d.send_signal(signal.SIGHUP)
+        d.wait_for_log(r'level=error component=config msg="reload rejected, keeping the running configuration"',
+                       timeout=10, since=n)
+        d.send_signal(signal.SIGTERM)
+        self.assertEqual(d.wait(timeout=5), 0)
+        self.assertFalse(any('msg="reloaded"' in l for l in d.lines[n:]))
+
+
+if __name__ == '__main__':
+    unittest.main()

@@ -1,0 +1,144 @@
+"""The Python fixtures in testenv.py work against the real processes.
+
+Run with Debian's /usr/bin/python3 (it has confluent_kafka and redis) and
+LS_BUILD_ROOT set to the meson build dir, e.g.
+  LS_BUILD_ROOT=build /usr/bin/python3 -m unittest tests/integration/test_testenv.py
+"""
+import os
+import signal
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import testenv  # noqa: E402
+
+
+class RedisServerTest(unittest.TestCase):
+
+    def check_server(self, mode):
+        with testenv.RedisServer(mode) as r:
+            self.assertTrue(r.running)
+            if mode == 'unix':
+                self.assertEqual(r.url, 'unix://' + r.socket_path)
+                self.assertTrue(os.path.exists(r.socket_path))
+                self.assertEqual(r.client().config_get('port')['port'], '0')
+            else:
+                self.assertEqual(r.url, 'redis://127.0.0.1:%d/0' % r.port)
+            c = r.client()
+            self.assertTrue(c.set('ls:{lead-1}:state', b'\x00\x01'))
+            self.assertEqual(c.get('ls:{lead-1}:state'), b'\x00\x01')
+            self.assertEqual(c.config_get('save')['save'], '')
+            self.assertEqual(c.config_get('appendonly')['appendonly'], 'no')
+            c.close()
+
+            # stop: the address is dead; restart: same address, empty
+            url, pid = r.url, r.pid
+            self.assertEqual(r.stop(), 0)
+            self.assertFalse(r.running)
+            self.assertFalse(r.ping())
+            r.restart()
+            self.assertEqual(r.url, url)
+            self.assertNotEqual(r.pid, pid)
+            c = r.client()
+            self.assertIsNone(c.get('ls:{lead-1}:state'))
+            self.assertEqual(c.dbsize(), 0)
+            c.close()
+            tmpdir = r.dir
+            pid = r.pid
+        # context exit removed everything and reaped the server
+        self.assertFalse(os.path.exists(tmpdir))
+        with self.assertRaises(ProcessLookupError):
+            os.kill(pid, 0)
+
+    def test_unix(self):
+        self.check_server('unix')
+
+    def test_tcp(self):
+        self.check_server('tcp')
+
+    def test_bad_binary_reports(self):
+        r = testenv.RedisServer('unix', binary='/nonexistent/redis-server')
+        with self.assertRaises(OSError):
+            r.start()
+        self.assertFalse(os.path.exists(r.dir))
+
+
+class DevBrokerTest(unittest.TestCase):
+
+    def test_produce_consume(self):
+        with testenv.DevBroker(topics=['t.one', 't.two'], partitions=3) as b:
+            self.assertRegex(b.bootstrap, r'^127\.0\.0\.1:\d+$')
+            from confluent_kafka import Producer
+            md = Producer({'bootstrap.servers': b.bootstrap}).list_topics(
+                timeout=10)
+            self.assertEqual(sorted(md.topics), ['t.one', 't.two'])
+            self.assertEqual(len(md.topics['t.one'].partitions), 3)
+
+            res = testenv.produce(b.bootstrap, 't.one',
+                                  [(b'lead-9', b'hello')], partition=2)
+            self.assertEqual(res, [(2, 0)])
+            msgs = testenv.consume(b.bootstrap, 't.one', 1, timeout=30)
+            self.assertEqual(len(msgs), 1)
+            self.assertEqual(msgs[0].key(), b'lead-9')
+            self.assertEqual(msgs[0].value(), b'hello')
+            self.assertEqual(msgs[0].partition(), 2)
+            b.daemon.wait_for_log(r'msg="ready"', timeout=5)
+        self.assertEqual(b.daemon.returncode, 0)
+        self.assertTrue(any('msg="stopped"' in l for l in b.lines))
+
+    def test_default_topics_and_multi_broker(self):
+        with testenv.DevBroker(brokers=3) as b:
+            self.assertEqual(len(b.bootstrap.split(',')), 3)
+            from confluent_kafka import Producer
+            md = Producer({'bootstrap.servers': b.bootstrap}).list_topics(
+                timeout=10)
+            self.assertEqual(len(md.brokers), 3)
+            for t in ('leads.email', 'leads.web', 'leads.call',
+                      'leads.outcome', 'leads.profile', 'leads.scores',
+                      'leads.dead_letter', 'leads.decisions'):
+                self.assertEqual(len(md.topics[t].partitions), 4, t)
+            self.assertEqual(b.stop(), 0)
+
+
+class DaemonTest(unittest.TestCase):
+
+    def test_logs_terminate_kill(self):
+        script = ('import signal, sys, time\n'
+                  'signal.signal(signal.SIGTERM, lambda *a: sys.exit(3))\n'
+                  'print("ready", file=sys.stderr, flush=True)\n'
+                  'print("out", flush=True)\n'
+                  'time.sleep(60)\n')
+        with testenv.Daemon([sys.executable, '-c', script],
+                            env={'LS_X': '1'}) as d:
+            m = d.wait_for_log(r'^(re)ady$', timeout=10)
+            self.assertEqual(m.group(1), 're')
+            d.wait_for_stdout('^out$', timeout=10)
+            with self.assertRaises(TimeoutError):
+                d.wait_for_log('never', timeout=0.3)
+            self.assertEqual(d.terminate(timeout=10), 3)
+
+        d = testenv.Daemon([sys.executable, '-c',
+                            'import time\ntime.sleep(60)\n']).start()
+        self.assertEqual(d.kill(), -signal.SIGKILL)
+
+        # a daemon that ignores SIGTERM is killed after the timeout
+        d = testenv.Daemon([sys.executable, '-c',
+                            'import signal, sys, time\n'
+                            'signal.signal(signal.SIGTERM, signal.SIG_IGN)\n'
+                            'print("x", file=sys.stderr, flush=True)\n'
+                            'time.sleep(60)\n']).start()
+        d.wait_for_log('x', timeout=10)
+        self.assertEqual(d.terminate(timeout=0.5), -signal.SIGKILL)
+
+    def test_exit_before_log_is_reported(self):
+        d = testenv.Daemon([sys.executable, '-c', 'raise SystemExit(5)'])
+        d.start()
+        with self.assertRaises(TimeoutError) as cm:
+            d.wait_for_log('ready', timeout=10)
+        self.assertIn('exited with 5', str(cm.exception))
+        self.assertEqual(d.wait(), 5)
+
+
+if __name__ == '__main__':
+    unittest.main()
