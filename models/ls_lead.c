@@ -10,13 +10,16 @@
  * moves the tail of the array, which is a few hundred bytes for a typical
  * lead; ring_end itself is only allocated once the lead has a slice.
  *
- * Dedupe remembers (hash, ts, seq) in application order, seq being the
- * lead's applied-event count after the event. An entry is kept while it is
- * among the last dedupe_k applied events (count - seq < K) and its ts is
+ * Dedupe remembers (ts, hash) pairs sorted ascending in (ts, hash) order.
+ * An entry is kept while it is among the dedupe_k greatest and its ts is
  * within the grace (ts >= watermark - grace): a redelivery of an older
- * event is refused as too late anyway. Both rules depend only on the
- * events applied, so the remembered set is exactly defined, and for a lead
- * that is not in a burst it stays at a few entries in RAM and in the blob.
+ * event is refused as too late anyway. Both rules keep an upper segment of
+ * one total order, so they commute with each other and with adding an
+ * event: the memory is top_k(grace_filter(applied set)) whatever order the
+ * events came in, which is what lets a replay that interleaves the topics
+ * differently write the same bytes. Both rules trim a prefix of the sorted
+ * array, and for a lead that is not in a burst it stays at a few entries
+ * in RAM and in the blob.
  *
  * Every allocation an event needs is made before the lead changes, so an
  * out-of-memory error leaves the lead exactly as it was.
@@ -49,10 +52,10 @@ static char *dup_str(const char *s)
 	return p;
 }
 
+/* A remembered event: its ts and XXH3_64bits(event_id). */
 typedef struct seen_id {
 	uint64_t hash;
 	int64_t ts;
-	uint64_t seq; /* the lead's applied-event count once it was applied */
 } seen_id;
 
 /* key and value share one allocation: value = key + strlen(key) + 1. */
@@ -79,7 +82,7 @@ struct ls_lead {
 	uint32_t n_tracked;
 	int64_t *last_seen; /* -1 = never */
 
-	seen_id *seen;
+	seen_id *seen; /* ascending in (ts, hash), no two equal */
 	uint32_t n_seen, cap_seen;
 
 	attr *attrs;
@@ -270,26 +273,48 @@ static void evict(ls_lead *lead, const ls_feature_set *set)
 	lead->n_slices = out;
 }
 
-static uint64_t applied_count(const ls_lead *lead)
+/* (ts, h) against a remembered entry in (ts, hash) order: <0, 0, >0. */
+static int seen_cmp(int64_t ts, uint64_t h, const seen_id *s)
 {
-	uint64_t n = 0;
-	for (int s = 0; s < LS_SOURCE__COUNT; s++)
-		n += lead->n_events[s];
-	return n;
+	if (ts != s->ts)
+		return ts < s->ts ? -1 : 1;
+	if (h != s->hash)
+		return h < s->hash ? -1 : 1;
+	return 0;
 }
 
-/* Forget remembered ids that are not among the last K applied events or
- * whose events are now older than the grace. */
+/* The first remembered entry that is >= (ts, h), or n_seen. */
+static uint32_t seen_lower_bound(const ls_lead *lead, int64_t ts, uint64_t h)
+{
+	uint32_t lo = 0, hi = lead->n_seen;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (seen_cmp(ts, h, &lead->seen[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Keep the dedupe_k greatest remembered entries among those with ts within
+ * the grace. The array is ascending, so both rules drop a prefix: the
+ * entries older than the grace, then as many more as exceed dedupe_k.
+ */
 static void prune_seen(ls_lead *lead, const ls_lead_conf *conf)
 {
 	int64_t horizon = lead->watermark - conf->grace_ms;
-	uint64_t count = applied_count(lead);
-	uint32_t out = 0;
-	for (uint32_t i = 0; i < lead->n_seen; i++)
-		if (lead->seen[i].ts >= horizon &&
-		    count - lead->seen[i].seq < conf->dedupe_k)
-			lead->seen[out++] = lead->seen[i];
-	lead->n_seen = out;
+	uint32_t drop = 0;
+	while (drop < lead->n_seen && lead->seen[drop].ts < horizon)
+		drop++;
+	if (lead->n_seen - drop > conf->dedupe_k)
+		drop = lead->n_seen - conf->dedupe_k;
+	if (drop == 0)
+		return;
+	memmove(lead->seen, lead->seen + drop,
+		(lead->n_seen - drop) * sizeof(seen_id));
+	lead->n_seen -= drop;
 }
 
 /* Add contribution c at slice k of ring r; capacity was reserved. */
@@ -561,10 +586,13 @@ int ls_lead_apply(ls_lead *lead, const ls_lead_conf *conf, const ls_event *ev)
 	if (lead->watermark >= 0 && ev->ts < lead->watermark - conf->grace_ms)
 		return LS_LEAD_TOO_LATE;
 
+	/* A repeat is the same event again: same id, so same hash, and same
+	 * ts. The memory holds exactly the entries the contract promises, so
+	 * a lookup is all it takes. */
 	uint64_t h = XXH3_64bits(ev->event_id, strlen(ev->event_id));
-	for (uint32_t i = 0; i < lead->n_seen; i++)
-		if (lead->seen[i].hash == h)
-			return LS_LEAD_DUPLICATE;
+	uint32_t at = seen_lower_bound(lead, ev->ts, h);
+	if (at < lead->n_seen && seen_cmp(ev->ts, h, &lead->seen[at]) == 0)
+		return LS_LEAD_DUPLICATE;
 
 	/* Which features match, and how many slices that may add. */
 	uint64_t contrib[LS_FEATURE_MAX_SPECS];
@@ -619,9 +647,13 @@ int ls_lead_apply(ls_lead *lead, const ls_lead_conf *conf, const ls_event *ev)
 	}
 
 	lead->n_events[ev->source]++;
-	lead->seen[lead->n_seen].hash = h;
-	lead->seen[lead->n_seen].ts = ev->ts;
-	lead->seen[lead->n_seen].seq = applied_count(lead);
+	/* Insert in order (room was reserved), then trim back to the top
+	 * dedupe_k within the grace; the new entry may be trimmed right away
+	 * when dedupe_k greater ones are remembered. */
+	memmove(&lead->seen[at + 1], &lead->seen[at],
+		(lead->n_seen - at) * sizeof(seen_id));
+	lead->seen[at].hash = h;
+	lead->seen[at].ts = ev->ts;
 	lead->n_seen++;
 	prune_seen(lead, conf);
 	if (ev->source == LS_SOURCE_PROFILE)
@@ -979,7 +1011,7 @@ int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
 	out->len = 0;
 
 	size_t fixed = 2 + VARINT_MAX * (2 + LS_SOURCE__COUNT + 3) +
-		       (size_t)lead->n_seen * (8 + 2 * VARINT_MAX);
+		       (size_t)lead->n_seen * (8 + VARINT_MAX);
 	if (!blob_reserve(out, fixed))
 		return LS_LEAD_ERR_NOMEM;
 	put_u8(out, LS_LEAD_BLOB_VERSION);
@@ -988,12 +1020,11 @@ int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
 		put_varint(out, (uint64_t)lead->watermark);
 	for (int s = 0; s < LS_SOURCE__COUNT; s++)
 		put_varint(out, lead->n_events[s]);
-	uint64_t count = applied_count(lead);
+	/* Already in (ts, hash) order: the canonical one. */
 	put_varint(out, lead->n_seen);
 	for (uint32_t i = 0; i < lead->n_seen; i++) {
 		put_le(out, lead->seen[i].hash, 8);
 		put_varint(out, (uint64_t)(lead->watermark - lead->seen[i].ts));
-		put_varint(out, count - lead->seen[i].seq);
 	}
 
 	put_varint(out, lead->n_attrs);
@@ -1393,7 +1424,15 @@ static void decode_header(decode_ctx *c)
 	ls_lead *lead = c->lead;
 	uint8_t version = get_u8(r);
 	if (r->ok && version != LS_LEAD_BLOB_VERSION) {
-		fail(r, "unknown version");
+		/* Version 1 (dedupe memory in application order) was never
+		 * deployed, so it is refused like any unknown version. */
+		char what[96];
+		snprintf(what, sizeof what,
+			 "blob version %u not supported (this build reads "
+			 "version %d only)",
+			 (unsigned)version, LS_LEAD_BLOB_VERSION);
+		r->pos = 0;
+		fail(r, what);
 		return;
 	}
 	uint8_t flags = get_u8(r);
@@ -1416,6 +1455,8 @@ static void decode_header(decode_ctx *c)
 				      "too many remembered ids");
 	if (r->ok && n_seen > 0 && lead->watermark < 0)
 		fail(r, "remembered ids without a watermark");
+	if (r->ok && n_seen > count)
+		fail(r, "more remembered ids than events");
 	if (!r->ok)
 		return;
 	if (n_seen > 0) {
@@ -1427,21 +1468,20 @@ static void decode_header(decode_ctx *c)
 		}
 		lead->cap_seen = (uint32_t)n_seen;
 	}
-	uint64_t prev_age = UINT64_MAX;
 	for (uint64_t i = 0; i < n_seen && r->ok; i++) {
 		uint64_t h = get_le(r, 8);
 		uint64_t d = get_bounded(r, (uint64_t)lead->watermark,
 					 "remembered id before the epoch");
-		/* age in applied events: 0 for the newest, strictly falling
-		 * from oldest to newest, and within the events applied */
-		uint64_t age = get_varint(r);
-		if (r->ok && (age >= prev_age || age >= count ||
-			      age >= LS_LEAD_MAX_DEDUPE_K))
+		if (!r->ok)
+			return;
+		int64_t ts = lead->watermark - (int64_t)d;
+		/* strictly ascending in (ts, hash): canonical, no repeats */
+		if (i > 0 && seen_cmp(ts, h, &lead->seen[i - 1]) <= 0) {
 			fail(r, "remembered ids out of order");
-		prev_age = age;
+			return;
+		}
 		lead->seen[lead->n_seen].hash = h;
-		lead->seen[lead->n_seen].ts = lead->watermark - (int64_t)d;
-		lead->seen[lead->n_seen].seq = count - age;
+		lead->seen[lead->n_seen].ts = ts;
 		lead->n_seen++;
 	}
 	if (!r->ok)

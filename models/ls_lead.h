@@ -4,10 +4,31 @@
  *
  * What: a lead folds in its events one at a time with ls_lead_apply(),
  * reports its feature values with ls_lead_features(), and round-trips
- * through ls_lead_encode() / ls_lead_decode(). The state is a pure function
- * of the events applied, in the order applied: nothing here reads a clock,
- * so the same events in the same order give byte-identical blobs, and a
- * replay after a crash reproduces the state exactly.
+ * through ls_lead_encode() / ls_lead_decode(). Nothing here reads a clock.
+ *
+ * Order. The state is a function of the *set* of events applied, not of
+ * the order they were applied in, except for the profile maps: window
+ * slices add commutatively (counts, fixed-point sums, OR-ed bitmaps, max
+ * last_seen) and are evicted by the final watermark only, the watermark
+ * and last_seen are maxima, the event counts are sums, and the dedupe
+ * memory is chosen by event time (step 3). So the same events applied in
+ * any interleaving give byte-identical blobs, and a replay after a crash,
+ * whose five topics interleave differently from the first run, reproduces
+ * the state exactly. What does depend on arrival order:
+ *   - which events get applied at all: whether an event is too late
+ *     depends on the watermark when it arrives (step 2), and whether a
+ *     repeat is caught depends on what the memory holds then (step 3).
+ *     With no too-late events and no repeats, the order cannot matter.
+ *   - the profile maps (last applied wins; new keys beyond the limits are
+ *     dropped, so the first keys win). That is intended: profile events
+ *     come from one topic, whose order within a partition is fixed, so a
+ *     replay applies them in the same order as the first run.
+ *   - a window sum that would leave the int64 range saturates
+ *     (ls_window.h), and with contributions of both signs where it
+ *     saturates depends on the order; out of reach in practice (it takes
+ *     ~90 outcome values at the +-1e15 clamp in one slice). Counts only
+ *     grow, so their saturation is order-free.
+ *   - ls_lead_ram_bytes() (buffer capacities); it is not in the blob.
  *
  * Watermark. A lead's watermark is the greatest ts of any event applied to
  * it (any source, profile and outcome included); -1 before the first.
@@ -23,17 +44,25 @@
  *      range, a NULL event_id; nothing changes.
  *   2. too late (LS_LEAD_TOO_LATE): ts < watermark - grace_ms. Nothing
  *      changes; the caller counts it. ts == watermark - grace is on time.
- *   3. duplicate (LS_LEAD_DUPLICATE): XXH3_64bits(event_id) equals the
- *      hash of one of the lead's remembered events. Nothing changes.
- *      The lead remembers exactly the ids of those of its last dedupe_k
- *      applied events (any source) whose ts >= watermark - grace_ms: an
- *      older entry can go, because a redelivery of that event (same id,
- *      same ts) is now too late anyway. So a repeat is caught when it is
- *      among the lead's last dedupe_k applied events or older than the
- *      grace; a repeat arriving after dedupe_k newer events, itself still
- *      within the grace, is applied again.
- *      Distinct ids whose 64-bit hashes collide are treated as repeats
- *      (probability ~ dedupe_k / 2^64 per event).
+ *   3. duplicate (LS_LEAD_DUPLICATE): the event's (ts, hash), hash =
+ *      XXH3_64bits(event_id), equals that of one of the lead's remembered
+ *      events. Nothing changes. A repeat is a redelivery: same event_id
+ *      and same ts (the same id with another ts is another event).
+ *      The lead remembers, of the events applied to it (any source) with
+ *      ts >= watermark - grace_ms, the dedupe_k greatest in (ts, hash)
+ *      order: by ts, ties broken by the unsigned 64-bit hash. That is a
+ *      function of the set of applied events, whatever order they came
+ *      in. An event older than the grace needs no memory, because its
+ *      redelivery is too late (step 2). So a repeat is caught exactly
+ *      when, as it arrives, the original is among the lead's dedupe_k
+ *      newest applied events by event time (ts, then hash) within the
+ *      grace, or when it is older than the grace (too late). A repeat
+ *      whose original is still within the grace but has dedupe_k newer
+ *      applied events (by (ts, hash)) is applied again, however recently
+ *      the original arrived; so is one whose original was never among the
+ *      newest dedupe_k (it arrived after dedupe_k newer ones).
+ *      Distinct ids with equal ts whose 64-bit hashes collide are treated
+ *      as repeats (probability ~ dedupe_k / 2^64 per event).
  *   4. applied (LS_LEAD_APPLIED): the watermark becomes max(watermark, ts)
  *      and slices that fell out of their rings are dropped; then for every
  *      windowed feature the event matches (ls_feature_match) and every one
@@ -56,10 +85,11 @@
  * value semantics are documented in ls_window.h.
  *
  * Blob (ls_lead_encode), all integers LEB128 varints unless noted:
- *   u8 version (1); u8 flags (bit 0: has watermark); [watermark]
+ *   u8 version (2); u8 flags (bit 0: has watermark); [watermark]
  *   event count per source (5 varints, in ls_source order)
- *   n_seen, then n_seen x (u64 little-endian hash, watermark - ts,
- *     age = applied events since it, 0 for the newest), oldest first
+ *   n_seen (<= the events counted), then n_seen x (u64 little-endian
+ *     hash, watermark - ts), strictly ascending in (ts, hash): oldest
+ *     first, equal ts by ascending hash
  *   n_attributes, then n x (key length, key, value length, value), keys
  *     in strcmp order
  *   n_metrics, then n x (key length, key, u8 tag, value): tag 0 = zigzag
@@ -82,8 +112,13 @@
  * Records are keyed by the feature key, so a blob written under another
  * feature set decodes sensibly: records of unknown keys are skipped
  * (removed or redefined features), features the blob lacks start empty.
- * With smaller limits than at encode time, the newest dedupe_k hashes,
- * the hashes within the grace and the first max_* profile keys are kept.
+ * With smaller limits than at encode time, the remembered events that are
+ * within the grace and among the dedupe_k greatest (ts, hash), and the
+ * first max_* profile keys are kept.
+ * Versions: only version 2 is read. Version 1 (the dedupe memory as the
+ * last dedupe_k applied events, with an age per entry, which depended on
+ * the order of applies) is refused as LS_LEAD_ERR_CORRUPT with a reason:
+ * no version 1 data was ever deployed, so there is no migration.
  *
  * Memory: a lead owns all its memory (profile strings are copied out of
  * the event); free it with ls_lead_free(). It holds no pointer to the
@@ -92,9 +127,9 @@
  * LS_LEAD_ERR_SET); to move a lead to a new set, encode it with the old
  * and decode it with the new. In RAM a lead with the default set takes
  * 176 bytes when empty, 4 bytes per ring (128) once it has a slice, then
- * 16 bytes per non-empty slice, 24 per remembered event id and its profile
+ * 16 bytes per non-empty slice, 16 per remembered event id and its profile
  * (16 bytes per entry plus the strings); ls_lead_ram_bytes() reports it.
- * Measured (test_lead): a 37-event month ~1.5-2 KB, a 12-event cold lead
+ * Measured (test_lead): a 37-event month ~1.5-2.2 KB, a 12-event cold lead
  * ~0.6-0.7 KB, a 50-event week ~2.1 KB.
  *
  * Errors: functions return a ls_lead_result; negative values are errors
@@ -116,12 +151,13 @@
 #include "ls_event.h"
 #include "ls_window.h"
 
-#define LS_LEAD_BLOB_VERSION 1
+#define LS_LEAD_BLOB_VERSION 2
 #define LS_LEAD_DEFAULT_GRACE_MS LS_WINDOW_MS_HOUR
 /*
- * 32 remembered ids cover a burst of 32 events inside the grace; with
- * entries pruned once they leave the grace, a lead that is not bursting
- * keeps only a few, so the blob pays 9-10 bytes per event of the last hour.
+ * 32 remembered ids catch repeats of a lead's 32 newest events by event
+ * time; with entries pruned once they leave the grace, a lead that is not
+ * bursting keeps only a few, so the blob pays 9-12 bytes (the hash and a
+ * watermark-relative ts) per event of the last hour, 32 at most.
  */
 #define LS_LEAD_DEFAULT_DEDUPE_K 32
 #define LS_LEAD_MAX_DEDUPE_K 1024

@@ -1,14 +1,18 @@
 /*
- * Unit tests for models/ls_lead: dedupe, derived features by hand, the
- * profile maps, and the blob: round trips, sizes of realistic leads,
- * determinism across a save/restore, decoding under a changed feature set,
- * and fuzzing the decoder with random, truncated and bit-flipped input.
+ * Unit tests for models/ls_lead: dedupe (its horizon, and independence of
+ * the order events arrive in), derived features by hand, the profile maps,
+ * and the blob: round trips, sizes of realistic leads, determinism across
+ * a save/restore, decoding under a changed feature set, refusing old
+ * versions, and fuzzing the decoder with random, truncated and bit-flipped
+ * input.
  */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "ls_lead.h"
 #include "ls_window.h"
@@ -33,6 +37,16 @@ static ls_feature_set *default_set(void)
 	size_t n;
 	const ls_feature_spec *specs = ls_features_default(&n);
 	return mk_set(specs, n);
+}
+
+/* splitmix64: a fixed sequence, so every run tests the same cases. */
+static uint64_t rng = 0x243f6a8885a308d3u;
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng += 0x9e3779b97f4a7c15u);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
 }
 
 /* Event ids live in a small pool of static buffers; a lead keeps only
@@ -142,36 +156,56 @@ START_TEST(test_dedupe_inside_and_outside_k)
 		apply_ok(l, &conf, ev_web(idf("w", i), T0 + i * 1000,
 					  LS_WEB_PAGE_VIEW, NULL, -1, NULL));
 	ck_assert_uint_eq(ls_lead_n_remembered(l), 4);
-	/* w-0 is among the last 4: duplicate, nothing changes */
+	/* w-0 is among the 4 newest: duplicate, nothing changes */
 	ls_event again = ev_web("w-0", T0, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
 	ck_assert_int_eq(ls_lead_apply(l, &conf, &again), LS_LEAD_DUPLICATE);
 	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 4);
-	/* any source shares the memory: an email with the same id too */
-	ls_event em = ev_email("w-3", T0 + 5000, LS_EMAIL_OPENED, NULL);
+	/* any source shares the memory: an email with the same id and ts */
+	ls_event em = ev_email("w-3", T0 + 3000, LS_EMAIL_OPENED, NULL);
 	ck_assert_int_eq(ls_lead_apply(l, &conf, &em), LS_LEAD_DUPLICATE);
 
 	apply_ok(l, &conf, ev_web(idf("w", 4), T0 + 4000, LS_WEB_PAGE_VIEW,
 				  NULL, -1, NULL));
 	ck_assert_uint_eq(ls_lead_n_remembered(l), 4);
-	/* w-0 is now 5 events back: outside K, applied again */
+	/* w-0 now has 4 newer events: outside the memory, applied again;
+	 * it does not come back into the memory (4 events are newer), so
+	 * every further repeat is applied too */
 	ck_assert_int_eq(ls_lead_apply(l, &conf, &again), LS_LEAD_APPLIED);
-	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 6);
-	/* w-2 .. w-4 and the re-applied w-0 are the last 4 */
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &again), LS_LEAD_APPLIED);
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 7);
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 4);
+	/* w-1 .. w-4 are the 4 newest */
 	ls_event w1 = ev_web("w-1", T0 + 1000, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
 	ls_event w2 = ev_web("w-2", T0 + 2000, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
-	ck_assert_int_eq(ls_lead_apply(l, &conf, &w2), LS_LEAD_DUPLICATE);
-	ck_assert_int_eq(ls_lead_apply(l, &conf, &again), LS_LEAD_DUPLICATE);
+	ls_event w4 = ev_web("w-4", T0 + 4000, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &w1), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &w4), LS_LEAD_DUPLICATE);
+	/* the same id with another ts is another event: applied, and it
+	 * pushes w-1 out */
+	ls_event em5 = ev_email("w-3", T0 + 5000, LS_EMAIL_OPENED, NULL);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &em5), LS_LEAD_APPLIED);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &em5), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &em), LS_LEAD_DUPLICATE);
 	ck_assert_int_eq(ls_lead_apply(l, &conf, &w1), LS_LEAD_APPLIED);
 
 	/* ids are remembered across a save and restore */
-	ls_lead_blob b = { 0 };
+	ls_lead_blob b = { 0 }, b2 = { 0 };
 	encode_ok(l, &conf, &b);
 	ls_lead *d = decode_ok(&conf, &b);
 	ck_assert_uint_eq(ls_lead_n_remembered(d), 4);
-	ck_assert_int_eq(ls_lead_apply(d, &conf, &w1), LS_LEAD_DUPLICATE);
-	ck_assert_int_eq(ls_lead_apply(d, &conf, &w2), LS_LEAD_APPLIED);
+	encode_ok(d, &conf, &b2);
+	ck_assert_uint_eq(b.len, b2.len);
+	ck_assert_mem_eq(b.data, b2.data, b.len);
+	ck_assert_int_eq(ls_lead_apply(d, &conf, &w2), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(d, &conf, &em5), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(d, &conf, &w1), LS_LEAD_APPLIED);
+	/* w-0 .. w-4, w-0 twice more and w-1 once more on the original,
+	 * w-1 once more here */
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 8);
+	ck_assert_uint_eq(ls_lead_event_count(d, LS_SOURCE_WEB), 9);
 	ls_lead_free(d);
 	ls_lead_blob_free(&b);
+	ls_lead_blob_free(&b2);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }
@@ -196,6 +230,427 @@ START_TEST(test_dedupe_horizon_is_the_grace)
 	apply_ok(l, &conf, ev_email("e-4", T0 + D, LS_EMAIL_SENT, "c2"));
 	ck_assert_uint_eq(ls_lead_n_remembered(l), 1);
 	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* The memory is the dedupe_k newest events by event time (ts, then hash)
+ * within the grace, whatever order they arrived in. */
+START_TEST(test_dedupe_newest_by_event_time)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	conf.dedupe_k = 4;
+	ls_lead *l = ls_lead_new(&conf);
+	static const char *const tid[] = { NULL, "t-10", "t-20", "t-30",
+					   "t-40", "t-50" };
+	ls_event t[6]; /* t[i]: at T0 + 10 i ms, i = 1..5 */
+	for (unsigned i = 1; i <= 5; i++) {
+		t[i] = ev_web(tid[i], T0 + 10 * i, LS_WEB_PAGE_VIEW, NULL, -1,
+			      NULL);
+		apply_ok(l, &conf, t[i]);
+	}
+	/* remembered: the 4 greatest (ts, hash) of ts 10..50, all within the
+	 * grace: 20, 30, 40, 50 */
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 4);
+	for (unsigned i = 5; i >= 2; i--)
+		ck_assert_int_eq(ls_lead_apply(l, &conf, &t[i]),
+				 LS_LEAD_DUPLICATE);
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 5);
+	/* ts 10 is outside the memory and not too late (10 >= 50 - grace):
+	 * applied again, every time, since it never ranks among the 4 */
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &t[1]), LS_LEAD_APPLIED);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &t[1]), LS_LEAD_APPLIED);
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 7);
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 4);
+	for (unsigned i = 2; i <= 5; i++)
+		ck_assert_int_eq(ls_lead_apply(l, &conf, &t[i]),
+				 LS_LEAD_DUPLICATE);
+
+	/* a newer event arriving out of order (ts 45 after ts 50) takes its
+	 * place by event time: the memory is 30, 40, 45, 50, so 20, the
+	 * smallest, went although it arrived after 45's predecessors */
+	ls_event t45 = ev_web("t-45", T0 + 45, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
+	apply_ok(l, &conf, t45);
+	ck_assert_int_eq(ls_lead_watermark(l), T0 + 50);
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 4);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &t45), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &t[5]), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &t[4]), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &t[3]), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &t[2]), LS_LEAD_APPLIED);
+	/* an older one out of order (ts 15) is applied but not remembered */
+	ls_event t15 = ev_web("t-15", T0 + 15, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
+	apply_ok(l, &conf, t15);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &t15), LS_LEAD_APPLIED);
+	/* once the watermark leaves ts 10 more than the grace behind, its
+	 * repeat is too late; ts 50 == watermark - grace is still on time
+	 * and, with 4 newer events, outside the memory */
+	for (unsigned i = 0; i < 4; i++)
+		apply_ok(l, &conf, ev_web(idf("push", i), T0 + 50 + H - i,
+					  LS_WEB_PAGE_VIEW, NULL, -1, NULL));
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &t[1]), LS_LEAD_TOO_LATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &t[5]), LS_LEAD_APPLIED);
+	ls_lead_free(l);
+
+	/* the same events in another order: the same bytes */
+	ls_lead *a = ls_lead_new(&conf), *b = ls_lead_new(&conf);
+	for (unsigned i = 1; i <= 5; i++)
+		apply_ok(a, &conf, t[i]);
+	apply_ok(a, &conf, t45);
+	static const unsigned order_b[] = { 5, 1, 3, 2, 4 };
+	apply_ok(b, &conf, t45);
+	for (unsigned i = 0; i < 5; i++)
+		apply_ok(b, &conf, t[order_b[i]]);
+	ls_lead_blob ba = { 0 }, bb = { 0 };
+	encode_ok(a, &conf, &ba);
+	encode_ok(b, &conf, &bb);
+	ck_assert_uint_eq(ba.len, bb.len);
+	ck_assert_mem_eq(ba.data, bb.data, ba.len);
+	ls_lead_free(a);
+	ls_lead_free(b);
+
+	/* equal ts: the hash decides. Of 5 events at one ts, the one with
+	 * the smallest hash is the one left out, in any order. */
+	static const char *const tie[] = { "tie-a", "tie-b", "tie-c", "tie-d",
+					   "tie-e" };
+	size_t lowest = 0;
+	for (size_t i = 1; i < 5; i++)
+		if (XXH3_64bits(tie[i], strlen(tie[i])) <
+		    XXH3_64bits(tie[lowest], strlen(tie[lowest])))
+			lowest = i;
+	a = ls_lead_new(&conf);
+	b = ls_lead_new(&conf);
+	for (size_t i = 0; i < 5; i++) {
+		apply_ok(a, &conf, ev_email(tie[i], T0, LS_EMAIL_OPENED, "c"));
+		apply_ok(b, &conf, ev_email(tie[4 - i], T0, LS_EMAIL_OPENED, "c"));
+	}
+	encode_ok(a, &conf, &ba);
+	encode_ok(b, &conf, &bb);
+	ck_assert_uint_eq(ba.len, bb.len);
+	ck_assert_mem_eq(ba.data, bb.data, ba.len);
+	for (size_t i = 0; i < 5; i++) {
+		ls_event e = ev_email(tie[i], T0, LS_EMAIL_OPENED, "c");
+		ck_assert_int_eq(ls_lead_apply(a, &conf, &e),
+				 i == lowest ? LS_LEAD_APPLIED : LS_LEAD_DUPLICATE);
+	}
+	ls_lead_blob_free(&ba);
+	ls_lead_blob_free(&bb);
+	ls_lead_free(a);
+	ls_lead_free(b);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* ---- order independence ---- */
+
+#define POOL_MAX 512
+
+/* Distinct events of one lead, from every source but profile (whose merge
+ * is order-dependent by design; its topic's order is fixed). */
+typedef struct ev_pool {
+	ls_event ev[POOL_MAX];
+	char ids[POOL_MAX][24];
+	size_t n;
+} ev_pool;
+
+static void random_events(ev_pool *p, size_t n, int64_t base, int64_t spread)
+{
+	static const char *const camp[] = { "c1", "c2", "c3", "c4", NULL };
+	static const char *const cats[] = { "pricing", "blog", "docs",
+					    "product", NULL };
+	static const char *const sess[] = { "s1", "s2", "s3", "s4", "s5",
+					    "s6", "s7", "s8" };
+	ck_assert_uint_le(n, POOL_MAX);
+	p->n = n;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(p->ids[i], sizeof p->ids[0], "oi-%zu", i);
+		/* every 8th event shares the ts of an earlier one, so that
+		 * ties on ts (broken by the hash) are common */
+		int64_t ts = i % 8 == 7 ? p->ev[i - 1 - rnd() % 7].ts
+					: base + (int64_t)(rnd() %
+							   (uint64_t)(spread + 1));
+		ls_event e;
+		switch (rnd() % 4) {
+		case 0:
+			e = ev_email(NULL, ts,
+				     (ls_email_type)(rnd() % LS_EMAIL__COUNT),
+				     camp[rnd() % 5]);
+			break;
+		case 1:
+			e = ev_web(NULL, ts, (ls_web_type)(rnd() % LS_WEB__COUNT),
+				   cats[rnd() % 5],
+				   rnd() % 4 ? (int64_t)(rnd() % 600000) : -1,
+				   sess[rnd() % 8]);
+			break;
+		case 2:
+			e = ev_call(NULL, ts,
+				    (ls_call_outcome)(rnd() % LS_CALL_OUTCOME__COUNT),
+				    (int64_t)(rnd() % 1800), rnd() % 2,
+				    (double)(rnd() % 2001) / 1000.0 - 1.0);
+			break;
+		default:
+			e = base_event(LS_SOURCE_OUTCOME, NULL, ts);
+			e.u.outcome.outcome =
+				(ls_outcome_type)(rnd() % LS_OUTCOME__COUNT);
+			e.u.outcome.has_value = rnd() % 2;
+			e.u.outcome.value = (double)(rnd() % 10000000) / 100.0;
+			break;
+		}
+		e.event_id = p->ids[i];
+		p->ev[i] = e;
+	}
+}
+
+static const ev_pool *sort_pool; /* qsort has no context argument */
+
+static int cmp_ix_ts(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int64_t tx = sort_pool->ev[x].ts, ty = sort_pool->ev[y].ts;
+	if (tx != ty)
+		return tx < ty ? -1 : 1;
+	return (x > y) - (x < y);
+}
+
+/*
+ * Permutation number k of the pool: 0 in ts order, 1 in reverse ts order,
+ * 2 in generation order, any other a uniform random shuffle (no relative
+ * order kept).
+ */
+static void permutation(const ev_pool *p, unsigned k, size_t *ix)
+{
+	for (size_t i = 0; i < p->n; i++)
+		ix[i] = i;
+	if (k == 0 || k == 1) {
+		sort_pool = p;
+		qsort(ix, p->n, sizeof(size_t), cmp_ix_ts);
+		if (k == 1)
+			for (size_t i = 0; i < p->n / 2; i++) {
+				size_t t = ix[i];
+				ix[i] = ix[p->n - 1 - i];
+				ix[p->n - 1 - i] = t;
+			}
+	} else if (k > 2) {
+		for (size_t i = p->n - 1; i > 0; i--) {
+			size_t j = (size_t)(rnd() % (i + 1));
+			size_t t = ix[i];
+			ix[i] = ix[j];
+			ix[j] = t;
+		}
+	}
+}
+
+/* Apply the pool in the order ix (only where use[i], if use is given);
+ * rc[i] receives event i's result. cut > 0: save and restore the lead
+ * after cut events, as a crash and replay would. */
+static ls_lead *apply_in(const ls_lead_conf *c, const ev_pool *p,
+			 const size_t *ix, const bool *use, int *rc, size_t cut)
+{
+	ls_lead *l = ls_lead_new(c);
+	ck_assert_ptr_nonnull(l);
+	for (size_t i = 0; i < p->n; i++) {
+		if (cut > 0 && i == cut) {
+			ls_lead_blob b = { 0 };
+			encode_ok(l, c, &b);
+			ls_lead_free(l);
+			l = decode_ok(c, &b);
+			ls_lead_blob_free(&b);
+		}
+		size_t e = ix[i];
+		if (use && !use[e])
+			continue;
+		int r = ls_lead_apply(l, c, &p->ev[e]);
+		ck_assert_msg(r == LS_LEAD_APPLIED || r == LS_LEAD_TOO_LATE,
+			      "event %zu: %s", e, ls_lead_result_str(r));
+		if (rc)
+			rc[e] = r;
+	}
+	return l;
+}
+
+static uint64_t blob_varint(const ls_lead_blob *b, size_t *pos)
+{
+	uint64_t v = 0;
+	for (unsigned shift = 0; *pos < b->len; shift += 7) {
+		uint8_t x = b->data[(*pos)++];
+		v |= (uint64_t)(x & 0x7f) << shift;
+		if (!(x & 0x80))
+			break;
+	}
+	return v;
+}
+
+/* The bytes of the remembered ids in a blob, n_seen included (layout in
+ * ls_lead.h): [*from, *to). */
+static void seen_section(const ls_lead_blob *b, size_t *from, size_t *to)
+{
+	size_t pos = 1; /* after the version */
+	uint8_t flags = b->data[pos++];
+	for (int i = 0; i < (flags & 1) + LS_SOURCE__COUNT; i++)
+		blob_varint(b, &pos);
+	*from = pos;
+	uint64_t n = blob_varint(b, &pos);
+	for (uint64_t i = 0; i < n; i++) {
+		pos += 8;
+		blob_varint(b, &pos);
+	}
+	ck_assert_uint_le(pos, b->len);
+	*to = pos;
+}
+
+#define N_PERMS 50
+
+/*
+ * ~500 distinct events, none too late in any order (all within the grace
+ * of the greatest ts): every permutation gives the same bytes, and so
+ * does a save and restore half way. Three configurations: the default
+ * (1 h grace, 32 ids), a 3-day grace so that late arrivals straddle the
+ * 1 h and 24 h windows' eviction, and a memory big enough for all events.
+ */
+START_TEST(test_order_independence)
+{
+	ls_feature_set *set = default_set();
+	ev_pool *p = calloc(1, sizeof(*p));
+	size_t *ix = calloc(POOL_MAX, sizeof(size_t));
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(ix);
+	struct {
+		int64_t grace;
+		uint32_t k;
+	} confs[] = { { H, LS_LEAD_DEFAULT_DEDUPE_K },
+		      { 3 * D, LS_LEAD_DEFAULT_DEDUPE_K },
+		      { 3 * D, LS_LEAD_MAX_DEDUPE_K } };
+	for (size_t ci = 0; ci < sizeof confs / sizeof confs[0]; ci++) {
+		ls_lead_conf conf;
+		ls_lead_conf_default(&conf, set);
+		conf.grace_ms = confs[ci].grace;
+		conf.dedupe_k = confs[ci].k;
+		/* ts in [base, base + grace]: never below max ts - grace */
+		random_events(p, 500, T0 + 7 * H + 1234, conf.grace_ms);
+
+		ls_lead_blob ref = { 0 }, b = { 0 };
+		for (unsigned k = 0; k < N_PERMS; k++) {
+			permutation(p, k, ix);
+			size_t cut = k % 10 == 5 ? p->n / 2 : 0;
+			ls_lead *l = apply_in(&conf, p, ix, NULL, NULL, cut);
+			uint64_t total = 0;
+			for (int s = 0; s < LS_SOURCE__COUNT; s++)
+				total += ls_lead_event_count(l, (ls_source)s);
+			ck_assert_uint_eq(total, p->n); /* none too late */
+			ck_assert_uint_eq(ls_lead_n_remembered(l),
+					  p->n < conf.dedupe_k ? p->n
+							       : conf.dedupe_k);
+			encode_ok(l, &conf, k == 0 ? &ref : &b);
+			ls_lead_free(l);
+			if (k > 0)
+				ck_assert_msg(b.len == ref.len &&
+						      memcmp(b.data, ref.data,
+							     b.len) == 0,
+					      "conf %zu permutation %u: blob "
+					      "differs (%zu vs %zu bytes)",
+					      ci, k, b.len, ref.len);
+		}
+		/* replaying every event once more: exactly the remembered
+		 * ones (the top dedupe_k by (ts, hash)) are duplicates */
+		ls_lead *l = apply_in(&conf, p, ix, NULL, NULL, 0);
+		size_t dups = 0;
+		for (size_t i = 0; i < p->n; i++) {
+			int r = ls_lead_apply(l, &conf, &p->ev[i]);
+			ck_assert(r == LS_LEAD_APPLIED || r == LS_LEAD_DUPLICATE);
+			dups += r == LS_LEAD_DUPLICATE;
+		}
+		ck_assert_uint_eq(dups, ls_lead_n_remembered(l));
+		ls_lead_free(l);
+		ls_lead_blob_free(&ref);
+		ls_lead_blob_free(&b);
+	}
+	free(ix);
+	free(p);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/*
+ * The same with ~500 events spread over 3 hours and a 1 h grace, so that
+ * some are too late in some orders. Here the blobs of different orders
+ * cannot all be identical, and this test does not ask them to be: whether
+ * an event is too late depends on the watermark when it arrives, so the
+ * set of events *applied* differs between orders (in ts order none is too
+ * late; in a random order most of the first two hours are), and with it
+ * the counts and windows. A too-late event changes nothing, though, so
+ * what must hold is that the state is a function of the set of applied
+ * events: each order's blob equals that of its applied events fed in ts
+ * order. And the dedupe memory, which only holds events within the grace
+ * of the final watermark (never too late in any order), is the same
+ * bytes in every order.
+ */
+START_TEST(test_order_independence_too_late)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ev_pool *p = calloc(1, sizeof(*p));
+	size_t *ix = calloc(POOL_MAX, sizeof(size_t));
+	size_t *sorted = calloc(POOL_MAX, sizeof(size_t));
+	int *rc = calloc(POOL_MAX, sizeof(int));
+	bool *used = calloc(POOL_MAX, sizeof(bool));
+	ck_assert(p && ix && sorted && rc && used);
+	random_events(p, 500, T0 + 7 * H + 1234, 3 * H);
+	permutation(p, 0, sorted);
+
+	ls_lead_blob b = { 0 }, ref = { 0 }, mem0 = { 0 };
+	size_t min_late = SIZE_MAX, max_late = 0;
+	for (unsigned k = 0; k < N_PERMS; k++) {
+		permutation(p, k, ix);
+		ls_lead *l = apply_in(&conf, p, ix, NULL, rc, 0);
+		size_t late = 0;
+		for (size_t i = 0; i < p->n; i++) {
+			used[i] = rc[i] == LS_LEAD_APPLIED;
+			late += !used[i];
+		}
+		if (k == 0)
+			ck_assert_uint_eq(late, 0);
+		min_late = late < min_late ? late : min_late;
+		max_late = late > max_late ? late : max_late;
+		encode_ok(l, &conf, &b);
+		ls_lead_free(l);
+
+		/* the same applied set, in ts order: the same bytes */
+		l = apply_in(&conf, p, sorted, used, NULL, 0);
+		encode_ok(l, &conf, &ref);
+		ls_lead_free(l);
+		ck_assert_msg(b.len == ref.len &&
+				      memcmp(b.data, ref.data, b.len) == 0,
+			      "permutation %u (%zu too late): blob differs from "
+			      "its applied events in ts order", k, late);
+
+		/* the dedupe memory is the same in every order */
+		size_t from, to;
+		seen_section(&b, &from, &to);
+		if (k == 0) {
+			mem0.len = mem0.cap = to - from;
+			mem0.data = malloc(mem0.len);
+			ck_assert_ptr_nonnull(mem0.data);
+			memcpy(mem0.data, b.data + from, mem0.len);
+			ck_assert_uint_gt(mem0.len, 1); /* it holds ids */
+			continue;
+		}
+		ck_assert_uint_eq(to - from, mem0.len);
+		ck_assert_mem_eq(b.data + from, mem0.data, mem0.len);
+	}
+	/* the orders did apply different sets: this is not vacuous */
+	ck_assert_uint_eq(min_late, 0);
+	ck_assert_uint_gt(max_late, 0);
+	ls_lead_blob_free(&b);
+	ls_lead_blob_free(&ref);
+	ls_lead_blob_free(&mem0);
+	free(used);
+	free(rc);
+	free(sorted);
+	free(ix);
+	free(p);
 	ls_feature_set_free(set);
 }
 END_TEST
@@ -779,15 +1234,6 @@ END_TEST
 
 /* ---- decoder fuzzing ---- */
 
-static uint64_t rng = 0x243f6a8885a308d3u;
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng += 0x9e3779b97f4a7c15u);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
 /* Decode; on success the lead must be fully usable. Returns the rc. */
 static int try_decode(const ls_lead_conf *c, const uint8_t *p, size_t len)
 {
@@ -917,6 +1363,60 @@ START_TEST(test_decode_fuzz)
 }
 END_TEST
 
+/* Version 1 blobs (dedupe memory by application order) were never
+ * deployed: they are refused cleanly, with a reason. */
+START_TEST(test_decode_rejects_v1)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	/* a version 1 lead: watermark 1000, one web event remembered as
+	 * (hash, watermark - ts 0, age 0), no profile, no records */
+	static const uint8_t v1[] = { 1, 1, 0xe8, 0x07, 0, 1, 0, 0, 0, 1,
+				      1, 2, 3, 4, 5, 6, 7, 8, 0, 0,
+				      0, 0, 0 };
+	/* and an empty version 1 lead */
+	static const uint8_t v1_empty[] = { 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	const struct {
+		const uint8_t *p;
+		size_t n;
+	} cases[] = { { v1, sizeof v1 }, { v1_empty, sizeof v1_empty } };
+	for (size_t i = 0; i < 2; i++) {
+		ls_lead *keep = ls_lead_new(&conf), *l = keep;
+		char err[200] = "";
+		ck_assert_int_eq(ls_lead_decode(&conf, cases[i].p, cases[i].n,
+						&l, err, sizeof err),
+				 LS_LEAD_ERR_CORRUPT);
+		ck_assert_ptr_null(l); /* reset, not left pointing anywhere */
+		ls_lead_free(keep);
+		ck_assert_msg(strstr(err, "blob corrupt at byte 0") == err &&
+				      strstr(err, "version 1") != NULL,
+			      "reason: %s", err);
+		/* without an error buffer too */
+		ck_assert_int_eq(ls_lead_decode(&conf, cases[i].p, cases[i].n,
+						&l, NULL, 0),
+				 LS_LEAD_ERR_CORRUPT);
+	}
+	/* a current blob whose version byte says 1 is refused the same way */
+	ls_lead *l = ls_lead_new(&conf);
+	apply_ok(l, &conf, ev_web("v-1", T0, LS_WEB_PAGE_VIEW, NULL, -1, NULL));
+	ls_lead_blob b = { 0 };
+	encode_ok(l, &conf, &b);
+	ck_assert_uint_eq(b.data[0], LS_LEAD_BLOB_VERSION);
+	ck_assert_uint_eq(LS_LEAD_BLOB_VERSION, 2);
+	b.data[0] = 1;
+	ls_lead *d = NULL;
+	char err[200] = "";
+	ck_assert_int_eq(ls_lead_decode(&conf, b.data, b.len, &d, err, sizeof err),
+			 LS_LEAD_ERR_CORRUPT);
+	ck_assert_ptr_null(d);
+	ck_assert_ptr_nonnull(strstr(err, "version 1"));
+	ls_lead_blob_free(&b);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
 /* ---- arguments and configuration ---- */
 
 START_TEST(test_invalid_arguments)
@@ -974,6 +1474,9 @@ static Suite *lead_suite(void)
 	tcase_set_timeout(tc, 100);
 	tcase_add_test(tc, test_dedupe_inside_and_outside_k);
 	tcase_add_test(tc, test_dedupe_horizon_is_the_grace);
+	tcase_add_test(tc, test_dedupe_newest_by_event_time);
+	tcase_add_test(tc, test_order_independence);
+	tcase_add_test(tc, test_order_independence_too_late);
 	tcase_add_test(tc, test_velocity);
 	tcase_add_test(tc, test_recency);
 	tcase_add_test(tc, test_sends_without_opens);
@@ -983,6 +1486,7 @@ static Suite *lead_suite(void)
 	tcase_add_test(tc, test_determinism_and_restore);
 	tcase_add_test(tc, test_spec_change);
 	tcase_add_test(tc, test_decode_fuzz);
+	tcase_add_test(tc, test_decode_rejects_v1);
 	tcase_add_test(tc, test_invalid_arguments);
 	suite_add_tcase(s, tc);
 	return s;

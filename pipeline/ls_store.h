@@ -1,0 +1,160 @@
+/*
+ * ls_store.h - per-lead state and per-partition offsets in Redis.
+ *
+ * The batch loop loads the leads of a micro-batch in one pipelined round
+ * trip (ls_store_load) and, after applying the batch, writes every dirty
+ * lead together with the next offset of every partition in the batch in
+ * one atomic step (ls_store_commit). State and offsets therefore always
+ * match: after a crash the loop seeks to the stored offsets and replays
+ * onto exactly the state those offsets produced.
+ *
+ * Keys (prefix = redis.key_prefix, default "ls:"):
+ *   <prefix>{<lead_id>}:s          the lead's state, an opaque binary blob
+ *                                  (string value). Every commit rewrites it
+ *                                  with SET ... PX lead_ttl_ms, so the TTL
+ *                                  is refreshed on each write.
+ *   <prefix>offsets:<group_id>     hash; field "<topic>:<partition>", value
+ *                                  the next offset to consume, in decimal.
+ * The {lead_id} braces are a Redis Cluster hash tag, so everything stored
+ * for one lead can later live in one slot. One atomic commit, however,
+ * spans the keys of many leads and the offsets hash, i.e. many slots: it
+ * needs a single Redis primary (optionally with replicas), not Cluster.
+ * That is the documented deployment.
+ *
+ * Atomicity: a commit is one MULTI/EXEC transaction (see ls_store.c for
+ * why not a Lua script). Redis runs it all or not at all. If the
+ * connection is lost after EXEC may have reached the server, the outcome
+ * is unknown; ls_store_commit() reports that as a failure like any other.
+ * The loop resolves it by reconnecting, re-reading the offsets with
+ * ls_store_load_offsets() (and the leads with ls_store_load()) and
+ * replaying from there: the stored offsets tell which of the two states
+ * Redis holds.
+ *
+ * Errors: functions returning int return 0 on success or -1 with a
+ * NUL-terminated reason in err[0..errlen) (err may be NULL). An I/O error
+ * (connection refused or lost, timeout, EOF) frees the connection and
+ * marks the store disconnected; every later call fails fast with "not
+ * connected" until ls_store_connect() succeeds. An error reply from Redis
+ * (e.g. WRONGTYPE) fails the call but keeps the connection, which stays
+ * in step because every reply of the pipeline is read. Nothing here
+ * exits, asserts on input or raises SIGPIPE: writes to a dead server are
+ * guarded, whatever the process' SIGPIPE disposition.
+ *
+ * Memory: the store copies the settings it is given. Blobs returned by
+ * ls_store_load() point into replies owned by the store and stay valid
+ * until the next ls_store_load(), ls_store_commit() or ls_store_free() on
+ * that store (reconnecting does not invalidate them). Data passed to
+ * ls_store_commit() is only read during the call. Argument arrays and key
+ * buffers are reused across calls, so a steady-state batch allocates only
+ * what hiredis allocates for the commands and replies.
+ *
+ * Thread-safety: none. A store belongs to one thread (the batch loop);
+ * other threads use their own store or connection.
+ */
+#ifndef LS_STORE_H
+#define LS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ls_store ls_store;
+
+typedef struct ls_store_settings {
+	const char *url;            /* redis.url, as ls_redis_url_parse() accepts */
+	const char *key_prefix;     /* redis.key_prefix, may be "" */
+	const char *group_id;       /* kafka.group_id, names the offsets hash */
+	int64_t lead_ttl_ms;        /* redis.lead_ttl, > 0 */
+	int64_t connect_timeout_ms; /* 0 = none */
+	int64_t command_timeout_ms; /* per read/write; 0 = none */
+} ls_store_settings;
+
+/*
+ * A store for s (copied; the URL is parsed here). Does not connect.
+ * Returns NULL with a reason for a bad URL, a NULL prefix or group id, a
+ * TTL <= 0, negative timeouts, or out of memory.
+ */
+ls_store *ls_store_new(const ls_store_settings *s, char *err, size_t errlen);
+
+/*
+ * (Re)connect: drop any current connection, connect with the configured
+ * timeouts, AUTH/SELECT as the URL says, PING, and check that the offsets
+ * key is a hash or absent (a key of another type would make the offsets
+ * write of a commit fail after the leads were written). 0 or -1.
+ */
+int ls_store_connect(ls_store *st, char *err, size_t errlen);
+
+/* False before the first connect and after any I/O error until reconnect. */
+bool ls_store_connected(const ls_store *st);
+
+/* Live reload of redis.lead_ttl; used by the next commit. ttl_ms <= 0 is
+ * ignored (with a warning) and the old TTL kept. */
+void ls_store_set_lead_ttl(ls_store *st, int64_t ttl_ms);
+
+typedef struct ls_store_blob {
+	const uint8_t *data; /* NULL = no such lead; non-NULL even when len is 0 */
+	size_t len;
+} ls_store_blob;
+
+/*
+ * Fetch the state of n leads (NUL-terminated ids; duplicates allowed) into
+ * out[0..n) with one pipeline of GETs, one round trip. n may be 0. Blobs
+ * point into memory owned by the store, valid until the next
+ * ls_store_load/commit/free call. On -1 the contents of out are undefined.
+ */
+int ls_store_load(ls_store *st, const char *const *lead_ids, size_t n,
+		  ls_store_blob *out, char *err, size_t errlen);
+
+typedef struct ls_store_write {
+	const char *lead_id;
+	const uint8_t *data; /* may be NULL when len is 0 */
+	size_t len;
+} ls_store_write;
+
+typedef struct ls_store_offset {
+	const char *topic;
+	int32_t partition;
+	int64_t next_offset;
+} ls_store_offset;
+
+/*
+ * Atomically: SET every lead blob w[0..nw) with PX lead_ttl_ms and record
+ * every o[0..no) next offset in the offsets hash (later entries win for
+ * duplicate leads or partitions). One MULTI/EXEC sent as one pipeline.
+ * Returns 0 only when EXEC ran and every command in it succeeded. -1
+ * otherwise, including the ambiguous case where the connection was lost
+ * after EXEC was sent (see Atomicity above). nw = no = 0 is a no-op.
+ */
+int ls_store_commit(ls_store *st, const ls_store_write *w, size_t nw,
+		    const ls_store_offset *o, size_t no, char *err,
+		    size_t errlen);
+
+/*
+ * Fill o[i].next_offset for each (topic, partition) from the offsets hash
+ * with one HMGET; -1 when none is stored. n may be 0. A stored value that
+ * is not a non-negative decimal integer is an error.
+ */
+int ls_store_load_offsets(ls_store *st, ls_store_offset *o, size_t n,
+			  char *err, size_t errlen);
+
+/* MEMORY USAGE of the lead's key into *bytes; *bytes = -1 when the lead has
+ * no key. */
+int ls_store_memory_usage(ls_store *st, const char *lead_id,
+			  long long *bytes, char *err, size_t errlen);
+
+/* Close the connection and free everything, including loaded blobs. NULL
+ * is ok. */
+void ls_store_free(ls_store *st);
+
+/*
+ * The lead's key, "<prefix>{<lead_id>}:s", NUL-terminated into buf. Returns
+ * its length, or -1 when it does not fit in buflen (buf is then left
+ * empty when buflen > 0).
+ */
+int ls_store_lead_key(const ls_store *st, const char *lead_id, char *buf,
+		      size_t buflen);
+
+/* The offsets hash's key, "<prefix>offsets:<group_id>"; valid until free. */
+const char *ls_store_offsets_key(const ls_store *st);
+
+#endif
