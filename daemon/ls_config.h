@@ -40,7 +40,9 @@
 #include <stdint.h>
 
 #include "ls_event.h"
+#include "ls_lead.h"
 #include "ls_log.h"
+#include "ls_window.h"
 
 typedef struct ls_config_kv {
 	char *key;
@@ -90,11 +92,28 @@ typedef struct ls_config {
 		int64_t batch_size;
 		int64_t batch_max_wait_ms;
 		int64_t shutdown_timeout_ms;
+		int64_t grace_ms;           /* later than watermark - grace: dropped */
+		int64_t max_future_skew_ms; /* ts further ahead of now: dead letter */
+		int64_t dedupe_ids;         /* 1..LS_LEAD_MAX_DEDUPE_K */
+		int64_t max_profile_attributes; /* 0..LS_LEAD_MAX_PROFILE_KEYS */
+		int64_t max_profile_metrics;    /* 0..LS_LEAD_MAX_PROFILE_KEYS */
+		int64_t cache_leads;        /* leads kept in process between batches */
+		int64_t max_record_size;    /* bytes; larger: dead letter "oversized" */
 	} pipeline;
 	struct {
 		size_t n_writers;
 		ls_schema_writer *writers;
 	} schemas;
+	/*
+	 * The `features:` sequence, in file order. n == 0 means the key was
+	 * absent or null and the built-in set applies (an empty sequence is
+	 * rejected), so read them through ls_config_features(). The specs
+	 * hold no pointers; they passed ls_feature_set_new() at load time.
+	 */
+	struct {
+		size_t n;
+		ls_feature_spec *specs;
+	} features;
 } ls_config;
 
 /*
@@ -166,17 +185,35 @@ int ls_config_apply_live(ls_config *cfg, const ls_config *newc);
  * Report every key whose value differs between old and newc, calling fn
  * once per key with the dotted key ("pipeline.batch_size") and whether the
  * running daemon can apply the new value without a restart. Maps and
- * sequences are reported as one key ("kafka.properties",
+ * sequences are reported as one key ("kafka.properties", "features",
  * "schemas.writers"). Returns the number of keys reported.
  */
 typedef void (*ls_config_diff_fn)(const char *key, bool reloadable, void *ud);
 size_t ls_config_diff(const ls_config *old, const ls_config *newc,
 		      ls_config_diff_fn fn, void *ud);
 
+/*
+ * The feature specs to build the feature set from: the configured ones,
+ * or ls_features_default() when the file has no `features:`. *n receives
+ * the count. The specs belong to cfg (or are static) and stay valid until
+ * ls_config_free(cfg); pass them to ls_feature_set_new(), which validated
+ * them once already while loading.
+ */
+const ls_feature_spec *ls_config_features(const ls_config *cfg, size_t *n);
+
+/*
+ * Fill *out for feature set set: ls_lead_conf_default(), then grace,
+ * dedupe_ids and the profile limits from cfg->pipeline. The ranges of the
+ * pipeline keys are ls_lead_conf's, so the result passes
+ * ls_lead_conf_check() whenever set is non-NULL.
+ */
+void ls_config_lead_conf(const ls_config *cfg, const ls_feature_set *set,
+			 ls_lead_conf *out);
+
 /* One known key, as documented in the README's configuration table. */
 typedef struct ls_config_key_info {
 	char key[96];             /* "redis.lead_ttl"; items: "schemas.writers[].id" */
-	const char *type;         /* string, int, duration, bool, enum, log-level, map, sequence */
+	const char *type;         /* string, int, number, duration, bool, enum, log-level, map, sequence */
 	const char *default_text; /* as written in YAML; NULL when there is none */
 	bool required;            /* must be set (within each item, for item keys) */
 	bool reloadable;          /* SIGHUP applies it without a restart */

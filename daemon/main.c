@@ -19,13 +19,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ls_arena.h"
 #include "ls_build.h"
 #include "ls_codec.h"
 #include "ls_config.h"
 #include "ls_kafka.h"
+#include "ls_pipeline.h"
 #include "ls_log.h"
 #include "ls_redis.h"
+#include "ls_store.h"
 
 #include <systemd/sd-daemon.h>
 
@@ -101,31 +102,29 @@ static void sleep_unless_stopped(int64_t ms)
 }
 
 /* Retry with capped exponential backoff until connected or stopped. */
-static redisContext *connect_redis(const ls_config *cfg,
-				   const ls_redis_target *target)
+static bool connect_store(ls_store *store, const ls_config *cfg)
 {
 	int64_t backoff = 100;
-	char err[512], q[600], where[300];
-	ls_redis_target_describe(target, where, sizeof where);
+	char err[512], q[600];
 	while (!stop_requested) {
-		redisContext *c = ls_redis_connect(target, cfg->redis.connect_timeout_ms,
-						   cfg->redis.command_timeout_ms,
-						   err, sizeof err);
-		if (c != NULL && ls_redis_ping(c, err, sizeof err) == 0) {
-			ls_log(LS_LOG_INFO, "redis", "connected", "target=%s",
-			       ls_log_quote(where, q, sizeof q));
-			return c;
+		if (ls_store_connect(store, err, sizeof err) == 0) {
+			ls_redis_target t;
+			char where[300];
+			if (ls_redis_url_parse(cfg->redis.url, &t, err, sizeof err) == 0) {
+				ls_log(LS_LOG_INFO, "redis", "connected", "target=%s",
+				       ls_log_quote(ls_redis_target_describe(&t, where, sizeof where),
+						    q, sizeof q));
+				ls_redis_target_free(&t);
+			}
+			return true;
 		}
-		if (c != NULL)
-			redisFree(c);
 		ls_log(LS_LOG_WARN, "redis", "connect failed, retrying",
-		       "target=%s retry_ms=%lld error=%s",
-		       ls_log_quote(where, q, 300), (long long)backoff,
-		       ls_log_quote(err, q + 300, sizeof q - 300));
+		       "retry_ms=%lld error=%s", (long long)backoff,
+		       ls_log_quote(err, q, sizeof q));
 		sleep_unless_stopped(backoff);
 		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 	}
-	return NULL;
+	return false;
 }
 
 static int register_writers(ls_codec *codec, const ls_config *cfg)
@@ -142,26 +141,6 @@ static int register_writers(ls_codec *codec, const ls_config *cfg)
 	}
 	return 0;
 }
-
-/* The input source a topic carries, or -1 for a topic we did not ask for. */
-static int topic_source(const ls_config *cfg, const char *topic)
-{
-	const char *t[LS_SOURCE__COUNT];
-	t[LS_SOURCE_EMAIL] = cfg->kafka.topics.email;
-	t[LS_SOURCE_WEB] = cfg->kafka.topics.web;
-	t[LS_SOURCE_CALL] = cfg->kafka.topics.call;
-	t[LS_SOURCE_OUTCOME] = cfg->kafka.topics.outcome;
-	t[LS_SOURCE_PROFILE] = cfg->kafka.topics.profile;
-	for (int i = 0; i < LS_SOURCE__COUNT; i++)
-		if (strcmp(t[i], topic) == 0)
-			return i;
-	return -1;
-}
-
-typedef struct daemon_stats {
-	unsigned long long consumed[LS_SOURCE__COUNT];
-	unsigned long long decode_errors;
-} daemon_stats;
 
 static void report_change(const char *key, bool reloadable, void *ud)
 {
@@ -196,34 +175,26 @@ static void reload_config(ls_config *cfg)
 	sd_notify(0, "READY=1");
 }
 
-static void process_batch(ls_codec *codec, ls_arena *arena,
-			  const ls_config *cfg, rd_kafka_message_t **msgs,
-			  size_t n, daemon_stats *st)
+static void log_stats(const ls_pipeline *p, const char *msg)
 {
-	for (size_t i = 0; i < n; i++) {
-		rd_kafka_message_t *m = msgs[i];
-		const char *topic = rd_kafka_topic_name(m->rkt);
-		int src = topic_source(cfg, topic);
-		if (src >= 0) {
-			ls_event ev;
-			ls_codec_error cerr;
-			if (ls_codec_decode(codec, (ls_source)src, m->payload,
-					    m->len, arena, &ev, &cerr) == 0) {
-				st->consumed[src]++;
-			} else {
-				char q[400];
-				st->decode_errors++;
-				ls_log(LS_LOG_WARN, "codec", "undecodable event",
-				       "topic=%s partition=%d offset=%lld reason=%s detail=%s",
-				       topic, (int)m->partition,
-				       (long long)m->offset,
-				       ls_codec_reason_name(cerr.reason),
-				       ls_log_quote(cerr.detail, q, sizeof q));
-			}
-		}
-		rd_kafka_message_destroy(m);
+	const ls_pipeline_stats *st = ls_pipeline_stats_get(p);
+	uint64_t consumed = 0, applied = 0, dup = 0, late = 0, dlq = 0;
+	for (int i = 0; i < LS_SOURCE__COUNT; i++) {
+		consumed += st->consumed[i];
+		applied += st->applied[i];
+		dup += st->duplicates[i];
+		late += st->too_late[i];
 	}
-	ls_arena_reset(arena);
+	for (int i = 0; i < LS_DLQ_REASON__COUNT; i++)
+		dlq += st->dead_lettered[i];
+	ls_log(LS_LOG_INFO, "main", msg,
+	       "consumed=%llu applied=%llu duplicates=%llu too_late=%llu dead_lettered=%llu "
+	       "commits=%llu leads_written=%llu redis_failures=%llu",
+	       (unsigned long long)consumed, (unsigned long long)applied,
+	       (unsigned long long)dup, (unsigned long long)late,
+	       (unsigned long long)dlq, (unsigned long long)st->commits,
+	       (unsigned long long)st->leads_written,
+	       (unsigned long long)st->redis_failures);
 }
 
 static int run(ls_config *cfg)
@@ -231,20 +202,10 @@ static int run(ls_config *cfg)
 	char err[1024], q[1100];
 	int rc = 1;
 	ls_codec *codec = NULL;
-	redisContext *redis = NULL;
+	ls_store *store = NULL;
 	ls_kafka_consumer *consumer = NULL;
-	rd_kafka_message_t **msgs = NULL;
-	ls_redis_target target;
-	ls_arena arena;
-	daemon_stats st;
+	ls_pipeline *pipeline = NULL;
 
-	memset(&st, 0, sizeof st);
-	ls_arena_init(&arena, 0);
-	if (ls_redis_url_parse(cfg->redis.url, &target, err, sizeof err) != 0) {
-		ls_log(LS_LOG_ERROR, "redis", "bad url", "error=%s",
-		       ls_log_quote(err, q, sizeof q));
-		goto out;
-	}
 	codec = ls_codec_new(err, sizeof err);
 	if (codec == NULL) {
 		ls_log(LS_LOG_ERROR, "codec", "cannot load schemas", "error=%s",
@@ -253,9 +214,21 @@ static int run(ls_config *cfg)
 	}
 	if (register_writers(codec, cfg) != 0)
 		goto out;
-
-	redis = connect_redis(cfg, &target);
-	if (redis == NULL) {
+	ls_store_settings ss = {
+		.url = cfg->redis.url,
+		.key_prefix = cfg->redis.key_prefix,
+		.group_id = cfg->kafka.group_id,
+		.lead_ttl_ms = cfg->redis.lead_ttl_ms,
+		.connect_timeout_ms = cfg->redis.connect_timeout_ms,
+		.command_timeout_ms = cfg->redis.command_timeout_ms,
+	};
+	store = ls_store_new(&ss, err, sizeof err);
+	if (store == NULL) {
+		ls_log(LS_LOG_ERROR, "redis", "bad settings", "error=%s",
+		       ls_log_quote(err, q, sizeof q));
+		goto out;
+	}
+	if (!connect_store(store, cfg)) {
 		rc = 0; /* stopped before Redis ever answered: a clean stop */
 		goto out;
 	}
@@ -265,23 +238,22 @@ static int run(ls_config *cfg)
 		       ls_log_quote(err, q, sizeof q));
 		goto out;
 	}
+	pipeline = ls_pipeline_new(cfg, consumer, store, codec, err, sizeof err);
+	if (pipeline == NULL) {
+		ls_log(LS_LOG_ERROR, "pipeline", "cannot start", "error=%s",
+		       ls_log_quote(err, q, sizeof q));
+		goto out;
+	}
 	ls_log(LS_LOG_INFO, "kafka", "subscribed",
 	       "brokers=%s group_id=%s", ls_log_quote(cfg->kafka.brokers, q, 300),
 	       ls_log_quote(cfg->kafka.group_id, q + 300, 300));
-
-	size_t cap = (size_t)cfg->pipeline.batch_size;
-	msgs = calloc(cap, sizeof *msgs);
-	if (msgs == NULL) {
-		ls_log(LS_LOG_ERROR, "main", "out of memory", NULL);
-		goto out;
-	}
 
 	bool ready = false;
 	/* systemd restarts us when the loop stops pinging (WatchdogSec=) */
 	uint64_t watchdog_usec = 0;
 	bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
 	int64_t watchdog_every_ms = (int64_t)(watchdog_usec / 4000);
-	int64_t watchdog_last = 0;
+	int64_t watchdog_last = 0, stats_last = mono_ms();
 	while (!stop_requested) {
 		if (watchdog && mono_ms() - watchdog_last >= watchdog_every_ms) {
 			sd_notify(0, "WATCHDOG=1");
@@ -290,27 +262,20 @@ static int run(ls_config *cfg)
 		if (reload_requested) {
 			reload_requested = 0;
 			reload_config(cfg);
-			if ((size_t)cfg->pipeline.batch_size > cap) {
-				rd_kafka_message_t **bigger = realloc(
-					msgs, (size_t)cfg->pipeline.batch_size * sizeof *msgs);
-				if (bigger != NULL) {
-					msgs = bigger;
-					cap = (size_t)cfg->pipeline.batch_size;
-				}
-			}
+			ls_pipeline_reload(pipeline);
 		}
-		size_t max = (size_t)cfg->pipeline.batch_size < cap
-				     ? (size_t)cfg->pipeline.batch_size
-				     : cap;
-		size_t n = ls_kafka_consumer_poll_batch(
-			consumer, msgs, max, (int)cfg->pipeline.batch_max_wait_ms);
-		process_batch(codec, &arena, cfg, msgs, n, &st);
-		if (!ready && ls_kafka_consumer_ever_assigned(consumer)) {
+		ls_pipeline_step(pipeline);
+		if (!ready && ls_kafka_consumer_ever_assigned(consumer) &&
+		    !ls_pipeline_paused(pipeline)) {
 			ready = true;
 			ls_log(LS_LOG_INFO, "main", "ready",
 			       "partitions=%d",
 			       ls_kafka_consumer_assigned(consumer));
 			sd_notify(0, "READY=1");
+		}
+		if (mono_ms() - stats_last >= 60000) {
+			stats_last = mono_ms();
+			log_stats(pipeline, "progress");
 		}
 	}
 	rc = 0;
@@ -322,21 +287,16 @@ out:
 		       (int)stop_requested);
 	}
 	int64_t t0 = mono_ms();
+	/* closing revokes the partitions, which commits through the pipeline */
 	ls_kafka_consumer_close(consumer);
 	if (consumer != NULL)
 		ls_log(LS_LOG_INFO, "kafka", "left the group", "close_ms=%lld",
 		       (long long)(mono_ms() - t0));
-	free(msgs);
-	if (redis != NULL)
-		redisFree(redis);
-	ls_redis_target_free(&target);
+	if (pipeline != NULL)
+		log_stats(pipeline, "stopped");
+	ls_pipeline_free(pipeline);
+	ls_store_free(store);
 	ls_codec_free(codec);
-	ls_arena_free(&arena);
-	ls_log(LS_LOG_INFO, "main", "stopped",
-	       "email=%llu web=%llu call=%llu outcome=%llu profile=%llu decode_errors=%llu",
-	       st.consumed[LS_SOURCE_EMAIL], st.consumed[LS_SOURCE_WEB],
-	       st.consumed[LS_SOURCE_CALL], st.consumed[LS_SOURCE_OUTCOME],
-	       st.consumed[LS_SOURCE_PROFILE], st.decode_errors);
 	return rc;
 }
 

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ls_log.h"
 
@@ -229,42 +228,6 @@ int ls_kafka_consumer_assigned(const ls_kafka_consumer *c)
 bool ls_kafka_consumer_ever_assigned(const ls_kafka_consumer *c)
 {
 	return atomic_load(&c->ever_assigned);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-size_t ls_kafka_consumer_poll_batch(ls_kafka_consumer *c,
-				    rd_kafka_message_t **msgs, size_t max,
-				    int wait_ms)
-{
-	size_t n = 0;
-	int64_t deadline = now_ms() + wait_ms;
-	while (n < max) {
-		int64_t left = deadline - now_ms();
-		if (left < 0)
-			left = 0;
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, (int)left);
-		if (m == NULL) {
-			if (left == 0)
-				break;
-			continue;
-		}
-		if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			ls_log(LS_LOG_WARN, "kafka", "consume error",
-			       "topic=%s partition=%d error=%s",
-			       m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
-			       (int)m->partition, rd_kafka_err2name(m->err));
-			rd_kafka_message_destroy(m);
-			continue;
-		}
-		msgs[n++] = m;
-	}
-	return n;
 }
 
 void ls_kafka_consumer_close(ls_kafka_consumer *c)

@@ -35,9 +35,13 @@
 rd_kafka_conf_t *ls_kafka_conf_new(const ls_config *cfg, bool consumer,
 				   char *err, size_t errlen);
 
-/* Called from the poll thread during a rebalance, before the change. */
+/*
+ * Called from the poll thread during a rebalance, before the change. An
+ * assign hook may set parts->elems[i].offset to choose where each
+ * partition starts.
+ */
 typedef void (*ls_kafka_rebalance_fn)(
-	rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts, void *ud);
+	rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, void *ud);
 
 typedef struct ls_kafka_consumer ls_kafka_consumer;
 
@@ -60,16 +64,6 @@ int ls_kafka_consumer_assigned(const ls_kafka_consumer *c);
 
 /* True once any partition has ever been assigned. Any thread. */
 bool ls_kafka_consumer_ever_assigned(const ls_kafka_consumer *c);
-
-/*
- * Poll up to max messages, waiting at most wait_ms for the first and
- * returning early when max is reached or wait_ms has elapsed. Error events
- * (partition EOF, transport errors) are logged and not returned. The caller
- * owns the returned messages (rd_kafka_message_destroy each).
- */
-size_t ls_kafka_consumer_poll_batch(ls_kafka_consumer *c,
-				    rd_kafka_message_t **msgs, size_t max,
-				    int wait_ms);
 
 /* Leave the group cleanly (revoking through the hooks) and free. */
 void ls_kafka_consumer_close(ls_kafka_consumer *c);

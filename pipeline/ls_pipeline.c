@@ -1,0 +1,722 @@
+/*
+ * ls_pipeline.c - the batch loop.
+ *
+ * Why a batch is all-or-nothing: the only durable record of progress is
+ * the MULTI/EXEC that writes the leads and the offsets together. Anything
+ * that goes wrong before it (Redis, a dead letter not delivered, memory)
+ * throws the batch away: the cache is cleared (it may hold uncommitted
+ * changes) and the partitions are sought back to the stored offsets, so
+ * the same messages are processed again onto the state Redis holds. No
+ * partial commit exists, so there is nothing to reconcile.
+ *
+ * Why leads are cached: after a commit every cached lead equals its Redis
+ * copy, so the next batch needs Redis only for leads it has not seen. The
+ * cache is dropped on revocation (another instance may own the lead next)
+ * and when it outgrows pipeline.cache_leads.
+ */
+#include "ls_pipeline.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ls_cache.h"
+#include "ls_log.h"
+
+typedef struct batch_event {
+	ls_event ev;
+	ls_cache_entry *entry;
+} batch_event;
+
+struct ls_pipeline {
+	const ls_config *cfg;
+	ls_kafka_consumer *consumer;
+	rd_kafka_t *rk;
+	ls_store *store;
+	rd_kafka_t *dlq;
+	ls_codec *codec;
+	ls_feature_set *features;
+	ls_lead_conf lead_conf;
+	ls_cache cache;
+	ls_arena arena;
+
+	rd_kafka_message_t **msgs;
+	size_t n_msgs, cap_msgs;
+	batch_event *events;
+	size_t n_events, cap_events;
+	ls_cache_entry **misses;
+	const char **miss_ids;
+	ls_store_blob *miss_blobs;
+	size_t n_misses, cap_misses;
+	ls_cache_entry **dirty;
+	ls_store_write *writes;
+	size_t *write_off;
+	size_t n_dirty, cap_dirty;
+	ls_store_offset *offsets;
+	size_t n_offsets, cap_offsets;
+	ls_buf blobs;
+	ls_lead_blob scratch;
+
+	size_t dlq_in_batch;
+	uint64_t dlq_delivery_errors;
+	bool in_rebalance;
+	bool need_resync;
+	int64_t retry_at_ms;
+	int64_t backoff_ms;
+	unsigned retries;
+	ls_pipeline_stats st;
+};
+
+static const char *const own_reasons[] = { "future_timestamp", "key_mismatch" };
+
+const char *ls_pipeline_dlq_reason_name(int reason)
+{
+	if (reason >= 0 && reason < LS_CODEC_REASON__COUNT)
+		return ls_codec_reason_name((ls_codec_reason)reason);
+	if (reason >= LS_CODEC_REASON__COUNT && reason < LS_DLQ_REASON__COUNT)
+		return own_reasons[reason - LS_CODEC_REASON__COUNT];
+	return NULL;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Grow *arr (of elem bytes each) to hold at least want; 0 or -1. */
+static int reserve(void **arr, size_t *cap, size_t want, size_t elem)
+{
+	if (want <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap : 64;
+	while (ncap < want)
+		ncap *= 2;
+	void *p = realloc(*arr, ncap * elem);
+	if (p == NULL)
+		return -1;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+static int topic_source(const ls_config *cfg, const char *topic)
+{
+	const char *t[LS_SOURCE__COUNT];
+	t[LS_SOURCE_EMAIL] = cfg->kafka.topics.email;
+	t[LS_SOURCE_WEB] = cfg->kafka.topics.web;
+	t[LS_SOURCE_CALL] = cfg->kafka.topics.call;
+	t[LS_SOURCE_OUTCOME] = cfg->kafka.topics.outcome;
+	t[LS_SOURCE_PROFILE] = cfg->kafka.topics.profile;
+	for (int i = 0; i < LS_SOURCE__COUNT; i++)
+		if (strcmp(t[i], topic) == 0)
+			return i;
+	return -1;
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	ls_pipeline *p = opaque;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	p->dlq_delivery_errors++;
+	ls_log(LS_LOG_ERROR, "pipeline", "dead letter not delivered",
+	       "error=%s", rd_kafka_err2name(m->err));
+}
+
+/* Remember next_offset for (topic, partition); batches touch few partitions. */
+static int note_offset(ls_pipeline *p, const char *topic, int32_t partition,
+		       int64_t next)
+{
+	for (size_t i = 0; i < p->n_offsets; i++) {
+		ls_store_offset *o = &p->offsets[i];
+		if (o->partition == partition && strcmp(o->topic, topic) == 0) {
+			if (next > o->next_offset)
+				o->next_offset = next;
+			return 0;
+		}
+	}
+	if (reserve((void **)&p->offsets, &p->cap_offsets, p->n_offsets + 1,
+		    sizeof *p->offsets) != 0)
+		return -1;
+	p->offsets[p->n_offsets++] = (ls_store_offset){ topic, partition, next };
+	return 0;
+}
+
+static int dead_letter(ls_pipeline *p, const rd_kafka_message_t *m,
+		       const char *topic, int reason, const char *detail)
+{
+	char part[16], off[24];
+	const char *rname = ls_pipeline_dlq_reason_name(reason);
+	snprintf(part, sizeof part, "%" PRId32, m->partition);
+	snprintf(off, sizeof off, "%" PRId64, m->offset);
+	rd_kafka_resp_err_t e = rd_kafka_producev(
+		p->dlq, RD_KAFKA_V_TOPIC(p->cfg->kafka.topics.dead_letter),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_KEY(m->key, m->key_len),
+		RD_KAFKA_V_VALUE(m->payload, m->len),
+		RD_KAFKA_V_HEADER("ls.reason", rname, -1),
+		RD_KAFKA_V_HEADER("ls.detail", detail, -1),
+		RD_KAFKA_V_HEADER("ls.source.topic", topic, -1),
+		RD_KAFKA_V_HEADER("ls.source.partition", part, -1),
+		RD_KAFKA_V_HEADER("ls.source.offset", off, -1),
+		RD_KAFKA_V_END);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		ls_log(LS_LOG_ERROR, "pipeline", "cannot queue dead letter",
+		       "error=%s", rd_kafka_err2name(e));
+		return -1;
+	}
+	p->dlq_in_batch++;
+	p->st.dead_lettered[reason]++;
+	char q[400];
+	ls_log(LS_LOG_WARN, "pipeline", "dead-lettered",
+	       "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=%s detail=%s",
+	       topic, m->partition, m->offset, rname,
+	       ls_log_quote(detail, q, sizeof q));
+	return 0;
+}
+
+static void drop_messages(ls_pipeline *p)
+{
+	for (size_t i = 0; i < p->n_msgs; i++)
+		rd_kafka_message_destroy(p->msgs[i]);
+	p->n_msgs = 0;
+	p->n_events = 0;
+	p->n_offsets = 0;
+	p->n_misses = 0;
+	p->n_dirty = 0;
+	p->dlq_in_batch = 0;
+	ls_arena_reset(&p->arena);
+}
+
+/*
+ * Throw the batch away and wait for Redis: cached leads may hold
+ * uncommitted changes, and the consumer has moved past uncommitted
+ * offsets, so both go back to what Redis holds.
+ */
+static void fail_batch(ls_pipeline *p, const char *why)
+{
+	char q[600];
+	drop_messages(p);
+	ls_cache_clear(&p->cache);
+	if (!p->need_resync) {
+		ls_log(LS_LOG_WARN, "pipeline", "batch not committed, pausing consumption",
+		       "reason=%s", ls_log_quote(why, q, sizeof q));
+		p->st.redis_failures++;
+	}
+	p->need_resync = true;
+	p->retry_at_ms = mono_ms() + p->backoff_ms;
+	/* Pausing inside a rebalance callback would act on the old
+	 * assignment; resync seeks whatever is assigned afterwards. */
+	if (!p->in_rebalance) {
+		rd_kafka_topic_partition_list_t *parts = NULL;
+		if (rd_kafka_assignment(p->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    parts != NULL) {
+			rd_kafka_pause_partitions(p->rk, parts);
+			rd_kafka_topic_partition_list_destroy(parts);
+		}
+	}
+}
+
+/* Decode, validate and group the batch; queue dead letters. */
+static int prepare(ls_pipeline *p, char *err, size_t errlen)
+{
+	int64_t now = wall_ms();
+	int64_t skew = p->cfg->pipeline.max_future_skew_ms;
+	for (size_t i = 0; i < p->n_msgs; i++) {
+		rd_kafka_message_t *m = p->msgs[i];
+		const char *topic = rd_kafka_topic_name(m->rkt);
+		if (note_offset(p, topic, m->partition, m->offset + 1) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		int src = topic_source(p->cfg, topic);
+		if (src < 0)
+			continue;
+		if (reserve((void **)&p->events, &p->cap_events, p->n_events + 1,
+			    sizeof *p->events) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		batch_event *be = &p->events[p->n_events];
+		ls_codec_error cerr;
+		int rc = ls_codec_decode(p->codec, (ls_source)src, m->payload,
+					 m->len, &p->arena, &be->ev, &cerr);
+		if (rc == LS_CODEC_INTERNAL) {
+			snprintf(err, errlen, "codec: %s", cerr.detail);
+			return -1;
+		}
+		if (rc != 0) {
+			if (dead_letter(p, m, topic, rc, cerr.detail) != 0) {
+				snprintf(err, errlen, "dead-letter queue full");
+				return -1;
+			}
+			continue;
+		}
+		if (be->ev.ts > now + skew) {
+			char d[160];
+			snprintf(d, sizeof d, "ts %" PRId64 " is %" PRId64
+				 " ms ahead of the clock (max_future_skew %" PRId64 " ms)",
+				 be->ev.ts, be->ev.ts - now, skew);
+			if (dead_letter(p, m, topic, LS_DLQ_FUTURE_TIMESTAMP, d) != 0) {
+				snprintf(err, errlen, "dead-letter queue full");
+				return -1;
+			}
+			continue;
+		}
+		size_t idlen = strlen(be->ev.lead_id);
+		if (m->key == NULL || m->key_len != idlen ||
+		    memcmp(m->key, be->ev.lead_id, idlen) != 0) {
+			if (dead_letter(p, m, topic, LS_DLQ_KEY_MISMATCH,
+					"message key is not the record's lead_id") != 0) {
+				snprintf(err, errlen, "dead-letter queue full");
+				return -1;
+			}
+			continue;
+		}
+		bool created;
+		be->entry = ls_cache_put(&p->cache, be->ev.lead_id, &created);
+		if (be->entry == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		if (created) {
+			if (reserve((void **)&p->misses, &p->cap_misses,
+				    p->n_misses + 1, sizeof *p->misses) != 0) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			p->misses[p->n_misses++] = be->entry;
+		}
+		p->st.consumed[src]++;
+		p->n_events++;
+	}
+	return 0;
+}
+
+/* Load every lead the cache did not have, in one round trip. */
+static int load_misses(ls_pipeline *p, char *err, size_t errlen)
+{
+	if (p->n_misses == 0)
+		return 0;
+	size_t cap = p->cap_misses;
+	/* miss_ids and miss_blobs follow misses' capacity */
+	const char **ids = realloc(p->miss_ids, cap * sizeof *ids);
+	if (ids == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	p->miss_ids = ids;
+	ls_store_blob *blobs = realloc(p->miss_blobs, cap * sizeof *blobs);
+	if (blobs == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	p->miss_blobs = blobs;
+	for (size_t i = 0; i < p->n_misses; i++)
+		ids[i] = p->misses[i]->lead_id;
+	char serr[512];
+	if (ls_store_load(p->store, ids, p->n_misses, blobs, serr, sizeof serr) != 0) {
+		snprintf(err, errlen, "redis load: %s", serr);
+		return -1;
+	}
+	p->st.cache_loads += p->n_misses;
+	for (size_t i = 0; i < p->n_misses; i++) {
+		ls_cache_entry *e = p->misses[i];
+		if (blobs[i].data != NULL) {
+			char derr[256], q[300], qi[300];
+			if (ls_lead_decode(&p->lead_conf, blobs[i].data, blobs[i].len,
+					   &e->lead, derr, sizeof derr) == 0)
+				continue;
+			/* Only a bug or foreign writes can get here; starting
+			 * afresh keeps the pipeline going and the log says so. */
+			ls_log(LS_LOG_ERROR, "pipeline", "corrupt lead state in Redis, starting it afresh",
+			       "lead_id=%s error=%s", ls_log_quote(e->lead_id, qi, sizeof qi),
+			       ls_log_quote(derr, q, sizeof q));
+		}
+		e->lead = ls_lead_new(&p->lead_conf);
+		if (e->lead == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int apply_events(ls_pipeline *p, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < p->n_events; i++) {
+		batch_event *be = &p->events[i];
+		int src = (int)be->ev.source;
+		int rc = ls_lead_apply(be->entry->lead, &p->lead_conf, &be->ev);
+		switch (rc) {
+		case LS_LEAD_APPLIED:
+			p->st.applied[src]++;
+			if (!be->entry->dirty) {
+				if (reserve((void **)&p->dirty, &p->cap_dirty,
+					    p->n_dirty + 1, sizeof *p->dirty) != 0) {
+					snprintf(err, errlen, "out of memory");
+					return -1;
+				}
+				be->entry->dirty = true;
+				p->dirty[p->n_dirty++] = be->entry;
+			}
+			break;
+		case LS_LEAD_DUPLICATE:
+			p->st.duplicates[src]++;
+			break;
+		case LS_LEAD_TOO_LATE:
+			p->st.too_late[src]++;
+			break;
+		default:
+			snprintf(err, errlen, "apply: %s", ls_lead_result_str(rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int commit(ls_pipeline *p, char *err, size_t errlen)
+{
+	if (p->dlq_in_batch > 0) {
+		uint64_t before = p->dlq_delivery_errors;
+		rd_kafka_resp_err_t e = rd_kafka_flush(p->dlq, 10000);
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR || p->dlq_delivery_errors != before) {
+			p->st.dlq_failures++;
+			snprintf(err, errlen, "dead letters not delivered: %s",
+				 rd_kafka_err2name(e));
+			return -1;
+		}
+	}
+	/* Encode all dirty leads into one buffer first: the store reads the
+	 * blobs during the call, and realloc may move the buffer. */
+	size_t cap_w = p->cap_dirty;
+	ls_store_write *w = realloc(p->writes, (cap_w ? cap_w : 1) * sizeof *w);
+	size_t *off = realloc(p->write_off, (cap_w ? cap_w : 1) * sizeof *off);
+	if (w == NULL || off == NULL) {
+		if (w != NULL)
+			p->writes = w;
+		if (off != NULL)
+			p->write_off = off;
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	p->writes = w;
+	p->write_off = off;
+	ls_buf_reset(&p->blobs);
+	for (size_t i = 0; i < p->n_dirty; i++) {
+		int rc = ls_lead_encode(p->dirty[i]->lead, &p->lead_conf, &p->scratch);
+		if (rc != 0) {
+			snprintf(err, errlen, "encode: %s", ls_lead_result_str(rc));
+			return -1;
+		}
+		off[i] = p->blobs.len;
+		if (ls_buf_append(&p->blobs, p->scratch.data, p->scratch.len) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		w[i].lead_id = p->dirty[i]->lead_id;
+		w[i].len = p->scratch.len;
+	}
+	for (size_t i = 0; i < p->n_dirty; i++)
+		w[i].data = p->blobs.data + off[i];
+	char serr[512];
+	if (ls_store_commit(p->store, w, p->n_dirty, p->offsets, p->n_offsets,
+			    serr, sizeof serr) != 0) {
+		snprintf(err, errlen, "redis commit: %s", serr);
+		return -1;
+	}
+	return 0;
+}
+
+/* Process the collected batch; on failure everything is thrown away. */
+static int process_batch(ls_pipeline *p)
+{
+	if (p->n_msgs == 0)
+		return 0;
+	char err[600];
+	if (prepare(p, err, sizeof err) != 0 ||
+	    load_misses(p, err, sizeof err) != 0 ||
+	    apply_events(p, err, sizeof err) != 0 ||
+	    commit(p, err, sizeof err) != 0) {
+		fail_batch(p, err);
+		return -1;
+	}
+	int n = (int)p->n_msgs;
+	for (size_t i = 0; i < p->n_dirty; i++)
+		p->dirty[i]->dirty = false;
+	p->st.batches++;
+	p->st.commits++;
+	p->st.leads_written += p->n_dirty;
+	drop_messages(p);
+	if ((int64_t)ls_cache_count(&p->cache) > p->cfg->pipeline.cache_leads)
+		ls_cache_clear(&p->cache);
+	return n;
+}
+
+/* Set each partition's start offset from Redis before it is assigned. */
+static void on_assign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+		      void *ud)
+{
+	(void)rk;
+	ls_pipeline *p = ud;
+	if (p->need_resync || parts->cnt == 0)
+		return; /* resync will seek whatever is assigned */
+	ls_store_offset *o = calloc((size_t)parts->cnt, sizeof *o);
+	char err[512], q[600];
+	if (o == NULL) {
+		p->in_rebalance = true;
+		fail_batch(p, "out of memory loading offsets");
+		p->in_rebalance = false;
+		return;
+	}
+	for (int i = 0; i < parts->cnt; i++) {
+		o[i].topic = parts->elems[i].topic;
+		o[i].partition = parts->elems[i].partition;
+	}
+	if (ls_store_load_offsets(p->store, o, (size_t)parts->cnt, err, sizeof err) != 0) {
+		ls_log(LS_LOG_WARN, "pipeline", "cannot read offsets from redis",
+		       "error=%s", ls_log_quote(err, q, sizeof q));
+		p->in_rebalance = true;
+		fail_batch(p, "offsets unavailable at assignment");
+		p->in_rebalance = false;
+	} else {
+		int stored = 0;
+		for (int i = 0; i < parts->cnt; i++) {
+			/* no stored offset: never processed, fall back to
+			 * auto.offset.reset (earliest unless configured) */
+			parts->elems[i].offset = o[i].next_offset >= 0
+							 ? o[i].next_offset
+							 : RD_KAFKA_OFFSET_INVALID;
+			stored += o[i].next_offset >= 0;
+		}
+		ls_log(LS_LOG_INFO, "pipeline", "starting at offsets stored in redis",
+		       "partitions=%d with_offset=%d", parts->cnt, stored);
+	}
+	free(o);
+}
+
+/* Commit what has been collected, then forget the cached leads. */
+static void on_revoke(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+		      void *ud)
+{
+	(void)rk;
+	(void)parts;
+	ls_pipeline *p = ud;
+	p->in_rebalance = true;
+	if (!p->need_resync)
+		process_batch(p);
+	else
+		drop_messages(p);
+	p->in_rebalance = false;
+	ls_cache_clear(&p->cache);
+}
+
+/* Reconnect, seek every assigned partition to its stored offset, resume. */
+static int resync(ls_pipeline *p)
+{
+	/* keep serving rebalances and the poll interval while paused;
+	 * anything fetched before the seek is stale and dropped */
+	rd_kafka_message_t *m = rd_kafka_consumer_poll(p->rk, 100);
+	if (m != NULL)
+		rd_kafka_message_destroy(m);
+	if (!p->need_resync || mono_ms() < p->retry_at_ms)
+		return -1;
+
+	char err[512], q[600];
+	p->retries++;
+	p->backoff_ms = p->backoff_ms * 2 > 5000 ? 5000 : p->backoff_ms * 2;
+	p->retry_at_ms = mono_ms() + p->backoff_ms;
+	if (ls_store_connect(p->store, err, sizeof err) != 0) {
+		if (p->retries == 1 || p->retries % 10 == 0)
+			ls_log(LS_LOG_WARN, "pipeline", "redis still unavailable",
+			       "attempts=%u error=%s", p->retries,
+			       ls_log_quote(err, q, sizeof q));
+		return -1;
+	}
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (rd_kafka_assignment(p->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    parts == NULL)
+		return -1;
+	int rc = -1;
+	ls_store_offset *o = calloc((size_t)parts->cnt + 1, sizeof *o);
+	if (o == NULL)
+		goto out;
+	for (int i = 0; i < parts->cnt; i++) {
+		o[i].topic = parts->elems[i].topic;
+		o[i].partition = parts->elems[i].partition;
+	}
+	if (parts->cnt > 0 &&
+	    ls_store_load_offsets(p->store, o, (size_t)parts->cnt, err, sizeof err) != 0)
+		goto out;
+	for (int i = 0; i < parts->cnt; i++)
+		parts->elems[i].offset = o[i].next_offset >= 0
+						 ? o[i].next_offset
+						 : RD_KAFKA_OFFSET_BEGINNING;
+	if (parts->cnt > 0) {
+		rd_kafka_error_t *e = rd_kafka_seek_partitions(p->rk, parts, 10000);
+		if (e != NULL) {
+			ls_log(LS_LOG_WARN, "pipeline", "seek failed", "error=%s",
+			       rd_kafka_error_string(e));
+			rd_kafka_error_destroy(e);
+			goto out;
+		}
+		rd_kafka_resume_partitions(p->rk, parts);
+	}
+	ls_log(LS_LOG_INFO, "pipeline", "redis available, consumption resumed",
+	       "partitions=%d attempts=%u", parts->cnt, p->retries);
+	p->need_resync = false;
+	p->backoff_ms = 100;
+	p->retries = 0;
+	rc = 0;
+out:
+	free(o);
+	rd_kafka_topic_partition_list_destroy(parts);
+	return rc;
+}
+
+int ls_pipeline_step(ls_pipeline *p)
+{
+	if (p->need_resync)
+		return resync(p) == 0 ? 0 : -1;
+
+	size_t max = (size_t)p->cfg->pipeline.batch_size;
+	if (reserve((void **)&p->msgs, &p->cap_msgs, max, sizeof *p->msgs) != 0) {
+		fail_batch(p, "out of memory");
+		return -1;
+	}
+	int64_t deadline = mono_ms() + p->cfg->pipeline.batch_max_wait_ms;
+	while (p->n_msgs < max) {
+		int64_t left = deadline - mono_ms();
+		rd_kafka_message_t *m =
+			rd_kafka_consumer_poll(p->rk, left > 0 ? (int)left : 0);
+		if (p->need_resync) {
+			/* a rebalance hook failed: what we hold may start at
+			 * the wrong offsets */
+			if (m != NULL)
+				rd_kafka_message_destroy(m);
+			drop_messages(p);
+			return -1;
+		}
+		if (m == NULL) {
+			if (left <= 0)
+				break;
+			continue;
+		}
+		if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			ls_log(LS_LOG_WARN, "kafka", "consume error",
+			       "topic=%s partition=%" PRId32 " error=%s",
+			       m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
+			       m->partition, rd_kafka_err2name(m->err));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		p->msgs[p->n_msgs++] = m;
+	}
+	rd_kafka_poll(p->dlq, 0); /* serve delivery reports */
+	return process_batch(p);
+}
+
+void ls_pipeline_reload(ls_pipeline *p)
+{
+	p->lead_conf.grace_ms = p->cfg->pipeline.grace_ms;
+	ls_store_set_lead_ttl(p->store, p->cfg->redis.lead_ttl_ms);
+}
+
+bool ls_pipeline_paused(const ls_pipeline *p) { return p->need_resync; }
+const ls_pipeline_stats *ls_pipeline_stats_get(const ls_pipeline *p) { return &p->st; }
+const ls_feature_set *ls_pipeline_features(const ls_pipeline *p) { return p->features; }
+
+ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
+			     ls_store *store, ls_codec *codec, char *err,
+			     size_t errlen)
+{
+	ls_pipeline *p = calloc(1, sizeof *p);
+	if (p == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->cfg = cfg;
+	p->consumer = consumer;
+	p->rk = ls_kafka_consumer_handle(consumer);
+	p->store = store;
+	p->codec = codec;
+	p->backoff_ms = 100;
+	ls_cache_init(&p->cache);
+	ls_arena_init(&p->arena, 0);
+	ls_buf_init(&p->blobs);
+
+	size_t n_specs;
+	const ls_feature_spec *specs = ls_config_features(cfg, &n_specs);
+	p->features = ls_feature_set_new(specs, n_specs, err, errlen);
+	if (p->features == NULL)
+		goto fail;
+	ls_config_lead_conf(cfg, p->features, &p->lead_conf);
+	if (!ls_lead_conf_check(&p->lead_conf, err, errlen))
+		goto fail;
+	ls_codec_set_max_record_size(codec, (size_t)cfg->pipeline.max_record_size);
+
+	rd_kafka_conf_t *conf = ls_kafka_conf_new(cfg, false, err, errlen);
+	if (conf == NULL)
+		goto fail;
+	char why[512];
+	/* idempotent: retries never duplicate a dead letter within a session */
+	if (rd_kafka_conf_set(conf, "enable.idempotence", "true", why, sizeof why) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "linger.ms", "5", why, sizeof why) != RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "dead-letter producer: %s", why);
+		rd_kafka_conf_destroy(conf);
+		goto fail;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_opaque(conf, p);
+	p->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+	if (p->dlq == NULL) {
+		snprintf(err, errlen, "dead-letter producer: %s", why);
+		rd_kafka_conf_destroy(conf);
+		goto fail;
+	}
+	ls_kafka_consumer_set_hooks(consumer, on_assign, on_revoke, p);
+	return p;
+fail:
+	ls_pipeline_free(p);
+	return NULL;
+}
+
+void ls_pipeline_free(ls_pipeline *p)
+{
+	if (p == NULL)
+		return;
+	drop_messages(p);
+	if (p->dlq != NULL) {
+		if (rd_kafka_flush(p->dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+			ls_log(LS_LOG_WARN, "pipeline", "dead letters left unflushed at exit",
+			       "count=%d", rd_kafka_outq_len(p->dlq));
+		rd_kafka_destroy(p->dlq);
+	}
+	ls_cache_free(&p->cache);
+	ls_arena_free(&p->arena);
+	ls_buf_free(&p->blobs);
+	ls_lead_blob_free(&p->scratch);
+	ls_feature_set_free(p->features);
+	free(p->msgs);
+	free(p->events);
+	free(p->misses);
+	free(p->miss_ids);
+	free(p->miss_blobs);
+	free(p->dirty);
+	free(p->writes);
+	free(p->write_off);
+	free(p->offsets);
+	free(p);
+}

@@ -1,0 +1,116 @@
+/*
+ * ls_pipeline.h - the micro-batch loop: Kafka -> decode -> lead state ->
+ * Redis, exactly once.
+ *
+ * One step (ls_pipeline_step) polls up to pipeline.batch_size messages or
+ * pipeline.batch_max_wait, decodes them, sends the unusable ones to the
+ * dead-letter topic, loads the leads it has not cached from Redis in one
+ * pipelined round trip, applies the events in the order they were polled
+ * and writes every changed lead together with the next offset of every
+ * partition it read in one MULTI/EXEC. A crash anywhere replays from the
+ * stored offsets onto the state they belong to.
+ *
+ * Ordering: within a topic-partition events are applied in offset order.
+ * Input topics are co-partitioned by lead (same key = lead_id, same
+ * partition count, default partitioner), so all events of a lead reach the
+ * same instance; a message whose key is not its record's lead_id would
+ * break that and is dead-lettered as key_mismatch. How the five topics
+ * interleave is not fixed; lead state is built from order-independent
+ * parts (see ls_lead.h) so replays still reproduce it, except for events
+ * that land on either side of the grace period depending on interleaving.
+ *
+ * Dead letters: the original key and value, with headers ls.reason,
+ * ls.detail, ls.source.topic, ls.source.partition, ls.source.offset. They
+ * are flushed before the offsets that pass them are committed, so none is
+ * lost (a crash between the two can produce a dead letter twice).
+ *
+ * Backpressure: when Redis fails (load or commit), uncommitted work is
+ * dropped, every assigned partition is paused and the loop retries the
+ * connection with capped backoff while still serving rebalances. Once
+ * Redis answers, each partition is sought to its stored offset and
+ * resumed. A broker outage needs nothing from us: librdkafka reconnects
+ * and consumption simply waits. A dead-letter delivery failure is handled
+ * like a Redis failure (nothing is committed past an undelivered record).
+ *
+ * Rebalance: on assignment partitions start at the offsets stored in
+ * Redis (the group's committed offsets are never used); on revocation the
+ * batch being collected is processed and committed first, then the cache
+ * is dropped, so the next owner starts exactly where this one stopped.
+ *
+ * Memory: the pipeline owns its cache, arena and buffers, not the handles
+ * it is given (consumer, store, producer, codec, config). Thread-safety:
+ * the loop thread only; counters may be read racily for logging.
+ */
+#ifndef LS_PIPELINE_H
+#define LS_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "ls_codec.h"
+#include "ls_config.h"
+#include "ls_kafka.h"
+#include "ls_lead.h"
+#include "ls_store.h"
+
+/* Dead-letter reasons: the codec's, then the pipeline's own. */
+enum {
+	LS_DLQ_FUTURE_TIMESTAMP = LS_CODEC_REASON__COUNT,
+	LS_DLQ_KEY_MISMATCH,
+	LS_DLQ_REASON__COUNT
+};
+
+/* Stable name of a dead-letter reason ("malformed", "future_timestamp"…). */
+const char *ls_pipeline_dlq_reason_name(int reason);
+
+typedef struct ls_pipeline_stats {
+	uint64_t consumed[LS_SOURCE__COUNT]; /* decoded and valid */
+	uint64_t applied[LS_SOURCE__COUNT];
+	uint64_t duplicates[LS_SOURCE__COUNT];
+	uint64_t too_late[LS_SOURCE__COUNT];
+	uint64_t dead_lettered[LS_DLQ_REASON__COUNT];
+	uint64_t batches;
+	uint64_t commits;
+	uint64_t leads_written;
+	uint64_t redis_failures;
+	uint64_t dlq_failures;
+	uint64_t cache_loads; /* leads read from Redis */
+} ls_pipeline_stats;
+
+typedef struct ls_pipeline ls_pipeline;
+
+/*
+ * A pipeline reading cfg (kept by pointer: live keys changed in place by a
+ * reload take effect at the next step; call ls_pipeline_reload after such a
+ * change). Registers itself as the consumer's rebalance hooks and creates
+ * its own dead-letter producer. Returns NULL with a reason on a bad
+ * feature set, a producer that cannot be created, or out of memory.
+ */
+ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
+			     ls_store *store, ls_codec *codec, char *err,
+			     size_t errlen);
+
+/* Pick up live configuration changes (grace, future skew, lead TTL). */
+void ls_pipeline_reload(ls_pipeline *p);
+
+/*
+ * One batch, or one retry of Redis while paused. Returns the number of
+ * messages committed (>= 0), or -1 when the step failed and the pipeline
+ * is paused waiting for Redis (not an error the caller must act on).
+ */
+int ls_pipeline_step(ls_pipeline *p);
+
+bool ls_pipeline_paused(const ls_pipeline *p);
+const ls_pipeline_stats *ls_pipeline_stats_get(const ls_pipeline *p);
+const ls_feature_set *ls_pipeline_features(const ls_pipeline *p);
+
+/*
+ * Close the consumer first (its revocation commits through the hooks),
+ * then free the pipeline; this flushes the dead-letter producer.
+ */
+void ls_pipeline_free(ls_pipeline *p);
+
+#endif

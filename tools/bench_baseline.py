@@ -1,0 +1,86 @@
+#!/usr/bin/python3
+"""The baseline leadscore-bench compares against: a straightforward Python
+pipeline doing the same job with the usual libraries.
+
+confluent-kafka consumes batches of up to 5,000 messages; each record is
+decoded with the Apache Avro library (Debian's python3-avro); per batch the
+leads are read from Redis in one redis-py pipeline, per-lead counters by
+source and type are updated, and the leads are written back together with
+the next offset of every partition in one MULTI/EXEC (transactional
+pipeline) - the same exactly-once shape as leadscored, minus the windows.
+
+Environment: LS_BENCH_BOOTSTRAP, LS_BENCH_REDIS_URL (redis:// or unix://),
+LS_BENCH_EVENTS. Prints events_per_s=X (first message to last).
+"""
+import io
+import json
+import os
+import sys
+import time
+
+import avro.io
+import avro.schema
+import redis
+from confluent_kafka import Consumer
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+TOPICS = {'leads.email': 'email_event', 'leads.web': 'web_event', 'leads.call': 'call_event',
+          'leads.outcome': 'lead_outcome', 'leads.profile': 'lead_profile'}
+
+
+def main():
+    n = int(os.environ['LS_BENCH_EVENTS'])
+    url = os.environ['LS_BENCH_REDIS_URL']
+    r = redis.Redis(unix_socket_path=url[len('unix://'):]) if url.startswith('unix://') \
+        else redis.Redis.from_url(url)
+    readers = {}
+    for topic, name in TOPICS.items():
+        with open(os.path.join(ROOT, 'schemas', name + '.avsc')) as f:
+            readers[topic] = avro.io.DatumReader(avro.schema.parse(f.read()))
+    c = Consumer({'bootstrap.servers': os.environ['LS_BENCH_BOOTSTRAP'],
+                  'group.id': 'bench-python', 'auto.offset.reset': 'earliest',
+                  'enable.auto.commit': False})
+    c.subscribe(list(TOPICS))
+    done, t0, t1 = 0, None, None
+    deadline = time.monotonic() + 900
+    while done < n and time.monotonic() < deadline:
+        msgs = c.consume(5000, 0.1)
+        if not msgs:
+            continue
+        if t0 is None:
+            t0 = time.monotonic()
+        events, offsets = [], {}
+        for m in msgs:
+            if m.error():
+                continue
+            rec = readers[m.topic()].read(avro.io.BinaryDecoder(io.BytesIO(m.value())))
+            events.append((m.topic(), rec))
+            offsets['%s:%d' % (m.topic(), m.partition())] = m.offset() + 1
+        leads = sorted({rec['lead_id'] for _, rec in events})
+        p = r.pipeline(transaction=False)
+        for lead in leads:
+            p.get('py:{%s}:s' % lead)
+        state = {lead: json.loads(v) if v else {} for lead, v in zip(leads, p.execute())}
+        for topic, rec in events:
+            s = state[rec['lead_id']]
+            key = topic + ':' + str(rec.get('type') or rec.get('outcome') or 'profile')
+            s[key] = s.get(key, 0) + 1
+            s['last_ts'] = max(s.get('last_ts', 0), int(rec['ts'].timestamp() * 1000))
+        p = r.pipeline(transaction=True)
+        for lead, s in state.items():
+            p.set('py:{%s}:s' % lead, json.dumps(s), px=30 * 86400 * 1000)
+        p.hset('py:offsets:bench-python', mapping=offsets)
+        p.execute()
+        done += len(msgs)
+        t1 = time.monotonic()
+    c.close()
+    if done < n or t1 is None or t1 <= t0:
+        print('baseline: processed %d of %d' % (done, n))
+        return 1
+    print('baseline: %d events' % done)
+    print('events_per_s=%.0f' % (done / (t1 - t0)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
