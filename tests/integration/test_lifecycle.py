@@ -127,14 +127,20 @@ class Lifecycle(unittest.TestCase):
                      'direction': 'INBOUND', 'outcome': 'CONNECTED', 'duration_s': 60}, schema_id=None))
         p.produce('leads.web', key=b'lead-1', value=b'\x02garbage')
         self.assertEqual(p.flush(10), 0)
-        d.wait_for_log(r'msg="undecodable event" topic=leads.web .*reason=malformed', timeout=15)
+        d.wait_for_log(r'msg="dead-lettered" topic=leads.web .*reason=malformed', timeout=15)
         t0 = time.monotonic()
         d.send_signal(signal.SIGTERM)
         rc = d.wait(timeout=5)
         self.assertLess(time.monotonic() - t0, 5.0)
         self.assertEqual(rc, 0, d.tail())
-        m = d.wait_for_log(r'msg="stopped" email=(\d+) web=(\d+) call=(\d+) .*decode_errors=(\d+)', timeout=1)
-        self.assertEqual(m.groups(), ('1', '0', '1', '1'))
+        m = d.wait_for_log(r'msg="stopped" consumed=(\d+) applied=(\d+) duplicates=(\d+) '
+                           r'too_late=(\d+) dead_lettered=(\d+)', timeout=1)
+        self.assertEqual(m.groups(), ('2', '2', '0', '0', '1'))
+        # the lead's state and the offsets past all three messages were committed
+        c = self.redis.client()
+        self.assertIsNotNone(c.get('ls:{lead-1}:s'))
+        offsets = {k.decode(): int(v) for k, v in c.hgetall('ls:offsets:lifecycle').items()}
+        self.assertEqual(sum(offsets.values()), 3, offsets)
         d.wait_for_log(r'component=kafka msg="left the group"', timeout=1)
 
     def test_waits_for_redis_then_proceeds(self):
