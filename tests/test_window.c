@@ -820,6 +820,12 @@ static int64_t rnd_range(int64_t lo, int64_t hi)
 	return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
 }
 
+/* One of the last m of n entries, at random (n > 0). */
+static size_t rnd_recent(size_t n, size_t m)
+{
+	return n - 1 - (size_t)(rnd() % (n < m ? n : m));
+}
+
 START_TEST(test_random_vs_reference)
 {
 	enum { N_EVENTS = 6000, K = 16 };
@@ -838,38 +844,95 @@ START_TEST(test_random_vs_reference)
 	ck_assert_uint_eq(set->features[11].n_rings, 2);
 	ls_lead *l = ls_lead_new(&conf);
 	ref_event *acc = calloc(N_EVENTS, sizeof(ref_event));
-	uint64_t *ids = calloc(N_EVENTS, sizeof(uint64_t)); /* accepted ids */
-	int64_t *id_ts = calloc(N_EVENTS, sizeof(int64_t));
+	uint64_t *acc_h = calloc(N_EVENTS, sizeof(uint64_t)); /* id hashes */
+	bool *acc_first = calloc(N_EVENTS, sizeof(bool)); /* new (ts, id) */
 	ck_assert_ptr_nonnull(acc);
-	ck_assert_ptr_nonnull(ids);
-	ck_assert_ptr_nonnull(id_ts);
+	ck_assert_ptr_nonnull(acc_h);
+	ck_assert_ptr_nonnull(acc_first);
 	size_t n_acc = 0;
 	int64_t wm = -1, clock = 400 * D + 12345;
 	size_t n_late = 0, n_dup = 0, checks = 0;
+	/* how often the stream tells this rule from the one before blob v2
+	 * (see below), and which way */
+	size_t n_split = 0, n_split_dup = 0, n_split_new_ts = 0;
+	/* repeats at the edge of the memory among equal ts, where the hash
+	 * order decides */
+	size_t n_tie_edge = 0;
+	unsigned backfill = 0; /* events left in an out-of-order run */
+	unsigned batch = 0;    /* events left in a run at one ts */
+	int64_t batch_ts = 0;
 
 	for (uint64_t i = 0; i < N_EVENTS; i++) {
 		ref_event e;
 		memset(&e, 0, sizeof e);
 		/* Time moves forward in bursts and gaps; a tenth of events
-		 * are late, some beyond the grace. */
+		 * are late, some beyond the grace. Now and then a run of
+		 * 17-40 events arrives out of order, anywhere in the grace
+		 * below the watermark (a backfill): a lead's newest events by
+		 * time are then no longer its last arrivals. */
 		uint64_t r = rnd() % 100;
-		if (r < 60)
-			clock += rnd_range(0, 10 * 60000);
-		else if (r < 75)
-			clock += rnd_range(0, 6 * H);
-		else if (r < 77)
-			clock += rnd_range(0, 3 * D);
-		e.ts = clock;
-		if (r >= 90)
-			e.ts = clock - rnd_range(0, 3 * H);
+		if (backfill == 0 && rnd() % 100 == 0)
+			backfill = (unsigned)rnd_range(17, 40);
+		if (backfill > 0) {
+			backfill--;
+			e.ts = wm - rnd_range(0, conf.grace_ms);
+		} else {
+			if (r < 60)
+				clock += rnd_range(0, 10 * 60000);
+			else if (r < 75)
+				clock += rnd_range(0, 6 * H);
+			else if (r < 77)
+				clock += rnd_range(0, 3 * D);
+			e.ts = clock;
+			if (r >= 90)
+				e.ts = clock - rnd_range(0, 3 * H);
+		}
 		if (e.ts < 0)
 			e.ts = 0;
+		/* Equal ts, which the memory orders by hash: runs of 4-20
+		 * events at one ts (a batch stamped to the second), and 5 %
+		 * at the ts of one of the last few accepted events. */
+		if (batch == 0 && rnd() % 100 < 2) {
+			batch = (unsigned)rnd_range(4, 20);
+			batch_ts = e.ts;
+		}
+		if (batch > 0) {
+			batch--;
+			e.ts = batch_ts;
+		} else if (n_acc > 0 && rnd() % 100 < 5) {
+			e.ts = acc[rnd_recent(n_acc, 8)].ts;
+		}
 		e.id = i;
-		/* 5 %: redeliver an accepted event (same id and ts) */
-		bool redeliver = n_acc > 0 && rnd() % 20 == 0;
-		if (redeliver) {
-			size_t j = n_acc - 1 - (size_t)(rnd() % (n_acc < 40 ? n_acc : 40));
-			e = acc[j];
+		/* Repeats, 11 % in all: a redelivery (same id and ts) of one of
+		 * the last 40 accepted, or of any accepted event within the
+		 * grace, and the id of one of the last 24 at another ts (another
+		 * event, not a duplicate of the one it copies) */
+		uint64_t rep = n_acc > 0 ? rnd() % 100 : 100;
+		if (rep < 4) {
+			e = acc[rnd_recent(n_acc, 40)];
+		} else if (rep < 8) {
+			size_t lo = n_acc > 400 ? n_acc - 400 : 0, n_in = 0;
+			for (size_t j = lo; j < n_acc; j++)
+				n_in += acc[j].ts >= wm - conf.grace_ms;
+			if (n_in == 0) {
+				e = acc[n_acc - 1];
+			} else {
+				size_t pick = (size_t)(rnd() % n_in);
+				for (size_t j = lo; j < n_acc; j++) {
+					if (acc[j].ts < wm - conf.grace_ms)
+						continue;
+					if (pick-- == 0) {
+						e = acc[j];
+						break;
+					}
+				}
+			}
+		} else if (rep < 11) {
+			e = acc[rnd_recent(n_acc, 24)];
+			int64_t d = rnd_range(1, 30 * 60000);
+			e.ts += rnd() % 2 ? d : -d;
+			if (e.ts < 0)
+				e.ts = d;
 		} else if (rnd() % 4 == 0) {
 			e.source = LS_SOURCE_CALL;
 			e.type = (int)(rnd() % LS_CALL_OUTCOME__COUNT);
@@ -885,23 +948,62 @@ START_TEST(test_random_vs_reference)
 			e.session = rnd() % 5 ? sessions[rnd() % 10] : NULL;
 		}
 
-		/* the reference's decision */
+		char id[32];
+		snprintf(id, sizeof id, "ev-%llu", (unsigned long long)e.id);
+		uint64_t h = XXH3_64bits(id, strlen(id));
+
+		/* The reference's decision. The lead remembers, of the distinct
+		 * accepted events with ts >= wm - grace, the K greatest by
+		 * (ts, hash), the hash unsigned; a repeat is one with the id
+		 * and the ts of a remembered event. */
 		int expect;
+		bool known = false; /* (ts, id) accepted before */
+		size_t above = 0, tied = 0, tied_above = 0;
 		if (wm >= 0 && e.ts < wm - conf.grace_ms) {
 			expect = LS_LEAD_TOO_LATE;
 		} else {
-			expect = LS_LEAD_APPLIED;
-			/* remembered: last K accepted, within the grace */
-			size_t seen = 0;
-			for (size_t j = n_acc; j-- > 0 && seen < K;) {
+			for (size_t j = 0; j < n_acc; j++) {
+				if (!acc_first[j] ||
+				    acc[j].ts < wm - conf.grace_ms)
+					continue;
+				if (acc[j].ts > e.ts) {
+					above++;
+				} else if (acc[j].ts == e.ts) {
+					if (acc[j].id == e.id) {
+						known = true;
+						continue;
+					}
+					tied++;
+					if (acc_h[j] > h)
+						above++, tied_above++;
+				}
+			}
+			expect = known && above < K ? LS_LEAD_DUPLICATE
+						    : LS_LEAD_APPLIED;
+		}
+		/* The rule before blob v2: the last K accepted, within the
+		 * grace, matching on the id alone. Only counted, so that the
+		 * run is known to tell the two apart. */
+		if (expect != LS_LEAD_TOO_LATE) {
+			int old = LS_LEAD_APPLIED;
+			for (size_t j = n_acc, seen = 0; j-- > 0 && seen < K;) {
 				seen++;
-				if (ids[j] == e.id && id_ts[j] >= wm - conf.grace_ms)
-					expect = LS_LEAD_DUPLICATE;
+				if (acc[j].id == e.id &&
+				    acc[j].ts >= wm - conf.grace_ms)
+					old = LS_LEAD_DUPLICATE;
+			}
+			if (old != expect) {
+				n_split++;
+				if (expect == LS_LEAD_DUPLICATE)
+					n_split_dup++;
+				else if (!known)
+					n_split_new_ts++;
 			}
 		}
+		if (known && above - tied_above < K &&
+		    above - tied_above + tied >= K)
+			n_tie_edge++;
 
-		char id[32];
-		snprintf(id, sizeof id, "ev-%llu", (unsigned long long)e.id);
 		ls_event le;
 		memset(&le, 0, sizeof le);
 		le.source = e.source;
@@ -931,8 +1033,8 @@ START_TEST(test_random_vs_reference)
 			n_dup++;
 		if (rc == LS_LEAD_APPLIED) {
 			acc[n_acc] = e;
-			ids[n_acc] = e.id;
-			id_ts[n_acc] = e.ts;
+			acc_h[n_acc] = h;
+			acc_first[n_acc] = !known;
 			n_acc++;
 			if (e.ts > wm)
 				wm = e.ts;
@@ -987,10 +1089,17 @@ START_TEST(test_random_vs_reference)
 	/* the run exercised what it claims to */
 	ck_assert_uint_gt(n_late, 50);
 	ck_assert_uint_gt(n_dup, 30);
+	/* 108 events where the old rule decides otherwise: 23 repeats caught
+	 * only by event time, 56 with the id of a recent event at another ts,
+	 * 29 redeliveries too far down in event time although recent */
+	ck_assert_uint_gt(n_split_dup, 10);
+	ck_assert_uint_gt(n_split_new_ts, 25);
+	ck_assert_uint_gt(n_split - n_split_dup - n_split_new_ts, 10);
+	ck_assert_uint_gt(n_tie_edge, 3);
 	ck_assert_uint_gt(checks, 20000);
 	free(acc);
-	free(ids);
-	free(id_ts);
+	free(acc_h);
+	free(acc_first);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }
