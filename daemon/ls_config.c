@@ -70,7 +70,8 @@ _Static_assert(sizeof(ls_feature_field) == sizeof(int), "ls_feature_field must b
 /* The pipeline defaults in the table are YAML text; keep them equal to the
  * models' own defaults so ls_config_lead_conf() of a default config is
  * ls_lead_conf_default(). */
-_Static_assert(LS_LEAD_DEFAULT_GRACE_MS == 3600000, "pipeline.grace default is 1h");
+_Static_assert(LS_LEAD_DEFAULT_GRACE_MS == 30 * MS_DAY, "pipeline.grace default is 30d");
+_Static_assert(LS_LEAD_DEFAULT_DEDUPE_HORIZON_MS == MS_HOUR, "pipeline.dedupe_horizon default is 1h");
 _Static_assert(LS_LEAD_DEFAULT_DEDUPE_K == 32, "pipeline.dedupe_ids default is 32");
 _Static_assert(LS_LEAD_DEFAULT_MAX_ATTRIBUTES == 32, "max_profile_attributes default is 32");
 _Static_assert(LS_LEAD_DEFAULT_MAX_METRICS == 32, "max_profile_metrics default is 32");
@@ -886,12 +887,18 @@ static const field root_fields[] = {
 	{ .name = "pipeline.batch_max_wait", .type = FT_DURATION, .offset = C_OFF(pipeline.batch_max_wait_ms),
 	  .def = "100ms", .flags = F_RELOAD, .min = 1, .max = MS_MINUTE,
 	  .desc = "Longest wait to fill a micro-batch (1ms to 1m)." },
+	{ .name = "pipeline.commit_interval", .type = FT_DURATION, .offset = C_OFF(pipeline.commit_interval_ms),
+	  .def = "200ms", .flags = F_RELOAD, .min = 0, .max = MS_MINUTE,
+	  .desc = "Changed leads and offsets are committed to Redis this often; 0 commits every batch (0 to 1m)." },
 	{ .name = "pipeline.shutdown_timeout", .type = FT_DURATION, .offset = C_OFF(pipeline.shutdown_timeout_ms),
 	  .def = "10s", .flags = F_RELOAD, .min = 1, .max = MS_HOUR,
 	  .desc = "Longest time SIGTERM waits for the current batch to commit (1ms to 1h)." },
 	{ .name = "pipeline.grace", .type = FT_DURATION, .offset = C_OFF(pipeline.grace_ms),
+	  .def = "30d", .flags = F_RELOAD, .min = 0, .max = 365 * MS_DAY,
+	  .desc = "Events older than the lead's watermark minus this are dropped and counted (0 to 365d)." },
+	{ .name = "pipeline.dedupe_horizon", .type = FT_DURATION, .offset = C_OFF(pipeline.dedupe_horizon_ms),
 	  .def = "1h", .flags = F_RELOAD, .min = 0, .max = 30 * MS_DAY,
-	  .desc = "Events older than the lead's watermark minus this are dropped and counted (0 to 30d)." },
+	  .desc = "Redeliveries are caught back to the lead's watermark minus this (at most the grace); older repeats are applied again (0 to 30d)." },
 	{ .name = "pipeline.max_future_skew", .type = FT_DURATION, .offset = C_OFF(pipeline.max_future_skew_ms),
 	  .def = "5m", .flags = F_RELOAD, .min = 0, .max = 7 * MS_DAY,
 	  .desc = "Events whose ts is further ahead of the wall clock go to the dead-letter topic (0 to 7d)." },
@@ -2691,6 +2698,7 @@ void ls_config_lead_conf(const ls_config *cfg, const ls_feature_set *set,
 	ls_lead_conf_default(out, set);
 	/* The table's ranges are ls_lead_conf's, so the casts cannot truncate. */
 	out->grace_ms = cfg->pipeline.grace_ms;
+	out->dedupe_horizon_ms = cfg->pipeline.dedupe_horizon_ms;
 	out->dedupe_k = (uint32_t)cfg->pipeline.dedupe_ids;
 	out->max_attributes = (uint32_t)cfg->pipeline.max_profile_attributes;
 	out->max_metrics = (uint32_t)cfg->pipeline.max_profile_metrics;

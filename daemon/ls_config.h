@@ -91,8 +91,10 @@ typedef struct ls_config {
 	struct {
 		int64_t batch_size;
 		int64_t batch_max_wait_ms;
+		int64_t commit_interval_ms; /* state + offsets written this often */
 		int64_t shutdown_timeout_ms;
-		int64_t grace_ms;           /* later than watermark - grace: dropped */
+		int64_t grace_ms;           /* older than watermark - grace: dropped */
+		int64_t dedupe_horizon_ms;  /* ids kept back to watermark - this */
 		int64_t max_future_skew_ms; /* ts further ahead of now: dead letter */
 		int64_t dedupe_ids;         /* 1..LS_LEAD_MAX_DEDUPE_K */
 		int64_t max_profile_attributes; /* 0..LS_LEAD_MAX_PROFILE_KEYS */
@@ -203,9 +205,9 @@ const ls_feature_spec *ls_config_features(const ls_config *cfg, size_t *n);
 
 /*
  * Fill *out for feature set set: ls_lead_conf_default(), then grace,
- * dedupe_ids and the profile limits from cfg->pipeline. The ranges of the
- * pipeline keys are ls_lead_conf's, so the result passes
- * ls_lead_conf_check() whenever set is non-NULL.
+ * dedupe_horizon, dedupe_ids and the profile limits from cfg->pipeline.
+ * The ranges of the pipeline keys are ls_lead_conf's, so the result
+ * passes ls_lead_conf_check() whenever set is non-NULL.
  */
 void ls_config_lead_conf(const ls_config *cfg, const ls_feature_set *set,
 			 ls_lead_conf *out);

@@ -12,10 +12,13 @@
  *
  * Dedupe remembers (ts, hash) pairs sorted ascending in (ts, hash) order.
  * An entry is kept while it is among the dedupe_k greatest and its ts is
- * within the grace (ts >= watermark - grace): a redelivery of an older
- * event is refused as too late anyway. Both rules keep an upper segment of
- * one total order, so they commute with each other and with adding an
- * event: the memory is top_k(grace_filter(applied set)) whatever order the
+ * within the dedupe horizon (ts >= watermark - min(horizon, grace)); the
+ * horizon is separate from the grace so that a long grace does not keep
+ * ids for as long, and capped by it because a redelivery of an event
+ * older than the grace is refused as too late anyway. Both rules keep an
+ * upper segment of one total order, and the threshold only rises with the
+ * watermark, so they commute with each other and with adding an event:
+ * the memory is top_k(horizon_filter(applied set)) whatever order the
  * events came in, which is what lets a replay that interleaves the topics
  * differently write the same bytes. Both rules trim a prefix of the sorted
  * array, and for a lead that is not in a burst it stays at a few entries
@@ -134,6 +137,7 @@ void ls_lead_conf_default(ls_lead_conf *conf, const ls_feature_set *set)
 		return;
 	conf->features = set;
 	conf->grace_ms = LS_LEAD_DEFAULT_GRACE_MS;
+	conf->dedupe_horizon_ms = LS_LEAD_DEFAULT_DEDUPE_HORIZON_MS;
 	conf->dedupe_k = LS_LEAD_DEFAULT_DEDUPE_K;
 	conf->max_attributes = LS_LEAD_DEFAULT_MAX_ATTRIBUTES;
 	conf->max_metrics = LS_LEAD_DEFAULT_MAX_METRICS;
@@ -147,6 +151,11 @@ bool ls_lead_conf_check(const ls_lead_conf *conf, char *err, size_t errlen)
 	}
 	if (conf->grace_ms < 0) {
 		set_err(err, errlen, "lead conf: grace must be >= 0");
+		return false;
+	}
+	/* Above the grace is allowed and acts as the grace (ls_lead.h). */
+	if (conf->dedupe_horizon_ms < 0) {
+		set_err(err, errlen, "lead conf: dedupe horizon must be >= 0");
 		return false;
 	}
 	if (conf->dedupe_k < 1 || conf->dedupe_k > LS_LEAD_MAX_DEDUPE_K) {
@@ -299,12 +308,18 @@ static uint32_t seen_lower_bound(const ls_lead *lead, int64_t ts, uint64_t h)
 
 /*
  * Keep the dedupe_k greatest remembered entries among those with ts within
- * the grace. The array is ascending, so both rules drop a prefix: the
- * entries older than the grace, then as many more as exceed dedupe_k.
+ * the horizon, min(dedupe_horizon_ms, grace_ms): an id older than the
+ * grace could only match a repeat that is too late. The array is
+ * ascending, so both rules drop a prefix: the entries older than the
+ * horizon, then as many more as exceed dedupe_k.
  */
 static void prune_seen(ls_lead *lead, const ls_lead_conf *conf)
 {
-	int64_t horizon = lead->watermark - conf->grace_ms;
+	int64_t span = conf->dedupe_horizon_ms < conf->grace_ms
+			       ? conf->dedupe_horizon_ms
+			       : conf->grace_ms;
+	/* watermark >= -1 and span >= 0, so this cannot wrap. */
+	int64_t horizon = lead->watermark - span;
 	uint32_t drop = 0;
 	while (drop < lead->n_seen && lead->seen[drop].ts < horizon)
 		drop++;
@@ -648,7 +663,7 @@ int ls_lead_apply(ls_lead *lead, const ls_lead_conf *conf, const ls_event *ev)
 
 	lead->n_events[ev->source]++;
 	/* Insert in order (room was reserved), then trim back to the top
-	 * dedupe_k within the grace; the new entry may be trimmed right away
+	 * dedupe_k within the horizon; the new entry may be trimmed right away
 	 * when dedupe_k greater ones are remembered. */
 	memmove(&lead->seen[at + 1], &lead->seen[at],
 		(lead->n_seen - at) * sizeof(seen_id));

@@ -44,23 +44,40 @@
  *      range, a NULL event_id; nothing changes.
  *   2. too late (LS_LEAD_TOO_LATE): ts < watermark - grace_ms. Nothing
  *      changes; the caller counts it. ts == watermark - grace is on time.
+ *      The grace only decides what is applied; windows do not need it
+ *      small (slices add in any order, eviction follows the final
+ *      watermark), so it defaults to the longest default window, 30 days:
+ *      an event older than every window can still move counts and
+ *      recency, nothing else. The topics of a lead are consumed without a
+ *      common order, so catching up on a backlog can read one topic days
+ *      ahead of another; a short grace would drop the slower topic's
+ *      events.
  *   3. duplicate (LS_LEAD_DUPLICATE): the event's (ts, hash), hash =
  *      XXH3_64bits(event_id), equals that of one of the lead's remembered
  *      events. Nothing changes. A repeat is a redelivery: same event_id
  *      and same ts (the same id with another ts is another event).
  *      The lead remembers, of the events applied to it (any source) with
- *      ts >= watermark - grace_ms, the dedupe_k greatest in (ts, hash)
- *      order: by ts, ties broken by the unsigned 64-bit hash. That is a
- *      function of the set of applied events, whatever order they came
- *      in. An event older than the grace needs no memory, because its
- *      redelivery is too late (step 2). So a repeat is caught exactly
- *      when, as it arrives, the original is among the lead's dedupe_k
- *      newest applied events by event time (ts, then hash) within the
- *      grace, or when it is older than the grace (too late). A repeat
- *      whose original is still within the grace but has dedupe_k newer
- *      applied events (by (ts, hash)) is applied again, however recently
- *      the original arrived; so is one whose original was never among the
- *      newest dedupe_k (it arrived after dedupe_k newer ones).
+ *      ts >= watermark - horizon, the dedupe_k greatest in (ts, hash)
+ *      order: by ts, ties broken by the unsigned 64-bit hash, where
+ *      horizon = min(dedupe_horizon_ms, grace_ms). That is a function of
+ *      the set of applied events, whatever order they came in. The
+ *      horizon, not the grace, bounds the memory, so that a long grace
+ *      does not make a lead keep dedupe_k ids (~10 blob bytes each) for
+ *      a month. A dedupe_horizon_ms above grace_ms acts as grace_ms: an
+ *      id older than the grace is useless, since its repeat is too late
+ *      (step 2) before the memory is looked at. So a repeat is caught
+ *      exactly when, as it arrives, the original is among the lead's
+ *      dedupe_k newest applied events by event time (ts, then hash)
+ *      within the horizon, or when it is older than the grace (too
+ *      late). A repeat whose original is older than the horizon but
+ *      within the grace is applied again (counted twice): the horizon is
+ *      how far back redeliveries are caught, and should cover how far
+ *      behind its lead's newest event a redelivered event can be. Also
+ *      applied again: a repeat whose original is within the horizon but
+ *      has dedupe_k newer applied events (by (ts, hash)), however recently
+ *      the original arrived, and one whose original was never among the
+ *      newest dedupe_k (it arrived after dedupe_k newer ones). Raising
+ *      the horizon (a reload) does not bring back ids already forgotten.
  *      Distinct ids with equal ts whose 64-bit hashes collide are treated
  *      as repeats (probability ~ dedupe_k / 2^64 per event).
  *   4. applied (LS_LEAD_APPLIED): the watermark becomes max(watermark, ts)
@@ -113,8 +130,10 @@
  * feature set decodes sensibly: records of unknown keys are skipped
  * (removed or redefined features), features the blob lacks start empty.
  * With smaller limits than at encode time, the remembered events that are
- * within the grace and among the dedupe_k greatest (ts, hash), and the
- * first max_* profile keys are kept.
+ * within the horizon (step 3) and among the dedupe_k greatest (ts, hash),
+ * and the first max_* profile keys are kept. The format does not depend
+ * on the grace or the horizon: a blob written under any values decodes
+ * under any others.
  * Versions: only version 2 is read. Version 1 (the dedupe memory as the
  * last dedupe_k applied events, with an age per entry, which depended on
  * the order of applies) is refused as LS_LEAD_ERR_CORRUPT with a reason:
@@ -152,13 +171,16 @@
 #include "ls_window.h"
 
 #define LS_LEAD_BLOB_VERSION 2
-#define LS_LEAD_DEFAULT_GRACE_MS LS_WINDOW_MS_HOUR
+/* The longest default window (30 d); see step 2 above. */
+#define LS_LEAD_DEFAULT_GRACE_MS (30 * LS_WINDOW_MS_DAY)
 /*
  * 32 remembered ids catch repeats of a lead's 32 newest events by event
- * time; with entries pruned once they leave the grace, a lead that is not
- * bursting keeps only a few, so the blob pays 9-12 bytes (the hash and a
- * watermark-relative ts) per event of the last hour, 32 at most.
+ * time; with entries pruned once they leave the dedupe horizon (1 h), a
+ * lead that is not bursting keeps only a few, so the blob pays 9-12 bytes
+ * (the hash and a watermark-relative ts) per event of the last hour, 32
+ * at most.
  */
+#define LS_LEAD_DEFAULT_DEDUPE_HORIZON_MS LS_WINDOW_MS_HOUR
 #define LS_LEAD_DEFAULT_DEDUPE_K 32
 #define LS_LEAD_MAX_DEDUPE_K 1024
 #define LS_LEAD_DEFAULT_MAX_ATTRIBUTES 32
@@ -183,7 +205,9 @@ typedef enum ls_lead_result {
 
 typedef struct ls_lead_conf {
 	const ls_feature_set *features; /* required, not owned */
-	int64_t grace_ms;               /* >= 0 */
+	int64_t grace_ms;               /* >= 0; older than wm - grace: too late */
+	int64_t dedupe_horizon_ms;      /* >= 0; ids kept back to wm - min(this,
+					   grace) */
 	uint32_t dedupe_k;              /* 1..LS_LEAD_MAX_DEDUPE_K */
 	uint32_t max_attributes;        /* 0..LS_LEAD_MAX_PROFILE_KEYS */
 	uint32_t max_metrics;           /* 0..LS_LEAD_MAX_PROFILE_KEYS */

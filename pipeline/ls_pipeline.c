@@ -59,7 +59,8 @@ struct ls_pipeline {
 	ls_buf blobs;
 	ls_lead_blob scratch;
 
-	size_t dlq_in_batch;
+	size_t dlq_in_batch;   /* dead letters since the last commit */
+	int64_t last_commit_ms;
 	uint64_t dlq_delivery_errors;
 	bool in_rebalance;
 	bool need_resync;
@@ -187,17 +188,23 @@ static int dead_letter(ls_pipeline *p, const rd_kafka_message_t *m,
 	return 0;
 }
 
+/* Release the batch's messages and decoded events (not pending state). */
 static void drop_messages(ls_pipeline *p)
 {
 	for (size_t i = 0; i < p->n_msgs; i++)
 		rd_kafka_message_destroy(p->msgs[i]);
 	p->n_msgs = 0;
 	p->n_events = 0;
-	p->n_offsets = 0;
 	p->n_misses = 0;
+	ls_arena_reset(&p->arena);
+}
+
+/* Forget what is pending since the last commit (after commit or failure). */
+static void reset_pending(ls_pipeline *p)
+{
+	p->n_offsets = 0;
 	p->n_dirty = 0;
 	p->dlq_in_batch = 0;
-	ls_arena_reset(&p->arena);
 }
 
 /*
@@ -209,6 +216,7 @@ static void fail_batch(ls_pipeline *p, const char *why)
 {
 	char q[600];
 	drop_messages(p);
+	reset_pending(p);
 	ls_cache_clear(&p->cache);
 	if (!p->need_resync) {
 		ls_log(LS_LOG_WARN, "pipeline", "batch not committed, pausing consumption",
@@ -440,7 +448,34 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
 	return 0;
 }
 
-/* Process the collected batch; on failure everything is thrown away. */
+/*
+ * Write what is pending (dirty leads, offsets) in one transaction. Between
+ * commits leads stay dirty in the cache, so a lead touched by many batches
+ * is written once per pipeline.commit_interval, not once per batch.
+ */
+static int commit_pending(ls_pipeline *p)
+{
+	if (p->n_offsets == 0) {
+		p->last_commit_ms = mono_ms();
+		return 0;
+	}
+	char err[600];
+	if (commit(p, err, sizeof err) != 0) {
+		fail_batch(p, err);
+		return -1;
+	}
+	for (size_t i = 0; i < p->n_dirty; i++)
+		p->dirty[i]->dirty = false;
+	p->st.commits++;
+	p->st.leads_written += p->n_dirty;
+	reset_pending(p);
+	p->last_commit_ms = mono_ms();
+	if ((int64_t)ls_cache_count(&p->cache) > p->cfg->pipeline.cache_leads)
+		ls_cache_clear(&p->cache);
+	return 0;
+}
+
+/* Apply the collected batch; on failure everything pending is thrown away. */
 static int process_batch(ls_pipeline *p)
 {
 	if (p->n_msgs == 0)
@@ -448,21 +483,21 @@ static int process_batch(ls_pipeline *p)
 	char err[600];
 	if (prepare(p, err, sizeof err) != 0 ||
 	    load_misses(p, err, sizeof err) != 0 ||
-	    apply_events(p, err, sizeof err) != 0 ||
-	    commit(p, err, sizeof err) != 0) {
+	    apply_events(p, err, sizeof err) != 0) {
 		fail_batch(p, err);
 		return -1;
 	}
 	int n = (int)p->n_msgs;
-	for (size_t i = 0; i < p->n_dirty; i++)
-		p->dirty[i]->dirty = false;
 	p->st.batches++;
-	p->st.commits++;
-	p->st.leads_written += p->n_dirty;
 	drop_messages(p);
-	if ((int64_t)ls_cache_count(&p->cache) > p->cfg->pipeline.cache_leads)
-		ls_cache_clear(&p->cache);
 	return n;
+}
+
+int ls_pipeline_commit(ls_pipeline *p)
+{
+	if (p->need_resync)
+		return -1;
+	return commit_pending(p);
 }
 
 /* Set each partition's start offset from Redis before it is assigned. */
@@ -515,8 +550,8 @@ static void on_revoke(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 	(void)parts;
 	ls_pipeline *p = ud;
 	p->in_rebalance = true;
-	if (!p->need_resync)
-		process_batch(p);
+	if (!p->need_resync && process_batch(p) >= 0)
+		commit_pending(p);
 	else
 		drop_messages(p);
 	p->in_rebalance = false;
@@ -625,12 +660,19 @@ int ls_pipeline_step(ls_pipeline *p)
 		p->msgs[p->n_msgs++] = m;
 	}
 	rd_kafka_poll(p->dlq, 0); /* serve delivery reports */
-	return process_batch(p);
+	int n = process_batch(p);
+	if (n < 0)
+		return -1;
+	if (mono_ms() - p->last_commit_ms >= p->cfg->pipeline.commit_interval_ms &&
+	    commit_pending(p) != 0)
+		return -1;
+	return n;
 }
 
 void ls_pipeline_reload(ls_pipeline *p)
 {
 	p->lead_conf.grace_ms = p->cfg->pipeline.grace_ms;
+	p->lead_conf.dedupe_horizon_ms = p->cfg->pipeline.dedupe_horizon_ms;
 	ls_store_set_lead_ttl(p->store, p->cfg->redis.lead_ttl_ms);
 }
 
@@ -653,6 +695,7 @@ ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
 	p->store = store;
 	p->codec = codec;
 	p->backoff_ms = 100;
+	p->last_commit_ms = mono_ms();
 	ls_cache_init(&p->cache);
 	ls_arena_init(&p->arena, 0);
 	ls_buf_init(&p->blobs);

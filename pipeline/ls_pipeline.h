@@ -5,9 +5,11 @@
  * One step (ls_pipeline_step) polls up to pipeline.batch_size messages or
  * pipeline.batch_max_wait, decodes them, sends the unusable ones to the
  * dead-letter topic, loads the leads it has not cached from Redis in one
- * pipelined round trip, applies the events in the order they were polled
- * and writes every changed lead together with the next offset of every
- * partition it read in one MULTI/EXEC. A crash anywhere replays from the
+ * pipelined round trip and applies the events in the order they were
+ * polled. Once pipeline.commit_interval has passed since the last commit,
+ * it writes every lead changed since then together with the next offset of
+ * every partition read since then in one MULTI/EXEC: a lead active in many
+ * batches is written once per interval. A crash anywhere replays from the
  * stored offsets onto the state they belong to.
  *
  * Ordering: within a topic-partition events are applied in offset order.
@@ -97,11 +99,16 @@ ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
 void ls_pipeline_reload(ls_pipeline *p);
 
 /*
- * One batch, or one retry of Redis while paused. Returns the number of
- * messages committed (>= 0), or -1 when the step failed and the pipeline
- * is paused waiting for Redis (not an error the caller must act on).
+ * One batch (committing when the interval is due), or one retry of Redis
+ * while paused. Returns the number of messages processed (>= 0), or -1
+ * when the step failed and the pipeline is paused waiting for Redis (not
+ * an error the caller must act on; the work since the last commit will be
+ * redone).
  */
 int ls_pipeline_step(ls_pipeline *p);
+
+/* Commit what is pending now, whatever the interval. 0 or -1. */
+int ls_pipeline_commit(ls_pipeline *p);
 
 bool ls_pipeline_paused(const ls_pipeline *p);
 const ls_pipeline_stats *ls_pipeline_stats_get(const ls_pipeline *p);

@@ -97,8 +97,10 @@ static void assert_defaults_except_brokers(const ls_config *c)
 	ck_assert_int_eq(c->log.level, LS_LOG_INFO);
 	ck_assert_int_eq(c->pipeline.batch_size, 5000);
 	ck_assert_int_eq(c->pipeline.batch_max_wait_ms, 100);
+	ck_assert_int_eq(c->pipeline.commit_interval_ms, 200);
 	ck_assert_int_eq(c->pipeline.shutdown_timeout_ms, 10000);
-	ck_assert_int_eq(c->pipeline.grace_ms, 3600000);
+	ck_assert_int_eq(c->pipeline.grace_ms, 30LL * 24 * 3600 * 1000);
+	ck_assert_int_eq(c->pipeline.dedupe_horizon_ms, 3600000);
 	ck_assert_int_eq(c->pipeline.max_future_skew_ms, 300000);
 	ck_assert_int_eq(c->pipeline.dedupe_ids, 32);
 	ck_assert_int_eq(c->pipeline.max_profile_attributes, 32);
@@ -413,7 +415,7 @@ START_TEST(test_env_names)
 			ck_assert_str_ne(names[j], names[n]);
 		n++;
 	}
-	ck_assert_uint_eq(n, 28);
+	ck_assert_uint_eq(n, 30);
 }
 END_TEST
 
@@ -1010,6 +1012,7 @@ START_TEST(test_pipeline_limits)
 	char *env[] = {
 		"LEADSCORE_KAFKA_BROKERS=b:1",
 		"LEADSCORE_PIPELINE_GRACE=0ms",
+		"LEADSCORE_PIPELINE_DEDUPE_HORIZON=30d",
 		"LEADSCORE_PIPELINE_MAX_FUTURE_SKEW=7d",
 		"LEADSCORE_PIPELINE_DEDUPE_IDS=1024",
 		"LEADSCORE_PIPELINE_MAX_PROFILE_ATTRIBUTES=0",
@@ -1022,6 +1025,7 @@ START_TEST(test_pipeline_limits)
 	char err[4096];
 	ck_assert_int_eq(ls_config_load_env(NULL, env, &c, err, sizeof err), 0);
 	ck_assert_int_eq(c.pipeline.grace_ms, 0);
+	ck_assert_int_eq(c.pipeline.dedupe_horizon_ms, 30 * D);
 	ck_assert_int_eq(c.pipeline.max_future_skew_ms, 7 * D);
 	ck_assert_int_eq(c.pipeline.dedupe_ids, 1024);
 	ck_assert_int_eq(c.pipeline.max_profile_attributes, 0);
@@ -1038,9 +1042,25 @@ START_TEST(test_pipeline_limits)
 	ls_config_lead_conf(&c, set, &lc);
 	ck_assert_ptr_eq(lc.features, set);
 	ck_assert_int_eq(lc.grace_ms, 0);
+	/* a horizon above the grace is valid (it acts as the grace) */
+	ck_assert_int_eq(lc.dedupe_horizon_ms, 30 * D);
 	ck_assert_uint_eq(lc.dedupe_k, 1024);
 	ck_assert_uint_eq(lc.max_attributes, 0);
 	ck_assert_uint_eq(lc.max_metrics, 1024);
+	ck_assert(ls_lead_conf_check(&lc, err, sizeof err));
+	ls_config_free(&c);
+
+	/* The other ends: the longest grace, no dedupe horizon. */
+	char *top[] = {
+		"LEADSCORE_KAFKA_BROKERS=b:1",
+		"LEADSCORE_PIPELINE_GRACE=365d",
+		"LEADSCORE_PIPELINE_DEDUPE_HORIZON=0ms",
+		NULL,
+	};
+	ck_assert_int_eq(ls_config_load_env(NULL, top, &c, err, sizeof err), 0);
+	ls_config_lead_conf(&c, set, &lc);
+	ck_assert_int_eq(lc.grace_ms, 365 * D);
+	ck_assert_int_eq(lc.dedupe_horizon_ms, 0);
 	ck_assert(ls_lead_conf_check(&lc, err, sizeof err));
 	ls_config_free(&c);
 
@@ -1051,6 +1071,7 @@ START_TEST(test_pipeline_limits)
 	ls_config_lead_conf(&c, set, &lc);
 	ck_assert_ptr_eq(lc.features, want.features);
 	ck_assert_int_eq(lc.grace_ms, want.grace_ms);
+	ck_assert_int_eq(lc.dedupe_horizon_ms, want.dedupe_horizon_ms);
 	ck_assert_uint_eq(lc.dedupe_k, want.dedupe_k);
 	ck_assert_uint_eq(lc.max_attributes, want.max_attributes);
 	ck_assert_uint_eq(lc.max_metrics, want.max_metrics);
@@ -1059,7 +1080,8 @@ START_TEST(test_pipeline_limits)
 
 	/* Ranges, from the environment... */
 	char *bad[] = {
-		"LEADSCORE_PIPELINE_GRACE=31d",
+		"LEADSCORE_PIPELINE_GRACE=366d",
+		"LEADSCORE_PIPELINE_DEDUPE_HORIZON=31d",
 		"LEADSCORE_PIPELINE_MAX_FUTURE_SKEW=8d",
 		"LEADSCORE_PIPELINE_DEDUPE_IDS=1025",
 		"LEADSCORE_PIPELINE_MAX_PROFILE_ATTRIBUTES=1025",
@@ -1069,27 +1091,30 @@ START_TEST(test_pipeline_limits)
 	};
 	ls_config_init_defaults(&c);
 	ck_assert_int_eq(ls_config_apply_env(&c, bad, err, sizeof err), -1);
-	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_GRACE: must be between 0ms and 30d, got 31d");
+	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_GRACE: must be between 0ms and 365d, got 366d");
+	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_DEDUPE_HORIZON: must be between 0ms and 30d, got 31d");
 	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_MAX_FUTURE_SKEW: must be between 0ms and 7d, got 8d");
 	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_DEDUPE_IDS: must be between 1 and 1024, got 1025");
 	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_MAX_PROFILE_ATTRIBUTES: must be between 0 and 1024, got 1025");
 	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_CACHE_LEADS: must be between 0 and 10000000, got 10000001");
 	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_MAX_RECORD_SIZE: must be between 1024 and 104857600, got 1023");
-	ck_assert_uint_eq(count_lines(err), 6);
+	ck_assert_uint_eq(count_lines(err), 7);
 	/* Bad values keep the previous (default) value. */
-	ck_assert_int_eq(c.pipeline.grace_ms, 3600000);
+	ck_assert_int_eq(c.pipeline.grace_ms, 30 * D);
+	ck_assert_int_eq(c.pipeline.dedupe_horizon_ms, H);
 	ck_assert_int_eq(c.pipeline.dedupe_ids, 32);
 	ls_config_free(&c);
 
 	/* ...and from the file, at the value. */
 	load_bad("pipeline_bad.yaml", no_env, err, sizeof err);
-	ASSERT_HAS(err, "pipeline_bad.yaml:4:10: pipeline.grace: must be between 0ms and 30d, got 31d");
+	ASSERT_HAS(err, "pipeline_bad.yaml:4:10: pipeline.grace: must be between 0ms and 365d, got 366d");
 	ASSERT_HAS(err, "pipeline_bad.yaml:5:20: pipeline.max_future_skew: expected a duration such as 500ms, 30s, 15m, 24h or 7d, got \"soon\"");
 	ASSERT_HAS(err, "pipeline_bad.yaml:6:15: pipeline.dedupe_ids: must be between 1 and 1024, got 0");
 	ASSERT_HAS(err, "pipeline_bad.yaml:7:24: pipeline.max_profile_metrics: must be between 0 and 1024, got 1025");
 	ASSERT_HAS(err, "pipeline_bad.yaml:8:16: pipeline.cache_leads: must be between 0 and 10000000, got -1");
 	ASSERT_HAS(err, "pipeline_bad.yaml:9:20: pipeline.max_record_size: must be between 1024 and 104857600, got 512");
-	ck_assert_uint_eq(count_lines(err), 6);
+	ASSERT_HAS(err, "pipeline_bad.yaml:10:19: pipeline.dedupe_horizon: must be between 0ms and 30d, got 31d");
+	ck_assert_uint_eq(count_lines(err), 7);
 }
 END_TEST
 
@@ -1103,8 +1128,9 @@ START_TEST(test_pipeline_reload)
 	memset(&s, 0, sizeof s);
 	/* env_base also sets batch_size and log.level, which pipeline_live
 	 * leaves at their defaults. */
-	ck_assert_uint_eq(ls_config_diff(&a, &b, on_diff, &s), 8);
+	ck_assert_uint_eq(ls_config_diff(&a, &b, on_diff, &s), 9);
 	ck_assert_int_eq(diff_find(&s, "pipeline.grace"), 1);
+	ck_assert_int_eq(diff_find(&s, "pipeline.dedupe_horizon"), 1);
 	ck_assert_int_eq(diff_find(&s, "pipeline.max_future_skew"), 1);
 	ck_assert_int_eq(diff_find(&s, "pipeline.dedupe_ids"), 0);
 	ck_assert_int_eq(diff_find(&s, "pipeline.cache_leads"), 0);
@@ -1115,6 +1141,7 @@ START_TEST(test_pipeline_reload)
 
 	ck_assert_int_eq(ls_config_apply_live(&a, &b), 0);
 	ck_assert_int_eq(a.pipeline.grace_ms, 2 * H);
+	ck_assert_int_eq(a.pipeline.dedupe_horizon_ms, 10 * 60000);
 	ck_assert_int_eq(a.pipeline.max_future_skew_ms, 30000);
 	ck_assert_int_eq(a.pipeline.dedupe_ids, 32);     /* restart-only */
 	ck_assert_int_eq(a.pipeline.cache_leads, 100000); /* restart-only */
@@ -1124,7 +1151,8 @@ START_TEST(test_pipeline_reload)
 	for (size_t i = 0; i < s.n; i++)
 		ck_assert_msg(!s.reload[i], "%s still differs after apply_live", s.keys[i]);
 
-	/* The live grace reaches the lead conf the pipeline rebuilds. */
+	/* The live grace and horizon reach the lead conf the pipeline
+	 * rebuilds. */
 	size_t n = 0;
 	char err[256];
 	const ls_feature_spec *specs = ls_config_features(&b, &n);
@@ -1134,6 +1162,7 @@ START_TEST(test_pipeline_reload)
 	ls_lead_conf lc;
 	ls_config_lead_conf(&a, set, &lc);
 	ck_assert_int_eq(lc.grace_ms, 2 * H);
+	ck_assert_int_eq(lc.dedupe_horizon_ms, 10 * 60000);
 	ck_assert_uint_eq(lc.dedupe_k, 32);
 	ls_feature_set_free(set);
 	ls_config_free(&a);

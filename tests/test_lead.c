@@ -1,6 +1,7 @@
 /*
- * Unit tests for models/ls_lead: dedupe (its horizon, and independence of
- * the order events arrive in), derived features by hand, the profile maps,
+ * Unit tests for models/ls_lead: dedupe (its horizon against the grace,
+ * and independence of the order events arrive in), late events days
+ * behind the watermark, derived features by hand, the profile maps,
  * and the blob: round trips, sizes of realistic leads, determinism across
  * a save/restore, decoding under a changed feature set, refusing old
  * versions, and fuzzing the decoder with random, truncated and bit-flipped
@@ -211,13 +212,16 @@ START_TEST(test_dedupe_inside_and_outside_k)
 }
 END_TEST
 
-/* An id is forgotten once its event leaves the grace: its redelivery is
- * too late by then, so nothing slips through. */
-START_TEST(test_dedupe_horizon_is_the_grace)
+/* With the horizon equal to the grace, an id is forgotten once its event
+ * leaves the grace: its redelivery is too late by then, so nothing slips
+ * through. */
+START_TEST(test_dedupe_horizon_equal_to_grace)
 {
 	ls_feature_set *set = default_set();
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
+	conf.grace_ms = H;
+	conf.dedupe_horizon_ms = H;
 	ls_lead *l = ls_lead_new(&conf);
 	ls_event first = ev_email("e-1", T0, LS_EMAIL_SENT, "c1");
 	apply_ok(l, &conf, first);
@@ -234,14 +238,198 @@ START_TEST(test_dedupe_horizon_is_the_grace)
 }
 END_TEST
 
+/* The defaults: a 1 h horizon inside a 30 d grace. A repeat within the
+ * horizon is a duplicate; one older than the horizon but within the grace
+ * is applied again (counted twice): that is the documented horizon. */
+START_TEST(test_dedupe_horizon_shorter_than_grace)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ck_assert_int_eq(conf.grace_ms, 30 * D);
+	ck_assert_int_eq(conf.dedupe_horizon_ms, H);
+	ls_lead *l = ls_lead_new(&conf);
+	ls_event first = ev_email("h-1", T0, LS_EMAIL_OPENED, "c1");
+	ls_event second = ev_email("h-2", T0 + 30 * MIN, LS_EMAIL_OPENED, "c1");
+	apply_ok(l, &conf, first);
+	apply_ok(l, &conf, second);
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 2);
+	/* within the horizon: a duplicate, nothing changes */
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &first), LS_LEAD_DUPLICATE);
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_EMAIL), 2);
+
+	/* the watermark moves 1 h + 1 ms past h-1: h-1 leaves the horizon
+	 * (not the grace); h-2 is still in it */
+	ls_event third = ev_email("h-3", T0 + H + 1, LS_EMAIL_OPENED, "c1");
+	apply_ok(l, &conf, third);
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 2);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &second), LS_LEAD_DUPLICATE);
+	/* h-1's repeat is neither too late nor remembered: applied again,
+	 * every time (it is below the horizon, so never remembered) */
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &first), LS_LEAD_APPLIED);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &first), LS_LEAD_APPLIED);
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_EMAIL), 5);
+	ck_assert_double_eq(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+				     "email_opens_24h"), 5.0);
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 2);
+
+	/* the edge: ts == watermark - horizon is remembered, one ms older
+	 * is not */
+	int64_t wm = ls_lead_watermark(l);
+	ls_event edge = ev_email("h-edge", wm - H, LS_EMAIL_OPENED, "c1");
+	ls_event below = ev_email("h-below", wm - H - 1, LS_EMAIL_OPENED, "c1");
+	apply_ok(l, &conf, edge);
+	apply_ok(l, &conf, below);
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 3);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &edge), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &below), LS_LEAD_APPLIED);
+
+	/* it survives a save and restore the same way */
+	ls_lead_blob b = { 0 };
+	encode_ok(l, &conf, &b);
+	ls_lead *d = decode_ok(&conf, &b);
+	ck_assert_uint_eq(ls_lead_n_remembered(d), 3);
+	ck_assert_int_eq(ls_lead_apply(d, &conf, &edge), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(d, &conf, &first), LS_LEAD_APPLIED);
+	ls_lead_free(d);
+
+	/* once the watermark is more than the grace past h-1, its repeat is
+	 * too late; the memory is down to the new event */
+	apply_ok(l, &conf, ev_email("h-4", T0 + 31 * D, LS_EMAIL_SENT, "c2"));
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 1);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &first), LS_LEAD_TOO_LATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &third), LS_LEAD_TOO_LATE);
+
+	/* horizon 0: only events at the watermark itself are remembered */
+	ls_lead_free(l);
+	conf.dedupe_horizon_ms = 0;
+	l = ls_lead_new(&conf);
+	apply_ok(l, &conf, first);
+	apply_ok(l, &conf, second);
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 1);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &second), LS_LEAD_DUPLICATE);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &first), LS_LEAD_APPLIED);
+	ls_lead_blob_free(&b);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* A horizon above the grace is valid and acts as the grace: ids older
+ * than the grace would only match repeats that are too late anyway, so
+ * they are not kept, and the state is byte for byte that of horizon ==
+ * grace. */
+START_TEST(test_dedupe_horizon_above_grace)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf wide, same;
+	ls_lead_conf_default(&wide, set);
+	wide.grace_ms = H;
+	wide.dedupe_horizon_ms = 3 * D;
+	char err[128] = "";
+	ck_assert_msg(ls_lead_conf_check(&wide, err, sizeof err), "%s", err);
+	same = wide;
+	same.dedupe_horizon_ms = H;
+	ls_lead *a = ls_lead_new(&wide), *b = ls_lead_new(&same);
+	/* a-0 .. a-5 at T0, T0 + 20 min, ..., T0 + 100 min */
+	for (unsigned i = 0; i < 6; i++) {
+		ls_event e = ev_web(idf("a", i), T0 + i * 20 * MIN,
+				    LS_WEB_PAGE_VIEW, NULL, -1, NULL);
+		apply_ok(a, &wide, e);
+		apply_ok(b, &same, e);
+	}
+	/* watermark T0 + 100 min: ids back to T0 + 40 min, the grace, not
+	 * the 3 d horizon */
+	ck_assert_uint_eq(ls_lead_n_remembered(a), 4);
+	ls_event a2 = ev_web("a-2", T0 + 40 * MIN, LS_WEB_PAGE_VIEW, NULL, -1,
+			     NULL);
+	ls_event a1 = ev_web("a-1", T0 + 20 * MIN, LS_WEB_PAGE_VIEW, NULL, -1,
+			     NULL);
+	ck_assert_int_eq(ls_lead_apply(a, &wide, &a2), LS_LEAD_DUPLICATE);
+	/* the forgotten ones are caught anyway: too late */
+	ck_assert_int_eq(ls_lead_apply(a, &wide, &a1), LS_LEAD_TOO_LATE);
+	ls_lead_blob ba = { 0 }, bb = { 0 };
+	encode_ok(a, &wide, &ba);
+	encode_ok(b, &same, &bb);
+	ck_assert_uint_eq(ba.len, bb.len);
+	ck_assert_mem_eq(ba.data, bb.data, ba.len);
+	ls_lead_blob_free(&ba);
+	ls_lead_blob_free(&bb);
+	ls_lead_free(a);
+	ls_lead_free(b);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* A backlog read topic by topic: a lead's email events 2 days ahead of
+ * its web events. With the 30 d grace the web event is applied to its
+ * slices (counted in the windows that still cover it, not in those that
+ * do not) and the state is that of the same events in ts order; with a
+ * 1 h grace it is too late and changes nothing. */
+START_TEST(test_late_days_behind)
+{
+	ls_feature_set *set = default_set();
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	const int64_t now = T0 - T0 % H + 30 * MIN;
+	ls_event mail = ev_email("m-1", now, LS_EMAIL_OPENED, "c1");
+	ls_event web = ev_web("w-1", now - 2 * D, LS_WEB_PAGE_VIEW, "pricing",
+			      45000, "s-1");
+
+	ls_lead *l = ls_lead_new(&conf);
+	apply_ok(l, &conf, mail);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &web), LS_LEAD_APPLIED);
+	ck_assert_int_eq(ls_lead_watermark(l), now);
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 1);
+	ck_assert_double_eq(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+				     "web_activity_7d"), 1.0);
+	ck_assert_double_eq(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+				     "web_activity_1h"), 0.0);
+	ck_assert_double_eq_tol(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+					 "web_sessions_7d"), 1.0, 0.1);
+	ck_assert_double_eq(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+				     "days_since_last_web"), 2.0);
+	/* it is older than the horizon, so not remembered: only m-1 is */
+	ck_assert_uint_eq(ls_lead_n_remembered(l), 1);
+
+	/* the same two events in ts order: the same bytes */
+	ls_lead *r = ls_lead_new(&conf);
+	apply_ok(r, &conf, web);
+	apply_ok(r, &conf, mail);
+	ls_lead_blob bl = { 0 }, br = { 0 };
+	encode_ok(l, &conf, &bl);
+	encode_ok(r, &conf, &br);
+	ck_assert_uint_eq(bl.len, br.len);
+	ck_assert_mem_eq(bl.data, br.data, bl.len);
+	ls_lead_free(r);
+	ls_lead_free(l);
+
+	/* with the old 1 h grace it is too late */
+	conf.grace_ms = H;
+	l = ls_lead_new(&conf);
+	apply_ok(l, &conf, mail);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &web), LS_LEAD_TOO_LATE);
+	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 0);
+	ck_assert_double_eq(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+				     "web_activity_7d"), 0.0);
+	ck_assert_double_eq(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
+				     "days_since_last_web"), 365.0);
+	ls_lead_blob_free(&bl);
+	ls_lead_blob_free(&br);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
 /* The memory is the dedupe_k newest events by event time (ts, then hash)
- * within the grace, whatever order they arrived in. */
+ * within the horizon, whatever order they arrived in. */
 START_TEST(test_dedupe_newest_by_event_time)
 {
 	ls_feature_set *set = default_set();
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	conf.dedupe_k = 4;
+	conf.grace_ms = H; /* and the default 1 h horizon */
 	ls_lead *l = ls_lead_new(&conf);
 	static const char *const tid[] = { NULL, "t-10", "t-20", "t-30",
 					   "t-40", "t-50" };
@@ -252,7 +440,7 @@ START_TEST(test_dedupe_newest_by_event_time)
 		apply_ok(l, &conf, t[i]);
 	}
 	/* remembered: the 4 greatest (ts, hash) of ts 10..50, all within the
-	 * grace: 20, 30, 40, 50 */
+	 * horizon: 20, 30, 40, 50 */
 	ck_assert_uint_eq(ls_lead_n_remembered(l), 4);
 	for (unsigned i = 5; i >= 2; i--)
 		ck_assert_int_eq(ls_lead_apply(l, &conf, &t[i]),
@@ -505,9 +693,11 @@ static void seen_section(const ls_lead_blob *b, size_t *from, size_t *to)
 /*
  * ~500 distinct events, none too late in any order (all within the grace
  * of the greatest ts): every permutation gives the same bytes, and so
- * does a save and restore half way. Three configurations: the default
- * (1 h grace, 32 ids), a 3-day grace so that late arrivals straddle the
- * 1 h and 24 h windows' eviction, and a memory big enough for all events.
+ * does a save and restore half way. Configurations: a 1 h grace and
+ * horizon with 32 ids; a 3-day grace and horizon so that late arrivals
+ * straddle the 1 h and 24 h windows' eviction, with 32 ids and with a
+ * memory big enough for all events; a 3-day grace with a 1 h horizon;
+ * and the defaults (30 d grace, 1 h horizon, 32 ids).
  */
 START_TEST(test_order_independence)
 {
@@ -517,18 +707,34 @@ START_TEST(test_order_independence)
 	ck_assert_ptr_nonnull(p);
 	ck_assert_ptr_nonnull(ix);
 	struct {
-		int64_t grace;
+		int64_t grace, horizon;
 		uint32_t k;
-	} confs[] = { { H, LS_LEAD_DEFAULT_DEDUPE_K },
-		      { 3 * D, LS_LEAD_DEFAULT_DEDUPE_K },
-		      { 3 * D, LS_LEAD_MAX_DEDUPE_K } };
+	} confs[] = {
+		{ H, H, LS_LEAD_DEFAULT_DEDUPE_K },
+		{ 3 * D, 3 * D, LS_LEAD_DEFAULT_DEDUPE_K },
+		{ 3 * D, 3 * D, LS_LEAD_MAX_DEDUPE_K },
+		{ 3 * D, H, LS_LEAD_DEFAULT_DEDUPE_K },
+		{ LS_LEAD_DEFAULT_GRACE_MS, LS_LEAD_DEFAULT_DEDUPE_HORIZON_MS,
+		  LS_LEAD_DEFAULT_DEDUPE_K },
+	};
 	for (size_t ci = 0; ci < sizeof confs / sizeof confs[0]; ci++) {
 		ls_lead_conf conf;
 		ls_lead_conf_default(&conf, set);
 		conf.grace_ms = confs[ci].grace;
+		conf.dedupe_horizon_ms = confs[ci].horizon;
 		conf.dedupe_k = confs[ci].k;
 		/* ts in [base, base + grace]: never below max ts - grace */
 		random_events(p, 500, T0 + 7 * H + 1234, conf.grace_ms);
+		/* the memory: the top dedupe_k of those within the horizon */
+		int64_t max_ts = 0;
+		for (size_t i = 0; i < p->n; i++)
+			max_ts = p->ev[i].ts > max_ts ? p->ev[i].ts : max_ts;
+		size_t in_horizon = 0;
+		for (size_t i = 0; i < p->n; i++)
+			in_horizon += p->ev[i].ts >= max_ts - conf.dedupe_horizon_ms;
+		size_t want_mem = in_horizon < conf.dedupe_k ? in_horizon
+							      : conf.dedupe_k;
+		ck_assert_uint_ge(want_mem, 1);
 
 		ls_lead_blob ref = { 0 }, b = { 0 };
 		for (unsigned k = 0; k < N_PERMS; k++) {
@@ -539,9 +745,7 @@ START_TEST(test_order_independence)
 			for (int s = 0; s < LS_SOURCE__COUNT; s++)
 				total += ls_lead_event_count(l, (ls_source)s);
 			ck_assert_uint_eq(total, p->n); /* none too late */
-			ck_assert_uint_eq(ls_lead_n_remembered(l),
-					  p->n < conf.dedupe_k ? p->n
-							       : conf.dedupe_k);
+			ck_assert_uint_eq(ls_lead_n_remembered(l), want_mem);
 			encode_ok(l, &conf, k == 0 ? &ref : &b);
 			ls_lead_free(l);
 			if (k > 0)
@@ -574,7 +778,7 @@ END_TEST
 
 /*
  * The same with ~500 events spread over 3 hours and a 1 h grace, so that
- * some are too late in some orders. Here the blobs of different orders
+ * some are too late in some orders (with a 1 h and a 20 min horizon). Here the blobs of different orders
  * cannot all be identical, and this test does not ask them to be: whether
  * an event is too late depends on the watermark when it arrives, so the
  * set of events *applied* differs between orders (in ts order none is too
@@ -582,15 +786,17 @@ END_TEST
  * the counts and windows. A too-late event changes nothing, though, so
  * what must hold is that the state is a function of the set of applied
  * events: each order's blob equals that of its applied events fed in ts
- * order. And the dedupe memory, which only holds events within the grace
- * of the final watermark (never too late in any order), is the same
- * bytes in every order.
+ * order. And the dedupe memory, which only holds events within the
+ * horizon (at most the grace) of the final watermark (never too late in
+ * any order), is the same bytes in every order.
  */
 START_TEST(test_order_independence_too_late)
 {
 	ls_feature_set *set = default_set();
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
+	conf.grace_ms = H;
+	conf.dedupe_horizon_ms = _i == 0 ? H : 20 * MIN; /* loop test, 0..1 */
 	ev_pool *p = calloc(1, sizeof(*p));
 	size_t *ix = calloc(POOL_MAX, sizeof(size_t));
 	size_t *sorted = calloc(POOL_MAX, sizeof(size_t));
@@ -1060,13 +1266,44 @@ START_TEST(test_roundtrip_and_sizes)
 		ck_assert_int_eq(n1, n2);
 		ck_assert_mem_eq(v1, v2, (size_t)n1 * sizeof(double));
 
-		printf("lead %-42s blob %4zu bytes, RAM %5zu bytes "
-		       "(%zu slices, %zu ids), decoded RAM %5zu\n",
-		       cases[c].name, b.len, ls_lead_ram_bytes(l),
+		/* The same lead under the defaults before the dedupe horizon
+		 * had its own setting (1 h grace, ids kept for the grace): the
+		 * new defaults must not make it bigger. */
+		ls_lead_conf before = conf;
+		before.grace_ms = H;
+		before.dedupe_horizon_ms = H;
+		ls_lead *o = build(&before, le);
+		ls_lead_blob bo = { 0 };
+		encode_ok(o, &before, &bo);
+
+		printf("lead %-42s blob %4zu bytes (1h grace: %4zu), RAM %5zu "
+		       "bytes (%zu slices, %zu ids), decoded RAM %5zu\n",
+		       cases[c].name, b.len, bo.len, ls_lead_ram_bytes(l),
 		       ls_lead_n_slices(l), ls_lead_n_remembered(l),
 		       ls_lead_ram_bytes(d));
 		fflush(stdout); /* Check runs tests in a child process */
 		ck_assert_uint_le(b.len, cases[c].bound);
+		ck_assert_uint_le(b.len, bo.len);
+
+		/* Shuffled (topics read out of step), the 30 d grace applies
+		 * every event and gives the same bytes. */
+		lead_events *sh = calloc(1, sizeof(*sh));
+		ck_assert_ptr_nonnull(sh);
+		*sh = *le;
+		for (size_t i = sh->n; i > 1; i--) {
+			size_t j = (size_t)(rnd() % i);
+			ls_event t = sh->ev[i - 1];
+			sh->ev[i - 1] = sh->ev[j];
+			sh->ev[j] = t;
+		}
+		ls_lead *s2 = build(&conf, sh);
+		encode_ok(s2, &conf, &b2);
+		ck_assert_uint_eq(b.len, b2.len);
+		ck_assert_mem_eq(b.data, b2.data, b.len);
+		ls_lead_free(s2);
+		free(sh);
+		ls_lead_free(o);
+		ls_lead_blob_free(&bo);
 		ls_lead_free(d);
 		ls_lead_free(l);
 		ls_lead_blob_free(&b);
@@ -1433,6 +1670,11 @@ START_TEST(test_invalid_arguments)
 	ls_lead_conf_default(&conf, set);
 	conf.grace_ms = -1;
 	ck_assert(!ls_lead_conf_check(&conf, err, sizeof err));
+	ls_lead_conf_default(&conf, set);
+	conf.dedupe_horizon_ms = -1;
+	ck_assert(!ls_lead_conf_check(&conf, err, sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "horizon"));
+	ck_assert_ptr_null(ls_lead_new(&conf));
 	ls_lead_conf_default(&conf, NULL);
 	ck_assert(!ls_lead_conf_check(&conf, err, sizeof err));
 	ls_lead_conf_default(&conf, set);
@@ -1473,10 +1715,13 @@ static Suite *lead_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 100);
 	tcase_add_test(tc, test_dedupe_inside_and_outside_k);
-	tcase_add_test(tc, test_dedupe_horizon_is_the_grace);
+	tcase_add_test(tc, test_dedupe_horizon_equal_to_grace);
+	tcase_add_test(tc, test_dedupe_horizon_shorter_than_grace);
+	tcase_add_test(tc, test_dedupe_horizon_above_grace);
+	tcase_add_test(tc, test_late_days_behind);
 	tcase_add_test(tc, test_dedupe_newest_by_event_time);
 	tcase_add_test(tc, test_order_independence);
-	tcase_add_test(tc, test_order_independence_too_late);
+	tcase_add_loop_test(tc, test_order_independence_too_late, 0, 2);
 	tcase_add_test(tc, test_velocity);
 	tcase_add_test(tc, test_recency);
 	tcase_add_test(tc, test_sends_without_opens);
