@@ -225,8 +225,37 @@ static int set_str(char **slot, const char *v)
 	return 0;
 }
 
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return (x > y) - (x < y);
+}
+
+/* Redis MEMORY USAGE of up to 1,000 leads spread over the id space. */
+static void memory_per_lead(ls_store *store, long leads)
+{
+	long long v[1000];
+	size_t n = 0;
+	char err[256], id[32];
+	long step = leads / 1000 > 0 ? leads / 1000 : 1;
+	for (long i = 0; i < leads && n < 1000; i += step) {
+		sprintf(id, "lead-%06ld", i);
+		long long b;
+		if (ls_store_memory_usage(store, id, &b, err, sizeof err) == 0 && b > 0)
+			v[n++] = b;
+	}
+	if (n == 0)
+		return;
+	qsort(v, n, sizeof v[0], cmp_ll);
+	long long sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += v[i];
+	printf("redis_memory_per_lead_bytes leads_sampled=%zu min=%lld median=%lld mean=%.0f p95=%lld max=%lld\n",
+	       n, v[0], v[n / 2], (double)sum / (double)n, v[n * 95 / 100], v[n - 1]);
+}
+
 static double pipeline_rate(const char *bootstrap, const char *redis_url, long n,
-			    long batch, double *leads_written)
+			    long batch, long leads, double *leads_written)
 {
 	char err[1024];
 	ls_config cfg;
@@ -275,6 +304,7 @@ static double pipeline_rate(const char *bootstrap, const char *redis_url, long n
 	if (done >= n && t1 > t0) {
 		rate = (double)done / (t1 - t0);
 		*leads_written = (double)ls_pipeline_stats_get(p)->leads_written;
+		memory_per_lead(store, leads);
 	}
 	goto out;
 fail:
@@ -367,7 +397,7 @@ int main(int argc, char **argv)
 
 	double raw = raw_rate(bs, n);
 	double written = 0;
-	double pipe = pipeline_rate(bs, ls_test_redis_url(redis), n, batch, &written);
+	double pipe = pipeline_rate(bs, ls_test_redis_url(redis), n, batch, leads, &written);
 	double base = -1;
 	if (baseline != NULL) {
 		char url[600];
