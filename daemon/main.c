@@ -214,14 +214,7 @@ static int run(ls_config *cfg)
 	}
 	if (register_writers(codec, cfg) != 0)
 		goto out;
-	ls_store_settings ss = {
-		.url = cfg->redis.url,
-		.key_prefix = cfg->redis.key_prefix,
-		.group_id = cfg->kafka.group_id,
-		.lead_ttl_ms = cfg->redis.lead_ttl_ms,
-		.connect_timeout_ms = cfg->redis.connect_timeout_ms,
-		.command_timeout_ms = cfg->redis.command_timeout_ms,
-	};
+	ls_store_settings ss = ls_pipeline_store_settings(cfg);
 	store = ls_store_new(&ss, err, sizeof err);
 	if (store == NULL) {
 		ls_log(LS_LOG_ERROR, "redis", "bad settings", "error=%s",

@@ -669,6 +669,19 @@ int ls_pipeline_step(ls_pipeline *p)
 	return n;
 }
 
+ls_store_settings ls_pipeline_store_settings(const ls_config *cfg)
+{
+	ls_store_settings ss = {
+		.url = cfg->redis.url,
+		.key_prefix = cfg->redis.key_prefix,
+		.group_id = cfg->kafka.group_id,
+		.lead_ttl_ms = cfg->redis.lead_ttl_ms,
+		.connect_timeout_ms = cfg->redis.connect_timeout_ms,
+		.command_timeout_ms = cfg->redis.command_timeout_ms,
+	};
+	return ss;
+}
+
 void ls_pipeline_reload(ls_pipeline *p)
 {
 	p->lead_conf.grace_ms = p->cfg->pipeline.grace_ms;

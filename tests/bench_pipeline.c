@@ -272,9 +272,7 @@ static double pipeline_rate(const char *bootstrap, const char *redis_url, long n
 	/* the generator spreads events over 7 days: accept all of them */
 	cfg.pipeline.grace_ms = 8LL * 86400000;
 	codec = ls_codec_new(err, sizeof err);
-	ls_store_settings ss = { cfg.redis.url, cfg.redis.key_prefix, cfg.kafka.group_id,
-				 cfg.redis.lead_ttl_ms, cfg.redis.connect_timeout_ms,
-				 cfg.redis.command_timeout_ms };
+	ls_store_settings ss = ls_pipeline_store_settings(&cfg);
 	store = ls_store_new(&ss, err, sizeof err);
 	if (codec == NULL || store == NULL || ls_store_connect(store, err, sizeof err) != 0)
 		goto fail;

@@ -22,6 +22,7 @@
 #include "ls_build.h"
 #include "ls_config.h"
 #include "ls_lead.h"
+#include "ls_pipeline.h"
 #include "ls_store.h"
 
 static void usage(FILE *out)
@@ -203,14 +204,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s", err);
 		return 1;
 	}
-	ls_store_settings ss = {
-		.url = cfg.redis.url,
-		.key_prefix = cfg.redis.key_prefix,
-		.group_id = cfg.kafka.group_id,
-		.lead_ttl_ms = cfg.redis.lead_ttl_ms,
-		.connect_timeout_ms = cfg.redis.connect_timeout_ms,
-		.command_timeout_ms = cfg.redis.command_timeout_ms,
-	};
+	ls_store_settings ss = ls_pipeline_store_settings(&cfg);
 	int rc = 1;
 	ls_store *store = ls_store_new(&ss, err, sizeof err);
 	if (store == NULL || ls_store_connect(store, err, sizeof err) != 0) {
