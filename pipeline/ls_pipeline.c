@@ -529,11 +529,11 @@ static void on_assign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 	} else {
 		int stored = 0;
 		for (int i = 0; i < parts->cnt; i++) {
-			/* no stored offset: never processed, fall back to
-			 * auto.offset.reset (earliest unless configured) */
+			/* no stored offset: nothing of it was ever committed,
+			 * so it is read from the beginning (as resync does) */
 			parts->elems[i].offset = o[i].next_offset >= 0
 							 ? o[i].next_offset
-							 : RD_KAFKA_OFFSET_INVALID;
+							 : RD_KAFKA_OFFSET_BEGINNING;
 			stored += o[i].next_offset >= 0;
 		}
 		ls_log(LS_LOG_INFO, "pipeline", "starting at offsets stored in redis",

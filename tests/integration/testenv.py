@@ -3,8 +3,11 @@
 Project rule: real parts, not mocks. These fixtures start real processes:
 
 - RedisServer: a private redis-server in a fresh temp dir, on a unix socket
-  or a free 127.0.0.1 TCP port, without persistence; stop() and restart() on
-  the same address (the data is gone afterwards), url, cleanup.
+  or a free 127.0.0.1 TCP port, without persistence unless asked for
+  (persistent=True: append-only file fsynced on every write, so a restart
+  keeps the data; extra_args: more redis-server arguments, which override
+  earlier ones); stop() and restart() on the same address, suspend() and
+  resume() (SIGSTOP/SIGCONT: alive but not answering), url, cleanup.
 - DevBroker: the leadscore-devbroker binary (librdkafka's mock cluster, a
   real Kafka-protocol broker on 127.0.0.1); parses its one stdout line
   `bootstrap.servers=...`.
@@ -155,11 +158,15 @@ class RedisServer:
     START_TIMEOUT = 10.0
     PORT_ATTEMPTS = 5
 
-    def __init__(self, mode='unix', binary=None):
+    def __init__(self, mode='unix', binary=None, persistent=False,
+                 extra_args=()):
         if mode not in ('unix', 'tcp'):
             raise ValueError('mode must be unix or tcp, not %r' % (mode,))
         self.mode = mode
         self.binary = binary or _find_redis_server()
+        self.persistent = persistent
+        self.extra_args = [str(a) for a in extra_args]
+        self.suspended = False
         self.dir = None
         self.socket_path = None
         self.port = None
@@ -208,12 +215,27 @@ class RedisServer:
         return self
 
     def stop(self, timeout=5.0):
-        """Stop the server (the dir stays for restart); returns exit code."""
+        """Stop the server (the dir stays for restart); returns exit code.
+        Without persistence the data is gone afterwards."""
         if self.proc is None:
             return None
+        self.resume()   # a stopped process would not act on SIGTERM
         rc = _reap(self.proc, timeout)
         self.proc = None
         return rc
+
+    def suspend(self):
+        """SIGSTOP the server: connections stay open, nothing answers."""
+        if self.running and not self.suspended:
+            self.proc.send_signal(signal.SIGSTOP)
+            self.suspended = True
+
+    def resume(self):
+        """SIGCONT after suspend(); a no-op otherwise."""
+        if self.suspended:
+            self.suspended = False
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGCONT)
 
     def restart(self):
         """Stop if running and start again on the same socket or port."""
@@ -301,7 +323,9 @@ class RedisServer:
             argv += ['--port', str(self.port), '--bind', '127.0.0.1']
         argv += ['--save', '', '--appendonly', 'no', '--daemonize', 'no',
                  '--dir', self.dir, '--logfile', self.log_path]
-        return argv
+        if self.persistent:
+            argv += ['--appendonly', 'yes', '--appendfsync', 'always']
+        return argv + self.extra_args
 
     def _launch(self, fresh_port):
         last = None
