@@ -671,8 +671,8 @@ class CrashExactlyOnce(PipelineTest):
         # small batches, committed every few batches: a kill lands before,
         # inside or after a commit, with work of several batches pending
         cfg_b = self.config('b.yaml', rb, 'run-b', pipeline=dict(
-            EXACT_PIPELINE, batch_size=100, batch_max_wait='20ms',
-            commit_interval='30ms'))
+            EXACT_PIPELINE, batch_size=50, batch_max_wait='20ms',
+            commit_interval='5ms'))
         ca, cb = ra.client(), rb.client()
 
         # run A, uninterrupted, alongside run B
@@ -681,14 +681,13 @@ class CrashExactlyOnce(PipelineTest):
 
         rng = random.Random(4242)
         kills, mid = 0, 0
-        # Most kills when run B's committed progress passes a random point
-        # of the stream (plus a random few ms); a few at a random time
-        # after a start (mostly while it joins the group). Progress points
-        # are spread over the stream, one per slice, so each lands
-        # mid-stream.
+        # Most kills when run B's committed progress has moved a random
+        # step past where this start found it (plus up to 5 ms); a few at
+        # a random time after a start (mostly while it joins the group).
+        # Steps are relative and small (a stream / (3 x kills)), so every
+        # kill lands mid-stream however fast this machine processes.
         n_progress = self.KILLS - 3
-        targets = [int(total * (i + rng.uniform(0.1, 0.9)) / (n_progress + 1))
-                   for i in range(n_progress)]
+        step = total // (3 * self.KILLS)
         plan = ['time'] * 3 + ['progress'] * n_progress
         rng.shuffle(plan)
 
@@ -701,14 +700,14 @@ class CrashExactlyOnce(PipelineTest):
             if how == 'time':
                 time.sleep(rng.uniform(0.0, 3.0))
             else:
-                target = targets.pop(0)
+                target = progress() + rng.randint(step // 2, step)
                 deadline = time.monotonic() + 60
                 while progress() < target:
                     self.assertTrue(db.running, db.tail())
                     self.assertLess(time.monotonic(), deadline,
                                     'run B stuck below %d' % target)
                     time.sleep(0.002)
-                time.sleep(rng.uniform(0.0, 0.05))
+                time.sleep(rng.uniform(0.0, 0.005))
             self.assertTrue(db.running, db.tail())
             db.kill()
             kills += 1
