@@ -59,7 +59,11 @@ def main():
     ap.add_argument('--leads', type=int, default=50)
     ap.add_argument('--events', type=int, default=2000)
     ap.add_argument('--seed', type=int, default=7)
+    ap.add_argument('--malformed-only', action='store_true',
+                    help='send only the malformed record (the demo takes its events from leadscore-sim)')
     args = ap.parse_args()
+    if args.malformed_only:
+        args.events = 0
     rng = random.Random(args.seed)
     producer = Producer({'bootstrap.servers': args.bootstrap})
     now_ms = int(time.time() * 1000)
