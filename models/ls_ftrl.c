@@ -1,0 +1,1228 @@
+/*
+ * ls_ftrl.c - FTRL-Proximal logistic regression; see ls_ftrl.h for the
+ * semantics, the checkpoint format and the merge argument.
+ *
+ * State is two flat arrays of doubles, z and n, over every coordinate
+ * (bias, dense, buckets) rather than a hash map of touched coordinates:
+ * lookups are one index, the memory is fixed and known at start (4 MiB for
+ * 2^18 buckets), and a checkpoint only pays for the touched coordinates
+ * anyway. Doubles rather than floats because deltas subtract nearly equal
+ * accumulators, and float would lose the small updates of a busy
+ * coordinate.
+ *
+ * Weights are never stored; w_i is recomputed from (z_i, n_i) where it is
+ * needed, which is what makes the checkpoint and the merge only about z
+ * and n.
+ *
+ * An example keeps its hashed entries sorted by index and unique, merged
+ * on insertion, so learning touches each coordinate once per example (the
+ * FTRL update of a coordinate assumes one gradient per step) and the order
+ * of summation is fixed, which keeps results bit-reproducible.
+ */
+#include "ls_ftrl.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+/* Margins beyond +-35 give p within 1e-15 of 0 or 1; exp() stays finite. */
+#define MARGIN_MAX 35.0
+/* Variance floor in the standardisation (sd >= 0.01, see the header). */
+#define VAR_FLOOR 1e-4
+
+static const char MAGIC[4] = { 'L', 'S', 'F', 'T' };
+
+struct ls_ftrl {
+	ls_ftrl_params p;
+	bool is_delta;
+	uint64_t version;
+	uint64_t pos, neg;
+	uint64_t layout;
+	size_t n_dense;
+	char **names;      /* n_dense owned names, in coordinate order */
+	uint32_t *by_name; /* dense indices sorted by name, for lookups */
+	double *s1, *s2;   /* per dense feature: sum t, sum t^2 */
+	size_t dims;
+	double *z, *n;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err == NULL || errlen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+const char *ls_ftrl_result_str(int rc)
+{
+	switch (rc) {
+	case LS_FTRL_OK: return "ok";
+	case LS_FTRL_ERR_INVALID: return "invalid argument";
+	case LS_FTRL_ERR_NOMEM: return "out of memory";
+	case LS_FTRL_ERR_LAYOUT: return "model layout mismatch";
+	case LS_FTRL_ERR_CORRUPT: return "checkpoint corrupt";
+	case LS_FTRL_ERR_DELTA: return "delta misuse";
+	default: return "unknown error";
+	}
+}
+
+void ls_ftrl_params_default(ls_ftrl_params *p)
+{
+	p->alpha = LS_FTRL_DEFAULT_ALPHA;
+	p->beta = LS_FTRL_DEFAULT_BETA;
+	p->l1 = LS_FTRL_DEFAULT_L1;
+	p->l2 = LS_FTRL_DEFAULT_L2;
+	p->n_buckets = LS_FTRL_DEFAULT_BUCKETS;
+	p->clip = LS_FTRL_DEFAULT_CLIP;
+}
+
+bool ls_ftrl_params_check(const ls_ftrl_params *p, char *err, size_t errlen)
+{
+	if (p == NULL) {
+		set_err(err, errlen, "no parameters");
+		return false;
+	}
+	/* Written as !(x > 0) so that NaN fails too. */
+	if (!(p->alpha > 0) || !isfinite(p->alpha)) {
+		set_err(err, errlen, "alpha must be a finite number > 0");
+		return false;
+	}
+	if (!(p->beta >= 0) || !isfinite(p->beta)) {
+		set_err(err, errlen, "beta must be a finite number >= 0");
+		return false;
+	}
+	if (!(p->l1 >= 0) || !isfinite(p->l1)) {
+		set_err(err, errlen, "l1 must be a finite number >= 0");
+		return false;
+	}
+	if (!(p->l2 >= 0) || !isfinite(p->l2)) {
+		set_err(err, errlen, "l2 must be a finite number >= 0");
+		return false;
+	}
+	if (!(p->clip > 0) || !isfinite(p->clip)) {
+		set_err(err, errlen, "clip must be a finite number > 0");
+		return false;
+	}
+	if (p->n_buckets < LS_FTRL_MIN_BUCKETS ||
+	    p->n_buckets > LS_FTRL_MAX_BUCKETS ||
+	    (p->n_buckets & (p->n_buckets - 1)) != 0) {
+		set_err(err, errlen,
+			"n_buckets must be a power of two in [%u, %u]",
+			LS_FTRL_MIN_BUCKETS, LS_FTRL_MAX_BUCKETS);
+		return false;
+	}
+	return true;
+}
+
+/* ---- model lifetime ---- */
+
+static int cmp_names_idx(const void *a, const void *b, void *ctx)
+{
+	char **names = ctx;
+	return strcmp(names[*(const uint32_t *)a], names[*(const uint32_t *)b]);
+}
+
+/* Sort by name with a stable, libc-independent insertion sort: n is small
+   and qsort has no context argument in C17. */
+static void sort_by_name(uint32_t *idx, size_t n, char **names)
+{
+	for (size_t i = 1; i < n; i++) {
+		uint32_t v = idx[i];
+		size_t j = i;
+		while (j > 0 && cmp_names_idx(&idx[j - 1], &v, names) > 0) {
+			idx[j] = idx[j - 1];
+			j--;
+		}
+		idx[j] = v;
+	}
+}
+
+static uint64_t hash_double(uint64_t h, double d)
+{
+	uint64_t bits;
+	memcpy(&bits, &d, sizeof bits);
+	return XXH3_64bits_withSeed(&bits, sizeof bits, h);
+}
+
+static uint64_t compute_layout(const ls_ftrl *m)
+{
+	uint64_t h = 0x4c534654; /* "LSFT" */
+	h = hash_double(h, m->p.alpha);
+	h = hash_double(h, m->p.beta);
+	h = hash_double(h, m->p.l1);
+	h = hash_double(h, m->p.l2);
+	h = hash_double(h, m->p.clip);
+	uint64_t nb = m->p.n_buckets, nd = m->n_dense;
+	h = XXH3_64bits_withSeed(&nb, sizeof nb, h);
+	h = XXH3_64bits_withSeed(&nd, sizeof nd, h);
+	for (size_t j = 0; j < m->n_dense; j++) /* with the NUL: no ambiguity */
+		h = XXH3_64bits_withSeed(m->names[j], strlen(m->names[j]) + 1,
+					 h);
+	return h;
+}
+
+void ls_ftrl_free(ls_ftrl *m)
+{
+	if (m == NULL)
+		return;
+	if (m->names != NULL)
+		for (size_t j = 0; j < m->n_dense; j++)
+			free(m->names[j]);
+	free(m->names);
+	free(m->by_name);
+	free(m->s1);
+	free(m->s2);
+	free(m->z);
+	free(m->n);
+	free(m);
+}
+
+/*
+ * The common constructor: validates, copies names (given as pointers and
+ * lengths so that decode can pass names straight out of its buffer).
+ */
+static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
+			    const size_t *lens, size_t n_dense, char *err,
+			    size_t errlen, int *rc)
+{
+	*rc = LS_FTRL_ERR_INVALID;
+	if (!ls_ftrl_params_check(p, err, errlen))
+		return NULL;
+	if (n_dense > LS_FTRL_MAX_DENSE) {
+		set_err(err, errlen, "%zu dense features, at most %d", n_dense,
+			LS_FTRL_MAX_DENSE);
+		return NULL;
+	}
+	if (n_dense > 0 && names == NULL) {
+		set_err(err, errlen, "dense names missing");
+		return NULL;
+	}
+	for (size_t j = 0; j < n_dense; j++) {
+		size_t len = lens != NULL ? lens[j]
+			   : names[j] != NULL ? strlen(names[j]) : 0;
+		if (names[j] == NULL || len == 0 || len > LS_FTRL_NAME_MAX ||
+		    memchr(names[j], '\0', len) != NULL) {
+			set_err(err, errlen,
+				"dense feature %zu: name must be 1..%d bytes",
+				j, LS_FTRL_NAME_MAX);
+			return NULL;
+		}
+	}
+	*rc = LS_FTRL_ERR_NOMEM;
+	ls_ftrl *m = calloc(1, sizeof *m);
+	if (m == NULL) {
+		set_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	m->p = *p;
+	m->n_dense = n_dense;
+	m->dims = 1 + n_dense + (size_t)p->n_buckets;
+	size_t nd = n_dense > 0 ? n_dense : 1; /* calloc(0) may return NULL */
+	m->names = calloc(nd, sizeof *m->names);
+	m->by_name = calloc(nd, sizeof *m->by_name);
+	m->s1 = calloc(nd, sizeof *m->s1);
+	m->s2 = calloc(nd, sizeof *m->s2);
+	m->z = calloc(m->dims, sizeof *m->z);
+	m->n = calloc(m->dims, sizeof *m->n);
+	if (m->names == NULL || m->by_name == NULL || m->s1 == NULL ||
+	    m->s2 == NULL || m->z == NULL || m->n == NULL)
+		goto nomem;
+	for (size_t j = 0; j < n_dense; j++) {
+		size_t len = lens != NULL ? lens[j] : strlen(names[j]);
+		m->names[j] = malloc(len + 1);
+		if (m->names[j] == NULL)
+			goto nomem;
+		memcpy(m->names[j], names[j], len);
+		m->names[j][len] = '\0';
+		m->by_name[j] = (uint32_t)j;
+	}
+	sort_by_name(m->by_name, n_dense, m->names);
+	for (size_t j = 1; j < n_dense; j++) {
+		if (strcmp(m->names[m->by_name[j - 1]],
+			   m->names[m->by_name[j]]) == 0) {
+			set_err(err, errlen, "dense feature '%s' listed twice",
+				m->names[m->by_name[j]]);
+			*rc = LS_FTRL_ERR_INVALID;
+			ls_ftrl_free(m);
+			return NULL;
+		}
+	}
+	m->layout = compute_layout(m);
+	*rc = LS_FTRL_OK;
+	return m;
+nomem:
+	set_err(err, errlen, "out of memory");
+	ls_ftrl_free(m);
+	return NULL;
+}
+
+ls_ftrl *ls_ftrl_new(const ls_ftrl_params *p, const char *const *dense_names,
+		     size_t n_dense, char *err, size_t errlen)
+{
+	int rc;
+	return model_alloc(p, dense_names, NULL, n_dense, err, errlen, &rc);
+}
+
+ls_ftrl *ls_ftrl_clone(const ls_ftrl *m)
+{
+	if (m == NULL)
+		return NULL;
+	int rc;
+	ls_ftrl *c = model_alloc(&m->p, (const char *const *)m->names, NULL,
+				 m->n_dense, NULL, 0, &rc);
+	if (c == NULL)
+		return NULL;
+	c->is_delta = m->is_delta;
+	c->version = m->version;
+	c->pos = m->pos;
+	c->neg = m->neg;
+	if (m->n_dense > 0) {
+		memcpy(c->s1, m->s1, m->n_dense * sizeof *c->s1);
+		memcpy(c->s2, m->s2, m->n_dense * sizeof *c->s2);
+	}
+	memcpy(c->z, m->z, m->dims * sizeof *c->z);
+	memcpy(c->n, m->n, m->dims * sizeof *c->n);
+	return c;
+}
+
+/* ---- accessors ---- */
+
+const ls_ftrl_params *ls_ftrl_get_params(const ls_ftrl *m) { return &m->p; }
+uint64_t ls_ftrl_layout(const ls_ftrl *m) { return m->layout; }
+size_t ls_ftrl_n_dense(const ls_ftrl *m) { return m->n_dense; }
+size_t ls_ftrl_dims(const ls_ftrl *m) { return m->dims; }
+uint64_t ls_ftrl_version(const ls_ftrl *m) { return m->version; }
+uint64_t ls_ftrl_positives(const ls_ftrl *m) { return m->pos; }
+uint64_t ls_ftrl_negatives(const ls_ftrl *m) { return m->neg; }
+bool ls_ftrl_is_delta(const ls_ftrl *m) { return m->is_delta; }
+
+const char *ls_ftrl_dense_name(const ls_ftrl *m, size_t j)
+{
+	return j < m->n_dense ? m->names[j] : NULL;
+}
+
+static double weight(const ls_ftrl_params *p, double z, double n)
+{
+	if (fabs(z) <= p->l1)
+		return 0.0; /* the L1 prox: exactly zero, not just small */
+	double s = z > 0 ? 1.0 : -1.0;
+	return -(z - s * p->l1) / ((p->beta + sqrt(n)) / p->alpha + p->l2);
+}
+
+bool ls_ftrl_coord(const ls_ftrl *m, size_t i, double *z, double *n,
+		   double *w)
+{
+	if (i >= m->dims)
+		return false;
+	if (z != NULL)
+		*z = m->z[i];
+	if (n != NULL)
+		*n = m->n[i];
+	if (w != NULL)
+		*w = weight(&m->p, m->z[i], m->n[i]);
+	return true;
+}
+
+static double clampd(double v, double lim)
+{
+	return v > lim ? lim : v < -lim ? -lim : v;
+}
+
+static void dense_moments(const ls_ftrl *m, size_t j, double *mean,
+			  double *sd)
+{
+	uint64_t N = m->pos + m->neg;
+	if (N == 0) {
+		*mean = 0.0;
+		*sd = 1.0;
+		return;
+	}
+	double mu = m->s1[j] / (double)N;
+	double var = m->s2[j] / (double)N - mu * mu;
+	if (!(var > 0))
+		var = 0;
+	*mean = mu;
+	*sd = sqrt(var + VAR_FLOOR);
+}
+
+bool ls_ftrl_dense_stats(const ls_ftrl *m, size_t j, double *mean,
+			 double *sd)
+{
+	if (j >= m->n_dense)
+		return false;
+	double mu, s;
+	dense_moments(m, j, &mu, &s);
+	if (mean != NULL)
+		*mean = mu;
+	if (sd != NULL)
+		*sd = s;
+	return true;
+}
+
+/* The standardised, clipped input of dense feature j for transformed t. */
+static double dense_x(const ls_ftrl *m, size_t j, double t)
+{
+	if (m->pos + m->neg == 0)
+		return clampd(t, m->p.clip);
+	double mean, sd;
+	dense_moments(m, j, &mean, &sd);
+	return clampd((t - mean) / sd, m->p.clip);
+}
+
+size_t ls_ftrl_ram_bytes(const ls_ftrl *m)
+{
+	size_t b = sizeof *m + 2 * m->dims * sizeof(double);
+	for (size_t j = 0; j < m->n_dense; j++)
+		b += sizeof(char *) + sizeof(uint32_t) + 2 * sizeof(double) +
+		     strlen(m->names[j]) + 1;
+	return b;
+}
+
+/* ---- examples ---- */
+
+void ls_ftrl_example_init(ls_ftrl_example *x)
+{
+	memset(x, 0, sizeof *x);
+}
+
+void ls_ftrl_example_reset(ls_ftrl_example *x)
+{
+	x->layout = 0;
+	x->n_dense = 0;
+	x->n_entries = 0;
+	x->names_len = 0;
+}
+
+void ls_ftrl_example_free(ls_ftrl_example *x)
+{
+	free(x->dense);
+	free(x->entries);
+	free(x->names);
+	ls_ftrl_example_init(x);
+}
+
+/* Empty x and lay it out for m: dense values 0, no entries. */
+static int example_prepare(ls_ftrl_example *x, const ls_ftrl *m)
+{
+	ls_ftrl_example_reset(x);
+	if (m->n_dense > x->cap_dense) {
+		double *d = realloc(x->dense, m->n_dense * sizeof *d);
+		if (d == NULL)
+			return LS_FTRL_ERR_NOMEM;
+		x->dense = d;
+		x->cap_dense = m->n_dense;
+	}
+	if (m->n_dense > 0)
+		memset(x->dense, 0, m->n_dense * sizeof *x->dense);
+	x->n_dense = m->n_dense;
+	x->layout = m->layout;
+	return LS_FTRL_OK;
+}
+
+static int arena_reserve(ls_ftrl_example *x, size_t more)
+{
+	if (more > SIZE_MAX / 2 - x->names_len)
+		return LS_FTRL_ERR_NOMEM;
+	size_t need = x->names_len + more;
+	if (need <= x->names_cap)
+		return LS_FTRL_OK;
+	size_t cap = x->names_cap > 0 ? x->names_cap : 256;
+	while (cap < need)
+		cap *= 2;
+	char *p = realloc(x->names, cap);
+	if (p == NULL)
+		return LS_FTRL_ERR_NOMEM;
+	x->names = p;
+	x->names_cap = cap;
+	return LS_FTRL_OK;
+}
+
+static void arena_put(ls_ftrl_example *x, const char *s, size_t len)
+{
+	memcpy(x->names + x->names_len, s, len);
+	x->names_len += len;
+}
+
+/*
+ * Insert (index, value) named by the NUL-terminated string at arena offset
+ * name, keeping entries sorted and unique. On a collision the values add
+ * and the name becomes "old|new".
+ */
+static int entry_insert(ls_ftrl_example *x, uint32_t index, uint32_t name,
+			double value)
+{
+	size_t lo = 0, hi = x->n_entries;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (x->entries[mid].index < index)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < x->n_entries && x->entries[lo].index == index) {
+		ls_ftrl_entry *e = &x->entries[lo];
+		size_t la = strlen(x->names + e->name);
+		size_t lb = strlen(x->names + name);
+		if (arena_reserve(x, la + lb + 2) != LS_FTRL_OK)
+			return LS_FTRL_ERR_NOMEM;
+		if (x->names_len > UINT32_MAX)
+			return LS_FTRL_ERR_NOMEM;
+		uint32_t off = (uint32_t)x->names_len;
+		/* Copy via offsets: the sources live in the same arena. */
+		memmove(x->names + x->names_len, x->names + e->name, la);
+		x->names_len += la;
+		x->names[x->names_len++] = '|';
+		memmove(x->names + x->names_len, x->names + name, lb);
+		x->names_len += lb;
+		x->names[x->names_len++] = '\0';
+		e->name = off;
+		e->value += value;
+		return LS_FTRL_OK;
+	}
+	if (x->n_entries == x->cap_entries) {
+		size_t cap = x->cap_entries > 0 ? x->cap_entries * 2 : 32;
+		ls_ftrl_entry *p = realloc(x->entries, cap * sizeof *p);
+		if (p == NULL)
+			return LS_FTRL_ERR_NOMEM;
+		x->entries = p;
+		x->cap_entries = cap;
+	}
+	memmove(&x->entries[lo + 1], &x->entries[lo],
+		(x->n_entries - lo) * sizeof *x->entries);
+	x->entries[lo].index = index;
+	x->entries[lo].name = name;
+	x->entries[lo].value = value;
+	x->n_entries++;
+	return LS_FTRL_OK;
+}
+
+/*
+ * Add a hashed feature whose string is the concatenation of parts[0..np)
+ * (NULL parts skipped).
+ */
+static int add_hashed(ls_ftrl_example *x, const ls_ftrl *m,
+		      const char *const *parts, size_t np, double value)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < np; i++)
+		if (parts[i] != NULL)
+			len += strlen(parts[i]);
+	if (arena_reserve(x, len + 1) != LS_FTRL_OK ||
+	    x->names_len > UINT32_MAX)
+		return LS_FTRL_ERR_NOMEM;
+	uint32_t off = (uint32_t)x->names_len;
+	for (size_t i = 0; i < np; i++)
+		if (parts[i] != NULL)
+			arena_put(x, parts[i], strlen(parts[i]));
+	uint64_t h = XXH3_64bits(x->names + off, len);
+	x->names[x->names_len++] = '\0';
+	uint32_t idx = (uint32_t)(1 + m->n_dense +
+				  (h & (uint64_t)(m->p.n_buckets - 1)));
+	return entry_insert(x, idx, off, value);
+}
+
+int ls_ftrl_example_add(ls_ftrl_example *x, const ls_ftrl *m,
+			const char *name, double value)
+{
+	if (x == NULL || m == NULL || name == NULL || name[0] == '\0' ||
+	    !isfinite(value))
+		return LS_FTRL_ERR_INVALID;
+	if (x->layout != m->layout || x->n_dense != m->n_dense) {
+		if (x->n_entries > 0)
+			return LS_FTRL_ERR_LAYOUT;
+		int rc = example_prepare(x, m);
+		if (rc != LS_FTRL_OK)
+			return rc;
+	}
+	const char *parts[1] = { name };
+	return add_hashed(x, m, parts, 1, value);
+}
+
+const char *ls_ftrl_example_entry_name(const ls_ftrl_example *x, size_t e)
+{
+	return e < x->n_entries ? x->names + x->entries[e].name : NULL;
+}
+
+static double signed_log1p(double v)
+{
+	if (!isfinite(v))
+		return 0.0;
+	return v < 0 ? -log1p(-v) : log1p(v);
+}
+
+static int find_dense(const ls_ftrl *m, const char *name)
+{
+	size_t lo = 0, hi = m->n_dense;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(m->names[m->by_name[mid]], name);
+		if (c == 0)
+			return (int)m->by_name[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static bool nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+static const char *cat_lookup(const ls_ftrl_input *in, const char *key)
+{
+	for (size_t i = 0; i < in->n_cat; i++)
+		if (nonempty(in->cat_keys[i]) && nonempty(in->cat_values[i]) &&
+		    strcmp(in->cat_keys[i], key) == 0)
+			return in->cat_values[i];
+	return NULL;
+}
+
+static int build(ls_ftrl_example *x, const ls_ftrl *m, const ls_ftrl_input *in)
+{
+	int rc = example_prepare(x, m);
+	if (rc != LS_FTRL_OK)
+		return rc;
+	const char *bias[1] = { "bias" };
+	if (arena_reserve(x, 5) != LS_FTRL_OK)
+		return LS_FTRL_ERR_NOMEM;
+	arena_put(x, bias[0], 5);
+	rc = entry_insert(x, 0, 0, 1.0);
+	if (rc != LS_FTRL_OK)
+		return rc;
+	for (size_t i = 0; i < in->n_num; i++) {
+		const char *name = in->num_names[i];
+		if (!nonempty(name))
+			continue;
+		double t = signed_log1p(in->num_values[i]);
+		int j = find_dense(m, name);
+		if (j >= 0) {
+			x->dense[j] = t;
+			continue;
+		}
+		if (t == 0.0)
+			continue; /* contributes nothing and would cost a slot */
+		const char *parts[1] = { name };
+		rc = add_hashed(x, m, parts, 1, clampd(t, m->p.clip));
+		if (rc != LS_FTRL_OK)
+			return rc;
+	}
+	for (size_t i = 0; i < in->n_cat; i++) {
+		if (!nonempty(in->cat_keys[i]) || !nonempty(in->cat_values[i]))
+			continue;
+		const char *parts[3] = { in->cat_keys[i], "=",
+					 in->cat_values[i] };
+		rc = add_hashed(x, m, parts, 3, 1.0);
+		if (rc != LS_FTRL_OK)
+			return rc;
+	}
+	for (size_t i = 0; i < in->n_crosses; i++) {
+		const ls_ftrl_cross *c = &in->crosses[i];
+		if (!nonempty(c->a) || !nonempty(c->b))
+			continue;
+		const char *va = cat_lookup(in, c->a);
+		const char *vb = cat_lookup(in, c->b);
+		if (va == NULL || vb == NULL)
+			continue;
+		const char *parts[7] = { c->a, "=", va, "\xc3\x97", c->b, "=",
+					 vb };
+		rc = add_hashed(x, m, parts, 7, 1.0);
+		if (rc != LS_FTRL_OK)
+			return rc;
+	}
+	return LS_FTRL_OK;
+}
+
+int ls_ftrl_example_build(ls_ftrl_example *x, const ls_ftrl *m,
+			  const ls_ftrl_input *in)
+{
+	if (x == NULL || m == NULL || in == NULL ||
+	    (in->n_num > 0 && (in->num_names == NULL || in->num_values == NULL)) ||
+	    (in->n_cat > 0 && (in->cat_keys == NULL || in->cat_values == NULL)) ||
+	    (in->n_crosses > 0 && in->crosses == NULL))
+		return LS_FTRL_ERR_INVALID;
+	int rc = build(x, m, in);
+	if (rc != LS_FTRL_OK)
+		ls_ftrl_example_reset(x);
+	return rc;
+}
+
+/* ---- scoring and learning ---- */
+
+static int check_use(const ls_ftrl *m, const ls_ftrl_example *x)
+{
+	if (m == NULL || x == NULL)
+		return LS_FTRL_ERR_INVALID;
+	if (m->is_delta)
+		return LS_FTRL_ERR_DELTA;
+	if (x->layout != m->layout || x->n_dense != m->n_dense)
+		return LS_FTRL_ERR_LAYOUT;
+	return LS_FTRL_OK;
+}
+
+static double sigmoid(double margin)
+{
+	return 1.0 / (1.0 + exp(-clampd(margin, MARGIN_MAX)));
+}
+
+static double margin_of(const ls_ftrl *m, const ls_ftrl_example *x)
+{
+	double s = 0.0;
+	for (size_t j = 0; j < m->n_dense; j++) {
+		double v = dense_x(m, j, x->dense[j]);
+		if (v != 0.0)
+			s += weight(&m->p, m->z[1 + j], m->n[1 + j]) * v;
+	}
+	for (size_t e = 0; e < x->n_entries; e++) {
+		const ls_ftrl_entry *en = &x->entries[e];
+		s += weight(&m->p, m->z[en->index], m->n[en->index]) *
+		     en->value;
+	}
+	return s;
+}
+
+int ls_ftrl_predict(const ls_ftrl *m, const ls_ftrl_example *x, double *p)
+{
+	int rc = check_use(m, x);
+	if (rc != LS_FTRL_OK)
+		return rc;
+	if (p == NULL)
+		return LS_FTRL_ERR_INVALID;
+	*p = sigmoid(margin_of(m, x));
+	return LS_FTRL_OK;
+}
+
+/* One FTRL-Proximal step of coordinate i with input v and error p - y. */
+static void update(ls_ftrl *m, size_t i, double v, double err)
+{
+	if (v == 0.0)
+		return; /* g = 0 leaves z and n exactly as they are */
+	double g = err * v;
+	double n = m->n[i];
+	double w = weight(&m->p, m->z[i], n);
+	double sigma = (sqrt(n + g * g) - sqrt(n)) / m->p.alpha;
+	m->z[i] += g - sigma * w;
+	m->n[i] = n + g * g;
+}
+
+int ls_ftrl_learn(ls_ftrl *m, const ls_ftrl_example *x, int label,
+		  double *p_before)
+{
+	int rc = check_use(m, x);
+	if (rc != LS_FTRL_OK)
+		return rc;
+	if (label != 0 && label != 1)
+		return LS_FTRL_ERR_INVALID;
+	if ((label == 1 && m->pos == UINT64_MAX) ||
+	    (label == 0 && m->neg == UINT64_MAX))
+		return LS_FTRL_ERR_INVALID;
+	double p = sigmoid(margin_of(m, x));
+	double err = p - (double)label;
+	/*
+	 * Each coordinate occurs once (dense indices are distinct from the
+	 * sorted, unique entries), so the weight read in update() is still
+	 * the one the prediction used. The standardisation is read here,
+	 * before the statistics below change.
+	 */
+	for (size_t j = 0; j < m->n_dense; j++)
+		update(m, 1 + j, dense_x(m, j, x->dense[j]), err);
+	for (size_t e = 0; e < x->n_entries; e++)
+		update(m, x->entries[e].index, x->entries[e].value, err);
+	for (size_t j = 0; j < m->n_dense; j++) {
+		double t = x->dense[j];
+		m->s1[j] += t;
+		m->s2[j] += t * t;
+	}
+	if (label == 1)
+		m->pos++;
+	else
+		m->neg++;
+	if (p_before != NULL)
+		*p_before = p;
+	return LS_FTRL_OK;
+}
+
+/* ---- explanations ---- */
+
+/* Whether factor a goes before b in a list ordered by key (desc when
+   sign > 0, asc when sign < 0), ties by name. */
+static bool before(const ls_ftrl_factor *a, const ls_ftrl_factor *b, int sign)
+{
+	if (a->contribution != b->contribution)
+		return sign > 0 ? a->contribution > b->contribution
+				: a->contribution < b->contribution;
+	return strcmp(a->name, b->name) < 0;
+}
+
+static void keep_top(ls_ftrl_factor *top, size_t *n, const ls_ftrl_factor *f,
+		     int sign)
+{
+	size_t pos = *n;
+	while (pos > 0 && before(f, &top[pos - 1], sign))
+		pos--;
+	if (pos >= LS_FTRL_TOP)
+		return;
+	size_t last = *n < LS_FTRL_TOP ? *n : LS_FTRL_TOP - 1;
+	for (size_t k = last; k > pos; k--)
+		top[k] = top[k - 1];
+	top[pos] = *f;
+	if (*n < LS_FTRL_TOP)
+		(*n)++;
+}
+
+static void consider(ls_ftrl_factor *pos, size_t *np, ls_ftrl_factor *neg,
+		     size_t *nn, const char *name, double v, double w)
+{
+	ls_ftrl_factor f = { name, v, w * v };
+	if (f.contribution > 0)
+		keep_top(pos, np, &f, 1);
+	else if (f.contribution < 0)
+		keep_top(neg, nn, &f, -1);
+}
+
+int ls_ftrl_explain(const ls_ftrl *m, const ls_ftrl_example *x,
+		    ls_ftrl_factor top_pos[LS_FTRL_TOP], size_t *n_pos,
+		    ls_ftrl_factor top_neg[LS_FTRL_TOP], size_t *n_neg)
+{
+	int rc = check_use(m, x);
+	if (rc != LS_FTRL_OK)
+		return rc;
+	if (top_pos == NULL || top_neg == NULL || n_pos == NULL ||
+	    n_neg == NULL)
+		return LS_FTRL_ERR_INVALID;
+	*n_pos = 0;
+	*n_neg = 0;
+	for (size_t j = 0; j < m->n_dense; j++)
+		consider(top_pos, n_pos, top_neg, n_neg, m->names[j],
+			 dense_x(m, j, x->dense[j]),
+			 weight(&m->p, m->z[1 + j], m->n[1 + j]));
+	for (size_t e = 0; e < x->n_entries; e++) {
+		const ls_ftrl_entry *en = &x->entries[e];
+		if (en->index == 0)
+			continue;
+		consider(top_pos, n_pos, top_neg, n_neg, x->names + en->name,
+			 en->value,
+			 weight(&m->p, m->z[en->index], m->n[en->index]));
+	}
+	return LS_FTRL_OK;
+}
+
+/* ---- checkpoint ---- */
+
+void ls_ftrl_buf_free(ls_ftrl_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+static bool buf_reserve(ls_ftrl_buf *b, size_t more)
+{
+	if (more > SIZE_MAX / 2 - b->len)
+		return false;
+	size_t need = b->len + more;
+	if (need <= b->cap)
+		return true;
+	size_t cap = b->cap > 0 ? b->cap : 1024;
+	while (cap < need)
+		cap *= 2;
+	uint8_t *p = realloc(b->data, cap);
+	if (p == NULL)
+		return false;
+	b->data = p;
+	b->cap = cap;
+	return true;
+}
+
+/* The put_* helpers assume space was reserved by the caller. */
+static void put_u8(ls_ftrl_buf *b, uint8_t v) { b->data[b->len++] = v; }
+
+static void put_varint(ls_ftrl_buf *b, uint64_t v)
+{
+	while (v >= 0x80) {
+		b->data[b->len++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	b->data[b->len++] = (uint8_t)v;
+}
+
+static void put_u64(ls_ftrl_buf *b, uint64_t v)
+{
+	for (int k = 0; k < 8; k++)
+		b->data[b->len++] = (uint8_t)(v >> (8 * k));
+}
+
+static void put_f64(ls_ftrl_buf *b, double d)
+{
+	uint64_t bits;
+	memcpy(&bits, &d, sizeof bits);
+	put_u64(b, bits);
+}
+
+int ls_ftrl_encode(const ls_ftrl *m, ls_ftrl_buf *out)
+{
+	if (m == NULL || out == NULL)
+		return LS_FTRL_ERR_INVALID;
+	out->len = 0;
+	/* Worst case: fixed header, names, stats, every coordinate. */
+	size_t need = 6 + 5 * 8 + 4 * 10 + 10 + 8;
+	for (size_t j = 0; j < m->n_dense; j++)
+		need += 10 + strlen(m->names[j]) + 16;
+	size_t nz = 0;
+	for (size_t i = 0; i < m->dims; i++)
+		if (m->z[i] != 0.0 || m->n[i] != 0.0)
+			nz++;
+	need += 10 + nz * (10 + 16);
+	if (!buf_reserve(out, need))
+		return LS_FTRL_ERR_NOMEM;
+	for (size_t k = 0; k < sizeof MAGIC; k++)
+		put_u8(out, (uint8_t)MAGIC[k]);
+	put_u8(out, LS_FTRL_FORMAT_VERSION);
+	put_u8(out, m->is_delta ? 1 : 0);
+	put_f64(out, m->p.alpha);
+	put_f64(out, m->p.beta);
+	put_f64(out, m->p.l1);
+	put_f64(out, m->p.l2);
+	put_f64(out, m->p.clip);
+	put_varint(out, m->p.n_buckets);
+	put_varint(out, m->version);
+	put_varint(out, m->pos);
+	put_varint(out, m->neg);
+	put_varint(out, m->n_dense);
+	for (size_t j = 0; j < m->n_dense; j++) {
+		size_t len = strlen(m->names[j]);
+		put_varint(out, len);
+		memcpy(out->data + out->len, m->names[j], len);
+		out->len += len;
+		put_f64(out, m->s1[j]);
+		put_f64(out, m->s2[j]);
+	}
+	put_varint(out, nz);
+	size_t prev = 0;
+	bool first = true;
+	for (size_t i = 0; i < m->dims; i++) {
+		if (m->z[i] == 0.0 && m->n[i] == 0.0)
+			continue;
+		put_varint(out, first ? i : i - prev - 1);
+		put_f64(out, m->z[i]);
+		put_f64(out, m->n[i]);
+		prev = i;
+		first = false;
+	}
+	put_u64(out, XXH3_64bits(out->data, out->len));
+	return LS_FTRL_OK;
+}
+
+typedef struct reader {
+	const uint8_t *p;
+	size_t len, off;
+	bool bad;
+	const char *what; /* the first failure */
+	size_t at;
+} reader;
+
+static void fail(reader *r, const char *what)
+{
+	if (!r->bad) {
+		r->bad = true;
+		r->what = what;
+		r->at = r->off;
+	}
+}
+
+static uint64_t get_varint(reader *r)
+{
+	uint64_t v = 0;
+	for (unsigned shift = 0; shift < 64; shift += 7) {
+		if (r->bad || r->off >= r->len) {
+			fail(r, "truncated varint");
+			return 0;
+		}
+		uint8_t c = r->p[r->off++];
+		if (shift == 63 && c > 1) {
+			fail(r, "varint overflow");
+			return 0;
+		}
+		v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			return v;
+	}
+	fail(r, "varint too long");
+	return 0;
+}
+
+static uint64_t get_u64(reader *r)
+{
+	if (r->bad || r->len - r->off < 8) {
+		fail(r, "truncated");
+		return 0;
+	}
+	uint64_t v = 0;
+	for (int k = 0; k < 8; k++)
+		v |= (uint64_t)r->p[r->off + (size_t)k] << (8 * k);
+	r->off += 8;
+	return v;
+}
+
+static double get_f64(reader *r)
+{
+	uint64_t bits = get_u64(r);
+	double d;
+	memcpy(&d, &bits, sizeof d);
+	if (!r->bad && !isfinite(d)) {
+		fail(r, "non-finite number");
+		return 0.0;
+	}
+	return d;
+}
+
+static int decode_body(reader *r, ls_ftrl **out)
+{
+	for (size_t k = 0; k < sizeof MAGIC; k++)
+		if (r->p[r->off++] != (uint8_t)MAGIC[k]) {
+			fail(r, "not an FTRL checkpoint");
+			return LS_FTRL_ERR_CORRUPT;
+		}
+	if (r->p[r->off] != LS_FTRL_FORMAT_VERSION) {
+		fail(r, "unknown format version");
+		return LS_FTRL_ERR_CORRUPT;
+	}
+	r->off++;
+	uint8_t flags = r->p[r->off];
+	if (flags > 1) {
+		fail(r, "unknown flags");
+		return LS_FTRL_ERR_CORRUPT;
+	}
+	r->off++;
+	ls_ftrl_params p;
+	p.alpha = get_f64(r);
+	p.beta = get_f64(r);
+	p.l1 = get_f64(r);
+	p.l2 = get_f64(r);
+	p.clip = get_f64(r);
+	uint64_t nb = get_varint(r);
+	uint64_t version = get_varint(r);
+	uint64_t pos = get_varint(r);
+	uint64_t neg = get_varint(r);
+	uint64_t n_dense = get_varint(r);
+	if (r->bad)
+		return LS_FTRL_ERR_CORRUPT;
+	p.n_buckets = nb <= LS_FTRL_MAX_BUCKETS ? (uint32_t)nb : 0;
+	if (!ls_ftrl_params_check(&p, NULL, 0)) {
+		fail(r, "invalid parameters");
+		return LS_FTRL_ERR_CORRUPT;
+	}
+	if (pos > UINT64_MAX - neg) {
+		fail(r, "label counts overflow");
+		return LS_FTRL_ERR_CORRUPT;
+	}
+	if (n_dense > LS_FTRL_MAX_DENSE) {
+		fail(r, "too many dense features");
+		return LS_FTRL_ERR_CORRUPT;
+	}
+	size_t nd = (size_t)n_dense;
+	const char **names = calloc(nd > 0 ? nd : 1, sizeof *names);
+	size_t *lens = calloc(nd > 0 ? nd : 1, sizeof *lens);
+	double *st = calloc(nd > 0 ? 2 * nd : 1, sizeof *st);
+	if (names == NULL || lens == NULL || st == NULL) {
+		free(names);
+		free(lens);
+		free(st);
+		return LS_FTRL_ERR_NOMEM;
+	}
+	for (size_t j = 0; j < nd && !r->bad; j++) {
+		uint64_t len = get_varint(r);
+		if (r->bad)
+			break;
+		if (len == 0 || len > LS_FTRL_NAME_MAX || len > r->len - r->off) {
+			fail(r, "bad dense name length");
+			break;
+		}
+		names[j] = (const char *)r->p + r->off;
+		lens[j] = (size_t)len;
+		r->off += (size_t)len;
+		st[2 * j] = get_f64(r);
+		st[2 * j + 1] = get_f64(r);
+		if (!r->bad && flags == 0 && st[2 * j + 1] < 0)
+			fail(r, "negative sum of squares");
+	}
+	ls_ftrl *m = NULL;
+	int rc = LS_FTRL_ERR_CORRUPT;
+	if (!r->bad) {
+		char why[128];
+		m = model_alloc(&p, names, lens, nd, why, sizeof why, &rc);
+		if (m == NULL && rc != LS_FTRL_ERR_NOMEM) {
+			fail(r, "invalid dense names");
+			rc = LS_FTRL_ERR_CORRUPT;
+		}
+	}
+	free(names);
+	free(lens);
+	if (m == NULL) {
+		free(st);
+		return rc;
+	}
+	for (size_t j = 0; j < nd; j++) {
+		m->s1[j] = st[2 * j];
+		m->s2[j] = st[2 * j + 1];
+	}
+	free(st);
+	m->is_delta = flags == 1;
+	m->version = version;
+	m->pos = pos;
+	m->neg = neg;
+	uint64_t nz = get_varint(r);
+	if (!r->bad && nz > m->dims)
+		fail(r, "more coordinates than the model has");
+	uint64_t idx = 0;
+	for (uint64_t k = 0; k < nz && !r->bad; k++) {
+		uint64_t gap = get_varint(r);
+		if (r->bad)
+			break;
+		uint64_t base = k == 0 ? 0 : idx + 1;
+		if (gap >= m->dims || base + gap >= m->dims) {
+			fail(r, "coordinate out of range");
+			break;
+		}
+		idx = base + gap;
+		double z = get_f64(r);
+		double n = get_f64(r);
+		if (r->bad)
+			break;
+		if (n < 0 || (z == 0.0 && n == 0.0)) {
+			fail(r, "bad coordinate");
+			break;
+		}
+		m->z[idx] = z;
+		m->n[idx] = n;
+	}
+	if (!r->bad && r->off != r->len)
+		fail(r, "trailing bytes");
+	if (r->bad) {
+		ls_ftrl_free(m);
+		return LS_FTRL_ERR_CORRUPT;
+	}
+	*out = m;
+	return LS_FTRL_OK;
+}
+
+int ls_ftrl_decode(const uint8_t *data, size_t len, ls_ftrl **out, char *err,
+		   size_t errlen)
+{
+	if (out == NULL)
+		return LS_FTRL_ERR_INVALID;
+	*out = NULL;
+	if (data == NULL && len > 0)
+		return LS_FTRL_ERR_INVALID;
+	/* magic, version, flags, 5 doubles, 6 varints, checksum */
+	if (len < 6 + 40 + 6 + 8) {
+		set_err(err, errlen, "checkpoint truncated (%zu bytes)", len);
+		return LS_FTRL_ERR_CORRUPT;
+	}
+	size_t body = len - 8;
+	uint64_t want = 0;
+	for (int k = 0; k < 8; k++)
+		want |= (uint64_t)data[body + (size_t)k] << (8 * k);
+	if (XXH3_64bits(data, body) != want) {
+		set_err(err, errlen, "checkpoint checksum mismatch");
+		return LS_FTRL_ERR_CORRUPT;
+	}
+	reader r = { data, body, 0, false, NULL, 0 };
+	int rc = decode_body(&r, out);
+	if (rc == LS_FTRL_ERR_NOMEM)
+		set_err(err, errlen, "out of memory");
+	else if (rc != LS_FTRL_OK)
+		set_err(err, errlen, "checkpoint corrupt at byte %zu: %s",
+			r.at, r.what != NULL ? r.what : "invalid");
+	return rc;
+}
+
+/* ---- scale-out merge ---- */
+
+static int check_pair(const ls_ftrl *a, const ls_ftrl *b)
+{
+	if (a == NULL || b == NULL)
+		return LS_FTRL_ERR_INVALID;
+	if (a->layout != b->layout || a->dims != b->dims ||
+	    a->n_dense != b->n_dense)
+		return LS_FTRL_ERR_LAYOUT;
+	return LS_FTRL_OK;
+}
+
+int ls_ftrl_delta(const ls_ftrl *local, const ls_ftrl *base, ls_ftrl **out)
+{
+	if (out == NULL)
+		return LS_FTRL_ERR_INVALID;
+	*out = NULL;
+	int rc = check_pair(local, base);
+	if (rc != LS_FTRL_OK)
+		return rc;
+	if (local->is_delta || base->is_delta || local->pos < base->pos ||
+	    local->neg < base->neg)
+		return LS_FTRL_ERR_DELTA;
+	ls_ftrl *d = model_alloc(&local->p, (const char *const *)local->names,
+				 NULL, local->n_dense, NULL, 0, &rc);
+	if (d == NULL)
+		return rc;
+	d->is_delta = true;
+	d->version = base->version;
+	d->pos = local->pos - base->pos;
+	d->neg = local->neg - base->neg;
+	for (size_t j = 0; j < d->n_dense; j++) {
+		d->s1[j] = local->s1[j] - base->s1[j];
+		d->s2[j] = local->s2[j] - base->s2[j];
+	}
+	for (size_t i = 0; i < d->dims; i++) {
+		d->z[i] = local->z[i] - base->z[i];
+		d->n[i] = local->n[i] - base->n[i];
+	}
+	*out = d;
+	return LS_FTRL_OK;
+}
+
+int ls_ftrl_apply_delta(ls_ftrl *shared, const ls_ftrl *delta)
+{
+	int rc = check_pair(shared, delta);
+	if (rc != LS_FTRL_OK)
+		return rc;
+	if (shared->is_delta || !delta->is_delta)
+		return LS_FTRL_ERR_DELTA;
+	if (shared->pos > UINT64_MAX - delta->pos ||
+	    shared->neg > UINT64_MAX - delta->neg ||
+	    shared->pos + delta->pos > UINT64_MAX - shared->neg - delta->neg)
+		return LS_FTRL_ERR_INVALID;
+	bool any = delta->pos != 0 || delta->neg != 0;
+	for (size_t j = 0; j < delta->n_dense && !any; j++)
+		any = delta->s1[j] != 0.0 || delta->s2[j] != 0.0;
+	for (size_t i = 0; i < delta->dims && !any; i++)
+		any = delta->z[i] != 0.0 || delta->n[i] != 0.0;
+	if (!any)
+		return LS_FTRL_OK;
+	shared->pos += delta->pos;
+	shared->neg += delta->neg;
+	for (size_t j = 0; j < shared->n_dense; j++) {
+		shared->s1[j] += delta->s1[j];
+		shared->s2[j] += delta->s2[j];
+		if (shared->s2[j] < 0)
+			shared->s2[j] = 0; /* rounding only: t^2 sums */
+	}
+	for (size_t i = 0; i < shared->dims; i++) {
+		shared->z[i] += delta->z[i];
+		double n = shared->n[i] + delta->n[i];
+		shared->n[i] = n > 0 ? n : 0.0;
+	}
+	shared->version++;
+	return LS_FTRL_OK;
+}
