@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/time.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +40,36 @@ static void on_signal(int sig)
 		reload_requested = 1;
 	else
 		stop_requested = sig;
+}
+
+/*
+ * The drain is bounded: if closing the consumer (which commits what is
+ * pending) has not finished within pipeline.shutdown_timeout, exit 1
+ * anyway. Nothing is lost by it: uncommitted work is replayed from the
+ * offsets in Redis at the next start.
+ */
+static void on_shutdown_timeout(int sig)
+{
+	(void)sig;
+	static const char msg[] =
+		"level=error component=main msg=\"shutdown timed out, exiting; uncommitted work will be replayed\"\n";
+	ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+	(void)w;
+	_exit(1);
+}
+
+static void arm_shutdown_timer(int64_t ms)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_shutdown_timeout;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it;
+	memset(&it, 0, sizeof it);
+	it.it_value.tv_sec = (time_t)(ms / 1000);
+	it.it_value.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	setitimer(ITIMER_REAL, &it, NULL);
 }
 
 static int install_signals(void)
@@ -276,8 +307,10 @@ static int run(ls_config *cfg)
 out:
 	if (stop_requested) {
 		sd_notify(0, "STOPPING=1");
-		ls_log(LS_LOG_INFO, "main", "stopping", "signal=%d",
-		       (int)stop_requested);
+		ls_log(LS_LOG_INFO, "main", "stopping", "signal=%d timeout_ms=%lld",
+		       (int)stop_requested,
+		       (long long)cfg->pipeline.shutdown_timeout_ms);
+		arm_shutdown_timer(cfg->pipeline.shutdown_timeout_ms);
 	}
 	int64_t t0 = mono_ms();
 	/* closing revokes the partitions, which commits through the pipeline */

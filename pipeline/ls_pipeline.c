@@ -466,6 +466,8 @@ static int commit_pending(ls_pipeline *p)
 	}
 	for (size_t i = 0; i < p->n_dirty; i++)
 		p->dirty[i]->dirty = false;
+	ls_log(LS_LOG_DEBUG, "pipeline", "committed", "leads=%zu partitions=%zu",
+	       p->n_dirty, p->n_offsets);
 	p->st.commits++;
 	p->st.leads_written += p->n_dirty;
 	reset_pending(p);
@@ -489,6 +491,8 @@ static int process_batch(ls_pipeline *p)
 	}
 	int n = (int)p->n_msgs;
 	p->st.batches++;
+	ls_log(LS_LOG_DEBUG, "pipeline", "batch applied",
+	       "messages=%d events=%zu leads_pending=%zu", n, p->n_events, p->n_dirty);
 	drop_messages(p);
 	return n;
 }
