@@ -29,6 +29,7 @@
  * where S_b is the bin's sum of predictions and Y_b its positive count;
  * that form needs no per-bin division and is what is computed.
  */
+#include "ls_err.h"
 #include "ls_eval.h"
 
 #include <math.h>
@@ -48,19 +49,6 @@ struct ls_eval {
 	double *p;       /* cap predictions */
 	uint8_t *y;      /* cap labels, 0 or 1 */
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 const char *ls_eval_result_str(int rc)
 {
@@ -472,25 +460,25 @@ int ls_eval_decode(const uint8_t *data, size_t len, size_t capacity,
 	if (out)
 		*out = NULL;
 	if (!out || (!data && len > 0) || capacity > LS_EVAL_MAX_CAPACITY) {
-		set_err(err, errlen, "invalid argument");
+		ls_set_err(err, errlen, "invalid argument");
 		return LS_EVAL_ERR_INVALID;
 	}
 	if (len < 1) {
-		set_err(err, errlen, "empty blob");
+		ls_set_err(err, errlen, "empty blob");
 		return LS_EVAL_ERR_CORRUPT;
 	}
 	if (data[0] != LS_EVAL_BLOB_VERSION) {
-		set_err(err, errlen, "at byte 0: unsupported version %u",
+		ls_set_err(err, errlen, "at byte 0: unsupported version %u",
 			(unsigned)data[0]);
 		return LS_EVAL_ERR_CORRUPT;
 	}
 	if (len < 1 + 3 + 8) {
-		set_err(err, errlen, "truncated: %zu bytes", len);
+		ls_set_err(err, errlen, "truncated: %zu bytes", len);
 		return LS_EVAL_ERR_CORRUPT;
 	}
 	size_t end = len - 8;
 	if (XXH3_64bits(data, end) != get_u64le(data + end)) {
-		set_err(err, errlen, "at byte %zu: checksum mismatch", end);
+		ls_set_err(err, errlen, "at byte %zu: checksum mismatch", end);
 		return LS_EVAL_ERR_CORRUPT;
 	}
 
@@ -499,28 +487,28 @@ int ls_eval_decode(const uint8_t *data, size_t len, size_t capacity,
 	uint64_t bcap, total, n;
 	if (!get_varint(data, end, &off, &bcap) || bcap == 0 ||
 	    bcap > LS_EVAL_MAX_CAPACITY) {
-		set_err(err, errlen, "at byte %zu: bad capacity", off);
+		ls_set_err(err, errlen, "at byte %zu: bad capacity", off);
 		return LS_EVAL_ERR_CORRUPT;
 	}
 	if (!get_varint(data, end, &off, &total)) {
-		set_err(err, errlen, "at byte %zu: bad total", off);
+		ls_set_err(err, errlen, "at byte %zu: bad total", off);
 		return LS_EVAL_ERR_CORRUPT;
 	}
 	if (!get_varint(data, end, &off, &n) || n > bcap || n > total) {
-		set_err(err, errlen, "at byte %zu: bad pair count", off);
+		ls_set_err(err, errlen, "at byte %zu: bad pair count", off);
 		return LS_EVAL_ERR_CORRUPT;
 	}
 	/* n <= 2^20, so none of this overflows. */
 	size_t nbytes = ((size_t)n + 7) / 8;
 	if (end - off != nbytes + 8 * (size_t)n) {
-		set_err(err, errlen,
+		ls_set_err(err, errlen,
 			"at byte %zu: %zu bytes of pairs, expected %zu", off,
 			end - off, nbytes + 8 * (size_t)n);
 		return LS_EVAL_ERR_CORRUPT;
 	}
 	const uint8_t *labels = data + off;
 	if ((n % 8) != 0 && (labels[nbytes - 1] >> (n % 8)) != 0) {
-		set_err(err, errlen, "at byte %zu: padding bits set",
+		ls_set_err(err, errlen, "at byte %zu: padding bits set",
 			off + nbytes - 1);
 		return LS_EVAL_ERR_CORRUPT;
 	}
@@ -530,7 +518,7 @@ int ls_eval_decode(const uint8_t *data, size_t len, size_t capacity,
 		double p;
 		memcpy(&p, &bits, sizeof p);
 		if (!valid_p(p)) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"at byte %zu: prediction outside [0,1]",
 				off + nbytes + 8 * i);
 			return LS_EVAL_ERR_CORRUPT;
@@ -540,7 +528,7 @@ int ls_eval_decode(const uint8_t *data, size_t len, size_t capacity,
 	size_t wcap = capacity ? capacity : (size_t)bcap;
 	ls_eval *ev = ls_eval_new(wcap);
 	if (!ev) {
-		set_err(err, errlen, "out of memory");
+		ls_set_err(err, errlen, "out of memory");
 		return LS_EVAL_ERR_NOMEM;
 	}
 	/* Keep the newest wcap pairs when the window shrank. */
@@ -564,30 +552,30 @@ static bool tiers_build(ls_tiers *w, const char *const *names,
 			size_t errlen)
 {
 	if (n < 1 || n > LS_TIERS_MAX) {
-		set_err(err, errlen, "tiers: %zu tiers, need 1..%d", n,
+		ls_set_err(err, errlen, "tiers: %zu tiers, need 1..%d", n,
 			LS_TIERS_MAX);
 		return false;
 	}
 	if (!names || (n > 1 && !bounds)) {
-		set_err(err, errlen, "tiers: names or boundaries missing");
+		ls_set_err(err, errlen, "tiers: names or boundaries missing");
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!names[i] || names[i][0] == '\0') {
-			set_err(err, errlen, "tiers: tier %zu has an empty name",
+			ls_set_err(err, errlen, "tiers: tier %zu has an empty name",
 				i);
 			return false;
 		}
 		size_t len = strlen(names[i]);
 		if (len >= LS_TIER_NAME_MAX) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"tiers: name of tier %zu longer than %d bytes",
 				i, LS_TIER_NAME_MAX - 1);
 			return false;
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(names[i], names[j]) == 0) {
-				set_err(err, errlen,
+				ls_set_err(err, errlen,
 					"tiers: name \"%s\" used twice",
 					names[i]);
 				return false;
@@ -598,13 +586,13 @@ static bool tiers_build(ls_tiers *w, const char *const *names,
 	for (size_t k = 0; k + 1 < n; k++) {
 		double b = bounds[k];
 		if (!(b > 0.0 && b < 1.0)) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"tiers: boundary %zu (%g) not inside (0,1)", k,
 				b);
 			return false;
 		}
 		if (k > 0 && !(b > bounds[k - 1])) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"tiers: boundary %zu (%g) not above boundary "
 				"%zu (%g)",
 				k, b, k - 1, bounds[k - 1]);
@@ -613,21 +601,21 @@ static bool tiers_build(ls_tiers *w, const char *const *names,
 		w->bounds[k] = b;
 	}
 	if (!(h >= 0.0 && isfinite(h))) {
-		set_err(err, errlen,
+		ls_set_err(err, errlen,
 			"tiers: hysteresis %g not finite and >= 0", h);
 		return false;
 	}
 	if (n > 1) {
 		/* The lowest and highest tiers need room below / above. */
 		if (!(h < bounds[0])) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"tiers: hysteresis %g not below the first "
 				"boundary %g",
 				h, bounds[0]);
 			return false;
 		}
 		if (!(h < 1.0 - bounds[n - 2])) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"tiers: hysteresis %g not below 1 - the last "
 				"boundary %g",
 				h, bounds[n - 2]);
@@ -636,7 +624,7 @@ static bool tiers_build(ls_tiers *w, const char *const *names,
 		for (size_t k = 1; k + 1 < n; k++) {
 			double gap = bounds[k] - bounds[k - 1];
 			if (!(2.0 * h < gap)) {
-				set_err(err, errlen,
+				ls_set_err(err, errlen,
 					"tiers: hysteresis %g not below half "
 					"the gap %g between boundaries %zu "
 					"and %zu",
@@ -654,7 +642,7 @@ bool ls_tiers_init(ls_tiers *t, const char *const *names, const double *bounds,
 		   size_t n, double hysteresis, char *err, size_t errlen)
 {
 	if (!t) {
-		set_err(err, errlen, "tiers: no output");
+		ls_set_err(err, errlen, "tiers: no output");
 		return false;
 	}
 	ls_tiers w;

@@ -19,6 +19,7 @@
  * FTRL update of a coordinate assumes one gradient per step) and the order
  * of summation is fixed, which keeps results bit-reproducible.
  */
+#include "ls_err.h"
 #include "ls_ftrl.h"
 
 #include <math.h>
@@ -50,19 +51,6 @@ struct ls_ftrl {
 	double *z, *n;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err == NULL || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 const char *ls_ftrl_result_str(int rc)
 {
 	switch (rc) {
@@ -89,34 +77,34 @@ void ls_ftrl_params_default(ls_ftrl_params *p)
 bool ls_ftrl_params_check(const ls_ftrl_params *p, char *err, size_t errlen)
 {
 	if (p == NULL) {
-		set_err(err, errlen, "no parameters");
+		ls_set_err(err, errlen, "no parameters");
 		return false;
 	}
 	/* Written as !(x > 0) so that NaN fails too. */
 	if (!(p->alpha > 0) || !isfinite(p->alpha)) {
-		set_err(err, errlen, "alpha must be a finite number > 0");
+		ls_set_err(err, errlen, "alpha must be a finite number > 0");
 		return false;
 	}
 	if (!(p->beta >= 0) || !isfinite(p->beta)) {
-		set_err(err, errlen, "beta must be a finite number >= 0");
+		ls_set_err(err, errlen, "beta must be a finite number >= 0");
 		return false;
 	}
 	if (!(p->l1 >= 0) || !isfinite(p->l1)) {
-		set_err(err, errlen, "l1 must be a finite number >= 0");
+		ls_set_err(err, errlen, "l1 must be a finite number >= 0");
 		return false;
 	}
 	if (!(p->l2 >= 0) || !isfinite(p->l2)) {
-		set_err(err, errlen, "l2 must be a finite number >= 0");
+		ls_set_err(err, errlen, "l2 must be a finite number >= 0");
 		return false;
 	}
 	if (!(p->clip > 0) || !isfinite(p->clip)) {
-		set_err(err, errlen, "clip must be a finite number > 0");
+		ls_set_err(err, errlen, "clip must be a finite number > 0");
 		return false;
 	}
 	if (p->n_buckets < LS_FTRL_MIN_BUCKETS ||
 	    p->n_buckets > LS_FTRL_MAX_BUCKETS ||
 	    (p->n_buckets & (p->n_buckets - 1)) != 0) {
-		set_err(err, errlen,
+		ls_set_err(err, errlen,
 			"n_buckets must be a power of two in [%u, %u]",
 			LS_FTRL_MIN_BUCKETS, LS_FTRL_MAX_BUCKETS);
 		return false;
@@ -199,12 +187,12 @@ static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
 	if (!ls_ftrl_params_check(p, err, errlen))
 		return NULL;
 	if (n_dense > LS_FTRL_MAX_DENSE) {
-		set_err(err, errlen, "%zu dense features, at most %d", n_dense,
+		ls_set_err(err, errlen, "%zu dense features, at most %d", n_dense,
 			LS_FTRL_MAX_DENSE);
 		return NULL;
 	}
 	if (n_dense > 0 && names == NULL) {
-		set_err(err, errlen, "dense names missing");
+		ls_set_err(err, errlen, "dense names missing");
 		return NULL;
 	}
 	for (size_t j = 0; j < n_dense; j++) {
@@ -212,7 +200,7 @@ static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
 			   : names[j] != NULL ? strlen(names[j]) : 0;
 		if (names[j] == NULL || len == 0 || len > LS_FTRL_NAME_MAX ||
 		    memchr(names[j], '\0', len) != NULL) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"dense feature %zu: name must be 1..%d bytes",
 				j, LS_FTRL_NAME_MAX);
 			return NULL;
@@ -221,7 +209,7 @@ static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
 	*rc = LS_FTRL_ERR_NOMEM;
 	ls_ftrl *m = calloc(1, sizeof *m);
 	if (m == NULL) {
-		set_err(err, errlen, "out of memory");
+		ls_set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	m->p = *p;
@@ -250,7 +238,7 @@ static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
 	for (size_t j = 1; j < n_dense; j++) {
 		if (strcmp(m->names[m->by_name[j - 1]],
 			   m->names[m->by_name[j]]) == 0) {
-			set_err(err, errlen, "dense feature '%s' listed twice",
+			ls_set_err(err, errlen, "dense feature '%s' listed twice",
 				m->names[m->by_name[j]]);
 			*rc = LS_FTRL_ERR_INVALID;
 			ls_ftrl_free(m);
@@ -261,7 +249,7 @@ static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
 	*rc = LS_FTRL_OK;
 	return m;
 nomem:
-	set_err(err, errlen, "out of memory");
+	ls_set_err(err, errlen, "out of memory");
 	ls_ftrl_free(m);
 	return NULL;
 }
@@ -1128,7 +1116,7 @@ int ls_ftrl_decode(const uint8_t *data, size_t len, ls_ftrl **out, char *err,
 		return LS_FTRL_ERR_INVALID;
 	/* magic, version, flags, 5 doubles, 6 varints, checksum */
 	if (len < 6 + 40 + 6 + 8) {
-		set_err(err, errlen, "checkpoint truncated (%zu bytes)", len);
+		ls_set_err(err, errlen, "checkpoint truncated (%zu bytes)", len);
 		return LS_FTRL_ERR_CORRUPT;
 	}
 	size_t body = len - 8;
@@ -1136,15 +1124,15 @@ int ls_ftrl_decode(const uint8_t *data, size_t len, ls_ftrl **out, char *err,
 	for (int k = 0; k < 8; k++)
 		want |= (uint64_t)data[body + (size_t)k] << (8 * k);
 	if (XXH3_64bits(data, body) != want) {
-		set_err(err, errlen, "checkpoint checksum mismatch");
+		ls_set_err(err, errlen, "checkpoint checksum mismatch");
 		return LS_FTRL_ERR_CORRUPT;
 	}
 	reader r = { data, body, 0, false, NULL, 0 };
 	int rc = decode_body(&r, out);
 	if (rc == LS_FTRL_ERR_NOMEM)
-		set_err(err, errlen, "out of memory");
+		ls_set_err(err, errlen, "out of memory");
 	else if (rc != LS_FTRL_OK)
-		set_err(err, errlen, "checkpoint corrupt at byte %zu: %s",
+		ls_set_err(err, errlen, "checkpoint corrupt at byte %zu: %s",
 			r.at, r.what != NULL ? r.what : "invalid");
 	return rc;
 }

@@ -27,6 +27,7 @@
  * Every allocation an event needs is made before the lead changes, so an
  * out-of-memory error leaves the lead exactly as it was.
  */
+#include "ls_err.h"
 #include "ls_lead.h"
 
 #include <math.h>
@@ -94,19 +95,6 @@ struct ls_lead {
 	uint32_t n_metrics, cap_metrics;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 const char *ls_lead_result_str(int rc)
 {
 	switch (rc) {
@@ -146,26 +134,26 @@ void ls_lead_conf_default(ls_lead_conf *conf, const ls_feature_set *set)
 bool ls_lead_conf_check(const ls_lead_conf *conf, char *err, size_t errlen)
 {
 	if (!conf || !conf->features) {
-		set_err(err, errlen, "lead conf: no feature set");
+		ls_set_err(err, errlen, "lead conf: no feature set");
 		return false;
 	}
 	if (conf->grace_ms < 0) {
-		set_err(err, errlen, "lead conf: grace must be >= 0");
+		ls_set_err(err, errlen, "lead conf: grace must be >= 0");
 		return false;
 	}
 	/* Above the grace is allowed and acts as the grace (ls_lead.h). */
 	if (conf->dedupe_horizon_ms < 0) {
-		set_err(err, errlen, "lead conf: dedupe horizon must be >= 0");
+		ls_set_err(err, errlen, "lead conf: dedupe horizon must be >= 0");
 		return false;
 	}
 	if (conf->dedupe_k < 1 || conf->dedupe_k > LS_LEAD_MAX_DEDUPE_K) {
-		set_err(err, errlen, "lead conf: dedupe_k must be 1..%d",
+		ls_set_err(err, errlen, "lead conf: dedupe_k must be 1..%d",
 			LS_LEAD_MAX_DEDUPE_K);
 		return false;
 	}
 	if (conf->max_attributes > LS_LEAD_MAX_PROFILE_KEYS ||
 	    conf->max_metrics > LS_LEAD_MAX_PROFILE_KEYS) {
-		set_err(err, errlen, "lead conf: profile limits must be <= %d",
+		ls_set_err(err, errlen, "lead conf: profile limits must be <= %d",
 			LS_LEAD_MAX_PROFILE_KEYS);
 		return false;
 	}
@@ -1132,7 +1120,7 @@ typedef struct reader {
 static void fail(reader *r, const char *what)
 {
 	if (r->ok)
-		set_err(r->err, r->errlen, "blob corrupt at byte %zu: %s",
+		ls_set_err(r->err, r->errlen, "blob corrupt at byte %zu: %s",
 			r->pos, what);
 	r->ok = false;
 }
@@ -1673,7 +1661,7 @@ done:
 	if (c.nomem || !c.r.ok) {
 		ls_lead_free(c.lead);
 		if (c.nomem) {
-			set_err(err, errlen, "out of memory");
+			ls_set_err(err, errlen, "out of memory");
 			return LS_LEAD_ERR_NOMEM;
 		}
 		return LS_LEAD_ERR_CORRUPT;

@@ -15,6 +15,7 @@
  * associative: with integers the same events give the same bits whatever
  * order the late ones arrive in, and integers encode as short varints.
  */
+#include "ls_err.h"
 #include "ls_window.h"
 
 #include <math.h>
@@ -153,19 +154,6 @@ const ls_feature_spec *ls_features_default(size_t *n_out)
 	if (n_out)
 		*n_out = sizeof(default_features) / sizeof(default_features[0]);
 	return default_features;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 const char *ls_window_label(int64_t length_ms, char *buf, size_t len)
@@ -545,14 +533,14 @@ static bool check_windows(ls_feature_spec *f, bool fill_slices, char *err,
 	for (size_t i = 0; i < f->n_windows; i++) {
 		ls_window_spec *w = &f->windows[i];
 		if (w->length_ms <= 0) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"feature '%s': window %zu: length must be > 0",
 				f->name, i + 1);
 			return false;
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (f->windows[j].length_ms == w->length_ms) {
-				set_err(err, errlen,
+				ls_set_err(err, errlen,
 					"feature '%s': window %zu: length repeated",
 					f->name, i + 1);
 				return false;
@@ -564,7 +552,7 @@ static bool check_windows(ls_feature_spec *f, bool fill_slices, char *err,
 			w->slices = ls_window_default_slices(w->length_ms);
 		if (w->slices > LS_WINDOW_MAX_SLICES ||
 		    w->length_ms % (int64_t)w->slices != 0) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"feature '%s': window %zu: slices must be 1..%d "
 				"and divide the length",
 				f->name, i + 1, LS_WINDOW_MAX_SLICES);
@@ -577,60 +565,60 @@ static bool check_windows(ls_feature_spec *f, bool fill_slices, char *err,
 static bool check_windowed(ls_feature_spec *f, char *err, size_t errlen)
 {
 	if ((unsigned)f->source >= LS_SOURCE__COUNT) {
-		set_err(err, errlen, "feature '%s': unknown source", f->name);
+		ls_set_err(err, errlen, "feature '%s': unknown source", f->name);
 		return false;
 	}
 	uint32_t types = source_type_count(f->source);
 	uint32_t allowed = types == 0 ? 0 : (uint32_t)((UINT64_C(1) << types) - 1);
 	if (f->type_mask & ~allowed) {
-		set_err(err, errlen,
+		ls_set_err(err, errlen,
 			"feature '%s': type filter names a type the %s source "
 			"does not have", f->name, ls_source_name(f->source));
 		return false;
 	}
 	size_t cat = bounded_len(f->page_category, LS_FEATURE_CATEGORY_MAX);
 	if (cat == LS_FEATURE_CATEGORY_MAX) {
-		set_err(err, errlen, "feature '%s': page_category too long",
+		ls_set_err(err, errlen, "feature '%s': page_category too long",
 			f->name);
 		return false;
 	}
 	if (cat > 0 && f->source != LS_SOURCE_WEB) {
-		set_err(err, errlen,
+		ls_set_err(err, errlen,
 			"feature '%s': page_category filters web events only",
 			f->name);
 		return false;
 	}
 	if ((unsigned)f->agg >= LS_AGG__COUNT ||
 	    (unsigned)f->field >= LS_FIELD__COUNT) {
-		set_err(err, errlen, "feature '%s': unknown aggregation or field",
+		ls_set_err(err, errlen, "feature '%s': unknown aggregation or field",
 			f->name);
 		return false;
 	}
 	if (f->field != LS_FIELD_NONE && field_source(f->field) != f->source) {
-		set_err(err, errlen,
+		ls_set_err(err, errlen,
 			"feature '%s': field is not a field of %s events",
 			f->name, ls_source_name(f->source));
 		return false;
 	}
 	if (f->agg == LS_AGG_SUM && !field_is_numeric(f->field)) {
-		set_err(err, errlen, "feature '%s': sum needs a numeric field",
+		ls_set_err(err, errlen, "feature '%s': sum needs a numeric field",
 			f->name);
 		return false;
 	}
 	if (f->agg == LS_AGG_DISTINCT && !field_is_string(f->field)) {
-		set_err(err, errlen,
+		ls_set_err(err, errlen,
 			"feature '%s': distinct needs a string field", f->name);
 		return false;
 	}
 	if (!isfinite(f->scale)) {
-		set_err(err, errlen, "feature '%s': scale must be finite",
+		ls_set_err(err, errlen, "feature '%s': scale must be finite",
 			f->name);
 		return false;
 	}
 	if (f->scale == 0.0)
 		f->scale = 1.0;
 	if (f->n_windows < 1 || f->n_windows > LS_FEATURE_MAX_WINDOWS) {
-		set_err(err, errlen, "feature '%s': needs 1 to %d windows",
+		ls_set_err(err, errlen, "feature '%s': needs 1 to %d windows",
 			f->name, LS_FEATURE_MAX_WINDOWS);
 		return false;
 	}
@@ -643,13 +631,13 @@ static int operand(const ls_feature_spec *specs, size_t n,
 		   size_t errlen)
 {
 	if (bounded_len(name, LS_FEATURE_NAME_MAX) == LS_FEATURE_NAME_MAX) {
-		set_err(err, errlen, "feature '%s': operand name too long",
+		ls_set_err(err, errlen, "feature '%s': operand name too long",
 			f->name);
 		return -1;
 	}
 	int i = find_spec(specs, n, name);
 	if (i < 0 || specs[i].kind != LS_FEATURE_WINDOWED) {
-		set_err(err, errlen,
+		ls_set_err(err, errlen,
 			"feature '%s': operand '%s' is not a windowed feature",
 			f->name, name);
 		return -1;
@@ -669,7 +657,7 @@ static bool check_derived(const ls_feature_spec *specs, size_t n,
 
 	if (f->kind == LS_FEATURE_RECENCY) {
 		if (f->unit_ms < 0 || !isfinite(f->param) || f->param < 0.0) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"feature '%s': unit and cap must be >= 0",
 				f->name);
 			return false;
@@ -684,7 +672,7 @@ static bool check_derived(const ls_feature_spec *specs, size_t n,
 
 	if (f->kind == LS_FEATURE_VELOCITY) {
 		if (fa->agg != LS_AGG_COUNT) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"feature '%s': velocity needs a count operand",
 				f->name);
 			return false;
@@ -692,13 +680,13 @@ static bool check_derived(const ls_feature_spec *specs, size_t n,
 		if (f->n_windows != 2 || !check_windows(f, false, err, errlen))
 			goto bad_windows;
 		if (f->windows[0].length_ms >= f->windows[1].length_ms) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"feature '%s': short window must be shorter than "
 				"the long one", f->name);
 			return false;
 		}
 		if (!isfinite(f->param) || f->param < 0.0) {
-			set_err(err, errlen, "feature '%s': prior must be > 0",
+			ls_set_err(err, errlen, "feature '%s': prior must be > 0",
 				f->name);
 			return false;
 		}
@@ -713,7 +701,7 @@ static bool check_derived(const ls_feature_spec *specs, size_t n,
 		if (f->kind == LS_FEATURE_MEAN &&
 		    (fa->agg != LS_AGG_SUM || fb->agg != LS_AGG_COUNT ||
 		     fa->source != fb->source || fa->field != fb->field)) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"feature '%s': mean needs a sum and a count of "
 				"the same source and field", f->name);
 			return false;
@@ -729,7 +717,7 @@ static bool check_derived(const ls_feature_spec *specs, size_t n,
 				 ? find_window(&specs[fi->b], f->windows[i].length_ms)
 				 : 0;
 		if (wa < 0 || wb < 0) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"feature '%s': window %zu is not a window of its "
 				"operands", f->name, i + 1);
 			return false;
@@ -741,7 +729,7 @@ static bool check_derived(const ls_feature_spec *specs, size_t n,
 
 bad_windows:
 	if (err && errlen > 0 && err[0] == '\0')
-		set_err(err, errlen, "feature '%s': wrong number of windows",
+		ls_set_err(err, errlen, "feature '%s': wrong number of windows",
 			f->name);
 	return false;
 }
@@ -773,13 +761,13 @@ ls_feature_set *ls_feature_set_new(const ls_feature_spec *specs, size_t n,
 	if (err && errlen > 0)
 		err[0] = '\0';
 	if ((!specs && n > 0) || n > LS_FEATURE_MAX_SPECS) {
-		set_err(err, errlen, "feature set: 0 to %d features",
+		ls_set_err(err, errlen, "feature set: 0 to %d features",
 			LS_FEATURE_MAX_SPECS);
 		return NULL;
 	}
 	ls_feature_set *set = calloc(1, sizeof(*set));
 	if (!set) {
-		set_err(err, errlen, "out of memory");
+		ls_set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	set->n_features = n;
@@ -792,13 +780,13 @@ ls_feature_set *ls_feature_set_new(const ls_feature_spec *specs, size_t n,
 	/* Names first: operand lookups compare against every name. */
 	for (size_t i = 0; i < n; i++) {
 		if (!name_ok(specs[i].name, LS_FEATURE_NAME_MAX)) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"feature %zu: name must be 1..%d characters of "
 				"[a-z0-9_]", i + 1, LS_FEATURE_NAME_MAX - 1);
 			goto fail;
 		}
 		if (find_spec(specs, i, specs[i].name) >= 0) {
-			set_err(err, errlen, "feature '%s': name repeated",
+			ls_set_err(err, errlen, "feature '%s': name repeated",
 				specs[i].name);
 			goto fail;
 		}
@@ -809,7 +797,7 @@ ls_feature_set *ls_feature_set_new(const ls_feature_spec *specs, size_t n,
 		fi->a = fi->b = fi->tracked = -1;
 		ls_feature_spec *f = &fi->spec;
 		if ((unsigned)f->kind >= LS_FEATURE_KIND__COUNT) {
-			set_err(err, errlen, "feature '%s': unknown kind",
+			ls_set_err(err, errlen, "feature '%s': unknown kind",
 				f->name);
 			goto fail;
 		}
@@ -844,7 +832,7 @@ ls_feature_set *ls_feature_set_new(const ls_feature_spec *specs, size_t n,
 				if (set->features[j].spec.kind ==
 					    LS_FEATURE_WINDOWED &&
 				    set->features[j].key == fi->key) {
-					set_err(err, errlen,
+					ls_set_err(err, errlen,
 						"feature '%s': key collides with "
 						"'%s'; rename one",
 						fi->spec.name,
@@ -913,7 +901,7 @@ ls_feature_set *ls_feature_set_new(const ls_feature_spec *specs, size_t n,
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(ls_feature_set_value_name(set, i),
 				   ls_feature_set_value_name(set, j)) == 0) {
-				set_err(err, errlen,
+				ls_set_err(err, errlen,
 					"feature value name '%s' repeated",
 					ls_feature_set_value_name(set, i));
 				goto fail;
@@ -923,7 +911,7 @@ ls_feature_set *ls_feature_set_new(const ls_feature_spec *specs, size_t n,
 	return set;
 
 oom:
-	set_err(err, errlen, "out of memory");
+	ls_set_err(err, errlen, "out of memory");
 fail:
 	ls_feature_set_free(set);
 	return NULL;

@@ -46,6 +46,7 @@
  * variadic commands and the reply array grow to the largest batch seen
  * and are reused, so steady-state calls allocate only inside hiredis.
  */
+#include "ls_err.h"
 #include "ls_store.h"
 
 #include <errno.h>
@@ -96,19 +97,6 @@ struct ls_store {
 };
 
 /* ------------------------------------------------------------ helpers */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err == NULL || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Grow *p (elements of size elem) to hold at least need; doubles. */
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -200,7 +188,7 @@ static int io_fail(ls_store *st, const char *what, char *err, size_t errlen)
 	if (st->c != NULL && st->c->errstr[0] != '\0')
 		why = st->c->errstr;
 	snprintf(reason, sizeof reason, "%s: %s", what, why);
-	set_err(err, errlen, "%s", reason);
+	ls_set_err(err, errlen, "%s", reason);
 	char q[300];
 	ls_warn(COMPONENT, "redis connection lost", "reason=%s",
 		ls_log_quote(reason, q, sizeof q));
@@ -212,7 +200,7 @@ static int io_fail(ls_store *st, const char *what, char *err, size_t errlen)
  * connection discards the half-built pipeline. */
 static int oom_fail(ls_store *st, const char *what, char *err, size_t errlen)
 {
-	set_err(err, errlen, "%s: out of memory", what);
+	ls_set_err(err, errlen, "%s: out of memory", what);
 	drop_connection(st);
 	return -1;
 }
@@ -222,7 +210,7 @@ static int need_connection(const ls_store *st, const char *what, char *err,
 {
 	if (st->c != NULL)
 		return 0;
-	set_err(err, errlen, "%s: not connected to redis", what);
+	ls_set_err(err, errlen, "%s: not connected to redis", what);
 	return -1;
 }
 
@@ -316,26 +304,26 @@ static void format_ttl(ls_store *st)
 ls_store *ls_store_new(const ls_store_settings *s, char *err, size_t errlen)
 {
 	if (s == NULL || s->key_prefix == NULL || s->group_id == NULL) {
-		set_err(err, errlen, "store: key prefix and group id are required");
+		ls_set_err(err, errlen, "store: key prefix and group id are required");
 		return NULL;
 	}
 	if (s->lead_ttl_ms <= 0) {
-		set_err(err, errlen, "store: lead TTL must be positive, got %" PRId64
+		ls_set_err(err, errlen, "store: lead TTL must be positive, got %" PRId64
 			" ms", s->lead_ttl_ms);
 		return NULL;
 	}
 	if (s->connect_timeout_ms < 0 || s->command_timeout_ms < 0) {
-		set_err(err, errlen, "store: timeouts must not be negative");
+		ls_set_err(err, errlen, "store: timeouts must not be negative");
 		return NULL;
 	}
 	ls_store *st = calloc(1, sizeof *st);
 	if (st == NULL) {
-		set_err(err, errlen, "store: out of memory");
+		ls_set_err(err, errlen, "store: out of memory");
 		return NULL;
 	}
 	char why[512];
 	if (ls_redis_url_parse(s->url, &st->target, why, sizeof why) != 0) {
-		set_err(err, errlen, "store: %s", why);
+		ls_set_err(err, errlen, "store: %s", why);
 		free(st);
 		return NULL;
 	}
@@ -344,7 +332,7 @@ ls_store *ls_store_new(const ls_store_settings *s, char *err, size_t errlen)
 	size_t klen = st->prefix_len + strlen("offsets:") + strlen(s->group_id);
 	st->offsets_key = malloc(klen + 1);
 	if (st->prefix == NULL || st->offsets_key == NULL) {
-		set_err(err, errlen, "store: out of memory");
+		ls_set_err(err, errlen, "store: out of memory");
 		ls_store_free(st);
 		return NULL;
 	}
@@ -420,11 +408,11 @@ static int check_offsets_type(ls_store *st, char *err, size_t errlen)
 		return io_fail(st, "connect: TYPE", err, errlen);
 	int rc = 0;
 	if (r->type != REDIS_REPLY_STATUS) {
-		set_err(err, errlen, "connect: TYPE %s: %s", st->offsets_key,
+		ls_set_err(err, errlen, "connect: TYPE %s: %s", st->offsets_key,
 			r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 		rc = -1;
 	} else if (strcmp(r->str, "hash") != 0 && strcmp(r->str, "none") != 0) {
-		set_err(err, errlen,
+		ls_set_err(err, errlen,
 			"connect: offsets key %s holds a %s, not a hash",
 			st->offsets_key, r->str);
 		rc = -1;
@@ -445,9 +433,9 @@ int ls_store_connect(ls_store *st, char *err, size_t errlen)
 	st->c = ls_redis_connect(&st->target, st->connect_timeout_ms,
 				 st->command_timeout_ms, why, sizeof why);
 	if (st->c == NULL) {
-		set_err(err, errlen, "%s", why);
+		ls_set_err(err, errlen, "%s", why);
 	} else if (ls_redis_ping(st->c, why, sizeof why) != 0) {
-		set_err(err, errlen, "connect: %s", why);
+		ls_set_err(err, errlen, "connect: %s", why);
 		drop_connection(st);
 	} else {
 		rc = check_offsets_type(st, err, errlen);
@@ -474,7 +462,7 @@ int ls_store_load(ls_store *st, const char *const *lead_ids, size_t n,
 		return 0;
 	if (grow((void **)&st->replies, &st->replies_cap, n,
 		 sizeof *st->replies) != 0) {
-		set_err(err, errlen, "load: out of memory");
+		ls_set_err(err, errlen, "load: out of memory");
 		return -1;
 	}
 
@@ -507,7 +495,7 @@ int ls_store_load(ls_store *st, const char *const *lead_ids, size_t n,
 			out[i].len = 0;
 		} else if (rc == 0) {
 			/* keep reading: the connection stays in step */
-			set_err(err, errlen, "load: GET lead %s: %s", lead_ids[i],
+			ls_set_err(err, errlen, "load: GET lead %s: %s", lead_ids[i],
 				r->type == REDIS_REPLY_ERROR ? r->str
 							     : "unexpected reply");
 			rc = -1;
@@ -551,7 +539,7 @@ static int read_queued(ls_store *st, size_t queued, bool *refused, char *err,
 		const char *want = i == 0 ? "OK" : "QUEUED";
 		if (!*refused && (r->type != REDIS_REPLY_STATUS ||
 				  strcmp(r->str, want) != 0)) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"commit aborted, nothing written: %s %zu: %s",
 				i == 0 ? "MULTI" : "command", i,
 				r->type == REDIS_REPLY_ERROR ? r->str
@@ -568,17 +556,17 @@ static int check_exec(ls_store *st, const redisReply *r, size_t nw,
 		      size_t queued, char *err, size_t errlen)
 {
 	if (r->type == REDIS_REPLY_ERROR) {
-		set_err(err, errlen, "commit aborted, nothing written: EXEC: %s",
+		ls_set_err(err, errlen, "commit aborted, nothing written: EXEC: %s",
 			r->str);
 		return -1;
 	}
 	if (r->type == REDIS_REPLY_NIL) {
-		set_err(err, errlen,
+		ls_set_err(err, errlen,
 			"commit aborted, nothing written: EXEC returned nil");
 		return -1;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != queued) {
-		set_err(err, errlen, "commit: EXEC: unexpected reply (type %d, "
+		ls_set_err(err, errlen, "commit: EXEC: unexpected reply (type %d, "
 			"%zu elements for %zu commands)", r->type,
 			r->type == REDIS_REPLY_ARRAY ? r->elements : (size_t)0,
 			queued);
@@ -594,7 +582,7 @@ static int check_exec(ls_store *st, const redisReply *r, size_t nw,
 			const char *why = e->type == REDIS_REPLY_ERROR
 						  ? e->str
 						  : "unexpected reply";
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"commit applied in part: command %zu of %zu "
 				"failed: %s", i + 1, queued, why);
 			ls_error(COMPONENT, "commit applied in part",
@@ -693,12 +681,12 @@ int ls_store_load_offsets(ls_store *st, ls_store_offset *o, size_t n,
 	for (size_t i = 0; i < n; i++)
 		if (text_add(st, &used, &count, "%s:%" PRId32, o[i].topic,
 			     o[i].partition) != 0) {
-			set_err(err, errlen, "load offsets: out of memory");
+			ls_set_err(err, errlen, "load offsets: out of memory");
 			return -1;
 		}
 	size_t argc = text_argv(st, "HMGET", count);
 	if (argc == 0) {
-		set_err(err, errlen, "load offsets: out of memory");
+		ls_set_err(err, errlen, "load offsets: out of memory");
 		return -1;
 	}
 
@@ -712,7 +700,7 @@ int ls_store_load_offsets(ls_store *st, ls_store_offset *o, size_t n,
 
 	int rc = 0;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-		set_err(err, errlen, "load offsets: HMGET %s: %s",
+		ls_set_err(err, errlen, "load offsets: HMGET %s: %s",
 			st->offsets_key,
 			r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 		rc = -1;
@@ -723,7 +711,7 @@ int ls_store_load_offsets(ls_store *st, ls_store_offset *o, size_t n,
 			o[i].next_offset = -1;
 		} else if (e->type != REDIS_REPLY_STRING ||
 			   parse_offset(e->str, e->len, &o[i].next_offset) != 0) {
-			set_err(err, errlen,
+			ls_set_err(err, errlen,
 				"load offsets: %s field %s:%" PRId32
 				" is not an offset", st->offsets_key,
 				o[i].topic, o[i].partition);
@@ -744,7 +732,7 @@ int ls_store_memory_usage(ls_store *st, const char *lead_id,
 	size_t klen;
 	const char *key = lead_key(st, lead_id, &klen);
 	if (key == NULL) {
-		set_err(err, errlen, "memory usage: out of memory");
+		ls_set_err(err, errlen, "memory usage: out of memory");
 		return -1;
 	}
 	const char *argv[3] = { "MEMORY", "USAGE", key };
@@ -761,7 +749,7 @@ int ls_store_memory_usage(ls_store *st, const char *lead_id,
 	} else if (r->type == REDIS_REPLY_NIL) {
 		*bytes = -1;
 	} else {
-		set_err(err, errlen, "memory usage: %s",
+		ls_set_err(err, errlen, "memory usage: %s",
 			r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 		rc = -1;
 	}
