@@ -54,8 +54,9 @@ struct ls_pipeline {
 	ls_store_write *writes;
 	size_t *write_off;
 	size_t n_dirty, cap_dirty;
-	ls_store_offset *offsets;
-	size_t n_offsets, cap_offsets;
+	ls_store_offset *offsets; /* .topic points into offset_topics */
+	char **offset_topics;     /* owned copies: pending offsets outlive messages */
+	size_t n_offsets, cap_offsets, cap_offset_topics;
 	ls_buf blobs;
 	ls_lead_blob scratch;
 
@@ -149,9 +150,15 @@ static int note_offset(ls_pipeline *p, const char *topic, int32_t partition,
 		}
 	}
 	if (reserve((void **)&p->offsets, &p->cap_offsets, p->n_offsets + 1,
-		    sizeof *p->offsets) != 0)
+		    sizeof *p->offsets) != 0 ||
+	    reserve((void **)&p->offset_topics, &p->cap_offset_topics,
+		    p->n_offsets + 1, sizeof *p->offset_topics) != 0)
 		return -1;
-	p->offsets[p->n_offsets++] = (ls_store_offset){ topic, partition, next };
+	char *copy = strdup(topic);
+	if (copy == NULL)
+		return -1;
+	p->offset_topics[p->n_offsets] = copy;
+	p->offsets[p->n_offsets++] = (ls_store_offset){ copy, partition, next };
 	return 0;
 }
 
@@ -202,6 +209,8 @@ static void drop_messages(ls_pipeline *p)
 /* Forget what is pending since the last commit (after commit or failure). */
 static void reset_pending(ls_pipeline *p)
 {
+	for (size_t i = 0; i < p->n_offsets; i++)
+		free(p->offset_topics[i]);
 	p->n_offsets = 0;
 	p->n_dirty = 0;
 	p->dlq_in_batch = 0;
@@ -758,6 +767,7 @@ void ls_pipeline_free(ls_pipeline *p)
 	if (p == NULL)
 		return;
 	drop_messages(p);
+	reset_pending(p);
 	if (p->dlq != NULL) {
 		if (rd_kafka_flush(p->dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
 			ls_log(LS_LOG_WARN, "pipeline", "dead letters left unflushed at exit",
@@ -778,5 +788,6 @@ void ls_pipeline_free(ls_pipeline *p)
 	free(p->writes);
 	free(p->write_off);
 	free(p->offsets);
+	free(p->offset_topics);
 	free(p);
 }
