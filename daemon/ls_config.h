@@ -39,7 +39,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ls_eval.h"
 #include "ls_event.h"
+#include "ls_ftrl.h"
 #include "ls_lead.h"
 #include "ls_log.h"
 #include "ls_window.h"
@@ -60,6 +62,42 @@ typedef struct ls_schema_writer {
 	char *file;
 	char *json;
 } ls_schema_writer;
+
+/*
+ * One scoring model of the `models:` sequence (see README "Models"). Every
+ * member is a value or a fixed-size array, so a spec owns no memory and
+ * can be copied with '='. A spec in a loaded config has passed every
+ * check: tiers went through ls_tiers_init() (so it is ready for
+ * ls_tiers_assign()), ftrl through ls_ftrl_params_check().
+ */
+#define LS_MODEL_NAME_MAX 32    /* model name, including the NUL */
+#define LS_MODEL_MAX 8          /* models in one config */
+#define LS_MODEL_MAX_CROSSES 16
+#define LS_MODEL_MAX_METRICS 32
+#define LS_MODEL_KEY_MAX (LS_LEAD_KEY_MAX + 1) /* attribute / metric name, with the NUL */
+
+typedef struct ls_model_cross {
+	char a[LS_MODEL_KEY_MAX];
+	char b[LS_MODEL_KEY_MAX];
+} ls_model_cross;
+
+typedef struct ls_model_spec {
+	char name[LS_MODEL_NAME_MAX]; /* [a-z0-9_]+, unique among the models */
+	uint32_t positive_mask;       /* bit 1u << ls_outcome_type: a positive label */
+	uint32_t negative_mask;       /* disjoint from positive_mask */
+	int64_t label_timeout_ms;     /* no positive this long after the lead's
+					 first event: a negative; 0: never */
+	double min_delta;             /* publish when the score moves this much (0..1) */
+	ls_tiers tiers;               /* names, boundaries and hysteresis */
+	ls_ftrl_params ftrl;
+	size_t n_crosses;
+	ls_model_cross crosses[LS_MODEL_MAX_CROSSES];
+	size_t n_metrics;             /* profile metrics fed as dense inputs */
+	char metrics[LS_MODEL_MAX_METRICS][LS_MODEL_KEY_MAX];
+	int64_t decay_half_life_ms;   /* read-time decay toward the prior; 0: none */
+	int64_t eval_window;          /* labels in the progressive-validation window */
+	bool shadow;                  /* learns and logs, publishes nothing */
+} ls_model_spec;
 
 typedef struct ls_config {
 	char *path; /* file it was loaded from; NULL for built-in defaults */
@@ -116,6 +154,18 @@ typedef struct ls_config {
 		size_t n;
 		ls_feature_spec *specs;
 	} features;
+	struct {
+		int64_t checkpoint_interval_ms; /* models and eval windows saved this often */
+	} scoring;
+	/*
+	 * The `models:` sequence, in file order; n == 0 means the key was
+	 * absent or null and the built-in `conversion` model applies (an
+	 * empty sequence is rejected). Read through ls_config_models().
+	 */
+	struct {
+		size_t n;
+		ls_model_spec *specs;
+	} models;
 } ls_config;
 
 /*
@@ -188,7 +238,7 @@ int ls_config_apply_live(ls_config *cfg, const ls_config *newc);
  * once per key with the dotted key ("pipeline.batch_size") and whether the
  * running daemon can apply the new value without a restart. Maps and
  * sequences are reported as one key ("kafka.properties", "features",
- * "schemas.writers"). Returns the number of keys reported.
+ * "models", "schemas.writers"); all of them need a restart. Returns the number of keys reported.
  */
 typedef void (*ls_config_diff_fn)(const char *key, bool reloadable, void *ud);
 size_t ls_config_diff(const ls_config *old, const ls_config *newc,
@@ -202,6 +252,14 @@ size_t ls_config_diff(const ls_config *old, const ls_config *newc,
  * them once already while loading.
  */
 const ls_feature_spec *ls_config_features(const ls_config *cfg, size_t *n);
+
+/*
+ * The models to run: the configured ones, or the built-in default (one
+ * model named "conversion" with every default, see README) when the file
+ * has no `models:`. *n (may be NULL) receives the count. The specs belong
+ * to cfg (or are static) and stay valid until ls_config_free(cfg).
+ */
+const ls_model_spec *ls_config_models(const ls_config *cfg, size_t *n);
 
 /*
  * Fill *out for feature set set: ls_lead_conf_default(), then grace,

@@ -2,9 +2,10 @@
  * test_config.c - ls_config: defaults, the example file, every class of
  * error with its exact file:line:column, environment overrides, the
  * duration and address parsers, schema writers, feature definitions, the
- * pipeline limits handed to ls_lead, the reload diff, and the README table
+ * pipeline limits handed to ls_lead, scoring models, the reload diff, and
+ * the README table
  * and conf/leadscore.yaml checked against the key table (and conf's
- * commented features block against the built-in feature set).
+ * commented features and models blocks against the built-in ones).
  *
  * Fixtures live in tests/data/config/ (LS_TEST_DATA); README.md and
  * conf/leadscore.yaml are read from LS_SOURCE_ROOT. Every load passes an
@@ -115,6 +116,12 @@ static void assert_defaults_except_brokers(const ls_config *c)
 	size_t n = 0, nd = 0;
 	ck_assert_ptr_eq(ls_config_features(c, &n), ls_features_default(&nd));
 	ck_assert_uint_eq(n, nd);
+	ck_assert_int_eq(c->scoring.checkpoint_interval_ms, 5000);
+	/* No models: key, so the built-in conversion model. */
+	ck_assert_uint_eq(c->models.n, 0);
+	ck_assert_ptr_null(c->models.specs);
+	ck_assert_str_eq(ls_config_models(c, &n)->name, "conversion");
+	ck_assert_uint_eq(n, 1);
 }
 
 START_TEST(test_defaults)
@@ -415,7 +422,7 @@ START_TEST(test_env_names)
 			ck_assert_str_ne(names[j], names[n]);
 		n++;
 	}
-	ck_assert_uint_eq(n, 30);
+	ck_assert_uint_eq(n, 31);
 }
 END_TEST
 
@@ -1209,6 +1216,325 @@ START_TEST(test_number_values)
 }
 END_TEST
 
+/* Field by field, so a mismatch names the model and the member. */
+static void assert_model_eq(const ls_model_spec *got, const ls_model_spec *want)
+{
+	const char *nm = want->name;
+	ck_assert_str_eq(got->name, want->name);
+	ck_assert_msg(got->positive_mask == want->positive_mask, "%s: positive %#x, want %#x",
+		      nm, got->positive_mask, want->positive_mask);
+	ck_assert_msg(got->negative_mask == want->negative_mask, "%s: negative %#x, want %#x",
+		      nm, got->negative_mask, want->negative_mask);
+	ck_assert_msg(got->label_timeout_ms == want->label_timeout_ms, "%s: label_timeout", nm);
+	ck_assert_msg(got->min_delta == want->min_delta, "%s: min_delta %g, want %g", nm,
+		      got->min_delta, want->min_delta);
+	ck_assert_msg(got->tiers.n == want->tiers.n, "%s: %zu tiers, want %zu", nm,
+		      got->tiers.n, want->tiers.n);
+	for (size_t i = 0; i < want->tiers.n; i++) {
+		ck_assert_str_eq(got->tiers.names[i], want->tiers.names[i]);
+		if (i > 0)
+			ck_assert_msg(got->tiers.bounds[i - 1] == want->tiers.bounds[i - 1],
+				      "%s: boundary %zu %g, want %g", nm, i - 1,
+				      got->tiers.bounds[i - 1], want->tiers.bounds[i - 1]);
+	}
+	ck_assert_msg(got->tiers.hysteresis == want->tiers.hysteresis, "%s: hysteresis", nm);
+	ck_assert_msg(got->ftrl.alpha == want->ftrl.alpha, "%s: alpha", nm);
+	ck_assert_msg(got->ftrl.beta == want->ftrl.beta, "%s: beta", nm);
+	ck_assert_msg(got->ftrl.l1 == want->ftrl.l1, "%s: l1", nm);
+	ck_assert_msg(got->ftrl.l2 == want->ftrl.l2, "%s: l2", nm);
+	ck_assert_msg(got->ftrl.n_buckets == want->ftrl.n_buckets, "%s: buckets", nm);
+	ck_assert_msg(got->ftrl.clip == want->ftrl.clip, "%s: clip", nm);
+	ck_assert_msg(got->n_crosses == want->n_crosses, "%s: %zu crosses, want %zu", nm,
+		      got->n_crosses, want->n_crosses);
+	for (size_t i = 0; i < want->n_crosses; i++) {
+		ck_assert_str_eq(got->crosses[i].a, want->crosses[i].a);
+		ck_assert_str_eq(got->crosses[i].b, want->crosses[i].b);
+	}
+	ck_assert_msg(got->n_metrics == want->n_metrics, "%s: %zu metrics, want %zu", nm,
+		      got->n_metrics, want->n_metrics);
+	for (size_t i = 0; i < want->n_metrics; i++)
+		ck_assert_str_eq(got->metrics[i], want->metrics[i]);
+	ck_assert_msg(got->decay_half_life_ms == want->decay_half_life_ms, "%s: decay", nm);
+	ck_assert_msg(got->eval_window == want->eval_window, "%s: eval_window", nm);
+	ck_assert_msg(got->shadow == want->shadow, "%s: shadow", nm);
+}
+
+#define OUT(o) (1u << (o))
+
+/* The built-in model, written out from the issue and the models' own
+ * defaults rather than read back from ls_config. */
+static void want_default_model(ls_model_spec *m)
+{
+	memset(m, 0, sizeof *m);
+	snprintf(m->name, sizeof m->name, "conversion");
+	m->positive_mask = OUT(LS_OUTCOME_CONVERTED) | OUT(LS_OUTCOME_WON);
+	m->negative_mask = OUT(LS_OUTCOME_LOST) | OUT(LS_OUTCOME_DISQUALIFIED);
+	m->label_timeout_ms = 90 * D;
+	m->min_delta = 0.05;
+	const char *names[] = { "cold", "warm", "hot" };
+	const double bounds[] = { 0.3, 0.7 };
+	char err[128];
+	ck_assert_msg(ls_tiers_init(&m->tiers, names, bounds, 3, 0.02, err, sizeof err), "%s", err);
+	ls_ftrl_params_default(&m->ftrl);
+	m->n_crosses = 1;
+	snprintf(m->crosses[0].a, sizeof m->crosses[0].a, "page_category");
+	snprintf(m->crosses[0].b, sizeof m->crosses[0].b, "industry");
+	m->n_metrics = 2;
+	snprintf(m->metrics[0], sizeof m->metrics[0], "employees");
+	snprintf(m->metrics[1], sizeof m->metrics[1], "annual_revenue");
+	m->decay_half_life_ms = 0;
+	m->eval_window = 10000;
+	m->shadow = false;
+}
+
+START_TEST(test_models_defaults)
+{
+	ls_model_spec want;
+	want_default_model(&want);
+
+	/* No models: key, so the built-in model. */
+	ls_config c;
+	ls_config_init_defaults(&c);
+	ck_assert_int_eq(c.scoring.checkpoint_interval_ms, 5000);
+	ck_assert_uint_eq(c.models.n, 0);
+	size_t n = 0;
+	const ls_model_spec *m = ls_config_models(&c, &n);
+	ck_assert_uint_eq(n, 1);
+	assert_model_eq(&m[0], &want);
+	/* Ready for the models: the tiers assign, the parameters check. */
+	char err[256];
+	ck_assert(ls_ftrl_params_check(&m[0].ftrl, err, sizeof err));
+	ck_assert_int_eq(ls_tiers_assign(&m[0].tiers, -1, 0.5), 1);
+	ck_assert_str_eq(ls_tiers_name(&m[0].tiers, 2), "hot");
+	ls_config_free(&c);
+	ck_assert_ptr_eq(ls_config_models(NULL, &n), m);
+
+	/* A model with only a name takes every default, and a list with
+	 * it alone is the same configuration as no list. */
+	load_ok("models_name_only.yaml", no_env, &c);
+	ck_assert_uint_eq(c.models.n, 1);
+	ck_assert_ptr_eq(ls_config_models(&c, &n), c.models.specs);
+	assert_model_eq(&c.models.specs[0], &want);
+	ck_assert_int_eq(ls_tiers_assign(&c.models.specs[0].tiers, -1, 0.71), 2);
+	ls_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_models_default_yaml)
+{
+	/* The built-in model written in YAML loads into exactly it... */
+	ls_config c;
+	ls_model_spec want;
+	want_default_model(&want);
+	load_ok("models_default.yaml", no_brokers_env, &c);
+	size_t n = 0;
+	const ls_model_spec *got = ls_config_models(&c, &n);
+	ck_assert_ptr_eq(got, c.models.specs);
+	ck_assert_uint_eq(n, 1);
+	assert_model_eq(&got[0], &want);
+	ls_config_free(&c);
+
+	/* ...and conf/leadscore.yaml shows that same text, commented out
+	 * below an empty `models:`, up to the first line that is not a
+	 * comment. */
+	char path[1024];
+	fixture("models_default.yaml", path, sizeof path);
+	static char fixture_text[65536];
+	snprintf(fixture_text, sizeof fixture_text, "%s", slurp(path));
+	source_file("conf/leadscore.yaml", path, sizeof path);
+	char *conf = slurp(path);
+	char *block = strstr(conf, "\nmodels:\n");
+	ck_assert_msg(block != NULL, "conf/leadscore.yaml has no empty models: line");
+	block++;
+	static char uncommented[65536];
+	size_t len = 0;
+	char *line = strchr(block, '\n') + 1;
+	len += (size_t)snprintf(uncommented, sizeof uncommented, "models:\n");
+	while (line[0] == '#') {
+		char *nl = strchr(line, '\n');
+		ck_assert_ptr_nonnull(nl);
+		const char *text = line + 1;
+		if (*text == ' ')
+			text++;
+		len += (size_t)snprintf(uncommented + len, sizeof uncommented - len, "%.*s\n",
+					(int)(nl - text), text);
+		ck_assert_uint_lt(len, sizeof uncommented);
+		line = nl + 1;
+	}
+	ck_assert_str_eq(uncommented, fixture_text);
+}
+END_TEST
+
+START_TEST(test_models_custom)
+{
+	ls_config c;
+	load_ok("models_custom.yaml", no_env, &c);
+	ck_assert_int_eq(c.scoring.checkpoint_interval_ms, 30000);
+	size_t n = 0;
+	const ls_model_spec *m = ls_config_models(&c, &n);
+	ck_assert_uint_eq(n, 2);
+
+	ls_model_spec w;
+	memset(&w, 0, sizeof w);
+	snprintf(w.name, sizeof w.name, "conversion");
+	w.positive_mask = OUT(LS_OUTCOME_CONVERTED);
+	w.negative_mask = OUT(LS_OUTCOME_LOST);
+	w.label_timeout_ms = 30 * D;
+	w.min_delta = 0;
+	w.tiers.n = 4;
+	snprintf(w.tiers.names[0], sizeof w.tiers.names[0], "low");
+	snprintf(w.tiers.names[1], sizeof w.tiers.names[1], "mid");
+	snprintf(w.tiers.names[2], sizeof w.tiers.names[2], "high");
+	snprintf(w.tiers.names[3], sizeof w.tiers.names[3], "hottest");
+	w.tiers.bounds[0] = 0.25;
+	w.tiers.bounds[1] = 0.5;
+	w.tiers.bounds[2] = 0.9;
+	w.tiers.hysteresis = 0;
+	w.ftrl.alpha = 0.05;
+	w.ftrl.beta = 0.5;
+	w.ftrl.l1 = 0;
+	w.ftrl.l2 = 2.5;
+	w.ftrl.n_buckets = 1024;
+	w.ftrl.clip = 3;
+	w.decay_half_life_ms = 14 * D;
+	w.eval_window = 1048576;
+	assert_model_eq(&m[0], &w);
+	ck_assert_int_eq(ls_tiers_assign(&m[0].tiers, 2, 0.95), 3);
+
+	/* The second model names only some keys; the rest are defaults. */
+	want_default_model(&w);
+	snprintf(w.name, sizeof w.name, "opportunity_v2");
+	w.positive_mask = OUT(LS_OUTCOME_OPPORTUNITY_CREATED) | OUT(LS_OUTCOME_WON);
+	w.negative_mask = 0;
+	w.shadow = true;
+	w.n_crosses = 2;
+	snprintf(w.crosses[1].a, sizeof w.crosses[1].a, "industry");
+	snprintf(w.crosses[1].b, sizeof w.crosses[1].b, "country");
+	w.n_metrics = 1;
+	assert_model_eq(&m[1], &w);
+
+	/* The models accept what the config accepted. */
+	char err[256];
+	for (size_t i = 0; i < n; i++) {
+		const char *dense[LS_MODEL_MAX_METRICS];
+		for (size_t j = 0; j < m[i].n_metrics; j++)
+			dense[j] = m[i].metrics[j];
+		ls_ftrl *model = ls_ftrl_new(&m[i].ftrl, dense, m[i].n_metrics, err, sizeof err);
+		ck_assert_msg(model != NULL, "%s: %s", m[i].name, err);
+		ls_ftrl_free(model);
+		ls_eval *ev = ls_eval_new((size_t)m[i].eval_window);
+		ck_assert_ptr_nonnull(ev);
+		ls_eval_free(ev);
+	}
+	ls_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_models_errors)
+{
+	char err[8192];
+	load_bad("models_bad.yaml", no_env, err, sizeof err);
+	ASSERT_HAS(err, "models_bad.yaml:5:27: models[0].positive[1]: unknown outcome type \"SIGNED\" (expected one of CONVERTED, OPPORTUNITY_CREATED, WON, LOST, DISQUALIFIED)");
+	ASSERT_HAS(err, "models_bad.yaml:8:15: models[1].negative: WON is both a positive and a negative outcome");
+	ASSERT_HAS(err, "models_bad.yaml:15:14: models[2].tiers[2].min: boundary 1 (0.4) not above boundary 0 (0.6)");
+	ASSERT_HAS(err, "models_bad.yaml:18:17: models[3].hysteresis: hysteresis 0.6 not below the first boundary 0.5");
+	ASSERT_HAS(err, "models_bad.yaml:22:16: models[4].ftrl.buckets: must be a power of two in [16, 16777216]");
+	ASSERT_HAS(err, "models_bad.yaml:23:11: models[5].name: must be a name of a-z, 0-9 and _, got \"Bad-Name\"");
+	ASSERT_HAS(err, "models_bad.yaml:24:11: models[6].name: duplicate model name \"m2\" (also models[1])");
+	ASSERT_HAS(err, "models_bad.yaml:26:16: models[7].ftrl.l2: must be a finite number >= 0");
+	ck_assert_uint_eq(count_lines(err), 8);
+
+	load_bad("models_bad_more.yaml", no_env, err, sizeof err);
+	ASSERT_HAS(err, "models_bad_more.yaml:5:15: models[0].negative: no negative outcomes and label_timeout 0");
+	ASSERT_HAS(err, "models_bad_more.yaml:8:16: models[1].min_delta: must be between 0 and 1, got \"1.5\"");
+	ASSERT_HAS(err, "models_bad_more.yaml:10:31: models[2].tiers[0].min: the lowest tier starts at 0");
+	ASSERT_HAS(err, "models_bad_more.yaml:12:15: models[3].crosses[0]: crosses \"industry\" with itself");
+	ASSERT_HAS(err, "models_bad_more.yaml:14:26: models[4].metrics[1]: \"employees\" is listed twice");
+	ASSERT_HAS(err, "models_bad_more.yaml:16:18: models[5].eval_window: must be between 100 and 1048576, got 50");
+	ASSERT_HAS(err, "models_bad_more.yaml:18:5: models[6].shape: unknown key (expected one of: name, positive, negative, label_timeout, min_delta, tiers, hysteresis, ftrl, crosses, metrics, decay_half_life, eval_window, shadow)");
+	/* The default hysteresis does not fit these tiers: the tiers are
+	 * what the user wrote, so that is where it is reported. */
+	ASSERT_HAS(err, "models_bad_more.yaml:20:12: models[7].tiers: hysteresis 0.02 not below 1 - the last boundary 0.99");
+	ck_assert_uint_eq(count_lines(err), 8);
+
+	load_bad("models_empty.yaml", no_env, err, sizeof err);
+	ASSERT_HAS(err, "models_empty.yaml:3:9: models: must list at least one model");
+	ck_assert_uint_eq(count_lines(err), 1);
+}
+END_TEST
+
+START_TEST(test_scoring_env)
+{
+	/* The environment beats the file... */
+	char *env[] = { "LEADSCORE_SCORING_CHECKPOINT_INTERVAL=2m", NULL };
+	ls_config c;
+	load_ok("models_custom.yaml", env, &c);
+	ck_assert_int_eq(c.scoring.checkpoint_interval_ms, 2 * 60000);
+	ls_config_free(&c);
+
+	/* ...and is checked like the file. */
+	char *bad[] = { "LEADSCORE_SCORING_CHECKPOINT_INTERVAL=500ms",
+			"LEADSCORE_MODELS=ignored", NULL };
+	char err[1024];
+	load_bad("models_custom.yaml", bad, err, sizeof err);
+	ck_assert_str_eq(err, "environment LEADSCORE_SCORING_CHECKPOINT_INTERVAL: must be between 1s and 1h, got 500ms");
+}
+END_TEST
+
+START_TEST(test_models_diff)
+{
+	ls_config a, b;
+	diff_seen s;
+
+	/* Like features, the built-in model and a list are compared as
+	 * written: writing the default out counts as a (restart) change. */
+	load_ok("env_base.yaml", no_env, &a);
+	load_ok("models_name_only.yaml", no_env, &b);
+	memset(&s, 0, sizeof s);
+	ls_config_diff(&a, &b, on_diff, &s);
+	ck_assert_int_eq(diff_find(&s, "models"), 0);
+	ck_assert_int_eq(diff_find(&s, "scoring.checkpoint_interval"), -1);
+	ls_config_free(&b);
+	load_ok("models_custom.yaml", no_env, &b);
+	memset(&s, 0, sizeof s);
+	ls_config_diff(&a, &b, on_diff, &s);
+	ck_assert_int_eq(diff_find(&s, "models"), 0);
+	ck_assert_int_eq(diff_find(&s, "scoring.checkpoint_interval"), 1);
+
+	/* SIGHUP: the interval moves over, the models wait for a restart. */
+	ck_assert_int_eq(ls_config_apply_live(&a, &b), 0);
+	ck_assert_int_eq(a.scoring.checkpoint_interval_ms, 30000);
+	ck_assert_uint_eq(a.models.n, 0);
+	ls_config_free(&a);
+
+	/* Every member is compared. */
+	load_ok("models_custom.yaml", no_env, &a);
+	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 0);
+	ls_model_spec *m = &a.models.specs[1];
+	m->tiers.bounds[0] = 0.31;
+	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 1);
+	m->tiers.bounds[0] = b.models.specs[1].tiers.bounds[0];
+	m->negative_mask = OUT(LS_OUTCOME_LOST);
+	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 1);
+	m->negative_mask = 0;
+	snprintf(m->crosses[1].b, sizeof m->crosses[1].b, "region");
+	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 1);
+	snprintf(m->crosses[1].b, sizeof m->crosses[1].b, "country");
+	snprintf(m->metrics[0], sizeof m->metrics[0], "seats");
+	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 1);
+	snprintf(m->metrics[0], sizeof m->metrics[0], "employees");
+	m->ftrl.n_buckets = 1u << 20;
+	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 1);
+	m->ftrl.n_buckets = b.models.specs[1].ftrl.n_buckets;
+	m->shadow = false;
+	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 1);
+	m->shadow = true;
+	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 0);
+	ls_config_free(&a);
+	ls_config_free(&b);
+}
+END_TEST
+
 static char *slurp(const char *path)
 {
 	FILE *fp = fopen(path, "rb");
@@ -1247,7 +1573,7 @@ START_TEST(test_readme_table)
 	char *table = strstr(begin, "| key | type | default | live | description |");
 	ck_assert_msg(table != NULL, "README.md: key table header not found");
 
-	static char rows[64][5][256];
+	static char rows[96][5][256];
 	size_t n_rows = 0;
 	char *line = strchr(table, '\n') + 1; /* skip the header */
 	line = strchr(line, '\n') + 1;        /* and the |---| line */
@@ -1255,7 +1581,7 @@ START_TEST(test_readme_table)
 		char *nl = strchr(line, '\n');
 		ck_assert_ptr_nonnull(nl);
 		*nl = '\0';
-		ck_assert_uint_lt(n_rows, 64);
+		ck_assert_uint_lt(n_rows, 96);
 		char *cell = line + 1;
 		for (int c = 0; c < 5; c++) {
 			char *bar = strchr(cell, '|');
@@ -1329,6 +1655,12 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_pipeline_limits);
 	tcase_add_test(tc, test_pipeline_reload);
 	tcase_add_test(tc, test_number_values);
+	tcase_add_test(tc, test_models_defaults);
+	tcase_add_test(tc, test_models_default_yaml);
+	tcase_add_test(tc, test_models_custom);
+	tcase_add_test(tc, test_models_errors);
+	tcase_add_test(tc, test_scoring_env);
+	tcase_add_test(tc, test_models_diff);
 	tcase_add_test(tc, test_readme_table);
 	suite_add_tcase(s, tc);
 	return s;
