@@ -30,6 +30,7 @@
  * that form needs no per-bin division and is what is computed.
  */
 #include "ls_err.h"
+#include "ls_varint.h"
 #include "ls_eval.h"
 
 #include <math.h>
@@ -355,25 +356,7 @@ double ls_eval_ece(const ls_eval *ev)
 
 /* ---- blob --------------------------------------------------------------- */
 
-static size_t varint_len(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
 
-static uint8_t *put_varint(uint8_t *o, uint64_t v)
-{
-	while (v >= 0x80) {
-		*o++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*o++ = (uint8_t)v;
-	return o;
-}
 
 static uint8_t *put_u64le(uint8_t *o, uint64_t v)
 {
@@ -394,8 +377,8 @@ size_t ls_eval_encoded_size(const ls_eval *ev)
 {
 	if (!ev)
 		return 0;
-	return 1 + varint_len(ev->cap) + varint_len(ev->total) +
-	       varint_len(ev->n) + (ev->n + 7) / 8 + 8 * ev->n + 8;
+	return 1 + ls_varint_len(ev->cap) + ls_varint_len(ev->total) +
+	       ls_varint_len(ev->n) + (ev->n + 7) / 8 + 8 * ev->n + 8;
 }
 
 int ls_eval_encode(const ls_eval *ev, uint8_t *buf, size_t cap, size_t *len)
@@ -407,9 +390,9 @@ int ls_eval_encode(const ls_eval *ev, uint8_t *buf, size_t cap, size_t *len)
 		return LS_EVAL_ERR_SPACE;
 	uint8_t *o = buf;
 	*o++ = LS_EVAL_BLOB_VERSION;
-	o = put_varint(o, ev->cap);
-	o = put_varint(o, ev->total);
-	o = put_varint(o, ev->n);
+	o = ls_varint_put(o, ev->cap);
+	o = ls_varint_put(o, ev->total);
+	o = ls_varint_put(o, ev->n);
 	size_t nbytes = (ev->n + 7) / 8;
 	memset(o, 0, nbytes);
 	for (size_t i = 0; i < ev->n; i++)
@@ -431,28 +414,6 @@ int ls_eval_encode(const ls_eval *ev, uint8_t *buf, size_t cap, size_t *len)
  * Read a minimal LEB128 varint from d[*off..end). Minimal so that every
  * window has one encoding; at most 10 bytes and no bits beyond 64.
  */
-static bool get_varint(const uint8_t *d, size_t end, size_t *off,
-		       uint64_t *v)
-{
-	uint64_t r = 0;
-	size_t o = *off;
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		if (o >= end)
-			return false;
-		uint8_t b = d[o++];
-		if (shift == 63 && b > 1)
-			return false;
-		r |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			if (b == 0 && shift > 0)
-				return false; /* overlong */
-			*off = o;
-			*v = r;
-			return true;
-		}
-	}
-	return false;
-}
 
 int ls_eval_decode(const uint8_t *data, size_t len, size_t capacity,
 		   ls_eval **out, char *err, size_t errlen)
@@ -485,16 +446,16 @@ int ls_eval_decode(const uint8_t *data, size_t len, size_t capacity,
 	/* The checksum matched; the structure is still checked in full. */
 	size_t off = 1;
 	uint64_t bcap, total, n;
-	if (!get_varint(data, end, &off, &bcap) || bcap == 0 ||
+	if (ls_varint_get(data, end, &off, &bcap) != NULL || bcap == 0 ||
 	    bcap > LS_EVAL_MAX_CAPACITY) {
 		ls_set_err(err, errlen, "at byte %zu: bad capacity", off);
 		return LS_EVAL_ERR_CORRUPT;
 	}
-	if (!get_varint(data, end, &off, &total)) {
+	if (ls_varint_get(data, end, &off, &total) != NULL) {
 		ls_set_err(err, errlen, "at byte %zu: bad total", off);
 		return LS_EVAL_ERR_CORRUPT;
 	}
-	if (!get_varint(data, end, &off, &n) || n > bcap || n > total) {
+	if (ls_varint_get(data, end, &off, &n) != NULL || n > bcap || n > total) {
 		ls_set_err(err, errlen, "at byte %zu: bad pair count", off);
 		return LS_EVAL_ERR_CORRUPT;
 	}

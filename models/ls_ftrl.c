@@ -20,6 +20,7 @@
  * of summation is fixed, which keeps results bit-reproducible.
  */
 #include "ls_err.h"
+#include "ls_varint.h"
 #include "ls_ftrl.h"
 
 #include <math.h>
@@ -839,11 +840,7 @@ static void put_u8(ls_ftrl_buf *b, uint8_t v) { b->data[b->len++] = v; }
 
 static void put_varint(ls_ftrl_buf *b, uint64_t v)
 {
-	while (v >= 0x80) {
-		b->data[b->len++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	b->data[b->len++] = (uint8_t)v;
+	b->len = (size_t)(ls_varint_put(b->data + b->len, v) - b->data);
 }
 
 static void put_u64(ls_ftrl_buf *b, uint64_t v)
@@ -933,22 +930,16 @@ static void fail(reader *r, const char *what)
 static uint64_t get_varint(reader *r)
 {
 	uint64_t v = 0;
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		if (r->bad || r->off >= r->len) {
-			fail(r, "truncated varint");
-			return 0;
-		}
-		uint8_t c = r->p[r->off++];
-		if (shift == 63 && c > 1) {
-			fail(r, "varint overflow");
-			return 0;
-		}
-		v |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80))
-			return v;
+	if (r->bad) {
+		fail(r, "truncated varint");
+		return 0;
 	}
-	fail(r, "varint too long");
-	return 0;
+	const char *why = ls_varint_get(r->p, r->len, &r->off, &v);
+	if (why != NULL) {
+		fail(r, why);
+		return 0;
+	}
+	return v;
 }
 
 static uint64_t get_u64(reader *r)

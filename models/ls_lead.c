@@ -28,6 +28,7 @@
  * out-of-memory error leaves the lead exactly as it was.
  */
 #include "ls_err.h"
+#include "ls_varint.h"
 #include "ls_lead.h"
 
 #include <math.h>
@@ -885,11 +886,7 @@ static void put_u8(ls_lead_blob *b, uint8_t v)
 
 static void put_varint(ls_lead_blob *b, uint64_t v)
 {
-	while (v >= 0x80) {
-		b->data[b->len++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	b->data[b->len++] = (uint8_t)v;
+	b->len = (size_t)(ls_varint_put(b->data + b->len, v) - b->data);
 }
 
 static void put_le(ls_lead_blob *b, uint64_t v, size_t bytes)
@@ -1155,26 +1152,14 @@ static uint64_t get_le(reader *r, size_t bytes)
 static uint64_t get_varint(reader *r)
 {
 	uint64_t v = 0;
-	for (unsigned shift = 0; r->ok; shift += 7) {
-		if (shift > 63) {
-			fail(r, "varint too long");
-			return 0;
-		}
-		uint8_t b = get_u8(r);
-		if (!r->ok)
-			return 0;
-		if (shift == 63 && b > 1) {
-			fail(r, "varint overflows 64 bits");
-			return 0;
-		}
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			if (b == 0 && shift > 0)
-				fail(r, "varint not minimal");
-			return v;
-		}
+	if (!r->ok)
+		return 0;
+	const char *why = ls_varint_get(r->p, r->len, &r->pos, &v);
+	if (why != NULL) {
+		fail(r, why);
+		return 0;
 	}
-	return 0;
+	return v;
 }
 
 /* A varint that must be <= max. */

@@ -1,0 +1,45 @@
+/* ls_varint.c - see ls_varint.h. */
+#include "ls_varint.h"
+
+size_t ls_varint_len(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+uint8_t *ls_varint_put(uint8_t *out, uint64_t v)
+{
+	while (v >= 0x80) {
+		*out++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*out++ = (uint8_t)v;
+	return out;
+}
+
+const char *ls_varint_get(const uint8_t *d, size_t len, size_t *off,
+			  uint64_t *v)
+{
+	uint64_t r = 0;
+	size_t o = *off;
+	for (unsigned shift = 0; shift < 64; shift += 7) {
+		if (o >= len)
+			return "truncated varint";
+		uint8_t b = d[o++];
+		if (shift == 63 && b > 1)
+			return "varint overflows 64 bits";
+		r |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			if (b == 0 && shift > 0)
+				return "varint not minimal";
+			*off = o;
+			*v = r;
+			return NULL;
+		}
+	}
+	return "varint overflows 64 bits";
+}
