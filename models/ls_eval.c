@@ -358,20 +358,6 @@ double ls_eval_ece(const ls_eval *ev)
 
 
 
-static uint8_t *put_u64le(uint8_t *o, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		*o++ = (uint8_t)(v >> (8 * i));
-	return o;
-}
-
-static uint64_t get_u64le(const uint8_t *d)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)d[i] << (8 * i);
-	return v;
-}
 
 size_t ls_eval_encoded_size(const ls_eval *ev)
 {
@@ -402,9 +388,9 @@ int ls_eval_encode(const ls_eval *ev, uint8_t *buf, size_t cap, size_t *len)
 	for (size_t i = 0; i < ev->n; i++) {
 		uint64_t bits;
 		memcpy(&bits, &ev->p[slot_of(ev, i)], sizeof bits);
-		o = put_u64le(o, bits);
+		o = ls_u64le_put(o, bits);
 	}
-	o = put_u64le(o, XXH3_64bits(buf, (size_t)(o - buf)));
+	o = ls_u64le_put(o, XXH3_64bits(buf, (size_t)(o - buf)));
 	if (len)
 		*len = (size_t)(o - buf);
 	return LS_EVAL_OK;
@@ -438,7 +424,7 @@ int ls_eval_decode(const uint8_t *data, size_t len, size_t capacity,
 		return LS_EVAL_ERR_CORRUPT;
 	}
 	size_t end = len - 8;
-	if (XXH3_64bits(data, end) != get_u64le(data + end)) {
+	if (XXH3_64bits(data, end) != ls_u64le_get(data + end)) {
 		ls_set_err(err, errlen, "at byte %zu: checksum mismatch", end);
 		return LS_EVAL_ERR_CORRUPT;
 	}
@@ -475,7 +461,7 @@ int ls_eval_decode(const uint8_t *data, size_t len, size_t capacity,
 	}
 	const uint8_t *preds = labels + nbytes;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t bits = get_u64le(preds + 8 * i);
+		uint64_t bits = ls_u64le_get(preds + 8 * i);
 		double p;
 		memcpy(&p, &bits, sizeof p);
 		if (!valid_p(p)) {
@@ -495,7 +481,7 @@ int ls_eval_decode(const uint8_t *data, size_t len, size_t capacity,
 	/* Keep the newest wcap pairs when the window shrank. */
 	size_t skip = (size_t)n > wcap ? (size_t)n - wcap : 0;
 	for (size_t i = skip; i < n; i++) {
-		uint64_t bits = get_u64le(preds + 8 * i);
+		uint64_t bits = ls_u64le_get(preds + 8 * i);
 		double p;
 		memcpy(&p, &bits, sizeof p);
 		ring_push(ev, p, (uint8_t)((labels[i / 8] >> (i % 8)) & 1));

@@ -26,6 +26,15 @@
  *
  * Every allocation an event needs is made before the lead changes, so an
  * out-of-memory error leaves the lead exactly as it was.
+ *
+ * The ext bytes are other modules' per-lead state (the scoring models'
+ * labels and last scores, ls_leadscore.h). They ride at the end of the
+ * lead's blob rather than under a Redis key of their own so that the lead
+ * and what the models remember about it are written in one SET: a crash
+ * can never leave a lead whose events were applied but whose label was not
+ * recorded, or the reverse. The lead only stores them; nothing here looks
+ * inside. Their length lives in padding of the struct, so they cost a
+ * pointer (8 bytes) per lead when unused.
  */
 #include "ls_err.h"
 #include "ls_varint.h"
@@ -85,6 +94,7 @@ struct ls_lead {
 	uint32_t n_slices, cap_slices;
 
 	uint32_t n_tracked;
+	uint32_t ext_len;   /* 0..LS_LEAD_EXT_MAX; fills the padding here */
 	int64_t *last_seen; /* -1 = never */
 
 	seen_id *seen; /* ascending in (ts, hash), no two equal */
@@ -94,6 +104,8 @@ struct ls_lead {
 	uint32_t n_attrs, cap_attrs;
 	metric *metrics;
 	uint32_t n_metrics, cap_metrics;
+
+	uint8_t *ext; /* other modules' bytes, NULL when ext_len is 0 */
 };
 
 const char *ls_lead_result_str(int rc)
@@ -212,6 +224,7 @@ void ls_lead_free(ls_lead *lead)
 	free(lead->slices);
 	free(lead->last_seen);
 	free(lead->seen);
+	free(lead->ext);
 	free_profile(lead);
 	free(lead);
 }
@@ -855,7 +868,40 @@ size_t ls_lead_ram_bytes(const ls_lead *lead)
 	b += (size_t)lead->cap_metrics * sizeof(metric);
 	for (uint32_t i = 0; i < lead->n_metrics; i++)
 		b += strlen(lead->metrics[i].key) + 1;
+	b += lead->ext_len; /* allocated to the byte */
 	return b;
+}
+
+/* ---- extension bytes ---- */
+
+/*
+ * The new copy is made before the old one is freed, so an allocation
+ * failure leaves the lead as it was, and data may point into the lead's
+ * own ext (ls_lead_ext()).
+ */
+int ls_lead_set_ext(ls_lead *lead, const uint8_t *data, size_t len)
+{
+	if (!lead || len > LS_LEAD_EXT_MAX || (!data && len > 0))
+		return LS_LEAD_ERR_INVALID;
+	uint8_t *p = NULL;
+	if (len > 0) {
+		p = malloc(len);
+		if (!p)
+			return LS_LEAD_ERR_NOMEM;
+		memcpy(p, data, len);
+	}
+	free(lead->ext);
+	lead->ext = p;
+	lead->ext_len = (uint32_t)len;
+	return LS_LEAD_APPLIED;
+}
+
+const uint8_t *ls_lead_ext(const ls_lead *lead, size_t *len)
+{
+	size_t n = lead ? lead->ext_len : 0;
+	if (len)
+		*len = n;
+	return n > 0 ? lead->ext : NULL;
 }
 
 /* ---- encoding ---- */
@@ -1085,6 +1131,14 @@ int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
 		rc = encode_feature(lead, set, fi, out);
 		if (rc < 0)
 			return rc;
+	}
+	/* No ext, no bytes: blobs of leads without one are unchanged. */
+	if (lead->ext_len > 0) {
+		if (!blob_reserve(out, VARINT_MAX + lead->ext_len))
+			return LS_LEAD_ERR_NOMEM;
+		put_varint(out, lead->ext_len);
+		memcpy(out->data + out->len, lead->ext, lead->ext_len);
+		out->len += lead->ext_len;
 	}
 	return LS_LEAD_APPLIED;
 }
@@ -1597,8 +1651,46 @@ static void decode_records(decode_ctx *c)
 		c->record_seen[f] = true;
 		decode_record(c, &set->features[f]);
 	}
-	if (r->ok && r->pos != r->len)
-		fail(r, "trailing bytes");
+}
+
+/*
+ * Whatever follows the records is the ext section: a length of
+ * 1..LS_LEAD_EXT_MAX that runs exactly to the end of the blob. Length 0 is
+ * refused because an empty ext is written as no section at all (one
+ * encoding per lead); length errors are reported at the length's offset.
+ */
+static void decode_ext(decode_ctx *c)
+{
+	reader *r = &c->r;
+	if (!r->ok || r->pos == r->len)
+		return;
+	size_t at = r->pos;
+	uint64_t n = get_varint(r);
+	if (!r->ok)
+		return;
+	const char *why = NULL;
+	if (n == 0)
+		why = "empty extension section";
+	else if (n > LS_LEAD_EXT_MAX)
+		why = "extension too long";
+	else if (n > r->len - r->pos)
+		why = "extension truncated";
+	else if (n < r->len - r->pos)
+		why = "trailing bytes after the extension";
+	if (why) {
+		r->pos = at;
+		fail(r, why);
+		return;
+	}
+	c->lead->ext = malloc((size_t)n);
+	if (!c->lead->ext) {
+		c->nomem = true;
+		fail(r, "out of memory");
+		return;
+	}
+	memcpy(c->lead->ext, r->p + r->pos, (size_t)n);
+	c->lead->ext_len = (uint32_t)n;
+	r->pos += (size_t)n;
 }
 
 int ls_lead_decode(const ls_lead_conf *conf, const uint8_t *data, size_t len,
@@ -1636,6 +1728,8 @@ int ls_lead_decode(const ls_lead_conf *conf, const uint8_t *data, size_t len,
 		decode_profile(&c);
 	if (c.r.ok)
 		decode_records(&c);
+	if (c.r.ok)
+		decode_ext(&c);
 	if (c.r.ok && !build_slices(&c))
 		c.nomem = true;
 

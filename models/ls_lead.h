@@ -29,6 +29,8 @@
  *     ~90 outcome values at the +-1e15 clamp in one slice). Counts only
  *     grow, so their saturation is order-free.
  *   - ls_lead_ram_bytes() (buffer capacities); it is not in the blob.
+ * The ext bytes (ls_lead_set_ext) are not part of this: they are whatever
+ * the caller last set, and ls_lead_apply() never touches them.
  *
  * Watermark. A lead's watermark is the greatest ts of any event applied to
  * it (any source, profile and outcome included); -1 before the first.
@@ -124,6 +126,13 @@
  *     follow varint d: sum as zigzag varint, last_seen as ts - k*w,
  *     distinct as u8 popcount c then c bit positions when c <= 7, else
  *     the u64 LE bitmap.
+ *   then, only when the lead has ext bytes: their length
+ *     (1..LS_LEAD_EXT_MAX) and the bytes, which end the blob. A blob that
+ *     ends after the records has no ext, so leads without one encode
+ *     exactly as before the section existed. The decoder takes whatever
+ *     follows the records as this section: a length of 0 or above the
+ *     maximum, or one that does not end exactly at the end of the blob,
+ *     is LS_LEAD_ERR_CORRUPT with the length's byte offset.
  * The encoding is canonical: decoding a blob and encoding the lead again
  * gives the same bytes, as long as the feature set and limits match.
  * Records are keyed by the feature key, so a blob written under another
@@ -145,9 +154,10 @@
  * one it was created or decoded with (checked by fingerprint:
  * LS_LEAD_ERR_SET); to move a lead to a new set, encode it with the old
  * and decode it with the new. In RAM a lead with the default set takes
- * 176 bytes when empty, 4 bytes per ring (128) once it has a slice, then
- * 16 bytes per non-empty slice, 16 per remembered event id and its profile
- * (16 bytes per entry plus the strings); ls_lead_ram_bytes() reports it.
+ * 184 bytes when empty, 4 bytes per ring (128) once it has a slice, then
+ * 16 bytes per non-empty slice, 16 per remembered event id, its profile
+ * (16 bytes per entry plus the strings) and its ext bytes;
+ * ls_lead_ram_bytes() reports it.
  * Measured (test_lead): a 37-event month ~1.5-2.2 KB, a 12-event cold lead
  * ~0.6-0.7 KB, a 50-event week ~2.1 KB.
  *
@@ -188,6 +198,8 @@
 #define LS_LEAD_MAX_PROFILE_KEYS 1024
 #define LS_LEAD_KEY_MAX 64    /* bytes, without the NUL */
 #define LS_LEAD_VALUE_MAX 256 /* bytes, without the NUL */
+/* Opaque bytes other modules keep in the lead's blob (see Blob above). */
+#define LS_LEAD_EXT_MAX 4096 /* bytes */
 
 /* Pass as T to compute features at the lead's watermark (0 when none). */
 #define LS_LEAD_AT_WATERMARK INT64_C(-1)
@@ -286,5 +298,26 @@ bool ls_lead_metric_at(const ls_lead *lead, size_t i, const char **key,
 		       double *value);
 /* Bytes of heap the lead holds, by capacity (allocator overhead aside). */
 size_t ls_lead_ram_bytes(const ls_lead *lead);
+
+/*
+ * Extension bytes: state of other modules (per-lead model state,
+ * ls_leadscore.h) that must be written to Redis atomically with the lead,
+ * so it travels inside the lead's blob. The lead keeps an opaque copy;
+ * ls_lead_apply() never changes it.
+ *
+ * Replace the lead's extension bytes with a copy of data[0..len) (len 0
+ * clears them; data may then be NULL; it may point into the lead's own
+ * ext). Returns LS_LEAD_APPLIED (0), or LS_LEAD_ERR_INVALID when lead is
+ * NULL, len > LS_LEAD_EXT_MAX or data is NULL with len > 0, or
+ * LS_LEAD_ERR_NOMEM. The lead is unchanged on error.
+ */
+int ls_lead_set_ext(ls_lead *lead, const uint8_t *data, size_t len);
+
+/*
+ * The extension bytes, their length in *len (len may be NULL); NULL and
+ * *len = 0 when there are none. Owned by the lead, valid until the lead
+ * changes.
+ */
+const uint8_t *ls_lead_ext(const ls_lead *lead, size_t *len);
 
 #endif

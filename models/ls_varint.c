@@ -43,3 +43,18 @@ const char *ls_varint_get(const uint8_t *d, size_t len, size_t *off,
 	}
 	return "varint overflows 64 bits";
 }
+
+uint8_t *ls_u64le_put(uint8_t *out, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		*out++ = (uint8_t)(v >> (8 * i));
+	return out;
+}
+
+uint64_t ls_u64le_get(const uint8_t *d)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)d[i] << (8 * i);
+	return v;
+}

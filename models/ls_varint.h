@@ -32,4 +32,8 @@ uint8_t *ls_varint_put(uint8_t *out, uint64_t v);
 const char *ls_varint_get(const uint8_t *d, size_t len, size_t *off,
 			  uint64_t *v);
 
+/* Fixed 8-byte little-endian integers (double bits, checksums). */
+uint8_t *ls_u64le_put(uint8_t *out, uint64_t v);
+uint64_t ls_u64le_get(const uint8_t *d);
+
 #endif

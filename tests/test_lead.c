@@ -5,7 +5,7 @@
  * and the blob: round trips, sizes of realistic leads, determinism across
  * a save/restore, decoding under a changed feature set, refusing old
  * versions, and fuzzing the decoder with random, truncated and bit-flipped
- * input.
+ * input; the ext bytes other modules keep in the blob.
  */
 #include <check.h>
 #include <math.h>
@@ -1654,6 +1654,393 @@ START_TEST(test_decode_rejects_v1)
 }
 END_TEST
 
+/* ---- extension bytes ---- */
+
+/*
+ * A lead under set_a (a web view with a duration, an email open an hour
+ * later, a profile event with one attribute and one metric a second after
+ * that), and its blob as the encoder wrote it before the ext section
+ * existed: leads without ext bytes must keep encoding to exactly these.
+ */
+static const uint8_t golden_no_ext[] = {
+	0x02, 0x01, 0xe8, 0xb4, 0xf1, 0x80, 0xbd, 0x31, 0x01, 0x01,
+	0x00, 0x00, 0x01, 0x02, 0x40, 0xb7, 0x3f, 0x32, 0x5f, 0x1a,
+	0x6c, 0xf6, 0xe8, 0x07, 0x80, 0x39, 0x62, 0xcb, 0x67, 0x6e,
+	0xb6, 0x07, 0x00, 0x01, 0x04, 0x70, 0x6c, 0x61, 0x6e, 0x03,
+	0x70, 0x72, 0x6f, 0x01, 0x05, 0x73, 0x65, 0x61, 0x74, 0x73,
+	0x00, 0x18, 0x03, 0xab, 0xe0, 0xb2, 0xee, 0x05, 0xe8, 0xe4,
+	0xdb, 0x01, 0x01, 0x00, 0xdb, 0xd8, 0x36, 0x45, 0x02, 0x01,
+	0x00, 0xf7, 0x34, 0x92, 0x04, 0x22, 0x01, 0x00, 0xe0, 0xd4,
+	0x03,
+};
+
+static const ls_attribute golden_attrs[] = { { "plan", "pro" } };
+static const ls_metric golden_metrics[] = { { "seats", 12 } };
+
+static ls_lead *golden_lead(const ls_lead_conf *c)
+{
+	ls_lead *l = ls_lead_new(c);
+	ck_assert_ptr_nonnull(l);
+	apply_ok(l, c, ev_web("x-1", T0, LS_WEB_PAGE_VIEW, NULL, 30000, NULL));
+	ls_event e = ev_email("x-2", T0 + H, LS_EMAIL_OPENED, "c1");
+	apply_ok(l, c, e);
+	e = base_event(LS_SOURCE_PROFILE, "x-3", T0 + H + 1000);
+	e.u.profile.n_attributes = 1;
+	e.u.profile.attributes = golden_attrs;
+	e.u.profile.n_metrics = 1;
+	e.u.profile.metrics = golden_metrics;
+	apply_ok(l, c, e);
+	return l;
+}
+
+/* golden_no_ext followed by tail[0..n) */
+static uint8_t *golden_plus(const uint8_t *tail, size_t n, size_t *len)
+{
+	*len = sizeof golden_no_ext + n;
+	uint8_t *p = malloc(*len);
+	ck_assert_ptr_nonnull(p);
+	memcpy(p, golden_no_ext, sizeof golden_no_ext);
+	if (n > 0)
+		memcpy(p + sizeof golden_no_ext, tail, n);
+	return p;
+}
+
+/* Decoding p must fail as corrupt with why at byte offset at. */
+static void expect_corrupt(const ls_lead_conf *c, const uint8_t *p, size_t len,
+			   size_t at, const char *why)
+{
+	ls_lead *l = NULL;
+	char err[200] = "", want[64];
+	ck_assert_int_eq(ls_lead_decode(c, p, len, &l, err, sizeof err),
+			 LS_LEAD_ERR_CORRUPT);
+	ck_assert_ptr_null(l);
+	snprintf(want, sizeof want, "blob corrupt at byte %zu: ", at);
+	ck_assert_msg(strncmp(err, want, strlen(want)) == 0 &&
+			      strstr(err, why) != NULL,
+		      "reason: %s (want %s%s)", err, want, why);
+}
+
+START_TEST(test_ext_roundtrip_and_golden)
+{
+	ls_feature_set *set = mk_set(set_a, 4);
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *l = golden_lead(&conf);
+	size_t n = 99;
+	ck_assert_ptr_null(ls_lead_ext(l, &n));
+	ck_assert_uint_eq(n, 0);
+
+	/* without ext: the bytes of the encoder before the ext section */
+	ls_lead_blob b = { 0 }, b2 = { 0 };
+	encode_ok(l, &conf, &b);
+	ck_assert_uint_eq(b.len, sizeof golden_no_ext);
+	ck_assert_mem_eq(b.data, golden_no_ext, b.len);
+	ls_lead *d = decode_ok(&conf, &b);
+	ck_assert_ptr_null(ls_lead_ext(d, &n));
+	ck_assert_uint_eq(n, 0);
+	ls_lead_free(d);
+
+	/* with ext: the same bytes, then length 5 and the ext */
+	static const uint8_t ext[] = { 'h', 'e', 'l', 'l', 'o' };
+	ck_assert_int_eq(ls_lead_set_ext(l, ext, sizeof ext), LS_LEAD_APPLIED);
+	encode_ok(l, &conf, &b);
+	ck_assert_uint_eq(b.len, sizeof golden_no_ext + 1 + sizeof ext);
+	ck_assert_mem_eq(b.data, golden_no_ext, sizeof golden_no_ext);
+	ck_assert_uint_eq(b.data[sizeof golden_no_ext], 5);
+	ck_assert_mem_eq(b.data + sizeof golden_no_ext + 1, ext, sizeof ext);
+
+	/* decode: same ext, same features, same bytes again */
+	d = decode_ok(&conf, &b);
+	const uint8_t *got = ls_lead_ext(d, &n);
+	ck_assert_uint_eq(n, sizeof ext);
+	ck_assert_mem_eq(got, ext, sizeof ext);
+	double v1[16], v2[16];
+	int n1 = ls_lead_features(l, &conf, LS_LEAD_AT_WATERMARK, v1, 16);
+	int n2 = ls_lead_features(d, &conf, LS_LEAD_AT_WATERMARK, v2, 16);
+	ck_assert_int_gt(n1, 0);
+	ck_assert_int_eq(n1, n2);
+	ck_assert_mem_eq(v1, v2, (size_t)n1 * sizeof(double));
+	ck_assert_str_eq(ls_lead_attribute(d, "plan"), "pro");
+	encode_ok(d, &conf, &b2);
+	ck_assert_uint_eq(b.len, b2.len);
+	ck_assert_mem_eq(b.data, b2.data, b.len);
+	ls_lead_free(d);
+
+	/* under another feature set (records walked over), the ext stays */
+	ls_feature_set *other = mk_set(set_b, 4);
+	ls_lead_conf oconf;
+	ls_lead_conf_default(&oconf, other);
+	d = decode_ok(&oconf, &b);
+	got = ls_lead_ext(d, &n);
+	ck_assert_uint_eq(n, sizeof ext);
+	ck_assert_mem_eq(got, ext, sizeof ext);
+	ls_lead_free(d);
+
+	/* cleared: the ext-less bytes again */
+	ck_assert_int_eq(ls_lead_set_ext(l, NULL, 0), LS_LEAD_APPLIED);
+	encode_ok(l, &conf, &b);
+	ck_assert_uint_eq(b.len, sizeof golden_no_ext);
+	ck_assert_mem_eq(b.data, golden_no_ext, b.len);
+
+	/* the largest ext: a two-byte length (4096 = 0x80 0x20) */
+	uint8_t *big = malloc(LS_LEAD_EXT_MAX);
+	ck_assert_ptr_nonnull(big);
+	for (size_t i = 0; i < LS_LEAD_EXT_MAX; i++)
+		big[i] = (uint8_t)rnd();
+	ck_assert_int_eq(ls_lead_set_ext(l, big, LS_LEAD_EXT_MAX),
+			 LS_LEAD_APPLIED);
+	encode_ok(l, &conf, &b);
+	ck_assert_uint_eq(b.len, sizeof golden_no_ext + 2 + LS_LEAD_EXT_MAX);
+	ck_assert_uint_eq(b.data[sizeof golden_no_ext], 0x80);
+	ck_assert_uint_eq(b.data[sizeof golden_no_ext + 1], 0x20);
+	d = decode_ok(&conf, &b);
+	got = ls_lead_ext(d, &n);
+	ck_assert_uint_eq(n, LS_LEAD_EXT_MAX);
+	ck_assert_mem_eq(got, big, LS_LEAD_EXT_MAX);
+	encode_ok(d, &conf, &b2);
+	ck_assert_uint_eq(b.len, b2.len);
+	ck_assert_mem_eq(b.data, b2.data, b.len);
+	ls_lead_free(d);
+	free(big);
+
+	ls_lead_blob_free(&b);
+	ls_lead_blob_free(&b2);
+	ls_lead_free(l);
+	ls_feature_set_free(other);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+START_TEST(test_ext_set_and_clear)
+{
+	ls_feature_set *set = mk_set(set_a, 4);
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *l = ls_lead_new(&conf);
+	size_t ram0 = ls_lead_ram_bytes(l), n = 99;
+
+	/* a copy: changing the caller's buffer afterwards changes nothing */
+	uint8_t buf[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	ck_assert_int_eq(ls_lead_set_ext(l, buf, 3), LS_LEAD_APPLIED);
+	buf[0] = 99;
+	const uint8_t *e = ls_lead_ext(l, &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(e[0], 1);
+	ck_assert_uint_eq(e[2], 3);
+	ck_assert_ptr_ne(e, buf);
+	ck_assert_uint_eq(ls_lead_ram_bytes(l), ram0 + 3);
+	ck_assert_ptr_eq(ls_lead_ext(l, NULL), e); /* len may be NULL */
+
+	/* replaced, including from the lead's own bytes */
+	ck_assert_int_eq(ls_lead_set_ext(l, buf, 8), LS_LEAD_APPLIED);
+	ck_assert_uint_eq(ls_lead_ram_bytes(l), ram0 + 8);
+	e = ls_lead_ext(l, &n);
+	ck_assert_int_eq(ls_lead_set_ext(l, e + 5, 3), LS_LEAD_APPLIED);
+	e = ls_lead_ext(l, &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(e[0], 6);
+	ck_assert_uint_eq(e[2], 8);
+
+	/* refused, lead unchanged: too long, NULL data, NULL lead */
+	uint8_t *big = calloc(1, LS_LEAD_EXT_MAX + 1);
+	ck_assert_ptr_nonnull(big);
+	ck_assert_int_eq(ls_lead_set_ext(l, big, LS_LEAD_EXT_MAX + 1),
+			 LS_LEAD_ERR_INVALID);
+	ck_assert_int_eq(ls_lead_set_ext(l, big, SIZE_MAX), LS_LEAD_ERR_INVALID);
+	ck_assert_int_eq(ls_lead_set_ext(l, NULL, 1), LS_LEAD_ERR_INVALID);
+	ck_assert_int_eq(ls_lead_set_ext(NULL, buf, 1), LS_LEAD_ERR_INVALID);
+	ck_assert_int_eq(ls_lead_set_ext(NULL, NULL, 0), LS_LEAD_ERR_INVALID);
+	e = ls_lead_ext(l, &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(e[0], 6);
+	ck_assert_uint_eq(ls_lead_ram_bytes(l), ram0 + 3);
+	free(big);
+
+	/* cleared, with or without a pointer */
+	ck_assert_int_eq(ls_lead_set_ext(l, buf, 0), LS_LEAD_APPLIED);
+	ck_assert_ptr_null(ls_lead_ext(l, &n));
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(ls_lead_ram_bytes(l), ram0);
+	ck_assert_int_eq(ls_lead_set_ext(l, buf, 1), LS_LEAD_APPLIED);
+	ck_assert_int_eq(ls_lead_set_ext(l, NULL, 0), LS_LEAD_APPLIED);
+	ck_assert_ptr_null(ls_lead_ext(l, &n));
+	ck_assert_uint_eq(n, 0);
+	/* a cleared lead encodes like one that never had ext bytes */
+	ls_lead *fresh = ls_lead_new(&conf);
+	ls_lead_blob b = { 0 }, bf = { 0 };
+	encode_ok(l, &conf, &b);
+	encode_ok(fresh, &conf, &bf);
+	ck_assert_uint_eq(b.len, bf.len);
+	ck_assert_mem_eq(b.data, bf.data, b.len);
+	n = 99;
+	ck_assert_ptr_null(ls_lead_ext(NULL, &n));
+	ck_assert_uint_eq(n, 0);
+	ls_lead_blob_free(&b);
+	ls_lead_blob_free(&bf);
+	ls_lead_free(fresh);
+	ls_lead_free(l); /* frees the ext too (ASan checks) */
+	l = ls_lead_new(&conf);
+	ck_assert_int_eq(ls_lead_set_ext(l, buf, 4), LS_LEAD_APPLIED);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+START_TEST(test_ext_decode_rejects)
+{
+	ls_feature_set *set = mk_set(set_a, 4);
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	const size_t g = sizeof golden_no_ext;
+	size_t len;
+	uint8_t *p;
+
+	/* length 0: an empty ext is written as no section */
+	static const uint8_t zero[] = { 0x00 };
+	p = golden_plus(zero, sizeof zero, &len);
+	expect_corrupt(&conf, p, len, g, "empty extension");
+	free(p);
+	/* the length runs past the end */
+	static const uint8_t over[] = { 0x05, 'a', 'b', 'c' };
+	p = golden_plus(over, sizeof over, &len);
+	expect_corrupt(&conf, p, len, g, "extension truncated");
+	free(p);
+	/* bytes after the ext */
+	static const uint8_t trail[] = { 0x02, 'a', 'b', 'c' };
+	p = golden_plus(trail, sizeof trail, &len);
+	expect_corrupt(&conf, p, len, g, "trailing bytes");
+	free(p);
+	/* a length cut in the middle, or not minimal */
+	static const uint8_t cut[] = { 0x80 };
+	p = golden_plus(cut, sizeof cut, &len);
+	expect_corrupt(&conf, p, len, g, "truncated varint");
+	free(p);
+	static const uint8_t padded[] = { 0x81, 0x00, 'a' };
+	p = golden_plus(padded, sizeof padded, &len);
+	expect_corrupt(&conf, p, len, g, "not minimal");
+	free(p);
+	/* LS_LEAD_EXT_MAX + 1 (4097 = 0x81 0x20) bytes, all present */
+	uint8_t *big = calloc(1, 2 + LS_LEAD_EXT_MAX + 1);
+	ck_assert_ptr_nonnull(big);
+	big[0] = 0x81;
+	big[1] = 0x20;
+	p = golden_plus(big, 2 + LS_LEAD_EXT_MAX + 1, &len);
+	expect_corrupt(&conf, p, len, g, "extension too long");
+	free(p);
+	/* ... and exactly the maximum is fine */
+	big[0] = 0x80;
+	p = golden_plus(big, 2 + LS_LEAD_EXT_MAX, &len);
+	ck_assert_int_eq(try_decode(&conf, p, len), LS_LEAD_APPLIED);
+	free(p);
+	free(big);
+
+	/* Every prefix of a blob with ext fails, except the one that ends
+	 * right after the records: that is a valid blob without ext. */
+	ls_lead *l = golden_lead(&conf);
+	static const uint8_t ext[] = { 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0xff };
+	ck_assert_int_eq(ls_lead_set_ext(l, ext, sizeof ext), LS_LEAD_APPLIED);
+	ls_lead_blob b = { 0 };
+	encode_ok(l, &conf, &b);
+	ck_assert_uint_eq(b.len, g + 1 + sizeof ext);
+	for (size_t n = 0; n < b.len; n++) {
+		uint8_t *copy = malloc(n ? n : 1);
+		memcpy(copy, b.data, n);
+		if (n == g) {
+			ls_lead *d = NULL;
+			ck_assert_int_eq(ls_lead_decode(&conf, copy, n, &d, NULL, 0),
+					 LS_LEAD_APPLIED);
+			size_t el = 99;
+			ck_assert_ptr_null(ls_lead_ext(d, &el));
+			ck_assert_uint_eq(el, 0);
+			ls_lead_free(d);
+		} else {
+			ck_assert_int_eq(try_decode(&conf, copy, n),
+					 LS_LEAD_ERR_CORRUPT);
+		}
+		free(copy);
+	}
+	/* one byte more: the length no longer reaches the end */
+	uint8_t *longer = malloc(b.len + 1);
+	memcpy(longer, b.data, b.len);
+	longer[b.len] = 0;
+	expect_corrupt(&conf, longer, b.len + 1, g, "trailing bytes");
+	free(longer);
+	/* every bit flipped: never a crash, and a decoded lead is usable */
+	uint8_t *copy = malloc(b.len);
+	for (size_t bit = 0; bit < b.len * 8; bit++) {
+		memcpy(copy, b.data, b.len);
+		copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		int rc = try_decode(&conf, copy, b.len);
+		/* a flip in the length byte always breaks the section */
+		if (bit / 8 == g)
+			ck_assert_int_eq(rc, LS_LEAD_ERR_CORRUPT);
+	}
+	free(copy);
+	ls_lead_blob_free(&b);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
+/* ls_lead_apply never touches the ext, whatever it decides. */
+START_TEST(test_ext_survives_apply)
+{
+	ls_feature_set *set = mk_set(set_a, 4);
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *l = ls_lead_new(&conf);
+	static const uint8_t ext[] = { 0xde, 0xad, 0xbe, 0xef };
+	ck_assert_int_eq(ls_lead_set_ext(l, ext, sizeof ext), LS_LEAD_APPLIED);
+	size_t n;
+
+	apply_ok(l, &conf, ev_web("s-1", T0, LS_WEB_PAGE_VIEW, NULL, 1000, NULL));
+	ls_event dup = ev_web("s-1", T0, LS_WEB_PAGE_VIEW, NULL, 1000, NULL);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &dup), LS_LEAD_DUPLICATE);
+	ls_event late = ev_web("s-2", T0 - conf.grace_ms - 1, LS_WEB_PAGE_VIEW,
+			       NULL, -1, NULL);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &late), LS_LEAD_TOO_LATE);
+	ls_event bad = ev_web(NULL, T0, LS_WEB_PAGE_VIEW, NULL, -1, NULL);
+	ck_assert_int_eq(ls_lead_apply(l, &conf, &bad), LS_LEAD_ERR_INVALID);
+	/* many slices: the arrays the ext sits next to grow */
+	for (unsigned i = 0; i < 60; i++)
+		apply_ok(l, &conf, ev_web(idf("s", i), T0 + (int64_t)i * H,
+					  LS_WEB_PAGE_VIEW, NULL, 500, NULL));
+	const uint8_t *e = ls_lead_ext(l, &n);
+	ck_assert_uint_eq(n, sizeof ext);
+	ck_assert_mem_eq(e, ext, sizeof ext);
+
+	/* in the blob, the ext is last; through decode, apply and encode it
+	 * stays */
+	ls_lead_blob b = { 0 };
+	encode_ok(l, &conf, &b);
+	ck_assert_uint_eq(b.data[b.len - sizeof ext - 1], sizeof ext);
+	ck_assert_mem_eq(b.data + b.len - sizeof ext, ext, sizeof ext);
+	ls_lead *d = decode_ok(&conf, &b);
+	apply_ok(d, &conf, ev_email("s-e", T0 + 61 * H, LS_EMAIL_OPENED, "c"));
+	encode_ok(d, &conf, &b);
+	ck_assert_mem_eq(b.data + b.len - sizeof ext, ext, sizeof ext);
+	e = ls_lead_ext(d, &n);
+	ck_assert_uint_eq(n, sizeof ext);
+	ck_assert_mem_eq(e, ext, sizeof ext);
+
+	/* the lead's state is the same as without ext: the blobs differ by
+	 * the section only */
+	ls_lead *plain = decode_ok(&conf, &b);
+	ck_assert_int_eq(ls_lead_set_ext(plain, NULL, 0), LS_LEAD_APPLIED);
+	ls_lead_blob bp = { 0 };
+	encode_ok(plain, &conf, &bp);
+	ck_assert_uint_eq(bp.len + 1 + sizeof ext, b.len);
+	ck_assert_mem_eq(bp.data, b.data, bp.len);
+
+	ls_lead_blob_free(&bp);
+	ls_lead_blob_free(&b);
+	ls_lead_free(plain);
+	ls_lead_free(d);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
 /* ---- arguments and configuration ---- */
 
 START_TEST(test_invalid_arguments)
@@ -1732,6 +2119,10 @@ static Suite *lead_suite(void)
 	tcase_add_test(tc, test_spec_change);
 	tcase_add_test(tc, test_decode_fuzz);
 	tcase_add_test(tc, test_decode_rejects_v1);
+	tcase_add_test(tc, test_ext_roundtrip_and_golden);
+	tcase_add_test(tc, test_ext_set_and_clear);
+	tcase_add_test(tc, test_ext_decode_rejects);
+	tcase_add_test(tc, test_ext_survives_apply);
 	tcase_add_test(tc, test_invalid_arguments);
 	suite_add_tcase(s, tc);
 	return s;
