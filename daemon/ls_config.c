@@ -928,7 +928,7 @@ static const field model_fields[] = {
 	{ .name = "ftrl.clip", .type = FT_NUMBER, .offset = M_OFF(ftrl.clip), .def = "5",
 	  .desc = "Inputs are clamped to +-clip after the log1p transform and standardisation (> 0)." },
 	{ .name = "crosses", .type = FT_CUSTOM, .custom = &crosses_custom,
-	  .def = "[[page_category, industry]]",
+	  .def = "[[industry, size_band], [industry, role]]",
 	  .desc = "Up to 16 pairs [a, b] of categorical keys hashed together as one input; [] for none." },
 	{ .name = "metrics", .type = FT_CUSTOM, .custom = &metrics_custom,
 	  .def = "[employees, annual_revenue]",
@@ -2466,8 +2466,10 @@ static const ls_model_spec default_model = {
 		.n_buckets = LS_FTRL_DEFAULT_BUCKETS,
 		.clip = LS_FTRL_DEFAULT_CLIP,
 	},
-	.n_crosses = 1,
-	.crosses = { { "page_category", "industry" } },
+	/* segment interactions sales teams name first: an industry's
+	 * buyers differ by company size and by seniority */
+	.n_crosses = 2,
+	.crosses = { { "industry", "size_band" }, { "industry", "role" } },
 	.n_metrics = 2,
 	.metrics = { "employees", "annual_revenue" },
 	.decay_half_life_ms = 0,
@@ -2717,7 +2719,7 @@ static void parse_crosses(loader *ld, const field *f, void *base, yaml_node_t *n
 	(void)f;
 	if (node->type != YAML_SEQUENCE_NODE) {
 		ld_error(ld, node->start_mark, disp,
-			 "expected a sequence of pairs such as [[page_category, industry]], got %s",
+			 "expected a sequence of pairs such as [[industry, size_band]], got %s",
 			 is_null_scalar(node) ? "null" : node_kind(node));
 		return;
 	}
@@ -2736,11 +2738,11 @@ static void parse_crosses(loader *ld, const field *f, void *base, yaml_node_t *n
 		key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
 		if (pair->type != YAML_SEQUENCE_NODE || seq_len(pair) != 2) {
 			ld_error(ld, pair->start_mark, idisp,
-				 "expected a pair of categorical keys such as [page_category, industry]");
+				 "expected a pair of categorical keys such as [industry, size_band]");
 			ok = false;
 			continue;
 		}
-		if (!scalar_list(ld, pair, idisp, "[page_category, industry]", 2)) {
+		if (!scalar_list(ld, pair, idisp, "[industry, size_band]", 2)) {
 			ok = false;
 			continue;
 		}

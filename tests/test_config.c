@@ -1276,9 +1276,11 @@ static void want_default_model(ls_model_spec *m)
 	char err[128];
 	ck_assert_msg(ls_tiers_init(&m->tiers, names, bounds, 3, 0.02, err, sizeof err), "%s", err);
 	ls_ftrl_params_default(&m->ftrl);
-	m->n_crosses = 1;
-	snprintf(m->crosses[0].a, sizeof m->crosses[0].a, "page_category");
-	snprintf(m->crosses[0].b, sizeof m->crosses[0].b, "industry");
+	m->n_crosses = 2;
+	snprintf(m->crosses[0].a, sizeof m->crosses[0].a, "industry");
+	snprintf(m->crosses[0].b, sizeof m->crosses[0].b, "size_band");
+	snprintf(m->crosses[1].a, sizeof m->crosses[1].a, "industry");
+	snprintf(m->crosses[1].b, sizeof m->crosses[1].b, "role");
 	m->n_metrics = 2;
 	snprintf(m->metrics[0], sizeof m->metrics[0], "employees");
 	snprintf(m->metrics[1], sizeof m->metrics[1], "annual_revenue");
@@ -1408,6 +1410,8 @@ START_TEST(test_models_custom)
 	w.negative_mask = 0;
 	w.shadow = true;
 	w.n_crosses = 2;
+	snprintf(w.crosses[0].a, sizeof w.crosses[0].a, "role");
+	snprintf(w.crosses[0].b, sizeof w.crosses[0].b, "industry");
 	snprintf(w.crosses[1].a, sizeof w.crosses[1].a, "industry");
 	snprintf(w.crosses[1].b, sizeof w.crosses[1].b, "country");
 	w.n_metrics = 1;
