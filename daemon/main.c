@@ -25,6 +25,7 @@
 #include "ls_config.h"
 #include "ls_kafka.h"
 #include "ls_pipeline.h"
+#include "ls_scorer.h"
 #include "ls_log.h"
 #include "ls_redis.h"
 #include "ls_store.h"
@@ -226,6 +227,19 @@ static void log_stats(const ls_pipeline *p, const char *msg)
 	       (unsigned long long)dlq, (unsigned long long)st->commits,
 	       (unsigned long long)st->leads_written,
 	       (unsigned long long)st->redis_failures);
+	const ls_scorer *sc = ls_pipeline_scorer(p);
+	for (size_t i = 0; i < ls_scorer_n_models(sc); i++) {
+		ls_scorer_model_stats ms;
+		ls_scorer_stats(sc, i, &ms);
+		ls_log(LS_LOG_INFO, "scorer", "model",
+		       "model=%s version=%llu positives=%llu negatives=%llu timeouts=%llu "
+		       "scored=%llu published=%llu eval_labels=%llu auc=%.4f logloss=%.4f ece=%.4f",
+		       ms.name, (unsigned long long)ms.version,
+		       (unsigned long long)ms.positives, (unsigned long long)ms.negatives,
+		       (unsigned long long)ms.timeouts, (unsigned long long)ms.scored,
+		       (unsigned long long)ms.published, (unsigned long long)ms.eval_labels,
+		       ms.auc, ms.logloss, ms.ece);
+	}
 }
 
 static int run(ls_config *cfg)
@@ -318,8 +332,12 @@ out:
 	if (consumer != NULL)
 		ls_log(LS_LOG_INFO, "kafka", "left the group", "close_ms=%lld",
 		       (long long)(mono_ms() - t0));
-	if (pipeline != NULL)
+	if (pipeline != NULL) {
+		/* the revocation committed everything; fold it into the
+		 * shared models so a restart resumes from them */
+		ls_pipeline_checkpoint(pipeline);
 		log_stats(pipeline, "stopped");
+	}
 	ls_pipeline_free(pipeline);
 	ls_store_free(store);
 	ls_codec_free(codec);

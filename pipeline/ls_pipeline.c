@@ -24,6 +24,7 @@
 
 #include "ls_cache.h"
 #include "ls_log.h"
+#include "ls_scorer.h"
 
 typedef struct batch_event {
 	ls_event ev;
@@ -59,6 +60,14 @@ struct ls_pipeline {
 	size_t n_offsets, cap_offsets, cap_offset_topics;
 	ls_buf blobs;
 	ls_lead_blob scratch;
+	ls_scorer *scorer;
+	ls_cache_entry **touched; /* leads with an applied event this batch */
+	size_t n_touched, cap_touched;
+	uint64_t batch_no;
+	size_t produced_in_batch; /* ScoreChange events since the last commit */
+	bool models_restored;
+	int64_t last_checkpoint_ms;
+	unsigned checkpoint_failures;
 
 	size_t dlq_in_batch;   /* dead letters since the last commit */
 	int64_t last_commit_ms;
@@ -214,6 +223,7 @@ static void reset_pending(ls_pipeline *p)
 	p->n_offsets = 0;
 	p->n_dirty = 0;
 	p->dlq_in_batch = 0;
+	p->produced_in_batch = 0;
 }
 
 /*
@@ -227,6 +237,7 @@ static void fail_batch(ls_pipeline *p, const char *why)
 	drop_messages(p);
 	reset_pending(p);
 	ls_cache_clear(&p->cache);
+	ls_scorer_discard(p->scorer);
 	if (!p->need_resync) {
 		ls_log(LS_LOG_WARN, "pipeline", "batch not committed, pausing consumption",
 		       "reason=%s", ls_log_quote(why, q, sizeof q));
@@ -371,23 +382,74 @@ static int load_misses(ls_pipeline *p, char *err, size_t errlen)
 	return 0;
 }
 
+static int mark_dirty(ls_pipeline *p, ls_cache_entry *e)
+{
+	if (e->dirty)
+		return 0;
+	if (reserve((void **)&p->dirty, &p->cap_dirty, p->n_dirty + 1,
+		    sizeof *p->dirty) != 0)
+		return -1;
+	e->dirty = true;
+	p->dirty[p->n_dirty++] = e;
+	return 0;
+}
+
+/*
+ * Rescore every lead an applied event touched, once per batch, after the
+ * whole batch is applied: a lead with ten events in a batch gets one
+ * score, caused by its last event.
+ */
+static int score_touched(ls_pipeline *p, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < p->n_touched; i++) {
+		ls_cache_entry *e = p->touched[i];
+		bool changed = false;
+		size_t produced = 0;
+		if (ls_scorer_score(p->scorer, e->lead_id, e->lead, e->cause,
+				    &changed, &produced, err, errlen) != 0)
+			return -1;
+		p->produced_in_batch += produced;
+		if (changed && mark_dirty(p, e) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	p->n_touched = 0;
+	return 0;
+}
+
 static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 {
+	p->batch_no++;
+	p->n_touched = 0;
 	for (size_t i = 0; i < p->n_events; i++) {
 		batch_event *be = &p->events[i];
 		int src = (int)be->ev.source;
+		bool changed = false;
+		if (ls_scorer_before_apply(p->scorer, be->entry->lead, &be->ev,
+					   &changed, err, errlen) != 0)
+			return -1;
+		if (changed && mark_dirty(p, be->entry) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
 		int rc = ls_lead_apply(be->entry->lead, &p->lead_conf, &be->ev);
 		switch (rc) {
 		case LS_LEAD_APPLIED:
 			p->st.applied[src]++;
-			if (!be->entry->dirty) {
-				if (reserve((void **)&p->dirty, &p->cap_dirty,
-					    p->n_dirty + 1, sizeof *p->dirty) != 0) {
+			if (mark_dirty(p, be->entry) != 0) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			be->entry->cause = &be->ev;
+			if (be->entry->touched_batch != p->batch_no) {
+				if (reserve((void **)&p->touched, &p->cap_touched,
+					    p->n_touched + 1, sizeof *p->touched) != 0) {
 					snprintf(err, errlen, "out of memory");
 					return -1;
 				}
-				be->entry->dirty = true;
-				p->dirty[p->n_dirty++] = be->entry;
+				be->entry->touched_batch = p->batch_no;
+				p->touched[p->n_touched++] = be->entry;
 			}
 			break;
 		case LS_LEAD_DUPLICATE:
@@ -401,17 +463,17 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	return 0;
+	return score_touched(p, err, errlen);
 }
 
 static int commit(ls_pipeline *p, char *err, size_t errlen)
 {
-	if (p->dlq_in_batch > 0) {
+	if (p->dlq_in_batch > 0 || p->produced_in_batch > 0) {
 		uint64_t before = p->dlq_delivery_errors;
 		rd_kafka_resp_err_t e = rd_kafka_flush(p->dlq, 10000);
 		if (e != RD_KAFKA_RESP_ERR_NO_ERROR || p->dlq_delivery_errors != before) {
 			p->st.dlq_failures++;
-			snprintf(err, errlen, "dead letters not delivered: %s",
+			snprintf(err, errlen, "dead letters or scores not delivered: %s",
 				 rd_kafka_err2name(e));
 			return -1;
 		}
@@ -448,9 +510,13 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < p->n_dirty; i++)
 		w[i].data = p->blobs.data + off[i];
+	const ls_store_append *appends;
+	size_t n_appends;
+	if (ls_scorer_commit_appends(p->scorer, &appends, &n_appends, err, errlen) != 0)
+		return -1;
 	char serr[512];
-	if (ls_store_commit(p->store, w, p->n_dirty, p->offsets, p->n_offsets,
-			    serr, sizeof serr) != 0) {
+	if (ls_store_commit_log(p->store, w, p->n_dirty, appends, n_appends,
+				p->offsets, p->n_offsets, serr, sizeof serr) != 0) {
 		snprintf(err, errlen, "redis commit: %s", serr);
 		return -1;
 	}
@@ -475,6 +541,7 @@ static int commit_pending(ls_pipeline *p)
 	}
 	for (size_t i = 0; i < p->n_dirty; i++)
 		p->dirty[i]->dirty = false;
+	ls_scorer_committed(p->scorer);
 	ls_log(LS_LOG_DEBUG, "pipeline", "committed", "leads=%zu partitions=%zu",
 	       p->n_dirty, p->n_offsets);
 	p->st.commits++;
@@ -483,6 +550,31 @@ static int commit_pending(ls_pipeline *p)
 	p->last_commit_ms = mono_ms();
 	if ((int64_t)ls_cache_count(&p->cache) > p->cfg->pipeline.cache_leads)
 		ls_cache_clear(&p->cache);
+	if (p->last_commit_ms - p->last_checkpoint_ms >=
+	    p->cfg->scoring.checkpoint_interval_ms)
+		ls_pipeline_checkpoint(p);
+	return 0;
+}
+
+int ls_pipeline_checkpoint(ls_pipeline *p)
+{
+	char err[600], q[700];
+	p->last_checkpoint_ms = mono_ms();
+	if (p->need_resync)
+		return -1;
+	if (ls_scorer_checkpoint(p->scorer, err, sizeof err) != 0) {
+		/* the learning log keeps every committed label, so a failed
+		 * checkpoint only delays the merge; say so, not too often */
+		if (p->checkpoint_failures++ % 10 == 0)
+			ls_log(LS_LOG_WARN, "pipeline", "model checkpoint failed",
+			       "failures=%u error=%s", p->checkpoint_failures,
+			       ls_log_quote(err, q, sizeof q));
+		return -1;
+	}
+	if (p->checkpoint_failures > 0)
+		ls_log(LS_LOG_INFO, "pipeline", "model checkpoint succeeded again",
+		       "failures=%u", p->checkpoint_failures);
+	p->checkpoint_failures = 0;
 	return 0;
 }
 
@@ -638,6 +730,24 @@ int ls_pipeline_step(ls_pipeline *p)
 {
 	if (p->need_resync)
 		return resync(p) == 0 ? 0 : -1;
+	if (!p->models_restored) {
+		/* before anything is learned: the first checkpoint folds the
+		 * shared models and adopts them */
+		if (ls_pipeline_checkpoint(p) != 0) {
+			fail_batch(p, "models cannot be restored from redis");
+			return -1;
+		}
+		p->models_restored = true;
+		for (size_t i = 0; i < ls_scorer_n_models(p->scorer); i++) {
+			ls_scorer_model_stats s;
+			ls_scorer_stats(p->scorer, i, &s);
+			ls_log(LS_LOG_INFO, "pipeline", "model restored",
+			       "model=%s version=%" PRIu64 " positives=%" PRIu64
+			       " negatives=%" PRIu64 " eval_labels=%" PRIu64,
+			       s.name, s.version, s.positives, s.negatives,
+			       s.eval_labels);
+		}
+	}
 
 	size_t max = (size_t)p->cfg->pipeline.batch_size;
 	if (reserve((void **)&p->msgs, &p->cap_msgs, max, sizeof *p->msgs) != 0) {
@@ -703,6 +813,7 @@ void ls_pipeline_reload(ls_pipeline *p)
 }
 
 bool ls_pipeline_paused(const ls_pipeline *p) { return p->need_resync; }
+struct ls_scorer *ls_pipeline_scorer(const ls_pipeline *p) { return p->scorer; }
 const ls_pipeline_stats *ls_pipeline_stats_get(const ls_pipeline *p) { return &p->st; }
 const ls_feature_set *ls_pipeline_features(const ls_pipeline *p) { return p->features; }
 
@@ -755,6 +866,10 @@ ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
 		rd_kafka_conf_destroy(conf);
 		goto fail;
 	}
+	p->scorer = ls_scorer_new(cfg, p->features, &p->lead_conf, codec, p->dlq,
+				  store, err, errlen);
+	if (p->scorer == NULL)
+		goto fail;
 	ls_kafka_consumer_set_hooks(consumer, on_assign, on_revoke, p);
 	return p;
 fail:
@@ -774,6 +889,7 @@ void ls_pipeline_free(ls_pipeline *p)
 			       "count=%d", rd_kafka_outq_len(p->dlq));
 		rd_kafka_destroy(p->dlq);
 	}
+	ls_scorer_free(p->scorer);
 	ls_cache_free(&p->cache);
 	ls_arena_free(&p->arena);
 	ls_buf_free(&p->blobs);
@@ -785,6 +901,7 @@ void ls_pipeline_free(ls_pipeline *p)
 	free(p->miss_ids);
 	free(p->miss_blobs);
 	free(p->dirty);
+	free(p->touched);
 	free(p->writes);
 	free(p->write_off);
 	free(p->offsets);

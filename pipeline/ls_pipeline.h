@@ -113,6 +113,16 @@ int ls_pipeline_step(ls_pipeline *p);
 /* Commit what is pending now, whatever the interval. 0 or -1. */
 int ls_pipeline_commit(ls_pipeline *p);
 
+/*
+ * Fold and save the models now (done every scoring.checkpoint_interval
+ * after a commit, and by the daemon at shutdown after the last commit).
+ * 0 or -1 (logged; the learning log keeps what was committed).
+ */
+int ls_pipeline_checkpoint(ls_pipeline *p);
+
+/* The models (for stats). */
+struct ls_scorer *ls_pipeline_scorer(const ls_pipeline *p);
+
 bool ls_pipeline_paused(const ls_pipeline *p);
 const ls_pipeline_stats *ls_pipeline_stats_get(const ls_pipeline *p);
 const ls_feature_set *ls_pipeline_features(const ls_pipeline *p);

@@ -94,6 +94,10 @@ struct ls_store {
 	size_t text_cap;
 	size_t *text_off; /* argv[i] = text + text_off[i] once text is final */
 	size_t text_off_cap;
+
+	/* log entries of the last model read, pointing into replies */
+	ls_store_blob *log_blobs;
+	size_t log_blobs_cap;
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -361,6 +365,7 @@ void ls_store_free(ls_store *st)
 	free(st->argvlen);
 	free(st->text);
 	free(st->text_off);
+	free(st->log_blobs);
 	free(st);
 }
 
@@ -551,7 +556,8 @@ static int read_queued(ls_store *st, size_t queued, bool *refused, char *err,
 	return 0;
 }
 
-/* Check the EXEC reply: one +OK per SET, an integer for the HSET. */
+/* Check the EXEC reply: one +OK per SET, an integer for each RPUSH and
+ * the HSET. */
 static int check_exec(ls_store *st, const redisReply *r, size_t nw,
 		      size_t queued, char *err, size_t errlen)
 {
@@ -599,10 +605,18 @@ int ls_store_commit(ls_store *st, const ls_store_write *w, size_t nw,
 		    const ls_store_offset *o, size_t no, char *err,
 		    size_t errlen)
 {
+	return ls_store_commit_log(st, w, nw, NULL, 0, o, no, err, errlen);
+}
+
+int ls_store_commit_log(ls_store *st, const ls_store_write *w, size_t nw,
+			const ls_store_append *a, size_t na,
+			const ls_store_offset *o, size_t no, char *err,
+			size_t errlen)
+{
 	release_replies(st);
 	if (need_connection(st, "commit", err, errlen) != 0)
 		return -1;
-	if (nw == 0 && no == 0)
+	if (nw == 0 && no == 0 && na == 0)
 		return 0;
 
 	const char *multi[1] = { "MULTI" };
@@ -622,13 +636,20 @@ int ls_store_commit(ls_store *st, const ls_store_write *w, size_t nw,
 		if (redisAppendCommandArgv(st->c, 5, argv, argvlen) != REDIS_OK)
 			return oom_fail(st, "commit", err, errlen);
 	}
+	for (size_t i = 0; i < na; i++) {
+		const char *argv[3] = { "RPUSH", a[i].key,
+					a[i].data ? (const char *)a[i].data : "" };
+		size_t argvlen[3] = { 5, strlen(a[i].key), a[i].data ? a[i].len : 0 };
+		if (redisAppendCommandArgv(st->c, 3, argv, argvlen) != REDIS_OK)
+			return oom_fail(st, "commit", err, errlen);
+	}
 	if (no > 0 && append_offsets_hset(st, o, no) != 0)
 		return oom_fail(st, "commit", err, errlen);
 	const char *exec[1] = { "EXEC" };
 	size_t execlen[1] = { 4 };
 	if (redisAppendCommandArgv(st->c, 1, exec, execlen) != REDIS_OK)
 		return oom_fail(st, "commit", err, errlen);
-	size_t queued = nw + (no > 0 ? 1 : 0);
+	size_t queued = nw + na + (no > 0 ? 1 : 0);
 
 	pipe_guard g;
 	pipe_guard_enter(&g);
@@ -754,5 +775,184 @@ int ls_store_memory_usage(ls_store *st, const char *lead_id,
 		rc = -1;
 	}
 	freeReplyObject(r);
+	return rc;
+}
+
+/* ------------------------------------------------------------- models */
+
+const char *ls_store_key_prefix(const ls_store *st) { return st->prefix; }
+
+static int blob_of(const redisReply *r, ls_store_blob *b)
+{
+	if (r->type == REDIS_REPLY_NIL) {
+		*b = (ls_store_blob){ NULL, 0 };
+		return 0;
+	}
+	if (r->type != REDIS_REPLY_STRING)
+		return -1;
+	*b = (ls_store_blob){ (const uint8_t *)r->str, r->len };
+	return 0;
+}
+
+static const char *reply_why(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
+}
+
+/* Point out at the GET, GET, LRANGE replies g[0..3). */
+static int model_state_of(ls_store *st, redisReply *const *g,
+			  ls_store_model_state *out, char *err, size_t errlen)
+{
+	if (blob_of(g[0], &out->model) != 0) {
+		ls_set_err(err, errlen, "model read: GET model: %s", reply_why(g[0]));
+		return -1;
+	}
+	if (blob_of(g[1], &out->eval) != 0) {
+		ls_set_err(err, errlen, "model read: GET eval: %s", reply_why(g[1]));
+		return -1;
+	}
+	if (g[2]->type != REDIS_REPLY_ARRAY) {
+		ls_set_err(err, errlen, "model read: LRANGE log: %s", reply_why(g[2]));
+		return -1;
+	}
+	size_t n = g[2]->elements;
+	if (grow((void **)&st->log_blobs, &st->log_blobs_cap, n ? n : 1,
+		 sizeof *st->log_blobs) != 0) {
+		ls_set_err(err, errlen, "model read: out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (blob_of(g[2]->element[i], &st->log_blobs[i]) != 0 ||
+		    st->log_blobs[i].data == NULL) {
+			ls_set_err(err, errlen, "model read: log entry %zu is not a string", i);
+			return -1;
+		}
+	out->log = st->log_blobs;
+	out->n_log = n;
+	return 0;
+}
+
+int ls_store_model_read(ls_store *st, const ls_store_model_keys *k, bool watch,
+			ls_store_model_state *out, char *err, size_t errlen)
+{
+	release_replies(st);
+	*out = (ls_store_model_state){ 0 };
+	if (need_connection(st, "model read", err, errlen) != 0)
+		return -1;
+	if (grow((void **)&st->replies, &st->replies_cap, 6, sizeof *st->replies) != 0) {
+		ls_set_err(err, errlen, "model read: out of memory");
+		return -1;
+	}
+	const char *first = watch ? "WATCH" : "MULTI";
+	const char *a0[2] = { first, k->model };
+	size_t l0[2] = { 5, strlen(k->model) };
+	const char *a1[2] = { "GET", k->model };
+	size_t l1[2] = { 3, strlen(k->model) };
+	const char *a2[2] = { "GET", k->eval };
+	size_t l2[2] = { 3, strlen(k->eval) };
+	const char *a3[4] = { "LRANGE", k->log, "0", "-1" };
+	size_t l3[4] = { 6, strlen(k->log), 1, 2 };
+	const char *a4[1] = { "EXEC" };
+	size_t l4[1] = { 4 };
+	if (redisAppendCommandArgv(st->c, watch ? 2 : 1, a0, l0) != REDIS_OK ||
+	    redisAppendCommandArgv(st->c, 2, a1, l1) != REDIS_OK ||
+	    redisAppendCommandArgv(st->c, 2, a2, l2) != REDIS_OK ||
+	    redisAppendCommandArgv(st->c, 4, a3, l3) != REDIS_OK ||
+	    (!watch && redisAppendCommandArgv(st->c, 1, a4, l4) != REDIS_OK))
+		return oom_fail(st, "model read", err, errlen);
+	size_t n = watch ? 4 : 5;
+	pipe_guard g;
+	pipe_guard_enter(&g);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		redisReply *r = read_reply(st);
+		if (r == NULL) {
+			rc = io_fail(st, "model read", err, errlen);
+			break;
+		}
+		st->replies[st->n_replies++] = r;
+	}
+	pipe_guard_leave(&g);
+	if (rc != 0)
+		return rc;
+	redisReply **r = st->replies;
+	if (r[0]->type == REDIS_REPLY_ERROR) {
+		ls_set_err(err, errlen, "model read: %s: %s", first, r[0]->str);
+		return -1;
+	}
+	if (watch)
+		return model_state_of(st, r + 1, out, err, errlen);
+	redisReply *ex = r[4];
+	if (ex->type != REDIS_REPLY_ARRAY || ex->elements != 3) {
+		ls_set_err(err, errlen, "model read: EXEC: %s", reply_why(ex));
+		return -1;
+	}
+	return model_state_of(st, ex->element, out, err, errlen);
+}
+
+void ls_store_unwatch(ls_store *st)
+{
+	if (st->c == NULL)
+		return;
+	pipe_guard g;
+	pipe_guard_enter(&g);
+	redisReply *r = redisCommand(st->c, "UNWATCH");
+	if (r == NULL)
+		io_fail(st, "unwatch", NULL, 0);
+	else
+		freeReplyObject(r);
+	pipe_guard_leave(&g);
+}
+
+int ls_store_model_write(ls_store *st, const ls_store_model_keys *k,
+			 const uint8_t *model, size_t model_len,
+			 const uint8_t *eval, size_t eval_len, size_t n_folded,
+			 char *err, size_t errlen)
+{
+	release_replies(st);
+	if (need_connection(st, "model write", err, errlen) != 0)
+		return -1;
+	char start[24];
+	snprintf(start, sizeof start, "%zu", n_folded);
+	const char *multi[1] = { "MULTI" };
+	size_t multilen[1] = { 5 };
+	const char *a1[3] = { "SET", k->model, model_len ? (const char *)model : "" };
+	size_t l1[3] = { 3, strlen(k->model), model_len };
+	const char *a2[3] = { "SET", k->eval, eval_len ? (const char *)eval : "" };
+	size_t l2[3] = { 3, strlen(k->eval), eval_len };
+	const char *a3[4] = { "LTRIM", k->log, start, "-1" };
+	size_t l3[4] = { 5, strlen(k->log), strlen(start), 2 };
+	const char *exec[1] = { "EXEC" };
+	size_t execlen[1] = { 4 };
+	if (redisAppendCommandArgv(st->c, 1, multi, multilen) != REDIS_OK ||
+	    redisAppendCommandArgv(st->c, 3, a1, l1) != REDIS_OK ||
+	    redisAppendCommandArgv(st->c, 3, a2, l2) != REDIS_OK ||
+	    redisAppendCommandArgv(st->c, 4, a3, l3) != REDIS_OK ||
+	    redisAppendCommandArgv(st->c, 1, exec, execlen) != REDIS_OK)
+		return oom_fail(st, "model write", err, errlen);
+	pipe_guard g;
+	pipe_guard_enter(&g);
+	bool refused = false;
+	int rc;
+	redisReply *r = NULL;
+	if (read_queued(st, 3, &refused, err, errlen) != 0 ||
+	    (r = read_reply(st)) == NULL) {
+		rc = io_fail(st, "model write outcome unknown", err, errlen);
+	} else if (refused) {
+		rc = -1;
+	} else if (r->type == REDIS_REPLY_NIL) {
+		rc = 0; /* the WATCH fired */
+	} else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+		   r->element[0]->type != REDIS_REPLY_STATUS ||
+		   r->element[1]->type != REDIS_REPLY_STATUS ||
+		   r->element[2]->type != REDIS_REPLY_STATUS) {
+		ls_set_err(err, errlen, "model write: EXEC: unexpected reply");
+		rc = -1;
+	} else {
+		rc = 1;
+	}
+	if (r != NULL)
+		freeReplyObject(r);
+	pipe_guard_leave(&g);
 	return rc;
 }

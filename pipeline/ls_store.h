@@ -129,6 +129,70 @@ int ls_store_commit(ls_store *st, const ls_store_write *w, size_t nw,
 		    const ls_store_offset *o, size_t no, char *err,
 		    size_t errlen);
 
+/* One RPUSH of a commit: data appended to the list at key (a full key). */
+typedef struct ls_store_append {
+	const char *key;
+	const uint8_t *data;
+	size_t len;
+} ls_store_append;
+
+/*
+ * ls_store_commit() that also appends a[0..na) to their lists in the same
+ * transaction (the models' learning logs, see ls_mlog.h). A list key of
+ * another type fails its RPUSH at run time after the SETs: connect does
+ * not check model keys, so the scorer checks them when it restores.
+ */
+int ls_store_commit_log(ls_store *st, const ls_store_write *w, size_t nw,
+			const ls_store_append *a, size_t na,
+			const ls_store_offset *o, size_t no, char *err,
+			size_t errlen);
+
+/*
+ * A model's shared state: the checkpoint, the evaluation window and the
+ * learning log not yet folded into the checkpoint (oldest first). Blobs
+ * point into replies owned by the store, valid like ls_store_load()'s.
+ */
+typedef struct ls_store_model_keys {
+	const char *model; /* string: ls_ftrl_encode() of the shared model */
+	const char *eval;  /* string: ls_eval_encode() of the shared window */
+	const char *log;   /* list of ls_mlog entries */
+} ls_store_model_keys;
+
+typedef struct ls_store_model_state {
+	ls_store_blob model; /* data NULL when absent */
+	ls_store_blob eval;
+	const ls_store_blob *log;
+	size_t n_log;
+} ls_store_model_state;
+
+/*
+ * Read the three keys as one consistent snapshot. With watch, the model
+ * key is WATCHed first (the reads then happen in one pipeline), so that a
+ * following ls_store_model_write() only succeeds if no other instance
+ * rewrote the model in between; without, the reads run in one MULTI/EXEC
+ * (read-only tools).
+ */
+int ls_store_model_read(ls_store *st, const ls_store_model_keys *k, bool watch,
+			ls_store_model_state *out, char *err, size_t errlen);
+
+/*
+ * After a watched read: in one MULTI/EXEC set the model and eval blobs
+ * and drop the first n_folded log entries (the ones folded into them;
+ * entries appended since stay). Returns 1 when written, 0 when the WATCH
+ * fired (another instance wrote the model first: read again), -1 on
+ * error.
+ */
+int ls_store_model_write(ls_store *st, const ls_store_model_keys *k,
+			 const uint8_t *model, size_t model_len,
+			 const uint8_t *eval, size_t eval_len, size_t n_folded,
+			 char *err, size_t errlen);
+
+/* Forget a WATCH when a read is not followed by a write. */
+void ls_store_unwatch(ls_store *st);
+
+/* redis.key_prefix as configured. */
+const char *ls_store_key_prefix(const ls_store *st);
+
 /*
  * Fill o[i].next_offset for each (topic, partition) from the offsets hash
  * with one HMGET; -1 when none is stored. n may be 0. A stored value that

@@ -2,33 +2,57 @@
  * leadscorectl - inspect what leadscored keeps in Redis.
  *
  *   leadscorectl [--config PATH] lead LEAD_ID [--at MS]
+ *   leadscorectl [--config PATH] model NAME
  *   leadscorectl [--config PATH] offsets TOPIC:PARTITION...
  *
- * `lead` prints one JSON object: the lead's watermark, event counts per
+ * `lead` prints one JSON object (window_state_xxh3: a hash of the lead's
+ * state without its scoring extension, for comparing runs): the lead's watermark, event counts per
  * source, every feature value (at the watermark, or at --at MS), its
  * profile, blob size and Redis MEMORY USAGE. It decodes the state with the
  * daemon's own code and feature set (from the same config), so what it
- * prints is what the models see. Exit 0, 1 for an error, 3 when the lead
- * is not stored.
+ * prints is what the models see. "scores" holds, per configured model,
+ * what scoring remembers for the lead (ls_leadscore: last published score,
+ * tier, version, label) and the score decayed toward the model's prior
+ * (positives / labels of the shared model) over the time since the
+ * watermark, up to --at MS or now; "first_ts" is the lead's first event
+ * seen by scoring. Exit 0, 1 for an error, 3 when the lead is not stored.
+ *
+ * `model` prints one JSON object about a model's shared state: the
+ * checkpoint and learning log are read in one MULTI/EXEC and folded
+ * exactly as a checkpoint would fold them (ls_scorer_fold), so version,
+ * label counts, window metrics and weights are what every instance scores
+ * with after its next checkpoint. Nothing is written. Exit 0, 1 for an
+ * error, 3 when NAME is not a configured model.
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
+#include <xxhash.h>
 
 #include "ls_build.h"
 #include "ls_config.h"
+#include "ls_ftrl.h"
 #include "ls_lead.h"
+#include "ls_leadscore.h"
 #include "ls_pipeline.h"
+#include "ls_scorer.h"
 #include "ls_store.h"
+
+#define KEY_MAX 512
+#define TOP_WEIGHTS 10
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: leadscorectl [--config PATH] lead LEAD_ID [--at MS]\n"
+		"       leadscorectl [--config PATH] model NAME\n"
 		"       leadscorectl [--config PATH] offsets TOPIC:PARTITION...\n"
 		"  -c, --config PATH  configuration (default %s); LEADSCORE_* env applies\n",
 		LS_DEFAULT_CONFIG);
@@ -47,8 +71,166 @@ static int print_json(json_t *o)
 	return 0;
 }
 
+/* A JSON number, or null when d is not finite (JSON has no NaN). */
+static json_t *json_num(double d)
+{
+	return isfinite(d) ? json_real(d) : json_null();
+}
+
+/* Wall-clock milliseconds since the epoch. */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000);
+}
+
+/* A model's shared state as a checkpoint would fold it. */
+typedef struct shared_model {
+	ls_ftrl *model;
+	ls_eval *eval;
+	size_t skipped; /* log entries of another layout or unreadable */
+	size_t n_log;   /* log entries read */
+	bool stored;    /* a checkpoint exists */
+} shared_model;
+
+static void shared_model_free(shared_model *sm)
+{
+	ls_ftrl_free(sm->model);
+	ls_eval_free(sm->eval);
+	memset(sm, 0, sizeof *sm);
+}
+
+/*
+ * Read spec's checkpoint, window and learning log from Redis in one
+ * MULTI/EXEC and fold them into *out, starting from a fresh model built
+ * exactly as the daemon builds it (the feature set's values, then the
+ * spec's metrics, as dense features). 0, or -1 with a reason in err and
+ * *out empty. Free *out with shared_model_free().
+ */
+static int load_model(ls_store *store, const ls_config *cfg,
+		      const ls_feature_set *set, const ls_model_spec *spec,
+		      shared_model *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	char km[KEY_MAX], ke[KEY_MAX], kl[KEY_MAX];
+	if (ls_scorer_model_keys(cfg->redis.key_prefix, spec->name, km, ke, kl,
+				 KEY_MAX) != 0) {
+		snprintf(err, errlen, "model %s: key names too long", spec->name);
+		return -1;
+	}
+	size_t nv = set->n_values, n = nv + spec->n_metrics;
+	const char **names = malloc((n ? n : 1) * sizeof *names);
+	if (names == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < nv; i++)
+		names[i] = ls_feature_set_value_name(set, i);
+	for (size_t i = 0; i < spec->n_metrics; i++)
+		names[nv + i] = spec->metrics[i];
+	char why[512];
+	ls_ftrl *fresh = ls_ftrl_new(&spec->ftrl, names, n, why, sizeof why);
+	free(names);
+	if (fresh == NULL) {
+		snprintf(err, errlen, "model %s: %s", spec->name, why);
+		return -1;
+	}
+	ls_store_model_keys keys = { km, ke, kl };
+	ls_store_model_state st;
+	int rc = -1;
+	if (ls_store_model_read(store, &keys, false, &st, why, sizeof why) != 0) {
+		snprintf(err, errlen, "model %s: %s", spec->name, why);
+		goto out;
+	}
+	if (ls_scorer_fold(&st, fresh, (size_t)spec->eval_window, &out->model,
+			   &out->eval, &out->skipped, why, sizeof why) != 0) {
+		snprintf(err, errlen, "model %s: %s", spec->name, why);
+		goto out;
+	}
+	out->n_log = st.n_log;
+	out->stored = st.model.data != NULL;
+	rc = 0;
+out:
+	ls_ftrl_free(fresh);
+	return rc;
+}
+
+static const char *label_name(uint8_t label)
+{
+	switch (label) {
+	case LS_LABEL_POSITIVE:
+		return "positive";
+	case LS_LABEL_NEGATIVE:
+		return "negative";
+	case LS_LABEL_TIMEOUT:
+		return "timeout";
+	default:
+		return "none";
+	}
+}
+
+/*
+ * The "scores" object of `lead`: per configured model, the lead's record
+ * in its scoring state ls and the score decayed over the time from the
+ * watermark to now. The prior is read from the shared model only when
+ * the model decays; a model that cannot be read gives a null
+ * decayed_score (with a warning), not an error.
+ */
+static json_t *lead_scores(ls_store *store, const ls_config *cfg,
+			   const ls_feature_set *set, const ls_lead *lead,
+			   ls_leadscore *ls, int64_t now)
+{
+	int64_t wm = ls_lead_watermark(lead);
+	/* both non-negative: the difference cannot overflow */
+	int64_t idle = wm >= 0 && now >= 0 ? now - wm : 0;
+	size_t n_models;
+	const ls_model_spec *specs = ls_config_models(cfg, &n_models);
+	json_t *scores = json_object();
+	for (size_t i = 0; i < n_models; i++) {
+		const ls_model_spec *spec = &specs[i];
+		const ls_leadscore_model *r =
+			ls_leadscore_get(ls, ls_leadscore_key(spec->name), false);
+		double score = r != NULL ? r->score : NAN;
+		const char *tier = r != NULL && r->tier >= 0
+					   ? ls_tiers_name(&spec->tiers, r->tier)
+					   : NULL;
+		double prior = NAN;
+		if (spec->decay_half_life_ms > 0 && !isnan(score)) {
+			char err[1024];
+			shared_model sm;
+			if (load_model(store, cfg, set, spec, &sm, err, sizeof err) != 0) {
+				fprintf(stderr, "leadscorectl: warning: %s\n", err);
+			} else {
+				uint64_t pos = ls_ftrl_positives(sm.model);
+				uint64_t neg = ls_ftrl_negatives(sm.model);
+				if (pos + neg > 0)
+					prior = (double)pos / (double)(pos + neg);
+				shared_model_free(&sm);
+			}
+		}
+		double decayed = score;
+		if (spec->decay_half_life_ms > 0)
+			decayed = isnan(prior) ? NAN
+					       : ls_leadscore_decay(score, prior, idle,
+								    spec->decay_half_life_ms);
+		json_t *o = json_object();
+		json_object_set_new(o, "score", json_num(score));
+		json_object_set_new(o, "tier", tier != NULL ? json_string(tier) : json_null());
+		json_object_set_new(o, "version",
+				    json_integer(r != NULL ? (json_int_t)r->version : 0));
+		json_object_set_new(o, "label",
+				    json_string(label_name(r != NULL ? r->label : LS_LABEL_NONE)));
+		json_object_set_new(o, "decayed_score", json_num(decayed));
+		json_object_set_new(scores, spec->name, o);
+	}
+	return scores;
+}
+
+/* now: the time scores decay to (--at MS, or the wall clock). */
 static int cmd_lead(ls_store *store, const ls_config *cfg, const char *lead_id,
-		    int64_t at)
+		    int64_t at, int64_t now)
 {
 	char err[512];
 	size_t n_specs;
@@ -76,6 +258,13 @@ static int cmd_lead(ls_store *store, const ls_config *cfg, const char *lead_id,
 	size_t blob_len = blob.len;
 	if (ls_lead_decode(&lc, blob.data, blob.len, &lead, err, sizeof err) != 0) {
 		fprintf(stderr, "leadscorectl: corrupt state: %s\n", err);
+		goto out;
+	}
+	size_t ext_len;
+	const uint8_t *ext = ls_lead_ext(lead, &ext_len);
+	ls_leadscore ls;
+	if (ls_leadscore_decode(ext, ext_len, &ls, err, sizeof err) != 0) {
+		fprintf(stderr, "leadscorectl: corrupt scoring state: %s\n", err);
 		goto out;
 	}
 	int nv = ls_lead_feature_names(set, NULL, 0);
@@ -120,12 +309,127 @@ static int cmd_lead(ls_store *store, const ls_config *cfg, const char *lead_id,
 	json_object_set_new(o, "metrics", metrics);
 	json_object_set_new(o, "blob_bytes", json_integer((json_int_t)blob_len));
 	json_object_set_new(o, "redis_memory_bytes", json_integer(mem));
+	json_object_set_new(o, "first_ts",
+			    ls.first_ts >= 0 ? json_integer(ls.first_ts) : json_null());
+	json_object_set_new(o, "scores", lead_scores(store, cfg, set, lead, &ls, now));
+	/* The window state alone: the scoring extension depends on how
+	 * events fell into batches (one score per lead per batch), the
+	 * windows must not; crash tests compare this. */
+	ls_lead_blob wb = { 0 };
+	char hex[17] = "";
+	if (ls_lead_set_ext(lead, NULL, 0) == 0 && ls_lead_encode(lead, &lc, &wb) == 0)
+		snprintf(hex, sizeof hex, "%016llx",
+			 (unsigned long long)XXH3_64bits(wb.data, wb.len));
+	ls_lead_blob_free(&wb);
+	json_object_set_new(o, "window_state_xxh3", json_string(hex));
 	rc = print_json(o);
 out:
 	free(values);
 	ls_lead_free(lead);
 	ls_feature_set_free(set);
 	return rc;
+}
+
+/* Weight of dense feature j, for ranking by |weight|. */
+typedef struct dense_weight {
+	size_t j;
+	double w;
+} dense_weight;
+
+/* Larger |w| first; equal ones in feature order. */
+static int by_abs_weight(const void *a, const void *b)
+{
+	const dense_weight *x = a, *y = b;
+	double ax = fabs(x->w), ay = fabs(y->w);
+	if (ax != ay)
+		return ax > ay ? -1 : 1;
+	return x->j < y->j ? -1 : x->j > y->j;
+}
+
+/*
+ * The TOP_WEIGHTS dense features of m with the largest |weight|, as
+ * [{"name", "weight"}]; features whose weight is exactly 0 (never learned,
+ * or held at 0 by L1) are left out. NULL when out of memory.
+ */
+static json_t *top_weights(const ls_ftrl *m)
+{
+	size_t nd = ls_ftrl_n_dense(m), n = 0;
+	dense_weight *dw = malloc((nd ? nd : 1) * sizeof *dw);
+	if (dw == NULL)
+		return NULL;
+	for (size_t j = 0; j < nd; j++) {
+		double z, nn, w;
+		if (ls_ftrl_coord(m, 1 + j, &z, &nn, &w) && w != 0.0 && isfinite(w))
+			dw[n++] = (dense_weight){ j, w };
+	}
+	qsort(dw, n, sizeof *dw, by_abs_weight);
+	json_t *a = json_array();
+	for (size_t i = 0; i < n && i < TOP_WEIGHTS; i++) {
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(ls_ftrl_dense_name(m, dw[i].j)));
+		json_object_set_new(o, "weight", json_real(dw[i].w));
+		json_array_append_new(a, o);
+	}
+	free(dw);
+	return a;
+}
+
+static int cmd_model(ls_store *store, const ls_config *cfg, const char *name)
+{
+	size_t n_models;
+	const ls_model_spec *models = ls_config_models(cfg, &n_models);
+	const ls_model_spec *spec = NULL;
+	for (size_t i = 0; i < n_models && spec == NULL; i++)
+		if (strcmp(models[i].name, name) == 0)
+			spec = &models[i];
+	if (spec == NULL) {
+		fprintf(stderr, "leadscorectl: model '%s' is not configured\n", name);
+		return 3;
+	}
+	char err[1024];
+	size_t n_specs;
+	const ls_feature_spec *specs = ls_config_features(cfg, &n_specs);
+	ls_feature_set *set = ls_feature_set_new(specs, n_specs, err, sizeof err);
+	if (set == NULL) {
+		fprintf(stderr, "leadscorectl: features: %s\n", err);
+		return 1;
+	}
+	shared_model sm;
+	if (load_model(store, cfg, set, spec, &sm, err, sizeof err) != 0) {
+		fprintf(stderr, "leadscorectl: %s\n", err);
+		ls_feature_set_free(set);
+		return 1;
+	}
+	json_t *top = top_weights(sm.model);
+	if (top == NULL) {
+		fprintf(stderr, "leadscorectl: out of memory\n");
+		shared_model_free(&sm);
+		ls_feature_set_free(set);
+		return 1;
+	}
+	const ls_ftrl *m = sm.model;
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(spec->name));
+	json_object_set_new(o, "stored", json_boolean(sm.stored));
+	json_object_set_new(o, "log_entries", json_integer((json_int_t)sm.n_log));
+	json_object_set_new(o, "skipped", json_integer((json_int_t)sm.skipped));
+	json_object_set_new(o, "version", json_integer((json_int_t)ls_ftrl_version(m)));
+	json_object_set_new(o, "positives", json_integer((json_int_t)ls_ftrl_positives(m)));
+	json_object_set_new(o, "negatives", json_integer((json_int_t)ls_ftrl_negatives(m)));
+	json_object_set_new(o, "labels_in_window",
+			    json_integer((json_int_t)ls_eval_count(sm.eval)));
+	json_object_set_new(o, "auc", json_num(ls_eval_auc(sm.eval)));
+	json_object_set_new(o, "logloss", json_num(ls_eval_logloss(sm.eval)));
+	json_object_set_new(o, "ece", json_num(ls_eval_ece(sm.eval)));
+	json_object_set_new(o, "shadow", json_boolean(spec->shadow));
+	json_object_set_new(o, "dense_features", json_integer((json_int_t)ls_ftrl_n_dense(m)));
+	json_object_set_new(o, "buckets",
+			    json_integer((json_int_t)ls_ftrl_get_params(m)->n_buckets));
+	json_object_set_new(o, "ram_bytes", json_integer((json_int_t)ls_ftrl_ram_bytes(m)));
+	json_object_set_new(o, "top_weights", top);
+	shared_model_free(&sm);
+	ls_feature_set_free(set);
+	return print_json(o);
 }
 
 static int cmd_offsets(ls_store *store, char **args, int n)
@@ -174,6 +478,7 @@ int main(int argc, char **argv)
 	};
 	const char *path = LS_DEFAULT_CONFIG;
 	int64_t at = LS_LEAD_AT_WATERMARK;
+	bool at_given = false;
 	int opt;
 	/* GNU getopt permutes, so options may also follow the command */
 	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -183,6 +488,7 @@ int main(int argc, char **argv)
 			break;
 		case 'a':
 			at = strtoll(optarg, NULL, 10);
+			at_given = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -212,7 +518,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (strcmp(cmd, "lead") == 0 && optind == argc - 1) {
-		rc = cmd_lead(store, &cfg, argv[optind], at);
+		rc = cmd_lead(store, &cfg, argv[optind], at, at_given ? at : wall_ms());
+	} else if (strcmp(cmd, "model") == 0 && optind == argc - 1) {
+		rc = cmd_model(store, &cfg, argv[optind]);
 	} else if (strcmp(cmd, "offsets") == 0 && optind < argc) {
 		rc = cmd_offsets(store, argv + optind, argc - optind);
 	} else {

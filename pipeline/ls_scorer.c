@@ -1,0 +1,730 @@
+/*
+ * ls_scorer.c - models in the batch loop.
+ *
+ * Why roll back instead of patching: learning is folded into the shared
+ * model only through log entries that were committed with their offsets.
+ * A batch that fails is replayed, so whatever the local model learned
+ * from it must go (ls_scorer_discard restores the committed copy), or the
+ * replay would learn the same labels a second time.
+ *
+ * Why the checkpoint adopts the folded model wholesale: after a fold, the
+ * shared model holds every committed delta of every instance, including
+ * ours; nothing local is pending (a checkpoint follows a commit), so local
+ * = committed = shared loses nothing and picks up everyone else's labels.
+ */
+#include "ls_scorer.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ls_err.h"
+#include "ls_leadscore.h"
+#include "ls_log.h"
+#include "ls_mlog.h"
+
+#define COMPONENT "scorer"
+#define KEY_MAX 512
+#define WATCH_ATTEMPTS 5
+
+typedef struct model {
+	const ls_model_spec *spec;
+	uint32_t key;
+	char k_model[KEY_MAX], k_eval[KEY_MAX], k_log[KEY_MAX];
+	ls_ftrl *local;
+	ls_ftrl *committed;
+	bool learned; /* local differs from committed */
+	ls_eval *eval; /* shared window at the last fold + committed pairs */
+	ls_mlog_pair *pend;
+	size_t n_pend, cap_pend;
+	ls_ftrl_buf delta_buf;
+	ls_mlog_buf entry;
+	uint64_t timeouts, scored, published;
+} model;
+
+struct ls_scorer {
+	const ls_config *cfg;
+	const ls_feature_set *set;
+	const ls_lead_conf *lead_conf;
+	ls_codec *codec;
+	rd_kafka_t *producer;
+	ls_store *store;
+	model *m;
+	size_t n_models;
+	uint32_t keys[LS_MODEL_MAX];
+
+	/* example inputs, sized for the set plus the profile limits */
+	double *values;
+	const char **num_names;
+	double *num_values;
+	const char **cat_keys, **cat_values;
+	ls_ftrl_cross crosses[LS_MODEL_MAX_CROSSES];
+	ls_ftrl_example x;
+	ls_buf out;
+	ls_store_append appends[LS_MODEL_MAX];
+	uint8_t ext[LS_LEAD_EXT_MAX];
+};
+
+int ls_scorer_model_keys(const char *prefix, const char *name, char *km,
+			 char *ke, char *kl, size_t cap)
+{
+	int a = snprintf(km, cap, "%smodel:%s", prefix, name);
+	int b = snprintf(ke, cap, "%smodel:%s:eval", prefix, name);
+	int c = snprintf(kl, cap, "%smodel:%s:log", prefix, name);
+	return a < 0 || b < 0 || c < 0 || (size_t)a >= cap || (size_t)b >= cap ||
+			       (size_t)c >= cap
+		       ? -1
+		       : 0;
+}
+
+static ls_ftrl *fresh_model(const ls_model_spec *spec, const ls_feature_set *set,
+			    char *err, size_t errlen)
+{
+	size_t nv = set->n_values, n = nv + spec->n_metrics;
+	const char **names = malloc((n ? n : 1) * sizeof *names);
+	if (names == NULL) {
+		ls_set_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < nv; i++)
+		names[i] = ls_feature_set_value_name(set, i);
+	for (size_t i = 0; i < spec->n_metrics; i++)
+		names[nv + i] = spec->metrics[i];
+	char why[256];
+	ls_ftrl *m = ls_ftrl_new(&spec->ftrl, names, n, why, sizeof why);
+	if (m == NULL)
+		ls_set_err(err, errlen, "model %s: %s", spec->name, why);
+	free(names);
+	return m;
+}
+
+ls_scorer *ls_scorer_new(const ls_config *cfg, const ls_feature_set *set,
+			 const ls_lead_conf *lead_conf, ls_codec *codec,
+			 rd_kafka_t *producer, ls_store *store, char *err,
+			 size_t errlen)
+{
+	ls_scorer *sc = calloc(1, sizeof *sc);
+	if (sc == NULL) {
+		ls_set_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	sc->cfg = cfg;
+	sc->set = set;
+	sc->lead_conf = lead_conf;
+	sc->codec = codec;
+	sc->producer = producer;
+	sc->store = store;
+	ls_ftrl_example_init(&sc->x);
+	ls_buf_init(&sc->out);
+	const ls_model_spec *specs = ls_config_models(cfg, &sc->n_models);
+	size_t n_num = set->n_values + LS_LEAD_MAX_PROFILE_KEYS;
+	sc->m = calloc(sc->n_models ? sc->n_models : 1, sizeof *sc->m);
+	sc->values = malloc((set->n_values ? set->n_values : 1) * sizeof *sc->values);
+	sc->num_names = malloc(n_num * sizeof *sc->num_names);
+	sc->num_values = malloc(n_num * sizeof *sc->num_values);
+	sc->cat_keys = malloc(LS_LEAD_MAX_PROFILE_KEYS * sizeof *sc->cat_keys);
+	sc->cat_values = malloc(LS_LEAD_MAX_PROFILE_KEYS * sizeof *sc->cat_values);
+	if (sc->m == NULL || sc->values == NULL || sc->num_names == NULL ||
+	    sc->num_values == NULL || sc->cat_keys == NULL || sc->cat_values == NULL) {
+		ls_set_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		m->spec = &specs[i];
+		m->key = ls_leadscore_key(m->spec->name);
+		sc->keys[i] = m->key;
+		if (ls_scorer_model_keys(ls_store_key_prefix(store), m->spec->name,
+					 m->k_model, m->k_eval, m->k_log, KEY_MAX) != 0) {
+			ls_set_err(err, errlen, "model %s: key prefix too long", m->spec->name);
+			goto fail;
+		}
+		m->local = fresh_model(m->spec, set, err, errlen);
+		if (m->local == NULL)
+			goto fail;
+		m->committed = ls_ftrl_clone(m->local);
+		m->eval = ls_eval_new((size_t)m->spec->eval_window);
+		if (m->committed == NULL || m->eval == NULL) {
+			ls_set_err(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	return sc;
+fail:
+	ls_scorer_free(sc);
+	return NULL;
+}
+
+void ls_scorer_free(ls_scorer *sc)
+{
+	if (sc == NULL)
+		return;
+	for (size_t i = 0; sc->m != NULL && i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		ls_ftrl_free(m->local);
+		ls_ftrl_free(m->committed);
+		ls_eval_free(m->eval);
+		free(m->pend);
+		ls_ftrl_buf_free(&m->delta_buf);
+		ls_mlog_buf_free(&m->entry);
+	}
+	free(sc->m);
+	free(sc->values);
+	free(sc->num_names);
+	free(sc->num_values);
+	free(sc->cat_keys);
+	free(sc->cat_values);
+	ls_ftrl_example_free(&sc->x);
+	ls_buf_free(&sc->out);
+	free(sc);
+}
+
+/* ----------------------------------------------------- per-lead state */
+
+static int state_load(const ls_lead *lead, ls_leadscore *s, char *err,
+		      size_t errlen)
+{
+	size_t len;
+	const uint8_t *d = ls_lead_ext(lead, &len);
+	char why[256];
+	if (ls_leadscore_decode(d, len, s, why, sizeof why) != 0) {
+		ls_set_err(err, errlen, "lead scoring state: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static int state_save(ls_scorer *sc, ls_lead *lead, const ls_leadscore *s,
+		      char *err, size_t errlen)
+{
+	size_t len;
+	int rc = ls_leadscore_encode(s, sc->ext, sizeof sc->ext, &len);
+	if (rc != 0) {
+		ls_set_err(err, errlen, "lead scoring state: %s",
+			   ls_leadscore_result_str(rc));
+		return -1;
+	}
+	rc = ls_lead_set_ext(lead, sc->ext, len);
+	if (rc != 0) {
+		ls_set_err(err, errlen, "lead scoring state: %s", ls_lead_result_str(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------- examples */
+
+/* Build sc->x for model m from lead's features at T. */
+static int build_example(ls_scorer *sc, const model *m, const ls_lead *lead,
+			 int64_t T)
+{
+	int nv = ls_lead_features(lead, sc->lead_conf, T, sc->values,
+				  sc->set->n_values);
+	if (nv < 0)
+		return -1;
+	size_t n = 0;
+	for (size_t i = 0; i < (size_t)nv; i++) {
+		sc->num_names[n] = ls_feature_set_value_name(sc->set, i);
+		sc->num_values[n++] = sc->values[i];
+	}
+	size_t nm = ls_lead_n_metrics(lead);
+	for (size_t i = 0; i < nm && n < sc->set->n_values + LS_LEAD_MAX_PROFILE_KEYS; i++) {
+		const char *k;
+		double v;
+		if (ls_lead_metric_at(lead, i, &k, &v)) {
+			sc->num_names[n] = k;
+			sc->num_values[n++] = v;
+		}
+	}
+	size_t nc = 0, na = ls_lead_n_attributes(lead);
+	for (size_t i = 0; i < na && nc < LS_LEAD_MAX_PROFILE_KEYS; i++) {
+		const char *k, *v;
+		if (ls_lead_attribute_at(lead, i, &k, &v)) {
+			sc->cat_keys[nc] = k;
+			sc->cat_values[nc++] = v;
+		}
+	}
+	for (size_t i = 0; i < m->spec->n_crosses; i++)
+		sc->crosses[i] = (ls_ftrl_cross){ m->spec->crosses[i].a,
+						  m->spec->crosses[i].b };
+	ls_ftrl_input in = {
+		.num_names = sc->num_names, .num_values = sc->num_values, .n_num = n,
+		.cat_keys = sc->cat_keys, .cat_values = sc->cat_values, .n_cat = nc,
+		.crosses = sc->crosses, .n_crosses = m->spec->n_crosses,
+	};
+	return ls_ftrl_example_build(&sc->x, m->local, &in);
+}
+
+/* ------------------------------------------------------------ labels */
+
+static int learn(ls_scorer *sc, model *m, const ls_lead *lead, int64_t T,
+		 int label, char *err, size_t errlen)
+{
+	if (build_example(sc, m, lead, T) != 0) {
+		ls_set_err(err, errlen, "model %s: cannot build example", m->spec->name);
+		return -1;
+	}
+	double p;
+	int rc = ls_ftrl_learn(m->local, &sc->x, label, &p);
+	if (rc != 0) {
+		ls_set_err(err, errlen, "model %s: learn: %s", m->spec->name,
+			   ls_ftrl_result_str(rc));
+		return -1;
+	}
+	if (m->n_pend == m->cap_pend) {
+		size_t cap = m->cap_pend ? m->cap_pend * 2 : 64;
+		ls_mlog_pair *np = realloc(m->pend, cap * sizeof *np);
+		if (np == NULL) {
+			ls_set_err(err, errlen, "out of memory");
+			return -1;
+		}
+		m->pend = np;
+		m->cap_pend = cap;
+	}
+	m->pend[m->n_pend++] = (ls_mlog_pair){ p, (uint8_t)label };
+	m->learned = true;
+	return 0;
+}
+
+int ls_scorer_before_apply(ls_scorer *sc, ls_lead *lead, const ls_event *ev,
+			   bool *changed, char *err, size_t errlen)
+{
+	if (sc->n_models == 0)
+		return 0;
+	ls_leadscore s;
+	if (state_load(lead, &s, err, errlen) != 0)
+		return -1;
+	bool dirty = false;
+	if (s.first_ts < 0 || ev->ts < s.first_ts) {
+		s.first_ts = ev->ts;
+		dirty = true;
+	}
+	int64_t wm = ls_lead_watermark(lead);
+	for (size_t i = 0; i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		ls_leadscore_model *r = ls_leadscore_get(&s, m->key, true);
+		if (r == NULL)
+			continue; /* more records than models: cannot happen after retain */
+		int64_t timeout = m->spec->label_timeout_ms;
+		if (wm >= 0 && ls_leadscore_timeout_due(&s, r, ev->ts, timeout)) {
+			/* the features as they stood at the deadline */
+			int64_t deadline = s.first_ts + timeout;
+			if (learn(sc, m, lead, deadline > wm ? deadline : wm, 0, err,
+				  errlen) != 0)
+				return -1;
+			r->label = LS_LABEL_TIMEOUT;
+			m->timeouts++;
+			dirty = true;
+		}
+		if (ev->source != LS_SOURCE_OUTCOME)
+			continue;
+		ls_label_state obs = ls_leadscore_label_of(m->spec->positive_mask,
+							   m->spec->negative_mask,
+							   (int)ev->u.outcome.outcome);
+		if (obs == LS_LABEL_NONE || !ls_leadscore_accept_label(r, obs))
+			continue;
+		/* before the label: the lead as it stands, at the label's time
+		 * (windows age to it), the outcome itself not applied */
+		if (wm < 0) {
+			/* a label on a lead we know nothing of teaches only the
+			 * bias; still one example, so learn it */
+			wm = ev->ts;
+		}
+		if (learn(sc, m, lead, ev->ts > wm ? ev->ts : wm,
+			  obs == LS_LABEL_POSITIVE ? 1 : 0, err, errlen) != 0)
+			return -1;
+		dirty = true;
+	}
+	if (dirty) {
+		if (state_save(sc, lead, &s, err, errlen) != 0)
+			return -1;
+		*changed = true;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ scores */
+
+static int cmp_factor(const void *a, const void *b)
+{
+	double x = fabs(((const ls_factor *)a)->contribution);
+	double y = fabs(((const ls_factor *)b)->contribution);
+	if (x != y)
+		return x > y ? -1 : 1;
+	return strcmp(((const ls_factor *)a)->name, ((const ls_factor *)b)->name);
+}
+
+static int publish(ls_scorer *sc, model *m, const char *lead_id,
+		   const ls_leadscore_model *prev, double score, int tier,
+		   int64_t ts, const ls_event *cause, char *err, size_t errlen)
+{
+	ls_ftrl_factor pos[LS_FTRL_TOP], neg[LS_FTRL_TOP];
+	size_t npos = 0, nneg = 0;
+	if (ls_ftrl_explain(m->local, &sc->x, pos, &npos, neg, &nneg) != 0)
+		npos = nneg = 0;
+	ls_factor f[2 * LS_FTRL_TOP];
+	size_t nf = 0;
+	for (size_t i = 0; i < npos; i++)
+		f[nf++] = (ls_factor){ pos[i].name, pos[i].contribution };
+	for (size_t i = 0; i < nneg; i++)
+		f[nf++] = (ls_factor){ neg[i].name, neg[i].contribution };
+	qsort(f, nf, sizeof *f, cmp_factor);
+	ls_score_change ch = {
+		.lead_id = lead_id,
+		.model = m->spec->name,
+		.score = score,
+		.has_previous_score = !isnan(prev->score),
+		.previous_score = isnan(prev->score) ? 0.0 : prev->score,
+		.tier = ls_tiers_name(&m->spec->tiers, tier),
+		.previous_tier = prev->tier >= 0 ? ls_tiers_name(&m->spec->tiers, prev->tier)
+						 : NULL,
+		.version = (int64_t)prev->version + 1,
+		.ts = ts,
+		.cause_event_id = cause != NULL ? cause->event_id : NULL,
+		.n_factors = nf,
+		.factors = f,
+	};
+	ls_buf_reset(&sc->out);
+	char why[256];
+	if (ls_codec_encode_score_change(sc->codec, &ch, -1, &sc->out, why,
+					 sizeof why) != 0) {
+		ls_set_err(err, errlen, "encode ScoreChange: %s", why);
+		return -1;
+	}
+	rd_kafka_resp_err_t e = rd_kafka_producev(
+		sc->producer, RD_KAFKA_V_TOPIC(sc->cfg->kafka.topics.scores),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_KEY(lead_id, strlen(lead_id)),
+		RD_KAFKA_V_VALUE(sc->out.data, sc->out.len), RD_KAFKA_V_END);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		ls_set_err(err, errlen, "cannot queue ScoreChange: %s",
+			   rd_kafka_err2name(e));
+		return -1;
+	}
+	m->published++;
+	return 0;
+}
+
+int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
+		    const ls_event *cause, bool *changed, size_t *produced,
+		    char *err, size_t errlen)
+{
+	if (sc->n_models == 0)
+		return 0;
+	ls_leadscore s;
+	if (state_load(lead, &s, err, errlen) != 0)
+		return -1;
+	int64_t wm = ls_lead_watermark(lead);
+	bool dirty = false;
+	for (size_t i = 0; i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		ls_leadscore_model *r = ls_leadscore_get(&s, m->key, true);
+		if (r == NULL)
+			continue;
+		if (build_example(sc, m, lead, LS_LEAD_AT_WATERMARK) != 0) {
+			ls_set_err(err, errlen, "model %s: cannot build example",
+				   m->spec->name);
+			return -1;
+		}
+		double p;
+		if (ls_ftrl_predict(m->local, &sc->x, &p) != 0) {
+			ls_set_err(err, errlen, "model %s: predict failed", m->spec->name);
+			return -1;
+		}
+		m->scored++;
+		int tier = ls_tiers_assign(&m->spec->tiers, r->tier, p);
+		if (tier < 0 ||
+		    !ls_score_should_publish(r->score, r->tier, p, tier, m->spec->min_delta))
+			continue;
+		if (!m->spec->shadow) {
+			if (publish(sc, m, lead_id, r, p, tier, wm < 0 ? 0 : wm, cause,
+				    err, errlen) != 0)
+				return -1;
+			(*produced)++;
+		}
+		r->score = p;
+		r->tier = (int8_t)tier;
+		r->version++;
+		dirty = true;
+	}
+	if (dirty) {
+		ls_leadscore_retain(&s, sc->keys, sc->n_models);
+		if (state_save(sc, lead, &s, err, errlen) != 0)
+			return -1;
+		*changed = true;
+	}
+	return 0;
+}
+
+/* ----------------------------------------------------------- commits */
+
+int ls_scorer_commit_appends(ls_scorer *sc, const ls_store_append **a,
+			     size_t *n, char *err, size_t errlen)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		if (!m->learned)
+			continue;
+		ls_ftrl *d = NULL;
+		int rc = ls_ftrl_delta(m->local, m->committed, &d);
+		if (rc == 0)
+			rc = ls_ftrl_encode(d, &m->delta_buf);
+		ls_ftrl_free(d);
+		if (rc != 0) {
+			ls_set_err(err, errlen, "model %s: delta: %s", m->spec->name,
+				   ls_ftrl_result_str(rc));
+			return -1;
+		}
+		rc = ls_mlog_encode(m->pend, m->n_pend, m->delta_buf.data,
+				    m->delta_buf.len, &m->entry);
+		if (rc != 0) {
+			ls_set_err(err, errlen, "model %s: log entry: %s", m->spec->name,
+				   ls_mlog_result_str(rc));
+			return -1;
+		}
+		sc->appends[k++] = (ls_store_append){ m->k_log, m->entry.data,
+						      m->entry.len };
+	}
+	*a = sc->appends;
+	*n = k;
+	return 0;
+}
+
+void ls_scorer_committed(ls_scorer *sc)
+{
+	for (size_t i = 0; i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		if (!m->learned)
+			continue;
+		ls_ftrl *c = ls_ftrl_clone(m->local);
+		if (c == NULL) {
+			/* keep the old committed copy: the next delta then
+			 * repeats this one, which the log already holds; better
+			 * to stop learning until memory returns */
+			ls_error(COMPONENT, "out of memory after commit; model learning paused",
+				 "model=%s", m->spec->name);
+			ls_ftrl_free(m->local);
+			m->local = ls_ftrl_clone(m->committed);
+			if (m->local == NULL)
+				abort(); /* cannot keep a consistent model */
+		} else {
+			ls_ftrl_free(m->committed);
+			m->committed = c;
+		}
+		for (size_t j = 0; j < m->n_pend; j++)
+			ls_eval_add(m->eval, m->pend[j].p, m->pend[j].label != 0);
+		m->n_pend = 0;
+		m->learned = false;
+	}
+}
+
+void ls_scorer_discard(ls_scorer *sc)
+{
+	for (size_t i = 0; i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		m->n_pend = 0;
+		if (!m->learned)
+			continue;
+		ls_ftrl *c = ls_ftrl_clone(m->committed);
+		if (c == NULL)
+			abort(); /* a model that keeps unreplayable labels is worse */
+		ls_ftrl_free(m->local);
+		m->local = c;
+		m->learned = false;
+	}
+}
+
+/* -------------------------------------------------------- checkpoint */
+
+int ls_scorer_fold(const ls_store_model_state *st, const ls_ftrl *fresh,
+		   size_t eval_window, ls_ftrl **out_model, ls_eval **out_eval,
+		   size_t *skipped, char *err, size_t errlen)
+{
+	*out_model = NULL;
+	*out_eval = NULL;
+	*skipped = 0;
+	ls_ftrl *fm = NULL;
+	ls_eval *ev = NULL;
+	char why[256];
+	if (st->model.data != NULL) {
+		if (ls_ftrl_decode(st->model.data, st->model.len, &fm, why,
+				   sizeof why) != 0) {
+			ls_set_err(err, errlen, "stored model: %s", why);
+			return -1;
+		}
+		if (ls_ftrl_layout(fm) != ls_ftrl_layout(fresh)) {
+			ls_set_err(err, errlen, "stored model has another layout "
+				   "(features, buckets or parameters changed)");
+			ls_ftrl_free(fm);
+			return -1;
+		}
+	} else if ((fm = ls_ftrl_clone(fresh)) == NULL) {
+		ls_set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	if (st->eval.data != NULL) {
+		if (ls_eval_decode(st->eval.data, st->eval.len, eval_window, &ev, why,
+				   sizeof why) != 0) {
+			ls_set_err(err, errlen, "stored evaluation window: %s", why);
+			ls_ftrl_free(fm);
+			return -1;
+		}
+	} else if ((ev = ls_eval_new(eval_window)) == NULL) {
+		ls_set_err(err, errlen, "out of memory");
+		ls_ftrl_free(fm);
+		return -1;
+	}
+	for (size_t i = 0; i < st->n_log; i++) {
+		ls_mlog_entry e;
+		ls_ftrl *d = NULL;
+		if (ls_mlog_decode(st->log[i].data, st->log[i].len, &e, why,
+				   sizeof why) != 0 ||
+		    (e.delta_len > 0 &&
+		     ls_ftrl_decode(e.delta, e.delta_len, &d, why, sizeof why) != 0)) {
+			ls_mlog_entry_free(&e);
+			ls_warn(COMPONENT, "skipping unreadable learning-log entry",
+				"index=%zu error=%s", i, why);
+			(*skipped)++;
+			continue;
+		}
+		if (d != NULL && ls_ftrl_apply_delta(fm, d) != 0) {
+			(*skipped)++;
+			ls_ftrl_free(d);
+			ls_mlog_entry_free(&e);
+			continue;
+		}
+		for (size_t j = 0; j < e.n_pairs; j++)
+			ls_eval_add(ev, e.pairs[j].p, e.pairs[j].label != 0);
+		ls_ftrl_free(d);
+		ls_mlog_entry_free(&e);
+	}
+	*out_model = fm;
+	*out_eval = ev;
+	return 0;
+}
+
+static int checkpoint_model(ls_scorer *sc, model *m, char *err, size_t errlen)
+{
+	ls_store_model_keys k = { m->k_model, m->k_eval, m->k_log };
+	ls_ftrl_buf mb = { 0 };
+	uint8_t *eb = NULL;
+	int rc = -1;
+	for (int attempt = 0; attempt < WATCH_ATTEMPTS; attempt++) {
+		ls_store_model_state st;
+		if (ls_store_model_read(sc->store, &k, true, &st, err, errlen) != 0)
+			goto out;
+		ls_ftrl *folded;
+		ls_eval *ev;
+		size_t skipped;
+		char why[300];
+		if (ls_scorer_fold(&st, m->committed, (size_t)m->spec->eval_window,
+				   &folded, &ev, &skipped, why, sizeof why) != 0) {
+			/* a model we cannot read is not overwritten silently:
+			 * keep learning locally and say so at every checkpoint */
+			ls_store_unwatch(sc->store);
+			ls_set_err(err, errlen, "model %s: %s", m->spec->name, why);
+			goto out;
+		}
+		if (st.model.data == NULL && st.n_log == 0 && ls_ftrl_version(m->committed) > 0) {
+			/* nothing stored but we have a model: keys were deleted
+			 * or expired; write ours back rather than regress */
+			ls_ftrl_free(folded);
+			folded = ls_ftrl_clone(m->committed);
+		}
+		if (folded == NULL || ls_ftrl_encode(folded, &mb) != 0) {
+			ls_ftrl_free(folded);
+			ls_eval_free(ev);
+			ls_store_unwatch(sc->store);
+			ls_set_err(err, errlen, "out of memory");
+			goto out;
+		}
+		size_t elen = ls_eval_encoded_size(ev);
+		free(eb);
+		eb = malloc(elen ? elen : 1);
+		if (eb == NULL || ls_eval_encode(ev, eb, elen, &elen) != 0) {
+			ls_ftrl_free(folded);
+			ls_eval_free(ev);
+			ls_store_unwatch(sc->store);
+			ls_set_err(err, errlen, "out of memory");
+			goto out;
+		}
+		int w = ls_store_model_write(sc->store, &k, mb.data, mb.len, eb, elen,
+					     st.n_log, err, errlen);
+		if (w == 1) {
+			ls_ftrl *c = ls_ftrl_clone(folded);
+			if (c == NULL) {
+				ls_ftrl_free(folded);
+				ls_eval_free(ev);
+				ls_set_err(err, errlen, "out of memory");
+				goto out;
+			}
+			ls_ftrl_free(m->local);
+			ls_ftrl_free(m->committed);
+			ls_eval_free(m->eval);
+			m->local = folded;
+			m->committed = c;
+			m->eval = ev;
+			rc = 0;
+			goto out;
+		}
+		ls_ftrl_free(folded);
+		ls_eval_free(ev);
+		if (w < 0)
+			goto out;
+		/* another instance checkpointed between our read and write */
+	}
+	ls_set_err(err, errlen, "model %s: checkpoint lost the race %d times",
+		   m->spec->name, WATCH_ATTEMPTS);
+out:
+	ls_ftrl_buf_free(&mb);
+	free(eb);
+	return rc;
+}
+
+int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen)
+{
+	int rc = 0;
+	for (size_t i = 0; i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		if (m->learned) {
+			ls_set_err(err, errlen, "checkpoint with uncommitted learning");
+			return -1;
+		}
+		if (checkpoint_model(sc, m, err, errlen) != 0) {
+			rc = -1;
+			continue;
+		}
+		ls_scorer_model_stats s;
+		ls_scorer_stats(sc, i, &s);
+		ls_log(LS_LOG_DEBUG, COMPONENT, "model checkpointed",
+		       "model=%s version=%" PRIu64 " positives=%" PRIu64
+		       " negatives=%" PRIu64 " eval_labels=%" PRIu64
+		       " auc=%.4f logloss=%.4f ece=%.4f",
+		       s.name, s.version, s.positives, s.negatives, s.eval_labels,
+		       s.auc, s.logloss, s.ece);
+	}
+	return rc;
+}
+
+size_t ls_scorer_n_models(const ls_scorer *sc) { return sc->n_models; }
+
+void ls_scorer_stats(const ls_scorer *sc, size_t i, ls_scorer_model_stats *out)
+{
+	const model *m = &sc->m[i];
+	*out = (ls_scorer_model_stats){
+		.name = m->spec->name,
+		.version = ls_ftrl_version(m->local),
+		.positives = ls_ftrl_positives(m->local),
+		.negatives = ls_ftrl_negatives(m->local),
+		.timeouts = m->timeouts,
+		.scored = m->scored,
+		.published = m->published,
+		.eval_labels = ls_eval_count(m->eval),
+		.auc = ls_eval_auc(m->eval),
+		.logloss = ls_eval_logloss(m->eval),
+		.ece = ls_eval_ece(m->eval),
+	};
+}

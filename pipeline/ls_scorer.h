@@ -1,0 +1,133 @@
+/*
+ * ls_scorer.h - the models in the batch loop: learn from labels, rescore
+ * touched leads, publish ScoreChange events, keep the shared models in
+ * Redis exactly once.
+ *
+ * Per lead, what scoring remembers (ls_leadscore: last published score,
+ * tier and version per model, whether its label was learned, its first
+ * event time) travels in the lead's extension bytes, so it is committed
+ * in the same MULTI/EXEC as the lead and the offsets and replays with
+ * them.
+ *
+ * Labels. Before an event is applied to its lead the pipeline calls
+ * ls_scorer_before_apply(): when the event is an outcome that one of a
+ * model's label sets names, the lead's example is built from its features
+ * as they stand *before* the event (at the event's time, without it) and
+ * the model learns it; the prediction the model made just before learning
+ * is the progressive-validation prediction (ls_ftrl_learn's p_before).
+ * A lead is one example per model: its first label counts; after a
+ * label_timeout negative only a positive is learned (a late conversion).
+ * label_timeout counts from the lead's first event and is checked when
+ * the lead is touched, on event time: a lead that never has another event
+ * after its deadline is not labelled (see README, "Models").
+ *
+ * Scores. After a batch is applied, ls_scorer_score() rescores each lead
+ * that had an applied event, once, with every model (features at the
+ * lead's watermark), and publishes a ScoreChange to kafka.topics.scores
+ * (key lead_id) when ls_score_should_publish() says so, with version + 1
+ * and the top 3 positive and top 3 negative factors. Shadow models learn
+ * and log, never publish. Delivery is at least once: after a crash the
+ * replay publishes the same versions again.
+ *
+ * Learning exactly once. Each model exists three times in an instance:
+ * local (learns), committed (local as of the last commit) and the shared
+ * copy in Redis. A commit appends local - committed as one ls_mlog entry
+ * (with the commit's labelled predictions) to the model's log list in the
+ * same transaction as leads and offsets (ls_scorer_commit_appends, then
+ * ls_scorer_committed); a failed batch rolls local back to committed
+ * (ls_scorer_discard). Every checkpoint_interval (and at shutdown) the
+ * checkpoint folds the log into the shared model under WATCH, trims what
+ * it folded, and adopts the result as local and committed: each instance
+ * then scores with a model that has every instance's labels up to that
+ * moment. Staleness bound: another instance's label reaches this one's
+ * model within its commit interval plus this one's checkpoint interval.
+ *
+ * Memory: ~3 models' worth of FTRL state per configured model (local,
+ * committed, and transiently the folded copy): ~12 MiB at 2^18 buckets.
+ * Thread-safety: the loop thread only.
+ */
+#ifndef LS_SCORER_H
+#define LS_SCORER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "ls_codec.h"
+#include "ls_config.h"
+#include "ls_eval.h"
+#include "ls_ftrl.h"
+#include "ls_lead.h"
+#include "ls_store.h"
+
+typedef struct ls_scorer ls_scorer;
+
+typedef struct ls_scorer_model_stats {
+	const char *name;
+	uint64_t version;      /* shared model version (deltas folded) */
+	uint64_t positives;    /* labels the model has learned */
+	uint64_t negatives;
+	uint64_t timeouts;     /* negatives by label_timeout, this process */
+	uint64_t scored;       /* lead scorings, this process */
+	uint64_t published;    /* ScoreChange events produced, this process */
+	uint64_t eval_labels;  /* pairs in the evaluation window */
+	double auc, logloss, ece; /* over the window; NaN when undefined */
+} ls_scorer_model_stats;
+
+/*
+ * Models from cfg over feature set set (both kept by pointer) publishing
+ * through producer (not owned) and keeping shared state in store. NULL
+ * with a reason when a model cannot be built.
+ */
+ls_scorer *ls_scorer_new(const ls_config *cfg, const ls_feature_set *set,
+			 const ls_lead_conf *lead_conf, ls_codec *codec,
+			 rd_kafka_t *producer, ls_store *store, char *err,
+			 size_t errlen);
+void ls_scorer_free(ls_scorer *sc);
+
+/* Learn what ev labels before it is applied to lead. *changed is set when
+ * the lead's scoring state changed (it must be written). 0, or -1 with a
+ * reason (out of memory, corrupt state). */
+int ls_scorer_before_apply(ls_scorer *sc, ls_lead *lead, const ls_event *ev,
+			   bool *changed, char *err, size_t errlen);
+
+/* Rescore lead and publish where due; *produced counts messages queued. */
+int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
+		    const ls_event *cause, bool *changed, size_t *produced,
+		    char *err, size_t errlen);
+
+/* The log entries of this commit (one per model that learned); valid until
+ * the next call. */
+int ls_scorer_commit_appends(ls_scorer *sc, const ls_store_append **a,
+			     size_t *n, char *err, size_t errlen);
+/* The commit that carried the appends succeeded / the batch was dropped. */
+void ls_scorer_committed(ls_scorer *sc);
+void ls_scorer_discard(ls_scorer *sc);
+
+/*
+ * Fold the shared models' logs, save them and adopt them. Call only with
+ * nothing learned since the last commit (right after one). 0, or -1 with a
+ * reason (the models are then unchanged; the log keeps everything).
+ */
+int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen);
+
+size_t ls_scorer_n_models(const ls_scorer *sc);
+void ls_scorer_stats(const ls_scorer *sc, size_t i, ls_scorer_model_stats *out);
+
+/*
+ * Fold a model's shared state as read from Redis into a model and an
+ * evaluation window (what a checkpoint and leadscorectl do). fresh is used
+ * as the starting point when no checkpoint is stored (cloned). *skipped
+ * counts log entries of another layout. 0 or -1 with a reason.
+ */
+int ls_scorer_fold(const ls_store_model_state *st, const ls_ftrl *fresh,
+		   size_t eval_window, ls_ftrl **model, ls_eval **eval,
+		   size_t *skipped, char *err, size_t errlen);
+
+/* Key names of model name under prefix; 0 or -1 when they do not fit. */
+int ls_scorer_model_keys(const char *prefix, const char *name, char *model,
+			 char *eval, char *log, size_t cap);
+
+#endif
