@@ -30,6 +30,8 @@ typedef struct ls_cache_entry {
 	ls_lead *lead; /* NULL until loaded */
 	uint64_t hash;
 	bool dirty;
+	bool due_dirty;           /* label-timeout membership to rewrite */
+	int32_t partition;        /* input partition the lead's events come from */
 	uint64_t touched_batch;   /* pipeline batch that last applied an event */
 	const struct ls_event *cause; /* that batch's last applied event */
 } ls_cache_entry;

@@ -66,6 +66,14 @@ struct ls_pipeline {
 	uint64_t batch_no;
 	size_t produced_in_batch; /* ScoreChange events since the last commit */
 	bool models_restored;
+	int64_t *part_wm;         /* newest event time seen per input partition */
+	size_t n_part_wm;
+	int64_t last_sweep_ms;
+	char **stale;             /* "key\0member" due entries of vanished leads */
+	size_t n_stale, cap_stale;
+	ls_buf opbuf;             /* keys, scores and members of commit ops */
+	ls_store_append *ops;
+	size_t cap_ops;
 	int64_t last_checkpoint_ms;
 	unsigned checkpoint_failures;
 
@@ -224,6 +232,9 @@ static void reset_pending(ls_pipeline *p)
 	p->n_dirty = 0;
 	p->dlq_in_batch = 0;
 	p->produced_in_batch = 0;
+	for (size_t i = 0; i < p->n_stale; i++)
+		free(p->stale[i]);
+	p->n_stale = 0;
 }
 
 /*
@@ -255,6 +266,26 @@ static void fail_batch(ls_pipeline *p, const char *why)
 			rd_kafka_topic_partition_list_destroy(parts);
 		}
 	}
+}
+
+/* The partition's event-time watermark: what label timeouts are due by. */
+static int note_part_wm(ls_pipeline *p, int32_t partition, int64_t ts)
+{
+	if (partition < 0)
+		return 0;
+	size_t need = (size_t)partition + 1;
+	if (need > p->n_part_wm) {
+		int64_t *w = realloc(p->part_wm, need * sizeof *w);
+		if (w == NULL)
+			return -1;
+		for (size_t i = p->n_part_wm; i < need; i++)
+			w[i] = -1;
+		p->part_wm = w;
+		p->n_part_wm = need;
+	}
+	if (ts > p->part_wm[partition])
+		p->part_wm[partition] = ts;
+	return 0;
 }
 
 /* Decode, validate and group the batch; queue dead letters. */
@@ -315,10 +346,11 @@ static int prepare(ls_pipeline *p, char *err, size_t errlen)
 		}
 		bool created;
 		be->entry = ls_cache_put(&p->cache, be->ev.lead_id, &created);
-		if (be->entry == NULL) {
+		if (be->entry == NULL || note_part_wm(p, m->partition, be->ev.ts) != 0) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
+		be->entry->partition = m->partition;
 		if (created) {
 			if (reserve((void **)&p->misses, &p->cap_misses,
 				    p->n_misses + 1, sizeof *p->misses) != 0) {
@@ -429,9 +461,12 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 		if (ls_scorer_before_apply(p->scorer, be->entry->lead, &be->ev,
 					   &changed, err, errlen) != 0)
 			return -1;
-		if (changed && mark_dirty(p, be->entry) != 0) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
+		if (changed) {
+			be->entry->due_dirty = true;
+			if (mark_dirty(p, be->entry) != 0) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
 		}
 		int rc = ls_lead_apply(be->entry->lead, &p->lead_conf, &be->ev);
 		switch (rc) {
@@ -464,6 +499,89 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 		}
 	}
 	return score_touched(p, err, errlen);
+}
+
+/* Append s (with its NUL) to opbuf; its offset, or -1. */
+static long op_str(ls_pipeline *p, const char *s, size_t len)
+{
+	size_t off = p->opbuf.len;
+	if (ls_buf_append(&p->opbuf, s, len) != 0 ||
+	    ls_buf_append(&p->opbuf, "", 1) != 0)
+		return -1;
+	return (long)off;
+}
+
+/*
+ * The commit's extra commands: the learning-log appends, then per dirty
+ * lead whose label state changed a ZADD (label still open: its deadline)
+ * or ZREM in each timed-out model's due set, then the ZREMs of due
+ * entries whose lead had vanished. Strings go to opbuf first and the
+ * pointers are set once it stops moving.
+ */
+typedef struct op_off {
+	long key, arg, data;
+} op_off;
+
+static int build_ops(ls_pipeline *p, const ls_store_append *appends,
+		     size_t n_appends, size_t *n_ops, char *err, size_t errlen)
+{
+	size_t nm = ls_scorer_n_models(p->scorer);
+	size_t max = n_appends + p->n_dirty * nm + p->n_stale;
+	op_off *oo = calloc(max ? max : 1, sizeof *oo);
+	if (oo == NULL ||
+	    reserve((void **)&p->ops, &p->cap_ops, max ? max : 1, sizeof *p->ops) != 0) {
+		free(oo);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	ls_buf_reset(&p->opbuf);
+	size_t n = 0;
+	for (size_t i = 0; i < n_appends; i++)
+		p->ops[n++] = appends[i];
+	size_t first = n;
+	char key[600], num[24];
+	for (size_t i = 0; i < p->n_dirty; i++) {
+		ls_cache_entry *e = p->dirty[i];
+		if (!e->due_dirty)
+			continue;
+		for (size_t j = 0; j < nm; j++) {
+			if (ls_scorer_timeout_ms(p->scorer, j) <= 0 ||
+			    ls_scorer_due_key(p->scorer, j, e->partition, key, sizeof key) != 0)
+				continue;
+			int64_t deadline;
+			bool due = ls_scorer_due(p->scorer, e->lead, j, &deadline);
+			snprintf(num, sizeof num, "%" PRId64, due ? deadline : 0);
+			oo[n] = (op_off){ op_str(p, key, strlen(key)),
+					  due ? op_str(p, num, strlen(num)) : -2,
+					  op_str(p, e->lead_id, strlen(e->lead_id)) };
+			p->ops[n++] = (ls_store_append){ .cmd = due ? "ZADD" : "ZREM" };
+		}
+	}
+	for (size_t i = 0; i < p->n_stale; i++) {
+		size_t kl = strlen(p->stale[i]);
+		const char *member = p->stale[i] + kl + 1;
+		oo[n] = (op_off){ op_str(p, p->stale[i], kl), -2,
+				  op_str(p, member, strlen(member)) };
+		p->ops[n++] = (ls_store_append){ .cmd = "ZREM" };
+	}
+	bool oom = false;
+	for (size_t i = first; i < n; i++) {
+		if (oo[i].key < 0 || oo[i].data < 0 || oo[i].arg == -1) {
+			oom = true;
+			break;
+		}
+		p->ops[i].key = (const char *)p->opbuf.data + oo[i].key;
+		p->ops[i].arg = oo[i].arg >= 0 ? (const char *)p->opbuf.data + oo[i].arg : NULL;
+		p->ops[i].data = p->opbuf.data + oo[i].data;
+		p->ops[i].len = strlen((const char *)p->ops[i].data);
+	}
+	free(oo);
+	if (oom) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	*n_ops = n;
+	return 0;
 }
 
 static int commit(ls_pipeline *p, char *err, size_t errlen)
@@ -511,11 +629,12 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
 	for (size_t i = 0; i < p->n_dirty; i++)
 		w[i].data = p->blobs.data + off[i];
 	const ls_store_append *appends;
-	size_t n_appends;
-	if (ls_scorer_commit_appends(p->scorer, &appends, &n_appends, err, errlen) != 0)
+	size_t n_appends, n_ops;
+	if (ls_scorer_commit_appends(p->scorer, &appends, &n_appends, err, errlen) != 0 ||
+	    build_ops(p, appends, n_appends, &n_ops, err, errlen) != 0)
 		return -1;
 	char serr[512];
-	if (ls_store_commit_log(p->store, w, p->n_dirty, appends, n_appends,
+	if (ls_store_commit_log(p->store, w, p->n_dirty, p->ops, n_ops,
 				p->offsets, p->n_offsets, serr, sizeof serr) != 0) {
 		snprintf(err, errlen, "redis commit: %s", serr);
 		return -1;
@@ -530,7 +649,7 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
  */
 static int commit_pending(ls_pipeline *p)
 {
-	if (p->n_offsets == 0) {
+	if (p->n_offsets == 0 && p->n_dirty == 0 && p->n_stale == 0) {
 		p->last_commit_ms = mono_ms();
 		return 0;
 	}
@@ -539,8 +658,10 @@ static int commit_pending(ls_pipeline *p)
 		fail_batch(p, err);
 		return -1;
 	}
-	for (size_t i = 0; i < p->n_dirty; i++)
+	for (size_t i = 0; i < p->n_dirty; i++) {
 		p->dirty[i]->dirty = false;
+		p->dirty[i]->due_dirty = false;
+	}
 	ls_scorer_committed(p->scorer);
 	ls_log(LS_LOG_DEBUG, "pipeline", "committed", "leads=%zu partitions=%zu",
 	       p->n_dirty, p->n_offsets);
@@ -596,6 +717,116 @@ static int process_batch(ls_pipeline *p)
 	       "messages=%d events=%zu leads_pending=%zu", n, p->n_events, p->n_dirty);
 	drop_messages(p);
 	return n;
+}
+
+static int add_stale(ls_pipeline *p, const char *key, const char *member)
+{
+	if (reserve((void **)&p->stale, &p->cap_stale, p->n_stale + 1,
+		    sizeof *p->stale) != 0)
+		return -1;
+	size_t kl = strlen(key), ml = strlen(member);
+	char *s = malloc(kl + ml + 2);
+	if (s == NULL)
+		return -1;
+	memcpy(s, key, kl + 1);
+	memcpy(s + kl + 1, member, ml + 1);
+	p->stale[p->n_stale++] = s;
+	return 0;
+}
+
+#define SWEEP_LIMIT 256
+
+/* Label-timeout sweep of one model's due set of one partition. */
+static int sweep_one(ls_pipeline *p, size_t model, int32_t part, char *err,
+		     size_t errlen)
+{
+	char key[600];
+	if (ls_scorer_due_key(p->scorer, model, part, key, sizeof key) != 0)
+		return 0;
+	const char *ids[SWEEP_LIMIT];
+	ls_cache_entry *ents[SWEEP_LIMIT];
+	size_t n;
+	char serr[512];
+	if (ls_store_due(p->store, key, p->part_wm[part], SWEEP_LIMIT, ids, &n,
+			 serr, sizeof serr) != 0) {
+		snprintf(err, errlen, "redis: %s", serr);
+		return -1;
+	}
+	p->n_misses = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool created;
+		ents[i] = ls_cache_put(&p->cache, ids[i], &created);
+		if (ents[i] == NULL ||
+		    (created && reserve((void **)&p->misses, &p->cap_misses,
+					p->n_misses + 1, sizeof *p->misses) != 0)) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		ents[i]->partition = part;
+		if (created)
+			p->misses[p->n_misses++] = ents[i];
+	}
+	/* ids point into a store reply that the load releases */
+	int rc = load_misses(p, err, errlen);
+	p->n_misses = 0;
+	if (rc != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		ls_cache_entry *e = ents[i];
+		if (ls_lead_watermark(e->lead) < 0) {
+			/* the lead expired (redis.lead_ttl): drop its entry */
+			if (add_stale(p, key, e->lead_id) != 0) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			continue;
+		}
+		bool changed = false;
+		if (ls_scorer_expire(p->scorer, e->lead, p->part_wm[part], &changed,
+				     err, errlen) != 0)
+			return -1;
+		/* rewritten even when nothing was due any more, so the due set
+		 * stops naming it */
+		e->due_dirty = true;
+		if (mark_dirty(p, e) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Leads that went silent reach their label_timeout only here: every
+ * second, each owned partition's due set is read up to the partition's
+ * event-time watermark. What it learns commits like a batch.
+ */
+static int sweep_due(ls_pipeline *p)
+{
+	size_t nm = ls_scorer_n_models(p->scorer);
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (p->n_part_wm == 0 ||
+	    rd_kafka_assignment(p->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    parts == NULL)
+		return 0;
+	char err[600];
+	int rc = 0;
+	for (int i = 0; i < parts->cnt && rc == 0; i++) {
+		int32_t part = parts->elems[i].partition;
+		bool seen = false;
+		for (int k = 0; k < i; k++)
+			seen |= parts->elems[k].partition == part;
+		if (seen || part < 0 || (size_t)part >= p->n_part_wm ||
+		    p->part_wm[part] < 0)
+			continue;
+		for (size_t j = 0; j < nm && rc == 0; j++)
+			if (ls_scorer_timeout_ms(p->scorer, j) > 0)
+				rc = sweep_one(p, j, part, err, sizeof err);
+	}
+	rd_kafka_topic_partition_list_destroy(parts);
+	if (rc != 0)
+		fail_batch(p, err);
+	return rc;
 }
 
 int ls_pipeline_commit(ls_pipeline *p)
@@ -786,6 +1017,11 @@ int ls_pipeline_step(ls_pipeline *p)
 	int n = process_batch(p);
 	if (n < 0)
 		return -1;
+	if (mono_ms() - p->last_sweep_ms >= 1000) {
+		p->last_sweep_ms = mono_ms();
+		if (sweep_due(p) != 0)
+			return -1;
+	}
 	if (mono_ms() - p->last_commit_ms >= p->cfg->pipeline.commit_interval_ms &&
 	    commit_pending(p) != 0)
 		return -1;
@@ -836,6 +1072,7 @@ ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
 	ls_cache_init(&p->cache);
 	ls_arena_init(&p->arena, 0);
 	ls_buf_init(&p->blobs);
+	ls_buf_init(&p->opbuf);
 
 	size_t n_specs;
 	const ls_feature_spec *specs = ls_config_features(cfg, &n_specs);
@@ -902,6 +1139,10 @@ void ls_pipeline_free(ls_pipeline *p)
 	free(p->miss_blobs);
 	free(p->dirty);
 	free(p->touched);
+	free(p->part_wm);
+	free(p->stale);
+	free(p->ops);
+	ls_buf_free(&p->opbuf);
 	free(p->writes);
 	free(p->write_off);
 	free(p->offsets);

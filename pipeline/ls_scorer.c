@@ -288,6 +288,83 @@ static int learn(ls_scorer *sc, model *m, const ls_lead *lead, int64_t T,
 	return 0;
 }
 
+/* The timeout negative of model m when due at now_ts: 1 learned, 0 not
+ * due, -1 error. */
+static int expire_one(ls_scorer *sc, model *m, const ls_lead *lead,
+		      const ls_leadscore *s, ls_leadscore_model *r, int64_t now_ts,
+		      char *err, size_t errlen)
+{
+	int64_t timeout = m->spec->label_timeout_ms;
+	int64_t wm = ls_lead_watermark(lead);
+	if (wm < 0 || !ls_leadscore_timeout_due(s, r, now_ts, timeout))
+		return 0;
+	/* the features as they stood at the deadline */
+	int64_t deadline = s->first_ts + timeout;
+	if (learn(sc, m, lead, deadline > wm ? deadline : wm, 0, err, errlen) != 0)
+		return -1;
+	r->label = LS_LABEL_TIMEOUT;
+	m->timeouts++;
+	return 1;
+}
+
+int ls_scorer_expire(ls_scorer *sc, ls_lead *lead, int64_t now_ts,
+		     bool *changed, char *err, size_t errlen)
+{
+	if (sc->n_models == 0)
+		return 0;
+	ls_leadscore s;
+	if (state_load(lead, &s, err, errlen) != 0)
+		return -1;
+	bool dirty = false;
+	for (size_t i = 0; i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		ls_leadscore_model *r = ls_leadscore_get(&s, m->key, false);
+		if (r == NULL)
+			continue;
+		int rc = expire_one(sc, m, lead, &s, r, now_ts, err, errlen);
+		if (rc < 0)
+			return -1;
+		dirty |= rc > 0;
+	}
+	if (dirty) {
+		if (state_save(sc, lead, &s, err, errlen) != 0)
+			return -1;
+		*changed = true;
+	}
+	return 0;
+}
+
+int64_t ls_scorer_timeout_ms(const ls_scorer *sc, size_t i)
+{
+	return sc->m[i].spec->label_timeout_ms;
+}
+
+int ls_scorer_due_key(const ls_scorer *sc, size_t i, int32_t partition,
+		      char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap, "%sdue:%s:%" PRId32, ls_store_key_prefix(sc->store),
+			 sc->m[i].spec->name, partition);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+bool ls_scorer_due(const ls_scorer *sc, const ls_lead *lead, size_t i,
+		   int64_t *deadline)
+{
+	const model *m = &sc->m[i];
+	if (m->spec->label_timeout_ms <= 0)
+		return false;
+	ls_leadscore s;
+	if (state_load(lead, &s, NULL, 0) != 0 || s.first_ts < 0)
+		return false;
+	ls_leadscore_model *r = ls_leadscore_get(&s, m->key, false);
+	if (r != NULL && r->label != LS_LABEL_NONE)
+		return false;
+	if (s.first_ts > INT64_MAX - m->spec->label_timeout_ms)
+		return false;
+	*deadline = s.first_ts + m->spec->label_timeout_ms;
+	return true;
+}
+
 int ls_scorer_before_apply(ls_scorer *sc, ls_lead *lead, const ls_event *ev,
 			   bool *changed, char *err, size_t errlen)
 {
@@ -307,17 +384,10 @@ int ls_scorer_before_apply(ls_scorer *sc, ls_lead *lead, const ls_event *ev,
 		ls_leadscore_model *r = ls_leadscore_get(&s, m->key, true);
 		if (r == NULL)
 			continue; /* more records than models: cannot happen after retain */
-		int64_t timeout = m->spec->label_timeout_ms;
-		if (wm >= 0 && ls_leadscore_timeout_due(&s, r, ev->ts, timeout)) {
-			/* the features as they stood at the deadline */
-			int64_t deadline = s.first_ts + timeout;
-			if (learn(sc, m, lead, deadline > wm ? deadline : wm, 0, err,
-				  errlen) != 0)
-				return -1;
-			r->label = LS_LABEL_TIMEOUT;
-			m->timeouts++;
-			dirty = true;
-		}
+		int rc = expire_one(sc, m, lead, &s, r, ev->ts, err, errlen);
+		if (rc < 0)
+			return -1;
+		dirty |= rc > 0;
 		if (ev->source != LS_SOURCE_OUTCOME)
 			continue;
 		ls_label_state obs = ls_leadscore_label_of(m->spec->positive_mask,
@@ -485,8 +555,9 @@ int ls_scorer_commit_appends(ls_scorer *sc, const ls_store_append **a,
 				   ls_mlog_result_str(rc));
 			return -1;
 		}
-		sc->appends[k++] = (ls_store_append){ m->k_log, m->entry.data,
-						      m->entry.len };
+		sc->appends[k++] = (ls_store_append){ .key = m->k_log,
+						      .data = m->entry.data,
+						      .len = m->entry.len };
 	}
 	*a = sc->appends;
 	*n = k;

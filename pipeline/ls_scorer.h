@@ -17,9 +17,8 @@
  * is the progressive-validation prediction (ls_ftrl_learn's p_before).
  * A lead is one example per model: its first label counts; after a
  * label_timeout negative only a positive is learned (a late conversion).
- * label_timeout counts from the lead's first event and is checked when
- * the lead is touched, on event time: a lead that never has another event
- * after its deadline is not labelled (see README, "Models").
+ * label_timeout counts from the lead's first event, on event time; it is
+ * checked when the lead is touched and by the sweep below.
  *
  * Scores. After a batch is applied, ls_scorer_score() rescores each lead
  * that had an applied event, once, with every model (features at the
@@ -92,6 +91,25 @@ void ls_scorer_free(ls_scorer *sc);
  * reason (out of memory, corrupt state). */
 int ls_scorer_before_apply(ls_scorer *sc, ls_lead *lead, const ls_event *ev,
 			   bool *changed, char *err, size_t errlen);
+
+/*
+ * label_timeout sweep. A lead whose label is still open for a model with
+ * a label_timeout is kept in the sorted set ls_scorer_due_key(model,
+ * partition) with its deadline as score (the pipeline adds and removes it
+ * at commit, from ls_scorer_due()); the pipeline reads the due members of
+ * the partitions it owns against their event-time watermark and calls
+ * ls_scorer_expire(), which learns the timeout negative of every model
+ * whose deadline is <= now_ts (event time), with the lead's features as
+ * they stood at the deadline.
+ */
+int ls_scorer_expire(ls_scorer *sc, ls_lead *lead, int64_t now_ts,
+		     bool *changed, char *err, size_t errlen);
+int64_t ls_scorer_timeout_ms(const ls_scorer *sc, size_t i);
+int ls_scorer_due_key(const ls_scorer *sc, size_t i, int32_t partition,
+		      char *buf, size_t cap);
+/* Whether lead belongs in model i's due set, and its deadline. */
+bool ls_scorer_due(const ls_scorer *sc, const ls_lead *lead, size_t i,
+		   int64_t *deadline);
 
 /* Rescore lead and publish where due; *produced counts messages queued. */
 int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,

@@ -637,10 +637,17 @@ int ls_store_commit_log(ls_store *st, const ls_store_write *w, size_t nw,
 			return oom_fail(st, "commit", err, errlen);
 	}
 	for (size_t i = 0; i < na; i++) {
-		const char *argv[3] = { "RPUSH", a[i].key,
-					a[i].data ? (const char *)a[i].data : "" };
-		size_t argvlen[3] = { 5, strlen(a[i].key), a[i].data ? a[i].len : 0 };
-		if (redisAppendCommandArgv(st->c, 3, argv, argvlen) != REDIS_OK)
+		const char *cmd = a[i].cmd ? a[i].cmd : "RPUSH";
+		const char *argv[4] = { cmd, a[i].key };
+		size_t argvlen[4] = { strlen(cmd), strlen(a[i].key) };
+		int argc = 2;
+		if (a[i].arg != NULL) {
+			argv[argc] = a[i].arg;
+			argvlen[argc++] = strlen(a[i].arg);
+		}
+		argv[argc] = a[i].data ? (const char *)a[i].data : "";
+		argvlen[argc++] = a[i].data ? a[i].len : 0;
+		if (redisAppendCommandArgv(st->c, argc, argv, argvlen) != REDIS_OK)
 			return oom_fail(st, "commit", err, errlen);
 	}
 	if (no > 0 && append_offsets_hset(st, o, no) != 0)
@@ -955,4 +962,45 @@ int ls_store_model_write(ls_store *st, const ls_store_model_keys *k,
 		freeReplyObject(r);
 	pipe_guard_leave(&g);
 	return rc;
+}
+
+int ls_store_due(ls_store *st, const char *key, int64_t max_score,
+		 size_t limit, const char **ids, size_t *n, char *err,
+		 size_t errlen)
+{
+	release_replies(st);
+	*n = 0;
+	if (need_connection(st, "due", err, errlen) != 0)
+		return -1;
+	if (grow((void **)&st->replies, &st->replies_cap, 1, sizeof *st->replies) != 0) {
+		ls_set_err(err, errlen, "due: out of memory");
+		return -1;
+	}
+	char max[24], lim[24];
+	snprintf(max, sizeof max, "%" PRId64, max_score);
+	snprintf(lim, sizeof lim, "%zu", limit);
+	const char *argv[8] = { "ZRANGEBYSCORE", key, "-inf", max, "LIMIT", "0", lim };
+	size_t argvlen[8] = { 13, strlen(key), 4, strlen(max), 5, 1, strlen(lim) };
+	if (redisAppendCommandArgv(st->c, 7, argv, argvlen) != REDIS_OK)
+		return oom_fail(st, "due", err, errlen);
+	pipe_guard g;
+	pipe_guard_enter(&g);
+	redisReply *r = read_reply(st);
+	int rc = 0;
+	if (r == NULL)
+		rc = io_fail(st, "due", err, errlen);
+	pipe_guard_leave(&g);
+	if (rc != 0)
+		return rc;
+	st->replies[st->n_replies++] = r;
+	if (r->type != REDIS_REPLY_ARRAY) {
+		ls_set_err(err, errlen, "due: ZRANGEBYSCORE %s: %s", key, reply_why(r));
+		return -1;
+	}
+	for (size_t i = 0; i < r->elements && i < limit; i++) {
+		if (r->element[i]->type != REDIS_REPLY_STRING)
+			continue;
+		ids[(*n)++] = r->element[i]->str;
+	}
+	return 0;
 }

@@ -129,11 +129,18 @@ int ls_store_commit(ls_store *st, const ls_store_write *w, size_t nw,
 		    const ls_store_offset *o, size_t no, char *err,
 		    size_t errlen);
 
-/* One RPUSH of a commit: data appended to the list at key (a full key). */
+/*
+ * One more command of a commit, on a full key: `cmd key [arg] data`.
+ * cmd NULL is RPUSH (append data to a list); "ZADD" with arg the score in
+ * decimal and data the member; "ZREM" with data the member. Every one
+ * answers an integer inside EXEC.
+ */
 typedef struct ls_store_append {
 	const char *key;
 	const uint8_t *data;
 	size_t len;
+	const char *cmd; /* NULL: RPUSH */
+	const char *arg; /* NULL: none */
 } ls_store_append;
 
 /*
@@ -186,6 +193,15 @@ int ls_store_model_write(ls_store *st, const ls_store_model_keys *k,
 			 const uint8_t *model, size_t model_len,
 			 const uint8_t *eval, size_t eval_len, size_t n_folded,
 			 char *err, size_t errlen);
+
+/*
+ * Up to limit members of the sorted set key with score <= max_score,
+ * lowest first (ZRANGE ... BYSCORE LIMIT), into ids[0..*n) (pointing into
+ * a reply valid until the next call on st). 0 or -1.
+ */
+int ls_store_due(ls_store *st, const char *key, int64_t max_score,
+		 size_t limit, const char **ids, size_t *n, char *err,
+		 size_t errlen);
 
 /* Forget a WATCH when a read is not followed by a write. */
 void ls_store_unwatch(ls_store *st);

@@ -191,6 +191,55 @@ class Scoring(unittest.TestCase):
                 reader.join(10)
             self.assertEqual(reader.undecodable, 0)
 
+    def test_label_timeout_labels_silent_leads(self):
+        """With only positive outcomes (--negatives none) label_timeout is
+        the only source of negatives; most leads go silent after their
+        decision, so the sweep must label them without another event."""
+        d = self.tmp.name
+        truth_path = os.path.join(d, 'truth.tsv')
+        with testenv.RedisServer() as redis_srv, testenv.DevBroker() as broker:
+            cfg = tp.write_config(os.path.join(d, 'leadscore.yaml'),
+                                  broker.bootstrap, redis_srv.url, 'timeouts',
+                                  prefix='to:')
+            with open(cfg, 'a') as f:
+                f.write('models:\n'
+                        '  - name: conversion\n'
+                        '    negative: []\n'
+                        '    label_timeout: 10d\n')
+            daemon = tp.start_daemon(self, cfg)
+            daemon.wait_for_log('msg="ready"', timeout=30)
+            days = 30
+            rc, out, err = ts.run_sim('--brokers', broker.bootstrap,
+                                      '--leads', 1500, '--days', days,
+                                      '--seed', 5, '--rate', 10000,
+                                      '--negatives', 'none',
+                                      '--truth', truth_path, timeout=600)
+            self.assertEqual(rc, 0, err[-2000:])
+            ends = end_offsets(broker.bootstrap, INPUTS)
+            r = redis_srv.client()
+            tp.wait_offsets(r, 'to:', 'timeouts', ends, 300, daemon)
+            time.sleep(2.5)   # a sweep (every second) and a commit
+            self.assertEqual(daemon.terminate(), 0, daemon.tail())
+            m = tp.ctl_model(cfg, 'conversion')
+            _, rows = ts.read_truth(truth_path)
+            pos = sum(int(x['label']) for x in rows)
+            log('timeouts: %d positives in the stream; model learned %d+/%d-'
+                % (pos, m['positives'], m['negatives']))
+            # every positive is learned once (a late one after a timeout
+            # negative as well); negatives come from timeouts only
+            self.assertEqual(m['positives'], pos)
+            self.assertGreater(m['negatives'], pos)
+            # what is left in the due sets is not due yet: deadlines after
+            # the newest event time of the stream, less an hour of slack
+            newest = max(int(x['label_ts']) for x in rows)
+            left = []
+            for key in r.scan_iter(match='to:due:conversion:*'):
+                left += [s for _, s in r.zrange(key, 0, -1, withscores=True)]
+            log('timeouts: %d leads still open' % len(left))
+            self.assertTrue(left, 'no lead left open: the stream should end '
+                                  'with leads younger than 10 days')
+            self.assertGreater(min(left), newest - 3600 * 1000)
+
     # ------------------------------------------------------------ quality
 
     def check_quality(self, reader, truth_path):
