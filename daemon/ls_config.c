@@ -1059,6 +1059,10 @@ static const field root_fields[] = {
 	  .offset = C_OFF(scoring.checkpoint_interval_ms), .def = "5s", .flags = F_RELOAD,
 	  .min = MS_SECOND, .max = MS_HOUR,
 	  .desc = "Model state and evaluation windows are checkpointed to Redis (and merged across instances) this often (1s to 1h)." },
+	{ .name = "scoring.rescore_interval", .type = FT_DURATION,
+	  .offset = C_OFF(scoring.rescore_interval_ms), .def = "1h", .flags = F_RELOAD,
+	  .min = 0, .max = 30 * MS_DAY,
+	  .desc = "A lead without events is rescored when event time has moved this far past its last score, as its windows age; 0 turns it off (0 to 30d)." },
 	{ .name = "models", .type = FT_SEQ, .seq = &models_seq,
 	  .desc = "Scoring models (see Models below); absent or null: one model named conversion with every default; present: replaces it." },
 };

@@ -156,6 +156,7 @@ typedef struct ls_config {
 	} features;
 	struct {
 		int64_t checkpoint_interval_ms; /* models and eval windows saved this often */
+		int64_t rescore_interval_ms;    /* idle leads rescored this often (event time); 0: never */
 	} scoring;
 	/*
 	 * The `models:` sequence, in file order; n == 0 means the key was

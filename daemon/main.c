@@ -221,12 +221,13 @@ static void log_stats(const ls_pipeline *p, const char *msg)
 		dlq += st->dead_lettered[i];
 	ls_log(LS_LOG_INFO, "main", msg,
 	       "consumed=%llu applied=%llu duplicates=%llu too_late=%llu dead_lettered=%llu "
-	       "commits=%llu leads_written=%llu redis_failures=%llu",
+	       "commits=%llu leads_written=%llu redis_failures=%llu idle_rescored=%llu",
 	       (unsigned long long)consumed, (unsigned long long)applied,
 	       (unsigned long long)dup, (unsigned long long)late,
 	       (unsigned long long)dlq, (unsigned long long)st->commits,
 	       (unsigned long long)st->leads_written,
-	       (unsigned long long)st->redis_failures);
+	       (unsigned long long)st->redis_failures,
+	       (unsigned long long)st->rescored);
 	const ls_scorer *sc = ls_pipeline_scorer(p);
 	for (size_t i = 0; i < ls_scorer_n_models(sc); i++) {
 		ls_scorer_model_stats ms;

@@ -31,6 +31,8 @@ typedef struct ls_cache_entry {
 	uint64_t hash;
 	bool dirty;
 	bool due_dirty;           /* label-timeout membership to rewrite */
+	bool rescore_dirty;       /* idle-rescore membership to rewrite */
+	int64_t scored_at;        /* event time of its last scoring, -1 unknown */
 	int32_t partition;        /* input partition the lead's events come from */
 	uint64_t touched_batch;   /* pipeline batch that last applied an event */
 	const struct ls_event *cause; /* that batch's last applied event */

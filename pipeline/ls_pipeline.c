@@ -437,9 +437,16 @@ static int score_touched(ls_pipeline *p, char *err, size_t errlen)
 		ls_cache_entry *e = p->touched[i];
 		bool changed = false;
 		size_t produced = 0;
-		if (ls_scorer_score(p->scorer, e->lead_id, e->lead, e->cause,
-				    &changed, &produced, err, errlen) != 0)
+		if (ls_scorer_score(p->scorer, e->lead_id, e->lead,
+				    LS_LEAD_AT_WATERMARK, e->cause, &changed,
+				    &produced, err, errlen) != 0)
 			return -1;
+		e->scored_at = ls_lead_watermark(e->lead);
+		e->rescore_dirty = true;
+		if (mark_dirty(p, e) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
 		p->produced_in_batch += produced;
 		if (changed && mark_dirty(p, e) != 0) {
 			snprintf(err, errlen, "out of memory");
@@ -501,6 +508,19 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 	return score_touched(p, err, errlen);
 }
 
+/*
+ * Idle rescoring stops once a lead's last score is this far past its
+ * newest event: beyond the longest default window nothing ages any more.
+ */
+#define RESCORE_HORIZON_MS (31 * INT64_C(86400000))
+
+static int rescore_key(const ls_pipeline *p, int32_t part, char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap, "%srescore:%" PRId32,
+			 ls_store_key_prefix(p->store), part);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 /* Append s (with its NUL) to opbuf; its offset, or -1. */
 static long op_str(ls_pipeline *p, const char *s, size_t len)
 {
@@ -526,7 +546,7 @@ static int build_ops(ls_pipeline *p, const ls_store_append *appends,
 		     size_t n_appends, size_t *n_ops, char *err, size_t errlen)
 {
 	size_t nm = ls_scorer_n_models(p->scorer);
-	size_t max = n_appends + p->n_dirty * nm + p->n_stale;
+	size_t max = n_appends + p->n_dirty * (nm + 1) + p->n_stale;
 	op_off *oo = calloc(max ? max : 1, sizeof *oo);
 	if (oo == NULL ||
 	    reserve((void **)&p->ops, &p->cap_ops, max ? max : 1, sizeof *p->ops) != 0) {
@@ -556,6 +576,20 @@ static int build_ops(ls_pipeline *p, const ls_store_append *appends,
 					  op_str(p, e->lead_id, strlen(e->lead_id)) };
 			p->ops[n++] = (ls_store_append){ .cmd = due ? "ZADD" : "ZREM" };
 		}
+	}
+	int64_t every = p->cfg->scoring.rescore_interval_ms;
+	for (size_t i = 0; i < p->n_dirty && nm > 0; i++) {
+		ls_cache_entry *e = p->dirty[i];
+		if (!e->rescore_dirty || rescore_key(p, e->partition, key, sizeof key) != 0)
+			continue;
+		int64_t wm = ls_lead_watermark(e->lead);
+		int64_t base = e->scored_at > wm ? e->scored_at : wm;
+		bool keep = every > 0 && wm >= 0 && base - wm < RESCORE_HORIZON_MS;
+		snprintf(num, sizeof num, "%" PRId64, keep ? base + every : 0);
+		oo[n] = (op_off){ op_str(p, key, strlen(key)),
+				  keep ? op_str(p, num, strlen(num)) : -2,
+				  op_str(p, e->lead_id, strlen(e->lead_id)) };
+		p->ops[n++] = (ls_store_append){ .cmd = keep ? "ZADD" : "ZREM" };
 	}
 	for (size_t i = 0; i < p->n_stale; i++) {
 		size_t kl = strlen(p->stale[i]);
@@ -661,6 +695,7 @@ static int commit_pending(ls_pipeline *p)
 	for (size_t i = 0; i < p->n_dirty; i++) {
 		p->dirty[i]->dirty = false;
 		p->dirty[i]->due_dirty = false;
+		p->dirty[i]->rescore_dirty = false;
 	}
 	ls_scorer_committed(p->scorer);
 	ls_log(LS_LOG_DEBUG, "pipeline", "committed", "leads=%zu partitions=%zu",
@@ -736,24 +771,25 @@ static int add_stale(ls_pipeline *p, const char *key, const char *member)
 
 #define SWEEP_LIMIT 256
 
-/* Label-timeout sweep of one model's due set of one partition. */
-static int sweep_one(ls_pipeline *p, size_t model, int32_t part, char *err,
-		     size_t errlen)
+/*
+ * Load the members of sorted set key (one partition's) with score <= the
+ * partition's event-time watermark into ents[0..*n), leads that vanished
+ * (expired by redis.lead_ttl) set aside to be removed at the next commit.
+ */
+static int sweep_load(ls_pipeline *p, const char *key, int32_t part,
+		      ls_cache_entry **ents, size_t *n, char *err, size_t errlen)
 {
-	char key[600];
-	if (ls_scorer_due_key(p->scorer, model, part, key, sizeof key) != 0)
-		return 0;
 	const char *ids[SWEEP_LIMIT];
-	ls_cache_entry *ents[SWEEP_LIMIT];
-	size_t n;
+	size_t got;
 	char serr[512];
-	if (ls_store_due(p->store, key, p->part_wm[part], SWEEP_LIMIT, ids, &n,
+	*n = 0;
+	if (ls_store_due(p->store, key, p->part_wm[part], SWEEP_LIMIT, ids, &got,
 			 serr, sizeof serr) != 0) {
 		snprintf(err, errlen, "redis: %s", serr);
 		return -1;
 	}
 	p->n_misses = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < got; i++) {
 		bool created;
 		ents[i] = ls_cache_put(&p->cache, ids[i], &created);
 		if (ents[i] == NULL ||
@@ -771,23 +807,67 @@ static int sweep_one(ls_pipeline *p, size_t model, int32_t part, char *err,
 	p->n_misses = 0;
 	if (rc != 0)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		ls_cache_entry *e = ents[i];
-		if (ls_lead_watermark(e->lead) < 0) {
-			/* the lead expired (redis.lead_ttl): drop its entry */
-			if (add_stale(p, key, e->lead_id) != 0) {
+	for (size_t i = 0; i < got; i++) {
+		if (ls_lead_watermark(ents[i]->lead) < 0) {
+			if (add_stale(p, key, ents[i]->lead_id) != 0) {
 				snprintf(err, errlen, "out of memory");
 				return -1;
 			}
 			continue;
 		}
+		ents[(*n)++] = ents[i];
+	}
+	return 0;
+}
+
+/* Label-timeout sweep of one model's due set of one partition. */
+static int sweep_timeouts(ls_pipeline *p, size_t model, int32_t part,
+			  char *err, size_t errlen)
+{
+	char key[600];
+	ls_cache_entry *ents[SWEEP_LIMIT];
+	size_t n;
+	if (ls_scorer_due_key(p->scorer, model, part, key, sizeof key) != 0 ||
+	    sweep_load(p, key, part, ents, &n, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
 		bool changed = false;
-		if (ls_scorer_expire(p->scorer, e->lead, p->part_wm[part], &changed,
-				     err, errlen) != 0)
+		if (ls_scorer_expire(p->scorer, ents[i]->lead, p->part_wm[part],
+				     &changed, err, errlen) != 0)
 			return -1;
 		/* rewritten even when nothing was due any more, so the due set
 		 * stops naming it */
-		e->due_dirty = true;
+		ents[i]->due_dirty = true;
+		if (mark_dirty(p, ents[i]) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Idle rescoring of one partition: scores follow ageing windows. */
+static int sweep_rescore(ls_pipeline *p, int32_t part, char *err, size_t errlen)
+{
+	char key[600];
+	ls_cache_entry *ents[SWEEP_LIMIT];
+	size_t n;
+	if (rescore_key(p, part, key, sizeof key) != 0 ||
+	    sweep_load(p, key, part, ents, &n, err, errlen) != 0)
+		return -1;
+	int64_t T = p->part_wm[part];
+	for (size_t i = 0; i < n; i++) {
+		ls_cache_entry *e = ents[i];
+		bool changed = false;
+		size_t produced = 0;
+		if (ls_scorer_score(p->scorer, e->lead_id, e->lead, T, NULL, &changed,
+				    &produced, err, errlen) != 0)
+			return -1;
+		p->produced_in_batch += produced;
+		p->st.rescored++;
+		if (T > e->scored_at)
+			e->scored_at = T;
+		e->rescore_dirty = true;
 		if (mark_dirty(p, e) != 0) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
@@ -797,9 +877,11 @@ static int sweep_one(ls_pipeline *p, size_t model, int32_t part, char *err,
 }
 
 /*
- * Leads that went silent reach their label_timeout only here: every
- * second, each owned partition's due set is read up to the partition's
- * event-time watermark. What it learns commits like a batch.
+ * Leads that went silent reach their label_timeout, and have their score
+ * follow their ageing windows, only here: every second, each owned
+ * partition's due and rescore sets are read up to the partition's
+ * event-time watermark. What this learns and publishes commits like a
+ * batch.
  */
 static int sweep_due(ls_pipeline *p)
 {
@@ -821,7 +903,9 @@ static int sweep_due(ls_pipeline *p)
 			continue;
 		for (size_t j = 0; j < nm && rc == 0; j++)
 			if (ls_scorer_timeout_ms(p->scorer, j) > 0)
-				rc = sweep_one(p, j, part, err, sizeof err);
+				rc = sweep_timeouts(p, j, part, err, sizeof err);
+		if (rc == 0 && p->cfg->scoring.rescore_interval_ms > 0 && nm > 0)
+			rc = sweep_rescore(p, part, err, sizeof err);
 	}
 	rd_kafka_topic_partition_list_destroy(parts);
 	if (rc != 0)

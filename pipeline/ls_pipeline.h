@@ -80,6 +80,7 @@ typedef struct ls_pipeline_stats {
 	uint64_t redis_failures;
 	uint64_t dlq_failures;
 	uint64_t cache_loads; /* leads read from Redis */
+	uint64_t rescored;    /* idle leads rescored as event time moved on */
 } ls_pipeline_stats;
 
 typedef struct ls_pipeline ls_pipeline;

@@ -478,8 +478,8 @@ static int publish(ls_scorer *sc, model *m, const char *lead_id,
 }
 
 int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
-		    const ls_event *cause, bool *changed, size_t *produced,
-		    char *err, size_t errlen)
+		    int64_t T, const ls_event *cause, bool *changed,
+		    size_t *produced, char *err, size_t errlen)
 {
 	if (sc->n_models == 0)
 		return 0;
@@ -487,13 +487,16 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 	if (state_load(lead, &s, err, errlen) != 0)
 		return -1;
 	int64_t wm = ls_lead_watermark(lead);
+	if (T != LS_LEAD_AT_WATERMARK && T < wm)
+		T = LS_LEAD_AT_WATERMARK; /* never score a lead in its past */
+	int64_t at = T == LS_LEAD_AT_WATERMARK ? (wm < 0 ? 0 : wm) : T;
 	bool dirty = false;
 	for (size_t i = 0; i < sc->n_models; i++) {
 		model *m = &sc->m[i];
 		ls_leadscore_model *r = ls_leadscore_get(&s, m->key, true);
 		if (r == NULL)
 			continue;
-		if (build_example(sc, m, lead, LS_LEAD_AT_WATERMARK) != 0) {
+		if (build_example(sc, m, lead, T) != 0) {
 			ls_set_err(err, errlen, "model %s: cannot build example",
 				   m->spec->name);
 			return -1;
@@ -509,8 +512,8 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 		    !ls_score_should_publish(r->score, r->tier, p, tier, m->spec->min_delta))
 			continue;
 		if (!m->spec->shadow) {
-			if (publish(sc, m, lead_id, r, p, tier, wm < 0 ? 0 : wm, cause,
-				    err, errlen) != 0)
+			if (publish(sc, m, lead_id, r, p, tier, at, cause, err,
+				    errlen) != 0)
 				return -1;
 			(*produced)++;
 		}

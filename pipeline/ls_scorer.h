@@ -111,10 +111,15 @@ int ls_scorer_due_key(const ls_scorer *sc, size_t i, int32_t partition,
 bool ls_scorer_due(const ls_scorer *sc, const ls_lead *lead, size_t i,
 		   int64_t *deadline);
 
-/* Rescore lead and publish where due; *produced counts messages queued. */
+/*
+ * Rescore lead with its features at T (LS_LEAD_AT_WATERMARK after its own
+ * events; a later event time when it is rescored idle, cause NULL) and
+ * publish where due; the ScoreChange carries T (or the watermark) as ts.
+ * *produced counts messages queued.
+ */
 int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
-		    const ls_event *cause, bool *changed, size_t *produced,
-		    char *err, size_t errlen);
+		    int64_t T, const ls_event *cause, bool *changed,
+		    size_t *produced, char *err, size_t errlen);
 
 /* The log entries of this commit (one per model that learned); valid until
  * the next call. */

@@ -117,6 +117,7 @@ static void assert_defaults_except_brokers(const ls_config *c)
 	ck_assert_ptr_eq(ls_config_features(c, &n), ls_features_default(&nd));
 	ck_assert_uint_eq(n, nd);
 	ck_assert_int_eq(c->scoring.checkpoint_interval_ms, 5000);
+	ck_assert_int_eq(c->scoring.rescore_interval_ms, 3600000);
 	/* No models: key, so the built-in conversion model. */
 	ck_assert_uint_eq(c->models.n, 0);
 	ck_assert_ptr_null(c->models.specs);
@@ -422,7 +423,7 @@ START_TEST(test_env_names)
 			ck_assert_str_ne(names[j], names[n]);
 		n++;
 	}
-	ck_assert_uint_eq(n, 31);
+	ck_assert_uint_eq(n, 32);
 }
 END_TEST
 

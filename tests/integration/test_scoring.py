@@ -240,6 +240,59 @@ class Scoring(unittest.TestCase):
                                   'with leads younger than 10 days')
             self.assertGreater(min(left), newest - 3600 * 1000)
 
+    def test_idle_lead_is_rescored_as_event_time_moves(self):
+        """A lead with no new events is rescored once its partition's event
+        time has moved rescore_interval past its last score: a ScoreChange
+        with no cause, at the partition's newest event time."""
+        d = self.tmp.name
+        with testenv.RedisServer() as redis_srv, testenv.DevBroker() as broker:
+            cfg = tp.write_config(os.path.join(d, 'leadscore.yaml'),
+                                  broker.bootstrap, redis_srv.url, 'idle',
+                                  prefix='id:')
+            with open(cfg, 'a') as f:
+                f.write('scoring:\n  rescore_interval: 1h\n' + MODELS)
+            reader = ScoreReader(broker.bootstrap)
+            reader.start()
+            daemon = tp.start_daemon(self, cfg)
+            try:
+                daemon.wait_for_log('msg="ready"', timeout=30)
+                ts0 = int(time.time() * 1000) - 48 * 3600 * 1000
+                for topic, key, value in self.probe_events('idle-x', 'idle-x', ts0):
+                    testenv.produce(broker.bootstrap, topic, [(key, value)],
+                                    partition=0)
+                first = reader.wait_for(lambda r: r['lead_id'] == 'idle-x', 30)
+                self.assertTrue(first, daemon.tail())
+                time.sleep(2)
+                n_before = len([r for r in reader.snapshot()
+                                if r[3]['lead_id'] == 'idle-x'])
+                # another lead moves partition 0's event time 3 h on
+                later = ts0 + 3 * 3600 * 1000
+                testenv.produce(broker.bootstrap, 'leads.web', [(
+                    'idle-y', avro_events.encode('web', {
+                        'event_id': 'idle-y-1', 'lead_id': 'idle-y',
+                        'ts': later, 'type': 'PAGE_VIEW',
+                        'url': 'https://x.test/blog', 'page_category': 'blog',
+                        'duration_ms': 1000, 'session_id': 'y'}))],
+                    partition=0)
+                idle = reader.wait_for(lambda r: r['lead_id'] == 'idle-x' and
+                                       r['cause_event_id'] is None, 30)
+                self.assertTrue(idle, 'idle-x not rescored\n' + daemon.tail())
+                rec = idle[0][3]
+                self.assertEqual(rec['ts'], later)
+                self.assertEqual(rec['version'], n_before + 1)
+                # rescored once for the 3 h step, not again and again
+                time.sleep(3)
+                again = [r for r in reader.snapshot()
+                         if r[3]['lead_id'] == 'idle-x'
+                         and r[3]['cause_event_id'] is None]
+                self.assertEqual(len(again), 1, again)
+                # the next rescore is due an interval after this one
+                due = redis_srv.client().zscore('id:rescore:0', 'idle-x')
+                self.assertEqual(due, later + 3600 * 1000)
+            finally:
+                reader.stop.set()
+                reader.join(10)
+
     # ------------------------------------------------------------ quality
 
     def check_quality(self, reader, truth_path):
