@@ -284,6 +284,26 @@ ls_ftrl *ls_ftrl_clone(const ls_ftrl *m)
 	return c;
 }
 
+int ls_ftrl_copy(ls_ftrl *dst, const ls_ftrl *src)
+{
+	if (dst == NULL || src == NULL)
+		return LS_FTRL_ERR_INVALID;
+	if (dst->layout != src->layout || dst->dims != src->dims ||
+	    dst->n_dense != src->n_dense)
+		return LS_FTRL_ERR_LAYOUT;
+	dst->is_delta = src->is_delta;
+	dst->version = src->version;
+	dst->pos = src->pos;
+	dst->neg = src->neg;
+	if (src->n_dense > 0) {
+		memcpy(dst->s1, src->s1, src->n_dense * sizeof *dst->s1);
+		memcpy(dst->s2, src->s2, src->n_dense * sizeof *dst->s2);
+	}
+	memcpy(dst->z, src->z, src->dims * sizeof *dst->z);
+	memcpy(dst->n, src->n, src->dims * sizeof *dst->n);
+	return LS_FTRL_OK;
+}
+
 /* ---- accessors ---- */
 
 const ls_ftrl_params *ls_ftrl_get_params(const ls_ftrl *m) { return &m->p; }

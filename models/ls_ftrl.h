@@ -267,6 +267,12 @@ ls_ftrl *ls_ftrl_new(const ls_ftrl_params *p, const char *const *dense_names,
 void ls_ftrl_free(ls_ftrl *m);
 /* A deep copy, or NULL when out of memory. */
 ls_ftrl *ls_ftrl_clone(const ls_ftrl *m);
+/*
+ * Overwrite dst's state with src's without allocating (the batch loop
+ * keeps a committed copy in step at every commit; a fresh 4 MiB clone
+ * each time cost page faults). LS_FTRL_ERR_LAYOUT when they differ.
+ */
+int ls_ftrl_copy(ls_ftrl *dst, const ls_ftrl *src);
 
 /* Accessors. */
 const ls_ftrl_params *ls_ftrl_get_params(const ls_ftrl *m);

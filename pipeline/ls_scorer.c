@@ -573,21 +573,8 @@ void ls_scorer_committed(ls_scorer *sc)
 		model *m = &sc->m[i];
 		if (!m->learned)
 			continue;
-		ls_ftrl *c = ls_ftrl_clone(m->local);
-		if (c == NULL) {
-			/* keep the old committed copy: the next delta then
-			 * repeats this one, which the log already holds; better
-			 * to stop learning until memory returns */
-			ls_error(COMPONENT, "out of memory after commit; model learning paused",
-				 "model=%s", m->spec->name);
-			ls_ftrl_free(m->local);
-			m->local = ls_ftrl_clone(m->committed);
-			if (m->local == NULL)
-				abort(); /* cannot keep a consistent model */
-		} else {
-			ls_ftrl_free(m->committed);
-			m->committed = c;
-		}
+		/* same layout by construction: cannot fail */
+		ls_ftrl_copy(m->committed, m->local);
 		for (size_t j = 0; j < m->n_pend; j++)
 			ls_eval_add(m->eval, m->pend[j].p, m->pend[j].label != 0);
 		m->n_pend = 0;
@@ -602,11 +589,7 @@ void ls_scorer_discard(ls_scorer *sc)
 		m->n_pend = 0;
 		if (!m->learned)
 			continue;
-		ls_ftrl *c = ls_ftrl_clone(m->committed);
-		if (c == NULL)
-			abort(); /* a model that keeps unreplayable labels is worse */
-		ls_ftrl_free(m->local);
-		m->local = c;
+		ls_ftrl_copy(m->local, m->committed);
 		m->learned = false;
 	}
 }

@@ -683,6 +683,36 @@ END_TEST
 
 /* ---- checkpoint ---- */
 
+/* copy gives the same state as clone (same checkpoint bytes), in place */
+START_TEST(test_copy)
+{
+	ls_ftrl *m = mix_model(1u << 12);
+	mix_train(m, 7, 300);
+	ls_ftrl *dst = mix_model(1u << 12);
+	mix_train(dst, 8, 50); /* other state, same layout */
+	ck_assert_int_eq(ls_ftrl_copy(dst, m), LS_FTRL_OK);
+	ls_ftrl *cl = ls_ftrl_clone(m);
+	ls_ftrl_buf a = { 0 }, b = { 0 };
+	ck_assert_int_eq(ls_ftrl_encode(dst, &a), LS_FTRL_OK);
+	ck_assert_int_eq(ls_ftrl_encode(cl, &b), LS_FTRL_OK);
+	ck_assert_uint_eq(a.len, b.len);
+	ck_assert(memcmp(a.data, b.data, a.len) == 0);
+	/* learning on the copy does not touch the source */
+	mix_train(dst, 9, 10);
+	ck_assert_uint_eq(ls_ftrl_positives(m) + ls_ftrl_negatives(m), 300);
+	ck_assert_uint_eq(ls_ftrl_positives(dst) + ls_ftrl_negatives(dst), 310);
+	ls_ftrl *other = mix_model(1u << 10);
+	ck_assert_int_eq(ls_ftrl_copy(other, m), LS_FTRL_ERR_LAYOUT);
+	ck_assert_int_eq(ls_ftrl_copy(NULL, m), LS_FTRL_ERR_INVALID);
+	ls_ftrl_buf_free(&a);
+	ls_ftrl_buf_free(&b);
+	ls_ftrl_free(other);
+	ls_ftrl_free(cl);
+	ls_ftrl_free(dst);
+	ls_ftrl_free(m);
+}
+END_TEST
+
 START_TEST(test_roundtrip)
 {
 	ls_ftrl *m = mix_model(1u << 12);
@@ -1010,6 +1040,7 @@ static Suite *ftrl_suite(void)
 	tcase_add_test(tc, test_collision_names);
 	tcase_add_test(tc, test_standardisation);
 	tcase_add_test(tc, test_roundtrip);
+	tcase_add_test(tc, test_copy);
 	tcase_add_test(tc, test_fuzz_decode);
 	tcase_add_test(tc, test_delta_merge);
 	tcase_add_test(tc, test_params_and_memory);
