@@ -1175,6 +1175,23 @@ int ls_ftrl_delta(const ls_ftrl *local, const ls_ftrl *base, ls_ftrl **out)
 				 NULL, local->n_dense, NULL, 0, &rc);
 	if (d == NULL)
 		return rc;
+	ls_ftrl_delta_into(d, local, base);
+	*out = d;
+	return LS_FTRL_OK;
+}
+
+int ls_ftrl_delta_into(ls_ftrl *d, const ls_ftrl *local, const ls_ftrl *base)
+{
+	if (d == NULL)
+		return LS_FTRL_ERR_INVALID;
+	int rc = check_pair(local, base);
+	if (rc == LS_FTRL_OK)
+		rc = check_pair(d, local);
+	if (rc != LS_FTRL_OK)
+		return rc;
+	if (local->is_delta || base->is_delta || local->pos < base->pos ||
+	    local->neg < base->neg)
+		return LS_FTRL_ERR_DELTA;
 	d->is_delta = true;
 	d->version = base->version;
 	d->pos = local->pos - base->pos;
@@ -1187,7 +1204,6 @@ int ls_ftrl_delta(const ls_ftrl *local, const ls_ftrl *base, ls_ftrl **out)
 		d->z[i] = local->z[i] - base->z[i];
 		d->n[i] = local->n[i] - base->n[i];
 	}
-	*out = d;
 	return LS_FTRL_OK;
 }
 

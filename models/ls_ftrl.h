@@ -372,6 +372,13 @@ int ls_ftrl_decode(const uint8_t *data, size_t len, ls_ftrl **out, char *err,
 int ls_ftrl_delta(const ls_ftrl *local, const ls_ftrl *base, ls_ftrl **out);
 
 /*
+ * ls_ftrl_delta into d, a model or delta of the same layout (allocated
+ * once by the caller, e.g. a clone; it becomes a delta), so that the
+ * batch loop's per-commit delta allocates nothing.
+ */
+int ls_ftrl_delta_into(ls_ftrl *d, const ls_ftrl *local, const ls_ftrl *base);
+
+/*
  * shared += delta (n floored at 0) and, unless the delta is all zero,
  * shared's version + 1. Errors as ls_ftrl_delta; shared is unchanged on
  * error.

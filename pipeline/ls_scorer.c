@@ -35,6 +35,7 @@ typedef struct model {
 	char k_model[KEY_MAX], k_eval[KEY_MAX], k_log[KEY_MAX];
 	ls_ftrl *local;
 	ls_ftrl *committed;
+	ls_ftrl *delta; /* reused for every commit's delta */
 	bool learned; /* local differs from committed */
 	ls_eval *eval; /* shared window at the last fold + committed pairs */
 	ls_mlog_pair *pend;
@@ -165,6 +166,7 @@ void ls_scorer_free(ls_scorer *sc)
 		model *m = &sc->m[i];
 		ls_ftrl_free(m->local);
 		ls_ftrl_free(m->committed);
+		ls_ftrl_free(m->delta);
 		ls_eval_free(m->eval);
 		free(m->pend);
 		ls_ftrl_buf_free(&m->delta_buf);
@@ -541,11 +543,13 @@ int ls_scorer_commit_appends(ls_scorer *sc, const ls_store_append **a,
 		model *m = &sc->m[i];
 		if (!m->learned)
 			continue;
-		ls_ftrl *d = NULL;
-		int rc = ls_ftrl_delta(m->local, m->committed, &d);
+		int rc = LS_FTRL_ERR_NOMEM;
+		if (m->delta == NULL)
+			m->delta = ls_ftrl_clone(m->local);
+		if (m->delta != NULL)
+			rc = ls_ftrl_delta_into(m->delta, m->local, m->committed);
 		if (rc == 0)
-			rc = ls_ftrl_encode(d, &m->delta_buf);
-		ls_ftrl_free(d);
+			rc = ls_ftrl_encode(m->delta, &m->delta_buf);
 		if (rc != 0) {
 			ls_set_err(err, errlen, "model %s: delta: %s", m->spec->name,
 				   ls_ftrl_result_str(rc));

@@ -701,8 +701,22 @@ START_TEST(test_copy)
 	mix_train(dst, 9, 10);
 	ck_assert_uint_eq(ls_ftrl_positives(m) + ls_ftrl_negatives(m), 300);
 	ck_assert_uint_eq(ls_ftrl_positives(dst) + ls_ftrl_negatives(dst), 310);
+	/* delta_into (reused output) gives ls_ftrl_delta's bytes */
+	ls_ftrl *d1 = NULL;
+	ck_assert_int_eq(ls_ftrl_delta(dst, m, &d1), LS_FTRL_OK);
+	ls_ftrl *d2 = ls_ftrl_clone(m);
+	ck_assert_int_eq(ls_ftrl_delta_into(d2, dst, m), LS_FTRL_OK);
+	ck_assert(ls_ftrl_is_delta(d2));
+	ck_assert_int_eq(ls_ftrl_encode(d1, &a), LS_FTRL_OK);
+	ck_assert_int_eq(ls_ftrl_encode(d2, &b), LS_FTRL_OK);
+	ck_assert_uint_eq(a.len, b.len);
+	ck_assert(memcmp(a.data, b.data, a.len) == 0);
+	ck_assert_int_eq(ls_ftrl_delta_into(d2, m, dst), LS_FTRL_ERR_DELTA);
+	ls_ftrl_free(d1);
+	ls_ftrl_free(d2);
 	ls_ftrl *other = mix_model(1u << 10);
 	ck_assert_int_eq(ls_ftrl_copy(other, m), LS_FTRL_ERR_LAYOUT);
+	ck_assert_int_eq(ls_ftrl_delta_into(other, dst, m), LS_FTRL_ERR_LAYOUT);
 	ck_assert_int_eq(ls_ftrl_copy(NULL, m), LS_FTRL_ERR_INVALID);
 	ls_ftrl_buf_free(&a);
 	ls_ftrl_buf_free(&b);
