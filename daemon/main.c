@@ -24,6 +24,7 @@
 #include "ls_codec.h"
 #include "ls_config.h"
 #include "ls_kafka.h"
+#include "ls_http.h"
 #include "ls_pipeline.h"
 #include "ls_scorer.h"
 #include "ls_log.h"
@@ -251,6 +252,7 @@ static int run(ls_config *cfg)
 	ls_store *store = NULL;
 	ls_kafka_consumer *consumer = NULL;
 	ls_pipeline *pipeline = NULL;
+	ls_http *http = NULL;
 
 	codec = ls_codec_new(err, sizeof err);
 	if (codec == NULL) {
@@ -283,6 +285,21 @@ static int run(ls_config *cfg)
 		       ls_log_quote(err, q, sizeof q));
 		goto out;
 	}
+	ls_http_env henv = {
+		.cfg = cfg,
+		.store = ls_pipeline_store_settings(cfg),
+		.set = ls_pipeline_features(pipeline),
+		.lead_conf = ls_pipeline_lead_conf(pipeline),
+	};
+	http = ls_http_start(&henv, err, sizeof err);
+	if (http == NULL) {
+		ls_log(LS_LOG_ERROR, "http", "cannot start", "error=%s",
+		       ls_log_quote(err, q, sizeof q));
+		goto out;
+	}
+	ls_log(LS_LOG_INFO, "http", "listening", "listen=%s port=%u",
+	       ls_log_quote(cfg->http.listen, q, sizeof q), (unsigned)ls_http_port(http));
+	uint64_t published = 0;
 	ls_log(LS_LOG_INFO, "kafka", "subscribed",
 	       "brokers=%s group_id=%s", ls_log_quote(cfg->kafka.brokers, q, 300),
 	       ls_log_quote(cfg->kafka.group_id, q + 300, 300));
@@ -304,6 +321,14 @@ static int run(ls_config *cfg)
 			ls_pipeline_reload(pipeline);
 		}
 		ls_pipeline_step(pipeline);
+		if (ls_pipeline_checkpoints(pipeline) != published) {
+			/* handlers read models as of the last checkpoint */
+			published = ls_pipeline_checkpoints(pipeline);
+			ls_scorer_snapshot *snap =
+				ls_scorer_snapshot_new(ls_pipeline_scorer(pipeline));
+			if (snap != NULL)
+				ls_http_publish(http, snap);
+		}
 		if (!ready && ls_kafka_consumer_ever_assigned(consumer) &&
 		    !ls_pipeline_paused(pipeline)) {
 			ready = true;
@@ -339,6 +364,7 @@ out:
 		ls_pipeline_checkpoint(pipeline);
 		log_stats(pipeline, "stopped");
 	}
+	ls_http_stop(http);
 	ls_pipeline_free(pipeline);
 	ls_store_free(store);
 	ls_codec_free(codec);

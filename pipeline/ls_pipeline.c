@@ -76,6 +76,7 @@ struct ls_pipeline {
 	size_t cap_ops;
 	int64_t last_checkpoint_ms;
 	unsigned checkpoint_failures;
+	uint64_t checkpoints;
 
 	size_t dlq_in_batch;   /* dead letters since the last commit */
 	int64_t last_commit_ms;
@@ -731,6 +732,7 @@ int ls_pipeline_checkpoint(ls_pipeline *p)
 		ls_log(LS_LOG_INFO, "pipeline", "model checkpoint succeeded again",
 		       "failures=%u", p->checkpoint_failures);
 	p->checkpoint_failures = 0;
+	p->checkpoints++;
 	return 0;
 }
 
@@ -1134,6 +1136,8 @@ void ls_pipeline_reload(ls_pipeline *p)
 
 bool ls_pipeline_paused(const ls_pipeline *p) { return p->need_resync; }
 struct ls_scorer *ls_pipeline_scorer(const ls_pipeline *p) { return p->scorer; }
+const ls_lead_conf *ls_pipeline_lead_conf(const ls_pipeline *p) { return &p->lead_conf; }
+uint64_t ls_pipeline_checkpoints(const ls_pipeline *p) { return p->checkpoints; }
 const ls_pipeline_stats *ls_pipeline_stats_get(const ls_pipeline *p) { return &p->st; }
 const ls_feature_set *ls_pipeline_features(const ls_pipeline *p) { return p->features; }
 

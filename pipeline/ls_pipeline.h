@@ -121,6 +121,11 @@ int ls_pipeline_commit(ls_pipeline *p);
  */
 int ls_pipeline_checkpoint(ls_pipeline *p);
 
+/* The lead conf the loop applies (read-only for other threads). */
+const ls_lead_conf *ls_pipeline_lead_conf(const ls_pipeline *p);
+/* Successful model checkpoints so far (the first is the restore). */
+uint64_t ls_pipeline_checkpoints(const ls_pipeline *p);
+
 /* The models (for stats). */
 struct ls_scorer *ls_pipeline_scorer(const ls_pipeline *p);
 

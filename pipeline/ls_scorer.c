@@ -56,13 +56,7 @@ struct ls_scorer {
 	size_t n_models;
 	uint32_t keys[LS_MODEL_MAX];
 
-	/* example inputs, sized for the set plus the profile limits */
-	double *values;
-	const char **num_names;
-	double *num_values;
-	const char **cat_keys, **cat_values;
-	ls_ftrl_cross crosses[LS_MODEL_MAX_CROSSES];
-	ls_ftrl_example x;
+	ls_example_ctx ex;
 	ls_buf out;
 	ls_store_append appends[LS_MODEL_MAX];
 	uint8_t ext[LS_LEAD_EXT_MAX];
@@ -117,18 +111,10 @@ ls_scorer *ls_scorer_new(const ls_config *cfg, const ls_feature_set *set,
 	sc->codec = codec;
 	sc->producer = producer;
 	sc->store = store;
-	ls_ftrl_example_init(&sc->x);
 	ls_buf_init(&sc->out);
 	const ls_model_spec *specs = ls_config_models(cfg, &sc->n_models);
-	size_t n_num = set->n_values + LS_LEAD_MAX_PROFILE_KEYS;
 	sc->m = calloc(sc->n_models ? sc->n_models : 1, sizeof *sc->m);
-	sc->values = malloc((set->n_values ? set->n_values : 1) * sizeof *sc->values);
-	sc->num_names = malloc(n_num * sizeof *sc->num_names);
-	sc->num_values = malloc(n_num * sizeof *sc->num_values);
-	sc->cat_keys = malloc(LS_LEAD_MAX_PROFILE_KEYS * sizeof *sc->cat_keys);
-	sc->cat_values = malloc(LS_LEAD_MAX_PROFILE_KEYS * sizeof *sc->cat_values);
-	if (sc->m == NULL || sc->values == NULL || sc->num_names == NULL ||
-	    sc->num_values == NULL || sc->cat_keys == NULL || sc->cat_values == NULL) {
+	if (sc->m == NULL || ls_example_ctx_init(&sc->ex, set, lead_conf) != 0) {
 		ls_set_err(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -173,12 +159,7 @@ void ls_scorer_free(ls_scorer *sc)
 		ls_mlog_buf_free(&m->entry);
 	}
 	free(sc->m);
-	free(sc->values);
-	free(sc->num_names);
-	free(sc->num_values);
-	free(sc->cat_keys);
-	free(sc->cat_values);
-	ls_ftrl_example_free(&sc->x);
+	ls_example_ctx_free(&sc->ex);
 	ls_buf_free(&sc->out);
 	free(sc);
 }
@@ -218,45 +199,111 @@ static int state_save(ls_scorer *sc, ls_lead *lead, const ls_leadscore *s,
 
 /* ---------------------------------------------------------- examples */
 
-/* Build sc->x for model m from lead's features at T. */
-static int build_example(ls_scorer *sc, const model *m, const ls_lead *lead,
-			 int64_t T)
+int ls_example_ctx_init(ls_example_ctx *c, const ls_feature_set *set,
+			const ls_lead_conf *lead_conf)
 {
-	int nv = ls_lead_features(lead, sc->lead_conf, T, sc->values,
-				  sc->set->n_values);
+	*c = (ls_example_ctx){ .set = set, .lead_conf = lead_conf };
+	ls_ftrl_example_init(&c->x);
+	size_t n_num = set->n_values + LS_LEAD_MAX_PROFILE_KEYS;
+	c->values = malloc((set->n_values ? set->n_values : 1) * sizeof *c->values);
+	c->num_names = malloc(n_num * sizeof *c->num_names);
+	c->num_values = malloc(n_num * sizeof *c->num_values);
+	c->cat_keys = malloc(LS_LEAD_MAX_PROFILE_KEYS * sizeof *c->cat_keys);
+	c->cat_values = malloc(LS_LEAD_MAX_PROFILE_KEYS * sizeof *c->cat_values);
+	if (c->values == NULL || c->num_names == NULL || c->num_values == NULL ||
+	    c->cat_keys == NULL || c->cat_values == NULL) {
+		ls_example_ctx_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+void ls_example_ctx_free(ls_example_ctx *c)
+{
+	free(c->values);
+	free(c->num_names);
+	free(c->num_values);
+	free(c->cat_keys);
+	free(c->cat_values);
+	ls_ftrl_example_free(&c->x);
+	c->values = NULL;
+	c->num_names = NULL;
+	c->num_values = NULL;
+	c->cat_keys = c->cat_values = NULL;
+}
+
+int ls_example_build(ls_example_ctx *c, const ls_model_spec *spec,
+		     const ls_ftrl *fm, const ls_lead *lead, int64_t T)
+{
+	int nv = ls_lead_features(lead, c->lead_conf, T, c->values,
+				  c->set->n_values);
 	if (nv < 0)
 		return -1;
-	size_t n = 0;
+	size_t n = 0, cap = c->set->n_values + LS_LEAD_MAX_PROFILE_KEYS;
 	for (size_t i = 0; i < (size_t)nv; i++) {
-		sc->num_names[n] = ls_feature_set_value_name(sc->set, i);
-		sc->num_values[n++] = sc->values[i];
+		c->num_names[n] = ls_feature_set_value_name(c->set, i);
+		c->num_values[n++] = c->values[i];
 	}
 	size_t nm = ls_lead_n_metrics(lead);
-	for (size_t i = 0; i < nm && n < sc->set->n_values + LS_LEAD_MAX_PROFILE_KEYS; i++) {
+	for (size_t i = 0; i < nm && n < cap; i++) {
 		const char *k;
 		double v;
 		if (ls_lead_metric_at(lead, i, &k, &v)) {
-			sc->num_names[n] = k;
-			sc->num_values[n++] = v;
+			c->num_names[n] = k;
+			c->num_values[n++] = v;
 		}
 	}
 	size_t nc = 0, na = ls_lead_n_attributes(lead);
 	for (size_t i = 0; i < na && nc < LS_LEAD_MAX_PROFILE_KEYS; i++) {
 		const char *k, *v;
 		if (ls_lead_attribute_at(lead, i, &k, &v)) {
-			sc->cat_keys[nc] = k;
-			sc->cat_values[nc++] = v;
+			c->cat_keys[nc] = k;
+			c->cat_values[nc++] = v;
 		}
 	}
-	for (size_t i = 0; i < m->spec->n_crosses; i++)
-		sc->crosses[i] = (ls_ftrl_cross){ m->spec->crosses[i].a,
-						  m->spec->crosses[i].b };
+	for (size_t i = 0; i < spec->n_crosses; i++)
+		c->crosses[i] = (ls_ftrl_cross){ spec->crosses[i].a, spec->crosses[i].b };
 	ls_ftrl_input in = {
-		.num_names = sc->num_names, .num_values = sc->num_values, .n_num = n,
-		.cat_keys = sc->cat_keys, .cat_values = sc->cat_values, .n_cat = nc,
-		.crosses = sc->crosses, .n_crosses = m->spec->n_crosses,
+		.num_names = c->num_names, .num_values = c->num_values, .n_num = n,
+		.cat_keys = c->cat_keys, .cat_values = c->cat_values, .n_cat = nc,
+		.crosses = c->crosses, .n_crosses = spec->n_crosses,
 	};
-	return ls_ftrl_example_build(&sc->x, m->local, &in);
+	return ls_ftrl_example_build(&c->x, fm, &in);
+}
+
+static int build_example(ls_scorer *sc, const model *m, const ls_lead *lead,
+			 int64_t T)
+{
+	return ls_example_build(&sc->ex, m->spec, m->local, lead, T);
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+ls_scorer_snapshot *ls_scorer_snapshot_new(const ls_scorer *sc)
+{
+	ls_scorer_snapshot *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return NULL;
+	for (size_t i = 0; i < sc->n_models; i++) {
+		s->m[i].spec = sc->m[i].spec;
+		ls_scorer_stats(sc, i, &s->m[i].stats);
+		s->m[i].model = ls_ftrl_clone(sc->m[i].local);
+		s->n = i + 1;
+		if (s->m[i].model == NULL) {
+			ls_scorer_snapshot_free(s);
+			return NULL;
+		}
+	}
+	return s;
+}
+
+void ls_scorer_snapshot_free(ls_scorer_snapshot *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		ls_ftrl_free(s->m[i].model);
+	free(s);
 }
 
 /* ------------------------------------------------------------ labels */
@@ -269,7 +316,7 @@ static int learn(ls_scorer *sc, model *m, const ls_lead *lead, int64_t T,
 		return -1;
 	}
 	double p;
-	int rc = ls_ftrl_learn(m->local, &sc->x, label, &p);
+	int rc = ls_ftrl_learn(m->local, &sc->ex.x, label, &p);
 	if (rc != 0) {
 		ls_set_err(err, errlen, "model %s: learn: %s", m->spec->name,
 			   ls_ftrl_result_str(rc));
@@ -434,7 +481,7 @@ static int publish(ls_scorer *sc, model *m, const char *lead_id,
 {
 	ls_ftrl_factor pos[LS_FTRL_TOP], neg[LS_FTRL_TOP];
 	size_t npos = 0, nneg = 0;
-	if (ls_ftrl_explain(m->local, &sc->x, pos, &npos, neg, &nneg) != 0)
+	if (ls_ftrl_explain(m->local, &sc->ex.x, pos, &npos, neg, &nneg) != 0)
 		npos = nneg = 0;
 	ls_factor f[2 * LS_FTRL_TOP];
 	size_t nf = 0;
@@ -504,7 +551,7 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 			return -1;
 		}
 		double p;
-		if (ls_ftrl_predict(m->local, &sc->x, &p) != 0) {
+		if (ls_ftrl_predict(m->local, &sc->ex.x, &p) != 0) {
 			ls_set_err(err, errlen, "model %s: predict failed", m->spec->name);
 			return -1;
 		}

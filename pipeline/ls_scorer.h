@@ -63,6 +63,29 @@
 
 typedef struct ls_scorer ls_scorer;
 
+/*
+ * Building a model's example from a lead: the feature values, profile
+ * metrics and attributes and the model's crosses. One context per thread
+ * (it holds the buffers); the set, conf, spec and model are only read.
+ */
+typedef struct ls_example_ctx {
+	const ls_feature_set *set;
+	const ls_lead_conf *lead_conf;
+	double *values;
+	const char **num_names;
+	double *num_values;
+	const char **cat_keys, **cat_values;
+	ls_ftrl_cross crosses[LS_MODEL_MAX_CROSSES];
+	ls_ftrl_example x; /* the result */
+} ls_example_ctx;
+
+int ls_example_ctx_init(ls_example_ctx *c, const ls_feature_set *set,
+			const ls_lead_conf *lead_conf);
+void ls_example_ctx_free(ls_example_ctx *c);
+/* c->x = the example of lead at T for model (built for its layout). */
+int ls_example_build(ls_example_ctx *c, const ls_model_spec *spec,
+		     const ls_ftrl *model, const ls_lead *lead, int64_t T);
+
 typedef struct ls_scorer_model_stats {
 	const char *name;
 	uint64_t version;      /* shared model version (deltas folded) */
@@ -135,6 +158,25 @@ void ls_scorer_discard(ls_scorer *sc);
  * reason (the models are then unchanged; the log keeps everything).
  */
 int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen);
+
+/*
+ * An immutable copy of every model and its stats, for other threads
+ * (HTTP): they may predict and explain with it concurrently. The specs
+ * belong to the config.
+ */
+typedef struct ls_scorer_snapshot_model {
+	const ls_model_spec *spec;
+	ls_scorer_model_stats stats;
+	ls_ftrl *model;
+} ls_scorer_snapshot_model;
+
+typedef struct ls_scorer_snapshot {
+	size_t n;
+	ls_scorer_snapshot_model m[LS_MODEL_MAX];
+} ls_scorer_snapshot;
+
+ls_scorer_snapshot *ls_scorer_snapshot_new(const ls_scorer *sc);
+void ls_scorer_snapshot_free(ls_scorer_snapshot *s);
 
 size_t ls_scorer_n_models(const ls_scorer *sc);
 void ls_scorer_stats(const ls_scorer *sc, size_t i, ls_scorer_model_stats *out);

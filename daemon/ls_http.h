@@ -1,0 +1,63 @@
+/*
+ * ls_http.h - the HTTP API on http.listen (libmicrohttpd, JSON by
+ * jansson).
+ *
+ * Routes so far (the bandit's decision routes are still to come):
+ *   GET /v1/models/{model}  version, label counts, rolling AUC, log-loss
+ *                           and ECE of the model as of the last checkpoint
+ *   GET /v1/leads/{lead_id} the lead's feature values, profile and, per
+ *                           model, its last published score, tier,
+ *                           version and label state, and the current
+ *                           model's score and top factors
+ * Every error is JSON {"error": "...", "detail": "..."} with its status:
+ * 400 (bad path or lead id), 401 (http.auth_token set and no matching
+ * "Authorization: Bearer" header), 404 (no such route, model or lead),
+ * 405 (method), 413 (body too large), 503 (models not published yet or
+ * Redis unavailable).
+ *
+ * Threads: libmicrohttpd's internal thread pool serves requests. The
+ * batch loop publishes an immutable snapshot of the models
+ * (ls_http_publish); a handler takes a reference under a mutex held for a
+ * pointer copy, never across I/O, and drops it when done. Lead lookups
+ * use a Redis connection per worker thread, opened on first use and
+ * closed when the thread ends.
+ */
+#ifndef LS_HTTP_H
+#define LS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ls_config.h"
+#include "ls_lead.h"
+#include "ls_scorer.h"
+#include "ls_store.h"
+
+typedef struct ls_http ls_http;
+
+typedef struct ls_http_env {
+	const ls_config *cfg;          /* http.listen, http.auth_token; kept */
+	ls_store_settings store;       /* for lead lookups; strings kept */
+	const ls_feature_set *set;     /* read by every thread */
+	const ls_lead_conf *lead_conf;
+} ls_http_env;
+
+/* Bytes of request body accepted (the decision routes will need little). */
+#define LS_HTTP_MAX_BODY 65536
+
+/*
+ * Listen on cfg->http.listen ("host:port"; port 0 picks a free one) and
+ * serve. NULL with a reason when the address is bad or taken.
+ */
+ls_http *ls_http_start(const ls_http_env *env, char *err, size_t errlen);
+
+/* The port actually bound. */
+uint16_t ls_http_port(const ls_http *h);
+
+/* Replace the models snapshot handlers read (takes ownership). */
+void ls_http_publish(ls_http *h, ls_scorer_snapshot *snap);
+
+/* Stop serving, wait for the workers, free everything. NULL is ok. */
+void ls_http_stop(ls_http *h);
+
+#endif

@@ -1,0 +1,153 @@
+"""The HTTP API of leadscored, driven by a real HTTP client (http.client)
+against a daemon on a real Redis and the dev broker.
+
+  * GET /v1/models/{model}: version, label counts and metrics; 404 for an
+    unknown model.
+  * GET /v1/leads/{lead_id}: features, profile, last published score and
+    the current model's score and factors; 404 for an unknown lead.
+  * Errors are JSON {"error", "detail"}: 401 without or with a wrong
+    bearer token, 404 for unknown routes, 405 for other methods, 413 for
+    an oversized body.
+
+Run with Debian's /usr/bin/python3 and LS_BUILD_ROOT set to the meson build
+dir (meson test does both).
+"""
+import http.client
+import json
+import os
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import avro_events  # noqa: E402
+import test_pipeline as tp  # noqa: E402
+import testenv  # noqa: E402
+
+TOKEN = 's3cret-token'
+
+
+class Http(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.redis = testenv.RedisServer()
+        cls.redis.start()
+        cls.broker = testenv.DevBroker()
+        cls.broker.start()
+        cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
+                              cls.broker.bootstrap, cls.redis.url, 'http',
+                              prefix='h:')
+        # write_config sets http.listen; add the token under http:
+        with open(cfg) as f:
+            text = f.read()
+        text = text.replace('  listen: 127.0.0.1:0',
+                            '  listen: 127.0.0.1:0\n  auth_token: "%s"' % TOKEN)
+        with open(cfg, 'w') as f:
+            f.write(text)
+        cls.daemon = testenv.Daemon([tp.LEADSCORED, '--config', cfg],
+                                    name='leadscored-http')
+        cls.daemon.start()
+        m = cls.daemon.wait_for_log(r'msg="listening" .*port=(\d+)', timeout=30)
+        cls.port = int(m.group(1))
+        cls.daemon.wait_for_log('msg="ready"', timeout=30)
+        ts0 = int(time.time() * 1000) - 3600 * 1000
+        testenv.produce(cls.broker.bootstrap, 'leads.profile', [(
+            'h-lead', avro_events.encode('profile', {
+                'event_id': 'h-p', 'lead_id': 'h-lead', 'ts': ts0,
+                'attributes': {'industry': 'saas', 'role': 'vp'},
+                'metrics': {'employees': 300.0}}))])
+        testenv.produce(cls.broker.bootstrap, 'leads.web', [(
+            'h-lead', avro_events.encode('web', {
+                'event_id': 'h-w', 'lead_id': 'h-lead', 'ts': ts0 + 1000,
+                'type': 'PAGE_VIEW', 'url': 'https://x.test/pricing',
+                'page_category': 'pricing', 'duration_ms': 5000,
+                'session_id': 's'}))])
+        r = cls.redis.client()
+        deadline = time.monotonic() + 30
+        while r.get('h:{h-lead}:s') is None:
+            if time.monotonic() > deadline:
+                raise AssertionError('lead never stored\n' + cls.daemon.tail())
+            time.sleep(0.1)
+        time.sleep(0.5)  # both events committed
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            rc = cls.daemon.terminate()
+            assert rc == 0, (rc, cls.daemon.tail())
+        finally:
+            cls.broker.stop()
+            cls.redis.cleanup()
+            cls.tmp.cleanup()
+
+    def call(self, method, path, token=TOKEN, body=None):
+        c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=10)
+        headers = {}
+        if token is not None:
+            headers['Authorization'] = 'Bearer ' + token
+        c.request(method, path, body=body, headers=headers)
+        resp = c.getresponse()
+        data = resp.read()
+        c.close()
+        self.assertEqual(resp.getheader('Content-Type'), 'application/json',
+                         (path, data))
+        return resp.status, json.loads(data)
+
+    def assert_error(self, status, body, want_status, want_error):
+        self.assertEqual(status, want_status, body)
+        self.assertEqual(body['error'], want_error)
+        self.assertIsInstance(body['detail'], str)
+        self.assertTrue(body['detail'])
+
+    def test_model(self):
+        status, body = self.call('GET', '/v1/models/conversion')
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body['model'], 'conversion')
+        for k in ('version', 'positives', 'negatives', 'labels_in_window'):
+            self.assertIsInstance(body[k], int)
+        self.assertEqual(body['eval_window'], 10000)
+        self.assertIn('auc', body)          # null until labels arrive
+        self.assertIs(body['shadow'], False)
+        status, body = self.call('GET', '/v1/models/nope')
+        self.assert_error(status, body, 404, 'unknown_model')
+
+    def test_lead(self):
+        status, body = self.call('GET', '/v1/leads/h-lead')
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body['lead_id'], 'h-lead')
+        self.assertEqual(body['attributes'], {'industry': 'saas', 'role': 'vp'})
+        self.assertEqual(body['metrics'], {'employees': 300.0})
+        self.assertEqual(body['features']['pricing_views_7d'], 1.0)
+        conv = body['scores']['conversion']
+        self.assertGreaterEqual(conv['version'], 1)
+        self.assertTrue(0.0 <= conv['score'] <= 1.0)
+        self.assertIn(conv['tier'], ('cold', 'warm', 'hot'))
+        self.assertEqual(conv['label'], 'none')
+        self.assertTrue(0.0 <= conv['current_score'] <= 1.0)
+        self.assertIsInstance(conv['factors'], list)
+        status, body = self.call('GET', '/v1/leads/nobody')
+        self.assert_error(status, body, 404, 'unknown_lead')
+
+    def test_errors(self):
+        status, body = self.call('GET', '/v1/models/conversion', token=None)
+        self.assert_error(status, body, 401, 'unauthorized')
+        status, body = self.call('GET', '/v1/models/conversion', token='wrong')
+        self.assert_error(status, body, 401, 'unauthorized')
+        status, body = self.call('GET', '/v1/nothing/here')
+        self.assert_error(status, body, 404, 'not_found')
+        status, body = self.call('GET', '/v1/models/')
+        self.assert_error(status, body, 404, 'not_found')
+        status, body = self.call('DELETE', '/v1/models/conversion')
+        self.assert_error(status, body, 405, 'method_not_allowed')
+        status, body = self.call('POST', '/v1/leads/h-lead', body=b'x' * 70000)
+        self.assert_error(status, body, 413, 'body_too_large')
+        # the daemon is still serving after all of that
+        status, _ = self.call('GET', '/v1/leads/h-lead')
+        self.assertEqual(status, 200)
+
+
+if __name__ == '__main__':
+    unittest.main()
