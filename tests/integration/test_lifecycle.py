@@ -112,6 +112,7 @@ class Lifecycle(unittest.TestCase):
                     '  properties:\n    session.timeout.ms: "6000"\n'
                     '    heartbeat.interval.ms: "500"\n'
                     'redis:\n  url: "%s"\n'
+                    'http:\n  listen: 127.0.0.1:0\n'
                     'log:\n  level: %s\n%s' % (self.broker.bootstrap, self.redis.url, level, extra))
 
     def start_daemon(self):
