@@ -36,6 +36,7 @@ typedef struct snap_ref {
 
 struct ls_http {
 	ls_http_env env;
+	ls_lead_conf lead_conf; /* a copy: a reload changes the loop's live */
 	struct MHD_Daemon *mhd;
 	uint16_t port;
 	char *token; /* NULL: no authentication */
@@ -406,6 +407,8 @@ ls_http *ls_http_start(const ls_http_env *env, char *err, size_t errlen)
 		return NULL;
 	}
 	h->env = *env;
+	h->lead_conf = *env->lead_conf;
+	h->env.lead_conf = &h->lead_conf;
 	pthread_mutex_init(&h->mu, NULL);
 	h->key_ok = pthread_key_create(&h->store_key, store_destroy) == 0;
 	if (env->cfg->http.auth_token != NULL && env->cfg->http.auth_token[0] != '\0')

@@ -39,7 +39,7 @@ typedef struct ls_http_env {
 	const ls_config *cfg;          /* http.listen, http.auth_token; kept */
 	ls_store_settings store;       /* for lead lookups; strings kept */
 	const ls_feature_set *set;     /* read by every thread */
-	const ls_lead_conf *lead_conf;
+	const ls_lead_conf *lead_conf; /* copied at start */
 } ls_http_env;
 
 /* Bytes of request body accepted (the decision routes will need little). */
