@@ -56,8 +56,8 @@ static void teardown(fixture *f)
 /*
  * 200 leads: lead i views pages i % 6 times, then gets CONVERTED when it
  * viewed 3 or more pages (99 leads), LOST otherwise (101). leaky = true
- * applies the outcome
- * before learning it: the control showing the check can fail.
+ * applies the outcome before learning it: the control showing the check
+ * can fail.
  */
 static void stream(fixture *f, bool leaky)
 {
