@@ -128,6 +128,21 @@ static json_t *num_or_null(double v)
 	return isfinite(v) ? json_real(v) : json_null();
 }
 
+/*
+ * A model is mature once it has learned 1,000 labels of which 120
+ * positive: the bar Salesforce Einstein sets before a segment gets its
+ * own model. Before that its scores are published like any other, and
+ * this flag tells clients to weigh them accordingly.
+ */
+#define MATURE_LABELS 1000
+#define MATURE_POSITIVES 120
+
+static bool mature(const ls_scorer_model_stats *s)
+{
+	return s->positives >= MATURE_POSITIVES &&
+	       s->positives + s->negatives >= MATURE_LABELS;
+}
+
 /* ------------------------------------------------------------ models */
 
 static enum MHD_Result get_model(ls_http *h, struct MHD_Connection *c,
@@ -157,6 +172,7 @@ static enum MHD_Result get_model(ls_http *h, struct MHD_Connection *c,
 		json_object_set_new(o, "logloss", num_or_null(s->logloss));
 		json_object_set_new(o, "ece", num_or_null(s->ece));
 		json_object_set_new(o, "shadow", json_boolean(m->spec->shadow));
+		json_object_set_new(o, "mature", json_boolean(mature(s)));
 		rc = send_json(c, 200, o);
 	}
 	ref_drop(h, r);
@@ -222,6 +238,7 @@ static json_t *lead_scores(ls_http *h, const ls_lead *lead, snap_ref *r)
 		    ls_example_build(&ex, spec, sm->model, lead, LS_LEAD_AT_WATERMARK) == 0 &&
 		    ls_ftrl_predict(sm->model, &ex.x, &p) == 0) {
 			json_object_set_new(o, "current_score", json_real(p));
+			json_object_set_new(o, "model_mature", json_boolean(mature(&sm->stats)));
 			ls_ftrl_factor pos[LS_FTRL_TOP], neg[LS_FTRL_TOP];
 			size_t np = 0, nn = 0;
 			json_t *f = json_array();

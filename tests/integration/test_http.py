@@ -111,6 +111,7 @@ class Http(unittest.TestCase):
         self.assertEqual(body['eval_window'], 10000)
         self.assertIn('auc', body)          # null until labels arrive
         self.assertIs(body['shadow'], False)
+        self.assertIs(body['mature'], False)   # no labels yet
         status, body = self.call('GET', '/v1/models/nope')
         self.assert_error(status, body, 404, 'unknown_model')
 
@@ -128,6 +129,7 @@ class Http(unittest.TestCase):
         self.assertEqual(conv['label'], 'none')
         self.assertTrue(0.0 <= conv['current_score'] <= 1.0)
         self.assertIsInstance(conv['factors'], list)
+        self.assertIs(conv['model_mature'], False)
         status, body = self.call('GET', '/v1/leads/nobody')
         self.assert_error(status, body, 404, 'unknown_lead')
 

@@ -26,6 +26,8 @@ Run with Debian's /usr/bin/python3 and LS_BUILD_ROOT set to the meson build
 dir (meson test does both).
 """
 import collections
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -394,6 +396,19 @@ class Scoring(unittest.TestCase):
         # restored one must score like the one that was stopped
         self.assertGreater(abs(score_a - 0.5), 0.05)
         self.assertAlmostEqual(score_a, score_b, delta=1e-9)
+        # the HTTP API serves the restored model: mature, same label counts
+        port = int(daemon2.wait_for_log(r'msg="listening" .*port=(\d+)',
+                                        timeout=5).group(1))
+        conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+        conn.request('GET', '/v1/models/conversion')
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        conn.close()
+        self.assertEqual(resp.status, 200, body)
+        self.assertIs(body['mature'], True)
+        self.assertIn('positives=%d negatives=%d'
+                      % (body['positives'], body['negatives']), line)
+        self.assertGreater(body['auc'], 0.85)
         ctl = subprocess.run([tp.LEADSCORECTL, '--config', cfg, 'lead', 'probe-b'],
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(ctl.returncode, 0, ctl.stderr)
