@@ -242,6 +242,54 @@ class Scoring(unittest.TestCase):
                                   'with leads younger than 10 days')
             self.assertGreater(min(left), newest - 3600 * 1000)
 
+    def test_two_instances_share_one_model(self):
+        """Two daemons in one group split the partitions; each learns its
+        own partitions' labels and folds both into the shared model, which
+        ends up with every label exactly once."""
+        d = self.tmp.name
+        truth_path = os.path.join(d, 'truth.tsv')
+        with testenv.RedisServer() as redis_srv, testenv.DevBroker() as broker:
+            cfg = tp.write_config(os.path.join(d, 'leadscore.yaml'),
+                                  broker.bootstrap, redis_srv.url, 'pair',
+                                  prefix='pr:')
+            with open(cfg, 'a') as f:
+                f.write('scoring:\n  checkpoint_interval: 1s\n')
+            a = tp.start_daemon(self, cfg, name='leadscored-a')
+            b = tp.start_daemon(self, cfg, name='leadscored-b')
+            for x in (a, b):
+                x.wait_for_log(r'msg="partitions assigned" count=10 ', timeout=60)
+            rc, out, err = ts.run_sim('--brokers', broker.bootstrap,
+                                      '--leads', 1500, '--days', 30,
+                                      '--seed', 9, '--rate', 10000,
+                                      '--truth', truth_path, timeout=600)
+            self.assertEqual(rc, 0, err[-2000:])
+            ends = end_offsets(broker.bootstrap, INPUTS)
+            tp.wait_offsets(redis_srv.client(), 'pr:', 'pair', ends, 300, a)
+            time.sleep(2.5)  # both fold the other's last entries
+            m_live = tp.ctl_model(cfg, 'conversion')
+            self.assertEqual(a.terminate(), 0, a.tail())
+            self.assertEqual(b.terminate(), 0, b.tail())
+            _, rows = ts.read_truth(truth_path)
+            m = tp.ctl_model(cfg, 'conversion')
+            pos = sum(int(x['label']) for x in rows)
+            log('two instances: %d labels in the stream (%d+); shared model '
+                '%d+/%d- (version %d), %d log entries left'
+                % (len(rows), pos, m['positives'], m['negatives'],
+                   m['version'], m['log_entries']))
+            self.assertEqual((m['positives'], m['negatives']),
+                             (pos, len(rows) - pos))
+            self.assertEqual(m['labels_in_window'], len(rows))
+            self.assertEqual(m['log_entries'], 0)
+            self.assertEqual((m_live['positives'], m_live['negatives']),
+                             (m['positives'], m['negatives']))
+            # each instance adopted the other's learning: its last model
+            # line counts every label, not only its own partitions'
+            for x in (a, b):
+                line = [l for l in x.tail(60).splitlines()
+                        if 'component=scorer msg="model"' in l][-1]
+                self.assertIn('positives=%d negatives=%d'
+                              % (pos, len(rows) - pos), line)
+
     def test_idle_lead_is_rescored_as_event_time_moves(self):
         """A lead with no new events is rescored once its partition's event
         time has moved rescore_interval past its last score: a ScoreChange
