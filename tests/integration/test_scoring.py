@@ -8,7 +8,7 @@ Redis -> leads.scores, read back with an independent client
     each label is the prediction, compared with the hidden model's own
     AUC on exactly the same leads (the simulator knows the true conversion
     probability of each lead, --truth). The target is a gap of at most
-    0.03; measured on this stream it is 0.035-0.037 (an offline batch
+    0.03; measured on this stream it is 0.033-0.039 (an offline batch
     logistic regression on the same features: 0.025, BENCHMARKS.md), so
     the target is NOT met yet and this test asserts the regression floor
     GAP_FLOOR instead, logging the gap it saw. A constant or untrained
