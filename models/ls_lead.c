@@ -1155,71 +1155,22 @@ void ls_lead_blob_free(ls_lead_blob *blob)
 /* ---- decoding ---- */
 
 /*
- * A reader over the blob. Every get_* checks the bounds and fails the
- * reader (ok = false, with a reason and the offset) instead of reading past
- * the end; once failed, every later read fails too, so the decoder can
- * check once per step.
+ * A reader over the blob (ls_varint.h): every read checks the bounds and
+ * fails the reader (ok = false, with a reason and the offset) instead of
+ * reading past the end; once failed, every later read fails too, so the
+ * decoder can check once per step.
  */
-typedef struct reader {
-	const uint8_t *p;
-	size_t len, pos;
-	bool ok;
-	char *err;
-	size_t errlen;
-} reader;
+typedef ls_reader reader;
 
 static void fail(reader *r, const char *what)
 {
-	if (r->ok)
-		ls_set_err(r->err, r->errlen, "blob corrupt at byte %zu: %s",
-			r->pos, what);
-	r->ok = false;
-}
-
-static uint8_t get_u8(reader *r)
-{
-	if (!r->ok)
-		return 0;
-	if (r->pos >= r->len) {
-		fail(r, "truncated");
-		return 0;
-	}
-	return r->p[r->pos++];
-}
-
-static uint64_t get_le(reader *r, size_t bytes)
-{
-	if (!r->ok)
-		return 0;
-	if (r->len - r->pos < bytes) {
-		fail(r, "truncated");
-		return 0;
-	}
-	uint64_t v = 0;
-	for (size_t i = 0; i < bytes; i++)
-		v |= (uint64_t)r->p[r->pos + i] << (8 * i);
-	r->pos += bytes;
-	return v;
-}
-
-/* Minimal LEB128 only, so that every value has exactly one encoding. */
-static uint64_t get_varint(reader *r)
-{
-	uint64_t v = 0;
-	if (!r->ok)
-		return 0;
-	const char *why = ls_varint_get(r->p, r->len, &r->pos, &v);
-	if (why != NULL) {
-		fail(r, why);
-		return 0;
-	}
-	return v;
+	ls_reader_fail_at(r, r->pos, what);
 }
 
 /* A varint that must be <= max. */
 static uint64_t get_bounded(reader *r, uint64_t max, const char *what)
 {
-	uint64_t v = get_varint(r);
+	uint64_t v = ls_reader_varint(r);
 	if (r->ok && v > max)
 		fail(r, what);
 	return r->ok ? v : 0;
@@ -1279,16 +1230,16 @@ static bool get_slice(reader *r, ls_feature_agg agg, uint64_t *d, int64_t top,
 {
 	uint64_t v = 1;
 	if (agg == LS_AGG_COUNT) {
-		uint64_t x = get_varint(r);
+		uint64_t x = ls_reader_varint(r);
 		*d = x >> 1;
 		if (x & 1) {
-			v = get_varint(r);
+			v = ls_reader_varint(r);
 			if (r->ok && v > UINT64_MAX - 2)
 				fail(r, "count overflows");
 			v += 2;
 		}
 	} else {
-		*d = get_varint(r);
+		*d = ls_reader_varint(r);
 	}
 	if (!r->ok)
 		return false;
@@ -1318,11 +1269,11 @@ static bool get_slice(reader *r, ls_feature_agg agg, uint64_t *d, int64_t top,
 	case LS_AGG_COUNT:
 		break;
 	case LS_AGG_SUM:
-		v = (uint64_t)unzigzag(get_varint(r));
+		v = (uint64_t)unzigzag(ls_reader_varint(r));
 		break;
 	case LS_AGG_LAST_SEEN: {
 		if (width == 0) {
-			v = get_varint(r) + 1;
+			v = ls_reader_varint(r) + 1;
 			break;
 		}
 		/* k <= idx(watermark), so k * width <= watermark fits. */
@@ -1334,21 +1285,21 @@ static bool get_slice(reader *r, ls_feature_agg agg, uint64_t *d, int64_t top,
 		break;
 	}
 	case LS_AGG_DISTINCT: {
-		uint8_t c = get_u8(r);
+		uint8_t c = ls_reader_u8(r);
 		v = 0;
 		if (r->ok && (c == 0 || c > 64)) {
 			fail(r, "bad bitmap count");
 			return false;
 		}
 		if (c > 7) {
-			v = get_le(r, 8);
+			v = ls_reader_le(r, 8);
 			if (r->ok && __builtin_popcountll(v) != c)
 				fail(r, "bitmap count mismatch");
 			break;
 		}
 		int prev = -1;
 		for (unsigned i = 0; i < c && r->ok; i++) {
-			uint8_t bit = get_u8(r);
+			uint8_t bit = ls_reader_u8(r);
 			if (r->ok && (bit > 63 || (int)bit <= prev)) {
 				fail(r, "bad bitmap position");
 				break;
@@ -1378,7 +1329,7 @@ static void decode_record(decode_ctx *c, const ls_feature_info *fi)
 	reader *r = &c->r;
 	const ls_feature_set *set = c->conf->features;
 	ls_lead *lead = c->lead;
-	uint8_t flags = get_u8(r);
+	uint8_t flags = ls_reader_u8(r);
 	if (!r->ok)
 		return;
 	ls_feature_agg agg = (ls_feature_agg)(flags >> 5);
@@ -1464,7 +1415,7 @@ static void decode_header(decode_ctx *c)
 {
 	reader *r = &c->r;
 	ls_lead *lead = c->lead;
-	uint8_t version = get_u8(r);
+	uint8_t version = ls_reader_u8(r);
 	if (r->ok && version != LS_LEAD_BLOB_VERSION) {
 		/* Version 1 (dedupe memory in application order) was never
 		 * deployed, so it is refused like any unknown version. */
@@ -1477,7 +1428,7 @@ static void decode_header(decode_ctx *c)
 		fail(r, what);
 		return;
 	}
-	uint8_t flags = get_u8(r);
+	uint8_t flags = ls_reader_u8(r);
 	if (r->ok && flags > 1) {
 		fail(r, "unknown flags");
 		return;
@@ -1487,7 +1438,7 @@ static void decode_header(decode_ctx *c)
 						       "watermark out of range");
 	uint64_t count = 0;
 	for (int s = 0; s < LS_SOURCE__COUNT && r->ok; s++) {
-		lead->n_events[s] = get_varint(r);
+		lead->n_events[s] = ls_reader_varint(r);
 		if (r->ok && lead->n_events[s] > UINT64_MAX - count)
 			fail(r, "event counts overflow");
 		count += lead->n_events[s];
@@ -1511,7 +1462,7 @@ static void decode_header(decode_ctx *c)
 		lead->cap_seen = (uint32_t)n_seen;
 	}
 	for (uint64_t i = 0; i < n_seen && r->ok; i++) {
-		uint64_t h = get_le(r, 8);
+		uint64_t h = ls_reader_le(r, 8);
 		uint64_t d = get_bounded(r, (uint64_t)lead->watermark,
 					 "remembered id before the epoch");
 		if (!r->ok)
@@ -1592,15 +1543,15 @@ static void decode_profile(decode_ctx *c)
 			return;
 		}
 		strcpy(prev, key);
-		uint8_t tag = get_u8(r);
+		uint8_t tag = ls_reader_u8(r);
 		double v = 0.0;
 		if (tag == 0) {
-			int64_t iv = unzigzag(get_varint(r));
+			int64_t iv = unzigzag(ls_reader_varint(r));
 			if (r->ok && (iv > (int64_t)TWO53 || iv < -(int64_t)TWO53))
 				fail(r, "metric out of range");
 			v = (double)iv;
 		} else if (tag == 1) {
-			uint64_t bits = get_le(r, 8);
+			uint64_t bits = ls_reader_le(r, 8);
 			memcpy(&v, &bits, sizeof v);
 			if (r->ok && (!isfinite(v) || metric_is_int(v)))
 				fail(r, "metric not canonical");
@@ -1625,11 +1576,11 @@ static void decode_records(decode_ctx *c)
 {
 	reader *r = &c->r;
 	const ls_feature_set *set = c->conf->features;
-	uint64_t n = get_varint(r);
+	uint64_t n = ls_reader_varint(r);
 	if (r->ok && n > 0 && c->lead->watermark < 0)
 		fail(r, "feature state without a watermark");
 	for (uint64_t i = 0; i < n && r->ok; i++) {
-		uint32_t key = (uint32_t)get_le(r, 4);
+		uint32_t key = (uint32_t)ls_reader_le(r, 4);
 		if (!r->ok)
 			return;
 		int f = -1;
@@ -1665,7 +1616,7 @@ static void decode_ext(decode_ctx *c)
 	if (!r->ok || r->pos == r->len)
 		return;
 	size_t at = r->pos;
-	uint64_t n = get_varint(r);
+	uint64_t n = ls_reader_varint(r);
 	if (!r->ok)
 		return;
 	const char *why = NULL;
@@ -1706,11 +1657,7 @@ int ls_lead_decode(const ls_lead_conf *conf, const uint8_t *data, size_t len,
 
 	decode_ctx c;
 	memset(&c, 0, sizeof c);
-	c.r.p = data;
-	c.r.len = len;
-	c.r.ok = true;
-	c.r.err = err;
-	c.r.errlen = errlen;
+	ls_reader_init(&c.r, data, len, "blob", err, errlen);
 	c.conf = conf;
 	c.lead = ls_lead_new(conf);
 	if (set->n_rings > 0)

@@ -229,64 +229,12 @@ int ls_leadscore_encode(const ls_leadscore *s, uint8_t *buf, size_t cap,
 
 /* ---- decoding ---- */
 
-/*
- * A bounds-checked reader, as in ls_lead.c: the first failure records its
- * reason and offset, and every later read fails too, so the decoder checks
- * once per step.
- */
-typedef struct reader {
-	const uint8_t *p;
-	size_t len, pos;
-	bool ok;
-	char *err;
-	size_t errlen;
-} reader;
+/* The bounds-checked reader shared with ls_lead.c (ls_varint.h). */
+typedef ls_reader reader;
 
 static void fail_at(reader *r, size_t at, const char *what)
 {
-	if (r->ok)
-		ls_set_err(r->err, r->errlen,
-			   "scoring state corrupt at byte %zu: %s", at, what);
-	r->ok = false;
-}
-
-static uint8_t get_u8(reader *r)
-{
-	if (!r->ok)
-		return 0;
-	if (r->pos >= r->len) {
-		fail_at(r, r->pos, "truncated");
-		return 0;
-	}
-	return r->p[r->pos++];
-}
-
-static uint64_t get_le(reader *r, size_t bytes)
-{
-	if (!r->ok)
-		return 0;
-	if (r->len - r->pos < bytes) {
-		fail_at(r, r->pos, "truncated");
-		return 0;
-	}
-	uint64_t v = 0;
-	for (size_t i = 0; i < bytes; i++)
-		v |= (uint64_t)r->p[r->pos + i] << (8 * i);
-	r->pos += bytes;
-	return v;
-}
-
-static uint64_t get_varint(reader *r)
-{
-	uint64_t v = 0;
-	if (!r->ok)
-		return 0;
-	const char *why = ls_varint_get(r->p, r->len, &r->pos, &v);
-	if (why) {
-		fail_at(r, r->pos, why);
-		return 0;
-	}
-	return v;
+	ls_reader_fail_at(r, at, what);
 }
 
 /* One record; prev is the previous record's key (has_prev when any). */
@@ -294,27 +242,27 @@ static void get_record(reader *r, ls_leadscore_model *m, bool has_prev,
 		       uint32_t prev)
 {
 	size_t at = r->pos;
-	m->key = (uint32_t)get_le(r, 4);
+	m->key = (uint32_t)ls_reader_le(r, 4);
 	if (r->ok && has_prev && m->key <= prev) {
 		fail_at(r, at, "model keys not ascending");
 		return;
 	}
 	at = r->pos;
-	m->label = get_u8(r);
+	m->label = ls_reader_u8(r);
 	if (r->ok && m->label > LS_LABEL_TIMEOUT) {
 		fail_at(r, at, "unknown label");
 		return;
 	}
 	at = r->pos;
-	uint8_t tier = get_u8(r);
+	uint8_t tier = ls_reader_u8(r);
 	if (r->ok && tier > LS_TIERS_MAX) {
 		fail_at(r, at, "tier out of range");
 		return;
 	}
 	m->tier = (int8_t)(tier - 1);
-	m->version = get_varint(r);
+	m->version = ls_reader_varint(r);
 	at = r->pos;
-	uint8_t tag = get_u8(r);
+	uint8_t tag = ls_reader_u8(r);
 	if (!r->ok)
 		return;
 	if (tag == 0) {
@@ -326,7 +274,7 @@ static void get_record(reader *r, ls_leadscore_model *m, bool has_prev,
 		return;
 	}
 	at = r->pos;
-	uint64_t bits = get_le(r, 8);
+	uint64_t bits = ls_reader_le(r, 8);
 	double v;
 	memcpy(&v, &bits, sizeof v);
 	if (r->ok && (!(v >= 0.0 && v <= 1.0) || signbit(v)))
@@ -351,9 +299,10 @@ int ls_leadscore_decode(const uint8_t *data, size_t len, ls_leadscore *out,
 		*out = s;
 		return LS_LEADSCORE_OK;
 	}
-	reader r = { data, len, 0, true, err, errlen };
+	reader r;
+	ls_reader_init(&r, data, len, "scoring state", err, errlen);
 
-	uint8_t version = get_u8(&r);
+	uint8_t version = ls_reader_u8(&r);
 	if (version != LS_LEADSCORE_VERSION) {
 		char what[80];
 		snprintf(what, sizeof what,
@@ -362,18 +311,18 @@ int ls_leadscore_decode(const uint8_t *data, size_t len, ls_leadscore *out,
 		fail_at(&r, 0, what);
 	}
 	size_t at = r.pos;
-	uint8_t flags = get_u8(&r);
+	uint8_t flags = ls_reader_u8(&r);
 	if (r.ok && flags > 1)
 		fail_at(&r, at, "unknown flags");
 	if (r.ok && (flags & 1)) {
 		at = r.pos;
-		int64_t ts = unzigzag(get_varint(&r));
+		int64_t ts = unzigzag(ls_reader_varint(&r));
 		if (r.ok && ts < 0)
 			fail_at(&r, at, "first_ts negative");
 		s.first_ts = ts;
 	}
 	at = r.pos;
-	uint64_t n = get_varint(&r);
+	uint64_t n = ls_reader_varint(&r);
 	if (r.ok && n > LS_LEADSCORE_MAX_MODELS)
 		fail_at(&r, at, "too many models");
 	if (r.ok && n == 0 && !(flags & 1))

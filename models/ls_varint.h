@@ -10,6 +10,7 @@
 #ifndef LS_VARINT_H
 #define LS_VARINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,32 @@ uint8_t *ls_varint_put(uint8_t *out, uint64_t v);
  */
 const char *ls_varint_get(const uint8_t *d, size_t len, size_t *off,
 			  uint64_t *v);
+
+/*
+ * A bounds-checked reader for the blob decoders (lead state, scoring
+ * state): the first failure writes "<what> corrupt at byte N: <reason>"
+ * to err and every later read fails too, so a decoder checks once per
+ * step. Initialise with ls_reader_init().
+ */
+typedef struct ls_reader {
+	const uint8_t *p;
+	size_t len, pos;
+	bool ok;
+	const char *what; /* "blob", "scoring state" */
+	char *err;        /* may be NULL */
+	size_t errlen;
+} ls_reader;
+
+void ls_reader_init(ls_reader *r, const uint8_t *p, size_t len,
+		    const char *what, char *err, size_t errlen);
+/* Record the first failure, at byte at. */
+void ls_reader_fail_at(ls_reader *r, size_t at, const char *why);
+/* The next byte / bytes-byte little-endian integer / minimal varint; 0
+ * once failed ("truncated", or ls_varint_get's reason, at the read's
+ * start). */
+uint8_t ls_reader_u8(ls_reader *r);
+uint64_t ls_reader_le(ls_reader *r, size_t bytes);
+uint64_t ls_reader_varint(ls_reader *r);
 
 /* Fixed 8-byte little-endian integers (double bits, checksums). */
 uint8_t *ls_u64le_put(uint8_t *out, uint64_t v);
