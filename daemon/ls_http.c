@@ -36,6 +36,7 @@ typedef struct snap_ref {
 
 struct ls_http {
 	ls_http_env env;
+	ls_http_health health; /* under mu */
 	ls_lead_conf lead_conf; /* a copy: a reload changes the loop's live */
 	struct MHD_Daemon *mhd;
 	uint16_t port;
@@ -46,8 +47,9 @@ struct ls_http {
 	bool key_ok;
 };
 
-/* Per request: the body read so far (routes with bodies come next). */
+/* Per request: the body read so far (kept up to LS_HTTP_MAX_BODY). */
 typedef struct req {
+	char *body;
 	size_t body_len;
 	bool too_large;
 } req;
@@ -95,6 +97,9 @@ void ls_http_publish(ls_http *h, ls_scorer_snapshot *snap)
 
 /* --------------------------------------------------------- responses */
 
+/* The status of the response this thread queued last, for metrics. */
+static _Thread_local unsigned tl_status;
+
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status,
 				 json_t *body)
 {
@@ -109,6 +114,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status,
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, "Content-Type", "application/json");
+	tl_status = status;
 	enum MHD_Result rc = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return rc;
@@ -314,6 +320,259 @@ static enum MHD_Result get_lead(ls_http *h, struct MHD_Connection *c,
 	return send_json(c, 200, o);
 }
 
+/* ---------------------------------------------------------- campaigns */
+
+/* url is prefix + one segment + suffix exactly: the segment into out. */
+static bool two_segments(const char *url, const char *prefix, const char *suffix,
+			 char *out, size_t cap)
+{
+	size_t pl = strlen(prefix), sl = strlen(suffix), ul = strlen(url);
+	if (ul <= pl + sl || strncmp(url, prefix, pl) != 0 || strcmp(url + ul - sl, suffix) != 0)
+		return false;
+	size_t n = ul - pl - sl;
+	if (n >= cap || memchr(url + pl, '/', n) != NULL)
+		return false;
+	memcpy(out, url + pl, n);
+	out[n] = '\0';
+	return true;
+}
+
+/* The body as a JSON object, or an error response already queued. */
+static json_t *body_object(struct MHD_Connection *c, const req *rq, enum MHD_Result *sent)
+{
+	if (rq->body == NULL || rq->body_len == 0) {
+		*sent = send_error(c, 400, "bad_json", "expected a JSON object body");
+		return NULL;
+	}
+	json_error_t je;
+	json_t *o = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &je);
+	if (o == NULL) {
+		char detail[300];
+		snprintf(detail, sizeof detail, "line %d column %d: %s", je.line, je.column, je.text);
+		*sent = send_error(c, 400, "bad_json", detail);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		*sent = send_error(c, 400, "bad_json", "expected a JSON object body");
+		return NULL;
+	}
+	return o;
+}
+
+static enum MHD_Result campaign_error(struct MHD_Connection *c, int rc)
+{
+	switch (rc) {
+	case LS_CAMPAIGN_UNKNOWN_CAMPAIGN:
+		return send_error(c, 404, "unknown_campaign", "no campaign of that id is configured");
+	case LS_CAMPAIGN_UNKNOWN_DECISION:
+		return send_error(c, 404, "unknown_decision",
+				  "no such decision (never made, or expired)");
+	case LS_CAMPAIGN_NOT_ACTIVATED:
+		return send_error(c, 409, "not_activated",
+				  "the decision has not been activated; activate it first");
+	case LS_CAMPAIGN_TOO_LATE:
+		return send_error(c, 409, "reward_window_passed",
+				  "the decision's reward window has passed");
+	case LS_CAMPAIGN_BAD_REQUEST:
+		return send_error(c, 400, "bad_request", "invalid value");
+	case LS_CAMPAIGN_UNAVAILABLE:
+		return send_error(c, 503, "unavailable",
+				  "campaign state is not loaded or Redis is unreachable");
+	default:
+		return send_error(c, 500, "internal", ls_campaign_result_str(rc));
+	}
+}
+
+/*
+ * Context keys a campaign buckets by but the request left out are read
+ * from the lead's stored state: its tier in tier_model and its profile
+ * attributes. One Redis read, only for such requests.
+ */
+static void fill_context(ls_http *h, const char *campaign, const char *lead_id,
+			 ls_campaign_request *rq, char vals[LS_CAMPAIGN_MAX_CONTEXT][LS_CAMPAIGN_CTX_VALUE_MAX + 1])
+{
+	char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX], tier_model[LS_MODEL_NAME_MAX];
+	size_t nk = ls_campaign_context_keys(h->env.bandit, campaign, keys, tier_model);
+	ls_lead *lead = NULL;
+	bool loaded = false;
+	for (size_t k = 0; k < nk && rq->n_context < LS_CAMPAIGN_MAX_REQ_CONTEXT; k++) {
+		bool given = false;
+		for (size_t j = 0; j < rq->n_context && !given; j++)
+			given = strcmp(rq->ctx_key[j], keys[k]) == 0;
+		if (given)
+			continue;
+		if (!loaded) {
+			loaded = true;
+			char err[512];
+			ls_store *st = thread_store(h, err, sizeof err);
+			ls_store_blob blob;
+			const char *ids[1] = { lead_id };
+			if (st == NULL || ls_store_load(st, ids, 1, &blob, err, sizeof err) != 0 ||
+			    blob.data == NULL ||
+			    ls_lead_decode(h->env.lead_conf, blob.data, blob.len, &lead, err,
+					   sizeof err) != 0)
+				lead = NULL;
+		}
+		if (lead == NULL)
+			break; /* unknown lead: its bucket stays "key=" */
+		const char *v = NULL;
+		if (strcmp(keys[k], "tier") == 0) {
+			size_t len, n_specs;
+			const uint8_t *ext = ls_lead_ext(lead, &len);
+			ls_leadscore ls;
+			const ls_model_spec *specs = ls_config_models(h->env.cfg, &n_specs);
+			if (ls_leadscore_decode(ext, len, &ls, NULL, 0) == 0) {
+				ls_leadscore_model *m = ls_leadscore_get(&ls, ls_leadscore_key(tier_model), false);
+				for (size_t i = 0; m != NULL && i < n_specs; i++)
+					if (strcmp(specs[i].name, tier_model) == 0 && m->tier >= 0)
+						v = ls_tiers_name(&specs[i].tiers, m->tier);
+			}
+		} else {
+			const char *ak, *av;
+			for (size_t i = 0; v == NULL && ls_lead_attribute_at(lead, i, &ak, &av); i++)
+				if (strcmp(ak, keys[k]) == 0)
+					v = av;
+		}
+		if (v == NULL)
+			continue;
+		snprintf(vals[k], LS_CAMPAIGN_CTX_VALUE_MAX + 1, "%s", v);
+		rq->ctx_key[rq->n_context] = keys[k];
+		rq->ctx_value[rq->n_context++] = vals[k];
+	}
+	ls_lead_free(lead);
+}
+
+static enum MHD_Result post_decision(ls_http *h, struct MHD_Connection *c,
+				     const char *campaign, const req *body)
+{
+	enum MHD_Result sent;
+	json_t *o = body_object(c, body, &sent);
+	if (o == NULL)
+		return sent;
+	ls_campaign_request rq;
+	memset(&rq, 0, sizeof rq);
+	rq.campaign = campaign;
+	rq.activate = true;
+	json_t *lead = json_object_get(o, "lead_id"), *ctx = json_object_get(o, "context"),
+	       *act = json_object_get(o, "activate");
+	const char *why = NULL;
+	if (!json_is_string(lead) || json_string_length(lead) == 0 ||
+	    json_string_length(lead) > 512)
+		why = "lead_id must be a string of 1 to 512 bytes";
+	else if (act != NULL && !json_is_boolean(act))
+		why = "activate must be true or false";
+	else if (ctx != NULL && !json_is_null(ctx) && !json_is_object(ctx))
+		why = "context must be an object of strings";
+	else if (json_is_object(ctx) && json_object_size(ctx) > LS_CAMPAIGN_MAX_REQ_CONTEXT)
+		why = "context has more than 8 keys";
+	if (why == NULL && json_is_object(ctx)) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(ctx, k, v) {
+			if (!json_is_string(v) || strlen(k) == 0 || strlen(k) > LS_LEAD_KEY_MAX ||
+			    json_string_length(v) > LS_CAMPAIGN_CTX_VALUE_MAX) {
+				why = "context values must be strings of at most 64 bytes, keys 1 to 64 bytes";
+				break;
+			}
+			rq.ctx_key[rq.n_context] = k;
+			rq.ctx_value[rq.n_context++] = json_string_value(v);
+		}
+	}
+	if (why != NULL) {
+		json_decref(o);
+		return send_error(c, 400, "bad_request", why);
+	}
+	rq.lead_id = json_string_value(lead);
+	rq.activate = act == NULL || json_is_true(act);
+	char vals[LS_CAMPAIGN_MAX_CONTEXT][LS_CAMPAIGN_CTX_VALUE_MAX + 1];
+	fill_context(h, campaign, rq.lead_id, &rq, vals);
+	ls_campaign_decision d;
+	int rc = ls_campaign_decide(h->env.bandit, &rq, &d);
+	json_decref(o);
+	if (rc != LS_CAMPAIGN_OK)
+		return campaign_error(c, rc);
+	json_t *out = json_pack("{s:s,s:s,s:s,s:f,s:b}", "decision_id", d.decision_id,
+				"campaign", campaign, "variant", d.variant,
+				"propensity", d.propensity, "activated", rq.activate);
+	if (out == NULL)
+		return MHD_NO;
+	json_object_set_new(out, "bucket", d.bucket[0] ? json_string(d.bucket) : json_null());
+	return send_json(c, 200, out);
+}
+
+static enum MHD_Result post_activate(ls_http *h, struct MHD_Connection *c, const char *id)
+{
+	bool already = false;
+	int rc = ls_campaign_activate(h->env.bandit, id, &already);
+	if (rc != LS_CAMPAIGN_OK)
+		return campaign_error(c, rc);
+	return send_json(c, 200, json_pack("{s:s,s:b}", "decision_id", id,
+					   "already_active", already));
+}
+
+static enum MHD_Result post_reward(ls_http *h, struct MHD_Connection *c, const char *id,
+				   const req *body)
+{
+	enum MHD_Result sent;
+	json_t *o = body_object(c, body, &sent);
+	if (o == NULL)
+		return sent;
+	json_t *r = json_object_get(o, "reward");
+	if (!json_is_number(r) || !(json_number_value(r) >= 0.0 && json_number_value(r) <= 1.0)) {
+		json_decref(o);
+		return send_error(c, 400, "bad_request", "reward must be a number from 0 to 1");
+	}
+	double reward = json_number_value(r);
+	json_decref(o);
+	bool counted = false;
+	int rc = ls_campaign_reward(h->env.bandit, id, reward, &counted);
+	if (rc != LS_CAMPAIGN_OK)
+		return campaign_error(c, rc);
+	return send_json(c, 200, json_pack("{s:s,s:f,s:b}", "decision_id", id, "reward", reward,
+					   "counted", counted));
+}
+
+static enum MHD_Result get_campaign(ls_http *h, struct MHD_Connection *c, const char *id)
+{
+	ls_campaign_stats st;
+	int rc = ls_campaign_stats_get(h->env.bandit, id, &st);
+	if (rc != LS_CAMPAIGN_OK)
+		return campaign_error(c, rc);
+	json_t *o = json_object();
+	json_object_set_new(o, "campaign", json_string(st.spec.id));
+	json_object_set_new(o, "snapshot_ts", json_integer(st.snapshot_ms));
+	json_object_set_new(o, "min_share", json_real(st.spec.min_share));
+	json_object_set_new(o, "min_bucket_trials", json_integer(st.spec.min_bucket_trials));
+	json_t *buckets = json_array();
+	for (size_t b = 0; b < st.n_buckets; b++) {
+		const ls_campaign_bucket_stats *bs = &st.buckets[b];
+		json_t *bo = json_object();
+		json_object_set_new(bo, "bucket", b == 0 ? json_null() : json_string(bs->bucket));
+		json_object_set_new(bo, "trials", json_integer((json_int_t)bs->trials));
+		json_object_set_new(bo, "uses_campaign_posterior", json_boolean(bs->fallback));
+		json_t *arms = json_array();
+		for (size_t a = 0; a < bs->n_arms; a++) {
+			const ls_campaign_arm_stats *as = &bs->arms[a];
+			json_t *ao = json_object();
+			json_object_set_new(ao, "variant", json_string(as->variant));
+			json_object_set_new(ao, "trials", json_integer((json_int_t)as->st.trials));
+			json_object_set_new(ao, "rewards", json_real(as->st.rewards));
+			json_object_set_new(ao, "posterior_mean", num_or_null(as->st.mean));
+			json_object_set_new(ao, "ci95", json_pack("[o,o]", num_or_null(as->st.ci_low),
+								   num_or_null(as->st.ci_high)));
+			json_object_set_new(ao, "p_best", num_or_null(as->st.p_best));
+			json_object_set_new(ao, "probability", num_or_null(as->probability));
+			json_array_append_new(arms, ao);
+		}
+		json_object_set_new(bo, "arms", arms);
+		json_array_append_new(buckets, bo);
+	}
+	json_object_set_new(o, "buckets", buckets);
+	free(st.buckets);
+	return send_json(c, 200, o);
+}
+
 /* ------------------------------------------------------------ routing */
 
 static bool authorized(ls_http *h, struct MHD_Connection *c)
@@ -340,13 +599,62 @@ static const char *one_segment(const char *url, const char *prefix)
 	return url + pl;
 }
 
+/* ------------------------------------------------------- operations */
+
+static enum MHD_Result get_metrics(ls_http *h, struct MHD_Connection *c)
+{
+	size_t len = 0;
+	char *text = h->env.telemetry != NULL ? ls_telemetry_render(h->env.telemetry, &len) : NULL;
+	if (text == NULL)
+		return send_error(c, 500, "internal", "cannot render metrics");
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", LS_METRICS_CONTENT_TYPE);
+	tl_status = 200;
+	enum MHD_Result rc = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+void ls_http_set_health(ls_http *h, const ls_http_health *hl)
+{
+	pthread_mutex_lock(&h->mu);
+	h->health = *hl;
+	pthread_mutex_unlock(&h->mu);
+}
+
+static enum MHD_Result get_ready(ls_http *h, struct MHD_Connection *c)
+{
+	pthread_mutex_lock(&h->mu);
+	ls_http_health hl = h->health;
+	pthread_mutex_unlock(&h->mu);
+	json_t *why = json_array();
+	if (!hl.broker_ok)
+		json_array_append_new(why, json_string("kafka: no partitions assigned (broker unreachable or group not joined)"));
+	if (!hl.redis_ok)
+		json_array_append_new(why, json_string("redis: unreachable; consumption is paused until it answers"));
+	if (hl.paused && hl.redis_ok)
+		json_array_append_new(why, json_string("consumption paused for backpressure"));
+	if (hl.stopping)
+		json_array_append_new(why, json_string("stopping"));
+	bool ready = json_array_size(why) == 0;
+	json_t *o = json_pack("{s:b,s:i,s:b,s:b,s:o}", "ready", ready, "partitions", hl.partitions,
+			      "redis", hl.redis_ok, "paused", hl.paused, "reasons", why);
+	return send_json(c, ready ? 200 : 503, o);
+}
+
+static enum MHD_Result route(ls_http *h, struct MHD_Connection *c, const char *url,
+			     const char *method, req *rq, const char **tmpl);
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 			      const char *url, const char *method,
 			      const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **con_cls)
 {
 	(void)version;
-	(void)upload_data;
 	ls_http *h = cls;
 	req *rq = *con_cls;
 	if (rq == NULL) {
@@ -357,23 +665,82 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		return MHD_YES; /* headers only; the body (if any) follows */
 	}
 	if (*upload_data_size > 0) {
-		rq->body_len += *upload_data_size;
-		rq->too_large |= rq->body_len > LS_HTTP_MAX_BODY;
+		size_t n = *upload_data_size;
 		*upload_data_size = 0;
+		if (rq->too_large || rq->body_len + n > LS_HTTP_MAX_BODY) {
+			rq->too_large = true; /* read and drop the rest, then 413 */
+			free(rq->body);
+			rq->body = NULL;
+			return MHD_YES;
+		}
+		char *b = realloc(rq->body, rq->body_len + n + 1);
+		if (b == NULL)
+			return MHD_NO;
+		memcpy(b + rq->body_len, upload_data, n);
+		rq->body = b;
+		rq->body_len += n;
+		b[rq->body_len] = '\0';
 		return MHD_YES;
 	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	const char *tmpl = "other";
+	tl_status = 0;
+	enum MHD_Result rc = route(h, c, url, method, rq, &tmpl);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (h->env.telemetry != NULL && tl_status != 0)
+		ls_telemetry_http(h->env.telemetry, tmpl, tl_status,
+				  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return rc;
+}
+
+static enum MHD_Result route(ls_http *h, struct MHD_Connection *c, const char *url,
+			     const char *method, req *rq, const char **tmpl)
+{
 	if (rq->too_large)
 		return send_error(c, 413, "body_too_large", "request bodies are limited to 65536 bytes");
+	bool get = strcmp(method, "GET") == 0;
+	if (strcmp(url, "/metrics") == 0) {
+		*tmpl = "/metrics";
+		return get ? get_metrics(h, c) : send_error(c, 405, "method_not_allowed", "use GET");
+	}
+	if (strcmp(url, "/healthz") == 0) {
+		*tmpl = "/healthz";
+		return get ? send_json(c, 200, json_pack("{s:b}", "alive", 1))
+			   : send_error(c, 405, "method_not_allowed", "use GET");
+	}
+	if (strcmp(url, "/readyz") == 0) {
+		*tmpl = "/readyz";
+		return get ? get_ready(h, c) : send_error(c, 405, "method_not_allowed", "use GET");
+	}
 	if (strncmp(url, "/v1/", 4) == 0 && !authorized(h, c))
 		return send_error(c, 401, "unauthorized", "missing or wrong bearer token");
 	const char *name;
 	bool is_get = strcmp(method, "GET") == 0;
-	if ((name = one_segment(url, "/v1/models/")) != NULL)
+	if ((name = one_segment(url, "/v1/models/")) != NULL && (*tmpl = "/v1/models/{model}"))
 		return is_get ? get_model(h, c, name)
 			      : send_error(c, 405, "method_not_allowed", "use GET");
-	if ((name = one_segment(url, "/v1/leads/")) != NULL)
+	if ((name = one_segment(url, "/v1/leads/")) != NULL && (*tmpl = "/v1/leads/{lead_id}"))
 		return is_get ? get_lead(h, c, name)
 			      : send_error(c, 405, "method_not_allowed", "use GET");
+	if ((name = one_segment(url, "/v1/campaigns/")) != NULL &&
+	    (*tmpl = "/v1/campaigns/{campaign}"))
+		return is_get ? get_campaign(h, c, name)
+			      : send_error(c, 405, "method_not_allowed", "use GET");
+	bool is_post = strcmp(method, "POST") == 0;
+	char seg[LS_DECISION_ID_MAX + 64];
+	if (two_segments(url, "/v1/campaigns/", "/decisions", seg, sizeof seg) &&
+	    (*tmpl = "/v1/campaigns/{campaign}/decisions"))
+		return is_post ? post_decision(h, c, seg, rq)
+			       : send_error(c, 405, "method_not_allowed", "use POST");
+	if (two_segments(url, "/v1/decisions/", "/activate", seg, sizeof seg) &&
+	    (*tmpl = "/v1/decisions/{id}/activate"))
+		return is_post ? post_activate(h, c, seg)
+			       : send_error(c, 405, "method_not_allowed", "use POST");
+	if (two_segments(url, "/v1/decisions/", "/reward", seg, sizeof seg) &&
+	    (*tmpl = "/v1/decisions/{id}/reward"))
+		return is_post ? post_reward(h, c, seg, rq)
+			       : send_error(c, 405, "method_not_allowed", "use POST");
 	return send_error(c, 404, "not_found", "no such route");
 }
 
@@ -383,7 +750,10 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)cls;
 	(void)c;
 	(void)toe;
-	free(*con_cls);
+	req *rq = *con_cls;
+	if (rq != NULL)
+		free(rq->body);
+	free(rq);
 	*con_cls = NULL;
 }
 

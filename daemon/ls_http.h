@@ -28,7 +28,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ls_campaign.h"
 #include "ls_config.h"
+#include "ls_telemetry.h"
 #include "ls_lead.h"
 #include "ls_scorer.h"
 #include "ls_store.h"
@@ -40,7 +42,20 @@ typedef struct ls_http_env {
 	ls_store_settings store;       /* for lead lookups; strings kept */
 	const ls_feature_set *set;     /* read by every thread */
 	const ls_lead_conf *lead_conf; /* copied at start */
+	ls_campaign *bandit;           /* decisions and rewards; kept */
+	ls_telemetry *telemetry;       /* GET /metrics and request timings; kept */
 } ls_http_env;
+
+/* What GET /readyz reports, set by the batch loop. */
+typedef struct ls_http_health {
+	bool broker_ok;  /* partitions assigned */
+	int partitions;
+	bool redis_ok;   /* the last Redis operation succeeded */
+	bool paused;     /* consumption paused */
+	bool stopping;
+} ls_http_health;
+
+void ls_http_set_health(ls_http *h, const ls_http_health *hl);
 
 /* Bytes of request body accepted (the decision routes will need little). */
 #define LS_HTTP_MAX_BODY 65536

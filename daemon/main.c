@@ -24,7 +24,9 @@
 #include "ls_codec.h"
 #include "ls_config.h"
 #include "ls_kafka.h"
+#include "ls_campaign.h"
 #include "ls_http.h"
+#include "ls_telemetry.h"
 #include "ls_pipeline.h"
 #include "ls_scorer.h"
 #include "ls_log.h"
@@ -253,6 +255,8 @@ static int run(ls_config *cfg)
 	ls_kafka_consumer *consumer = NULL;
 	ls_pipeline *pipeline = NULL;
 	ls_http *http = NULL;
+	ls_campaign *bandit = NULL;
+	ls_telemetry *telemetry = NULL;
 
 	codec = ls_codec_new(err, sizeof err);
 	if (codec == NULL) {
@@ -285,8 +289,24 @@ static int run(ls_config *cfg)
 		       ls_log_quote(err, q, sizeof q));
 		goto out;
 	}
+	telemetry = ls_telemetry_new(cfg, LS_VERSION, err, sizeof err);
+	if (telemetry == NULL) {
+		ls_log(LS_LOG_ERROR, "metrics", "cannot start", "error=%s",
+		       ls_log_quote(err, q, sizeof q));
+		goto out;
+	}
+	ls_pipeline_observer obs = ls_telemetry_observer(telemetry);
+	ls_pipeline_set_observer(pipeline, &obs);
+	bandit = ls_campaign_start(cfg, err, sizeof err);
+	if (bandit == NULL) {
+		ls_log(LS_LOG_ERROR, "bandit", "cannot start", "error=%s",
+		       ls_log_quote(err, q, sizeof q));
+		goto out;
+	}
 	ls_http_env henv = {
 		.cfg = cfg,
+		.bandit = bandit,
+		.telemetry = telemetry,
 		.store = ls_pipeline_store_settings(cfg),
 		.set = ls_pipeline_features(pipeline),
 		.lead_conf = ls_pipeline_lead_conf(pipeline),
@@ -299,7 +319,9 @@ static int run(ls_config *cfg)
 	}
 	ls_log(LS_LOG_INFO, "http", "listening", "listen=%s port=%u",
 	       ls_log_quote(cfg->http.listen, q, sizeof q), (unsigned)ls_http_port(http));
+	ls_telemetry_set_sources(telemetry, consumer, bandit);
 	uint64_t published = 0;
+	int64_t telemetry_last = 0;
 	ls_log(LS_LOG_INFO, "kafka", "subscribed",
 	       "brokers=%s group_id=%s", ls_log_quote(cfg->kafka.brokers, q, 300),
 	       ls_log_quote(cfg->kafka.group_id, q + 300, 300));
@@ -319,8 +341,20 @@ static int run(ls_config *cfg)
 			reload_requested = 0;
 			reload_config(cfg);
 			ls_pipeline_reload(pipeline);
+			ls_campaign_reconfigure(bandit, cfg);
 		}
 		ls_pipeline_step(pipeline);
+		if (mono_ms() - telemetry_last >= 250) {
+			telemetry_last = mono_ms();
+			ls_telemetry_publish(telemetry, pipeline);
+			int parts = ls_kafka_consumer_assigned(consumer);
+			ls_http_health hl = {
+				.broker_ok = parts > 0, .partitions = parts,
+				.redis_ok = !ls_pipeline_paused(pipeline),
+				.paused = ls_pipeline_paused(pipeline),
+			};
+			ls_http_set_health(http, &hl);
+		}
 		if (ls_pipeline_checkpoints(pipeline) != published) {
 			/* handlers read models as of the last checkpoint */
 			published = ls_pipeline_checkpoints(pipeline);
@@ -352,6 +386,12 @@ out:
 		       (long long)cfg->pipeline.shutdown_timeout_ms);
 		arm_shutdown_timer(cfg->pipeline.shutdown_timeout_ms);
 	}
+	if (http != NULL) {
+		ls_http_health hl = { .stopping = true };
+		ls_http_set_health(http, &hl);
+	}
+	if (telemetry != NULL)
+		ls_telemetry_set_sources(telemetry, NULL, bandit);
 	int64_t t0 = mono_ms();
 	/* closing revokes the partitions, which commits through the pipeline */
 	ls_kafka_consumer_close(consumer);
@@ -363,8 +403,15 @@ out:
 		 * shared models so a restart resumes from them */
 		ls_pipeline_checkpoint(pipeline);
 		log_stats(pipeline, "stopped");
+		if (telemetry != NULL)
+			ls_telemetry_publish(telemetry, pipeline);
 	}
 	ls_http_stop(http);
+	/* after HTTP: no decision can be queued behind the last write */
+	if (telemetry != NULL)
+		ls_telemetry_set_sources(telemetry, NULL, NULL);
+	ls_campaign_stop(bandit);
+	ls_telemetry_free(telemetry);
 	ls_pipeline_free(pipeline);
 	ls_store_free(store);
 	ls_codec_free(codec);

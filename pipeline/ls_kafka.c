@@ -10,6 +10,7 @@
 #include "ls_kafka.h"
 
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 
 struct ls_kafka_consumer {
 	rd_kafka_t *rk;
+	pthread_mutex_t stats_mu;
+	char *stats; /* librdkafka's latest statistics JSON */
 	atomic_int assigned;
 	atomic_bool ever_assigned;
 	ls_kafka_rebalance_fn on_assign;
@@ -153,6 +156,28 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 }
 
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	(void)rk;
+	(void)len;
+	ls_kafka_consumer *c = opaque;
+	pthread_mutex_lock(&c->stats_mu);
+	free(c->stats);
+	c->stats = json; /* ours to free: returning 1 keeps it */
+	pthread_mutex_unlock(&c->stats_mu);
+	return 1;
+}
+
+char *ls_kafka_consumer_stats(ls_kafka_consumer *c)
+{
+	if (c == NULL)
+		return NULL;
+	pthread_mutex_lock(&c->stats_mu);
+	char *copy = c->stats != NULL ? strdup(c->stats) : NULL;
+	pthread_mutex_unlock(&c->stats_mu);
+	return copy;
+}
+
 ls_kafka_consumer *ls_kafka_consumer_new(const ls_config *cfg, char *err,
 					 size_t errlen)
 {
@@ -176,6 +201,18 @@ ls_kafka_consumer *ls_kafka_consumer_new(const ls_config *cfg, char *err,
 	}
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
 	rd_kafka_conf_set_opaque(conf, c);
+	/* consumer lag for metrics comes from librdkafka's statistics */
+	char cur[32];
+	size_t curlen = sizeof cur;
+	if (rd_kafka_conf_get(conf, "statistics.interval.ms", cur, &curlen) == RD_KAFKA_CONF_OK &&
+	    strcmp(cur, "0") == 0 &&
+	    set(conf, "statistics.interval.ms", "5000", err, errlen) != 0) {
+		rd_kafka_conf_destroy(conf);
+		free(c);
+		return NULL;
+	}
+	rd_kafka_conf_set_stats_cb(conf, stats_cb);
+	pthread_mutex_init(&c->stats_mu, NULL);
 
 	char why[512];
 	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
@@ -239,5 +276,7 @@ void ls_kafka_consumer_close(ls_kafka_consumer *c)
 		ls_log(LS_LOG_WARN, "kafka", "consumer close", "error=%s",
 		       rd_kafka_err2name(e));
 	rd_kafka_destroy(c->rk);
+	free(c->stats);
+	pthread_mutex_destroy(&c->stats_mu);
 	free(c);
 }

@@ -68,4 +68,9 @@ bool ls_kafka_consumer_ever_assigned(const ls_kafka_consumer *c);
 /* Leave the group cleanly (revoking through the hooks) and free. */
 void ls_kafka_consumer_close(ls_kafka_consumer *c);
 
+/* A copy of librdkafka's latest statistics JSON (every
+   statistics.interval.ms, 5 s unless kafka.properties sets it), for the
+   consumer-lag metric; NULL before the first. Any thread; free() it. */
+char *ls_kafka_consumer_stats(ls_kafka_consumer *c);
+
 #endif

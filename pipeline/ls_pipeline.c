@@ -31,8 +31,34 @@ typedef struct batch_event {
 	ls_cache_entry *entry;
 } batch_event;
 
+/* Sweep set s of a partition: s < LS_MODEL_MAX is model s's due set. */
+#define SWEEP_RESCORE LS_MODEL_MAX
+#define SWEEP_SETS (LS_MODEL_MAX + 1)
+
+/*
+ * What the sweeps know of one partition number's due and rescore sets.
+ * at[] is exact for an owned partition because only its owner writes
+ * them: INT64_MIN = not known (read it), INT64_MAX = empty.
+ */
+typedef struct sweep_part {
+	int assigned;           /* topic-partitions of this number we own */
+	int64_t at[SWEEP_SETS]; /* earliest score not yet read since the commit */
+	size_t read[SWEEP_SETS]; /* members read since the last commit */
+} sweep_part;
+
+/* A bandit script call waiting for the next commit; argv points into buf. */
+typedef struct bandit_op {
+	ls_campaign_op op;
+	char *buf;
+	long long result;
+	bool activation;
+} bandit_op;
+
 struct ls_pipeline {
+	ls_pipeline_observer obs;
 	const ls_config *cfg;
+	bandit_op *bops;   /* activations and rewards since the last commit */
+	size_t n_bops, cap_bops;
 	ls_kafka_consumer *consumer;
 	rd_kafka_t *rk;
 	ls_store *store;
@@ -68,7 +94,8 @@ struct ls_pipeline {
 	bool models_restored;
 	int64_t *part_wm;         /* newest event time seen per input partition */
 	size_t n_part_wm;
-	int64_t last_sweep_ms;
+	sweep_part *sweep;        /* per partition number */
+	size_t n_sweep;
 	char **stale;             /* "key\0member" due entries of vanished leads */
 	size_t n_stale, cap_stale;
 	ls_buf opbuf;             /* keys, scores and members of commit ops */
@@ -90,6 +117,36 @@ struct ls_pipeline {
 };
 
 static const char *const own_reasons[] = { "future_timestamp", "key_mismatch" };
+
+_Static_assert(LS_EMAIL__COUNT <= LS_PIPELINE_MAX_TYPES && LS_WEB__COUNT <= LS_PIPELINE_MAX_TYPES &&
+	       LS_CALL_OUTCOME__COUNT <= LS_PIPELINE_MAX_TYPES &&
+	       LS_OUTCOME__COUNT <= LS_PIPELINE_MAX_TYPES, "event types fit the stats");
+
+static int event_type_index(const ls_event *ev)
+{
+	switch (ev->source) {
+	case LS_SOURCE_EMAIL: return (int)ev->u.email.type;
+	case LS_SOURCE_WEB: return (int)ev->u.web.type;
+	case LS_SOURCE_CALL: return (int)ev->u.call.outcome;
+	case LS_SOURCE_OUTCOME: return (int)ev->u.outcome.outcome;
+	default: return 0;
+	}
+}
+
+const char *ls_pipeline_event_type_name(int src, int i)
+{
+	if (i < 0)
+		return NULL;
+	switch (src) {
+	case LS_SOURCE_EMAIL: return i < LS_EMAIL__COUNT ? ls_email_type_name((ls_email_type)i) : NULL;
+	case LS_SOURCE_WEB: return i < LS_WEB__COUNT ? ls_web_type_name((ls_web_type)i) : NULL;
+	case LS_SOURCE_CALL:
+		return i < LS_CALL_OUTCOME__COUNT ? ls_call_outcome_name((ls_call_outcome)i) : NULL;
+	case LS_SOURCE_OUTCOME:
+		return i < LS_OUTCOME__COUNT ? ls_outcome_type_name((ls_outcome_type)i) : NULL;
+	default: return i == 0 ? "PROFILE" : NULL;
+	}
+}
 
 const char *ls_pipeline_dlq_reason_name(int reason)
 {
@@ -225,8 +282,16 @@ static void drop_messages(ls_pipeline *p)
 }
 
 /* Forget what is pending since the last commit (after commit or failure). */
+static void bops_clear(ls_pipeline *p)
+{
+	for (size_t i = 0; i < p->n_bops; i++)
+		free(p->bops[i].buf);
+	p->n_bops = 0;
+}
+
 static void reset_pending(ls_pipeline *p)
 {
+	bops_clear(p);
 	for (size_t i = 0; i < p->n_offsets; i++)
 		free(p->offset_topics[i]);
 	p->n_offsets = 0;
@@ -237,6 +302,11 @@ static void reset_pending(ls_pipeline *p)
 		free(p->stale[i]);
 	p->n_stale = 0;
 }
+
+static double since_s(const struct timespec *t0);
+static void sweep_forget_all(ls_pipeline *p);
+static void sweep_committed(ls_pipeline *p);
+static void sweep_lower(ls_pipeline *p, int32_t part, size_t set, int64_t due);
 
 /*
  * Throw the batch away and wait for Redis: cached leads may hold
@@ -250,6 +320,7 @@ static void fail_batch(ls_pipeline *p, const char *why)
 	reset_pending(p);
 	ls_cache_clear(&p->cache);
 	ls_scorer_discard(p->scorer);
+	sweep_forget_all(p);
 	if (!p->need_resync) {
 		ls_log(LS_LOG_WARN, "pipeline", "batch not committed, pausing consumption",
 		       "reason=%s", ls_log_quote(why, q, sizeof q));
@@ -361,6 +432,9 @@ static int prepare(ls_pipeline *p, char *err, size_t errlen)
 			p->misses[p->n_misses++] = be->entry;
 		}
 		p->st.consumed[src]++;
+		int ti = event_type_index(&be->ev);
+		if (ti >= 0 && ti < LS_PIPELINE_MAX_TYPES)
+			p->st.consumed_type[src][ti]++;
 		p->n_events++;
 	}
 	return 0;
@@ -388,7 +462,12 @@ static int load_misses(ls_pipeline *p, char *err, size_t errlen)
 	for (size_t i = 0; i < p->n_misses; i++)
 		ids[i] = p->misses[i]->lead_id;
 	char serr[512];
-	if (ls_store_load(p->store, ids, p->n_misses, blobs, serr, sizeof serr) != 0) {
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int lrc = ls_store_load(p->store, ids, p->n_misses, blobs, serr, sizeof serr);
+	if (p->obs.redis != NULL)
+		p->obs.redis(p->obs.ud, since_s(&t0));
+	if (lrc != 0) {
 		snprintf(err, errlen, "redis load: %s", serr);
 		return -1;
 	}
@@ -458,6 +537,36 @@ static int score_touched(ls_pipeline *p, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * An email event carrying a decision_id activates or rewards it: queue the
+ * script call for the commit transaction, so it happens exactly when the
+ * event's offset is committed (and the scripts are idempotent, so a
+ * replay after a lost commit outcome changes nothing).
+ */
+static int add_bandit_op(ls_pipeline *p, const ls_event *ev)
+{
+	const ls_email_event *em = &ev->u.email;
+	if (em->decision_id == NULL || p->cfg->campaigns.n == 0)
+		return 0;
+	if (reserve((void **)&p->bops, &p->cap_bops, p->n_bops + 1, sizeof *p->bops) != 0)
+		return -1;
+	size_t cap = 2048 + 3 * strlen(em->decision_id) + strlen(ls_store_key_prefix(p->store));
+	bandit_op *b = &p->bops[p->n_bops];
+	memset(b, 0, sizeof *b);
+	b->buf = malloc(cap);
+	if (b->buf == NULL)
+		return -1;
+	int rc = ls_campaign_event_op(p->cfg, ls_store_key_prefix(p->store), em, ev->ts,
+				      &b->op, b->buf, cap);
+	if (rc != 1) {
+		free(b->buf);
+		return 0; /* nothing to do (or an id too long to be ours) */
+	}
+	b->activation = em->type == LS_EMAIL_SENT;
+	p->n_bops++;
+	return 0;
+}
+
 static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 {
 	p->batch_no++;
@@ -477,6 +586,11 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 			}
 		}
 		int rc = ls_lead_apply(be->entry->lead, &p->lead_conf, &be->ev);
+		if ((rc == LS_LEAD_APPLIED || rc == LS_LEAD_TOO_LATE) &&
+		    be->ev.source == LS_SOURCE_EMAIL && add_bandit_op(p, &be->ev) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
 		switch (rc) {
 		case LS_LEAD_APPLIED:
 			p->st.applied[src]++;
@@ -520,6 +634,22 @@ static int rescore_key(const ls_pipeline *p, int32_t part, char *buf, size_t cap
 	int n = snprintf(buf, cap, "%srescore:%" PRId32,
 			 ls_store_key_prefix(p->store), part);
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/*
+ * When e is next due for idle rescoring: an interval after its last score
+ * or event, until the horizon. False: not at all (its entry goes).
+ */
+static bool rescore_next(const ls_pipeline *p, const ls_cache_entry *e,
+			 int64_t *due)
+{
+	int64_t every = p->cfg->scoring.rescore_interval_ms;
+	int64_t wm = ls_lead_watermark(e->lead);
+	int64_t base = e->scored_at > wm ? e->scored_at : wm;
+	if (every <= 0 || wm < 0 || base - wm >= RESCORE_HORIZON_MS)
+		return false;
+	*due = base + every;
+	return true;
 }
 
 /* Append s (with its NUL) to opbuf; its offset, or -1. */
@@ -571,6 +701,8 @@ static int build_ops(ls_pipeline *p, const ls_store_append *appends,
 				continue;
 			int64_t deadline;
 			bool due = ls_scorer_due(p->scorer, e->lead, j, &deadline);
+			if (due)
+				sweep_lower(p, e->partition, j, deadline);
 			snprintf(num, sizeof num, "%" PRId64, due ? deadline : 0);
 			oo[n] = (op_off){ op_str(p, key, strlen(key)),
 					  due ? op_str(p, num, strlen(num)) : -2,
@@ -578,15 +710,15 @@ static int build_ops(ls_pipeline *p, const ls_store_append *appends,
 			p->ops[n++] = (ls_store_append){ .cmd = due ? "ZADD" : "ZREM" };
 		}
 	}
-	int64_t every = p->cfg->scoring.rescore_interval_ms;
 	for (size_t i = 0; i < p->n_dirty && nm > 0; i++) {
 		ls_cache_entry *e = p->dirty[i];
 		if (!e->rescore_dirty || rescore_key(p, e->partition, key, sizeof key) != 0)
 			continue;
-		int64_t wm = ls_lead_watermark(e->lead);
-		int64_t base = e->scored_at > wm ? e->scored_at : wm;
-		bool keep = every > 0 && wm >= 0 && base - wm < RESCORE_HORIZON_MS;
-		snprintf(num, sizeof num, "%" PRId64, keep ? base + every : 0);
+		int64_t next = 0;
+		bool keep = rescore_next(p, e, &next);
+		if (keep)
+			sweep_lower(p, e->partition, SWEEP_RESCORE, next);
+		snprintf(num, sizeof num, "%" PRId64, next);
 		oo[n] = (op_off){ op_str(p, key, strlen(key)),
 				  keep ? op_str(p, num, strlen(num)) : -2,
 				  op_str(p, e->lead_id, strlen(e->lead_id)) };
@@ -668,9 +800,24 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
 	if (ls_scorer_commit_appends(p->scorer, &appends, &n_appends, err, errlen) != 0 ||
 	    build_ops(p, appends, n_appends, &n_ops, err, errlen) != 0)
 		return -1;
+	if (p->n_bops > 0) {
+		if (reserve((void **)&p->ops, &p->cap_ops, n_ops + p->n_bops, sizeof *p->ops) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		for (size_t i = 0; i < p->n_bops; i++)
+			p->ops[n_ops++] = (ls_store_append){
+				.argc = p->bops[i].op.argc, .argv = p->bops[i].op.argv,
+				.argvlen = p->bops[i].op.argvlen, .result = &p->bops[i].result };
+	}
 	char serr[512];
-	if (ls_store_commit_log(p->store, w, p->n_dirty, p->ops, n_ops,
-				p->offsets, p->n_offsets, serr, sizeof serr) != 0) {
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int crc = ls_store_commit_log(p->store, w, p->n_dirty, p->ops, n_ops,
+				      p->offsets, p->n_offsets, serr, sizeof serr);
+	if (p->obs.redis != NULL)
+		p->obs.redis(p->obs.ud, since_s(&t0));
+	if (crc != 0) {
 		snprintf(err, errlen, "redis commit: %s", serr);
 		return -1;
 	}
@@ -699,6 +846,9 @@ static int commit_pending(ls_pipeline *p)
 		p->dirty[i]->rescore_dirty = false;
 	}
 	ls_scorer_committed(p->scorer);
+	for (size_t i = 0; i < p->n_bops; i++)
+		p->st.bandit[ls_campaign_outcome_of(p->bops[i].activation, p->bops[i].result)]++;
+	sweep_committed(p);
 	ls_log(LS_LOG_DEBUG, "pipeline", "committed", "leads=%zu partitions=%zu",
 	       p->n_dirty, p->n_offsets);
 	p->st.commits++;
@@ -736,18 +886,35 @@ int ls_pipeline_checkpoint(ls_pipeline *p)
 	return 0;
 }
 
+static double since_s(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+void ls_pipeline_set_observer(ls_pipeline *p, const ls_pipeline_observer *o)
+{
+	p->obs = *o;
+	ls_scorer_set_publish_observer(p->scorer, o->score, o->ud);
+}
+
 /* Apply the collected batch; on failure everything pending is thrown away. */
 static int process_batch(ls_pipeline *p)
 {
 	if (p->n_msgs == 0)
 		return 0;
 	char err[600];
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (prepare(p, err, sizeof err) != 0 ||
 	    load_misses(p, err, sizeof err) != 0 ||
 	    apply_events(p, err, sizeof err) != 0) {
 		fail_batch(p, err);
 		return -1;
 	}
+	if (p->obs.batch != NULL)
+		p->obs.batch(p->obs.ud, since_s(&t0));
 	int n = (int)p->n_msgs;
 	p->st.batches++;
 	ls_log(LS_LOG_DEBUG, "pipeline", "batch applied",
@@ -774,22 +941,98 @@ static int add_stale(ls_pipeline *p, const char *key, const char *member)
 #define SWEEP_LIMIT 256
 
 /*
- * Load the members of sorted set key (one partition's) with score <= the
- * partition's event-time watermark into ents[0..*n), leads that vanished
- * (expired by redis.lead_ttl) set aside to be removed at the next commit.
+ * Why the sweeps keep each set's earliest due time in memory: a partition
+ * has one owner at a time, and only its owner writes its due and rescore
+ * sets (at commit, in build_ops), so the owner knows when the next member
+ * falls due without asking Redis. It learns it once per assignment (and
+ * after a failed batch), lowers it for every ZADD it commits, and after
+ * each sweep takes the lowest score left above the watermark. A sweep
+ * runs only for a partition whose event-time watermark has reached it.
+ *
+ * Between two commits Redis does not change, so the members a sweep has
+ * read (and left to be rewritten by the next commit) are skipped by
+ * offset: a backlog larger than one sweep is read on page by page.
+ */
+static sweep_part *sweep_slot(ls_pipeline *p, int32_t part, bool grow)
+{
+	if (part < 0)
+		return NULL;
+	size_t need = (size_t)part + 1;
+	if (need > p->n_sweep) {
+		if (!grow)
+			return NULL;
+		sweep_part *s = realloc(p->sweep, need * sizeof *s);
+		if (s == NULL)
+			return NULL;
+		for (size_t i = p->n_sweep; i < need; i++) {
+			s[i].assigned = 0;
+			for (size_t k = 0; k < SWEEP_SETS; k++) {
+				s[i].at[k] = INT64_MIN;
+				s[i].read[k] = 0;
+			}
+		}
+		p->sweep = s;
+		p->n_sweep = need;
+	}
+	return &p->sweep[part];
+}
+
+static void sweep_forget(sweep_part *s)
+{
+	for (size_t k = 0; k < SWEEP_SETS; k++) {
+		s->at[k] = INT64_MIN;
+		s->read[k] = 0;
+	}
+}
+
+/* A failed batch: Redis holds what the last commit wrote, read it again. */
+static void sweep_forget_all(ls_pipeline *p)
+{
+	for (size_t i = 0; i < p->n_sweep; i++)
+		sweep_forget(&p->sweep[i]);
+}
+
+/* The members read since the last commit have just been rewritten. */
+static void sweep_committed(ls_pipeline *p)
+{
+	for (size_t i = 0; i < p->n_sweep; i++)
+		for (size_t k = 0; k < SWEEP_SETS; k++)
+			p->sweep[i].read[k] = 0;
+}
+
+/* This instance is writing a member of set of part due at due. */
+static void sweep_lower(ls_pipeline *p, int32_t part, size_t set, int64_t due)
+{
+	sweep_part *s = sweep_slot(p, part, false);
+	if (s != NULL && due < s->at[set])
+		s->at[set] = due;
+}
+
+/*
+ * Load the members of sorted set key (set of partition part) with score
+ * <= the partition's event-time watermark that this sweep has not read
+ * yet, at most SWEEP_LIMIT, into ents[0..*n); leads that vanished
+ * (expired by redis.lead_ttl) are set aside to be removed at the next
+ * commit. Learns the set's next due time.
  */
 static int sweep_load(ls_pipeline *p, const char *key, int32_t part,
-		      ls_cache_entry **ents, size_t *n, char *err, size_t errlen)
+		      size_t set, ls_cache_entry **ents, size_t *n, char *err,
+		      size_t errlen)
 {
+	sweep_part *sp = &p->sweep[part];
 	const char *ids[SWEEP_LIMIT];
 	size_t got;
+	int64_t next;
 	char serr[512];
 	*n = 0;
-	if (ls_store_due(p->store, key, p->part_wm[part], SWEEP_LIMIT, ids, &got,
-			 serr, sizeof serr) != 0) {
+	if (ls_store_due(p->store, key, p->part_wm[part], sp->read[set],
+			 SWEEP_LIMIT, ids, &got, &next, serr, sizeof serr) != 0) {
 		snprintf(err, errlen, "redis: %s", serr);
 		return -1;
 	}
+	sp->read[set] += got;
+	/* a full page: more may be due, read on at the next step */
+	sp->at[set] = got == SWEEP_LIMIT ? INT64_MIN : next;
 	p->n_misses = 0;
 	for (size_t i = 0; i < got; i++) {
 		bool created;
@@ -829,8 +1072,11 @@ static int sweep_timeouts(ls_pipeline *p, size_t model, int32_t part,
 	char key[600];
 	ls_cache_entry *ents[SWEEP_LIMIT];
 	size_t n;
-	if (ls_scorer_due_key(p->scorer, model, part, key, sizeof key) != 0 ||
-	    sweep_load(p, key, part, ents, &n, err, errlen) != 0)
+	if (ls_scorer_due_key(p->scorer, model, part, key, sizeof key) != 0) {
+		snprintf(err, errlen, "due key too long");
+		return -1;
+	}
+	if (sweep_load(p, key, part, model, ents, &n, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		bool changed = false;
@@ -854,12 +1100,20 @@ static int sweep_rescore(ls_pipeline *p, int32_t part, char *err, size_t errlen)
 	char key[600];
 	ls_cache_entry *ents[SWEEP_LIMIT];
 	size_t n;
-	if (rescore_key(p, part, key, sizeof key) != 0 ||
-	    sweep_load(p, key, part, ents, &n, err, errlen) != 0)
+	if (rescore_key(p, part, key, sizeof key) != 0) {
+		snprintf(err, errlen, "rescore key too long");
+		return -1;
+	}
+	if (sweep_load(p, key, part, SWEEP_RESCORE, ents, &n, err, errlen) != 0)
 		return -1;
 	int64_t T = p->part_wm[part];
 	for (size_t i = 0; i < n; i++) {
 		ls_cache_entry *e = ents[i];
+		int64_t next;
+		/* scored since the last commit (its own event): its entry in
+		 * Redis is stale, the commit writes the one that counts */
+		if (e->rescore_dirty && (!rescore_next(p, e, &next) || next > T))
+			continue;
 		bool changed = false;
 		size_t produced = 0;
 		if (ls_scorer_score(p->scorer, e->lead_id, e->lead, T, NULL, &changed,
@@ -880,17 +1134,30 @@ static int sweep_rescore(ls_pipeline *p, int32_t part, char *err, size_t errlen)
 
 /*
  * Leads that went silent reach their label_timeout, and have their score
- * follow their ageing windows, only here: every second, each owned
- * partition's due and rescore sets are read up to the partition's
- * event-time watermark. What this learns and publishes commits like a
- * batch.
+ * follow their ageing windows, only here: after every batch, each owned
+ * partition whose event-time watermark has reached the earliest due time
+ * of one of its sets has that set read up to the watermark. Nothing due:
+ * no Redis command. What this learns and publishes commits like a batch.
  */
 static int sweep_due(ls_pipeline *p)
 {
 	size_t nm = ls_scorer_n_models(p->scorer);
+	bool rescore = p->cfg->scoring.rescore_interval_ms > 0 && nm > 0;
+	bool any = false;
+	for (size_t i = 0; i < p->n_sweep && i < p->n_part_wm && !any; i++) {
+		const sweep_part *s = &p->sweep[i];
+		int64_t wm = p->part_wm[i];
+		if (s->assigned <= 0 || wm < 0)
+			continue;
+		for (size_t j = 0; j < nm; j++)
+			any |= ls_scorer_timeout_ms(p->scorer, j) > 0 && s->at[j] <= wm;
+		any |= rescore && s->at[SWEEP_RESCORE] <= wm;
+	}
+	if (!any)
+		return 0;
+	/* the hooks' bookkeeping says ours; the consumer has the last word */
 	rd_kafka_topic_partition_list_t *parts = NULL;
-	if (p->n_part_wm == 0 ||
-	    rd_kafka_assignment(p->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	if (rd_kafka_assignment(p->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR ||
 	    parts == NULL)
 		return 0;
 	char err[600];
@@ -901,18 +1168,50 @@ static int sweep_due(ls_pipeline *p)
 		for (int k = 0; k < i; k++)
 			seen |= parts->elems[k].partition == part;
 		if (seen || part < 0 || (size_t)part >= p->n_part_wm ||
-		    p->part_wm[part] < 0)
+		    (size_t)part >= p->n_sweep || p->part_wm[part] < 0 ||
+		    p->sweep[part].assigned <= 0)
 			continue;
+		int64_t wm = p->part_wm[part];
 		for (size_t j = 0; j < nm && rc == 0; j++)
-			if (ls_scorer_timeout_ms(p->scorer, j) > 0)
+			if (ls_scorer_timeout_ms(p->scorer, j) > 0 &&
+			    p->sweep[part].at[j] <= wm)
 				rc = sweep_timeouts(p, j, part, err, sizeof err);
-		if (rc == 0 && p->cfg->scoring.rescore_interval_ms > 0 && nm > 0)
+		if (rc == 0 && rescore && p->sweep[part].at[SWEEP_RESCORE] <= wm)
 			rc = sweep_rescore(p, part, err, sizeof err);
 	}
 	rd_kafka_topic_partition_list_destroy(parts);
 	if (rc != 0)
 		fail_batch(p, err);
 	return rc;
+}
+
+/* Ownership of partition numbers, from the rebalance hooks. */
+static int sweep_assigned(ls_pipeline *p,
+			  const rd_kafka_topic_partition_list_t *parts)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		if (parts->elems[i].partition < 0)
+			continue;
+		sweep_part *s = sweep_slot(p, parts->elems[i].partition, true);
+		if (s == NULL)
+			return -1;
+		s->assigned++;
+		sweep_forget(s); /* another instance may have written it */
+	}
+	return 0;
+}
+
+static void sweep_revoked(ls_pipeline *p,
+			  const rd_kafka_topic_partition_list_t *parts)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		sweep_part *s = sweep_slot(p, parts->elems[i].partition, false);
+		if (s == NULL)
+			continue;
+		if (s->assigned > 0)
+			s->assigned--;
+		sweep_forget(s);
+	}
 }
 
 int ls_pipeline_commit(ls_pipeline *p)
@@ -928,6 +1227,12 @@ static void on_assign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 {
 	(void)rk;
 	ls_pipeline *p = ud;
+	if (sweep_assigned(p, parts) != 0) {
+		p->in_rebalance = true;
+		fail_batch(p, "out of memory noting the assignment");
+		p->in_rebalance = false;
+		return;
+	}
 	if (p->need_resync || parts->cnt == 0)
 		return; /* resync will seek whatever is assigned */
 	ls_store_offset *o = calloc((size_t)parts->cnt, sizeof *o);
@@ -969,7 +1274,6 @@ static void on_revoke(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		      void *ud)
 {
 	(void)rk;
-	(void)parts;
 	ls_pipeline *p = ud;
 	p->in_rebalance = true;
 	if (!p->need_resync && process_batch(p) >= 0)
@@ -978,6 +1282,7 @@ static void on_revoke(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		drop_messages(p);
 	p->in_rebalance = false;
 	ls_cache_clear(&p->cache);
+	sweep_revoked(p, parts);
 }
 
 /* Reconnect, seek every assigned partition to its stored offset, resume. */
@@ -1103,11 +1408,8 @@ int ls_pipeline_step(ls_pipeline *p)
 	int n = process_batch(p);
 	if (n < 0)
 		return -1;
-	if (mono_ms() - p->last_sweep_ms >= 1000) {
-		p->last_sweep_ms = mono_ms();
-		if (sweep_due(p) != 0)
-			return -1;
-	}
+	if (sweep_due(p) != 0)
+		return -1;
 	if (mono_ms() - p->last_commit_ms >= p->cfg->pipeline.commit_interval_ms &&
 	    commit_pending(p) != 0)
 		return -1;
@@ -1228,8 +1530,11 @@ void ls_pipeline_free(ls_pipeline *p)
 	free(p->dirty);
 	free(p->touched);
 	free(p->part_wm);
+	free(p->sweep);
 	free(p->stale);
 	free(p->ops);
+	bops_clear(p);
+	free(p->bops);
 	ls_buf_free(&p->opbuf);
 	free(p->writes);
 	free(p->write_off);

@@ -53,6 +53,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "ls_codec.h"
+#include "ls_campaign.h"
 #include "ls_config.h"
 #include "ls_kafka.h"
 #include "ls_lead.h"
@@ -68,8 +69,16 @@ enum {
 /* Stable name of a dead-letter reason ("malformed", "future_timestamp"…). */
 const char *ls_pipeline_dlq_reason_name(int reason);
 
+/* Event types per source: email types, web types, call outcomes,
+ * outcome types, and one ("PROFILE") for profiles. */
+#define LS_PIPELINE_MAX_TYPES 8
+/* The name of type i of source src, NULL past the last. */
+const char *ls_pipeline_event_type_name(int src, int i);
+
 typedef struct ls_pipeline_stats {
 	uint64_t consumed[LS_SOURCE__COUNT]; /* decoded and valid */
+	/* the same by event type (ls_pipeline_event_type_name) */
+	uint64_t consumed_type[LS_SOURCE__COUNT][LS_PIPELINE_MAX_TYPES];
 	uint64_t applied[LS_SOURCE__COUNT];
 	uint64_t duplicates[LS_SOURCE__COUNT];
 	uint64_t too_late[LS_SOURCE__COUNT];
@@ -81,9 +90,27 @@ typedef struct ls_pipeline_stats {
 	uint64_t dlq_failures;
 	uint64_t cache_loads; /* leads read from Redis */
 	uint64_t rescored;    /* idle leads rescored as event time moved on */
+	/* bandit activations and rewards carried by email events, by what
+	 * the script answered (ls_campaign_outcome) */
+	uint64_t bandit[LS_CAMPAIGN_O__COUNT];
 } ls_pipeline_stats;
 
 typedef struct ls_pipeline ls_pipeline;
+
+/*
+ * Timings for metrics, called on the loop's thread (any may be NULL):
+ * batch: seconds to apply one batch (decode to scores); redis: one Redis
+ * round trip of the loop (lead loads, commits); score: event time to a
+ * ScoreChange produced for it (wall clock minus the event's ts).
+ */
+typedef struct ls_pipeline_observer {
+	void (*batch)(void *ud, double seconds);
+	void (*redis)(void *ud, double seconds);
+	void (*score)(void *ud, double seconds);
+	void *ud;
+} ls_pipeline_observer;
+
+void ls_pipeline_set_observer(ls_pipeline *p, const ls_pipeline_observer *o);
 
 /*
  * A pipeline reading cfg (kept by pointer: live keys changed in place by a

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ls_err.h"
 #include "ls_leadscore.h"
@@ -46,6 +47,8 @@ typedef struct model {
 } model;
 
 struct ls_scorer {
+	void (*on_publish)(void *ud, double seconds);
+	void *on_publish_ud;
 	const ls_config *cfg;
 	const ls_feature_set *set;
 	const ls_lead_conf *lead_conf;
@@ -523,7 +526,20 @@ static int publish(ls_scorer *sc, model *m, const char *lead_id,
 		return -1;
 	}
 	m->published++;
+	if (sc->on_publish != NULL && cause != NULL) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+		sc->on_publish(sc->on_publish_ud, (double)(ms - cause->ts) / 1000.0);
+	}
 	return 0;
+}
+
+void ls_scorer_set_publish_observer(ls_scorer *sc, void (*fn)(void *ud, double seconds),
+				    void *ud)
+{
+	sc->on_publish = fn;
+	sc->on_publish_ud = ud;
 }
 
 int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,

@@ -103,6 +103,14 @@ typedef struct ls_scorer_model_stats {
  * through producer (not owned) and keeping shared state in store. NULL
  * with a reason when a model cannot be built.
  */
+/*
+ * fn(ud, seconds) is called for every ScoreChange produced for an event,
+ * with the wall clock minus the event's ts (event time to score
+ * published; large for replayed history). NULL turns it off.
+ */
+void ls_scorer_set_publish_observer(ls_scorer *sc, void (*fn)(void *ud, double seconds),
+				    void *ud);
+
 ls_scorer *ls_scorer_new(const ls_config *cfg, const ls_feature_set *set,
 			 const ls_lead_conf *lead_conf, ls_codec *codec,
 			 rd_kafka_t *producer, ls_store *store, char *err,

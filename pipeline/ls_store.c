@@ -637,6 +637,12 @@ int ls_store_commit_log(ls_store *st, const ls_store_write *w, size_t nw,
 			return oom_fail(st, "commit", err, errlen);
 	}
 	for (size_t i = 0; i < na; i++) {
+		if (a[i].argc > 0) {
+			if (redisAppendCommandArgv(st->c, a[i].argc, (const char **)a[i].argv,
+						   a[i].argvlen) != REDIS_OK)
+				return oom_fail(st, "commit", err, errlen);
+			continue;
+		}
 		const char *cmd = a[i].cmd ? a[i].cmd : "RPUSH";
 		const char *argv[4] = { cmd, a[i].key };
 		size_t argvlen[4] = { strlen(cmd), strlen(a[i].key) };
@@ -672,6 +678,9 @@ int ls_store_commit_log(ls_store *st, const ls_store_write *w, size_t nw,
 	} else {
 		rc = check_exec(st, r, nw, queued, err, errlen);
 	}
+	for (size_t i = 0; rc == 0 && i < na; i++)
+		if (a[i].result != NULL)
+			*a[i].result = r->element[nw + i]->integer;
 	if (r != NULL)
 		freeReplyObject(r);
 	pipe_guard_leave(&g);
@@ -964,43 +973,86 @@ int ls_store_model_write(ls_store *st, const ls_store_model_keys *k,
 	return rc;
 }
 
+/* A sorted-set score as Redis prints it, rounded down; 0 or -1. */
+static int parse_score(const redisReply *r, int64_t *out)
+{
+	if (r->type != REDIS_REPLY_STRING || r->str == NULL)
+		return -1;
+	char *end;
+	double d = strtod(r->str, &end); /* "inf" and "-inf" too */
+	if (end == r->str || *end != '\0')
+		return -1;
+	if (d >= 9.2e18) {
+		*out = INT64_MAX;
+	} else if (d > -9.2e18) {
+		int64_t v = (int64_t)d;
+		*out = (double)v > d ? v - 1 : v;
+	} else if (d <= -9.2e18) {
+		*out = INT64_MIN;
+	} else {
+		return -1; /* NaN */
+	}
+	return 0;
+}
+
 int ls_store_due(ls_store *st, const char *key, int64_t max_score,
-		 size_t limit, const char **ids, size_t *n, char *err,
-		 size_t errlen)
+		 size_t offset, size_t limit, const char **ids, size_t *n,
+		 int64_t *next, char *err, size_t errlen)
 {
 	release_replies(st);
 	*n = 0;
+	*next = INT64_MAX;
 	if (need_connection(st, "due", err, errlen) != 0)
 		return -1;
-	if (grow((void **)&st->replies, &st->replies_cap, 1, sizeof *st->replies) != 0) {
+	if (grow((void **)&st->replies, &st->replies_cap, 2, sizeof *st->replies) != 0) {
 		ls_set_err(err, errlen, "due: out of memory");
 		return -1;
 	}
-	char max[24], lim[24];
+	char max[24], above[25], off[24], lim[24];
 	snprintf(max, sizeof max, "%" PRId64, max_score);
+	snprintf(above, sizeof above, "(%" PRId64, max_score);
+	snprintf(off, sizeof off, "%zu", offset);
 	snprintf(lim, sizeof lim, "%zu", limit);
-	const char *argv[8] = { "ZRANGEBYSCORE", key, "-inf", max, "LIMIT", "0", lim };
-	size_t argvlen[8] = { 13, strlen(key), 4, strlen(max), 5, 1, strlen(lim) };
-	if (redisAppendCommandArgv(st->c, 7, argv, argvlen) != REDIS_OK)
+	const char *argv[8] = { "ZRANGEBYSCORE", key, "-inf", max, "LIMIT", off, lim };
+	size_t argvlen[8] = { 13, strlen(key), 4, strlen(max), 5, strlen(off),
+			      strlen(lim) };
+	/* and the lowest score left above max_score, same round trip */
+	const char *argv2[8] = { "ZRANGEBYSCORE", key, above, "+inf", "WITHSCORES",
+				 "LIMIT", "0", "1" };
+	size_t argvlen2[8] = { 13, strlen(key), strlen(above), 4, 10, 5, 1, 1 };
+	if (redisAppendCommandArgv(st->c, 7, argv, argvlen) != REDIS_OK ||
+	    redisAppendCommandArgv(st->c, 8, argv2, argvlen2) != REDIS_OK)
 		return oom_fail(st, "due", err, errlen);
 	pipe_guard g;
 	pipe_guard_enter(&g);
-	redisReply *r = read_reply(st);
 	int rc = 0;
-	if (r == NULL)
-		rc = io_fail(st, "due", err, errlen);
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		redisReply *r = read_reply(st);
+		if (r == NULL)
+			rc = io_fail(st, "due", err, errlen);
+		else
+			st->replies[st->n_replies++] = r;
+	}
 	pipe_guard_leave(&g);
 	if (rc != 0)
 		return rc;
-	st->replies[st->n_replies++] = r;
-	if (r->type != REDIS_REPLY_ARRAY) {
-		ls_set_err(err, errlen, "due: ZRANGEBYSCORE %s: %s", key, reply_why(r));
-		return -1;
+	for (size_t i = 0; i < 2; i++) {
+		if (st->replies[i]->type != REDIS_REPLY_ARRAY) {
+			ls_set_err(err, errlen, "due: ZRANGEBYSCORE %s: %s", key,
+				   reply_why(st->replies[i]));
+			return -1;
+		}
 	}
+	const redisReply *r = st->replies[0];
 	for (size_t i = 0; i < r->elements && i < limit; i++) {
 		if (r->element[i]->type != REDIS_REPLY_STRING)
 			continue;
 		ids[(*n)++] = r->element[i]->str;
+	}
+	r = st->replies[1];
+	if (r->elements >= 2 && parse_score(r->element[1], next) != 0) {
+		ls_set_err(err, errlen, "due: %s: score is not a number", key);
+		return -1;
 	}
 	return 0;
 }

@@ -141,6 +141,13 @@ typedef struct ls_store_append {
 	size_t len;
 	const char *cmd; /* NULL: RPUSH */
 	const char *arg; /* NULL: none */
+	/* argc > 0: send argv[0..argc) verbatim instead (an EVAL of the
+	 * bandit's scripts); key, data, cmd and arg are then unused. It too
+	 * must answer an integer. */
+	int argc;
+	const char *const *argv;
+	const size_t *argvlen;
+	long long *result; /* non-NULL: receives the integer reply */
 } ls_store_append;
 
 /*
@@ -196,12 +203,15 @@ int ls_store_model_write(ls_store *st, const ls_store_model_keys *k,
 
 /*
  * Up to limit members of the sorted set key with score <= max_score,
- * lowest first (ZRANGE ... BYSCORE LIMIT), into ids[0..*n) (pointing into
- * a reply valid until the next call on st). 0 or -1.
+ * lowest first, after skipping the first offset of them (ZRANGEBYSCORE
+ * ... LIMIT offset limit), into ids[0..*n) (pointing into a reply valid
+ * until the next call on st); in the same round trip *next = the lowest
+ * score above max_score (rounded down; INT64_MAX when there is none).
+ * 0 or -1.
  */
 int ls_store_due(ls_store *st, const char *key, int64_t max_score,
-		 size_t limit, const char **ids, size_t *n, char *err,
-		 size_t errlen);
+		 size_t offset, size_t limit, const char **ids, size_t *n,
+		 int64_t *next, char *err, size_t errlen);
 
 /* Forget a WATCH when a read is not followed by a write. */
 void ls_store_unwatch(ls_store *st);

@@ -110,6 +110,58 @@
  * The dev broker keeps only about 5 MiB per partition, so the byte totals
  * per topic are logged at the end; a default run (2,000 leads, 30 days) is
  * well under that per partition.
+ *
+ * Bandit feedback (--feedback FILE, - for stdin). Instead of inventing
+ * leads, play the email system's side of leadscored's email-variant
+ * bandit, so tests and benchmarks can close the loop. Each input line is a
+ * decision the bandit made:
+ *     decision_id TAB lead_id TAB campaign_id TAB variant_id [TAB ts_ms]
+ * where ts_ms is when the email was sent (ms since the epoch; default: the
+ * wall clock when the line is read). Blank lines and lines starting with
+ * '#' are skipped; any other line that does not fit (field count, empty,
+ * longer than 200 bytes, control characters, not UTF-8, bad ts_ms, a
+ * repeated decision_id, a variant without rates) stops the run before
+ * anything is sent, with the line number, and exit status 2. For each
+ * decision, email events that carry its campaign_id, variant_id and
+ * decision_id, keyed by lead_id, go to the email topic (--topic-prefix,
+ * --brokers, --rate and --dry-run work as above): SENT at ts_ms (left out
+ * with --feedback-no-sent, for decisions that are never activated), then,
+ * drawn with the variant's true rates, OPENED, CLICKED (only after an
+ * open) and REPLIED (only after a click).
+ *
+ * Rates are absolute, per decision: --variant-rates 'A=0.30/0.10/0.02'
+ * means P(open) 0.30, P(click) 0.10, P(reply) 0.02, so 0 <= reply <= click
+ * <= open <= 1. A key CAMPAIGN:VARIANT (split at the first ':') applies to
+ * that campaign only and wins over a bare VARIANT key; a variant with
+ * neither uses --variant-default O/C/R, and without that is an input
+ * error. The draws are nested: opened when u1 < P(open), clicked when also
+ * u2 < P(click)/P(open), replied when also u3 < P(reply)/P(click).
+ *
+ * Delays, with M = --feedback-max-delay (default 48 h, so that every event
+ * lies inside a 72 h reward window): OPENED min(1 min, M/20) plus an
+ * exponential of mean 4 h after the send, truncated to at most M/2;
+ * CLICKED uniform min(5 s, M/80)..min(10 min, M/8) after the open; REPLIED
+ * uniform min(6 min, M/40)..min(24 h, 3M/8) after the click. The maxima add
+ * up to M, so the last event of a decision is less than M after its send.
+ *
+ * Each decision's draws come from its own xoshiro256** stream seeded from
+ * --seed and an FNV-1a hash of its decision_id, always in the same order
+ * (u1, u2, u3, then the three delays) whatever the variant: a decision's
+ * events depend only on the seed, its line and its variant's rates, never
+ * on the other lines or their order, and two variants of one decision are
+ * compared with common random numbers. The whole input is read before
+ * anything is sent; then all events go out in event-time order (equal
+ * times in decision_id byte order), so the stream does not depend on the
+ * input order either and is in order per lead.
+ * event_id is fb-SEED-DECISION_ID-TYPE: a replay is deduplicated.
+ *
+ * A decision's reward is the largest --reward-weights weight among its
+ * events (default OPENED=0,CLICKED=1,REPLIED=1; unnamed types weigh 0; 0
+ * without events). --truth then writes one row per decision, in
+ * decision_id byte order: decision_id, variant_id, expected_reward (under
+ * the variant's rates), reward (realised), campaign_id, lead_id, sent (0
+ * with --feedback-no-sent) and outcome (the deepest event, or none); the
+ * expected rewards are what a benchmark needs for regret.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -135,6 +187,9 @@
 #define SIM_DECIDE LS_SOURCE__COUNT /* heap item that decides a lead */
 #define SIM_MAX_LEADS 1000000
 #define SIM_MAX_DAYS 365
+#define SIM_FB_MAX_FIELD 200 /* bytes per --feedback field */
+#define SIM_FB_MAX_DECISIONS 10000000
+#define SIM_FB_MAX_TS INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
 
 /* ------------------------------------------------------------ segments */
 
@@ -254,6 +309,25 @@ typedef struct sim_item {
 	uint8_t cat;      /* web category index, call direction */
 } sim_item;
 
+/* One --variant-rates entry (or --variant-default) and what its decisions
+ * drew. campaign and variant point into sim_opts.rates_spec. */
+typedef struct sim_rates {
+	const char *campaign; /* NULL: any campaign */
+	const char *variant;  /* NULL only for the default */
+	double open, click, reply; /* absolute probabilities per decision */
+	uint64_t decisions, opened, clicked, replied;
+	double expected, reward; /* sums over its decisions */
+} sim_rates;
+
+/* One --feedback line. The strings point into `line`, which it owns. */
+typedef struct sim_decision {
+	char *line;
+	const char *decision_id, *lead_id, *campaign_id, *variant_id;
+	int64_t ts;
+	long line_no;
+	sim_rates *rates;
+} sim_decision;
+
 typedef struct sim_opts {
 	long leads;
 	long days;
@@ -266,6 +340,17 @@ typedef struct sim_opts {
 	const char *truth;
 	bool dry_run;
 	bool negatives; /* emit LOST / DISQUALIFIED for negative decisions */
+	const char *generator_only; /* a given option that --feedback excludes */
+	const char *feedback_only;  /* a given option that needs --feedback */
+	const char *feedback;       /* input path, "-" stdin; NULL: generator */
+	bool feedback_no_sent;
+	int64_t max_delay; /* ms */
+	char *rates_spec;  /* owned copy of --variant-rates */
+	sim_rates *rates;  /* owned, n_rates entries */
+	size_t n_rates;
+	sim_rates fallback; /* --variant-default */
+	bool have_fallback;
+	double reward_w[LS_EMAIL__COUNT];
 } sim_opts;
 
 typedef struct sim {
@@ -290,6 +375,8 @@ typedef struct sim {
 	uint64_t decided, positives;
 	double p_sum;
 	double t0_wall; /* pacing origin, monotonic seconds */
+	sim_decision *fb; /* --feedback decisions, sorted by decision_id */
+	size_t n_fb, cap_fb;
 } sim;
 
 static volatile sig_atomic_t sim_stop;
@@ -1038,6 +1125,370 @@ static int sim_run(sim *s)
 	return sim_drain(s, s->end);
 }
 
+/* ------------------------------------------------------ bandit feedback */
+
+/* Valid UTF-8 without NUL, as the codec's encoder demands: checked while
+ * reading, so a bad line is reported with its number instead of failing
+ * an encode half way through the stream. */
+static bool sim_utf8_ok(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = p[i];
+		if (c < 0x80) {
+			if (c == 0)
+				return false;
+			i++;
+			continue;
+		}
+		size_t extra;
+		uint32_t cp;
+		if (c >= 0xc2 && c <= 0xdf) {
+			extra = 1;
+			cp = c & 0x1fu;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			extra = 2;
+			cp = c & 0x0fu;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			extra = 3;
+			cp = c & 0x07u;
+		} else {
+			return false;
+		}
+		if (n - i <= extra)
+			return false;
+		for (size_t k = 1; k <= extra; k++) {
+			unsigned cc = p[i + k];
+			if ((cc & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (cc & 0x3fu);
+		}
+		if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return false;
+		i += extra + 1;
+	}
+	return true;
+}
+
+/* The rates for a decision: CAMPAIGN:VARIANT, then VARIANT, then the
+ * default; NULL when none applies. */
+static sim_rates *sim_fb_rates_for(sim *s, const char *campaign, const char *variant)
+{
+	sim_rates *bare = NULL;
+	for (size_t i = 0; i < s->o.n_rates; i++) {
+		sim_rates *r = &s->o.rates[i];
+		if (strcmp(r->variant, variant) != 0)
+			continue;
+		if (r->campaign == NULL)
+			bare = r;
+		else if (strcmp(r->campaign, campaign) == 0)
+			return r;
+	}
+	if (bare != NULL)
+		return bare;
+	return s->o.have_fallback ? &s->o.fallback : NULL;
+}
+
+static const char *const sim_fb_fields[] = { "decision_id", "lead_id", "campaign_id",
+	"variant_id", "ts_ms" };
+
+/* Split and check one input line (without its newline) into d, which then
+ * owns a copy of it. 0, or 2 after printing what is wrong with the line. */
+static int sim_fb_parse_line(sim *s, const char *name, long no, const char *text, size_t len,
+			     sim_decision *d)
+{
+	char *copy = malloc(len + 1);
+	if (copy == NULL) {
+		fprintf(stderr, "leadscore-sim: %s:%ld: out of memory\n", name, no);
+		return 2;
+	}
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	char *field[6];
+	size_t n = 0;
+	for (char *p = copy;; ) {
+		char *tab = strchr(p, '\t');
+		if (n < 6)
+			field[n] = p;
+		n++;
+		if (tab == NULL)
+			break;
+		*tab = '\0';
+		p = tab + 1;
+	}
+	if (n != 4 && n != 5) {
+		fprintf(stderr,
+			"leadscore-sim: %s:%ld: expected 4 or 5 tab-separated fields (decision_id, "
+			"lead_id, campaign_id, variant_id[, ts_ms]), found %zu\n", name, no, n);
+		goto bad;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t flen = strlen(field[i]);
+		if (flen == 0) {
+			fprintf(stderr, "leadscore-sim: %s:%ld: field %zu (%s) is empty\n", name, no,
+				i + 1, sim_fb_fields[i]);
+			goto bad;
+		}
+		if (flen > SIM_FB_MAX_FIELD) {
+			fprintf(stderr, "leadscore-sim: %s:%ld: field %zu (%s) is longer than %d bytes\n",
+				name, no, i + 1, sim_fb_fields[i], SIM_FB_MAX_FIELD);
+			goto bad;
+		}
+		for (size_t k = 0; k < flen; k++) {
+			unsigned char c = (unsigned char)field[i][k];
+			if (c < 0x20 || c == 0x7f) {
+				fprintf(stderr,
+					"leadscore-sim: %s:%ld: field %zu (%s) contains a control "
+					"character (byte %zu)\n", name, no, i + 1, sim_fb_fields[i], k + 1);
+				goto bad;
+			}
+		}
+		if (!sim_utf8_ok((const unsigned char *)field[i], flen)) {
+			fprintf(stderr, "leadscore-sim: %s:%ld: field %zu (%s) is not valid UTF-8\n",
+				name, no, i + 1, sim_fb_fields[i]);
+			goto bad;
+		}
+	}
+	d->ts = sim_wall_ms();
+	if (n == 5) {
+		const char *v = field[4];
+		int64_t ts = 0;
+		bool ok = true;
+		for (const char *p = v; *p != '\0' && ok; p++) {
+			if (*p < '0' || *p > '9' || ts > (SIM_FB_MAX_TS - (*p - '0')) / 10)
+				ok = false;
+			else
+				ts = ts * 10 + (*p - '0');
+		}
+		if (!ok) {
+			fprintf(stderr,
+				"leadscore-sim: %s:%ld: field 5 (ts_ms) wants ms since the epoch, "
+				"0..%" PRId64 ", not '%s'\n", name, no, SIM_FB_MAX_TS, v);
+			goto bad;
+		}
+		d->ts = ts;
+	}
+	d->line = copy;
+	d->decision_id = field[0];
+	d->lead_id = field[1];
+	d->campaign_id = field[2];
+	d->variant_id = field[3];
+	d->line_no = no;
+	d->rates = sim_fb_rates_for(s, d->campaign_id, d->variant_id);
+	if (d->rates == NULL) {
+		fprintf(stderr,
+			"leadscore-sim: %s:%ld: variant '%s' (campaign '%s') has no --variant-rates "
+			"entry and there is no --variant-default\n", name, no, d->variant_id,
+			d->campaign_id);
+		goto bad;
+	}
+	return 0;
+bad:
+	free(copy);
+	return 2;
+}
+
+static int sim_fb_cmp(const void *a, const void *b)
+{
+	const sim_decision *x = a, *y = b;
+	int c = strcmp(x->decision_id, y->decision_id);
+	if (c != 0)
+		return c;
+	return x->line_no < y->line_no ? -1 : x->line_no > y->line_no;
+}
+
+/* Read every decision, then sort them by decision_id: the order that the
+ * output follows instead of the input's. 0, 1 (cannot read) or 2 (a bad
+ * line, reported). */
+static int sim_fb_read(sim *s)
+{
+	bool is_stdin = strcmp(s->o.feedback, "-") == 0;
+	const char *name = is_stdin ? "<stdin>" : s->o.feedback;
+	FILE *f = is_stdin ? stdin : fopen(s->o.feedback, "r");
+	if (f == NULL) {
+		ls_error("sim", "cannot open feedback input", "path=%s error=%s", s->o.feedback,
+			 strerror(errno));
+		return 1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t got;
+	long no = 0;
+	int rc = 0;
+	while ((got = getline(&line, &cap, f)) != -1) {
+		size_t len = (size_t)got;
+		no++;
+		if (len > 0 && line[len - 1] == '\n')
+			len--;
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		if (len == 0 || line[0] == '#')
+			continue;
+		if (memchr(line, '\0', len) != NULL) {
+			fprintf(stderr, "leadscore-sim: %s:%ld: contains a NUL byte\n", name, no);
+			rc = 2;
+			break;
+		}
+		if (s->n_fb == SIM_FB_MAX_DECISIONS) {
+			fprintf(stderr, "leadscore-sim: %s:%ld: more than %d decisions\n", name, no,
+				SIM_FB_MAX_DECISIONS);
+			rc = 2;
+			break;
+		}
+		if (s->n_fb == s->cap_fb) {
+			size_t ncap = s->cap_fb ? s->cap_fb * 2 : 1024;
+			sim_decision *nfb = realloc(s->fb, ncap * sizeof *nfb);
+			if (nfb == NULL) {
+				ls_error("sim", "out of memory", "decisions=%zu", s->n_fb);
+				rc = 1;
+				break;
+			}
+			s->fb = nfb;
+			s->cap_fb = ncap;
+		}
+		rc = sim_fb_parse_line(s, name, no, line, len, &s->fb[s->n_fb]);
+		if (rc != 0)
+			break;
+		s->n_fb++;
+	}
+	if (rc == 0 && ferror(f)) {
+		ls_error("sim", "cannot read feedback input", "path=%s error=%s", s->o.feedback,
+			 strerror(errno));
+		rc = 1;
+	}
+	free(line);
+	if (!is_stdin)
+		fclose(f);
+	if (rc != 0)
+		return rc;
+	if (s->n_fb > 1)
+		qsort(s->fb, s->n_fb, sizeof *s->fb, sim_fb_cmp);
+	/* report the first repeat in input order: the smallest second line */
+	const sim_decision *first = NULL, *again = NULL;
+	for (size_t i = 1; i < s->n_fb; i++) {
+		const sim_decision *a = &s->fb[i - 1], *b = &s->fb[i];
+		if (strcmp(a->decision_id, b->decision_id) != 0 ||
+		    (i >= 2 && strcmp(s->fb[i - 2].decision_id, a->decision_id) == 0))
+			continue; /* a is not the first of its group */
+		if (again == NULL || b->line_no < again->line_no) {
+			first = a;
+			again = b;
+		}
+	}
+	if (again != NULL) {
+		fprintf(stderr, "leadscore-sim: %s:%ld: decision_id '%s' was already given on line "
+			"%ld\n", name, again->line_no, again->decision_id, first->line_no);
+		return 2;
+	}
+	return 0;
+}
+
+/* This decision's own random stream: seed and decision_id, nothing else. */
+static void sim_fb_seed(sim *s, const char *decision_id)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	for (const unsigned char *p = (const unsigned char *)decision_id; *p != '\0'; p++) {
+		h ^= *p;
+		h *= UINT64_C(0x100000001b3);
+	}
+	uint64_t x = s->o.seed;
+	x = sim_splitmix(&x) ^ h;
+	for (int i = 0; i < 4; i++)
+		s->rng[i] = sim_splitmix(&x);
+}
+
+/* Draw every decision's outcome, queue its events and write its truth
+ * row; then send the queue in event-time order. */
+static int sim_fb_run(sim *s)
+{
+	const double *w = s->o.reward_w;
+	double w_open = w[LS_EMAIL_OPENED];
+	double w_click = fmax(w_open, w[LS_EMAIL_CLICKED]);
+	double w_reply = fmax(w_click, w[LS_EMAIL_REPLIED]);
+	double m = (double)s->o.max_delay, mean_open = 4.0 * (double)SIM_HOUR;
+	double open_lo = fmin(60000.0, m / 20.0);
+	double open_tail = 1.0 - exp(-(m / 2.0 - open_lo) / mean_open);
+	double click_lo = fmin(5000.0, m / 80.0), click_hi = fmin(600000.0, m / 8.0);
+	double reply_lo = fmin(360000.0, m / 40.0);
+	double reply_hi = fmin((double)SIM_DAY, 3.0 * m / 8.0);
+	for (size_t i = 0; i < s->n_fb; i++) {
+		sim_decision *d = &s->fb[i];
+		sim_rates *r = d->rates;
+		sim_fb_seed(s, d->decision_id);
+		double u_open = sim_u01(s), u_click = sim_u01(s), u_reply = sim_u01(s);
+		/* floor, not round: each delay stays below its share of M */
+		int64_t open_after = (int64_t)floor(open_lo - mean_open * log(1.0 - sim_u01(s) *
+									      open_tail));
+		int64_t click_after = (int64_t)floor(sim_uniform(s, click_lo, click_hi));
+		int64_t reply_after = (int64_t)floor(sim_uniform(s, reply_lo, reply_hi));
+		/* products, not quotients: a zero rate needs no special case */
+		bool opened = u_open < r->open;
+		bool clicked = opened && u_click * r->open < r->click;
+		bool replied = clicked && u_reply * r->click < r->reply;
+		double expected = (r->open - r->click) * w_open + (r->click - r->reply) * w_click +
+				  r->reply * w_reply;
+		double reward = replied ? w_reply : clicked ? w_click : opened ? w_open : 0.0;
+		r->decisions++;
+		r->opened += opened;
+		r->clicked += clicked;
+		r->replied += replied;
+		r->expected += expected;
+		r->reward += reward;
+
+		sim_item it = { .lead = (uint32_t)i, .source = LS_SOURCE_EMAIL, .ts = d->ts,
+				.sentiment = NAN, .type = LS_EMAIL_SENT };
+		if (!s->o.feedback_no_sent && sim_push(s, it) != 0)
+			return -1;
+		it.ts += open_after;
+		it.type = LS_EMAIL_OPENED;
+		if (opened && sim_push(s, it) != 0)
+			return -1;
+		it.ts += click_after;
+		it.type = LS_EMAIL_CLICKED;
+		if (clicked && sim_push(s, it) != 0)
+			return -1;
+		it.ts += reply_after;
+		it.type = LS_EMAIL_REPLIED;
+		if (replied && sim_push(s, it) != 0)
+			return -1;
+		const char *outcome = replied ? "REPLIED" : clicked ? "CLICKED" : opened ? "OPENED"
+											 : "none";
+		if (s->truth != NULL &&
+		    fprintf(s->truth, "%s\t%s\t%.9f\t%.9g\t%s\t%s\t%d\t%s\n", d->decision_id,
+			    d->variant_id, expected, reward, d->campaign_id, d->lead_id,
+			    s->o.feedback_no_sent ? 0 : 1, outcome) < 0) {
+			ls_error("sim", "cannot write truth file", "path=%s error=%s", s->o.truth,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	s->t0_wall = sim_mono();
+	while (s->n_heap > 0 && !sim_stop) {
+		sim_item it = sim_pop(s);
+		const sim_decision *d = &s->fb[it.lead];
+		char event_id[SIM_FB_MAX_FIELD + 64], url[2 * SIM_FB_MAX_FIELD + 32];
+		ls_email_type type = (ls_email_type)it.type;
+		snprintf(event_id, sizeof event_id, "fb-%" PRIu64 "-%s-%s", s->o.seed,
+			 d->decision_id, ls_email_type_name(type));
+		ls_event ev = { .source = LS_SOURCE_EMAIL, .event_id = event_id,
+				.lead_id = d->lead_id, .ts = it.ts };
+		ev.u.email.type = type;
+		ev.u.email.campaign_id = d->campaign_id;
+		ev.u.email.variant_id = d->variant_id;
+		ev.u.email.decision_id = d->decision_id;
+		if (type == LS_EMAIL_CLICKED) {
+			snprintf(url, sizeof url, "https://example.com/c/%s/%s", d->campaign_id,
+				 d->variant_id);
+			ev.u.email.url = url;
+		}
+		s->count_type[LS_SOURCE_EMAIL][type]++;
+		if (sim_send(s, &ev) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* -------------------------------------------------------------- options */
 
 static void sim_usage(FILE *f)
@@ -1066,11 +1517,48 @@ static void sim_usage(FILE *f)
 		"  --print-model      print the hidden model's weights and exit\n"
 		"  --help             this text\n"
 		"\n"
+		"Bandit feedback (instead of leads; --leads, --days, --start and\n"
+		"--negatives do not apply; --seed, --brokers, --topic-prefix, --rate,\n"
+		"--truth and --dry-run do):\n"
+		"  --feedback FILE    read decisions (- for stdin), one per line:\n"
+		"                     decision_id TAB lead_id TAB campaign_id TAB variant_id\n"
+		"                     [TAB ts_ms of the send, default now]; blank and #\n"
+		"                     lines skipped, a bad line stops the run (exit 2)\n"
+		"                     before anything is sent. Each decision gets email\n"
+		"                     events carrying its campaign_id, variant_id and\n"
+		"                     decision_id, keyed by lead_id: SENT at ts_ms, then\n"
+		"                     OPENED, CLICKED only after an open and REPLIED only\n"
+		"                     after a click, drawn with the variant's rates; all\n"
+		"                     sent in event-time order once the input is read\n"
+		"  --variant-rates S  true rates per variant, absolute per decision:\n"
+		"                     'A=0.30/0.10/0.02,B=...' is P(open)/P(click)/P(reply)\n"
+		"                     with reply <= click <= open; a key CAMPAIGN:VARIANT\n"
+		"                     applies to one campaign and wins over VARIANT\n"
+		"  --variant-default O/C/R  rates of variants not in --variant-rates\n"
+		"                     (default: such a variant is a bad line)\n"
+		"  --feedback-no-sent no SENT events (decisions never activated)\n"
+		"  --feedback-max-delay D  every event within D of its send: a number\n"
+		"                     and s, m, h or d, 1m..30d (default 48h). OPENED is\n"
+		"                     1 min + exponential(mean 4 h) after the send, at most\n"
+		"                     D/2; CLICKED 5 s-10 min after the open (at most D/8);\n"
+		"                     REPLIED 6 min-24 h after the click (at most 3D/8)\n"
+		"  --reward-weights W a decision's reward is the largest weight of its\n"
+		"                     events (default 'OPENED=0,CLICKED=1,REPLIED=1';\n"
+		"                     unnamed types weigh 0; no event: 0)\n"
+		"  With --truth FILE: one TSV row per decision in decision_id order:\n"
+		"  decision_id, variant_id, expected_reward (under the variant's rates),\n"
+		"  reward (realised), campaign_id, lead_id, sent (0/1), outcome (deepest\n"
+		"  event or none). A decision's draws depend only on --seed and its\n"
+		"  decision_id, never on other lines or their order; event_id is\n"
+		"  fb-SEED-DECISION_ID-TYPE.\n"
+		"\n"
 		"stdout gets one summary line: events=N bytes=N decided=N positives=N\n"
-		"hash=FNV1A64; counts per topic and type are logged on stderr.\n"
+		"hash=FNV1A64 (with --feedback: decisions=N events=N bytes=N\n"
+		"hash=FNV1A64); counts per topic and type are logged on stderr.\n"
 		"SIGINT or SIGTERM stops early: what was produced is flushed and reported.\n"
 		"Exit status: 0 ok (also when stopped by a signal), 1 runtime failure\n"
-		"(encoding, delivery, truth file, memory), 2 usage error.\n",
+		"(encoding, delivery, truth file, reading --feedback, memory), 2 usage\n"
+		"error or a bad --feedback line.\n",
 		SIM_MAX_LEADS, SIM_MAX_DAYS);
 }
 
@@ -1126,6 +1614,150 @@ static bool sim_parse_start(const char *v, int64_t *out)
 	return true;
 }
 
+/* "O/C/R": absolute P(open), P(click), P(reply) with 0 <= R <= C <= O <= 1. */
+static bool sim_parse_rates(const char *v, sim_rates *r)
+{
+	double x[3];
+	const char *p = v;
+	for (int i = 0; i < 3; i++) {
+		char *end;
+		errno = 0;
+		x[i] = strtod(p, &end);
+		if (errno != 0 || end == p || !isfinite(x[i]) || *end != (i < 2 ? '/' : '\0'))
+			return false;
+		p = end + 1;
+	}
+	if (!(x[2] >= 0.0 && x[2] <= x[1] && x[1] <= x[0] && x[0] <= 1.0))
+		return false;
+	r->open = x[0];
+	r->click = x[1];
+	r->reply = x[2];
+	return true;
+}
+
+/* --variant-rates 'KEY=O/C/R,...' into o->rates; the keys point into
+ * o->rates_spec. false after printing what is wrong. */
+static bool sim_parse_variant_rates(const char *v, sim_opts *o)
+{
+	free(o->rates);
+	free(o->rates_spec);
+	o->rates = NULL;
+	o->n_rates = 0;
+	o->rates_spec = strdup(v);
+	size_t n = 1;
+	for (const char *p = v; *p != '\0'; p++)
+		n += *p == ',';
+	o->rates = calloc(n, sizeof *o->rates);
+	if (o->rates_spec == NULL || o->rates == NULL) {
+		fprintf(stderr, "leadscore-sim: out of memory\n");
+		return false;
+	}
+	char *save = NULL;
+	for (char *e = strtok_r(o->rates_spec, ",", &save); e != NULL;
+	     e = strtok_r(NULL, ",", &save)) {
+		sim_rates *r = &o->rates[o->n_rates];
+		char *eq = strchr(e, '=');
+		if (eq == NULL || eq == e) {
+			fprintf(stderr, "leadscore-sim: --variant-rates entry '%s' is not "
+				"[CAMPAIGN:]VARIANT=OPEN/CLICK/REPLY\n", e);
+			return false;
+		}
+		*eq = '\0';
+		if (!sim_parse_rates(eq + 1, r)) {
+			fprintf(stderr, "leadscore-sim: --variant-rates %s: '%s' is not OPEN/CLICK/REPLY "
+				"with 0 <= REPLY <= CLICK <= OPEN <= 1\n", e, eq + 1);
+			return false;
+		}
+		char *colon = strchr(e, ':');
+		r->variant = e;
+		if (colon != NULL) {
+			*colon = '\0';
+			r->campaign = e;
+			r->variant = colon + 1;
+			if (e[0] == '\0' || r->variant[0] == '\0') {
+				fprintf(stderr, "leadscore-sim: --variant-rates: empty campaign or variant "
+					"in '%s:%s'\n", e, r->variant);
+				return false;
+			}
+		}
+		for (size_t i = 0; i < o->n_rates; i++) {
+			const sim_rates *q = &o->rates[i];
+			bool same_campaign = q->campaign == NULL
+						     ? r->campaign == NULL
+						     : r->campaign != NULL && strcmp(q->campaign, r->campaign) == 0;
+			if (same_campaign && strcmp(q->variant, r->variant) == 0) {
+				fprintf(stderr, "leadscore-sim: --variant-rates names %s%s%s twice\n",
+					r->campaign ? r->campaign : "", r->campaign ? ":" : "",
+					r->variant);
+				return false;
+			}
+		}
+		o->n_rates++;
+	}
+	if (o->n_rates == 0) {
+		fprintf(stderr, "leadscore-sim: --variant-rates is empty\n");
+		return false;
+	}
+	return true;
+}
+
+/* --reward-weights 'TYPE=W,...' over OPENED, CLICKED, REPLIED; W >= 0. */
+static bool sim_parse_weights(const char *v, double *w)
+{
+	static const ls_email_type allowed[] = { LS_EMAIL_OPENED, LS_EMAIL_CLICKED,
+						  LS_EMAIL_REPLIED };
+	bool seen[LS_EMAIL__COUNT] = { false };
+	for (int i = 0; i < LS_EMAIL__COUNT; i++)
+		w[i] = 0.0;
+	const char *p = v;
+	for (;;) {
+		const char *eq = strchr(p, '=');
+		size_t nlen = eq ? (size_t)(eq - p) : 0;
+		int type = -1;
+		for (size_t i = 0; eq != NULL && i < sizeof allowed / sizeof allowed[0]; i++) {
+			const char *name = ls_email_type_name(allowed[i]);
+			if (strlen(name) == nlen && strncmp(p, name, nlen) == 0)
+				type = (int)allowed[i];
+		}
+		if (type < 0) {
+			fprintf(stderr, "leadscore-sim: --reward-weights wants TYPE=WEIGHT,... with "
+				"TYPE one of OPENED, CLICKED, REPLIED, not '%s'\n", v);
+			return false;
+		}
+		char *end;
+		errno = 0;
+		double x = strtod(eq + 1, &end);
+		if (errno != 0 || end == eq + 1 || !isfinite(x) || x < 0.0 ||
+		    (*end != ',' && *end != '\0') || seen[type]) {
+			fprintf(stderr, "leadscore-sim: --reward-weights wants each of OPENED, "
+				"CLICKED, REPLIED at most once with a weight >= 0, not '%s'\n", v);
+			return false;
+		}
+		seen[type] = true;
+		w[type] = x;
+		if (*end == '\0')
+			return true;
+		p = end + 1;
+	}
+}
+
+/* NUMBER followed by s, m, h or d; 1 minute to 30 days. */
+static bool sim_parse_duration(const char *v, int64_t *ms)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (errno != 0 || end == v || !isfinite(x) || end[0] == '\0' || end[1] != '\0')
+		return false;
+	double unit = end[0] == 's' ? 1e3 : end[0] == 'm' ? 6e4 : end[0] == 'h' ? 3.6e6
+				 : end[0] == 'd' ? 8.64e7 : 0.0;
+	x *= unit;
+	if (!(x >= 6e4 && x <= 30 * 8.64e7))
+		return false;
+	*ms = sim_ms(x);
+	return true;
+}
+
 /* 0 ok, 2 usage error (message printed), 3 --help/--print-model done. */
 static int sim_parse(int argc, char **argv, sim_opts *o)
 {
@@ -1141,6 +1773,12 @@ static int sim_parse(int argc, char **argv, sim_opts *o)
 		{ "truth", required_argument, NULL, 't' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "print-model", no_argument, NULL, 'M' },
+		{ "feedback", required_argument, NULL, 'F' },
+		{ "feedback-no-sent", no_argument, NULL, 'N' },
+		{ "feedback-max-delay", required_argument, NULL, 'X' },
+		{ "variant-rates", required_argument, NULL, 'V' },
+		{ "variant-default", required_argument, NULL, 'E' },
+		{ "reward-weights", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1150,11 +1788,20 @@ static int sim_parse(int argc, char **argv, sim_opts *o)
 	o->seed = 1;
 	o->prefix = "leads.";
 	o->negatives = true;
+	o->max_delay = 48 * SIM_HOUR;
+	o->reward_w[LS_EMAIL_CLICKED] = 1.0;
+	o->reward_w[LS_EMAIL_REPLIED] = 1.0;
 	bool print_model = false;
 	opterr = 0;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	int idx = -1;
+	while ((opt = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
 		char *end;
+		if (opt != 0 && idx >= 0 && strchr("ldSn", opt) != NULL)
+			o->generator_only = opts[idx].name;
+		if (opt != 0 && idx >= 0 && strchr("NXVEW", opt) != NULL)
+			o->feedback_only = opts[idx].name;
+		idx = -1;
 		switch (opt) {
 		case 'l':
 			if (!sim_parse_long(optarg, 1, SIM_MAX_LEADS, &o->leads)) {
@@ -1228,6 +1875,35 @@ static int sim_parse(int argc, char **argv, sim_opts *o)
 		case 'M':
 			print_model = true;
 			break;
+		case 'F':
+			o->feedback = optarg;
+			break;
+		case 'N':
+			o->feedback_no_sent = true;
+			break;
+		case 'X':
+			if (!sim_parse_duration(optarg, &o->max_delay)) {
+				fprintf(stderr, "leadscore-sim: --feedback-max-delay wants 1m..30d "
+					"(a number and s, m, h or d), not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'V':
+			if (!sim_parse_variant_rates(optarg, o))
+				return 2;
+			break;
+		case 'E':
+			if (!sim_parse_rates(optarg, &o->fallback)) {
+				fprintf(stderr, "leadscore-sim: --variant-default wants OPEN/CLICK/REPLY "
+					"with 0 <= REPLY <= CLICK <= OPEN <= 1, not '%s'\n", optarg);
+				return 2;
+			}
+			o->have_fallback = true;
+			break;
+		case 'W':
+			if (!sim_parse_weights(optarg, o->reward_w))
+				return 2;
+			break;
 		case 'h':
 			sim_usage(stdout);
 			return 3;
@@ -1248,6 +1924,15 @@ static int sim_parse(int argc, char **argv, sim_opts *o)
 	if (print_model) {
 		sim_print_model();
 		return 3;
+	}
+	if (o->feedback != NULL && o->generator_only != NULL) {
+		fprintf(stderr, "leadscore-sim: --%s does not apply with --feedback\n",
+			o->generator_only);
+		return 2;
+	}
+	if (o->feedback == NULL && o->feedback_only != NULL) {
+		fprintf(stderr, "leadscore-sim: --%s needs --feedback\n", o->feedback_only);
+		return 2;
 	}
 	if (!o->dry_run && (o->brokers == NULL || o->brokers[0] == '\0')) {
 		fprintf(stderr, "leadscore-sim: --brokers is required (or use --dry-run)\n");
@@ -1281,7 +1966,8 @@ static rd_kafka_t *sim_producer(const char *brokers)
 	return rk;
 }
 
-static void sim_report(const sim *s)
+/* The "topic totals" line of one topic: events, bytes and per type. */
+static void sim_report_topic(const sim *s, int src)
 {
 	static const char *const email[] = { "sent", "delivered", "opened", "clicked",
 		"replied", "bounced", "unsubscribed", "spam_reported" };
@@ -1294,26 +1980,30 @@ static void sim_report(const sim *s)
 	static const char *const *const names[LS_SOURCE__COUNT] = { email, web, call, outcome,
 								    NULL };
 	static const size_t n_names[LS_SOURCE__COUNT] = { 8, 4, 5, 5, 0 };
-	for (int src = 0; src < LS_SOURCE__COUNT; src++) {
-		char line[512];
-		size_t off = 0;
-		line[0] = '\0';
-		for (size_t t = 0; t < n_names[src] && off < sizeof line; t++) {
-			int k = snprintf(line + off, sizeof line - off, "%s%s=%" PRIu64,
-					 t ? " " : "", names[src][t], s->count_type[src][t]);
-			if (k < 0)
-				break;
-			off += (size_t)k;
-		}
-		ls_info("sim", "topic totals", "topic=%s events=%" PRIu64 " bytes=%" PRIu64 "%s%s",
-			s->topics[src], s->count_src[src], s->bytes_src[src], off ? " " : "", line);
-		/* 4 partitions (the dev broker's default) of ~5 MiB each */
-		if (s->bytes_src[src] > UINT64_C(20) << 20)
-			ls_warn("sim", "topic may exceed the dev broker's retention",
-				"topic=%s bytes=%" PRIu64 " note=\"the dev broker keeps only "
-				"~5 MiB per partition; the oldest events may be gone\"",
-				s->topics[src], s->bytes_src[src]);
+	char line[512];
+	size_t off = 0;
+	line[0] = '\0';
+	for (size_t t = 0; t < n_names[src] && off < sizeof line; t++) {
+		int k = snprintf(line + off, sizeof line - off, "%s%s=%" PRIu64,
+				 t ? " " : "", names[src][t], s->count_type[src][t]);
+		if (k < 0)
+			break;
+		off += (size_t)k;
 	}
+	ls_info("sim", "topic totals", "topic=%s events=%" PRIu64 " bytes=%" PRIu64 "%s%s",
+		s->topics[src], s->count_src[src], s->bytes_src[src], off ? " " : "", line);
+	/* 4 partitions (the dev broker's default) of ~5 MiB each */
+	if (s->bytes_src[src] > UINT64_C(20) << 20)
+		ls_warn("sim", "topic may exceed the dev broker's retention",
+			"topic=%s bytes=%" PRIu64 " note=\"the dev broker keeps only "
+			"~5 MiB per partition; the oldest events may be gone\"",
+			s->topics[src], s->bytes_src[src]);
+}
+
+static void sim_report(const sim *s)
+{
+	for (int src = 0; src < LS_SOURCE__COUNT; src++)
+		sim_report_topic(s, src);
 	double rate = s->decided ? (double)s->positives / (double)s->decided : 0.0;
 	ls_info("sim", "labels", "decided=%" PRIu64 " positives=%" PRIu64
 		" label_rate=%.4f mean_p=%.4f dropped_after_decision=%" PRIu64,
@@ -1321,8 +2011,42 @@ static void sim_report(const sim *s)
 		s->dropped);
 }
 
+static void sim_fb_report_rates(const sim_rates *r)
+{
+	char campaign[256], variant[256];
+	double n = r->decisions ? (double)r->decisions : 1.0;
+	ls_info("sim", "feedback variant",
+		"campaign=%s variant=%s rates=%g/%g/%g decisions=%" PRIu64 " opened=%" PRIu64
+		" clicked=%" PRIu64 " replied=%" PRIu64 " mean_expected_reward=%.4f"
+		" mean_reward=%.4f",
+		r->campaign ? ls_log_quote(r->campaign, campaign, sizeof campaign) : "*",
+		r->variant ? ls_log_quote(r->variant, variant, sizeof variant) : "(default)",
+		r->open, r->click, r->reply, r->decisions, r->opened, r->clicked, r->replied,
+		r->expected / n, r->reward / n);
+}
+
+/* Outcomes per rates entry (drawn) and events per type (sent). */
+static void sim_fb_report(const sim *s)
+{
+	sim_report_topic(s, LS_SOURCE_EMAIL);
+	for (size_t i = 0; i < s->o.n_rates; i++)
+		sim_fb_report_rates(&s->o.rates[i]);
+	if (s->o.have_fallback)
+		sim_fb_report_rates(&s->o.fallback);
+	const uint64_t *c = s->count_type[LS_SOURCE_EMAIL];
+	ls_info("sim", "feedback totals",
+		"decisions=%zu sent=%" PRIu64 " opened=%" PRIu64 " clicked=%" PRIu64
+		" replied=%" PRIu64, s->n_fb, c[LS_EMAIL_SENT], c[LS_EMAIL_OPENED],
+		c[LS_EMAIL_CLICKED], c[LS_EMAIL_REPLIED]);
+}
+
 static void sim_free(sim *s)
 {
+	for (size_t i = 0; i < s->n_fb; i++)
+		free(s->fb[i].line);
+	free(s->fb);
+	free(s->o.rates);
+	free(s->o.rates_spec);
 	if (s->rk != NULL)
 		rd_kafka_destroy(s->rk);
 	if (s->truth != NULL)
@@ -1339,19 +2063,25 @@ int main(int argc, char **argv)
 	memset(&s, 0, sizeof s);
 	ls_buf_init(&s.buf);
 	int prc = sim_parse(argc, argv, &s.o);
-	if (prc == 3)
-		return 0;
-	if (prc != 0)
-		return 2;
+	if (prc != 0) {
+		sim_free(&s);
+		return prc == 3 ? 0 : 2;
+	}
+	bool feedback = s.o.feedback != NULL;
 
 	int64_t now = sim_wall_ms();
 	s.start = s.o.have_start ? s.o.start
 				 : (now / SIM_HOUR) * SIM_HOUR - (int64_t)s.o.days * SIM_DAY;
 	if (s.start < 0) {
 		fprintf(stderr, "leadscore-sim: --start minus nothing is before 1970\n");
+		sim_free(&s);
 		return 2;
 	}
 	s.end = s.start + (int64_t)s.o.days * SIM_DAY;
+	if (feedback) {
+		s.start = 0;
+		s.end = INT64_MAX; /* nothing is cut off: every decision's events go out */
+	}
 	uint64_t seed = s.o.seed;
 	for (int i = 0; i < 4; i++)
 		s.rng[i] = sim_splitmix(&seed);
@@ -1362,10 +2092,18 @@ int main(int argc, char **argv)
 
 	int rc = 1;
 	char err[512];
-	s.leads = calloc((size_t)s.o.leads, sizeof *s.leads);
-	if (s.leads == NULL) {
-		ls_error("sim", "out of memory", "leads=%ld", s.o.leads);
-		goto out;
+	if (feedback) {
+		/* all of the input first: a bad line stops the run before a send */
+		rc = sim_fb_read(&s);
+		if (rc != 0)
+			goto out;
+		rc = 1;
+	} else {
+		s.leads = calloc((size_t)s.o.leads, sizeof *s.leads);
+		if (s.leads == NULL) {
+			ls_error("sim", "out of memory", "leads=%ld", s.o.leads);
+			goto out;
+		}
 	}
 	s.codec = ls_codec_new(err, sizeof err);
 	if (s.codec == NULL) {
@@ -1379,7 +2117,9 @@ int main(int argc, char **argv)
 				 strerror(errno));
 			goto out;
 		}
-		fprintf(s.truth, "lead_id\tlabel\tp_hidden\tlabel_ts\toutcome\n");
+		fprintf(s.truth, feedback ? "decision_id\tvariant_id\texpected_reward\treward\t"
+					    "campaign_id\tlead_id\tsent\toutcome\n"
+					  : "lead_id\tlabel\tp_hidden\tlabel_ts\toutcome\n");
 	}
 	if (!s.o.dry_run) {
 		s.rk = sim_producer(s.o.brokers);
@@ -1393,11 +2133,17 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	ls_info("sim", "starting", "leads=%ld days=%ld seed=%" PRIu64 " start=%" PRId64
-		" end=%" PRId64 " mode=%s rate=%g", s.o.leads, s.o.days, s.o.seed, s.start,
-		s.end, s.o.dry_run ? "dry-run" : "kafka", s.o.rate);
+	if (feedback)
+		ls_info("sim", "starting", "feedback=%s decisions=%zu seed=%" PRIu64
+			" max_delay_ms=%" PRId64 " sent=%s mode=%s rate=%g", s.o.feedback, s.n_fb,
+			s.o.seed, s.o.max_delay, s.o.feedback_no_sent ? "no" : "yes",
+			s.o.dry_run ? "dry-run" : "kafka", s.o.rate);
+	else
+		ls_info("sim", "starting", "leads=%ld days=%ld seed=%" PRIu64 " start=%" PRId64
+			" end=%" PRId64 " mode=%s rate=%g", s.o.leads, s.o.days, s.o.seed, s.start,
+			s.end, s.o.dry_run ? "dry-run" : "kafka", s.o.rate);
 	double t0 = sim_mono();
-	int run = sim_run(&s);
+	int run = feedback ? sim_fb_run(&s) : sim_run(&s);
 	if (s.rk != NULL) {
 		rd_kafka_resp_err_t fe = rd_kafka_flush(s.rk, 60000);
 		if (fe != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -1420,7 +2166,10 @@ int main(int argc, char **argv)
 			run = -1;
 		}
 	}
-	sim_report(&s);
+	if (feedback)
+		sim_fb_report(&s);
+	else
+		sim_report(&s);
 	double secs = sim_mono() - t0;
 	uint64_t bytes = 0;
 	for (int i = 0; i < LS_SOURCE__COUNT; i++)
@@ -1428,8 +2177,13 @@ int main(int argc, char **argv)
 	ls_info("sim", sim_stop ? "interrupted" : "done",
 		"events=%" PRIu64 " bytes=%" PRIu64 " seconds=%.2f events_per_s=%.0f",
 		s.emitted, bytes, secs, secs > 0 ? (double)s.emitted / secs : 0.0);
-	printf("events=%" PRIu64 " bytes=%" PRIu64 " decided=%" PRIu64 " positives=%" PRIu64
-	       " hash=%016" PRIx64 "\n", s.emitted, bytes, s.decided, s.positives, s.hash);
+	if (feedback)
+		printf("decisions=%zu events=%" PRIu64 " bytes=%" PRIu64 " hash=%016" PRIx64 "\n",
+		       s.n_fb, s.emitted, bytes, s.hash);
+	else
+		printf("events=%" PRIu64 " bytes=%" PRIu64 " decided=%" PRIu64 " positives=%" PRIu64
+		       " hash=%016" PRIx64 "\n", s.emitted, bytes, s.decided, s.positives,
+		       s.hash);
 	fflush(stdout);
 	rc = run == 0 ? 0 : 1;
 out:

@@ -1,0 +1,1434 @@
+/*
+ * ls_campaign.c - see ls_campaign.h for the contract.
+ *
+ * Why one thread does all the Redis work of the decision path: decisions
+ * arrive tens of thousands of times a second; writing each with its own
+ * round trip would make Redis latency the decision latency and cost a
+ * Redis command per decision per field. Queued decisions are written in
+ * one MULTI/EXEC per batch instead, and the same thread refreshes the
+ * posterior snapshot and sweeps expired reward windows, so the HTTP
+ * threads only ever take two short mutexes (the queue and the snapshot
+ * pointer), never across I/O.
+ */
+#include "ls_campaign.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+
+#include "ls_codec.h"
+#include "ls_kafka.h"
+#include "ls_log.h"
+#include "ls_redis.h"
+
+#define COMPONENT "bandit"
+#define MICRO 1000000.0
+#define RECORD_SLACK_MS INT64_C(3600000) /* records outlive their window */
+#define REFRESH_MS 500                   /* snapshot at least twice a second */
+#define EXPIRE_BATCH 500                 /* expiries per campaign per sweep */
+#define MAX_QUEUE 1000000                /* decisions waiting for Redis */
+#define STATS_DRAWS 10000u
+
+/* ------------------------------------------------------------- scripts */
+
+/* KEYS: decision, pending. ARGV: now ms, decision id. */
+static const char act_script[] =
+	"local st = redis.call('HGET', KEYS[1], 'st')\n"
+	"if not st then return -1 end\n"
+	"if st ~= '0' then return 0 end\n"
+	"local win = tonumber(redis.call('HGET', KEYS[1], 'win'))\n"
+	"redis.call('HSET', KEYS[1], 'st', '1', 'act', ARGV[1])\n"
+	"redis.call('PEXPIRE', KEYS[1], win + 3600000)\n"
+	"redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + win, ARGV[2])\n"
+	"return 1\n";
+
+/*
+ * KEYS: decision, counts, pending. ARGV: ts ms, reward in millionths,
+ * decision id, mode ("r" a reward, "x" expiry with the default reward).
+ * Answers 1 resolved, 2 reward raised, 0 nothing to do, -1 unknown,
+ * -2 not activated, -3 after the window, -4 (expiry) not due yet.
+ */
+static const char rew_script[] =
+	"local d = redis.call('HMGET', KEYS[1], 'st', 'act', 'arm', 'bkt', 'rw', 'win')\n"
+	"local st, mode = d[1], ARGV[4]\n"
+	"if not st then\n"
+	"  if mode == 'x' then redis.call('ZREM', KEYS[3], ARGV[3]) end\n"
+	"  return -1\n"
+	"end\n"
+	"if st == '0' then return -2 end\n"
+	"local ts, r = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+	"local due = tonumber(d[2]) + tonumber(d[6])\n"
+	"if mode == 'x' then\n"
+	"  if st ~= '1' then redis.call('ZREM', KEYS[3], ARGV[3]) return 0 end\n"
+	"  if ts < due then return -4 end\n"
+	"elseif ts > due then\n"
+	"  return -3\n"
+	"end\n"
+	"local arm, b = d[3], d[4]\n"
+	"if st == '1' then\n"
+	"  redis.call('HINCRBY', KEYS[2], 'n:' .. arm .. ':', 1)\n"
+	"  redis.call('HINCRBY', KEYS[2], 'r:' .. arm .. ':', r)\n"
+	"  if b ~= '' then\n"
+	"    redis.call('HINCRBY', KEYS[2], 'n:' .. arm .. ':' .. b, 1)\n"
+	"    redis.call('HINCRBY', KEYS[2], 'r:' .. arm .. ':' .. b, r)\n"
+	"  end\n"
+	"  redis.call('HSET', KEYS[1], 'st', '2', 'rw', r)\n"
+	"  redis.call('ZREM', KEYS[3], ARGV[3])\n"
+	"  return 1\n"
+	"end\n"
+	"local cur = tonumber(d[5])\n"
+	"if r <= cur then return 0 end\n"
+	"redis.call('HINCRBY', KEYS[2], 'r:' .. arm .. ':', r - cur)\n"
+	"if b ~= '' then redis.call('HINCRBY', KEYS[2], 'r:' .. arm .. ':' .. b, r - cur) end\n"
+	"redis.call('HSET', KEYS[1], 'rw', r)\n"
+	"return 2\n";
+
+const char *ls_campaign_result_str(int rc)
+{
+	switch (rc) {
+	case LS_CAMPAIGN_OK: return "ok";
+	case LS_CAMPAIGN_UNKNOWN_CAMPAIGN: return "unknown campaign";
+	case LS_CAMPAIGN_UNKNOWN_DECISION: return "unknown decision";
+	case LS_CAMPAIGN_NOT_ACTIVATED: return "decision not activated";
+	case LS_CAMPAIGN_TOO_LATE: return "reward window has passed";
+	case LS_CAMPAIGN_BAD_REQUEST: return "bad request";
+	case LS_CAMPAIGN_UNAVAILABLE: return "unavailable";
+	case LS_CAMPAIGN_INTERNAL: return "internal error";
+	default: return "unknown result";
+	}
+}
+
+static const char *const outcome_names[LS_CAMPAIGN_O__COUNT] = {
+	"activated", "rewarded", "ignored", "unknown_decision", "not_activated", "too_late",
+};
+
+const char *ls_campaign_outcome_name(ls_campaign_outcome o)
+{
+	return (unsigned)o < LS_CAMPAIGN_O__COUNT ? outcome_names[o] : "unknown";
+}
+
+ls_campaign_outcome ls_campaign_outcome_of(bool activation, long long reply)
+{
+	if (activation)
+		return reply == 1 ? LS_CAMPAIGN_O_ACTIVATED
+		       : reply == 0 ? LS_CAMPAIGN_O_IGNORED : LS_CAMPAIGN_O_UNKNOWN;
+	switch (reply) {
+	case 1:
+	case 2: return LS_CAMPAIGN_O_REWARDED;
+	case 0: return LS_CAMPAIGN_O_IGNORED;
+	case -2: return LS_CAMPAIGN_O_NOT_ACTIVATED;
+	case -3: return LS_CAMPAIGN_O_TOO_LATE;
+	default: return LS_CAMPAIGN_O_UNKNOWN;
+	}
+}
+
+/* --------------------------------------------------------------- keys */
+
+static int64_t wall_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* "<prefix>{bandit:<campaign>}:<suffix>"; -1 when it does not fit. */
+static int ckey(char *buf, size_t cap, const char *prefix, const char *campaign,
+		const char *suffix)
+{
+	int n = snprintf(buf, cap, "%s{bandit:%s}:%s", prefix, campaign, suffix);
+	return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/*
+ * Split "<campaign>.<32 hex>" into its campaign; false for anything else
+ * (the id came from a client and may be garbage).
+ */
+static bool parse_decision_id(const char *id, char campaign[LS_CAMPAIGN_ID_MAX])
+{
+	const char *dot = strrchr(id, '.');
+	if (dot == NULL || dot == id || (size_t)(dot - id) >= LS_CAMPAIGN_ID_MAX ||
+	    strlen(dot + 1) != 32)
+		return false;
+	for (const char *p = dot + 1; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	for (const char *p = id; p < dot; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+			return false;
+	memcpy(campaign, id, (size_t)(dot - id));
+	campaign[dot - id] = '\0';
+	return true;
+}
+
+/* ----------------------------------------------------------- snapshot */
+
+/* Decisions made by this process per campaign and arm: kept across
+ * snapshots and reloads, found once per snapshot, bumped per decision. */
+typedef struct arm_counter {
+	char campaign[LS_CAMPAIGN_ID_MAX];
+	char arm[LS_CAMPAIGN_ID_MAX];
+	atomic_uint_fast64_t decisions;
+} arm_counter;
+
+#define MAX_ARM_COUNTERS (LS_CAMPAIGN_MAX * LS_CAMPAIGN_MAX_ARMS * 2)
+
+typedef struct csnap {
+	ls_campaign_spec spec;
+	arm_counter *counter[LS_CAMPAIGN_MAX_ARMS];
+	ls_bandit *b;
+	size_t n_buckets;
+	char **names;    /* bucket i */
+	size_t *sorted;  /* bucket indices ordered by name */
+	size_t rows;     /* 1 + n_buckets: row 0 is campaign-wide */
+	double *probs;   /* rows x n_arms */
+	uint64_t *trials;
+	int64_t *rmicro;
+} csnap;
+
+typedef struct snap {
+	atomic_int refs;
+	size_t n;
+	csnap *c;
+	int64_t built_ms;
+} snap;
+
+static void csnap_free(csnap *c)
+{
+	ls_bandit_free(c->b);
+	for (size_t i = 0; i < c->n_buckets; i++)
+		free(c->names[i]);
+	free(c->names);
+	free(c->sorted);
+	free(c->probs);
+	free(c->trials);
+	free(c->rmicro);
+}
+
+static void snap_free(snap *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		csnap_free(&s->c[i]);
+	free(s->c);
+	free(s);
+}
+
+static const csnap *snap_find(const snap *s, const char *campaign)
+{
+	for (size_t i = 0; s != NULL && i < s->n; i++)
+		if (strcmp(s->c[i].spec.id, campaign) == 0)
+			return &s->c[i];
+	return NULL;
+}
+
+static const char *const *sort_names; /* qsort has no context argument */
+
+static int cmp_idx(const void *a, const void *b)
+{
+	return strcmp(sort_names[*(const size_t *)a], sort_names[*(const size_t *)b]);
+}
+
+/* Bucket index of name, or SIZE_MAX when the snapshot has no such bucket. */
+static size_t csnap_bucket(const csnap *c, const char *name)
+{
+	size_t lo = 0, hi = c->n_buckets;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int d = strcmp(c->names[c->sorted[mid]], name);
+		if (d == 0)
+			return c->sorted[mid];
+		if (d < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return SIZE_MAX;
+}
+
+/* ------------------------------------------------------------ service */
+
+typedef struct dec_item {
+	char id[LS_DECISION_ID_MAX];
+	char campaign[LS_CAMPAIGN_ID_MAX];
+	char arm[LS_CAMPAIGN_ID_MAX];
+	char bucket[LS_CAMPAIGN_BUCKET_MAX];
+	char *lead;          /* malloc'd */
+	int64_t ts;
+	double propensity;
+	bool activate;
+	int64_t window_ms, ttl_ms;
+	size_t n_ctx;
+	char ctx_key[LS_CAMPAIGN_MAX_REQ_CONTEXT][LS_MODEL_KEY_MAX];
+	char ctx_val[LS_CAMPAIGN_MAX_REQ_CONTEXT][LS_CAMPAIGN_CTX_VALUE_MAX + 1];
+} dec_item;
+
+struct ls_campaign {
+	char *prefix;
+	ls_redis_target target;
+	int64_t connect_timeout_ms, command_timeout_ms;
+	redisContext *rc; /* the service thread's */
+	int64_t rc_retry_ms;
+	rd_kafka_t *producer;
+	char *topic;
+	ls_codec *codec;
+	ls_buf enc;
+
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu; /* queue, specs, stop */
+	pthread_cond_t wake, written;
+	bool stop;
+	dec_item *q;
+	size_t nq, capq;
+	uint64_t seq_queued, seq_done;
+	ls_campaign_spec *specs;
+	size_t n_specs;
+	bool specs_changed;
+
+	pthread_mutex_t snap_mu;
+	snap *cur;
+
+	pthread_key_t conn_key;
+	bool key_ok;
+	ls_rng rng; /* the service thread's */
+
+	atomic_uint_fast64_t decisions, dropped, write_failures;
+	pthread_mutex_t counters_mu;
+	arm_counter counters[MAX_ARM_COUNTERS];
+	atomic_size_t n_counters;
+	atomic_llong redis_memory; /* INFO memory used_memory, -1 unknown */
+	int64_t last_info_ms;
+};
+
+static arm_counter *counter_for(ls_campaign *s, const char *campaign, const char *arm)
+{
+	pthread_mutex_lock(&s->counters_mu);
+	size_t n = atomic_load(&s->n_counters);
+	arm_counter *c = NULL;
+	for (size_t i = 0; i < n && c == NULL; i++)
+		if (strcmp(s->counters[i].campaign, campaign) == 0 &&
+		    strcmp(s->counters[i].arm, arm) == 0)
+			c = &s->counters[i];
+	if (c == NULL && n < MAX_ARM_COUNTERS) {
+		c = &s->counters[n];
+		snprintf(c->campaign, sizeof c->campaign, "%s", campaign);
+		snprintf(c->arm, sizeof c->arm, "%s", arm);
+		atomic_store(&c->decisions, 0);
+		atomic_store(&s->n_counters, n + 1); /* published after it is filled */
+	}
+	pthread_mutex_unlock(&s->counters_mu);
+	return c;
+}
+
+static void snap_release(snap *s)
+{
+	if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1)
+		snap_free(s);
+}
+
+static snap *snap_take(ls_campaign *s)
+{
+	pthread_mutex_lock(&s->snap_mu);
+	snap *sn = s->cur;
+	if (sn != NULL)
+		atomic_fetch_add(&sn->refs, 1);
+	pthread_mutex_unlock(&s->snap_mu);
+	return sn;
+}
+
+static void snap_publish(ls_campaign *s, snap *sn)
+{
+	atomic_store(&sn->refs, 1);
+	pthread_mutex_lock(&s->snap_mu);
+	snap *old = s->cur;
+	s->cur = sn;
+	pthread_mutex_unlock(&s->snap_mu);
+	snap_release(old);
+}
+
+bool ls_campaign_ready(ls_campaign *s)
+{
+	snap *sn = snap_take(s);
+	bool ok = sn != NULL;
+	snap_release(sn);
+	return ok;
+}
+
+static bool connected(ls_campaign *s)
+{
+	if (s->rc != NULL)
+		return true;
+	if (mono_ms() < s->rc_retry_ms)
+		return false;
+	char err[512], q[600];
+	s->rc = ls_redis_connect(&s->target, s->connect_timeout_ms, s->command_timeout_ms,
+				 err, sizeof err);
+	if (s->rc == NULL) {
+		s->rc_retry_ms = mono_ms() + 500;
+		ls_log(LS_LOG_WARN, COMPONENT, "redis connect failed", "error=%s",
+		       ls_log_quote(err, q, sizeof q));
+		return false;
+	}
+	return true;
+}
+
+static void drop_connection(ls_campaign *s, const char *what)
+{
+	char q[300];
+	ls_log(LS_LOG_WARN, COMPONENT, "redis failed", "during=%s error=%s", what,
+	       ls_log_quote(s->rc && s->rc->err ? s->rc->errstr : "bad reply", q, sizeof q));
+	if (s->rc != NULL)
+		redisFree(s->rc);
+	s->rc = NULL;
+	s->rc_retry_ms = mono_ms() + 200;
+}
+
+/* Parse "n:<arm>:<bucket>" / "r:..."; arm ids have no ':'. */
+static bool parse_field(const char *f, size_t len, char *kind, const char **arm,
+			size_t *arm_len, const char **bucket, size_t *bucket_len)
+{
+	if (len < 3 || (f[0] != 'n' && f[0] != 'r') || f[1] != ':')
+		return false;
+	const char *a = f + 2;
+	const char *colon = memchr(a, ':', len - 2);
+	if (colon == NULL)
+		return false;
+	*kind = f[0];
+	*arm = a;
+	*arm_len = (size_t)(colon - a);
+	*bucket = colon + 1;
+	*bucket_len = len - (size_t)(colon + 1 - f);
+	return true;
+}
+
+static int arm_index(const ls_campaign_spec *sp, const char *a, size_t len)
+{
+	for (size_t i = 0; i < sp->n_arms; i++)
+		if (strlen(sp->arms[i]) == len && memcmp(sp->arms[i], a, len) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Build one campaign's snapshot from its counters hash (HGETALL reply),
+ * reusing the probability vectors of prev (the same campaign in the last
+ * snapshot) for rows whose counts did not change.
+ */
+static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
+		       const redisReply *h, const csnap *prev)
+{
+	memset(c, 0, sizeof *c);
+	c->spec = *sp;
+	size_t na = sp->n_arms, cap = 0;
+	for (size_t a = 0; a < na; a++)
+		c->counter[a] = counter_for(s, sp->id, sp->arms[a]);
+	/* bucket names first */
+	for (size_t i = 0; h != NULL && i + 1 < h->elements; i += 2) {
+		const redisReply *f = h->element[i];
+		char kind;
+		const char *a, *b;
+		size_t al, bl;
+		if (f->type != REDIS_REPLY_STRING ||
+		    !parse_field(f->str, f->len, &kind, &a, &al, &b, &bl) || bl == 0 ||
+		    arm_index(sp, a, al) < 0 || c->n_buckets >= (size_t)sp->max_buckets)
+			continue;
+		bool seen = false;
+		/* linear only while small; the sort below dedupes the rest */
+		for (size_t k = c->n_buckets; k > 0 && k + 8 > c->n_buckets && !seen; k--)
+			seen = strlen(c->names[k - 1]) == bl && memcmp(c->names[k - 1], b, bl) == 0;
+		if (seen)
+			continue;
+		if (c->n_buckets == cap) {
+			cap = cap ? cap * 2 : 16;
+			char **nn = realloc(c->names, cap * sizeof *nn);
+			if (nn == NULL)
+				return -1;
+			c->names = nn;
+		}
+		c->names[c->n_buckets] = strndup(b, bl);
+		if (c->names[c->n_buckets] == NULL)
+			return -1;
+		c->n_buckets++;
+	}
+	c->sorted = malloc((c->n_buckets ? c->n_buckets : 1) * sizeof *c->sorted);
+	if (c->sorted == NULL)
+		return -1;
+	for (size_t i = 0; i < c->n_buckets; i++)
+		c->sorted[i] = i;
+	sort_names = (const char *const *)c->names;
+	qsort(c->sorted, c->n_buckets, sizeof *c->sorted, cmp_idx);
+	/* drop duplicates the short linear check missed */
+	size_t w = 0;
+	for (size_t i = 0; i < c->n_buckets; i++) {
+		if (w > 0 && strcmp(c->names[c->sorted[w - 1]], c->names[c->sorted[i]]) == 0)
+			continue;
+		c->sorted[w++] = c->sorted[i];
+	}
+	if (w != c->n_buckets) {
+		/* compact names to the unique ones, then re-sort */
+		char **un = malloc(w * sizeof *un);
+		if (un == NULL)
+			return -1;
+		bool *keep = calloc(c->n_buckets, sizeof *keep);
+		if (keep == NULL) {
+			free(un);
+			return -1;
+		}
+		for (size_t i = 0; i < w; i++)
+			keep[c->sorted[i]] = true;
+		size_t k = 0;
+		for (size_t i = 0; i < c->n_buckets; i++) {
+			if (keep[i])
+				un[k++] = c->names[i];
+			else
+				free(c->names[i]);
+		}
+		free(keep);
+		free(c->names);
+		c->names = un;
+		c->n_buckets = w;
+		for (size_t i = 0; i < w; i++)
+			c->sorted[i] = i;
+		sort_names = (const char *const *)c->names;
+		qsort(c->sorted, w, sizeof *c->sorted, cmp_idx);
+	}
+	c->rows = 1 + c->n_buckets;
+	c->probs = calloc(c->rows * na, sizeof *c->probs);
+	c->trials = calloc(c->rows * na, sizeof *c->trials);
+	c->rmicro = calloc(c->rows * na, sizeof *c->rmicro);
+	if (c->probs == NULL || c->trials == NULL || c->rmicro == NULL)
+		return -1;
+	for (size_t i = 0; h != NULL && i + 1 < h->elements; i += 2) {
+		const redisReply *f = h->element[i], *v = h->element[i + 1];
+		char kind;
+		const char *a, *b;
+		size_t al, bl;
+		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+		    !parse_field(f->str, f->len, &kind, &a, &al, &b, &bl))
+			continue;
+		int arm = arm_index(sp, a, al);
+		if (arm < 0)
+			continue; /* a retired arm: its counts wait in Redis */
+		size_t row = 0;
+		if (bl > 0) {
+			char name[LS_CAMPAIGN_BUCKET_MAX + 1];
+			if (bl >= sizeof name)
+				continue;
+			memcpy(name, b, bl);
+			name[bl] = '\0';
+			size_t bi = csnap_bucket(c, name);
+			if (bi == SIZE_MAX)
+				continue; /* beyond max_buckets */
+			row = 1 + bi;
+		}
+		long long x = strtoll(v->str, NULL, 10);
+		if (x < 0)
+			x = 0;
+		if (kind == 'n')
+			c->trials[row * na + (size_t)arm] = (uint64_t)x;
+		else
+			c->rmicro[row * na + (size_t)arm] = x;
+	}
+	ls_bandit_params p;
+	ls_bandit_params_default(&p);
+	p.prior_a = sp->prior_a;
+	p.prior_b = sp->prior_b;
+	p.min_share = sp->min_share;
+	p.min_bucket_trials = (uint64_t)sp->min_bucket_trials;
+	p.mc_draws = (uint32_t)sp->propensity_draws;
+	char err[256];
+	c->b = ls_bandit_new(&p, na, c->n_buckets, err, sizeof err);
+	if (c->b == NULL)
+		return -1;
+	for (size_t row = 0; row < c->rows; row++) {
+		for (size_t arm = 0; arm < na; arm++) {
+			uint64_t t = c->trials[row * na + arm];
+			double r = (double)c->rmicro[row * na + arm] / MICRO;
+			if (r > (double)t)
+				r = (double)t; /* a torn read cannot break the posterior */
+			(void)ls_bandit_set_counts(c->b, row == 0 ? LS_BANDIT_CAMPAIGN : row - 1,
+						   arm, t, r);
+		}
+	}
+	/* probability vectors: reuse unchanged rows of the same arms */
+	bool same_arms = prev != NULL && prev->spec.n_arms == na &&
+			 memcmp(prev->spec.arms, sp->arms, sizeof sp->arms) == 0 &&
+			 prev->spec.min_share == sp->min_share &&
+			 prev->spec.prior_a == sp->prior_a && prev->spec.prior_b == sp->prior_b &&
+			 prev->spec.min_bucket_trials == sp->min_bucket_trials;
+	for (size_t row = 0; row < c->rows; row++) {
+		double *out = &c->probs[row * na];
+		size_t bucket = row == 0 ? LS_BANDIT_CAMPAIGN : row - 1;
+		if (row > 0 && ls_bandit_uses_campaign(c->b, bucket)) {
+			memcpy(out, c->probs, na * sizeof *out);
+			continue;
+		}
+		size_t prow = SIZE_MAX;
+		if (same_arms)
+			prow = row == 0 ? 0 : csnap_bucket(prev, c->names[row - 1]);
+		if (prow != SIZE_MAX && row > 0)
+			prow += 1;
+		if (prow != SIZE_MAX && prow < prev->rows &&
+		    memcmp(&prev->trials[prow * na], &c->trials[row * na], na * sizeof(uint64_t)) == 0 &&
+		    memcmp(&prev->rmicro[prow * na], &c->rmicro[row * na], na * sizeof(int64_t)) == 0 &&
+		    (row == 0 || !ls_bandit_uses_campaign(prev->b, prow - 1))) {
+			memcpy(out, &prev->probs[prow * na], na * sizeof *out);
+			continue;
+		}
+		if (ls_bandit_probabilities(c->b, bucket, &s->rng, out, na) != LS_BANDIT_OK)
+			return -1;
+	}
+	return 0;
+}
+
+/* Reload every campaign's counters and publish a new snapshot. */
+static int refresh(ls_campaign *s)
+{
+	pthread_mutex_lock(&s->mu);
+	size_t n = s->n_specs;
+	ls_campaign_spec *specs = NULL;
+	if (n > 0) {
+		specs = malloc(n * sizeof *specs);
+		if (specs != NULL)
+			memcpy(specs, s->specs, n * sizeof *specs);
+	}
+	s->specs_changed = false;
+	pthread_mutex_unlock(&s->mu);
+	if (n > 0 && specs == NULL)
+		return -1;
+	if (!connected(s)) {
+		free(specs);
+		return -1;
+	}
+	char key[LS_CAMPAIGN_ID_MAX + 256];
+	for (size_t i = 0; i < n; i++) {
+		if (ckey(key, sizeof key, s->prefix, specs[i].id, "counts") < 0 ||
+		    redisAppendCommand(s->rc, "HGETALL %s", key) != REDIS_OK) {
+			free(specs);
+			drop_connection(s, "refresh");
+			return -1;
+		}
+	}
+	snap *sn = calloc(1, sizeof *sn);
+	csnap *cs = calloc(n ? n : 1, sizeof *cs);
+	if (sn == NULL || cs == NULL) {
+		free(sn);
+		free(cs);
+		free(specs);
+		drop_connection(s, "refresh (out of memory)");
+		return -1;
+	}
+	sn->c = cs;
+	snap *prev = snap_take(s);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		redisReply *r = NULL;
+		if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || r == NULL) {
+			drop_connection(s, "refresh");
+			/* the connection is gone: the other replies with it */
+			rc = -1;
+			break;
+		}
+		if (rc == 0 && r->type != REDIS_REPLY_ARRAY) {
+			char q[300];
+			ls_log(LS_LOG_WARN, COMPONENT, "counters unreadable", "campaign=%s reply=%s",
+			       specs[i].id, ls_log_quote(r->type == REDIS_REPLY_ERROR ? r->str : "not a hash",
+							 q, sizeof q));
+		}
+		if (rc == 0 && csnap_build(s, &cs[i], &specs[i],
+					   r->type == REDIS_REPLY_ARRAY ? r : NULL,
+					   snap_find(prev, specs[i].id)) != 0)
+			rc = -1;
+		sn->n = i + 1;
+		freeReplyObject(r);
+	}
+	snap_release(prev);
+	free(specs);
+	if (rc != 0) {
+		snap_free(sn);
+		return -1;
+	}
+	sn->built_ms = wall_ms();
+	snap_publish(s, sn);
+	return 0;
+}
+
+/* Apply the default reward to decisions whose window has passed. */
+static void expire(ls_campaign *s)
+{
+	const snap *sn = s->cur; /* only this thread replaces it */
+	if (sn == NULL || !connected(s))
+		return;
+	int64_t now = wall_ms();
+	for (size_t i = 0; i < sn->n; i++) {
+		const ls_campaign_spec *sp = &sn->c[i].spec;
+		char pend[LS_CAMPAIGN_ID_MAX + 256], counts[LS_CAMPAIGN_ID_MAX + 256];
+		if (ckey(pend, sizeof pend, s->prefix, sp->id, "pending") < 0 ||
+		    ckey(counts, sizeof counts, s->prefix, sp->id, "counts") < 0)
+			continue;
+		redisReply *r = redisCommand(s->rc, "ZRANGEBYSCORE %s -inf %" PRId64 " LIMIT 0 %d",
+					     pend, now, EXPIRE_BATCH);
+		if (r == NULL) {
+			drop_connection(s, "expiry");
+			return;
+		}
+		if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+			freeReplyObject(r);
+			continue;
+		}
+		char nows[24], rew[24];
+		snprintf(nows, sizeof nows, "%" PRId64, now);
+		snprintf(rew, sizeof rew, "%lld", (long long)llround(sp->default_reward * MICRO));
+		size_t sent = 0;
+		for (size_t k = 0; k < r->elements; k++) {
+			const redisReply *m = r->element[k];
+			char dkey[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256], suffix[LS_DECISION_ID_MAX + 4];
+			if (m->type != REDIS_REPLY_STRING || m->len >= LS_DECISION_ID_MAX)
+				continue;
+			snprintf(suffix, sizeof suffix, "d:%s", m->str);
+			if (ckey(dkey, sizeof dkey, s->prefix, sp->id, suffix) < 0)
+				continue;
+			const char *argv[10] = { "EVAL", rew_script, "3", dkey, counts, pend,
+						 nows, rew, m->str, "x" };
+			size_t argvlen[10] = { 4, sizeof rew_script - 1, 1, strlen(dkey), strlen(counts),
+					       strlen(pend), strlen(nows), strlen(rew), m->len, 1 };
+			if (redisAppendCommandArgv(s->rc, 10, argv, argvlen) != REDIS_OK)
+				break;
+			sent++;
+		}
+		freeReplyObject(r);
+		for (size_t k = 0; k < sent; k++) {
+			redisReply *x = NULL;
+			if (redisGetReply(s->rc, (void **)&x) != REDIS_OK || x == NULL) {
+				drop_connection(s, "expiry");
+				return;
+			}
+			freeReplyObject(x);
+		}
+	}
+}
+
+/* Write queued decisions: one MULTI/EXEC, then the decision log. */
+static void write_batch(ls_campaign *s, dec_item *items, size_t n)
+{
+	if (n == 0)
+		return;
+	if (!connected(s)) {
+		atomic_fetch_add(&s->write_failures, 1);
+		return;
+	}
+	redisAppendCommand(s->rc, "MULTI");
+	for (size_t i = 0; i < n; i++) {
+		dec_item *d = &items[i];
+		char dkey[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256], suffix[LS_DECISION_ID_MAX + 4];
+		char pend[LS_CAMPAIGN_ID_MAX + 256];
+		snprintf(suffix, sizeof suffix, "d:%s", d->id);
+		if (ckey(dkey, sizeof dkey, s->prefix, d->campaign, suffix) < 0 ||
+		    ckey(pend, sizeof pend, s->prefix, d->campaign, "pending") < 0)
+			continue;
+		char ts[24], win[24], ttl[24], due[24];
+		snprintf(ts, sizeof ts, "%" PRId64, d->ts);
+		snprintf(win, sizeof win, "%" PRId64, d->window_ms);
+		snprintf(ttl, sizeof ttl, "%" PRId64, d->ttl_ms);
+		snprintf(due, sizeof due, "%" PRId64, d->ts + d->window_ms);
+		const char *argv[16] = { "HSET", dkey, "lead", d->lead, "arm", d->arm, "bkt", d->bucket,
+					 "ts", ts, "win", win, "st", d->activate ? "1" : "0",
+					 "act", ts };
+		size_t argvlen[16];
+		int argc = d->activate ? 16 : 14;
+		for (int k = 0; k < argc; k++)
+			argvlen[k] = strlen(argv[k]);
+		redisAppendCommandArgv(s->rc, argc, argv, argvlen);
+		redisAppendCommand(s->rc, "PEXPIRE %s %s", dkey, ttl);
+		if (d->activate)
+			redisAppendCommand(s->rc, "ZADD %s %s %s", pend, due, d->id);
+	}
+	redisAppendCommand(s->rc, "EXEC");
+	/* MULTI, queued replies, EXEC */
+	size_t expect = 2;
+	for (size_t i = 0; i < n; i++)
+		expect += items[i].activate ? 3 : 2;
+	bool ok = true;
+	for (size_t i = 0; i < expect; i++) {
+		redisReply *r = NULL;
+		if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || r == NULL) {
+			drop_connection(s, "decision write");
+			atomic_fetch_add(&s->write_failures, 1);
+			return;
+		}
+		if (r->type == REDIS_REPLY_ERROR || (i + 1 == expect && r->type != REDIS_REPLY_ARRAY))
+			ok = false;
+		freeReplyObject(r);
+	}
+	if (!ok) {
+		atomic_fetch_add(&s->write_failures, 1);
+		ls_log(LS_LOG_WARN, COMPONENT, "decision write refused", "decisions=%zu", n);
+	}
+	/* the decision log for offline evaluation */
+	for (size_t i = 0; i < n; i++) {
+		dec_item *d = &items[i];
+		ls_attribute ctx[LS_CAMPAIGN_MAX_REQ_CONTEXT];
+		for (size_t k = 0; k < d->n_ctx; k++)
+			ctx[k] = (ls_attribute){ d->ctx_key[k], d->ctx_val[k] };
+		ls_bandit_decision bd = {
+			.decision_id = d->id, .campaign_id = d->campaign, .lead_id = d->lead,
+			.variant_id = d->arm, .propensity = d->propensity, .ts = d->ts,
+			.has_context = d->n_ctx > 0, .n_context = d->n_ctx, .context = ctx,
+		};
+		char err[256];
+		if (ls_codec_encode_bandit_decision(s->codec, &bd, -1, &s->enc, err, sizeof err) != 0)
+			continue;
+		for (int attempt = 0; attempt < 2; attempt++) {
+			rd_kafka_resp_err_t e = rd_kafka_producev(
+				s->producer, RD_KAFKA_V_TOPIC(s->topic),
+				RD_KAFKA_V_KEY(d->lead, strlen(d->lead)),
+				RD_KAFKA_V_VALUE(s->enc.data, s->enc.len),
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+			if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+				break;
+			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 1) {
+				atomic_fetch_add(&s->dropped, 1);
+				break;
+			}
+			rd_kafka_poll(s->producer, 100);
+		}
+	}
+	rd_kafka_poll(s->producer, 0);
+}
+
+/* Redis's used_memory every 5 s, for ops (a Redis filling up is the
+ * failure users of feature stores hit most). */
+static void redis_info(ls_campaign *s)
+{
+	if (mono_ms() - s->last_info_ms < 5000 || !connected(s))
+		return;
+	s->last_info_ms = mono_ms();
+	redisReply *r = redisCommand(s->rc, "INFO memory");
+	if (r == NULL) {
+		drop_connection(s, "info");
+		atomic_store(&s->redis_memory, -1);
+		return;
+	}
+	const char *m = r->type == REDIS_REPLY_STRING
+				? strstr(r->str, "used_memory:") : NULL;
+	atomic_store(&s->redis_memory, m != NULL ? strtoll(m + 12, NULL, 10) : -1);
+	freeReplyObject(r);
+}
+
+static void *service_main(void *arg)
+{
+	ls_campaign *s = arg;
+	int64_t last_refresh = 0;
+	dec_item *batch = NULL;
+	size_t cap_batch = 0;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->stop && s->nq == 0 && !s->specs_changed &&
+		       mono_ms() - last_refresh < REFRESH_MS) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 100 * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&s->wake, &s->mu, &until);
+		}
+		/* take the queue: swap buffers so producers never wait on I/O */
+		dec_item *q = s->q;
+		size_t nq = s->nq, cap_q = s->capq;
+		uint64_t upto = s->seq_queued;
+		s->q = batch;
+		s->capq = cap_batch;
+		s->nq = 0;
+		bool stop = s->stop;
+		bool changed = s->specs_changed;
+		pthread_mutex_unlock(&s->mu);
+
+		write_batch(s, q, nq);
+		for (size_t i = 0; i < nq; i++)
+			free(q[i].lead);
+		batch = q;
+		cap_batch = cap_q;
+		if (mono_ms() - last_refresh >= REFRESH_MS || changed) {
+			last_refresh = mono_ms();
+			(void)refresh(s);
+			expire(s);
+			redis_info(s);
+		}
+
+		pthread_mutex_lock(&s->mu);
+		s->seq_done = upto;
+		pthread_cond_broadcast(&s->written);
+		if (stop && s->nq == 0)
+			break;
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(batch);
+	return NULL;
+}
+
+/* ------------------------------------------------------ start and stop */
+
+static void conn_destroy(void *p)
+{
+	redisFree(p);
+}
+
+static void set_specs(ls_campaign *s, const ls_config *cfg)
+{
+	size_t n = cfg->campaigns.n;
+	ls_campaign_spec *copy = NULL;
+	if (n > 0) {
+		copy = malloc(n * sizeof *copy);
+		if (copy == NULL) {
+			ls_log(LS_LOG_ERROR, COMPONENT, "out of memory, campaigns unchanged", "%s", "");
+			return;
+		}
+		memcpy(copy, cfg->campaigns.specs, n * sizeof *copy);
+	}
+	pthread_mutex_lock(&s->mu);
+	free(s->specs);
+	s->specs = copy;
+	s->n_specs = n;
+	s->specs_changed = true;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->mu);
+}
+
+ls_campaign *ls_campaign_start(const ls_config *cfg, char *err, size_t errlen)
+{
+	ls_campaign *s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->snap_mu, NULL);
+	pthread_mutex_init(&s->counters_mu, NULL);
+	atomic_store(&s->redis_memory, -1);
+	pthread_cond_init(&s->wake, NULL);
+	pthread_cond_init(&s->written, NULL);
+	ls_buf_init(&s->enc);
+	uint64_t seed = 0;
+	if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+		seed = (uint64_t)wall_ms() ^ (uint64_t)(uintptr_t)s;
+	ls_rng_seed(&s->rng, seed);
+	s->prefix = strdup(cfg->redis.key_prefix);
+	s->topic = strdup(cfg->kafka.topics.decisions);
+	s->connect_timeout_ms = cfg->redis.connect_timeout_ms;
+	s->command_timeout_ms = cfg->redis.command_timeout_ms;
+	if (s->prefix == NULL || s->topic == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (ls_redis_url_parse(cfg->redis.url, &s->target, err, errlen) != 0)
+		goto fail;
+	s->key_ok = pthread_key_create(&s->conn_key, conn_destroy) == 0;
+	if (!s->key_ok) {
+		snprintf(err, errlen, "pthread_key_create failed");
+		goto fail;
+	}
+	s->codec = ls_codec_new(err, errlen);
+	if (s->codec == NULL)
+		goto fail;
+	rd_kafka_conf_t *conf = ls_kafka_conf_new(cfg, false, err, errlen);
+	if (conf == NULL)
+		goto fail;
+	char why[512];
+	s->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+	if (s->producer == NULL) {
+		snprintf(err, errlen, "decision log producer: %s", why);
+		rd_kafka_conf_destroy(conf);
+		goto fail;
+	}
+	set_specs(s, cfg);
+	if (pthread_create(&s->thread, NULL, service_main, s) != 0) {
+		snprintf(err, errlen, "cannot start the bandit thread");
+		goto fail;
+	}
+	s->started = true;
+	return s;
+fail:
+	ls_campaign_stop(s);
+	return NULL;
+}
+
+void ls_campaign_reconfigure(ls_campaign *s, const ls_config *cfg)
+{
+	if (s != NULL)
+		set_specs(s, cfg);
+}
+
+void ls_campaign_stop(ls_campaign *s)
+{
+	if (s == NULL)
+		return;
+	if (s->started) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = true;
+		pthread_cond_signal(&s->wake);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+	}
+	if (s->producer != NULL) {
+		rd_kafka_flush(s->producer, 5000);
+		rd_kafka_destroy(s->producer);
+	}
+	for (size_t i = 0; i < s->nq; i++)
+		free(s->q[i].lead);
+	free(s->q);
+	snap_release(s->cur);
+	if (s->rc != NULL)
+		redisFree(s->rc);
+	if (s->key_ok)
+		pthread_key_delete(s->conn_key);
+	ls_codec_free(s->codec);
+	ls_buf_free(&s->enc);
+	ls_redis_target_free(&s->target);
+	free(s->specs);
+	free(s->prefix);
+	free(s->topic);
+	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->snap_mu);
+	pthread_mutex_destroy(&s->counters_mu);
+	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->written);
+	free(s);
+}
+
+size_t ls_campaign_context_keys(ls_campaign *s, const char *campaign,
+				char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX],
+				char tier_model[LS_MODEL_NAME_MAX])
+{
+	size_t n = 0;
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->n_specs; i++) {
+		if (strcmp(s->specs[i].id, campaign) != 0)
+			continue;
+		n = s->specs[i].n_context;
+		memcpy(keys, s->specs[i].context, sizeof s->specs[i].context);
+		memcpy(tier_model, s->specs[i].tier_model, LS_MODEL_NAME_MAX);
+		break;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+/* ----------------------------------------------------------- decisions */
+
+static _Thread_local ls_rng tl_rng;
+static _Thread_local bool tl_seeded;
+
+static ls_rng *thread_rng(void)
+{
+	if (!tl_seeded) {
+		uint64_t seed = 0;
+		if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+			seed = (uint64_t)wall_ms() ^ (uint64_t)(uintptr_t)&tl_rng;
+		ls_rng_seed(&tl_rng, seed);
+		tl_seeded = true;
+	}
+	return &tl_rng;
+}
+
+/*
+ * "key=value" per configured context key, joined by ','; values are
+ * trimmed to LS_CAMPAIGN_CTX_VALUE_MAX bytes. A key the request lacks
+ * reads as value "" ("tier=").
+ */
+static void bucket_name(const ls_campaign_spec *sp, const ls_campaign_request *req,
+			char *out, size_t cap)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	for (size_t k = 0; k < sp->n_context; k++) {
+		const char *v = "";
+		for (size_t j = 0; j < req->n_context; j++)
+			if (strcmp(req->ctx_key[j], sp->context[k]) == 0)
+				v = req->ctx_value[j];
+		int w = snprintf(out + len, cap - len, "%s%s=%.*s", k > 0 ? "," : "", sp->context[k],
+				 LS_CAMPAIGN_CTX_VALUE_MAX, v);
+		if (w < 0 || (size_t)w >= cap - len)
+			return;
+		len += (size_t)w;
+	}
+}
+
+int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
+		       ls_campaign_decision *out)
+{
+	if (req->n_context > LS_CAMPAIGN_MAX_REQ_CONTEXT)
+		return LS_CAMPAIGN_BAD_REQUEST;
+	snap *sn = snap_take(s);
+	if (sn == NULL)
+		return LS_CAMPAIGN_UNAVAILABLE;
+	const csnap *c = snap_find(sn, req->campaign);
+	if (c == NULL) {
+		snap_release(sn);
+		return LS_CAMPAIGN_UNKNOWN_CAMPAIGN;
+	}
+	const ls_campaign_spec *sp = &c->spec;
+	size_t na = sp->n_arms;
+	memset(out, 0, sizeof *out);
+	bucket_name(sp, req, out->bucket, sizeof out->bucket);
+	size_t row = 0;
+	if (out->bucket[0] != '\0') {
+		size_t bi = csnap_bucket(c, out->bucket);
+		if (bi != SIZE_MAX && !ls_bandit_uses_campaign(c->b, bi))
+			row = 1 + bi;
+		out->bucket_fallback = row == 0;
+	}
+	const double *p = &c->probs[row * na];
+	ls_rng *r = thread_rng();
+	double u = ls_rng_uniform(r), acc = 0.0;
+	size_t arm = na - 1;
+	for (size_t i = 0; i < na; i++) {
+		acc += p[i];
+		if (u < acc) {
+			arm = i;
+			break;
+		}
+	}
+	/* rounding can leave u above the last partial sum: take the last arm
+	 * with a non-zero probability, never one the policy cannot choose */
+	while (arm > 0 && p[arm] <= 0.0)
+		arm--;
+	memcpy(out->variant, sp->arms[arm], sizeof out->variant);
+	out->propensity = p[arm];
+	if (c->counter[arm] != NULL)
+		atomic_fetch_add(&c->counter[arm]->decisions, 1);
+	out->ts = wall_ms();
+	uint64_t hi = ls_rng_next(r), lo = ls_rng_next(r);
+	snprintf(out->decision_id, sizeof out->decision_id, "%s.%016" PRIx64 "%016" PRIx64,
+		 sp->id, hi, lo);
+
+	dec_item d;
+	memset(&d, 0, sizeof d);
+	memcpy(d.id, out->decision_id, sizeof d.id);
+	memcpy(d.campaign, sp->id, sizeof d.campaign);
+	memcpy(d.arm, out->variant, sizeof d.arm);
+	memcpy(d.bucket, out->bucket, sizeof d.bucket);
+	d.ts = out->ts;
+	d.propensity = out->propensity;
+	d.activate = req->activate;
+	d.window_ms = sp->reward_window_ms;
+	d.ttl_ms = req->activate ? sp->reward_window_ms + RECORD_SLACK_MS
+				 : sp->activation_timeout_ms;
+	d.n_ctx = req->n_context;
+	for (size_t k = 0; k < req->n_context; k++) {
+		snprintf(d.ctx_key[k], sizeof d.ctx_key[k], "%s", req->ctx_key[k]);
+		snprintf(d.ctx_val[k], sizeof d.ctx_val[k], "%s", req->ctx_value[k]);
+	}
+	snap_release(sn);
+	d.lead = strdup(req->lead_id);
+	if (d.lead == NULL)
+		return LS_CAMPAIGN_INTERNAL;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->nq >= MAX_QUEUE) {
+		pthread_mutex_unlock(&s->mu);
+		free(d.lead);
+		atomic_fetch_add(&s->dropped, 1);
+		return LS_CAMPAIGN_UNAVAILABLE;
+	}
+	if (s->nq == s->capq) {
+		size_t cap = s->capq ? s->capq * 2 : 256;
+		dec_item *nq = realloc(s->q, cap * sizeof *nq);
+		if (nq == NULL) {
+			pthread_mutex_unlock(&s->mu);
+			free(d.lead);
+			return LS_CAMPAIGN_INTERNAL;
+		}
+		s->q = nq;
+		s->capq = cap;
+	}
+	s->q[s->nq++] = d;
+	s->seq_queued++;
+	if (s->nq == 1)
+		pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->mu);
+	atomic_fetch_add(&s->decisions, 1);
+	return LS_CAMPAIGN_OK;
+}
+
+/* Wait until every decision queued so far is written (or tried). */
+static void wait_written(ls_campaign *s)
+{
+	pthread_mutex_lock(&s->mu);
+	uint64_t want = s->seq_queued;
+	pthread_cond_signal(&s->wake);
+	while (s->seq_done < want && !s->stop)
+		pthread_cond_wait(&s->written, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static redisContext *thread_conn(ls_campaign *s)
+{
+	redisContext *c = pthread_getspecific(s->conn_key);
+	if (c != NULL && c->err == 0)
+		return c;
+	if (c != NULL) {
+		redisFree(c);
+		pthread_setspecific(s->conn_key, NULL);
+	}
+	char err[512], q[600];
+	c = ls_redis_connect(&s->target, s->connect_timeout_ms, s->command_timeout_ms, err,
+			     sizeof err);
+	if (c == NULL) {
+		ls_log(LS_LOG_WARN, COMPONENT, "redis connect failed", "error=%s",
+		       ls_log_quote(err, q, sizeof q));
+		return NULL;
+	}
+	pthread_setspecific(s->conn_key, c);
+	return c;
+}
+
+/* Run a script for decision_id on this thread's connection. */
+static int run_script(ls_campaign *s, const char *decision_id, bool activation,
+		      double reward, long long *reply)
+{
+	char campaign[LS_CAMPAIGN_ID_MAX];
+	if (!parse_decision_id(decision_id, campaign))
+		return LS_CAMPAIGN_UNKNOWN_DECISION;
+	wait_written(s);
+	redisContext *c = thread_conn(s);
+	if (c == NULL)
+		return LS_CAMPAIGN_UNAVAILABLE;
+	char dkey[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256], suffix[LS_DECISION_ID_MAX + 4];
+	char pend[LS_CAMPAIGN_ID_MAX + 256], counts[LS_CAMPAIGN_ID_MAX + 256];
+	char now[24], rew[24];
+	snprintf(suffix, sizeof suffix, "d:%s", decision_id);
+	if (ckey(dkey, sizeof dkey, s->prefix, campaign, suffix) < 0 ||
+	    ckey(pend, sizeof pend, s->prefix, campaign, "pending") < 0 ||
+	    ckey(counts, sizeof counts, s->prefix, campaign, "counts") < 0)
+		return LS_CAMPAIGN_UNKNOWN_DECISION;
+	snprintf(now, sizeof now, "%" PRId64, wall_ms());
+	snprintf(rew, sizeof rew, "%lld", (long long)llround(reward * MICRO));
+	redisReply *r;
+	if (activation)
+		r = redisCommand(c, "EVAL %s 2 %s %s %s %s", act_script, dkey, pend, now,
+				 decision_id);
+	else
+		r = redisCommand(c, "EVAL %s 3 %s %s %s %s %s %s r", rew_script, dkey, counts,
+				 pend, now, rew, decision_id);
+	if (r == NULL)
+		return LS_CAMPAIGN_UNAVAILABLE;
+	int rc = LS_CAMPAIGN_OK;
+	if (r->type != REDIS_REPLY_INTEGER) {
+		char q[300];
+		ls_log(LS_LOG_WARN, COMPONENT, "script failed", "reply=%s",
+		       ls_log_quote(r->type == REDIS_REPLY_ERROR ? r->str : "not an integer", q,
+				    sizeof q));
+		rc = LS_CAMPAIGN_UNAVAILABLE;
+	} else {
+		*reply = r->integer;
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
+int ls_campaign_activate(ls_campaign *s, const char *decision_id, bool *already)
+{
+	long long x = 0;
+	int rc = run_script(s, decision_id, true, 0.0, &x);
+	if (rc != LS_CAMPAIGN_OK)
+		return rc;
+	if (x < 0)
+		return LS_CAMPAIGN_UNKNOWN_DECISION;
+	*already = x == 0;
+	return LS_CAMPAIGN_OK;
+}
+
+int ls_campaign_reward(ls_campaign *s, const char *decision_id, double reward,
+		       bool *counted)
+{
+	if (!(reward >= 0.0 && reward <= 1.0))
+		return LS_CAMPAIGN_BAD_REQUEST;
+	long long x = 0;
+	int rc = run_script(s, decision_id, false, reward, &x);
+	if (rc != LS_CAMPAIGN_OK)
+		return rc;
+	switch (x) {
+	case 1:
+	case 2: *counted = true; return LS_CAMPAIGN_OK;
+	case 0: *counted = false; return LS_CAMPAIGN_OK;
+	case -2: return LS_CAMPAIGN_NOT_ACTIVATED;
+	case -3: return LS_CAMPAIGN_TOO_LATE;
+	default: return LS_CAMPAIGN_UNKNOWN_DECISION;
+	}
+}
+
+/* ---------------------------------------------------------- read API */
+
+int ls_campaign_stats_get(ls_campaign *s, const char *campaign, ls_campaign_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	snap *sn = snap_take(s);
+	if (sn == NULL)
+		return LS_CAMPAIGN_UNAVAILABLE;
+	const csnap *c = snap_find(sn, campaign);
+	if (c == NULL) {
+		snap_release(sn);
+		return LS_CAMPAIGN_UNKNOWN_CAMPAIGN;
+	}
+	size_t na = c->spec.n_arms;
+	out->spec = c->spec;
+	out->snapshot_ms = sn->built_ms;
+	out->decisions = atomic_load(&s->decisions);
+	out->n_buckets = c->rows;
+	out->buckets = calloc(c->rows, sizeof *out->buckets);
+	if (out->buckets == NULL) {
+		snap_release(sn);
+		return LS_CAMPAIGN_INTERNAL;
+	}
+	ls_rng *r = thread_rng();
+	int rc = LS_CAMPAIGN_OK;
+	for (size_t row = 0; row < c->rows && rc == LS_CAMPAIGN_OK; row++) {
+		/* buckets in name order, campaign-wide first */
+		size_t bi = row == 0 ? LS_BANDIT_CAMPAIGN : c->sorted[row - 1];
+		ls_campaign_bucket_stats *b = &out->buckets[row];
+		if (row > 0)
+			snprintf(b->bucket, sizeof b->bucket, "%s", c->names[bi]);
+		b->fallback = row > 0 && ls_bandit_uses_campaign(c->b, bi);
+		b->trials = row == 0 ? 0 : ls_bandit_bucket_trials(c->b, bi);
+		b->n_arms = na;
+		ls_bandit_arm_stats st[LS_CAMPAIGN_MAX_ARMS];
+		if (ls_bandit_stats(c->b, bi, r, STATS_DRAWS, st, LS_CAMPAIGN_MAX_ARMS) != LS_BANDIT_OK) {
+			rc = LS_CAMPAIGN_INTERNAL;
+			break;
+		}
+		size_t prow = row == 0 ? 0 : 1 + bi;
+		if (b->fallback)
+			prow = 0;
+		for (size_t a = 0; a < na; a++) {
+			memcpy(b->arms[a].variant, c->spec.arms[a], LS_CAMPAIGN_ID_MAX);
+			b->arms[a].st = st[a];
+			b->arms[a].probability = c->probs[prow * na + a];
+			if (row == 0)
+				b->trials += c->trials[a];
+		}
+		if (row > 0 && !b->fallback) {
+			/* report the bucket's own counts, not the fallback's */
+			b->trials = ls_bandit_bucket_trials(c->b, bi);
+		}
+	}
+	snap_release(sn);
+	if (rc != LS_CAMPAIGN_OK) {
+		free(out->buckets);
+		out->buckets = NULL;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------ pipeline side */
+
+int ls_campaign_event_op(const ls_config *cfg, const char *key_prefix,
+			 const ls_email_event *ev, int64_t ts, ls_campaign_op *op, char *buf,
+			 size_t buflen)
+{
+	if (ev->decision_id == NULL || ev->decision_id[0] == '\0')
+		return 0;
+	char campaign[LS_CAMPAIGN_ID_MAX];
+	if (!parse_decision_id(ev->decision_id, campaign))
+		return 0;
+	const ls_campaign_spec *sp = NULL;
+	for (size_t i = 0; i < cfg->campaigns.n && sp == NULL; i++)
+		if (strcmp(cfg->campaigns.specs[i].id, campaign) == 0)
+			sp = &cfg->campaigns.specs[i];
+	if (sp == NULL)
+		return 0;
+	bool activation = ev->type == LS_EMAIL_SENT;
+	double w = activation ? 0.0 : sp->reward_weight[ev->type];
+	if (!activation && w <= 0.0)
+		return 0;
+	/* everything the argv points to is laid out in buf */
+	size_t used = 0;
+	const char *parts[6];
+	size_t lens[6];
+	char tmp[3][LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
+	char suffix[LS_DECISION_ID_MAX + 4];
+	snprintf(suffix, sizeof suffix, "d:%s", ev->decision_id);
+	if (ckey(tmp[0], sizeof tmp[0], key_prefix, campaign, suffix) < 0 ||
+	    ckey(tmp[1], sizeof tmp[1], key_prefix, campaign, "counts") < 0 ||
+	    ckey(tmp[2], sizeof tmp[2], key_prefix, campaign, "pending") < 0)
+		return -1;
+	char nums[2][24];
+	snprintf(nums[0], sizeof nums[0], "%" PRId64, ts);
+	snprintf(nums[1], sizeof nums[1], "%lld", (long long)llround(w * MICRO));
+	size_t np = 0;
+	parts[np++] = tmp[0];
+	if (!activation)
+		parts[np++] = tmp[1];
+	parts[np++] = tmp[2];
+	parts[np++] = nums[0];
+	if (!activation)
+		parts[np++] = nums[1];
+	parts[np++] = ev->decision_id;
+	const char *stored[6];
+	for (size_t i = 0; i < np; i++) {
+		lens[i] = strlen(parts[i]);
+		if (used + lens[i] + 1 > buflen)
+			return -1;
+		memcpy(buf + used, parts[i], lens[i] + 1);
+		stored[i] = buf + used;
+		used += lens[i] + 1;
+	}
+	op->argc = 0;
+	op->argv[op->argc] = "EVAL";
+	op->argvlen[op->argc++] = 4;
+	op->argv[op->argc] = activation ? act_script : rew_script;
+	op->argvlen[op->argc++] = activation ? sizeof act_script - 1 : sizeof rew_script - 1;
+	op->argv[op->argc] = activation ? "2" : "3";
+	op->argvlen[op->argc++] = 1;
+	for (size_t i = 0; i < np; i++) {
+		op->argv[op->argc] = stored[i];
+		op->argvlen[op->argc++] = lens[i];
+	}
+	if (!activation) {
+		op->argv[op->argc] = "r";
+		op->argvlen[op->argc++] = 1;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+void ls_campaign_collect(ls_campaign *s, ls_campaign_collect_fn fn, void *ud)
+{
+	size_t n = atomic_load(&s->n_counters);
+	for (size_t i = 0; i < n; i++)
+		fn(ud, s->counters[i].campaign, s->counters[i].arm,
+		   (double)atomic_load(&s->counters[i].decisions), NAN);
+	snap *sn = snap_take(s);
+	for (size_t i = 0; sn != NULL && i < sn->n; i++) {
+		const csnap *c = &sn->c[i];
+		for (size_t a = 0; a < c->spec.n_arms; a++)
+			fn(ud, c->spec.id, c->spec.arms[a], NAN, (double)c->rmicro[a] / MICRO);
+	}
+	snap_release(sn);
+}
+
+long long ls_campaign_redis_memory(ls_campaign *s)
+{
+	return atomic_load(&s->redis_memory);
+}

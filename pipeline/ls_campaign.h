@@ -1,0 +1,242 @@
+/*
+ * ls_campaign.h - the email-variant bandit's service: decisions from an
+ * in-memory posterior snapshot, the decision log (Redis + the decisions
+ * topic), activations and rewards applied exactly once through Redis
+ * scripts, expiry with the default reward, and the campaign read API.
+ *
+ * What lives where. Per campaign C every key shares one Redis Cluster hash
+ * tag, so each script touches one slot:
+ *   <prefix>{bandit:C}:counts   hash, additive counters of resolved
+ *                               decisions: "n:<arm>:<bucket>" trials and
+ *                               "r:<arm>:<bucket>" rewards in millionths
+ *                               (integers, so HINCRBY adds them exactly
+ *                               from any number of instances); bucket ""
+ *                               is the campaign-wide pair
+ *   <prefix>{bandit:C}:d:<id>   hash, one decision: lead, arm, bucket, ts,
+ *                               st (0 waiting for activation, 1 active, 2
+ *                               resolved), act (activation ms), rw (its
+ *                               reward so far); expires activation_timeout
+ *                               after the decision until it is activated,
+ *                               then reward_window + 1 h after activation
+ *   <prefix>{bandit:C}:pending  zset of active, unresolved decisions by
+ *                               the end of their reward window
+ * A decision id is "<campaign>.<32 hex digits>" (128 random bits), so a
+ * reward that names only the decision finds its campaign's keys.
+ *
+ * Semantics. A decision counts once it is active: at once, or with
+ * "activate": false when an email SENT event carrying its decision_id or
+ * POST /v1/decisions/{id}/activate arrives before activation_timeout;
+ * never-activated decisions expire and touch nothing. An active decision
+ * is resolved exactly once, adding one trial: by its first reward event
+ * within reward_window (reward = the event type's weight) or, failing
+ * that, by the expiry sweep with default_reward. A later reward event in
+ * the window with a larger weight raises the decision's reward to that
+ * weight (adding the difference), so a decision's reward is the largest
+ * weight of its reward events and never more than 1 per trial. Each step
+ * is a Lua script, atomic in Redis, and idempotent: replaying the same
+ * event (a crash between the script and the offset commit, a redelivery,
+ * two instances) changes nothing. Event-borne activations and rewards are
+ * judged against the event's ts; HTTP ones and the expiry against the
+ * wall clock.
+ *
+ * Decisions never wait for Redis. A background thread reloads every
+ * campaign's counters at least once a second, builds a snapshot (one
+ * ls_bandit per campaign with a bucket per context value seen) and, for
+ * the campaign-wide posterior and every bucket with enough trials, the
+ * probability vector P(arm) of the policy (Thompson sampling with the
+ * min_share floor, see ls_bandit.h) from propensity_draws Monte Carlo
+ * draws (vectors of unchanged buckets are reused). A decision draws its
+ * arm from that vector, so the logged propensity is exactly the
+ * probability with which the arm was drawn; the vector differs from exact
+ * Thompson sampling by the Monte Carlo error, about sqrt(p(1-p)/M): at
+ * most 0.005 for M = 10,000. The same thread writes decisions to Redis and
+ * the decisions topic in batches (every millisecond or so, one MULTI/EXEC
+ * per batch); an HTTP activation or reward first waits for the decisions
+ * queued before it, so a client that decides and activates at once never
+ * races its own decision. A decision returned but not yet written when the
+ * process dies (at most one batch, ~1 ms) is lost: its rewards are then
+ * answered "unknown decision".
+ *
+ * Errors: functions return an ls_campaign_result; ls_campaign_result_str()
+ * names it. The service never exits or asserts on input.
+ *
+ * Thread-safety: ls_campaign_decide, _activate, _reward and _stats may be
+ * called from any number of threads (each activation or reward uses a
+ * Redis connection of the calling thread, opened on first use).
+ * ls_campaign_reconfigure and ls_campaign_stop belong to the thread that
+ * started the service. The pipeline-side helpers (ls_campaign_event_op)
+ * are pure.
+ *
+ * Memory: the service owns everything it allocates; results are copied
+ * into caller structs.
+ */
+#ifndef LS_CAMPAIGN_H
+#define LS_CAMPAIGN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ls_bandit.h"
+#include "ls_config.h"
+#include "ls_event.h"
+#include "ls_store.h"
+
+typedef enum ls_campaign_result {
+	LS_CAMPAIGN_OK = 0,
+	LS_CAMPAIGN_UNKNOWN_CAMPAIGN = -1,
+	LS_CAMPAIGN_UNKNOWN_DECISION = -2, /* never made, expired or malformed id */
+	LS_CAMPAIGN_NOT_ACTIVATED = -3,    /* a reward for a decision still waiting */
+	LS_CAMPAIGN_TOO_LATE = -4,         /* after the reward window */
+	LS_CAMPAIGN_BAD_REQUEST = -5,      /* reward outside [0,1], bad context */
+	LS_CAMPAIGN_UNAVAILABLE = -6,      /* no snapshot yet, Redis unreachable */
+	LS_CAMPAIGN_INTERNAL = -7,         /* out of memory */
+} ls_campaign_result;
+
+const char *ls_campaign_result_str(int rc);
+
+/* Longest decision id, with the NUL: campaign, '.', 32 hex digits. */
+#define LS_DECISION_ID_MAX (LS_CAMPAIGN_ID_MAX + 34)
+/* Context entries a request may carry (logged with the decision). */
+#define LS_CAMPAIGN_MAX_REQ_CONTEXT 8
+#define LS_CAMPAIGN_CTX_VALUE_MAX 64  /* bytes of a context value */
+#define LS_CAMPAIGN_BUCKET_MAX \
+	(LS_CAMPAIGN_MAX_CONTEXT * (LS_MODEL_KEY_MAX + LS_CAMPAIGN_CTX_VALUE_MAX + 2))
+
+typedef struct ls_campaign ls_campaign;
+
+/*
+ * Start the service for cfg's campaigns (copied): its own Redis
+ * connection, producer (kafka.topics.decisions) and thread. Works with no
+ * campaigns too (every decision is then an unknown campaign). NULL with a
+ * reason when the producer cannot be created or memory runs out; Redis
+ * being down is not an error (decisions answer UNAVAILABLE until the first
+ * snapshot).
+ */
+ls_campaign *ls_campaign_start(const ls_config *cfg, char *err, size_t errlen);
+
+/* Adopt cfg's campaigns after a reload: new arms start from their stored
+ * counts, retired arms stop being chosen (their counts stay in Redis). */
+void ls_campaign_reconfigure(ls_campaign *s, const ls_config *cfg);
+
+/* Write what is queued, stop the thread, flush the producer, free. */
+void ls_campaign_stop(ls_campaign *s);
+
+/* True once the first snapshot is published. */
+bool ls_campaign_ready(ls_campaign *s);
+
+/* The context keys of campaign (0 when unknown), for callers that fill a
+   missing context from the lead's state. keys receive pointers valid
+   until the next reconfigure. tier_model receives the model name. */
+size_t ls_campaign_context_keys(ls_campaign *s, const char *campaign,
+				char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX],
+				char tier_model[LS_MODEL_NAME_MAX]);
+
+typedef struct ls_campaign_request {
+	const char *campaign;
+	const char *lead_id;
+	bool activate;
+	size_t n_context;
+	const char *ctx_key[LS_CAMPAIGN_MAX_REQ_CONTEXT];
+	const char *ctx_value[LS_CAMPAIGN_MAX_REQ_CONTEXT];
+} ls_campaign_request;
+
+typedef struct ls_campaign_decision {
+	char decision_id[LS_DECISION_ID_MAX];
+	char variant[LS_CAMPAIGN_ID_MAX];
+	double propensity;
+	char bucket[LS_CAMPAIGN_BUCKET_MAX]; /* "" for the campaign-wide one */
+	bool bucket_fallback; /* the bucket is thin: campaign-wide posterior */
+	int64_t ts;
+} ls_campaign_decision;
+
+/* Decide for one lead and queue the decision for logging. */
+int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
+		       ls_campaign_decision *out);
+
+/* Activate decision_id now: OK (also when already active), UNKNOWN_DECISION,
+   UNAVAILABLE. *already receives whether it was active before. */
+int ls_campaign_activate(ls_campaign *s, const char *decision_id, bool *already);
+
+/* Reward decision_id with reward in [0,1] now. OK, UNKNOWN_DECISION,
+   NOT_ACTIVATED, TOO_LATE, BAD_REQUEST, UNAVAILABLE. *counted receives
+   whether it changed the posterior (false for a repeat or a smaller one). */
+int ls_campaign_reward(ls_campaign *s, const char *decision_id, double reward,
+		       bool *counted);
+
+typedef struct ls_campaign_arm_stats {
+	char variant[LS_CAMPAIGN_ID_MAX];
+	ls_bandit_arm_stats st;
+	double probability; /* P(arm) a decision in this bucket uses now */
+} ls_campaign_arm_stats;
+
+typedef struct ls_campaign_bucket_stats {
+	char bucket[LS_CAMPAIGN_BUCKET_MAX]; /* "" campaign-wide */
+	bool fallback;                       /* thin: decides campaign-wide */
+	uint64_t trials;
+	size_t n_arms;
+	ls_campaign_arm_stats arms[LS_CAMPAIGN_MAX_ARMS];
+} ls_campaign_bucket_stats;
+
+typedef struct ls_campaign_stats {
+	ls_campaign_spec spec;
+	int64_t snapshot_ms;  /* wall clock of the counters shown */
+	uint64_t decisions;   /* made by this instance since start */
+	size_t n_buckets;     /* entries in buckets, [0] campaign-wide */
+	ls_campaign_bucket_stats *buckets; /* malloc'd; free() it */
+} ls_campaign_stats;
+
+/* Statistics of campaign from the current snapshot (credible intervals
+   and P(best) from 10,000 draws). */
+int ls_campaign_stats_get(ls_campaign *s, const char *campaign,
+			  ls_campaign_stats *out);
+
+/*
+ * For metrics: fn is called once per (campaign, arm) this process has
+ * decided for with decisions = its decision count and rewards NaN, and
+ * once per configured (campaign, arm) with decisions NaN and rewards =
+ * the campaign-wide reward sum in Redis (every instance's) as of the last
+ * snapshot.
+ */
+typedef void (*ls_campaign_collect_fn)(void *ud, const char *campaign, const char *arm,
+				       double decisions, double rewards);
+void ls_campaign_collect(ls_campaign *s, ls_campaign_collect_fn fn, void *ud);
+
+/* Redis INFO used_memory as of the last check (every 5 s); -1 unknown. */
+long long ls_campaign_redis_memory(ls_campaign *s);
+
+/* ---- pipeline side: activations and rewards carried by email events ---- */
+
+/*
+ * The script call an email event implies for its decision, for the
+ * pipeline's commit transaction: a SENT activates, a reward type of the
+ * decision's campaign rewards. Returns 1 with *op filled (its argv points
+ * into buf, which must outlive the commit), 0 when the event implies
+ * nothing (no decision_id, unknown campaign, not a reward type), -1 when
+ * buf is too small. The result the script answers goes to *result.
+ */
+typedef struct ls_campaign_op {
+	const char *argv[10];
+	size_t argvlen[10];
+	int argc;
+} ls_campaign_op;
+
+int ls_campaign_event_op(const ls_config *cfg, const char *key_prefix,
+			 const ls_email_event *ev, int64_t ts,
+			 ls_campaign_op *op, char *buf, size_t buflen);
+
+/* What a script answered, by kind, for counters and logs. */
+typedef enum ls_campaign_outcome {
+	LS_CAMPAIGN_O_ACTIVATED = 0,
+	LS_CAMPAIGN_O_REWARDED,
+	LS_CAMPAIGN_O_IGNORED,      /* repeat, already active, smaller reward */
+	LS_CAMPAIGN_O_UNKNOWN,
+	LS_CAMPAIGN_O_NOT_ACTIVATED,
+	LS_CAMPAIGN_O_TOO_LATE,
+	LS_CAMPAIGN_O__COUNT
+} ls_campaign_outcome;
+
+ls_campaign_outcome ls_campaign_outcome_of(bool activation, long long reply);
+const char *ls_campaign_outcome_name(ls_campaign_outcome o);
+
+#endif
