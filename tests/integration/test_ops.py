@@ -168,6 +168,18 @@ class Ops(unittest.TestCase):
             self.assertIn('# HELP %s ' % name, text)
             self.assertIn('# TYPE %s ' % name, text)
 
+    def test_dashboard_uses_only_exported_metrics(self):
+        text = self.metrics()
+        exported = set(re.findall(r'^# TYPE (\S+) ', text, re.M))
+        src = os.environ.get('LS_SOURCE_ROOT', os.path.join(os.path.dirname(__file__), '..', '..'))
+        with open(os.path.join(src, 'conf', 'grafana-leadscore.json')) as f:
+            dash = f.read()
+        used = set(re.findall(r'\b((?:leadscore|process)_[a-z_]+)', dash))
+        used = {re.sub(r'_(bucket|sum|count)$', '', u) if re.sub(r'_(bucket|sum|count)$', '', u)
+                in exported else u for u in used}
+        self.assertTrue(used, 'no metric found in the dashboard')
+        self.assertEqual(used - exported, set())
+
     def test_consumer_lag_from_librdkafka_statistics(self):
         # statistics arrive every 5 s; every assigned input partition has
         # caught up, so its lag is 0
