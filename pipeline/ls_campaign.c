@@ -240,11 +240,10 @@ static const csnap *snap_find(const snap *s, const char *campaign)
 	return NULL;
 }
 
-static const char *const *sort_names; /* qsort has no context argument */
-
-static int cmp_idx(const void *a, const void *b)
+static int cmp_idx(const void *a, const void *b, void *names)
 {
-	return strcmp(sort_names[*(const size_t *)a], sort_names[*(const size_t *)b]);
+	char *const *n = names;
+	return strcmp(n[*(const size_t *)a], n[*(const size_t *)b]);
 }
 
 /* Bucket index of name, or SIZE_MAX when the snapshot has no such bucket. */
@@ -316,6 +315,9 @@ struct ls_campaign {
 	arm_counter counters[MAX_ARM_COUNTERS];
 	atomic_size_t n_counters;
 	atomic_llong redis_memory; /* INFO memory used_memory, -1 unknown */
+	pthread_mutex_t conns_mu;
+	struct thread_conn_t **conns;
+	size_t n_conns, cap_conns;
 	int64_t last_info_ms;
 };
 
@@ -449,7 +451,7 @@ static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
 		size_t al, bl;
 		if (f->type != REDIS_REPLY_STRING ||
 		    !parse_field(f->str, f->len, &kind, &a, &al, &b, &bl) || bl == 0 ||
-		    arm_index(sp, a, al) < 0 || c->n_buckets >= (size_t)sp->max_buckets)
+		    arm_index(sp, a, al) < 0)
 			continue;
 		bool seen = false;
 		/* linear only while small; the sort below dedupes the rest */
@@ -474,8 +476,7 @@ static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
 		return -1;
 	for (size_t i = 0; i < c->n_buckets; i++)
 		c->sorted[i] = i;
-	sort_names = (const char *const *)c->names;
-	qsort(c->sorted, c->n_buckets, sizeof *c->sorted, cmp_idx);
+	qsort_r(c->sorted, c->n_buckets, sizeof *c->sorted, cmp_idx, c->names);
 	/* drop duplicates the short linear check missed */
 	size_t w = 0;
 	for (size_t i = 0; i < c->n_buckets; i++) {
@@ -508,8 +509,35 @@ static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
 		c->n_buckets = w;
 		for (size_t i = 0; i < w; i++)
 			c->sorted[i] = i;
-		sort_names = (const char *const *)c->names;
-		qsort(c->sorted, w, sizeof *c->sorted, cmp_idx);
+		qsort_r(c->sorted, w, sizeof *c->sorted, cmp_idx, c->names);
+	}
+	if (c->n_buckets > (size_t)sp->max_buckets) {
+		/* beyond max_buckets, buckets decide campaign-wide: keep the
+		 * first in name order, so which ones is stable between
+		 * snapshots whatever order Redis returns the fields in */
+		bool *keep = calloc(c->n_buckets, sizeof *keep);
+		char **kept = malloc((size_t)sp->max_buckets * sizeof *kept);
+		if (keep == NULL || kept == NULL) {
+			free(keep);
+			free(kept);
+			return -1;
+		}
+		for (size_t i = 0; i < (size_t)sp->max_buckets; i++)
+			keep[c->sorted[i]] = true;
+		size_t k = 0;
+		for (size_t i = 0; i < c->n_buckets; i++) {
+			if (keep[i])
+				kept[k++] = c->names[i];
+			else
+				free(c->names[i]);
+		}
+		free(keep);
+		free(c->names);
+		c->names = kept;
+		c->n_buckets = k;
+		for (size_t i = 0; i < k; i++)
+			c->sorted[i] = i;
+		qsort_r(c->sorted, k, sizeof *c->sorted, cmp_idx, c->names);
 	}
 	c->rows = 1 + c->n_buckets;
 	c->probs = calloc(c->rows * na, sizeof *c->probs);
@@ -673,11 +701,22 @@ static int refresh(ls_campaign *s)
 }
 
 /* Apply the default reward to decisions whose window has passed. */
+static size_t expire_once(ls_campaign *s);
+
+/* Up to 20 batches per pass: ~10,000 expiries a campaign a second. */
 static void expire(ls_campaign *s)
 {
+	for (int i = 0; i < 20 && expire_once(s) >= EXPIRE_BATCH; i++)
+		;
+}
+
+/* One batch per campaign; returns the largest batch seen. */
+static size_t expire_once(ls_campaign *s)
+{
+	size_t most = 0;
 	const snap *sn = s->cur; /* only this thread replaces it */
 	if (sn == NULL || !connected(s))
-		return;
+		return 0;
 	int64_t now = wall_ms();
 	for (size_t i = 0; i < sn->n; i++) {
 		const ls_campaign_spec *sp = &sn->c[i].spec;
@@ -689,7 +728,7 @@ static void expire(ls_campaign *s)
 					     pend, now, EXPIRE_BATCH);
 		if (r == NULL) {
 			drop_connection(s, "expiry");
-			return;
+			return 0;
 		}
 		if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
 			freeReplyObject(r);
@@ -715,16 +754,19 @@ static void expire(ls_campaign *s)
 				break;
 			sent++;
 		}
+		if (r->elements > most)
+			most = r->elements;
 		freeReplyObject(r);
 		for (size_t k = 0; k < sent; k++) {
 			redisReply *x = NULL;
 			if (redisGetReply(s->rc, (void **)&x) != REDIS_OK || x == NULL) {
 				drop_connection(s, "expiry");
-				return;
+				return 0;
 			}
 			freeReplyObject(x);
 		}
 	}
+	return most;
 }
 
 /* Write queued decisions: one MULTI/EXEC, then the decision log. */
@@ -889,9 +931,34 @@ static void *service_main(void *arg)
 
 /* ------------------------------------------------------ start and stop */
 
+/*
+ * A calling thread's connection. pthread_key_delete() frees nothing, so
+ * the service also keeps every live one in conns to close them at stop;
+ * a thread that ends first closes its own and leaves the list.
+ */
+typedef struct thread_conn_t {
+	ls_campaign *s;
+	redisContext *c;
+} thread_conn_t;
+
+static void conn_forget(ls_campaign *s, thread_conn_t *tc)
+{
+	pthread_mutex_lock(&s->conns_mu);
+	for (size_t i = 0; i < s->n_conns; i++)
+		if (s->conns[i] == tc) {
+			s->conns[i] = s->conns[--s->n_conns];
+			break;
+		}
+	pthread_mutex_unlock(&s->conns_mu);
+}
+
 static void conn_destroy(void *p)
 {
-	redisFree(p);
+	thread_conn_t *tc = p;
+	conn_forget(tc->s, tc);
+	if (tc->c != NULL)
+		redisFree(tc->c);
+	free(tc);
 }
 
 static void set_specs(ls_campaign *s, const ls_config *cfg)
@@ -925,6 +992,7 @@ ls_campaign *ls_campaign_start(const ls_config *cfg, char *err, size_t errlen)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->snap_mu, NULL);
 	pthread_mutex_init(&s->counters_mu, NULL);
+	pthread_mutex_init(&s->conns_mu, NULL);
 	atomic_store(&s->redis_memory, -1);
 	pthread_cond_init(&s->wake, NULL);
 	pthread_cond_init(&s->written, NULL);
@@ -1002,6 +1070,14 @@ void ls_campaign_stop(ls_campaign *s)
 		redisFree(s->rc);
 	if (s->key_ok)
 		pthread_key_delete(s->conn_key);
+	/* the threads that used these are done with the service */
+	for (size_t i = 0; i < s->n_conns; i++) {
+		if (s->conns[i]->c != NULL)
+			redisFree(s->conns[i]->c);
+		free(s->conns[i]);
+	}
+	free(s->conns);
+	pthread_mutex_destroy(&s->conns_mu);
 	ls_codec_free(s->codec);
 	ls_buf_free(&s->enc);
 	ls_redis_target_free(&s->target);
@@ -1066,11 +1142,25 @@ static void bucket_name(const ls_campaign_spec *sp, const ls_campaign_request *r
 		for (size_t j = 0; j < req->n_context; j++)
 			if (strcmp(req->ctx_key[j], sp->context[k]) == 0)
 				v = req->ctx_value[j];
-		int w = snprintf(out + len, cap - len, "%s%s=%.*s", k > 0 ? "," : "", sp->context[k],
-				 LS_CAMPAIGN_CTX_VALUE_MAX, v);
+		int w = snprintf(out + len, cap - len, "%s%s=", k > 0 ? "," : "", sp->context[k]);
 		if (w < 0 || (size_t)w >= cap - len)
 			return;
 		len += (size_t)w;
+		/* ',' '=' and '%' in a value are %-escaped, so two different
+		 * contexts can never make the same bucket name */
+		for (size_t i = 0; v[i] != '\0' && i < LS_CAMPAIGN_CTX_VALUE_MAX; i++) {
+			char ch = v[i];
+			bool esc = ch == ',' || ch == '=' || ch == '%';
+			if (len + (esc ? 3 : 1) >= cap)
+				return;
+			if (esc) {
+				snprintf(out + len, 4, "%%%02X", (unsigned char)ch);
+				len += 3;
+			} else {
+				out[len++] = ch;
+				out[len] = '\0';
+			}
+		}
 	}
 }
 
@@ -1184,23 +1274,41 @@ static void wait_written(ls_campaign *s)
 
 static redisContext *thread_conn(ls_campaign *s)
 {
-	redisContext *c = pthread_getspecific(s->conn_key);
-	if (c != NULL && c->err == 0)
-		return c;
-	if (c != NULL) {
-		redisFree(c);
-		pthread_setspecific(s->conn_key, NULL);
+	thread_conn_t *tc = pthread_getspecific(s->conn_key);
+	if (tc == NULL) {
+		tc = calloc(1, sizeof *tc);
+		if (tc == NULL)
+			return NULL;
+		tc->s = s;
+		pthread_mutex_lock(&s->conns_mu);
+		if (s->n_conns == s->cap_conns) {
+			size_t cap = s->cap_conns ? s->cap_conns * 2 : 8;
+			thread_conn_t **n = realloc(s->conns, cap * sizeof *n);
+			if (n == NULL) {
+				pthread_mutex_unlock(&s->conns_mu);
+				free(tc);
+				return NULL;
+			}
+			s->conns = n;
+			s->cap_conns = cap;
+		}
+		s->conns[s->n_conns++] = tc;
+		pthread_mutex_unlock(&s->conns_mu);
+		pthread_setspecific(s->conn_key, tc);
+	}
+	if (tc->c != NULL && tc->c->err == 0)
+		return tc->c;
+	if (tc->c != NULL) {
+		redisFree(tc->c);
+		tc->c = NULL;
 	}
 	char err[512], q[600];
-	c = ls_redis_connect(&s->target, s->connect_timeout_ms, s->command_timeout_ms, err,
-			     sizeof err);
-	if (c == NULL) {
+	tc->c = ls_redis_connect(&s->target, s->connect_timeout_ms, s->command_timeout_ms, err,
+				 sizeof err);
+	if (tc->c == NULL)
 		ls_log(LS_LOG_WARN, COMPONENT, "redis connect failed", "error=%s",
 		       ls_log_quote(err, q, sizeof q));
-		return NULL;
-	}
-	pthread_setspecific(s->conn_key, c);
-	return c;
+	return tc->c;
 }
 
 /* Run a script for decision_id on this thread's connection. */

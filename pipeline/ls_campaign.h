@@ -101,7 +101,7 @@ const char *ls_campaign_result_str(int rc);
 #define LS_CAMPAIGN_MAX_REQ_CONTEXT 8
 #define LS_CAMPAIGN_CTX_VALUE_MAX 64  /* bytes of a context value */
 #define LS_CAMPAIGN_BUCKET_MAX \
-	(LS_CAMPAIGN_MAX_CONTEXT * (LS_MODEL_KEY_MAX + LS_CAMPAIGN_CTX_VALUE_MAX + 2))
+	(LS_CAMPAIGN_MAX_CONTEXT * (LS_MODEL_KEY_MAX + 3 * LS_CAMPAIGN_CTX_VALUE_MAX + 2))
 
 typedef struct ls_campaign ls_campaign;
 
