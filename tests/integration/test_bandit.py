@@ -234,6 +234,45 @@ class Bandit(unittest.TestCase):
         self.assertEqual(got, want)
         self.assertEqual(wait_counts(self.ports[1], 'mail', want), want)
 
+    def test_simulator_feedback_carries_the_rewards(self):
+        """Decisions over HTTP, then leadscore-sim --feedback sends their
+        SENT/OPENED/CLICKED/REPLIED events with known rates; the campaign
+        ends with exactly the rewards the simulator's truth file says."""
+        sim = os.path.join(os.environ['LS_BUILD_ROOT'], 'tools', 'leadscore-sim')
+        before = arm_counts(self.port, 'mail')
+        ts = int(time.time() * 1000) - 600000  # every event in the past
+        lines = []
+        for i in range(300):
+            lead = 'simfb-%d' % i
+            o = self.decide('mail', lead, port=self.ports[i % 2], activate=False)
+            lines.append('%s\t%s\tmail\t%s\t%d\n' % (o['decision_id'], lead, o['variant'], ts))
+        fb = os.path.join(self.tmp.name, 'feedback.tsv')
+        truth = os.path.join(self.tmp.name, 'feedback-truth.tsv')
+        with open(fb, 'w') as f:
+            f.writelines(lines)
+        time.sleep(0.2)  # both instances wrote their decisions
+        subprocess.run([sim, '--brokers', self.broker.bootstrap, '--feedback', fb,
+                        '--variant-rates', 'm1=0.4/0.1/0.02,m2=0.5/0.3/0.05',
+                        '--feedback-max-delay', '5m', '--seed', '7',
+                        '--reward-weights', 'OPENED=0.25,CLICKED=1,REPLIED=1',
+                        '--truth', truth], check=True, capture_output=True, timeout=120)
+        want = dict(before)
+        rewarded = 0
+        with open(truth) as f:
+            for row in f:
+                if row.startswith('decision_id'):
+                    continue
+                cols = row.rstrip('\n').split('\t')
+                reward = float(cols[3])
+                if reward > 0:  # the rest wait for the 1 h window to expire
+                    t, rw = want[cols[1]]
+                    want[cols[1]] = (t + 1, rw + reward)
+                    rewarded += 1
+        self.assertGreater(rewarded, 50)
+        got = wait_counts(self.port, 'mail', want, timeout=60)
+        self.assertEqual({k: (v[0], round(v[1], 6)) for k, v in got.items()},
+                         {k: (v[0], round(v[1], 6)) for k, v in want.items()})
+
     def test_two_instances_add_up(self):
         before = arm_counts(self.port, 'seg', 'industry=saas')
         total = {'x': [0, 0.0], 'y': [0, 0.0]}
