@@ -1025,8 +1025,13 @@ static int sweep_load(ls_pipeline *p, const char *key, int32_t part,
 	int64_t next;
 	char serr[512];
 	*n = 0;
-	if (ls_store_due(p->store, key, p->part_wm[part], sp->read[set],
-			 SWEEP_LIMIT, ids, &got, &next, serr, sizeof serr) != 0) {
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int drc = ls_store_due(p->store, key, p->part_wm[part], sp->read[set],
+			       SWEEP_LIMIT, ids, &got, &next, serr, sizeof serr);
+	if (p->obs.redis != NULL)
+		p->obs.redis(p->obs.ud, since_s(&t0));
+	if (drc != 0) {
 		snprintf(err, errlen, "redis: %s", serr);
 		return -1;
 	}

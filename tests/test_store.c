@@ -523,6 +523,74 @@ START_TEST(test_memory_usage)
 }
 END_TEST
 
+/* The sweeps' read: a page of due members and the next due score. */
+START_TEST(test_due_pages_and_next_score)
+{
+	char err[ERRLEN];
+	ls_test_redis *r = start_redis(LS_TEST_REDIS_UNIX);
+	ls_store *st = open_store(r, 5000);
+	redisContext *c = side(r);
+	freeReplyObject(cmd(c, "ZADD t:due 10 a 20 b 20 c 30 d 1000000000000000 e"));
+	freeReplyObject(cmd(c, "ZADD t:frac 2.5 x -2.5 y"));
+	freeReplyObject(cmd(c, "SET t:str v"));
+	const char *ids[8];
+	size_t n;
+	int64_t next;
+
+	/* due by 20, two at a time: ties in member order, then the rest */
+	ck_assert_msg(ls_store_due(st, "t:due", 20, 0, 2, ids, &n, &next, err,
+				   sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(n, 2);
+	ck_assert_str_eq(ids[0], "a");
+	ck_assert_str_eq(ids[1], "b");
+	ck_assert_int_eq(next, 30);
+	ck_assert_int_eq(ls_store_due(st, "t:due", 20, 2, 2, ids, &n, &next, err,
+				      sizeof err), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(ids[0], "c");
+	ck_assert_int_eq(next, 30);
+	/* nothing due: only the next score */
+	ck_assert_int_eq(ls_store_due(st, "t:due", 9, 0, 8, ids, &n, &next, err,
+				      sizeof err), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(next, 10);
+	/* large scores are exact */
+	ck_assert_int_eq(ls_store_due(st, "t:due", 30, 0, 8, ids, &n, &next, err,
+				      sizeof err), 0);
+	ck_assert_int_eq(n, 4);
+	ck_assert_int_eq(next, INT64_C(1000000000000000));
+	/* none left above, or no such key */
+	ck_assert_int_eq(ls_store_due(st, "t:due", INT64_C(1000000000000000), 0, 8,
+				      ids, &n, &next, err, sizeof err), 0);
+	ck_assert_int_eq(n, 5);
+	ck_assert_int_eq(next, INT64_MAX);
+	ck_assert_int_eq(ls_store_due(st, "t:none", 0, 0, 8, ids, &n, &next, err,
+				      sizeof err), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(next, INT64_MAX);
+	/* a score between integers rounds down: never later than it is */
+	ck_assert_int_eq(ls_store_due(st, "t:frac", 0, 0, 8, ids, &n, &next, err,
+				      sizeof err), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(ids[0], "y");
+	ck_assert_int_eq(next, 2);
+	ck_assert_int_eq(ls_store_due(st, "t:frac", -10, 0, 8, ids, &n, &next,
+				      err, sizeof err), 0);
+	ck_assert_int_eq(next, -3);
+	/* a key of another type is an error, and the connection stays usable */
+	ck_assert_int_eq(ls_store_due(st, "t:str", 0, 0, 8, ids, &n, &next, err,
+				      sizeof err), -1);
+	ck_assert_msg(strstr(err, "WRONGTYPE") != NULL, "%s", err);
+	ck_assert(ls_store_connected(st));
+	ck_assert_int_eq(ls_store_due(st, "t:due", 10, 0, 8, ids, &n, &next, err,
+				      sizeof err), 0);
+	ck_assert_int_eq(n, 1);
+	redisFree(c);
+	ls_store_free(st);
+	ls_test_redis_destroy(r);
+}
+END_TEST
+
 /* ------------------------------------------------------------- failures */
 
 /* Stop the server mid-use: -1 everywhere, no crash; restart: works. */
@@ -785,6 +853,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_load_100k_leads);
 	tcase_add_test(t, test_offsets_missing_and_bad);
 	tcase_add_test(t, test_memory_usage);
+	tcase_add_test(t, test_due_pages_and_next_score);
 	suite_add_tcase(s, t);
 
 	TCase *f = tcase_create("failures");

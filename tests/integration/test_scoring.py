@@ -8,12 +8,13 @@ Redis -> leads.scores, read back with an independent client
     each label is the prediction, compared with the hidden model's own
     AUC on exactly the same leads (the simulator knows the true conversion
     probability of each lead, --truth). The target is a gap of at most
-    0.03; measured on this stream it is 0.033-0.039 (an offline batch
+    0.03; measured on this stream it is 0.030-0.040 (an offline batch
     logistic regression on the same features: 0.025, BENCHMARKS.md), so
     the target is NOT met yet and this test asserts the regression floor
     GAP_FLOOR instead, logging the gap it saw. A constant or untrained
     scorer is ~0.45 behind, a model trained on leaked or shuffled labels
-    far more than 0.05.
+    far more than 0.05. Idle leads are rescored as event time moves on
+    (RESCORE); the reader must have every ScoreChange before the check.
   * Contract: versions strictly increase per lead and model with no gaps,
     previous_score/previous_tier repeat the record before, tiers are the
     configured ones, at most 3 positive and 3 negative factors with
@@ -47,7 +48,16 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 SCORES = 'leads.scores'
 TARGET_GAP = 0.03  # issue 4's target (not met, see the docstring)
 GAP_FLOOR = 0.05   # what this test enforces
-RESCORE = os.environ.get('LS_TEST_RESCORE', '1h')  # TEMP measurement knob
+# Idle rescoring in the quality test. Live the default is 1h; this stream
+# runs ~27 h of event time per second (~2.7 h per 100 ms batch) over ~2,000
+# leads per partition, and a sweep rescores at most 256 leads per partition
+# and batch: about once per ~21 h of event time per idle lead, whatever
+# the interval below that. Measured (median age of the last score before a
+# label / ScoreChange records): 1h 12 h / 188k, 6h 9-14 h / 200-220k, 12h
+# 10-12 h / 175-183k, 1d 13-15 h / 126-134k, rescoring off 28 h / 66k. 12h
+# keeps the freshest scores with the fewest records the reader must decode
+# before the dev broker's ~5 MiB per partition drops them.
+RESCORE = '12h'
 INPUTS = ['leads.' + k for k in ('email', 'web', 'call', 'outcome', 'profile')]
 MODELS = ('models:\n'
           '  - name: conversion\n'
@@ -74,7 +84,6 @@ class ScoreReader(threading.Thread):
         self.c.subscribe([SCORES])
         self.records = []        # (partition, offset, key, decoded)
         self.undecodable = 0
-        self.nbytes = 0  # TEMP
         self.stop = threading.Event()
         self.lock = threading.Lock()
 
@@ -91,7 +100,6 @@ class ScoreReader(threading.Thread):
                         self.undecodable += 1
                     continue
                 with self.lock:
-                    self.nbytes += len(m.value())  # TEMP
                     self.records.append((m.partition(), m.offset(),
                                          m.key().decode(), rec))
         finally:
@@ -207,15 +215,9 @@ class Scoring(unittest.TestCase):
             ends = end_offsets(broker.bootstrap, INPUTS)
             self.assertEqual(sum(ends.values()), summary['events'],
                              'the dev broker dropped input events')
-            t_sim = time.monotonic()  # TEMP
             tp.wait_offsets(redis_srv.client(), 'sc:', 'scoring', ends, 300,
                             daemon)
-            log('TEMP daemon done %.1f s after the simulator' % (time.monotonic() - t_sim))
-            t_d = time.monotonic()  # TEMP
             self.wait_drained(reader, broker.bootstrap, 300)
-            log('TEMP reader drained %.1f s later, %d bytes' % (time.monotonic() - t_d, reader.nbytes))
-            mm = tp.ctl_model(cfg, 'conversion')  # TEMP
-            log('TEMP model auc %s labels %s+/%s-' % (mm.get('auc'), mm.get('positives'), mm.get('negatives')))
             self.check_quality(reader, truth_path)
             self.check_contract(reader)
             try:
@@ -252,7 +254,7 @@ class Scoring(unittest.TestCase):
             ends = end_offsets(broker.bootstrap, INPUTS)
             r = redis_srv.client()
             tp.wait_offsets(r, 'to:', 'timeouts', ends, 300, daemon)
-            time.sleep(2.5)   # a sweep (every second) and a commit
+            time.sleep(2.5)   # the sweeps after the last batch, a commit
             self.assertEqual(daemon.terminate(), 0, daemon.tail())
             m = tp.ctl_model(cfg, 'conversion')
             _, rows = ts.read_truth(truth_path)
@@ -480,17 +482,33 @@ class Scoring(unittest.TestCase):
 
     # ------------------------------------------------------------ restart
 
+    def probe_score(self, reader, cfg, lead, daemon):
+        """The probe's score once all three of its events are applied:
+        its events may be read in more than one batch, each scored, so the
+        first ScoreChange is not enough, nor one a second later. The
+        committed lead knows its events and the version it published (the
+        ScoreChange was flushed before that commit)."""
+        deadline = time.monotonic() + 30
+        while True:
+            st = tp.ctl_lead(cfg, lead)
+            if st is not None and sum(st['events'].values()) == 3:
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            '%s not applied\n%s' % (lead, daemon.tail()))
+            time.sleep(0.1)
+        v = st['scores']['conversion']['version']
+        recs = reader.wait_for(lambda rec: rec['lead_id'] == lead and
+                               rec['version'] == v, 30)
+        self.assertTrue(recs, 'no ScoreChange %d for %s' % (v, lead))
+        self.assertEqual(recs[0][3]['score'], st['scores']['conversion']['score'])
+        return recs[0][3]['score']
+
     def check_restart(self, reader, broker, redis_srv, cfg, daemon, ends):
         r = redis_srv.client()
         ts0 = int(time.time() * 1000) - 3600 * 1000
         for topic, key, value in self.probe_events('probe-a', 'probe-a', ts0):
             testenv.produce(broker.bootstrap, topic, [(key, value)])
-        a = reader.wait_for(lambda rec: rec['lead_id'] == 'probe-a', 30)
-        self.assertTrue(a, 'no ScoreChange for probe-a')
-        time.sleep(1)
-        score_a = max((x[3] for x in reader.snapshot()
-                       if x[3]['lead_id'] == 'probe-a'),
-                      key=lambda rec: rec['version'])['score']
+        score_a = self.probe_score(reader, cfg, 'probe-a', daemon)
         self.assertEqual(daemon.terminate(), 0, daemon.tail())
         stored = r.get('sc:model:conversion')
         self.assertIsNotNone(stored, 'no model checkpoint in Redis')
@@ -505,16 +523,13 @@ class Scoring(unittest.TestCase):
         self.assertRegex(line, r'positives=[1-9]\d* negatives=[1-9]\d*')
         for topic, key, value in self.probe_events('probe-b', 'probe-b', ts0):
             testenv.produce(broker.bootstrap, topic, [(key, value)])
-        b = reader.wait_for(lambda rec: rec['lead_id'] == 'probe-b', 30)
-        self.assertTrue(b, 'no ScoreChange for probe-b\n' + daemon2.tail())
-        time.sleep(1)
-        score_b = max((x[3] for x in reader.snapshot()
-                       if x[3]['lead_id'] == 'probe-b'),
-                      key=lambda rec: rec['version'])['score']
+        score_b = self.probe_score(reader, cfg, 'probe-b', daemon2)
         log('probe before restart %.12f, after %.12f' % (score_a, score_b))
-        # a fresh model would score 0.5; the learned one must not, and the
-        # restored one must score like the one that was stopped
-        self.assertGreater(abs(score_a - 0.5), 0.05)
+        # a fresh model (all weights 0) scores exactly 0.5, the learned one
+        # does not (how far from 0.5 varies from run to run: 0.19-0.55
+        # seen), and the restored one must score like the one that was
+        # stopped
+        self.assertNotAlmostEqual(score_a, 0.5, delta=1e-6)
         self.assertAlmostEqual(score_a, score_b, delta=1e-9)
         # the HTTP API serves the restored model: mature, same label counts
         port = int(daemon2.wait_for_log(r'msg="listening" .*port=(\d+)',
