@@ -170,9 +170,9 @@ class Lifecycle(unittest.TestCase):
         # work stays pending (1 minute commit interval) and Redis is frozen
         # when SIGTERM arrives: the final commit would wait for the command
         # timeout (5 s), the drain bound (1 s) ends the process first
-        # (no label-timeout or rescore sweeps: they read Redis every
-        # second, so a frozen Redis would fail the batch before SIGTERM
-        # and leave nothing to drain)
+        # (no rescore sweep: a sweep due after a batch would read the
+        # frozen Redis and fail the batch before SIGTERM, leaving nothing
+        # to drain)
         self.write_config('debug', 'pipeline:\n  commit_interval: 1m\n'
                           '  shutdown_timeout: 1s\n'
                           'scoring:\n  rescore_interval: 0s\n'
