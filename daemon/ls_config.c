@@ -2887,26 +2887,35 @@ static bool crosses_equal(const void *a, const void *b)
 	return true;
 }
 
-static void parse_metrics(loader *ld, const field *f, void *base, yaml_node_t *node,
-			  const char *disp)
+/*
+ * A sequence of up to max distinct names, each passing check (NULL: no
+ * check), into out: max rows of width bytes (zeroed first). On success
+ * *n receives the count; on any problem every one is reported at its node
+ * and false returned with out and *n untouched.
+ */
+static bool name_list(loader *ld, yaml_node_t *node, const char *disp, const char *example,
+		      size_t max, const char *(*check)(const char *), char *out, size_t width,
+		      size_t *n)
 {
-	ls_model_spec *m = base;
-	char out[LS_MODEL_MAX_METRICS][LS_MODEL_KEY_MAX];
+	if (!scalar_list(ld, node, disp, example, max))
+		return false;
+	size_t len = seq_len(node);
+	char *tmp = calloc(max ? max : 1, width);
+	if (tmp == NULL) {
+		ld_error(ld, node->start_mark, disp, "out of memory");
+		return false;
+	}
 	bool ok = true;
-
-	(void)f;
-	if (!scalar_list(ld, node, disp, "[employees, annual_revenue]", LS_MODEL_MAX_METRICS))
-		return;
-	size_t n = seq_len(node);
-	memset(out, 0, sizeof out);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < len; i++) {
 		yaml_node_t *item = seq_item(ld, node, i);
 		char idisp[KEY_MAX + 16], qb[72];
 		if (item == NULL)
 			continue;
 		key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
 		const char *name = (const char *)item->data.scalar.value;
-		const char *why = check_input_key(name);
+		const char *why = check != NULL ? check(name) : NULL;
+		if (why == NULL && strlen(name) >= width)
+			why = "too long";
 		if (why != NULL) {
 			ld_error(ld, item->start_mark, idisp, "%s, got %s", why, q(name, qb, sizeof qb));
 			ok = false;
@@ -2914,29 +2923,46 @@ static void parse_metrics(loader *ld, const field *f, void *base, yaml_node_t *n
 		}
 		bool dup = false;
 		for (size_t j = 0; j < i && !dup; j++)
-			dup = strcmp(out[j], name) == 0;
+			dup = strcmp(tmp + j * width, name) == 0;
 		if (dup) {
 			ld_error(ld, item->start_mark, idisp, "%s is listed twice", q(name, qb, sizeof qb));
 			ok = false;
 			continue;
 		}
-		memcpy(out[i], name, strlen(name) + 1);
+		memcpy(tmp + i * width, name, strlen(name) + 1);
 	}
-	if (!ok)
-		return;
-	memcpy(m->metrics, out, sizeof out);
-	m->n_metrics = n;
+	if (ok) {
+		memcpy(out, tmp, max * width);
+		*n = len;
+	}
+	free(tmp);
+	return ok;
+}
+
+/* The first n rows of width bytes of a and b hold the same names. */
+static bool names_equal(const char *a, const char *b, size_t n, size_t width)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(a + i * width, b + i * width) != 0)
+			return false;
+	return true;
+}
+
+static void parse_metrics(loader *ld, const field *f, void *base, yaml_node_t *node,
+			  const char *disp)
+{
+	ls_model_spec *m = base;
+
+	(void)f;
+	name_list(ld, node, disp, "[employees, annual_revenue]", LS_MODEL_MAX_METRICS,
+		  check_input_key, &m->metrics[0][0], LS_MODEL_KEY_MAX, &m->n_metrics);
 }
 
 static bool metrics_equal(const void *a, const void *b)
 {
 	const ls_model_spec *x = a, *y = b;
-	if (x->n_metrics != y->n_metrics)
-		return false;
-	for (size_t i = 0; i < x->n_metrics; i++)
-		if (strcmp(x->metrics[i], y->metrics[i]) != 0)
-			return false;
-	return true;
+	return x->n_metrics == y->n_metrics &&
+	       names_equal(&x->metrics[0][0], &y->metrics[0][0], x->n_metrics, LS_MODEL_KEY_MAX);
 }
 
 /* ---------------------------------------------------------- campaigns */
@@ -2983,60 +3009,30 @@ static const char *check_campaign_id(const char *s, char *buf, size_t buflen)
 	return check_id_chars(s, false);
 }
 
+static const char *check_arm_id(const char *s)
+{
+	return check_id_chars(s, true);
+}
+
 static void parse_arms(loader *ld, const field *f, void *base, yaml_node_t *node,
 		       const char *disp)
 {
 	ls_campaign_spec *c = base;
-	bool ok = true;
 
 	(void)f;
-	if (!scalar_list(ld, node, disp, "[subject_a, subject_b]", LS_CAMPAIGN_MAX_ARMS))
-		return;
-	size_t n = seq_len(node);
-	if (n == 0) {
+	if (node->type == YAML_SEQUENCE_NODE && seq_len(node) == 0) {
 		ld_error(ld, node->start_mark, disp, "must list at least one arm");
 		return;
 	}
-	char out[LS_CAMPAIGN_MAX_ARMS][LS_CAMPAIGN_ID_MAX];
-	memset(out, 0, sizeof out);
-	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = seq_item(ld, node, i);
-		char idisp[KEY_MAX + 16], qb[72];
-		if (item == NULL)
-			continue;
-		key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
-		const char *name = (const char *)item->data.scalar.value;
-		const char *why = check_id_chars(name, true);
-		if (why != NULL) {
-			ld_error(ld, item->start_mark, idisp, "%s, got %s", why, q(name, qb, sizeof qb));
-			ok = false;
-			continue;
-		}
-		bool dup = false;
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = strcmp(out[j], name) == 0;
-		if (dup) {
-			ld_error(ld, item->start_mark, idisp, "%s is listed twice", q(name, qb, sizeof qb));
-			ok = false;
-			continue;
-		}
-		memcpy(out[i], name, strlen(name) + 1);
-	}
-	if (!ok)
-		return;
-	memcpy(c->arms, out, sizeof out);
-	c->n_arms = n;
+	name_list(ld, node, disp, "[subject_a, subject_b]", LS_CAMPAIGN_MAX_ARMS, check_arm_id,
+		  &c->arms[0][0], LS_CAMPAIGN_ID_MAX, &c->n_arms);
 }
 
 static bool arms_equal(const void *a, const void *b)
 {
 	const ls_campaign_spec *x = a, *y = b;
-	if (x->n_arms != y->n_arms)
-		return false;
-	for (size_t i = 0; i < x->n_arms; i++)
-		if (strcmp(x->arms[i], y->arms[i]) != 0)
-			return false;
-	return true;
+	return x->n_arms == y->n_arms &&
+	       names_equal(&x->arms[0][0], &y->arms[0][0], x->n_arms, LS_CAMPAIGN_ID_MAX);
 }
 
 static void parse_rewards(loader *ld, const field *f, void *base, yaml_node_t *node,
@@ -3122,49 +3118,17 @@ static void parse_context(loader *ld, const field *f, void *base, yaml_node_t *n
 			  const char *disp)
 {
 	ls_campaign_spec *c = base;
-	char out[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX];
-	bool ok = true;
 
 	(void)f;
-	if (!scalar_list(ld, node, disp, "[tier, industry]", LS_CAMPAIGN_MAX_CONTEXT))
-		return;
-	size_t n = seq_len(node);
-	memset(out, 0, sizeof out);
-	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = seq_item(ld, node, i);
-		char idisp[KEY_MAX + 16], qb[72];
-		if (item == NULL)
-			continue;
-		key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
-		const char *name = (const char *)item->data.scalar.value;
-		const char *why = check_input_key(name);
-		if (why != NULL) {
-			ld_error(ld, item->start_mark, idisp, "%s, got %s", why, q(name, qb, sizeof qb));
-			ok = false;
-			continue;
-		}
-		if (i > 0 && strcmp(out[0], name) == 0) {
-			ld_error(ld, item->start_mark, idisp, "%s is listed twice", q(name, qb, sizeof qb));
-			ok = false;
-			continue;
-		}
-		memcpy(out[i], name, strlen(name) + 1);
-	}
-	if (!ok)
-		return;
-	memcpy(c->context, out, sizeof out);
-	c->n_context = n;
+	name_list(ld, node, disp, "[tier, industry]", LS_CAMPAIGN_MAX_CONTEXT, check_input_key,
+		  &c->context[0][0], LS_MODEL_KEY_MAX, &c->n_context);
 }
 
 static bool context_equal(const void *a, const void *b)
 {
 	const ls_campaign_spec *x = a, *y = b;
-	if (x->n_context != y->n_context)
-		return false;
-	for (size_t i = 0; i < x->n_context; i++)
-		if (strcmp(x->context[i], y->context[i]) != 0)
-			return false;
-	return true;
+	return x->n_context == y->n_context &&
+	       names_equal(&x->context[0][0], &y->context[0][0], x->n_context, LS_MODEL_KEY_MAX);
 }
 
 static void campaign_finish(loader *ld, void *items, size_t index,
