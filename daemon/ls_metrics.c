@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "ls_err.h"
+#include "ls_utf8.h"
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2,
 	       "updates must be lock-free: 64-bit atomics required");
@@ -148,34 +149,7 @@ static char *dup_str(const char *s)
  */
 static bool utf8_valid(const char *str)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	while (*s != 0) {
-		unsigned c = *s;
-		size_t n;
-		unsigned min;
-		if (c < 0x80) {
-			s++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1, min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2, min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3, min = 0x10000;
-		} else {
-			return false;
-		}
-		unsigned cp = c & (0x3fu >> n);
-		for (size_t i = 1; i <= n; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i] & 0x3fu);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		s += n + 1;
-	}
-	return true;
+	return ls_utf8_valid(str, strlen(str));
 }
 
 static bool valid_metric_name(const char *s)

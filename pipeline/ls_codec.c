@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "ls_schemas.h"
+#include "ls_utf8.h"
 
 /* Record kinds: the five inputs (same values as ls_source) and two outputs. */
 enum {
@@ -353,48 +354,6 @@ static int walk_varint(walk *w, int64_t *out, const char *what)
 	    "%s varint at byte %zu is longer than 10 bytes", what, start);
 }
 
-/* Valid UTF-8 with no NUL (a NUL would silently truncate the C string). */
-static bool utf8_ok(const uint8_t *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		uint8_t c = s[i];
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t extra;
-		uint32_t cp;
-		if (c >= 0xc2 && c <= 0xdf) {
-			extra = 1;
-			cp = c & 0x1fu;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			extra = 2;
-			cp = c & 0x0fu;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			extra = 3;
-			cp = c & 0x07u;
-		} else {
-			return false;
-		}
-		if (n - i <= extra)
-			return false;
-		for (size_t k = 1; k <= extra; k++) {
-			uint8_t cc = s[i + k];
-			if ((cc & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (cc & 0x3fu);
-		}
-		/* overlong forms, surrogates, beyond U+10FFFF */
-		if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return false;
-		i += extra + 1;
-	}
-	return true;
-}
 
 static int walk_string(walk *w, bool text, const char *what)
 {
@@ -410,7 +369,7 @@ static int walk_string(walk *w, bool text, const char *what)
 		return fail(w->err, LS_CODEC_MALFORMED,
 		    "%s length %lld at byte %zu exceeds the %zu bytes left",
 		    what, (long long)n, start, w->len - w->pos);
-	if (text && !utf8_ok(w->p + w->pos, (size_t)n))
+	if (text && !ls_utf8_valid(w->p + w->pos, (size_t)n))
 		return fail(w->err, LS_CODEC_MALFORMED,
 		    "%s at byte %zu is not UTF-8 or contains NUL", what, start);
 	w->pos += (size_t)n;
@@ -1556,7 +1515,7 @@ static void put_double(enc *e, double d)
 static void put_string(enc *e, const char *s, const char *field)
 {
 	size_t n = strlen(s);
-	if (!utf8_ok((const uint8_t *)s, n) && e->bad_string == NULL)
+	if (!ls_utf8_valid((const uint8_t *)s, n) && e->bad_string == NULL)
 		e->bad_string = field;
 	if (n > INT64_MAX)
 		n = 0;

@@ -180,6 +180,7 @@
 #include "ls_codec.h"
 #include "ls_event.h"
 #include "ls_log.h"
+#include "ls_utf8.h"
 
 #define SIM_HOUR INT64_C(3600000)
 #define SIM_DAY INT64_C(86400000)
@@ -1127,49 +1128,6 @@ static int sim_run(sim *s)
 
 /* ------------------------------------------------------ bandit feedback */
 
-/* Valid UTF-8 without NUL, as the codec's encoder demands: checked while
- * reading, so a bad line is reported with its number instead of failing
- * an encode half way through the stream. */
-static bool sim_utf8_ok(const unsigned char *p, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = p[i];
-		if (c < 0x80) {
-			if (c == 0)
-				return false;
-			i++;
-			continue;
-		}
-		size_t extra;
-		uint32_t cp;
-		if (c >= 0xc2 && c <= 0xdf) {
-			extra = 1;
-			cp = c & 0x1fu;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			extra = 2;
-			cp = c & 0x0fu;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			extra = 3;
-			cp = c & 0x07u;
-		} else {
-			return false;
-		}
-		if (n - i <= extra)
-			return false;
-		for (size_t k = 1; k <= extra; k++) {
-			unsigned cc = p[i + k];
-			if ((cc & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (cc & 0x3fu);
-		}
-		if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return false;
-		i += extra + 1;
-	}
-	return true;
-}
 
 /* The rates for a decision: CAMPAIGN:VARIANT, then VARIANT, then the
  * default; NULL when none applies. */
@@ -1244,7 +1202,7 @@ static int sim_fb_parse_line(sim *s, const char *name, long no, const char *text
 				goto bad;
 			}
 		}
-		if (!sim_utf8_ok((const unsigned char *)field[i], flen)) {
+		if (!ls_utf8_valid(field[i], flen)) {
 			fprintf(stderr, "leadscore-sim: %s:%ld: field %zu (%s) is not valid UTF-8\n",
 				name, no, i + 1, sim_fb_fields[i]);
 			goto bad;
