@@ -156,6 +156,13 @@ static int ckey(char *buf, size_t cap, const char *prefix, const char *campaign,
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
+/* A decision's record: "<prefix>{bandit:<campaign>}:d:<id>". */
+static int dkey(char *buf, size_t cap, const char *prefix, const char *campaign, const char *id)
+{
+	int n = snprintf(buf, cap, "%s{bandit:%s}:d:%s", prefix, campaign, id);
+	return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
 /*
  * Split "<campaign>.<32 hex>" into its campaign; false for anything else
  * (the id came from a client and may be garbage).
@@ -195,8 +202,7 @@ typedef struct csnap {
 	arm_counter *counter[LS_CAMPAIGN_MAX_ARMS];
 	ls_bandit *b;
 	size_t n_buckets;
-	char **names;    /* bucket i */
-	size_t *sorted;  /* bucket indices ordered by name */
+	char **names;    /* bucket i, in name order */
 	size_t rows;     /* 1 + n_buckets: row 0 is campaign-wide */
 	double *probs;   /* rows x n_arms */
 	uint64_t *trials;
@@ -216,7 +222,6 @@ static void csnap_free(csnap *c)
 	for (size_t i = 0; i < c->n_buckets; i++)
 		free(c->names[i]);
 	free(c->names);
-	free(c->sorted);
 	free(c->probs);
 	free(c->trials);
 	free(c->rmicro);
@@ -240,10 +245,9 @@ static const csnap *snap_find(const snap *s, const char *campaign)
 	return NULL;
 }
 
-static int cmp_idx(const void *a, const void *b, void *names)
+static int cmp_name(const void *a, const void *b)
 {
-	char *const *n = names;
-	return strcmp(n[*(const size_t *)a], n[*(const size_t *)b]);
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Bucket index of name, or SIZE_MAX when the snapshot has no such bucket. */
@@ -252,9 +256,9 @@ static size_t csnap_bucket(const csnap *c, const char *name)
 	size_t lo = 0, hi = c->n_buckets;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int d = strcmp(c->names[c->sorted[mid]], name);
+		int d = strcmp(c->names[mid], name);
 		if (d == 0)
-			return c->sorted[mid];
+			return mid;
 		if (d < 0)
 			lo = mid + 1;
 		else
@@ -471,74 +475,21 @@ static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
 			return -1;
 		c->n_buckets++;
 	}
-	c->sorted = malloc((c->n_buckets ? c->n_buckets : 1) * sizeof *c->sorted);
-	if (c->sorted == NULL)
-		return -1;
-	for (size_t i = 0; i < c->n_buckets; i++)
-		c->sorted[i] = i;
-	qsort_r(c->sorted, c->n_buckets, sizeof *c->sorted, cmp_idx, c->names);
-	/* drop duplicates the short linear check missed */
+	/* name order without duplicates, at most max_buckets (beyond it
+	 * buckets decide campaign-wide): the first in name order, so which
+	 * ones is stable between snapshots whatever order Redis returns the
+	 * fields in */
+	qsort(c->names, c->n_buckets, sizeof *c->names, cmp_name);
 	size_t w = 0;
 	for (size_t i = 0; i < c->n_buckets; i++) {
-		if (w > 0 && strcmp(c->names[c->sorted[w - 1]], c->names[c->sorted[i]]) == 0)
+		if ((w > 0 && strcmp(c->names[w - 1], c->names[i]) == 0) ||
+		    w >= (size_t)sp->max_buckets) {
+			free(c->names[i]);
 			continue;
-		c->sorted[w++] = c->sorted[i];
+		}
+		c->names[w++] = c->names[i];
 	}
-	if (w != c->n_buckets) {
-		/* compact names to the unique ones, then re-sort */
-		char **un = malloc(w * sizeof *un);
-		if (un == NULL)
-			return -1;
-		bool *keep = calloc(c->n_buckets, sizeof *keep);
-		if (keep == NULL) {
-			free(un);
-			return -1;
-		}
-		for (size_t i = 0; i < w; i++)
-			keep[c->sorted[i]] = true;
-		size_t k = 0;
-		for (size_t i = 0; i < c->n_buckets; i++) {
-			if (keep[i])
-				un[k++] = c->names[i];
-			else
-				free(c->names[i]);
-		}
-		free(keep);
-		free(c->names);
-		c->names = un;
-		c->n_buckets = w;
-		for (size_t i = 0; i < w; i++)
-			c->sorted[i] = i;
-		qsort_r(c->sorted, w, sizeof *c->sorted, cmp_idx, c->names);
-	}
-	if (c->n_buckets > (size_t)sp->max_buckets) {
-		/* beyond max_buckets, buckets decide campaign-wide: keep the
-		 * first in name order, so which ones is stable between
-		 * snapshots whatever order Redis returns the fields in */
-		bool *keep = calloc(c->n_buckets, sizeof *keep);
-		char **kept = malloc((size_t)sp->max_buckets * sizeof *kept);
-		if (keep == NULL || kept == NULL) {
-			free(keep);
-			free(kept);
-			return -1;
-		}
-		for (size_t i = 0; i < (size_t)sp->max_buckets; i++)
-			keep[c->sorted[i]] = true;
-		size_t k = 0;
-		for (size_t i = 0; i < c->n_buckets; i++) {
-			if (keep[i])
-				kept[k++] = c->names[i];
-			else
-				free(c->names[i]);
-		}
-		free(keep);
-		free(c->names);
-		c->names = kept;
-		c->n_buckets = k;
-		for (size_t i = 0; i < k; i++)
-			c->sorted[i] = i;
-		qsort_r(c->sorted, k, sizeof *c->sorted, cmp_idx, c->names);
-	}
+	c->n_buckets = w;
 	c->rows = 1 + c->n_buckets;
 	c->probs = calloc(c->rows * na, sizeof *c->probs);
 	c->trials = calloc(c->rows * na, sizeof *c->trials);
@@ -740,15 +691,13 @@ static size_t expire_once(ls_campaign *s)
 		size_t sent = 0;
 		for (size_t k = 0; k < r->elements; k++) {
 			const redisReply *m = r->element[k];
-			char dkey[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256], suffix[LS_DECISION_ID_MAX + 4];
-			if (m->type != REDIS_REPLY_STRING || m->len >= LS_DECISION_ID_MAX)
+			char dk[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
+			if (m->type != REDIS_REPLY_STRING || m->len >= LS_DECISION_ID_MAX ||
+			    dkey(dk, sizeof dk, s->prefix, sp->id, m->str) < 0)
 				continue;
-			snprintf(suffix, sizeof suffix, "d:%s", m->str);
-			if (ckey(dkey, sizeof dkey, s->prefix, sp->id, suffix) < 0)
-				continue;
-			const char *argv[10] = { "EVAL", rew_script, "3", dkey, counts, pend,
+			const char *argv[10] = { "EVAL", rew_script, "3", dk, counts, pend,
 						 nows, rew, m->str, "x" };
-			size_t argvlen[10] = { 4, sizeof rew_script - 1, 1, strlen(dkey), strlen(counts),
+			size_t argvlen[10] = { 4, sizeof rew_script - 1, 1, strlen(dk), strlen(counts),
 					       strlen(pend), strlen(nows), strlen(rew), m->len, 1 };
 			if (redisAppendCommandArgv(s->rc, 10, argv, argvlen) != REDIS_OK)
 				break;
@@ -781,10 +730,9 @@ static void write_batch(ls_campaign *s, dec_item *items, size_t n)
 	redisAppendCommand(s->rc, "MULTI");
 	for (size_t i = 0; i < n; i++) {
 		dec_item *d = &items[i];
-		char dkey[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256], suffix[LS_DECISION_ID_MAX + 4];
+		char dk[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
 		char pend[LS_CAMPAIGN_ID_MAX + 256];
-		snprintf(suffix, sizeof suffix, "d:%s", d->id);
-		if (ckey(dkey, sizeof dkey, s->prefix, d->campaign, suffix) < 0 ||
+		if (dkey(dk, sizeof dk, s->prefix, d->campaign, d->id) < 0 ||
 		    ckey(pend, sizeof pend, s->prefix, d->campaign, "pending") < 0)
 			continue;
 		char ts[24], win[24], ttl[24], due[24];
@@ -792,7 +740,7 @@ static void write_batch(ls_campaign *s, dec_item *items, size_t n)
 		snprintf(win, sizeof win, "%" PRId64, d->window_ms);
 		snprintf(ttl, sizeof ttl, "%" PRId64, d->ttl_ms);
 		snprintf(due, sizeof due, "%" PRId64, d->ts + d->window_ms);
-		const char *argv[16] = { "HSET", dkey, "lead", d->lead, "arm", d->arm, "bkt", d->bucket,
+		const char *argv[16] = { "HSET", dk, "lead", d->lead, "arm", d->arm, "bkt", d->bucket,
 					 "ts", ts, "win", win, "st", d->activate ? "1" : "0",
 					 "act", ts };
 		size_t argvlen[16];
@@ -800,7 +748,7 @@ static void write_batch(ls_campaign *s, dec_item *items, size_t n)
 		for (int k = 0; k < argc; k++)
 			argvlen[k] = strlen(argv[k]);
 		redisAppendCommandArgv(s->rc, argc, argv, argvlen);
-		redisAppendCommand(s->rc, "PEXPIRE %s %s", dkey, ttl);
+		redisAppendCommand(s->rc, "PEXPIRE %s %s", dk, ttl);
 		if (d->activate)
 			redisAppendCommand(s->rc, "ZADD %s %s %s", pend, due, d->id);
 	}
@@ -1322,11 +1270,10 @@ static int run_script(ls_campaign *s, const char *decision_id, bool activation,
 	redisContext *c = thread_conn(s);
 	if (c == NULL)
 		return LS_CAMPAIGN_UNAVAILABLE;
-	char dkey[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256], suffix[LS_DECISION_ID_MAX + 4];
+	char dk[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
 	char pend[LS_CAMPAIGN_ID_MAX + 256], counts[LS_CAMPAIGN_ID_MAX + 256];
 	char now[24], rew[24];
-	snprintf(suffix, sizeof suffix, "d:%s", decision_id);
-	if (ckey(dkey, sizeof dkey, s->prefix, campaign, suffix) < 0 ||
+	if (dkey(dk, sizeof dk, s->prefix, campaign, decision_id) < 0 ||
 	    ckey(pend, sizeof pend, s->prefix, campaign, "pending") < 0 ||
 	    ckey(counts, sizeof counts, s->prefix, campaign, "counts") < 0)
 		return LS_CAMPAIGN_UNKNOWN_DECISION;
@@ -1334,10 +1281,10 @@ static int run_script(ls_campaign *s, const char *decision_id, bool activation,
 	snprintf(rew, sizeof rew, "%lld", (long long)llround(reward * MICRO));
 	redisReply *r;
 	if (activation)
-		r = redisCommand(c, "EVAL %s 2 %s %s %s %s", act_script, dkey, pend, now,
+		r = redisCommand(c, "EVAL %s 2 %s %s %s %s", act_script, dk, pend, now,
 				 decision_id);
 	else
-		r = redisCommand(c, "EVAL %s 3 %s %s %s %s %s %s r", rew_script, dkey, counts,
+		r = redisCommand(c, "EVAL %s 3 %s %s %s %s %s %s r", rew_script, dk, counts,
 				 pend, now, rew, decision_id);
 	if (r == NULL)
 		return LS_CAMPAIGN_UNAVAILABLE;
@@ -1413,7 +1360,7 @@ int ls_campaign_stats_get(ls_campaign *s, const char *campaign, ls_campaign_stat
 	int rc = LS_CAMPAIGN_OK;
 	for (size_t row = 0; row < c->rows && rc == LS_CAMPAIGN_OK; row++) {
 		/* buckets in name order, campaign-wide first */
-		size_t bi = row == 0 ? LS_BANDIT_CAMPAIGN : c->sorted[row - 1];
+		size_t bi = row == 0 ? LS_BANDIT_CAMPAIGN : row - 1;
 		ls_campaign_bucket_stats *b = &out->buckets[row];
 		if (row > 0)
 			snprintf(b->bucket, sizeof b->bucket, "%s", c->names[bi]);
@@ -1474,9 +1421,7 @@ int ls_campaign_event_op(const ls_config *cfg, const char *key_prefix,
 	const char *parts[6];
 	size_t lens[6];
 	char tmp[3][LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
-	char suffix[LS_DECISION_ID_MAX + 4];
-	snprintf(suffix, sizeof suffix, "d:%s", ev->decision_id);
-	if (ckey(tmp[0], sizeof tmp[0], key_prefix, campaign, suffix) < 0 ||
+	if (dkey(tmp[0], sizeof tmp[0], key_prefix, campaign, ev->decision_id) < 0 ||
 	    ckey(tmp[1], sizeof tmp[1], key_prefix, campaign, "counts") < 0 ||
 	    ckey(tmp[2], sizeof tmp[2], key_prefix, campaign, "pending") < 0)
 		return -1;
