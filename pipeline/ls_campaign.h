@@ -77,6 +77,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hiredis/hiredis.h>
+
 #include "ls_bandit.h"
 #include "ls_config.h"
 #include "ls_event.h"
@@ -204,6 +206,32 @@ void ls_campaign_collect(ls_campaign *s, ls_campaign_collect_fn fn, void *ud);
 
 /* Redis INFO used_memory as of the last check (every 5 s); -1 unknown. */
 long long ls_campaign_redis_memory(ls_campaign *s);
+
+/*
+ * A campaign's posterior exactly as decisions use it, from its counters
+ * hash (an HGETALL reply; NULL: no counts yet), for the service's
+ * snapshots and for offline evaluation: bucket names in name order
+ * without duplicates, at most max_buckets of them (the first in name
+ * order; further buckets decide campaign-wide), counts of retired arms
+ * left out, one ls_bandit with the campaign's prior, min_share,
+ * min_bucket_trials and propensity_draws. trials and rmicro hold the raw
+ * counters, (1 + n_buckets) rows of n_arms, row 0 campaign-wide.
+ * 0, or -1 when memory runs out (out is then empty). Free with
+ * ls_campaign_posterior_free().
+ */
+typedef struct ls_campaign_posterior {
+	ls_bandit *b;
+	size_t n_buckets;
+	char **names;      /* bucket i */
+	uint64_t *trials;
+	int64_t *rmicro;   /* rewards in millionths */
+} ls_campaign_posterior;
+
+int ls_campaign_posterior_load(const ls_campaign_spec *sp, const redisReply *hash,
+			       ls_campaign_posterior *out);
+/* The bucket index of name, SIZE_MAX when it has none (campaign-wide). */
+size_t ls_campaign_posterior_bucket(const ls_campaign_posterior *p, const char *name);
+void ls_campaign_posterior_free(ls_campaign_posterior *p);
 
 /* ---- pipeline side: activations and rewards carried by email events ---- */
 

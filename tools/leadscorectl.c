@@ -928,10 +928,11 @@ static const double *eval_posterior_vector(const eval_posterior *ep, const char 
 /*
  * Build the current posterior policy for every bucket the evaluated
  * decisions were made in: the counts hash read once (HGETALL, so every
- * bucket sees one moment), loaded into one ls_bandit with the campaign's
- * parameters (so a thin bucket falls back to the campaign-wide counts
- * exactly as the daemon decides), and each bucket's vector from
- * propensity_draws draws with a fixed seed. 0, or -1 with a reason.
+ * bucket sees one moment) and read as the daemon reads it
+ * (ls_campaign_posterior_load: a thin bucket, or one beyond max_buckets,
+ * falls back to the campaign-wide counts exactly as decisions do), and
+ * each bucket's vector from propensity_draws draws with a fixed seed.
+ * 0, or -1 with a reason.
  */
 static int eval_posterior_build(redisContext *rc, const char *prefix,
 				const ls_campaign_spec *sp, const eval_log *log,
@@ -953,97 +954,36 @@ static int eval_posterior_build(redisContext *rc, const char *prefix,
 		if (w == 0 || strcmp(ep->names[w - 1], ep->names[i]) != 0)
 			ep->names[w++] = ep->names[i];
 	ep->n = w;
-	/* "" sorts first: the campaign-wide row is not one of the bandit's buckets */
-	size_t first = ep->n > 0 && ep->names[0][0] == '\0' ? 1 : 0;
-	size_t nb = ep->n - first;
-	if (nb > LS_BANDIT_MAX_BUCKETS) {
-		snprintf(err, errlen, "more than %d context buckets", LS_BANDIT_MAX_BUCKETS);
-		return -1;
-	}
 	char key[KEY_MAX];
 	if (eval_key(key, sizeof key, prefix, sp->id, "counts") < 0) {
 		snprintf(err, errlen, "key prefix too long");
 		return -1;
 	}
-	/* rows: 0 campaign-wide, 1 + i bucket names[first + i] */
-	uint64_t *trials = calloc((nb + 1) * na, sizeof *trials);
-	long long *micro = calloc((nb + 1) * na, sizeof *micro);
 	ep->probs = calloc((ep->n ? ep->n : 1) * na, sizeof *ep->probs);
-	if (trials == NULL || micro == NULL || ep->probs == NULL) {
-		free(trials);
-		free(micro);
+	if (ep->probs == NULL)
 		goto nomem;
-	}
 	int rcode = -1;
-	ls_bandit *b = NULL;
+	ls_campaign_posterior post = { 0 };
 	redisReply *h = redisCommand(rc, "HGETALL %s", key);
 	if (h == NULL || h->type != REDIS_REPLY_ARRAY) {
 		snprintf(err, errlen, "redis: HGETALL %s: %s", key,
 			 h == NULL ? rc->errstr : h->type == REDIS_REPLY_ERROR ? h->str : "not a hash");
 		goto out;
 	}
-	for (size_t i = 0; i + 1 < h->elements; i += 2) {
-		const redisReply *f = h->element[i], *v = h->element[i + 1];
-		if (!reply_str(f) || !reply_str(v) || f->len < 3 ||
-		    (f->str[0] != 'n' && f->str[0] != 'r') || f->str[1] != ':')
-			continue;
-		/* "n:<arm>:<bucket>": arm ids have no ':', bucket names may */
-		char *colon = strchr(f->str + 2, ':');
-		if (colon == NULL)
-			continue;
-		*colon = '\0';
-		int arm = arm_of(sp, f->str + 2);
-		const char *bucket = colon + 1;
-		if (arm < 0)
-			continue; /* a retired arm */
-		size_t row = 0;
-		if (*bucket != '\0') {
-			char *const *hit = bsearch(&bucket, ep->names + first, nb, sizeof *ep->names,
-						   cmp_str);
-			if (hit == NULL)
-				continue; /* no evaluated decision in that bucket */
-			row = 1 + (size_t)(hit - (ep->names + first));
-		}
-		long long x = strtoll(v->str, NULL, 10);
-		if (x < 0)
-			x = 0;
-		if (f->str[0] == 'n')
-			trials[row * na + (size_t)arm] = (uint64_t)x;
-		else
-			micro[row * na + (size_t)arm] = x;
-	}
-	ls_bandit_params p;
-	ls_bandit_params_default(&p);
-	p.prior_a = sp->prior_a;
-	p.prior_b = sp->prior_b;
-	p.min_share = sp->min_share;
-	p.min_bucket_trials = (uint64_t)sp->min_bucket_trials;
-	p.mc_draws = (uint32_t)sp->propensity_draws;
-	char why[256];
-	b = ls_bandit_new(&p, na, nb, why, sizeof why);
-	if (b == NULL) {
-		snprintf(err, errlen, "bandit: %s", why);
+	/* the daemon's own reading of the counters: same buckets, same cap */
+	if (ls_campaign_posterior_load(sp, h, &post) != 0) {
+		snprintf(err, errlen, "out of memory");
 		goto out;
-	}
-	for (size_t row = 0; row <= nb; row++) {
-		for (size_t arm = 0; arm < na; arm++) {
-			uint64_t t = trials[row * na + arm];
-			double r = (double)micro[row * na + arm] / EVAL_MICRO;
-			if (r > (double)t)
-				r = (double)t; /* the reward read before its trial */
-			int c = ls_bandit_set_counts(b, row == 0 ? LS_BANDIT_CAMPAIGN : row - 1, arm,
-						     t, r);
-			if (c != LS_BANDIT_OK) {
-				snprintf(err, errlen, "bandit counts: %s", ls_bandit_result_str(c));
-				goto out;
-			}
-		}
 	}
 	for (size_t i = 0; i < ep->n; i++) {
 		ls_rng rng;
 		ls_rng_seed(&rng, EVAL_SEED ^ XXH3_64bits(ep->names[i], strlen(ep->names[i])));
-		size_t bucket = i < first ? LS_BANDIT_CAMPAIGN : i - first;
-		int c = ls_bandit_probabilities(b, bucket, &rng, &ep->probs[i * na], na);
+		size_t bucket = ep->names[i][0] == '\0'
+					? LS_BANDIT_CAMPAIGN
+					: ls_campaign_posterior_bucket(&post, ep->names[i]);
+		if (bucket == SIZE_MAX)
+			bucket = LS_BANDIT_CAMPAIGN; /* no counts of its own: decides campaign-wide */
+		int c = ls_bandit_probabilities(post.b, bucket, &rng, &ep->probs[i * na], na);
 		if (c != LS_BANDIT_OK) {
 			snprintf(err, errlen, "bandit probabilities: %s", ls_bandit_result_str(c));
 			goto out;
@@ -1051,11 +991,9 @@ static int eval_posterior_build(redisContext *rc, const char *prefix,
 	}
 	rcode = 0;
 out:
-	ls_bandit_free(b);
+	ls_campaign_posterior_free(&post);
 	if (h != NULL)
 		freeReplyObject(h);
-	free(trials);
-	free(micro);
 	return rcode;
 nomem:
 	snprintf(err, errlen, "out of memory");
