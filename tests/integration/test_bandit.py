@@ -100,9 +100,7 @@ class Bandit(unittest.TestCase):
         cls.broker.start()
         cls.cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
                                   cls.broker.bootstrap, cls.redis.url, 'bandit',
-                                  prefix='b:')
-        with open(cls.cfg, 'a') as f:
-            f.write(CAMPAIGNS)
+                                  prefix='b:', extra=CAMPAIGNS)
         cls.daemons = []
         cls.ports = []
         for i in range(2):
@@ -428,9 +426,7 @@ class Evaluate(unittest.TestCase):
         cls.broker.start()
         cls.cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
                                   cls.broker.bootstrap, cls.redis.url, 'bandit-eval',
-                                  prefix='ev:')
-        with open(cls.cfg, 'a') as f:
-            f.write(EVAL_CAMPAIGNS)
+                                  prefix='ev:', extra=EVAL_CAMPAIGNS)
         cls.daemon = None
         try:
             cls._start_and_decide()

@@ -39,14 +39,7 @@ class Http(unittest.TestCase):
         cls.broker.start()
         cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
                               cls.broker.bootstrap, cls.redis.url, 'http',
-                              prefix='h:')
-        # write_config sets http.listen; add the token under http:
-        with open(cfg) as f:
-            text = f.read()
-        text = text.replace('  listen: 127.0.0.1:0',
-                            '  listen: 127.0.0.1:0\n  auth_token: "%s"' % TOKEN)
-        with open(cfg, 'w') as f:
-            f.write(text)
+                              prefix='h:', auth_token=TOKEN)
         cls.daemon = testenv.Daemon([tp.LEADSCORED, '--config', cfg],
                                     name='leadscored-http')
         cls.daemon.start()

@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,14 +57,6 @@ def samples(text, name):
     return out
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Ops(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -75,12 +66,8 @@ class Ops(unittest.TestCase):
         cls.broker = testenv.DevBroker()
         cls.broker.start()
         cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
-                              cls.broker.bootstrap, cls.redis.url, 'ops', prefix='o:')
-        with open(cfg) as f:
-            text = f.read()
-        with open(cfg, 'w') as f:
-            f.write(text.replace('  listen: 127.0.0.1:0',
-                                 '  listen: 127.0.0.1:0\n  auth_token: "%s"' % TOKEN))
+                              cls.broker.bootstrap, cls.redis.url, 'ops', prefix='o:',
+                              auth_token=TOKEN)
         cls.daemon = testenv.Daemon([tp.LEADSCORED, '--config', cfg], name='leadscored-ops')
         cls.daemon.start()
         m = cls.daemon.wait_for_log(r'msg="listening" .*port=(\d+)', timeout=30)
@@ -195,7 +182,7 @@ class Ops(unittest.TestCase):
         self.assertTrue(all(v == 0 for v in lag.values()), lag)
 
     def test_prometheus_scrapes_it(self):
-        port = free_port()
+        port = testenv.free_port()
         d = os.path.join(self.tmp.name, 'prom')
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, 'prometheus.yml'), 'w') as f:

@@ -78,7 +78,7 @@ def log(msg):
 
 def write_config(path, brokers, redis_url, group, prefix='ls:',
                  pipeline=None, redis_extra=None, writers=None,
-                 properties=None, level='info'):
+                 properties=None, level='info', auth_token=None, extra=None):
     lines = ['kafka:', '  brokers: "%s"' % brokers, '  group_id: %s' % group]
     props = dict(FAST_GROUP)
     props.update(properties or {})
@@ -88,7 +88,10 @@ def write_config(path, brokers, redis_url, group, prefix='ls:',
     lines += ['redis:', '  url: "%s"' % redis_url, '  key_prefix: "%s"' % prefix]
     for k, v in (redis_extra or {}).items():
         lines.append('  %s: %s' % (k, v))
-    lines += ['http:', '  listen: 127.0.0.1:0', 'log:', '  level: %s' % level]
+    lines += ['http:', '  listen: 127.0.0.1:0']
+    if auth_token is not None:
+        lines.append('  auth_token: "%s"' % auth_token)
+    lines += ['log:', '  level: %s' % level]
     if pipeline:
         lines.append('pipeline:')
         for k, v in pipeline.items():
@@ -99,7 +102,7 @@ def write_config(path, brokers, redis_url, group, prefix='ls:',
             lines += ['    - id: %d' % w['id'], '      record: %s' % w['record'],
                       '      file: %s' % w['file']]
     with open(path, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
+        f.write('\n'.join(lines) + '\n' + (extra or ''))
     return path
 
 

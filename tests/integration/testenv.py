@@ -131,7 +131,8 @@ def _reap(proc, timeout):
 
 # ------------------------------------------------------------------ Redis
 
-def _free_port():
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind(('127.0.0.1', 0))
@@ -331,7 +332,7 @@ class RedisServer:
         last = None
         for _ in range(self.PORT_ATTEMPTS):
             if self.mode == 'tcp' and fresh_port:
-                self.port = _free_port()
+                self.port = free_port()
             if self.mode == 'unix':
                 try:   # a stale socket must not fool ping()
                     os.unlink(self.socket_path)
