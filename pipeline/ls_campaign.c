@@ -353,7 +353,8 @@ static int posterior_load(const ls_campaign_spec *sp, const redisReply *h,
 	 * buckets decide campaign-wide): the first in name order, so which
 	 * ones is stable between snapshots whatever order Redis returns the
 	 * fields in */
-	qsort(c->names, c->n_buckets, sizeof *c->names, cmp_name);
+	if (c->n_buckets > 1) /* names is NULL when there are none */
+		qsort(c->names, c->n_buckets, sizeof *c->names, cmp_name);
 	size_t w = 0;
 	for (size_t i = 0; i < c->n_buckets; i++) {
 		if ((w > 0 && strcmp(c->names[w - 1], c->names[i]) == 0) ||
