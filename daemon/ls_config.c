@@ -149,6 +149,9 @@ typedef struct custom_desc {
 	void (*parse)(struct loader *ld, const field *f, void *base, yaml_node_t *node,
 		      const char *disp);
 	bool (*equal)(const void *a, const void *b);
+	/* Copies the value from item src to item dst for a live reload;
+	 * NULL for values that are never copied live. */
+	void (*copy)(void *dst, const void *src);
 } custom_desc;
 
 /* A map of scalar keys to scalar values, stored as an ls_config_kv array. */
@@ -849,6 +852,7 @@ static bool negative_equal(const void *a, const void *b);
 static void parse_tiers(loader *ld, const field *f, void *base, yaml_node_t *node,
 			const char *disp);
 static bool tiers_equal(const void *a, const void *b);
+static void tiers_copy(void *dst, const void *src);
 static void parse_crosses(loader *ld, const field *f, void *base, yaml_node_t *node,
 			  const char *disp);
 static bool crosses_equal(const void *a, const void *b);
@@ -866,6 +870,7 @@ static const custom_desc negative_custom = {
 };
 static const custom_desc tiers_custom = {
 	.type_name = "sequence", .parse = parse_tiers, .equal = tiers_equal,
+	.copy = tiers_copy,
 };
 static const custom_desc crosses_custom = {
 	.type_name = "sequence", .parse = parse_crosses, .equal = crosses_equal,
@@ -905,13 +910,13 @@ static const field model_fields[] = {
 	  .def = "90d", .min = 0, .max = MAX_MODEL_MS,
 	  .desc = "A lead with no positive outcome for this long becomes a negative example; 0 disables (0 to 3650d)." },
 	{ .name = "min_delta", .type = FT_NUMBER, .offset = M_OFF(min_delta), .def = "0.05",
-	  .flags = F_UNIT,
+	  .flags = F_UNIT | F_RELOAD,
 	  .desc = "A new score is published when it moves at least this much or the tier changes (0 to 1; 0 publishes every score)." },
-	{ .name = "tiers", .type = FT_CUSTOM, .custom = &tiers_custom,
+	{ .name = "tiers", .type = FT_CUSTOM, .custom = &tiers_custom, .flags = F_RELOAD,
 	  .def = "[{name: cold, min: 0}, {name: warm, min: 0.3}, {name: hot, min: 0.7}]",
 	  .desc = "1-16 tiers, lowest first, each {name, min}; the first min is 0 or left out, the others increase inside (0,1)." },
 	{ .name = "hysteresis", .type = FT_NUMBER, .offset = M_OFF(tiers.hysteresis),
-	  .def = "0.02", .flags = F_UNIT,
+	  .def = "0.02", .flags = F_UNIT | F_RELOAD,
 	  .desc = "A lead changes tier only once its score is this far past a boundary; below half of every gap between mins." },
 	{ .name = "ftrl.alpha", .type = FT_NUMBER, .offset = M_OFF(ftrl.alpha), .def = "0.1",
 	  .desc = "FTRL learning rate scale (> 0)." },
@@ -934,12 +939,13 @@ static const field model_fields[] = {
 	  .def = "[employees, annual_revenue]",
 	  .desc = "Up to 32 profile metrics used as dense numeric inputs; other metrics are hashed." },
 	{ .name = "decay_half_life", .type = FT_DURATION, .offset = M_OFF(decay_half_life_ms),
-	  .def = "0s", .min = 0, .max = MAX_MODEL_MS,
+	  .def = "0s", .min = 0, .max = MAX_MODEL_MS, .flags = F_RELOAD,
 	  .desc = "At read time the score decays toward the prior with this half-life of inactivity; 0 disables (0 to 3650d)." },
 	{ .name = "eval_window", .type = FT_INT, .offset = M_OFF(eval_window),
 	  .size = M_SIZE(eval_window), .def = "10000", .min = 100, .max = (int64_t)LS_EVAL_MAX_CAPACITY,
 	  .desc = "Most recent labels in progressive validation (AUC, log-loss, ECE) (100 to 1048576)." },
 	{ .name = "shadow", .type = FT_BOOL, .offset = M_OFF(shadow), .def = "false",
+	  .flags = F_RELOAD,
 	  .desc = "Learns, scores and logs, but publishes no ScoreChange records." },
 };
 
@@ -2783,6 +2789,13 @@ static void parse_tiers(loader *ld, const field *f, void *base, yaml_node_t *nod
 	}
 }
 
+/* The whole ls_tiers, hysteresis included: the new tiers were checked
+ * against the new hysteresis, which is live as well. */
+static void tiers_copy(void *dst, const void *src)
+{
+	((ls_model_spec *)dst)->tiers = ((const ls_model_spec *)src)->tiers;
+}
+
 static bool tiers_equal(const void *a, const void *b)
 {
 	const ls_model_spec *x = a, *y = b;
@@ -3600,12 +3613,63 @@ void ls_config_free(ls_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 }
 
+/*
+ * models is compared as the daemon runs it (no `models:` key is the
+ * built-in model), one key per model: a list naming the same models in
+ * the same order keeps every model's learned state, so its F_RELOAD keys
+ * (thresholds, tiers, decay, shadow) can move live; any other change to
+ * the list, or to a model's features and learning, needs a restart.
+ */
+static bool models_same_names(const ls_config *a, const ls_config *b)
+{
+	size_t na, nb;
+	const ls_model_spec *ma = ls_config_models(a, &na);
+	const ls_model_spec *mb = ls_config_models(b, &nb);
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(ma[i].name, mb[i].name) != 0)
+			return false;
+	return true;
+}
+
+static size_t diff_models(const field *f, const ls_config *old, const ls_config *newc,
+			  ls_config_diff_fn fn, void *ud)
+{
+	if (!models_same_names(old, newc)) {
+		if (fn != NULL)
+			fn(f->name, false, ud);
+		return 1;
+	}
+	size_t n, changed = 0;
+	const ls_model_spec *a = ls_config_models(old, &n);
+	const ls_model_spec *b = ls_config_models(newc, NULL);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < f->seq->n_fields; k++) {
+			const field *sub = &f->seq->fields[k];
+			if (field_equal(sub, &a[i], &b[i]))
+				continue;
+			changed++;
+			if (fn != NULL) {
+				char key[LS_MODEL_NAME_MAX + 64];
+				snprintf(key, sizeof key, "%s[%s].%s", f->name, a[i].name, sub->name);
+				fn(key, (sub->flags & F_RELOAD) != 0, ud);
+			}
+		}
+	}
+	return changed;
+}
+
 size_t ls_config_diff(const ls_config *old, const ls_config *newc,
 		      ls_config_diff_fn fn, void *ud)
 {
 	size_t changed = 0;
 	for (size_t i = 0; i < N_ROOT; i++) {
 		const field *f = &root_fields[i];
+		if (f->seq == &models_seq) {
+			changed += diff_models(f, old, newc, fn, ud);
+			continue;
+		}
 		if (field_equal(f, old, newc))
 			continue;
 		changed++;
@@ -3666,12 +3730,44 @@ static int field_copy(const field *f, void *dst, const void *src)
 		set_count(dst, sd->count_offset, n);
 		return 0;
 	}
-	case FT_MAP:
 	case FT_CUSTOM:
+		if (f->custom->copy != NULL)
+			f->custom->copy(dst, src);
+		return 0;
+	case FT_MAP:
 		break;
 	}
-	/* Maps, custom values and sequences of items owning memory are
-	 * restart-only; nothing copies them live. */
+	/* Maps, custom values without a copy hook and sequences of items
+	 * owning memory are restart-only; nothing copies them live. */
+	return 0;
+}
+
+/* A model's F_RELOAD keys, in place: the scorer keeps its learned state
+ * (see diff_models). The built-in model becomes a one-item list first,
+ * so the running config says what runs. */
+static int apply_models_live(const field *f, ls_config *cfg, const ls_config *newc)
+{
+	if (!models_same_names(cfg, newc))
+		return 0;
+	size_t n;
+	const ls_model_spec *b = ls_config_models(newc, &n);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < f->seq->n_fields; k++) {
+			const field *sub = &f->seq->fields[k];
+			const ls_model_spec *a = ls_config_models(cfg, NULL);
+			if (!(sub->flags & F_RELOAD) || field_equal(sub, &a[i], &b[i]))
+				continue;
+			if (cfg->models.n == 0) {
+				cfg->models.specs = malloc(sizeof *cfg->models.specs);
+				if (cfg->models.specs == NULL)
+					return -1;
+				cfg->models.specs[0] = default_model;
+				cfg->models.n = 1;
+			}
+			if (field_copy(sub, &cfg->models.specs[i], &b[i]) != 0)
+				return -1;
+		}
+	}
 	return 0;
 }
 
@@ -3679,6 +3775,11 @@ int ls_config_apply_live(ls_config *cfg, const ls_config *newc)
 {
 	for (size_t i = 0; i < N_ROOT; i++) {
 		const field *f = &root_fields[i];
+		if (f->seq == &models_seq) {
+			if (apply_models_live(f, cfg, newc) != 0)
+				return -1;
+			continue;
+		}
 		if (!(f->flags & F_RELOAD) || field_equal(f, cfg, newc))
 			continue;
 		if (field_copy(f, cfg, newc) != 0)
@@ -3715,8 +3816,10 @@ bool ls_config_key_at(size_t i, ls_config_key_info *info)
 		if (f->type != FT_SEQ)
 			continue;
 		for (size_t s = 0; s < f->seq->n_fields; s++) {
+			const field *sub = &f->seq->fields[s];
 			if (k++ == i) {
-				fill_info(&f->seq->fields[s], f->name, reload, false, info);
+				fill_info(sub, f->name, reload || (sub->flags & F_RELOAD) != 0,
+					  false, info);
 				return true;
 			}
 		}

@@ -264,7 +264,10 @@ const char *ls_config_parse_host_port(const char *s, char *host, size_t hostlen,
  * into cfg and leave every other key of cfg as it is: the SIGHUP path,
  * after ls_config_diff() has logged what changed. cfg is modified in
  * place, so the caller must be the only thread reading it meanwhile (or
- * publish a copy). Returns 0, or -1 if memory ran out, in which case
+ * publish a copy). The live keys of models are copied into the model
+ * specs in place (the built-in model first becomes a one-item list), so
+ * pointers from ls_config_models() taken before may be stale: take them
+ * again. Returns 0, or -1 if memory ran out, in which case
  * some live keys may already have been copied and the rest keep their
  * old values.
  */
@@ -275,7 +278,12 @@ int ls_config_apply_live(ls_config *cfg, const ls_config *newc);
  * once per key with the dotted key ("pipeline.batch_size") and whether the
  * running daemon can apply the new value without a restart. Maps and
  * sequences are reported as one key ("kafka.properties", "features",
- * "models", "schemas.writers"); all of them need a restart. Returns the number of keys reported.
+ * "schemas.writers", "campaigns"); only campaigns is live. models is
+ * compared as it runs (no `models:` key is the built-in model): while the
+ * list names the same models in the same order, one key per changed
+ * model key ("models[conversion].min_delta"), live for min_delta, tiers,
+ * hysteresis, decay_half_life and shadow; otherwise the one restart-only
+ * key "models". Returns the number of keys reported.
  */
 typedef void (*ls_config_diff_fn)(const char *key, bool reloadable, void *ud);
 size_t ls_config_diff(const ls_config *old, const ls_config *newc,

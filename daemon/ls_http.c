@@ -95,6 +95,22 @@ void ls_http_publish(ls_http *h, ls_scorer_snapshot *snap)
 	ref_drop(h, old);
 }
 
+/* The name of tier index tier of model as the published snapshot's specs
+ * say (the config's change in place on a reload); false when unknown. */
+static bool snap_tier_name(ls_http *h, const char *model, int tier, char *buf,
+			   size_t buflen)
+{
+	snap_ref *r = ref_take(h);
+	const char *name = NULL;
+	for (size_t i = 0; r != NULL && name == NULL && i < r->snap->n; i++)
+		if (strcmp(r->snap->m[i].spec.name, model) == 0)
+			name = ls_tiers_name(&r->snap->m[i].spec.tiers, tier);
+	if (name != NULL)
+		snprintf(buf, buflen, "%s", name);
+	ref_drop(h, r);
+	return name != NULL;
+}
+
 /* --------------------------------------------------------- responses */
 
 /* The status of the response this thread queued last, for metrics. */
@@ -160,7 +176,7 @@ static enum MHD_Result get_model(ls_http *h, struct MHD_Connection *c,
 				  "the models have not been loaded yet");
 	const ls_scorer_snapshot_model *m = NULL;
 	for (size_t i = 0; i < r->snap->n; i++)
-		if (strcmp(r->snap->m[i].spec->name, name) == 0)
+		if (strcmp(r->snap->m[i].spec.name, name) == 0)
 			m = &r->snap->m[i];
 	enum MHD_Result rc;
 	if (m == NULL) {
@@ -168,16 +184,16 @@ static enum MHD_Result get_model(ls_http *h, struct MHD_Connection *c,
 	} else {
 		const ls_scorer_model_stats *s = &m->stats;
 		json_t *o = json_object();
-		json_object_set_new(o, "model", json_string(m->spec->name));
+		json_object_set_new(o, "model", json_string(m->spec.name));
 		json_object_set_new(o, "version", json_integer((json_int_t)s->version));
 		json_object_set_new(o, "positives", json_integer((json_int_t)s->positives));
 		json_object_set_new(o, "negatives", json_integer((json_int_t)s->negatives));
 		json_object_set_new(o, "labels_in_window", json_integer((json_int_t)s->eval_labels));
-		json_object_set_new(o, "eval_window", json_integer(m->spec->eval_window));
+		json_object_set_new(o, "eval_window", json_integer(m->spec.eval_window));
 		json_object_set_new(o, "auc", num_or_null(s->auc));
 		json_object_set_new(o, "logloss", num_or_null(s->logloss));
 		json_object_set_new(o, "ece", num_or_null(s->ece));
-		json_object_set_new(o, "shadow", json_boolean(m->spec->shadow));
+		json_object_set_new(o, "shadow", json_boolean(m->spec.shadow));
 		json_object_set_new(o, "mature", json_boolean(mature(s)));
 		rc = send_json(c, 200, o);
 	}
@@ -222,25 +238,22 @@ static json_t *lead_scores(ls_http *h, const ls_lead *lead, snap_ref *r)
 		ls_leadscore_init(&ls);
 	ls_example_ctx ex;
 	bool have_ex = r != NULL && ls_example_ctx_init(&ex, h->env.set, h->env.lead_conf) == 0;
+	/* the snapshot's specs, not the config's: a reload edits those */
 	size_t n = r != NULL ? r->snap->n : 0;
-	size_t n_specs;
-	const ls_model_spec *specs = ls_config_models(h->env.cfg, &n_specs);
-	for (size_t i = 0; i < n_specs; i++) {
-		const ls_model_spec *spec = &specs[i];
+	for (size_t i = 0; i < n; i++) {
+		const ls_scorer_snapshot_model *sm = &r->snap->m[i];
+		const ls_model_spec *spec = &sm->spec;
 		json_t *o = json_object();
 		ls_leadscore_model *rec = ls_leadscore_get(&ls, ls_leadscore_key(spec->name), false);
 		bool has = rec != NULL && !isnan(rec->score);
 		json_object_set_new(o, "score", has ? json_real(rec->score) : json_null());
-		json_object_set_new(o, "tier", has && rec->tier >= 0
-			? json_string(ls_tiers_name(&spec->tiers, rec->tier)) : json_null());
+		/* NULL for a stored tier past a reload's shorter list */
+		const char *tier = has ? ls_tiers_name(&spec->tiers, rec->tier) : NULL;
+		json_object_set_new(o, "tier", tier != NULL ? json_string(tier) : json_null());
 		json_object_set_new(o, "version", json_integer(rec ? (json_int_t)rec->version : 0));
 		json_object_set_new(o, "label", json_string(label_name(rec ? rec->label : 0)));
-		const ls_scorer_snapshot_model *sm = NULL;
-		for (size_t j = 0; j < n; j++)
-			if (r->snap->m[j].spec == spec)
-				sm = &r->snap->m[j];
 		double p;
-		if (have_ex && sm != NULL &&
+		if (have_ex &&
 		    ls_example_build(&ex, spec, sm->model, lead, LS_LEAD_AT_WATERMARK) == 0 &&
 		    ls_ftrl_predict(sm->model, &ex.x, &p) == 0) {
 			json_object_set_new(o, "current_score", json_real(p));
@@ -393,6 +406,7 @@ static void fill_context(ls_http *h, const char *campaign, const char *lead_id,
 			 ls_campaign_request *rq, char vals[LS_CAMPAIGN_MAX_CONTEXT][LS_CAMPAIGN_CTX_VALUE_MAX + 1])
 {
 	char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX], tier_model[LS_MODEL_NAME_MAX];
+	char tier_buf[LS_TIER_NAME_MAX];
 	size_t nk = ls_campaign_context_keys(h->env.bandit, campaign, keys, tier_model);
 	ls_lead *lead = NULL;
 	bool loaded = false;
@@ -418,15 +432,14 @@ static void fill_context(ls_http *h, const char *campaign, const char *lead_id,
 			break; /* unknown lead: its bucket stays "key=" */
 		const char *v = NULL;
 		if (strcmp(keys[k], "tier") == 0) {
-			size_t len, n_specs;
+			size_t len;
 			const uint8_t *ext = ls_lead_ext(lead, &len);
 			ls_leadscore ls;
-			const ls_model_spec *specs = ls_config_models(h->env.cfg, &n_specs);
 			if (ls_leadscore_decode(ext, len, &ls, NULL, 0) == 0) {
 				ls_leadscore_model *m = ls_leadscore_get(&ls, ls_leadscore_key(tier_model), false);
-				for (size_t i = 0; m != NULL && i < n_specs; i++)
-					if (strcmp(specs[i].name, tier_model) == 0 && m->tier >= 0)
-						v = ls_tiers_name(&specs[i].tiers, m->tier);
+				if (m != NULL && snap_tier_name(h, tier_model, m->tier, tier_buf,
+								sizeof tier_buf))
+					v = tier_buf;
 			}
 		} else {
 			const char *ak, *av;

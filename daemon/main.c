@@ -342,6 +342,7 @@ static int run(ls_config *cfg)
 			reload_config(cfg);
 			ls_pipeline_reload(pipeline);
 			ls_campaign_reconfigure(bandit, cfg);
+			published = 0; /* handlers see the new model keys now */
 		}
 		ls_pipeline_step(pipeline);
 		if (mono_ms() - telemetry_last >= 250) {

@@ -1439,6 +1439,7 @@ void ls_pipeline_reload(ls_pipeline *p)
 	p->lead_conf.grace_ms = p->cfg->pipeline.grace_ms;
 	p->lead_conf.dedupe_horizon_ms = p->cfg->pipeline.dedupe_horizon_ms;
 	ls_store_set_lead_ttl(p->store, p->cfg->redis.lead_ttl_ms);
+	ls_scorer_reload(p->scorer);
 }
 
 bool ls_pipeline_paused(const ls_pipeline *p) { return p->need_resync; }

@@ -280,6 +280,19 @@ static int build_example(ls_scorer *sc, const model *m, const ls_lead *lead,
 	return ls_example_build(&sc->ex, m->spec, m->local, lead, T);
 }
 
+void ls_scorer_reload(ls_scorer *sc)
+{
+	size_t n;
+	const ls_model_spec *specs = ls_config_models(sc->cfg, &n);
+	if (n != sc->n_models)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(specs[i].name, sc->m[i].spec->name) != 0)
+			return;
+	for (size_t i = 0; i < n; i++)
+		sc->m[i].spec = &specs[i];
+}
+
 /* ------------------------------------------------------------ snapshot */
 
 ls_scorer_snapshot *ls_scorer_snapshot_new(const ls_scorer *sc)
@@ -288,7 +301,7 @@ ls_scorer_snapshot *ls_scorer_snapshot_new(const ls_scorer *sc)
 	if (s == NULL)
 		return NULL;
 	for (size_t i = 0; i < sc->n_models; i++) {
-		s->m[i].spec = sc->m[i].spec;
+		s->m[i].spec = *sc->m[i].spec;
 		ls_scorer_stats(sc, i, &s->m[i].stats);
 		s->m[i].model = ls_ftrl_clone(sc->m[i].local);
 		s->n = i + 1;
@@ -572,9 +585,12 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 			return -1;
 		}
 		m->scored++;
-		int tier = ls_tiers_assign(&m->spec->tiers, r->tier, p);
+		/* A stored tier is an index into the tiers as they were: one
+		 * past a reload's shorter list is no tier at all. */
+		int prev_tier = r->tier < (int)m->spec->tiers.n ? r->tier : -1;
+		int tier = ls_tiers_assign(&m->spec->tiers, prev_tier, p);
 		if (tier < 0 ||
-		    !ls_score_should_publish(r->score, r->tier, p, tier, m->spec->min_delta))
+		    !ls_score_should_publish(r->score, prev_tier, p, tier, m->spec->min_delta))
 			continue;
 		if (!m->spec->shadow) {
 			if (publish(sc, m, lead_id, r, p, tier, at, cause, err,

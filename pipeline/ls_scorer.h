@@ -115,6 +115,15 @@ ls_scorer *ls_scorer_new(const ls_config *cfg, const ls_feature_set *set,
 			 const ls_lead_conf *lead_conf, ls_codec *codec,
 			 rd_kafka_t *producer, ls_store *store, char *err,
 			 size_t errlen);
+
+/*
+ * After ls_config_apply_live() on the config the scorer was made with:
+ * take the model specs again, so the live keys (min_delta, tiers,
+ * hysteresis, decay, shadow) apply from the next score on. The models
+ * keep their learned state; the list names the same models (a list that
+ * differs needs a restart, and then nothing changes here).
+ */
+void ls_scorer_reload(ls_scorer *sc);
 void ls_scorer_free(ls_scorer *sc);
 
 /* Learn what ev labels before it is applied to lead. *changed is set when
@@ -169,11 +178,11 @@ int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen);
 
 /*
  * An immutable copy of every model and its stats, for other threads
- * (HTTP): they may predict and explain with it concurrently. The specs
- * belong to the config.
+ * (HTTP): they may predict and explain with it concurrently, specs
+ * included.
  */
 typedef struct ls_scorer_snapshot_model {
-	const ls_model_spec *spec;
+	ls_model_spec spec; /* a copy: a reload changes the config's in place */
 	ls_scorer_model_stats stats;
 	ls_ftrl *model;
 } ls_scorer_snapshot_model;

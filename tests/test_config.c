@@ -1491,36 +1491,86 @@ START_TEST(test_models_diff)
 	ls_config a, b;
 	diff_seen s;
 
-	/* Like features, the built-in model and a list are compared as
-	 * written: writing the default out counts as a (restart) change. */
+	/* Unlike features, the built-in model and a list are compared as
+	 * they run: writing the default out is no change at all. */
 	load_ok("env_base.yaml", no_env, &a);
 	load_ok("models_name_only.yaml", no_env, &b);
 	memset(&s, 0, sizeof s);
 	ls_config_diff(&a, &b, on_diff, &s);
-	ck_assert_int_eq(diff_find(&s, "models"), 0);
-	ck_assert_int_eq(diff_find(&s, "scoring.checkpoint_interval"), -1);
+	ck_assert_int_eq(diff_find(&s, "models"), -1);
+	ck_assert_int_eq(diff_find(&s, "models[conversion].min_delta"), -1);
 	ls_config_free(&b);
+
+	/* Another list of models: one restart-only key. */
 	load_ok("models_custom.yaml", no_env, &b);
 	memset(&s, 0, sizeof s);
 	ls_config_diff(&a, &b, on_diff, &s);
 	ck_assert_int_eq(diff_find(&s, "models"), 0);
+	ck_assert_int_eq(diff_find(&s, "models[conversion].min_delta"), -1);
 	ck_assert_int_eq(diff_find(&s, "scoring.checkpoint_interval"), 1);
 
 	/* SIGHUP: the interval moves over, the models wait for a restart. */
 	ck_assert_int_eq(ls_config_apply_live(&a, &b), 0);
 	ck_assert_int_eq(a.scoring.checkpoint_interval_ms, 30000);
 	ck_assert_uint_eq(a.models.n, 0);
+	ls_config_free(&b);
+
+	/* The same model with new thresholds: each key by model, the
+	 * thresholds live, the learning rate restart-only. */
+	load_ok("models_live.yaml", no_env, &b);
+	memset(&s, 0, sizeof s);
+	/* (log.level and pipeline.batch_size moved with models_custom) */
+	ck_assert_uint_eq(ls_config_diff(&a, &b, on_diff, &s), 9);
+	ck_assert_int_eq(diff_find(&s, "models[conversion].min_delta"), 1);
+	ck_assert_int_eq(diff_find(&s, "models[conversion].tiers"), 1);
+	ck_assert_int_eq(diff_find(&s, "models[conversion].hysteresis"), 1);
+	ck_assert_int_eq(diff_find(&s, "models[conversion].decay_half_life"), 1);
+	ck_assert_int_eq(diff_find(&s, "models[conversion].shadow"), 1);
+	ck_assert_int_eq(diff_find(&s, "models[conversion].ftrl.alpha"), 0);
+	ck_assert_int_eq(diff_find(&s, "scoring.checkpoint_interval"), 1);
+	ck_assert_int_eq(diff_find(&s, "models"), -1);
+	ck_assert_int_eq(ls_config_apply_live(&a, &b), 0);
+	size_t n = 0;
+	const ls_model_spec *m0 = ls_config_models(&a, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_ptr_eq(m0, a.models.specs); /* the built-in one, now a list */
+	ck_assert_double_eq(m0->min_delta, 0.2);
+	ck_assert_uint_eq(m0->tiers.n, 2);
+	ck_assert_str_eq(ls_tiers_name(&m0->tiers, 1), "high");
+	ck_assert_double_eq(m0->tiers.bounds[0], 0.4);
+	ck_assert_double_eq(m0->tiers.hysteresis, 0.05);
+	ck_assert_int_eq(m0->decay_half_life_ms, 7 * 86400000LL);
+	ck_assert(m0->shadow);
+	ck_assert_double_eq(m0->ftrl.alpha, 0.1); /* waits for a restart */
+	memset(&s, 0, sizeof s);
+	ck_assert_uint_eq(ls_config_diff(&a, &b, on_diff, &s), 1);
+	ck_assert_int_eq(diff_find(&s, "models[conversion].ftrl.alpha"), 0);
+
+	/* And back to the built-in model's thresholds. */
+	ls_config_free(&b);
+	load_ok("env_base.yaml", no_env, &b);
+	ck_assert_int_eq(ls_config_apply_live(&a, &b), 0);
+	ls_model_spec want;
+	want_default_model(&want);
+	assert_model_eq(&a.models.specs[0], &want);
+	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 0);
+	ls_config_free(&b);
 	ls_config_free(&a);
 
 	/* Every member is compared. */
 	load_ok("models_custom.yaml", no_env, &a);
+	load_ok("models_custom.yaml", no_env, &b);
 	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 0);
 	ls_model_spec *m = &a.models.specs[1];
 	m->tiers.bounds[0] = 0.31;
-	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 1);
+	memset(&s, 0, sizeof s);
+	ck_assert_uint_eq(ls_config_diff(&a, &b, on_diff, &s), 1);
+	ck_assert_int_eq(diff_find(&s, "models[opportunity_v2].tiers"), 1);
 	m->tiers.bounds[0] = b.models.specs[1].tiers.bounds[0];
 	m->negative_mask = OUT(LS_OUTCOME_LOST);
-	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 1);
+	memset(&s, 0, sizeof s);
+	ck_assert_uint_eq(ls_config_diff(&a, &b, on_diff, &s), 1);
+	ck_assert_int_eq(diff_find(&s, "models[opportunity_v2].negative"), 0);
 	m->negative_mask = 0;
 	snprintf(m->crosses[1].b, sizeof m->crosses[1].b, "region");
 	ck_assert_uint_eq(ls_config_diff(&a, &b, NULL, NULL), 1);

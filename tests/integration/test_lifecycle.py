@@ -4,6 +4,7 @@ Runs the real binary against a real redis-server and the dev broker
 (librdkafka's mock cluster). Run with Debian's /usr/bin/python3 and
 LS_BUILD_ROOT set to the meson build dir.
 """
+import http.client
 import json
 import os
 import re
@@ -244,6 +245,90 @@ class Lifecycle(unittest.TestCase):
         d.send_signal(signal.SIGTERM)
         self.assertEqual(d.wait(timeout=5), 0)
         self.assertFalse(any('msg="reloaded"' in l for l in d.lines[n:]))
+
+    def test_sighup_changes_model_thresholds_live(self):
+        """min_delta and tiers move on SIGHUP with the model kept: read
+        back as ScoreChange records (version, tier) and GET /v1/leads.
+        The untrained model scores every lead 0.5, so which records exist
+        depends only on the thresholds."""
+        models = ('models:\n  - name: conversion\n    min_delta: %s\n'
+                  '    tiers: %s\n%s')
+        one_tier = '[{name: all}]'
+        self.write_config('debug', models % ('1', one_tier, ''))
+        d = self.start_daemon()
+        d.wait_for_log(r'msg="ready"', timeout=30)
+        port = int(d.wait_for_log(r'component=http msg="listening" .*port=(\d+)',
+                                  timeout=1).group(1))
+        ts = [1700000000000]
+
+        def event():
+            # one event per batch: each rescores lead-1 once
+            n = len(d.lines)
+            ts[0] += 1000
+            testenv.produce(self.broker.bootstrap, 'leads.email', [(b'lead-1', avro_events.encode(
+                'email', {'event_id': 'e-%d' % ts[0], 'lead_id': 'lead-1', 'ts': ts[0],
+                          'type': 'OPENED'}))])
+            d.wait_for_log(r'msg="batch applied" messages=1 ', timeout=15, since=n)
+
+        def reload(extra, *logs):
+            n = len(d.lines)
+            self.write_config('debug', extra)
+            d.send_signal(signal.SIGHUP)
+            for pattern in logs:
+                d.wait_for_log(pattern, timeout=10, since=n)
+
+        def lead_tier(want):
+            # the handlers' copy of the models is republished right
+            # after the reload's log lines
+            deadline = time.monotonic() + 5
+            while True:
+                c = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+                c.request('GET', '/v1/leads/lead-1')
+                r = c.getresponse()
+                body = json.loads(r.read())
+                c.close()
+                self.assertEqual(r.status, 200, body)
+                tier = body['scores']['conversion']['tier']
+                if tier == want or time.monotonic() > deadline:
+                    return tier
+                time.sleep(0.05)
+
+        # min_delta 1 and one tier: the first score only
+        event()
+        event()
+        # min_delta 0: every score; two tiers, 0.5 is hot. A learning key
+        # changed with them waits for a restart and says so.
+        reload(models % ('0', '[{name: cold}, {name: hot, min: 0.4}]',
+                         '    ftrl: {alpha: 0.2}\n'),
+               r'msg="applied live" key=models\[conversion\]\.min_delta$',
+               r'msg="applied live" key=models\[conversion\]\.tiers$',
+               r'level=warn .*msg="changed, needs a restart to apply" '
+               r'key=models\[conversion\]\.ftrl\.alpha$',
+               r'msg="reloaded" .*restart_needed=true')
+        # the stored tier is index 0, read with the new names
+        self.assertEqual(lead_tier('cold'), 'cold')
+        event()
+        self.assertEqual(lead_tier('hot'), 'hot')
+        event()
+        # one tier again: the stored "hot" (index 1) is past the end of
+        # the list, so the next score is published as a tier change
+        reload(models % ('0', one_tier, ''),
+               r'msg="applied live" key=models\[conversion\]\.tiers$',
+               r'msg="reloaded" .*restart_needed=false')
+        # past the end: no tier until the next score
+        self.assertIsNone(lead_tier(None))
+        event()
+        self.assertEqual(lead_tier('all'), 'all')
+        d.send_signal(signal.SIGTERM)
+        self.assertEqual(d.wait(timeout=5), 0, d.tail())
+
+        got = [avro_events.decode('score_change', m.value())
+               for m in testenv.consume(self.broker.bootstrap, 'leads.scores', 6, timeout=15)]
+        self.assertEqual([(r['version'], r['tier'], r['previous_tier']) for r in got],
+                         [(1, 'all', None), (2, 'hot', 'cold'), (3, 'hot', 'hot'),
+                          (4, 'all', None)])
+        self.assertTrue(all(r['lead_id'] == 'lead-1' and r['model'] == 'conversion' and
+                            r['score'] == 0.5 for r in got), got)
 
 
 if __name__ == '__main__':
