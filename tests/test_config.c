@@ -1468,6 +1468,94 @@ START_TEST(test_models_errors)
 }
 END_TEST
 
+START_TEST(test_campaigns_custom)
+{
+	ls_config c;
+	load_ok("campaigns_custom.yaml", no_env, &c);
+	ck_assert_uint_eq(c.campaigns.n, 2);
+	const ls_campaign_spec *k = &c.campaigns.specs[0];
+	ck_assert_str_eq(k->id, "subject-lines");
+	ck_assert_uint_eq(k->n_arms, 3);
+	ck_assert_str_eq(k->arms[0], "short");
+	ck_assert_str_eq(k->arms[2], "emoji_v2");
+	ck_assert_double_eq(k->reward_weight[LS_EMAIL_OPENED], 0.2);
+	ck_assert_double_eq(k->reward_weight[LS_EMAIL_CLICKED], 0.6);
+	ck_assert_double_eq(k->reward_weight[LS_EMAIL_REPLIED], 1.0);
+	ck_assert_double_eq(k->reward_weight[LS_EMAIL_SENT], 0.0);
+	ck_assert_double_eq(k->reward_weight[LS_EMAIL_BOUNCED], 0.0);
+	ck_assert_int_eq(k->reward_window_ms, 48 * 3600000LL);
+	ck_assert_int_eq(k->activation_timeout_ms, 6 * 3600000LL);
+	ck_assert_double_eq(k->default_reward, 0.05);
+	ck_assert_double_eq(k->prior_a, 2.0);
+	ck_assert_double_eq(k->prior_b, 30.0);
+	ck_assert_double_eq(k->min_share, 0.05);
+	ck_assert_uint_eq(k->n_context, 2);
+	ck_assert_str_eq(k->context[0], "tier");
+	ck_assert_str_eq(k->context[1], "industry");
+	ck_assert_str_eq(k->tier_model, "conversion");
+	ck_assert_int_eq(k->min_bucket_trials, 250);
+	ck_assert_int_eq(k->max_buckets, 64);
+	ck_assert_int_eq(k->propensity_draws, 20000);
+
+	/* Only id and arms given: the README's defaults. */
+	k = &c.campaigns.specs[1];
+	ck_assert_str_eq(k->id, "send_time");
+	ck_assert_uint_eq(k->n_arms, 1);
+	for (int t = 0; t < LS_EMAIL__COUNT; t++)
+		ck_assert_double_eq(k->reward_weight[t], t == LS_EMAIL_CLICKED ? 1.0 : 0.0);
+	ck_assert_int_eq(k->reward_window_ms, 72 * 3600000LL);
+	ck_assert_int_eq(k->activation_timeout_ms, 24 * 3600000LL);
+	ck_assert_double_eq(k->default_reward, 0.0);
+	ck_assert_double_eq(k->prior_a, 1.0);
+	ck_assert_double_eq(k->prior_b, 1.0);
+	ck_assert_double_eq(k->min_share, 0.01);
+	ck_assert_uint_eq(k->n_context, 0);
+	ck_assert_str_eq(k->tier_model, "conversion");
+	ck_assert_int_eq(k->min_bucket_trials, 100);
+	ck_assert_int_eq(k->max_buckets, 1000);
+	ck_assert_int_eq(k->propensity_draws, 10000);
+
+	/* Campaigns are live: SIGHUP copies the whole list. */
+	ls_config a;
+	load_ok("env_base.yaml", no_env, &a);
+	diff_seen s;
+	memset(&s, 0, sizeof s);
+	ls_config_diff(&a, &c, on_diff, &s);
+	ck_assert_int_eq(diff_find(&s, "campaigns"), 1);
+	ck_assert_int_eq(ls_config_apply_live(&a, &c), 0);
+	ck_assert_uint_eq(a.campaigns.n, 2);
+	ck_assert_str_eq(a.campaigns.specs[0].arms[1], "question");
+	ck_assert_int_eq(a.campaigns.specs[0].propensity_draws, 20000);
+	memset(&s, 0, sizeof s);
+	ls_config_diff(&a, &c, on_diff, &s);
+	ck_assert_int_eq(diff_find(&s, "campaigns"), -1);
+	ls_config_free(&a);
+	ls_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_campaigns_errors)
+{
+	char err[8192];
+	load_bad("campaigns_bad.yaml", no_env, err, sizeof err);
+	ASSERT_HAS(err, "campaigns_bad.yaml:5:11: campaigns[0].arms: must list at least one arm");
+	ASSERT_HAS(err, "campaigns_bad.yaml:6:9: campaigns[1].id: must be made of A-Z, a-z, 0-9, _ and -, got \"bad id!\"");
+	ASSERT_HAS(err, "campaigns_bad.yaml:9:15: campaigns[2].arms[1]: \"a\" is listed twice");
+	ASSERT_HAS(err, "campaigns_bad.yaml:12:24: campaigns[3].rewards.CLICKED: expected a weight above 0 and at most 1");
+	ASSERT_HAS(err, "campaigns_bad.yaml:12:41: campaigns[3].rewards.SENT: SENT activates a decision and cannot reward it");
+	ASSERT_HAS(err, "campaigns_bad.yaml:15:16: campaigns[4].min_share: 0.5 per arm over 3 arms is more than 1");
+	ASSERT_HAS(err, "campaigns_bad.yaml:18:12: campaigns[5].prior.alpha: must be above 0");
+	ASSERT_HAS(err, "campaigns_bad.yaml:21:14: campaigns[6].context: at most 2 entries, got 3");
+	ASSERT_HAS(err, "campaigns_bad.yaml:25:17: campaigns[7].tier_model: context uses tier, but there is no model named \"nosuch\"");
+	ASSERT_HAS(err, "campaigns_bad.yaml:26:9: campaigns[8].id: duplicate campaign id \"share\" (also campaigns[4])");
+	ASSERT_HAS(err, "campaigns_bad.yaml:30:20: campaigns[9].reward_window: must be between 1s and 90d, got 0ms");
+	ASSERT_HAS(err, "campaigns_bad.yaml:31:21: campaigns[9].default_reward: must be between 0 and 1, got \"2\"");
+	ASSERT_HAS(err, "campaigns_bad.yaml:32:23: campaigns[9].propensity_draws: must be between 100 and 1000000, got 10");
+	ASSERT_HAS(err, "campaigns_bad.yaml:33:5: campaigns[9].colour: unknown key (expected one of: id, arms, rewards, reward_window, activation_timeout, default_reward, prior, min_share, context, tier_model, min_bucket_trials, max_buckets, propensity_draws)");
+	ck_assert_uint_eq(count_lines(err), 14);
+}
+END_TEST
+
 START_TEST(test_scoring_env)
 {
 	/* The environment beats the file... */
@@ -1714,6 +1802,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_models_default_yaml);
 	tcase_add_test(tc, test_models_custom);
 	tcase_add_test(tc, test_models_errors);
+	tcase_add_test(tc, test_campaigns_custom);
+	tcase_add_test(tc, test_campaigns_errors);
 	tcase_add_test(tc, test_scoring_env);
 	tcase_add_test(tc, test_models_diff);
 	tcase_add_test(tc, test_readme_table);
