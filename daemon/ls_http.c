@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "ls_clock.h"
 #include "ls_err.h"
 #include "ls_leadscore.h"
 #include "ls_log.h"
@@ -227,6 +228,20 @@ static const char *label_name(int label)
 	return label >= 0 && label <= 3 ? names[label] : "unknown";
 }
 
+/* Read-time decay toward the model's base rate over idle_ms of
+ * inactivity; NaN while the model has no labels to give a base rate. */
+static double decayed(const ls_model_spec *spec, const ls_ftrl *model, double score,
+		      int64_t idle_ms)
+{
+	if (spec->decay_half_life_ms <= 0)
+		return score;
+	uint64_t pos = ls_ftrl_positives(model), neg = ls_ftrl_negatives(model);
+	if (pos + neg == 0)
+		return NAN;
+	return ls_leadscore_decay(score, (double)pos / (double)(pos + neg), idle_ms,
+				  spec->decay_half_life_ms);
+}
+
 /* Per model: last published score and what the current model says now. */
 static json_t *lead_scores(ls_http *h, const ls_lead *lead, snap_ref *r)
 {
@@ -238,6 +253,8 @@ static json_t *lead_scores(ls_http *h, const ls_lead *lead, snap_ref *r)
 		ls_leadscore_init(&ls);
 	ls_example_ctx ex;
 	bool have_ex = r != NULL && ls_example_ctx_init(&ex, h->env.set, h->env.lead_conf) == 0;
+	int64_t wm = ls_lead_watermark(lead), now = ls_clock_wall_ms();
+	int64_t idle_ms = wm >= 0 && now > wm ? now - wm : 0;
 	/* the snapshot's specs, not the config's: a reload edits those */
 	size_t n = r != NULL ? r->snap->n : 0;
 	for (size_t i = 0; i < n; i++) {
@@ -247,6 +264,9 @@ static json_t *lead_scores(ls_http *h, const ls_lead *lead, snap_ref *r)
 		ls_leadscore_model *rec = ls_leadscore_get(&ls, ls_leadscore_key(spec->name), false);
 		bool has = rec != NULL && !isnan(rec->score);
 		json_object_set_new(o, "score", has ? json_real(rec->score) : json_null());
+		json_object_set_new(o, "decayed_score",
+				    has ? num_or_null(decayed(spec, sm->model, rec->score, idle_ms))
+					: json_null());
 		/* NULL for a stored tier past a reload's shorter list */
 		const char *tier = has ? ls_tiers_name(&spec->tiers, rec->tier) : NULL;
 		json_object_set_new(o, "tier", tier != NULL ? json_string(tier) : json_null());

@@ -22,6 +22,7 @@
 
 #include "ls_build.h"
 #include "ls_codec.h"
+#include "ls_clock.h"
 #include "ls_config.h"
 #include "ls_kafka.h"
 #include "ls_campaign.h"
@@ -118,12 +119,6 @@ static void usage(FILE *out)
 		LS_DEFAULT_CONFIG);
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Sleep up to ms, waking early when a stop is requested. */
 static void sleep_unless_stopped(int64_t ms)
@@ -331,11 +326,11 @@ static int run(ls_config *cfg)
 	uint64_t watchdog_usec = 0;
 	bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
 	int64_t watchdog_every_ms = (int64_t)(watchdog_usec / 4000);
-	int64_t watchdog_last = 0, stats_last = mono_ms();
+	int64_t watchdog_last = 0, stats_last = ls_clock_mono_ms();
 	while (!stop_requested) {
-		if (watchdog && mono_ms() - watchdog_last >= watchdog_every_ms) {
+		if (watchdog && ls_clock_mono_ms() - watchdog_last >= watchdog_every_ms) {
 			sd_notify(0, "WATCHDOG=1");
-			watchdog_last = mono_ms();
+			watchdog_last = ls_clock_mono_ms();
 		}
 		if (reload_requested) {
 			reload_requested = 0;
@@ -345,8 +340,8 @@ static int run(ls_config *cfg)
 			published = 0; /* handlers see the new model keys now */
 		}
 		ls_pipeline_step(pipeline);
-		if (mono_ms() - telemetry_last >= 250) {
-			telemetry_last = mono_ms();
+		if (ls_clock_mono_ms() - telemetry_last >= 250) {
+			telemetry_last = ls_clock_mono_ms();
 			ls_telemetry_publish(telemetry, pipeline);
 			int parts = ls_kafka_consumer_assigned(consumer);
 			ls_http_health hl = {
@@ -372,8 +367,8 @@ static int run(ls_config *cfg)
 			       ls_kafka_consumer_assigned(consumer));
 			sd_notify(0, "READY=1");
 		}
-		if (mono_ms() - stats_last >= 60000) {
-			stats_last = mono_ms();
+		if (ls_clock_mono_ms() - stats_last >= 60000) {
+			stats_last = ls_clock_mono_ms();
 			log_stats(pipeline, "progress");
 		}
 	}
@@ -393,12 +388,12 @@ out:
 	}
 	if (telemetry != NULL)
 		ls_telemetry_set_sources(telemetry, NULL, bandit);
-	int64_t t0 = mono_ms();
+	int64_t t0 = ls_clock_mono_ms();
 	/* closing revokes the partitions, which commits through the pipeline */
 	ls_kafka_consumer_close(consumer);
 	if (consumer != NULL)
 		ls_log(LS_LOG_INFO, "kafka", "left the group", "close_ms=%lld",
-		       (long long)(mono_ms() - t0));
+		       (long long)(ls_clock_mono_ms() - t0));
 	if (pipeline != NULL) {
 		/* the revocation committed everything; fold it into the
 		 * shared models so a restart resumes from them */

@@ -19,8 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "ls_clock.h"
 #include "ls_err.h"
 #include "ls_leadscore.h"
 #include "ls_log.h"
@@ -540,10 +540,8 @@ static int publish(ls_scorer *sc, model *m, const char *lead_id,
 	}
 	m->published++;
 	if (sc->on_publish != NULL && cause != NULL) {
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-		sc->on_publish(sc->on_publish_ud, (double)(ms - cause->ts) / 1000.0);
+		sc->on_publish(sc->on_publish_ud,
+			       (double)(ls_clock_wall_ms() - cause->ts) / 1000.0);
 	}
 	return 0;
 }

@@ -62,6 +62,7 @@
 #include "ls_build.h"
 #include "ls_campaign.h"
 #include "ls_codec.h"
+#include "ls_clock.h"
 #include "ls_config.h"
 #include "ls_ftrl.h"
 #include "ls_kafka.h"
@@ -110,13 +111,6 @@ static json_t *json_num(double d)
 }
 
 /* Wall-clock milliseconds since the epoch. */
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-		return 0;
-	return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000);
-}
 
 /* A model's shared state as a checkpoint would fold it. */
 typedef struct shared_model {
@@ -594,18 +588,12 @@ static int eval_log_add(eval_log *log, const ls_campaign_spec *sp,
 	return 0;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000);
-}
 
 /* Milliseconds left before deadline, at least 1 so librdkafka calls that
    take 0 as "do not wait" still make one attempt. */
 static int ms_left(int64_t deadline)
 {
-	int64_t left = deadline - mono_ms();
+	int64_t left = deadline - ls_clock_mono_ms();
 	return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
@@ -621,7 +609,7 @@ static int eval_read_log(const ls_config *cfg, const ls_campaign_spec *sp,
 			 int64_t timeout_ms, eval_log *log, char *err, size_t errlen)
 {
 	const char *topic = cfg->kafka.topics.decisions;
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = ls_clock_mono_ms() + timeout_ms;
 	rd_kafka_conf_t *conf = ls_kafka_conf_new(cfg, true, err, errlen);
 	if (conf == NULL)
 		return -1;
@@ -704,7 +692,7 @@ static int eval_read_log(const ls_config *cfg, const ls_campaign_spec *sp,
 	}
 	char last_err[256] = "";
 	while (open > 0) {
-		if (mono_ms() >= deadline) {
+		if (ls_clock_mono_ms() >= deadline) {
 			snprintf(err, errlen,
 				 "kafka: timed out reading %s to its end (%d partitions left, %" PRIu64
 				 " records read%s%s)", topic, open, log->records_read,
@@ -1259,7 +1247,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (strcmp(cmd, "lead") == 0 && optind == argc - 1) {
-		rc = cmd_lead(store, &cfg, argv[optind], at, at_given ? at : wall_ms());
+		rc = cmd_lead(store, &cfg, argv[optind], at, at_given ? at : ls_clock_wall_ms());
 	} else if (strcmp(cmd, "model") == 0 && optind == argc - 1) {
 		rc = cmd_model(store, &cfg, argv[optind]);
 	} else if (strcmp(cmd, "offsets") == 0 && optind < argc) {

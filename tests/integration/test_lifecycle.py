@@ -277,7 +277,7 @@ class Lifecycle(unittest.TestCase):
             for pattern in logs:
                 d.wait_for_log(pattern, timeout=10, since=n)
 
-        def lead_tier(want):
+        def lead_score(key, want):
             # the handlers' copy of the models is republished right
             # after the reload's log lines
             deadline = time.monotonic() + 5
@@ -288,10 +288,12 @@ class Lifecycle(unittest.TestCase):
                 body = json.loads(r.read())
                 c.close()
                 self.assertEqual(r.status, 200, body)
-                tier = body['scores']['conversion']['tier']
-                if tier == want or time.monotonic() > deadline:
-                    return tier
-                time.sleep(0.05)
+                got = body['scores']['conversion'][key]
+                if got == want or time.monotonic() > deadline:
+                    return got
+
+        def lead_tier(want):
+            return lead_score('tier', want)
 
         # min_delta 1 and one tier: the first score only
         event()
@@ -319,16 +321,29 @@ class Lifecycle(unittest.TestCase):
         self.assertIsNone(lead_tier(None))
         event()
         self.assertEqual(lead_tier('all'), 'all')
+        # read-time decay, live: toward the base rate of the labels
+        # learned, here one negative (lead-2 lost), so 0 for an event
+        # from 2023
+        self.assertEqual(lead_score('decayed_score', 0.5), 0.5)
+        n = len(d.lines)
+        testenv.produce(self.broker.bootstrap, 'leads.outcome', [(b'lead-2', avro_events.encode(
+            'outcome', {'event_id': 'o-1', 'lead_id': 'lead-2', 'ts': ts[0], 'outcome': 'LOST'}))])
+        d.wait_for_log(r'msg="batch applied" messages=1 ', timeout=15, since=n)
+        reload(models % ('0', one_tier, '    decay_half_life: 1d\n'),
+               r'msg="applied live" key=models\[conversion\]\.decay_half_life$')
+        self.assertEqual(lead_score('decayed_score', 0.0), 0.0)
         d.send_signal(signal.SIGTERM)
         self.assertEqual(d.wait(timeout=5), 0, d.tail())
 
         got = [avro_events.decode('score_change', m.value())
                for m in testenv.consume(self.broker.bootstrap, 'leads.scores', 6, timeout=15)]
-        self.assertEqual([(r['version'], r['tier'], r['previous_tier']) for r in got],
-                         [(1, 'all', None), (2, 'hot', 'cold'), (3, 'hot', 'hot'),
-                          (4, 'all', None)])
-        self.assertTrue(all(r['lead_id'] == 'lead-1' and r['model'] == 'conversion' and
-                            r['score'] == 0.5 for r in got), got)
+        self.assertEqual([(r['lead_id'], r['version'], r['tier'], r['previous_tier'])
+                          for r in got if r['lead_id'] == 'lead-1'],
+                         [('lead-1', 1, 'all', None), ('lead-1', 2, 'hot', 'cold'),
+                          ('lead-1', 3, 'hot', 'hot'), ('lead-1', 4, 'all', None)])
+        self.assertEqual(len(got), 5)  # and lead-2's first score
+        self.assertTrue(all(r['model'] == 'conversion' for r in got), got)
+        self.assertTrue(all(r['score'] == 0.5 for r in got if r['lead_id'] == 'lead-1'), got)
 
 
 if __name__ == '__main__':
