@@ -38,6 +38,7 @@
 #define EXPIRE_BATCH 500                 /* expiries per campaign per sweep */
 #define MAX_QUEUE 1000000                /* decisions waiting for Redis */
 #define STATS_DRAWS 10000u
+#define BATCH_NS INT64_C(1000000)         /* a write batch at most every ms */
 
 /* ------------------------------------------------------------- scripts */
 
@@ -141,11 +142,16 @@ static int64_t wall_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static int64_t mono_ms(void)
+static int64_t mono_ns(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int64_t mono_ms(void)
+{
+	return mono_ns() / 1000000;
 }
 
 /* "<prefix>{bandit:<campaign>}:<suffix>"; -1 when it does not fit. */
@@ -467,8 +473,10 @@ struct ls_campaign {
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t mu; /* queue, specs, stop */
-	pthread_cond_t wake, written;
+	pthread_cond_t wake, written; /* wake runs on CLOCK_MONOTONIC */
 	bool stop;
+	bool writer_idle;  /* the thread sleeps on an empty queue: signal it */
+	bool flush_wanted; /* an activation or reward waits: write now */
 	dec_item *q;
 	size_t nq, capq;
 	uint64_t seq_queued, seq_done;
@@ -880,24 +888,38 @@ static void redis_info(ls_campaign *s)
 	freeReplyObject(r);
 }
 
+/*
+ * The writer's cadence. Under load it writes at most one batch a
+ * millisecond, woken by its own timer: an HTTP thread that queues a
+ * decision signals it only when it sleeps on an empty queue (the first
+ * decision after a quiet spell is written at once). Signalling per
+ * decision cost a futex wake and a context switch per decision, each
+ * batch then held one or two decisions, and Redis paid a round trip per
+ * decision; on a 2-core machine that was most of the decision's cost.
+ * An activation or reward that waits for the queue (flush_wanted) is
+ * written at once too.
+ */
 static void *service_main(void *arg)
 {
 	ls_campaign *s = arg;
-	int64_t last_refresh = 0;
+	int64_t last_refresh = 0, next_batch_ns = 0;
 	dec_item *batch = NULL;
 	size_t cap_batch = 0;
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (!s->stop && s->nq == 0 && !s->specs_changed &&
-		       mono_ms() - last_refresh < REFRESH_MS) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += 100 * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&s->wake, &s->mu, &until);
+		for (;;) {
+			int64_t now = mono_ns();
+			int64_t refresh_at = (last_refresh + REFRESH_MS) * 1000000;
+			if (s->stop || s->specs_changed || s->flush_wanted || now >= refresh_at ||
+			    (s->nq > 0 && now >= next_batch_ns))
+				break;
+			int64_t until = s->nq > 0 && next_batch_ns < refresh_at ? next_batch_ns
+										 : refresh_at;
+			struct timespec ts = { .tv_sec = (time_t)(until / 1000000000),
+					       .tv_nsec = (long)(until % 1000000000) };
+			s->writer_idle = s->nq == 0;
+			pthread_cond_timedwait(&s->wake, &s->mu, &ts);
+			s->writer_idle = false;
 		}
 		/* take the queue: swap buffers so producers never wait on I/O */
 		dec_item *q = s->q;
@@ -906,10 +928,13 @@ static void *service_main(void *arg)
 		s->q = batch;
 		s->capq = cap_batch;
 		s->nq = 0;
+		s->flush_wanted = false;
 		bool stop = s->stop;
 		bool changed = s->specs_changed;
 		pthread_mutex_unlock(&s->mu);
 
+		if (nq > 0)
+			next_batch_ns = mono_ns() + BATCH_NS;
 		write_batch(s, q, nq);
 		for (size_t i = 0; i < nq; i++)
 			free(q[i].lead);
@@ -998,7 +1023,11 @@ ls_campaign *ls_campaign_start(const ls_config *cfg, char *err, size_t errlen)
 	pthread_mutex_init(&s->counters_mu, NULL);
 	pthread_mutex_init(&s->conns_mu, NULL);
 	atomic_store(&s->redis_memory, -1);
-	pthread_cond_init(&s->wake, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&s->written, NULL);
 	ls_buf_init(&s->enc);
 	uint64_t seed = 0;
@@ -1258,8 +1287,10 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 	}
 	s->q[s->nq++] = d;
 	s->seq_queued++;
-	if (s->nq == 1)
+	if (s->writer_idle) {
+		s->writer_idle = false; /* one wake is enough */
 		pthread_cond_signal(&s->wake);
+	}
 	pthread_mutex_unlock(&s->mu);
 	atomic_fetch_add(&s->decisions, 1);
 	return LS_CAMPAIGN_OK;
@@ -1270,7 +1301,10 @@ static void wait_written(ls_campaign *s)
 {
 	pthread_mutex_lock(&s->mu);
 	uint64_t want = s->seq_queued;
-	pthread_cond_signal(&s->wake);
+	if (s->seq_done < want) {
+		s->flush_wanted = true;
+		pthread_cond_signal(&s->wake);
+	}
 	while (s->seq_done < want && !s->stop)
 		pthread_cond_wait(&s->written, &s->mu);
 	pthread_mutex_unlock(&s->mu);
