@@ -1196,21 +1196,24 @@ void ls_campaign_stop(ls_campaign *s)
 	free(s);
 }
 
+/*
+ * From the published snapshot, not the specs under the service mutex:
+ * every decision request asks, and the answer then matches the spec the
+ * decision itself uses. A campaign without context keys answers 0 without
+ * copying anything.
+ */
 size_t ls_campaign_context_keys(ls_campaign *s, const char *campaign,
 				char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX],
 				char tier_model[LS_MODEL_NAME_MAX])
 {
-	size_t n = 0;
-	pthread_mutex_lock(&s->mu);
-	for (size_t i = 0; i < s->n_specs; i++) {
-		if (strcmp(s->specs[i].id, campaign) != 0)
-			continue;
-		n = s->specs[i].n_context;
-		memcpy(keys, s->specs[i].context, sizeof s->specs[i].context);
-		memcpy(tier_model, s->specs[i].tier_model, LS_MODEL_NAME_MAX);
-		break;
+	snap *sn = snap_take(s);
+	const csnap *c = snap_find(sn, campaign);
+	size_t n = c != NULL ? c->spec.n_context : 0;
+	if (n > 0) {
+		memcpy(keys, c->spec.context, sizeof c->spec.context);
+		memcpy(tier_model, c->spec.tier_model, LS_MODEL_NAME_MAX);
 	}
-	pthread_mutex_unlock(&s->mu);
+	snap_release(sn);
 	return n;
 }
 

@@ -1309,6 +1309,63 @@ START_TEST(test_decision_records)
 }
 END_TEST
 
+/* ------------------------------------------- 10. context keys to fill */
+
+/*
+ * ls_campaign_context_keys() answers from the snapshot: the keys of a
+ * context campaign with its tier model, 0 for a campaign without context
+ * or an unknown one, and after a reconfigure the new keys once a snapshot
+ * with them is published.
+ */
+static size_t ctx_keys(ls_campaign *s, const char *campaign,
+		       char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX],
+		       char tier_model[LS_MODEL_NAME_MAX])
+{
+	memset(keys, 0, LS_CAMPAIGN_MAX_CONTEXT * LS_MODEL_KEY_MAX);
+	memset(tier_model, 0, LS_MODEL_NAME_MAX);
+	return ls_campaign_context_keys(s, campaign, keys, tier_model);
+}
+
+START_TEST(test_context_keys)
+{
+	const char *P = "t10:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: plain\n"
+		 "    arms: [a, b]\n"
+		 "  - id: ctx\n"
+		 "    arms: [a, b]\n"
+		 "    context: [industry, tier]\n");
+	ls_campaign *s = start_service(&cfg);
+	char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX], tier_model[LS_MODEL_NAME_MAX];
+	ck_assert_uint_eq(ctx_keys(s, "plain", keys, tier_model), 0);
+	ck_assert_uint_eq(ctx_keys(s, "nope", keys, tier_model), 0);
+	ck_assert_uint_eq(ctx_keys(s, "ctx", keys, tier_model), 2);
+	ck_assert_str_eq(keys[0], "industry");
+	ck_assert_str_eq(keys[1], "tier");
+	ck_assert_str_eq(tier_model, cfg.campaigns.specs[1].tier_model);
+
+	ls_config cfg2;
+	load_cfg(&cfg2, P,
+		 "  - id: plain\n"
+		 "    arms: [a, b]\n"
+		 "    context: [region]\n"
+		 "  - id: ctx\n"
+		 "    arms: [a, b]\n");
+	ls_campaign_reconfigure(s, &cfg2);
+	int64_t deadline = mono_ms() + POLL_MS;
+	while (ctx_keys(s, "plain", keys, tier_model) != 1) {
+		ck_assert_msg(mono_ms() < deadline, "new context keys not seen within 10 s");
+		usleep(STEP_US);
+	}
+	ck_assert_str_eq(keys[0], "region");
+	ck_assert_uint_eq(ctx_keys(s, "ctx", keys, tier_model), 0);
+	ls_campaign_stop(s);
+	ls_config_free(&cfg);
+	ls_config_free(&cfg2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("campaign");
@@ -1324,6 +1381,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_reconfigure_keeps_counts);
 	tcase_add_test(t, test_two_services_share_counts);
 	tcase_add_test(t, test_decision_records);
+	tcase_add_test(t, test_context_keys);
 	suite_add_tcase(s, t);
 	return s;
 }
