@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1203,8 +1204,8 @@ END_TEST
 
 /*
  * Many decisions for two campaigns, interleaved, activated or not, with
- * and without context, queued faster than the writer writes them (so
- * batches hold many decisions of both campaigns): every record holds the
+ * and without context, queued while Redis is stopped (so one batch holds
+ * thousands of decisions of both campaigns): every record holds the
  * fields the scripts and `leadscorectl evaluate` read, with its TTL, and
  * exactly the activated ones are pending, due at the end of their window.
  */
@@ -1276,21 +1277,29 @@ START_TEST(test_decision_records)
 	ls_campaign_decision *d = calloc(N_RECORDS, sizeof *d);
 	ck_assert_ptr_nonnull(d);
 	char lead[32];
+	/* Redis stopped meanwhile: the writer blocks on its first batch and
+	   the rest pile up into one, more than one script call (1,000
+	   decisions) and one ZADD (500) of rec1 */
+	pid_t rp = ls_test_redis_pid(g_redis);
+	ck_assert_int_eq(kill(rp, SIGSTOP), 0);
 	for (size_t i = 0; i < N_RECORDS; i++) {
 		snprintf(lead, sizeof lead, "L%zu", i);
-		if (i % 2 == 0)
+		if (i % 4 != 3)
 			decide(s, "rec1", lead, i % 3 != 0, NULL, NULL, &d[i]);
 		else
-			decide(s, "rec2", lead, i % 3 != 0, "industry", i % 4 == 1 ? "saas" : "gov",
+			decide(s, "rec2", lead, i % 3 != 0, "industry", i % 8 == 3 ? "saas" : "gov",
 			       &d[i]);
 	}
-	/* the last one written means all were: one thread writes them in order */
+	usleep(200000);
+	ck_assert_int_eq(kill(rp, SIGCONT), 0);
 	char k[256];
-	dkey(k, sizeof k, P, "rec2", d[N_RECORDS - 1].decision_id);
-	wait_exists(c, k, true);
+	for (size_t i = 0; i < N_RECORDS; i++) {
+		dkey(k, sizeof k, P, i % 4 != 3 ? "rec1" : "rec2", d[i].decision_id);
+		wait_exists(c, k, true);
+	}
 	size_t active[2] = { 0, 0 };
 	for (size_t i = 0; i < N_RECORDS; i++) {
-		bool act = i % 3 != 0, one = i % 2 == 0;
+		bool act = i % 3 != 0, one = i % 4 != 3;
 		snprintf(lead, sizeof lead, "L%zu", i);
 		int64_t win = one ? INT64_C(2) * 3600000 : INT64_C(72) * 3600000;
 		int64_t ttl = act ? win + 3600000 : (one ? 30 : 10) * INT64_C(60000);
