@@ -807,7 +807,7 @@ ls_http *ls_http_start(const ls_http_env *env, char *err, size_t errlen)
 	 * the bandit's writer thread, Redis and the broker CPU; on a 2-core
 	 * machine shared with them a second HTTP thread only added runnable
 	 * threads: with wrk at 32 connections 2 threads gave fewer decisions
-	 * a second and a p99 of 15-20 ms against ~4 ms for 1 (BENCHMARKS.md).
+	 * a second and a p99 of 16-21 ms against 4.0-4.6 ms for 1 (BENCHMARKS.md).
 	 * The price: an activation, reward or lead read that waits on Redis
 	 * holds up the other requests of a 1-thread server meanwhile.
 	 */
