@@ -38,6 +38,7 @@
 #define EXPIRE_BATCH 500                 /* expiries per campaign per sweep */
 #define MAX_QUEUE 1000000                /* decisions waiting for Redis */
 #define STATS_DRAWS 10000u
+#define BATCH_NS INT64_C(1000000)         /* a write batch at most every ms */
 
 /* ------------------------------------------------------------- scripts */
 
@@ -141,11 +142,16 @@ static int64_t wall_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static int64_t mono_ms(void)
+static int64_t mono_ns(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int64_t mono_ms(void)
+{
+	return mono_ns() / 1000000;
 }
 
 /* "<prefix>{bandit:<campaign>}:<suffix>"; -1 when it does not fit. */
@@ -467,8 +473,10 @@ struct ls_campaign {
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t mu; /* queue, specs, stop */
-	pthread_cond_t wake, written;
+	pthread_cond_t wake, written; /* wake runs on CLOCK_MONOTONIC */
 	bool stop;
+	bool writer_idle;  /* the thread sleeps on an empty queue: signal it */
+	bool flush_wanted; /* an activation or reward waits: write now */
 	dec_item *q;
 	size_t nq, capq;
 	uint64_t seq_queued, seq_done;
@@ -774,7 +782,60 @@ static size_t expire_once(ls_campaign *s)
 	return most;
 }
 
-/* Write queued decisions: one MULTI/EXEC, then the decision log. */
+/*
+ * Append one ZADD of campaign's pending set with every activated decision
+ * of items[from..n) of that campaign (each with its window's end), and
+ * mark them zadded. 1 when a command was appended, 0 when there was none,
+ * -1 when memory ran out.
+ */
+static int append_pending(ls_campaign *s, dec_item *items, size_t n, size_t from,
+			  bool *zadded)
+{
+	const char *campaign = items[from].campaign;
+	size_t k = 0;
+	for (size_t i = from; i < n; i++)
+		k += items[i].activate && !zadded[i] && strcmp(items[i].campaign, campaign) == 0;
+	if (k == 0)
+		return 0;
+	char pend[LS_CAMPAIGN_ID_MAX + 256];
+	if (ckey(pend, sizeof pend, s->prefix, campaign, "pending") < 0)
+		return 0;
+	const char **argv = malloc((2 + 2 * k) * sizeof *argv);
+	size_t *argvlen = malloc((2 + 2 * k) * sizeof *argvlen);
+	char (*due)[24] = malloc(k * sizeof *due);
+	if (argv == NULL || argvlen == NULL || due == NULL) {
+		free(argv);
+		free(argvlen);
+		free(due);
+		return -1;
+	}
+	argv[0] = "ZADD";
+	argv[1] = pend;
+	size_t argc = 2, j = 0;
+	for (size_t i = from; i < n; i++) {
+		dec_item *d = &items[i];
+		if (!d->activate || zadded[i] || strcmp(d->campaign, campaign) != 0)
+			continue;
+		snprintf(due[j], sizeof due[j], "%" PRId64, d->ts + d->window_ms);
+		argv[argc++] = due[j++];
+		argv[argc++] = d->id;
+		zadded[i] = true;
+	}
+	for (size_t i = 0; i < argc; i++)
+		argvlen[i] = strlen(argv[i]);
+	redisAppendCommandArgv(s->rc, (int)argc, argv, argvlen);
+	free(argv);
+	free(argvlen);
+	free(due);
+	return 1;
+}
+
+/*
+ * Write queued decisions: one MULTI/EXEC with an HSET and a PEXPIRE per
+ * decision and one ZADD per campaign for the activated ones (a ZADD per
+ * decision was a third of Redis's commands for nothing), then the
+ * decision log.
+ */
 static void write_batch(ls_campaign *s, dec_item *items, size_t n)
 {
 	if (n == 0)
@@ -783,19 +844,24 @@ static void write_batch(ls_campaign *s, dec_item *items, size_t n)
 		atomic_fetch_add(&s->write_failures, 1);
 		return;
 	}
-	redisAppendCommand(s->rc, "MULTI");
+	bool *zadded = calloc(n, sizeof *zadded);
+	if (zadded == NULL) {
+		atomic_fetch_add(&s->write_failures, 1);
+		return;
+	}
+	const char *multi[1] = { "MULTI" };
+	size_t multilen[1] = { 5 };
+	redisAppendCommandArgv(s->rc, 1, multi, multilen);
+	size_t expect = 2; /* MULTI, queued replies, EXEC */
 	for (size_t i = 0; i < n; i++) {
 		dec_item *d = &items[i];
 		char dk[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
-		char pend[LS_CAMPAIGN_ID_MAX + 256];
-		if (dkey(dk, sizeof dk, s->prefix, d->campaign, d->id) < 0 ||
-		    ckey(pend, sizeof pend, s->prefix, d->campaign, "pending") < 0)
+		if (dkey(dk, sizeof dk, s->prefix, d->campaign, d->id) < 0)
 			continue;
-		char ts[24], win[24], ttl[24], due[24];
+		char ts[24], win[24], ttl[24];
 		snprintf(ts, sizeof ts, "%" PRId64, d->ts);
 		snprintf(win, sizeof win, "%" PRId64, d->window_ms);
 		snprintf(ttl, sizeof ttl, "%" PRId64, d->ttl_ms);
-		snprintf(due, sizeof due, "%" PRId64, d->ts + d->window_ms);
 		const char *argv[16] = { "HSET", dk, "lead", d->lead, "arm", d->arm, "bkt", d->bucket,
 					 "ts", ts, "win", win, "st", d->activate ? "1" : "0",
 					 "act", ts };
@@ -804,15 +870,28 @@ static void write_batch(ls_campaign *s, dec_item *items, size_t n)
 		for (int k = 0; k < argc; k++)
 			argvlen[k] = strlen(argv[k]);
 		redisAppendCommandArgv(s->rc, argc, argv, argvlen);
-		redisAppendCommand(s->rc, "PEXPIRE %s %s", dk, ttl);
-		if (d->activate)
-			redisAppendCommand(s->rc, "ZADD %s %s %s", pend, due, d->id);
+		const char *pex[3] = { "PEXPIRE", dk, ttl };
+		size_t pexlen[3] = { 7, strlen(dk), strlen(ttl) };
+		redisAppendCommandArgv(s->rc, 3, pex, pexlen);
+		expect += 2;
 	}
-	redisAppendCommand(s->rc, "EXEC");
-	/* MULTI, queued replies, EXEC */
-	size_t expect = 2;
-	for (size_t i = 0; i < n; i++)
-		expect += items[i].activate ? 3 : 2;
+	for (size_t i = 0; i < n; i++) {
+		if (!items[i].activate || zadded[i])
+			continue;
+		int z = append_pending(s, items, n, i, zadded);
+		if (z < 0) {
+			/* the transaction must not go out without its ZADDs */
+			free(zadded);
+			drop_connection(s, "decision write (out of memory)");
+			atomic_fetch_add(&s->write_failures, 1);
+			return;
+		}
+		expect += (size_t)z;
+	}
+	free(zadded);
+	const char *exec[1] = { "EXEC" };
+	size_t execlen[1] = { 4 };
+	redisAppendCommandArgv(s->rc, 1, exec, execlen);
 	bool ok = true;
 	for (size_t i = 0; i < expect; i++) {
 		redisReply *r = NULL;
@@ -880,24 +959,38 @@ static void redis_info(ls_campaign *s)
 	freeReplyObject(r);
 }
 
+/*
+ * The writer's cadence. Under load it writes at most one batch a
+ * millisecond, woken by its own timer: an HTTP thread that queues a
+ * decision signals it only when it sleeps on an empty queue (the first
+ * decision after a quiet spell is written at once). Signalling per
+ * decision cost a futex wake and a context switch per decision, each
+ * batch then held one or two decisions, and Redis paid a round trip per
+ * decision; on a 2-core machine that was most of the decision's cost.
+ * An activation or reward that waits for the queue (flush_wanted) is
+ * written at once too.
+ */
 static void *service_main(void *arg)
 {
 	ls_campaign *s = arg;
-	int64_t last_refresh = 0;
+	int64_t last_refresh = 0, next_batch_ns = 0;
 	dec_item *batch = NULL;
 	size_t cap_batch = 0;
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (!s->stop && s->nq == 0 && !s->specs_changed &&
-		       mono_ms() - last_refresh < REFRESH_MS) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += 100 * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&s->wake, &s->mu, &until);
+		for (;;) {
+			int64_t now = mono_ns();
+			int64_t refresh_at = (last_refresh + REFRESH_MS) * 1000000;
+			if (s->stop || s->specs_changed || s->flush_wanted || now >= refresh_at ||
+			    (s->nq > 0 && now >= next_batch_ns))
+				break;
+			int64_t until = s->nq > 0 && next_batch_ns < refresh_at ? next_batch_ns
+										 : refresh_at;
+			struct timespec ts = { .tv_sec = (time_t)(until / 1000000000),
+					       .tv_nsec = (long)(until % 1000000000) };
+			s->writer_idle = s->nq == 0;
+			pthread_cond_timedwait(&s->wake, &s->mu, &ts);
+			s->writer_idle = false;
 		}
 		/* take the queue: swap buffers so producers never wait on I/O */
 		dec_item *q = s->q;
@@ -906,10 +999,13 @@ static void *service_main(void *arg)
 		s->q = batch;
 		s->capq = cap_batch;
 		s->nq = 0;
+		s->flush_wanted = false;
 		bool stop = s->stop;
 		bool changed = s->specs_changed;
 		pthread_mutex_unlock(&s->mu);
 
+		if (nq > 0)
+			next_batch_ns = mono_ns() + BATCH_NS;
 		write_batch(s, q, nq);
 		for (size_t i = 0; i < nq; i++)
 			free(q[i].lead);
@@ -998,7 +1094,11 @@ ls_campaign *ls_campaign_start(const ls_config *cfg, char *err, size_t errlen)
 	pthread_mutex_init(&s->counters_mu, NULL);
 	pthread_mutex_init(&s->conns_mu, NULL);
 	atomic_store(&s->redis_memory, -1);
-	pthread_cond_init(&s->wake, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&s->written, NULL);
 	ls_buf_init(&s->enc);
 	uint64_t seed = 0;
@@ -1096,21 +1196,24 @@ void ls_campaign_stop(ls_campaign *s)
 	free(s);
 }
 
+/*
+ * From the published snapshot, not the specs under the service mutex:
+ * every decision request asks, and the answer then matches the spec the
+ * decision itself uses. A campaign without context keys answers 0 without
+ * copying anything.
+ */
 size_t ls_campaign_context_keys(ls_campaign *s, const char *campaign,
 				char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX],
 				char tier_model[LS_MODEL_NAME_MAX])
 {
-	size_t n = 0;
-	pthread_mutex_lock(&s->mu);
-	for (size_t i = 0; i < s->n_specs; i++) {
-		if (strcmp(s->specs[i].id, campaign) != 0)
-			continue;
-		n = s->specs[i].n_context;
-		memcpy(keys, s->specs[i].context, sizeof s->specs[i].context);
-		memcpy(tier_model, s->specs[i].tier_model, LS_MODEL_NAME_MAX);
-		break;
+	snap *sn = snap_take(s);
+	const csnap *c = snap_find(sn, campaign);
+	size_t n = c != NULL ? c->spec.n_context : 0;
+	if (n > 0) {
+		memcpy(keys, c->spec.context, sizeof c->spec.context);
+		memcpy(tier_model, c->spec.tier_model, LS_MODEL_NAME_MAX);
 	}
-	pthread_mutex_unlock(&s->mu);
+	snap_release(sn);
 	return n;
 }
 
@@ -1258,8 +1361,10 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 	}
 	s->q[s->nq++] = d;
 	s->seq_queued++;
-	if (s->nq == 1)
+	if (s->writer_idle) {
+		s->writer_idle = false; /* one wake is enough */
 		pthread_cond_signal(&s->wake);
+	}
 	pthread_mutex_unlock(&s->mu);
 	atomic_fetch_add(&s->decisions, 1);
 	return LS_CAMPAIGN_OK;
@@ -1270,7 +1375,10 @@ static void wait_written(ls_campaign *s)
 {
 	pthread_mutex_lock(&s->mu);
 	uint64_t want = s->seq_queued;
-	pthread_cond_signal(&s->wake);
+	if (s->seq_done < want) {
+		s->flush_wanted = true;
+		pthread_cond_signal(&s->wake);
+	}
 	while (s->seq_done < want && !s->stop)
 		pthread_cond_wait(&s->written, &s->mu);
 	pthread_mutex_unlock(&s->mu);

@@ -127,9 +127,11 @@ void ls_campaign_stop(ls_campaign *s);
 /* True once the first snapshot is published. */
 bool ls_campaign_ready(ls_campaign *s);
 
-/* The context keys of campaign (0 when unknown), for callers that fill a
-   missing context from the lead's state. keys receive pointers valid
-   until the next reconfigure. tier_model receives the model name. */
+/* The context keys of campaign as the current snapshot has them (0 when
+   unknown or before the first snapshot), for callers that fill a missing
+   context from the lead's state. keys and tier_model (the model name)
+   receive copies, written only when the answer is not 0. Takes no lock
+   the writer holds. */
 size_t ls_campaign_context_keys(ls_campaign *s, const char *campaign,
 				char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX],
 				char tier_model[LS_MODEL_NAME_MAX]);

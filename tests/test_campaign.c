@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1199,6 +1200,181 @@ START_TEST(test_two_services_share_counts)
 }
 END_TEST
 
+/* --------------------------------------- 9. the records a batch writes */
+
+/*
+ * Many decisions for two campaigns, interleaved, activated or not, with
+ * and without context, queued while Redis is stopped (so one batch holds
+ * thousands of decisions of both campaigns): every record holds the
+ * fields the scripts and `leadscorectl evaluate` read, with its TTL, and
+ * exactly the activated ones are pending, due at the end of their window.
+ */
+#define N_RECORDS 3000
+
+static void check_record(redisContext *c, const char *prefix, const char *campaign,
+			 const ls_campaign_decision *d, const char *lead, bool activated,
+			 int64_t window_ms, int64_t ttl_ms)
+{
+	char k[256], pend[256];
+	dkey(k, sizeof k, prefix, campaign, d->decision_id);
+	ckey(pend, sizeof pend, prefix, campaign, "pending");
+	redisReply *r = cmd(c, "HGETALL %s", k);
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	ck_assert_msg(r->elements == (activated ? 14u : 12u), "%s: %zu fields", k,
+		      r->elements / 2);
+	int seen = 0;
+	for (size_t i = 0; i + 1 < r->elements; i += 2) {
+		const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
+		char want[64] = "";
+		if (strcmp(f, "lead") == 0)
+			snprintf(want, sizeof want, "%s", lead);
+		else if (strcmp(f, "arm") == 0)
+			snprintf(want, sizeof want, "%s", d->variant);
+		else if (strcmp(f, "bkt") == 0)
+			snprintf(want, sizeof want, "%s", d->bucket);
+		else if (strcmp(f, "ts") == 0 || strcmp(f, "act") == 0)
+			snprintf(want, sizeof want, "%" PRId64, d->ts);
+		else if (strcmp(f, "win") == 0)
+			snprintf(want, sizeof want, "%" PRId64, window_ms);
+		else if (strcmp(f, "st") == 0)
+			snprintf(want, sizeof want, "%d", activated ? 1 : 0);
+		else
+			ck_abort_msg("%s: unexpected field %s", k, f);
+		ck_assert_msg(strcmp(v, want) == 0, "%s %s = %s, want %s", k, f, v, want);
+		seen++;
+	}
+	ck_assert_int_eq(seen, activated ? 7 : 6);
+	freeReplyObject(r);
+	long long pttl = cmd_int(c, "PTTL %s", k);
+	ck_assert_msg(pttl > ttl_ms - 60000 && pttl <= ttl_ms, "%s: PTTL %lld, want %" PRId64, k,
+		      pttl, ttl_ms);
+	r = cmd(c, "ZSCORE %s %s", pend, d->decision_id);
+	if (activated) {
+		ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+		ck_assert_msg(strtoll(r->str, NULL, 10) == d->ts + window_ms, "%s due %s", k, r->str);
+	} else {
+		ck_assert_int_eq(r->type, REDIS_REPLY_NIL);
+	}
+	freeReplyObject(r);
+}
+
+START_TEST(test_decision_records)
+{
+	const char *P = "t9:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: rec1\n"
+		 "    arms: [a, b, c]\n"
+		 "    reward_window: 2h\n"
+		 "    activation_timeout: 30m\n"
+		 "  - id: rec2\n"
+		 "    arms: [x, y]\n"
+		 "    context: [industry]\n"
+		 "    reward_window: 72h\n"
+		 "    activation_timeout: 10m\n");
+	ls_campaign *s = start_service(&cfg);
+	redisContext *c = side();
+	ls_campaign_decision *d = calloc(N_RECORDS, sizeof *d);
+	ck_assert_ptr_nonnull(d);
+	char lead[32];
+	/* Redis stopped meanwhile: the writer blocks on its first batch and
+	   the rest pile up into one, more than one script call (1,000
+	   decisions) and one ZADD (500) of rec1 */
+	pid_t rp = ls_test_redis_pid(g_redis);
+	ck_assert_int_eq(kill(rp, SIGSTOP), 0);
+	for (size_t i = 0; i < N_RECORDS; i++) {
+		snprintf(lead, sizeof lead, "L%zu", i);
+		if (i % 4 != 3)
+			decide(s, "rec1", lead, i % 3 != 0, NULL, NULL, &d[i]);
+		else
+			decide(s, "rec2", lead, i % 3 != 0, "industry", i % 8 == 3 ? "saas" : "gov",
+			       &d[i]);
+	}
+	usleep(200000);
+	ck_assert_int_eq(kill(rp, SIGCONT), 0);
+	char k[256];
+	for (size_t i = 0; i < N_RECORDS; i++) {
+		dkey(k, sizeof k, P, i % 4 != 3 ? "rec1" : "rec2", d[i].decision_id);
+		wait_exists(c, k, true);
+	}
+	size_t active[2] = { 0, 0 };
+	for (size_t i = 0; i < N_RECORDS; i++) {
+		bool act = i % 3 != 0, one = i % 4 != 3;
+		snprintf(lead, sizeof lead, "L%zu", i);
+		int64_t win = one ? INT64_C(2) * 3600000 : INT64_C(72) * 3600000;
+		int64_t ttl = act ? win + 3600000 : (one ? 30 : 10) * INT64_C(60000);
+		check_record(c, P, one ? "rec1" : "rec2", &d[i], lead, act, win, ttl);
+		active[one ? 0 : 1] += act;
+	}
+	char pend[256];
+	ckey(pend, sizeof pend, P, "rec1", "pending");
+	ck_assert_int_eq(cmd_int(c, "ZCARD %s", pend), (long long)active[0]);
+	ckey(pend, sizeof pend, P, "rec2", "pending");
+	ck_assert_int_eq(cmd_int(c, "ZCARD %s", pend), (long long)active[1]);
+	free(d);
+	redisFree(c);
+	ls_campaign_stop(s);
+	ls_config_free(&cfg);
+}
+END_TEST
+
+/* ------------------------------------------- 10. context keys to fill */
+
+/*
+ * ls_campaign_context_keys() answers from the snapshot: the keys of a
+ * context campaign with its tier model, 0 for a campaign without context
+ * or an unknown one, and after a reconfigure the new keys once a snapshot
+ * with them is published.
+ */
+static size_t ctx_keys(ls_campaign *s, const char *campaign,
+		       char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX],
+		       char tier_model[LS_MODEL_NAME_MAX])
+{
+	memset(keys, 0, LS_CAMPAIGN_MAX_CONTEXT * LS_MODEL_KEY_MAX);
+	memset(tier_model, 0, LS_MODEL_NAME_MAX);
+	return ls_campaign_context_keys(s, campaign, keys, tier_model);
+}
+
+START_TEST(test_context_keys)
+{
+	const char *P = "t10:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: plain\n"
+		 "    arms: [a, b]\n"
+		 "  - id: ctx\n"
+		 "    arms: [a, b]\n"
+		 "    context: [industry, tier]\n");
+	ls_campaign *s = start_service(&cfg);
+	char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX], tier_model[LS_MODEL_NAME_MAX];
+	ck_assert_uint_eq(ctx_keys(s, "plain", keys, tier_model), 0);
+	ck_assert_uint_eq(ctx_keys(s, "nope", keys, tier_model), 0);
+	ck_assert_uint_eq(ctx_keys(s, "ctx", keys, tier_model), 2);
+	ck_assert_str_eq(keys[0], "industry");
+	ck_assert_str_eq(keys[1], "tier");
+	ck_assert_str_eq(tier_model, cfg.campaigns.specs[1].tier_model);
+
+	ls_config cfg2;
+	load_cfg(&cfg2, P,
+		 "  - id: plain\n"
+		 "    arms: [a, b]\n"
+		 "    context: [region]\n"
+		 "  - id: ctx\n"
+		 "    arms: [a, b]\n");
+	ls_campaign_reconfigure(s, &cfg2);
+	int64_t deadline = mono_ms() + POLL_MS;
+	while (ctx_keys(s, "plain", keys, tier_model) != 1) {
+		ck_assert_msg(mono_ms() < deadline, "new context keys not seen within 10 s");
+		usleep(STEP_US);
+	}
+	ck_assert_str_eq(keys[0], "region");
+	ck_assert_uint_eq(ctx_keys(s, "ctx", keys, tier_model), 0);
+	ls_campaign_stop(s);
+	ls_config_free(&cfg);
+	ls_config_free(&cfg2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("campaign");
@@ -1213,6 +1389,8 @@ static Suite *suite(void)
 	tcase_add_test(t, test_bucket_fallback);
 	tcase_add_test(t, test_reconfigure_keeps_counts);
 	tcase_add_test(t, test_two_services_share_counts);
+	tcase_add_test(t, test_decision_records);
+	tcase_add_test(t, test_context_keys);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -6,8 +6,12 @@ LS_BUILD_ROOT, default ./build) with one 3-arm campaign, then runs wrk
 against POST /v1/campaigns/bench/decisions (each request a different
 lead, so every decision is logged: a Redis record and a BanditDecision on
 the decisions topic), and, in the same run and for scale, against a route
-that does no work (GET /v1/nothing, a JSON 404). Prints decisions/s and
-latency percentiles as wrk measured them, and the ratio of the two rates.
+that does no work (/v1/nothing, a JSON 404) twice: GET with wrk's static
+request, and the same Lua-generated POSTs as the decisions (so wrk spends
+the same on each request and only the server's work differs). Prints
+requests/s and latency percentiles as wrk measured them, and the ratios.
+wrk runs one thread (--threads): the machine this was written for has 2
+cores shared by wrk, leadscored, redis-server and the dev broker.
 
     LS_BUILD_ROOT=build /usr/bin/python3 tools/bench_decisions.py \
         [--seconds 15] [--connections 32] [--threads 1] [--context]
@@ -19,6 +23,7 @@ redis-server.
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +37,7 @@ import testenv  # noqa: E402
 LUA = r'''
 local n = 0
 local industries = {"saas", "finance", "retail", "health", "edu", "media", "gov", "mfg"}
+local head = nil
 request = function()
   n = n + 1
   local body
@@ -41,14 +47,46 @@ request = function()
   else
     body = string.format('{"lead_id":"bench-%d-%d"}', THREAD, n)
   end
-  return wrk.format("POST", "/v1/campaigns/bench/decisions",
-                    {["Content-Type"] = "application/json"}, body)
+  -- the request by hand: wrk.format() builds tables and runs four
+  -- string.format per call, and wrk shares the 2 cores with the server
+  if head == nil then
+    head = "POST " .. PATH .. " HTTP/1.1\r\nHost: " .. wrk.headers["Host"] ..
+           "\r\nContent-Type: application/json\r\nContent-Length: "
+  end
+  return head .. #body .. "\r\n\r\n" .. body
 end
-local errors = 0
-response = function(status, headers, body)
-  if status ~= 200 then errors = errors + 1 end
-end
+-- no response() callback: wrk would build a Lua table of every response's
+-- headers for it; wrk itself counts non-2xx responses
 '''
+
+
+def cpu_seconds(pid):
+    """utime + stime of process pid (all its threads), in seconds."""
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def thread_cpu(pid):
+    """CPU seconds of pid's threads summed by thread name."""
+    out = {}
+    for tid in os.listdir('/proc/%d/task' % pid):
+        try:
+            with open('/proc/%d/task/%s/comm' % (pid, tid)) as f:
+                name = f.read().strip()
+            with open('/proc/%d/task/%s/stat' % (pid, tid)) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except FileNotFoundError:
+            continue   # a thread that ended
+        t = (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+        out[name] = out.get(name, 0.0) + t
+    return out
+
+
+def children_cpu():
+    """CPU seconds of waited-for children (each wrk run, once it ends)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run_wrk(port, seconds, conns, threads, script, path='/'):
@@ -104,13 +142,31 @@ def main():
             time.sleep(2)  # first snapshot
             script = os.path.join(tmp, 'decide.lua')
             with open(script, 'w') as f:
-                f.write('CONTEXT = %s\nTHREAD = 0\n' % ('true' if a.context else 'false'))
+                f.write('CONTEXT = %s\nTHREAD = 0\nPATH = "/v1/campaigns/bench/decisions"\n'
+                        % ('true' if a.context else 'false'))
+                f.write(LUA.replace('%%', '%'))
+            # the same generated requests (POST, same body) to a route that
+            # does nothing: what the decision costs beyond wrk's Lua and HTTP
+            script404 = os.path.join(tmp, 'nothing.lua')
+            with open(script404, 'w') as f:
+                f.write('CONTEXT = %s\nTHREAD = 0\nPATH = "/v1/nothing"\n'
+                        % ('true' if a.context else 'false'))
                 f.write(LUA.replace('%%', '%'))
             # warm-up, then the measured runs
             run_wrk(port, 3, a.connections, a.threads, script)
+            procs = {'leadscored': d.pid, 'redis-server': redis.pid,
+                     'dev broker': broker.daemon.pid}
+            before = {k: cpu_seconds(v) for k, v in procs.items()}
+            before['wrk'] = children_cpu()
+            threads0 = thread_cpu(d.pid)
             dr, dp, dbad, dn, raw = run_wrk(port, a.seconds, a.connections, a.threads, script)
+            cpu = {k: cpu_seconds(v) - before[k] for k, v in procs.items()}
+            cpu['wrk'] = children_cpu() - before['wrk']
+            threads1 = thread_cpu(d.pid)
+            tcpu = {k: v - threads0.get(k, 0.0) for k, v in threads1.items()}
             nr, np_, _, nn, _ = run_wrk(port, a.seconds, a.connections, a.threads, None,
                                         '/v1/nothing')
+            pr, pp, _, pn, _ = run_wrk(port, a.seconds, a.connections, a.threads, script404)
             time.sleep(1)
             r = redis.client()
             stored = sum(1 for _ in r.scan_iter(match='ls:{bandit:bench}:d:*', count=10000))
@@ -125,7 +181,18 @@ def main():
     print('404 route:   %9.0f /s  p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  (%d requests)'
           % (nr, np_.get('50', float('nan')), np_.get('90', float('nan')),
              np_.get('99', float('nan')), nn))
+    print('404 POSTs:   %9.0f /s  p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  (%d requests)'
+          % (pr, pp.get('50', float('nan')), pp.get('90', float('nan')),
+             pp.get('99', float('nan')), pn))
     print('ratio decisions / empty route: %.2f' % (dr / nr))
+    print('ratio decisions / 404 POSTs (same wrk script): %.2f' % (dr / pr))
+    print('CPU per decision (the decisions run): ' +
+          ', '.join('%s %.1f us' % (k, 1e6 * v / dn) for k, v in cpu.items()) +
+          ', total %.1f us (of 2 cores x %d s = %.0f us per decision)'
+          % (1e6 * sum(cpu.values()) / dn, a.seconds, 2e6 * a.seconds / dn))
+    print('  leadscored by thread name: ' +
+          ', '.join('%s %.1f us' % (k, 1e6 * v / dn)
+                    for k, v in sorted(tcpu.items(), key=lambda kv: -kv[1]) if v > 0))
     print('decision records in Redis after the runs: %d (warm-up included)' % stored)
     print('daemon exit status: %d' % rc)
     if dbad:
