@@ -153,6 +153,7 @@ typedef struct ls_config {
 	struct {
 		char *listen;     /* host:port, default "127.0.0.1:8080" */
 		char *auth_token; /* NULL: no authentication */
+		int64_t threads;  /* 0: by the CPU count */
 	} http;
 	struct {
 		ls_log_level level;

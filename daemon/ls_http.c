@@ -42,6 +42,7 @@ struct ls_http {
 	ls_lead_conf lead_conf; /* a copy: a reload changes the loop's live */
 	struct MHD_Daemon *mhd;
 	uint16_t port;
+	unsigned threads;
 	char *token; /* NULL: no authentication */
 	pthread_mutex_t mu;
 	snap_ref *cur;
@@ -836,16 +837,19 @@ ls_http *ls_http_start(const ls_http_env *env, char *err, size_t errlen)
 		h->token = strdup(env->cfg->http.auth_token);
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
 	/*
-	 * HTTP threads: 2 from 4 cores up, else 1. Each decision also costs
+	 * HTTP threads (http.threads 0): 2 from 4 cores up, else 1. Each decision also costs
 	 * the bandit's writer thread, Redis and the broker CPU; on a 2-core
 	 * machine shared with them a second HTTP thread only added runnable
 	 * threads: with wrk at 32 connections 2 threads gave fewer decisions
 	 * a second and a p99 of 16-21 ms against 4.0-4.6 ms for 1 (BENCHMARKS.md).
 	 * The price: an activation, reward or lead read that waits on Redis
-	 * holds up the other requests of a 1-thread server meanwhile.
+	 * holds up the other requests of a 1-thread server meanwhile, so
+	 * http.threads can say otherwise.
 	 */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned pool = ncpu >= 4 ? 2u : 1u;
+	unsigned pool = env->cfg->http.threads > 0 ? (unsigned)env->cfg->http.threads
+						   : ncpu >= 4 ? 2u : 1u;
+	h->threads = pool;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	h->mhd = h->key_ok
@@ -872,6 +876,7 @@ ls_http *ls_http_start(const ls_http_env *env, char *err, size_t errlen)
 }
 
 uint16_t ls_http_port(const ls_http *h) { return h->port; }
+unsigned ls_http_threads(const ls_http *h) { return h->threads; }
 
 void ls_http_stop(ls_http *h)
 {

@@ -69,6 +69,9 @@ ls_http *ls_http_start(const ls_http_env *env, char *err, size_t errlen);
 /* The port actually bound. */
 uint16_t ls_http_port(const ls_http *h);
 
+/* The threads serving requests (http.threads, or the CPU-count default). */
+unsigned ls_http_threads(const ls_http *h);
+
 /* Replace the models snapshot handlers read (takes ownership). */
 void ls_http_publish(ls_http *h, ls_scorer_snapshot *snap);
 

@@ -312,8 +312,9 @@ static int run(ls_config *cfg)
 		       ls_log_quote(err, q, sizeof q));
 		goto out;
 	}
-	ls_log(LS_LOG_INFO, "http", "listening", "listen=%s port=%u",
-	       ls_log_quote(cfg->http.listen, q, sizeof q), (unsigned)ls_http_port(http));
+	ls_log(LS_LOG_INFO, "http", "listening", "listen=%s port=%u threads=%u",
+	       ls_log_quote(cfg->http.listen, q, sizeof q), (unsigned)ls_http_port(http),
+	       ls_http_threads(http));
 	ls_telemetry_set_sources(telemetry, consumer, bandit);
 	uint64_t published = 0;
 	int64_t telemetry_last = 0;

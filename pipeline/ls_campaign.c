@@ -26,6 +26,7 @@
 #include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 
+#include "ls_clock.h"
 #include "ls_codec.h"
 #include "ls_kafka.h"
 #include "ls_log.h"
@@ -134,25 +135,6 @@ ls_campaign_outcome ls_campaign_outcome_of(bool activation, long long reply)
 }
 
 /* --------------------------------------------------------------- keys */
-
-static int64_t wall_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-static int64_t mono_ms(void)
-{
-	return mono_ns() / 1000000;
-}
 
 /* "<prefix>{bandit:<campaign>}:<suffix>"; -1 when it does not fit. */
 static int ckey(char *buf, size_t cap, const char *prefix, const char *campaign,
@@ -560,13 +542,13 @@ static bool connected(ls_campaign *s)
 {
 	if (s->rc != NULL)
 		return true;
-	if (mono_ms() < s->rc_retry_ms)
+	if (ls_clock_mono_ms() < s->rc_retry_ms)
 		return false;
 	char err[512], q[600];
 	s->rc = ls_redis_connect(&s->target, s->connect_timeout_ms, s->command_timeout_ms,
 				 err, sizeof err);
 	if (s->rc == NULL) {
-		s->rc_retry_ms = mono_ms() + 500;
+		s->rc_retry_ms = ls_clock_mono_ms() + 500;
 		ls_log(LS_LOG_WARN, COMPONENT, "redis connect failed", "error=%s",
 		       ls_log_quote(err, q, sizeof q));
 		return false;
@@ -582,7 +564,7 @@ static void drop_connection(ls_campaign *s, const char *what)
 	if (s->rc != NULL)
 		redisFree(s->rc);
 	s->rc = NULL;
-	s->rc_retry_ms = mono_ms() + 200;
+	s->rc_retry_ms = ls_clock_mono_ms() + 200;
 }
 
 
@@ -710,7 +692,7 @@ static int refresh(ls_campaign *s)
 		snap_free(sn);
 		return -1;
 	}
-	sn->built_ms = wall_ms();
+	sn->built_ms = ls_clock_wall_ms();
 	snap_publish(s, sn);
 	return 0;
 }
@@ -732,7 +714,7 @@ static size_t expire_once(ls_campaign *s)
 	const snap *sn = s->cur; /* only this thread replaces it */
 	if (sn == NULL || !connected(s))
 		return 0;
-	int64_t now = wall_ms();
+	int64_t now = ls_clock_wall_ms();
 	for (size_t i = 0; i < sn->n; i++) {
 		const ls_campaign_spec *sp = &sn->c[i].spec;
 		char pend[LS_CAMPAIGN_ID_MAX + 256], counts[LS_CAMPAIGN_ID_MAX + 256];
@@ -944,9 +926,9 @@ static void write_batch(ls_campaign *s, dec_item *items, size_t n)
  * failure users of feature stores hit most). */
 static void redis_info(ls_campaign *s)
 {
-	if (mono_ms() - s->last_info_ms < 5000 || !connected(s))
+	if (ls_clock_mono_ms() - s->last_info_ms < 5000 || !connected(s))
 		return;
-	s->last_info_ms = mono_ms();
+	s->last_info_ms = ls_clock_mono_ms();
 	redisReply *r = redisCommand(s->rc, "INFO memory");
 	if (r == NULL) {
 		drop_connection(s, "info");
@@ -979,7 +961,7 @@ static void *service_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		for (;;) {
-			int64_t now = mono_ns();
+			int64_t now = ls_clock_mono_ns();
 			int64_t refresh_at = (last_refresh + REFRESH_MS) * 1000000;
 			if (s->stop || s->specs_changed || s->flush_wanted || now >= refresh_at ||
 			    (s->nq > 0 && now >= next_batch_ns))
@@ -1005,14 +987,14 @@ static void *service_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 
 		if (nq > 0)
-			next_batch_ns = mono_ns() + BATCH_NS;
+			next_batch_ns = ls_clock_mono_ns() + BATCH_NS;
 		write_batch(s, q, nq);
 		for (size_t i = 0; i < nq; i++)
 			free(q[i].lead);
 		batch = q;
 		cap_batch = cap_q;
-		if (mono_ms() - last_refresh >= REFRESH_MS || changed) {
-			last_refresh = mono_ms();
+		if (ls_clock_mono_ms() - last_refresh >= REFRESH_MS || changed) {
+			last_refresh = ls_clock_mono_ms();
 			(void)refresh(s);
 			expire(s);
 			redis_info(s);
@@ -1103,7 +1085,7 @@ ls_campaign *ls_campaign_start(const ls_config *cfg, char *err, size_t errlen)
 	ls_buf_init(&s->enc);
 	uint64_t seed = 0;
 	if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-		seed = (uint64_t)wall_ms() ^ (uint64_t)(uintptr_t)s;
+		seed = (uint64_t)ls_clock_wall_ms() ^ (uint64_t)(uintptr_t)s;
 	ls_rng_seed(&s->rng, seed);
 	s->prefix = strdup(cfg->redis.key_prefix);
 	s->topic = strdup(cfg->kafka.topics.decisions);
@@ -1227,7 +1209,7 @@ static ls_rng *thread_rng(void)
 	if (!tl_seeded) {
 		uint64_t seed = 0;
 		if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-			seed = (uint64_t)wall_ms() ^ (uint64_t)(uintptr_t)&tl_rng;
+			seed = (uint64_t)ls_clock_wall_ms() ^ (uint64_t)(uintptr_t)&tl_rng;
 		ls_rng_seed(&tl_rng, seed);
 		tl_seeded = true;
 	}
@@ -1314,7 +1296,7 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 	out->propensity = p[arm];
 	if (c->counter[arm] != NULL)
 		atomic_fetch_add(&c->counter[arm]->decisions, 1);
-	out->ts = wall_ms();
+	out->ts = ls_clock_wall_ms();
 	uint64_t hi = ls_rng_next(r), lo = ls_rng_next(r);
 	snprintf(out->decision_id, sizeof out->decision_id, "%s.%016" PRIx64 "%016" PRIx64,
 		 sp->id, hi, lo);
@@ -1441,7 +1423,7 @@ static int run_script(ls_campaign *s, const char *decision_id, bool activation,
 	    ckey(pend, sizeof pend, s->prefix, campaign, "pending") < 0 ||
 	    ckey(counts, sizeof counts, s->prefix, campaign, "counts") < 0)
 		return LS_CAMPAIGN_UNKNOWN_DECISION;
-	snprintf(now, sizeof now, "%" PRId64, wall_ms());
+	snprintf(now, sizeof now, "%" PRId64, ls_clock_wall_ms());
 	snprintf(rew, sizeof rew, "%lld", (long long)llround(reward * MICRO));
 	redisReply *r;
 	if (activation)

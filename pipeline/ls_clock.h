@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 int64_t ls_clock_mono_ms(void);
+int64_t ls_clock_mono_ns(void);
 int64_t ls_clock_wall_ms(void);
 
 #endif

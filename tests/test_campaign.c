@@ -14,6 +14,7 @@
  * was published, so after that moment); one that needs a window to pass
  * polls for its effect. Both give up after 10 s.
  */
+#include "ls_clock.h"
 #include "ls_campaign.h"
 #include "ls_config.h"
 #include "ls_store.h"
@@ -39,20 +40,6 @@
 static ls_test_redis *g_redis;
 static ls_test_broker *g_broker;
 static char g_dir[64];
-
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------ fixture */
 
@@ -113,9 +100,9 @@ static ls_campaign *start_service(const ls_config *cfg)
 	char err[ERRLEN];
 	ls_campaign *s = ls_campaign_start(cfg, err, sizeof err);
 	ck_assert_msg(s != NULL, "%s", err);
-	int64_t deadline = mono_ms() + POLL_MS;
+	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 	while (!ls_campaign_ready(s)) {
-		ck_assert_msg(mono_ms() < deadline, "no snapshot within 10 s");
+		ck_assert_msg(ls_clock_mono_ms() < deadline, "no snapshot within 10 s");
 		usleep(STEP_US);
 	}
 	return s;
@@ -206,9 +193,9 @@ static size_t hlen(redisContext *c, const char *key)
 
 static void wait_exists(redisContext *c, const char *key, bool want)
 {
-	int64_t deadline = mono_ms() + POLL_MS;
+	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 	while ((cmd_int(c, "EXISTS %s", key) == 1) != want) {
-		ck_assert_msg(mono_ms() < deadline, "%s still %s after 10 s", key,
+		ck_assert_msg(ls_clock_mono_ms() < deadline, "%s still %s after 10 s", key,
 			      want ? "absent" : "present");
 		usleep(want ? 1000 : STEP_US);
 	}
@@ -257,7 +244,7 @@ static void reward_ok(ls_campaign *s, const char *id, double r, bool want_counte
  */
 static void stats_fresh(ls_campaign *s, const char *campaign, ls_campaign_stats *out)
 {
-	int64_t t = wall_ms(), first = -1, deadline = mono_ms() + POLL_MS;
+	int64_t t = ls_clock_wall_ms(), first = -1, deadline = ls_clock_mono_ms() + POLL_MS;
 	for (;;) {
 		int rc = ls_campaign_stats_get(s, campaign, out);
 		ck_assert_msg(rc == LS_CAMPAIGN_OK, "stats %s: %s", campaign,
@@ -268,7 +255,7 @@ static void stats_fresh(ls_campaign *s, const char *campaign, ls_campaign_stats 
 			first = out->snapshot_ms;
 		free(out->buckets);
 		out->buckets = NULL;
-		ck_assert_msg(mono_ms() < deadline, "no fresh snapshot within 10 s");
+		ck_assert_msg(ls_clock_mono_ms() < deadline, "no fresh snapshot within 10 s");
 		usleep(STEP_US);
 	}
 }
@@ -662,7 +649,7 @@ START_TEST(test_reward_exactly_once_pipeline)
 	decide_written(s, c, P, "pipe", false, &d1);
 	dkey(k, sizeof k, P, "pipe", d1.decision_id);
 	ck_assert_int_eq(hget_ll(c, k, "st"), 0);
-	int64_t t1 = wall_ms();
+	int64_t t1 = ls_clock_wall_ms();
 	long long r = commit_one(store, &cfg, P, LS_EMAIL_SENT, d1.decision_id, t1);
 	ck_assert_int_eq(r, 1);
 	ck_assert_int_eq(ls_campaign_outcome_of(true, r), LS_CAMPAIGN_O_ACTIVATED);
@@ -692,7 +679,7 @@ START_TEST(test_reward_exactly_once_pipeline)
 	   (the commit outcome was lost) changes nothing */
 	ls_campaign_decision d2;
 	decide_written(s, c, P, "pipe", false, &d2);
-	int64_t t2 = wall_ms();
+	int64_t t2 = ls_clock_wall_ms();
 	ls_email_event evs[3] = {
 		{ .type = LS_EMAIL_SENT, .decision_id = d2.decision_id },
 		{ .type = LS_EMAIL_OPENED, .decision_id = d2.decision_id },
@@ -716,7 +703,7 @@ START_TEST(test_reward_exactly_once_pipeline)
 	ls_campaign_decision d3, d4;
 	decide_written(s, c, P, "pipe", false, &d3);
 	decide_written(s, c, P, "pipe", false, &d4);
-	int64_t t3 = wall_ms();
+	int64_t t3 = ls_clock_wall_ms();
 	r = commit_one(store, &cfg, P, LS_EMAIL_CLICKED, d3.decision_id, t3);
 	ck_assert_int_eq(r, -2);
 	ck_assert_int_eq(ls_campaign_outcome_of(false, r), LS_CAMPAIGN_O_NOT_ACTIVATED);
@@ -810,14 +797,14 @@ START_TEST(test_expiry_default_reward)
 
 	/* the sweep resolves d1 after its window */
 	ls_campaign_stats st;
-	int64_t deadline = mono_ms() + POLL_MS;
+	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 	for (;;) {
 		ck_assert_int_eq(ls_campaign_stats_get(s, "exp", &st), LS_CAMPAIGN_OK);
 		uint64_t n = st.buckets[0].trials;
 		free(st.buckets);
 		if (n >= 2)
 			break;
-		ck_assert_msg(mono_ms() < deadline, "not expired within 10 s (%" PRIu64 " trials)",
+		ck_assert_msg(ls_clock_mono_ms() < deadline, "not expired within 10 s (%" PRIu64 " trials)",
 			      n);
 		usleep(STEP_US);
 	}
@@ -859,12 +846,12 @@ START_TEST(test_unactivated_changes_nothing)
 	ls_store *store = open_store(P);
 	redisContext *c = side();
 
-	int64_t t0 = mono_ms();
+	int64_t t0 = ls_clock_mono_ms();
 	ls_campaign_decision d;
 	decide(s, "cold", "L", false, NULL, NULL, &d);
 	bool counted = false, already = false;
 	int rc = ls_campaign_reward(s, d.decision_id, 1.0, &counted);
-	if (mono_ms() - t0 < 900) {
+	if (ls_clock_mono_ms() - t0 < 900) {
 		ck_assert_msg(rc == LS_CAMPAIGN_NOT_ACTIVATED, "%s", ls_campaign_result_str(rc));
 	} else {
 		/* stalled past the timeout: the record may be gone already */
@@ -887,7 +874,7 @@ START_TEST(test_unactivated_changes_nothing)
 	ls_email_event ev = { .type = LS_EMAIL_SENT, .decision_id = d.decision_id };
 	ls_campaign_op op;
 	char buf[2048];
-	ck_assert_int_eq(ls_campaign_event_op(&cfg, P, &ev, wall_ms(), &op, buf, sizeof buf), 1);
+	ck_assert_int_eq(ls_campaign_event_op(&cfg, P, &ev, ls_clock_wall_ms(), &op, buf, sizeof buf), 1);
 	long long res = 99;
 	ls_store_append ap = { .argc = op.argc, .argv = op.argv, .argvlen = op.argvlen,
 			       .result = &res };
@@ -1018,7 +1005,7 @@ static void reconfigure(ls_campaign *s, const char *prefix, const char *arms)
 static void stats_with_arms(ls_campaign *s, const char *const *arms, size_t n,
 			    ls_campaign_stats *st)
 {
-	int64_t deadline = mono_ms() + POLL_MS;
+	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 	for (;;) {
 		ck_assert_int_eq(ls_campaign_stats_get(s, "rc", st), LS_CAMPAIGN_OK);
 		bool same = st->spec.n_arms == n && st->buckets[0].n_arms == n;
@@ -1027,7 +1014,7 @@ static void stats_with_arms(ls_campaign *s, const char *const *arms, size_t n,
 		free(st->buckets);
 		if (same)
 			break;
-		ck_assert_msg(mono_ms() < deadline, "arms not adopted within 10 s");
+		ck_assert_msg(ls_clock_mono_ms() < deadline, "arms not adopted within 10 s");
 		usleep(STEP_US);
 	}
 	stats_fresh(s, "rc", st);
@@ -1123,7 +1110,7 @@ END_TEST
    the deciding service has written it (within a batch, ~1 ms). */
 static void reward_remote(ls_campaign *s, const char *id, double r)
 {
-	int64_t deadline = mono_ms() + POLL_MS;
+	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 	for (;;) {
 		bool counted = false;
 		int rc = ls_campaign_reward(s, id, r, &counted);
@@ -1133,7 +1120,7 @@ static void reward_remote(ls_campaign *s, const char *id, double r)
 		}
 		ck_assert_msg(rc == LS_CAMPAIGN_UNKNOWN_DECISION, "reward %s: %s", id,
 			      ls_campaign_result_str(rc));
-		ck_assert_msg(mono_ms() < deadline, "%s never written", id);
+		ck_assert_msg(ls_clock_mono_ms() < deadline, "%s never written", id);
 		usleep(1000);
 	}
 }
@@ -1160,12 +1147,12 @@ START_TEST(test_two_services_share_counts)
 		if (i % 3 == 2) {
 			/* deferred: activated on the other instance */
 			decide(mine, "shared", "L", false, NULL, NULL, &d);
-			int64_t deadline = mono_ms() + POLL_MS;
+			int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 			bool already = true;
 			int rc;
 			while ((rc = ls_campaign_activate(other, d.decision_id, &already)) ==
 			       LS_CAMPAIGN_UNKNOWN_DECISION) {
-				ck_assert_msg(mono_ms() < deadline, "%s never written", d.decision_id);
+				ck_assert_msg(ls_clock_mono_ms() < deadline, "%s never written", d.decision_id);
 				usleep(1000);
 			}
 			ck_assert_int_eq(rc, LS_CAMPAIGN_OK);
@@ -1362,9 +1349,9 @@ START_TEST(test_context_keys)
 		 "  - id: ctx\n"
 		 "    arms: [a, b]\n");
 	ls_campaign_reconfigure(s, &cfg2);
-	int64_t deadline = mono_ms() + POLL_MS;
+	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 	while (ctx_keys(s, "plain", keys, tier_model) != 1) {
-		ck_assert_msg(mono_ms() < deadline, "new context keys not seen within 10 s");
+		ck_assert_msg(ls_clock_mono_ms() < deadline, "new context keys not seen within 10 s");
 		usleep(STEP_US);
 	}
 	ck_assert_str_eq(keys[0], "region");

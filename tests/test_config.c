@@ -95,6 +95,7 @@ static void assert_defaults_except_brokers(const ls_config *c)
 	ck_assert_int_eq(c->redis.command_timeout_ms, 5000);
 	ck_assert_str_eq(c->http.listen, "127.0.0.1:8080");
 	ck_assert_ptr_null(c->http.auth_token);
+	ck_assert_int_eq(c->http.threads, 0);
 	ck_assert_int_eq(c->log.level, LS_LOG_INFO);
 	ck_assert_int_eq(c->pipeline.batch_size, 5000);
 	ck_assert_int_eq(c->pipeline.batch_max_wait_ms, 100);
@@ -423,7 +424,7 @@ START_TEST(test_env_names)
 			ck_assert_str_ne(names[j], names[n]);
 		n++;
 	}
-	ck_assert_uint_eq(n, 32);
+	ck_assert_uint_eq(n, 33);
 }
 END_TEST
 

@@ -40,11 +40,15 @@ class Http(unittest.TestCase):
         cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
                               cls.broker.bootstrap, cls.redis.url, 'http',
                               prefix='h:', auth_token=TOKEN)
+        # more threads than the 2-core default of 1: the handlers'
+        # shared state is exercised concurrently here
         cls.daemon = testenv.Daemon([tp.LEADSCORED, '--config', cfg],
+                                    env={'LEADSCORE_HTTP_THREADS': '3'},
                                     name='leadscored-http')
         cls.daemon.start()
-        m = cls.daemon.wait_for_log(r'msg="listening" .*port=(\d+)', timeout=30)
+        m = cls.daemon.wait_for_log(r'msg="listening" .*port=(\d+) threads=(\d+)', timeout=30)
         cls.port = int(m.group(1))
+        cls.threads = int(m.group(2))
         cls.daemon.wait_for_log('msg="ready"', timeout=30)
         ts0 = int(time.time() * 1000) - 3600 * 1000
         testenv.produce(cls.broker.bootstrap, 'leads.profile', [(
@@ -94,6 +98,15 @@ class Http(unittest.TestCase):
         self.assertEqual(body['error'], want_error)
         self.assertIsInstance(body['detail'], str)
         self.assertTrue(body['detail'])
+
+    def test_threads(self):
+        # http.threads from the environment, not the CPU-count default
+        self.assertEqual(self.threads, 3)
+        names = []
+        for t in os.listdir('/proc/%d/task' % self.daemon.pid):
+            with open('/proc/%d/task/%s/comm' % (self.daemon.pid, t)) as f:
+                names.append(f.read().strip())
+        self.assertEqual(sum(1 for n in names if n.startswith('MHD-worker')), 3, names)
 
     def test_model(self):
         status, body = self.call('GET', '/v1/models/conversion')
