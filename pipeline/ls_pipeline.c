@@ -638,7 +638,11 @@ static int rescore_key(const ls_pipeline *p, int32_t part, char *buf, size_t cap
 
 /*
  * When e is next due for idle rescoring: an interval after its last score
- * or event, until the horizon. False: not at all (its entry goes).
+ * or event, until the horizon. False: not at all (its entry goes). A lead
+ * whose outcome every model has learned is not rescored either: its
+ * score predicts nothing any more, and in a stream where most leads end
+ * with an outcome those rescores would be most of the sweeps' work,
+ * delaying the rescores of the leads still open.
  */
 static bool rescore_next(const ls_pipeline *p, const ls_cache_entry *e,
 			 int64_t *due)
@@ -646,7 +650,8 @@ static bool rescore_next(const ls_pipeline *p, const ls_cache_entry *e,
 	int64_t every = p->cfg->scoring.rescore_interval_ms;
 	int64_t wm = ls_lead_watermark(e->lead);
 	int64_t base = e->scored_at > wm ? e->scored_at : wm;
-	if (every <= 0 || wm < 0 || base - wm >= RESCORE_HORIZON_MS)
+	if (every <= 0 || wm < 0 || base - wm >= RESCORE_HORIZON_MS ||
+	    ls_scorer_settled(p->scorer, e->lead))
 		return false;
 	*due = base + every;
 	return true;
@@ -1119,6 +1124,15 @@ static int sweep_rescore(ls_pipeline *p, int32_t part, char *err, size_t errlen)
 		 * Redis is stale, the commit writes the one that counts */
 		if (e->rescore_dirty && (!rescore_next(p, e, &next) || next > T))
 			continue;
+		if (ls_scorer_settled(p->scorer, e->lead)) {
+			/* decided since it was scheduled: the commit drops it */
+			e->rescore_dirty = true;
+			if (mark_dirty(p, e) != 0) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			continue;
+		}
 		bool changed = false;
 		size_t produced = 0;
 		if (ls_scorer_score(p->scorer, e->lead_id, e->lead, T, NULL, &changed,
