@@ -567,6 +567,35 @@ static int add_bandit_op(ls_pipeline *p, const ls_event *ev)
 	return 0;
 }
 
+/*
+ * A label for a lead that this batch has already changed: publish the
+ * lead's score as it stands, before the label is learned and the outcome
+ * applied. Scores are otherwise computed once per lead at the end of the
+ * batch, after the outcome, so the events a lead had in the same batch as
+ * its outcome would never reach a score published before it: the score
+ * history (what the model predicted when the outcome came) would depend
+ * on where the batches were cut. Live a batch spans a fraction of a
+ * second; catching up, or in the simulator, it spans hours of event time.
+ */
+static int score_before_label(ls_pipeline *p, ls_cache_entry *e,
+			      const ls_event *ev, char *err, size_t errlen)
+{
+	if (e->touched_batch != p->batch_no || e->cause == NULL ||
+	    !ls_scorer_is_label(p->scorer, e->lead, ev))
+		return 0;
+	bool changed = false;
+	size_t produced = 0;
+	if (ls_scorer_score(p->scorer, e->lead_id, e->lead, LS_LEAD_AT_WATERMARK,
+			    e->cause, &changed, &produced, err, errlen) != 0)
+		return -1;
+	p->produced_in_batch += produced;
+	if (changed && mark_dirty(p, e) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 {
 	p->batch_no++;
@@ -575,6 +604,8 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 		batch_event *be = &p->events[i];
 		int src = (int)be->ev.source;
 		bool changed = false;
+		if (score_before_label(p, be->entry, &be->ev, err, errlen) != 0)
+			return -1;
 		if (ls_scorer_before_apply(p->scorer, be->entry->lead, &be->ev,
 					   &changed, err, errlen) != 0)
 			return -1;
@@ -943,7 +974,17 @@ static int add_stale(ls_pipeline *p, const char *key, const char *member)
 	return 0;
 }
 
+/*
+ * A sweep reads its set a page of SWEEP_LIMIT leads at a time, and reads
+ * on while pages come back full, up to SWEEP_PAGES pages per set and
+ * batch. One page per batch was too few whenever a batch spans much event
+ * time (a catch-up, a slow host, the simulator in the tests): idle leads
+ * fell due faster than they were read, and their scores aged well past
+ * rescore_interval. The page bound keeps one batch's extra work (and its
+ * burst of ScoreChange records) bounded during a long catch-up.
+ */
 #define SWEEP_LIMIT 256
+#define SWEEP_PAGES 8
 
 /*
  * Why the sweeps keep each set's earliest due time in memory: a partition
@@ -1191,11 +1232,16 @@ static int sweep_due(ls_pipeline *p)
 		    p->sweep[part].assigned <= 0)
 			continue;
 		int64_t wm = p->part_wm[part];
+		/* a full page leaves at[] at INT64_MIN: read on */
 		for (size_t j = 0; j < nm && rc == 0; j++)
-			if (ls_scorer_timeout_ms(p->scorer, j) > 0 &&
-			    p->sweep[part].at[j] <= wm)
+			for (int pg = 0; pg < SWEEP_PAGES && rc == 0 &&
+					 ls_scorer_timeout_ms(p->scorer, j) > 0 &&
+					 p->sweep[part].at[j] <= wm;
+			     pg++)
 				rc = sweep_timeouts(p, j, part, err, sizeof err);
-		if (rc == 0 && rescore && p->sweep[part].at[SWEEP_RESCORE] <= wm)
+		for (int pg = 0; pg < SWEEP_PAGES && rc == 0 && rescore &&
+				 p->sweep[part].at[SWEEP_RESCORE] <= wm;
+		     pg++)
 			rc = sweep_rescore(p, part, err, sizeof err);
 	}
 	rd_kafka_topic_partition_list_destroy(parts);

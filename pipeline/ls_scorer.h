@@ -139,6 +139,16 @@ int64_t ls_scorer_timeout_ms(const ls_scorer *sc, size_t i);
 int ls_scorer_due_key(const ls_scorer *sc, size_t i, int32_t partition,
 		      char *buf, size_t cap);
 /*
+ * Whether applying ev to lead would teach some model its label: ev is an
+ * outcome in a model's label sets that the model has not learned for
+ * lead yet (after a label_timeout negative, only a positive). The
+ * pipeline then publishes the score the lead had just before it, so the
+ * score history does not depend on where batches were cut. False on a
+ * corrupt state (ls_scorer_before_apply reports it).
+ */
+bool ls_scorer_is_label(const ls_scorer *sc, const ls_lead *lead,
+			const ls_event *ev);
+/*
  * Whether every model has learned lead's label from an outcome (positive
  * or negative; a label_timeout negative does not count, a late
  * conversion is still learned). Idle rescoring stops for such a lead: its
