@@ -46,6 +46,19 @@ typedef struct sweep_part {
 	size_t read[SWEEP_SETS]; /* members read since the last commit */
 } sweep_part;
 
+/*
+ * What alignment (align_batch) knows of one input topic-partition: the
+ * newest record timestamp read from it, the offset after the last record
+ * read, whether this step holds records of it back, whether we paused it.
+ */
+typedef struct tp_clock {
+	int64_t newest; /* -1: nothing read since the assignment */
+	int64_t next;   /* -1: unknown */
+	int64_t run;    /* align_batch's running maximum */
+	bool holding;
+	bool paused;
+} tp_clock;
+
 /* A bandit script call waiting for the next commit; argv points into buf. */
 typedef struct bandit_op {
 	ls_campaign_op op;
@@ -71,6 +84,11 @@ struct ls_pipeline {
 
 	rd_kafka_message_t **msgs;
 	size_t n_msgs, cap_msgs;
+	rd_kafka_message_t **held; /* read ahead of a co-partitioned topic */
+	size_t n_held, cap_held;
+	tp_clock *clocks;          /* [partition * LS_SOURCE__COUNT + source] */
+	size_t n_clock_parts;
+	int64_t last_progress_ms;  /* when a step last processed or held nothing */
 	batch_event *events;
 	size_t n_events, cap_events;
 	ls_cache_entry **misses;
@@ -307,6 +325,7 @@ static double since_s(const struct timespec *t0);
 static void sweep_forget_all(ls_pipeline *p);
 static void sweep_committed(ls_pipeline *p);
 static void sweep_lower(ls_pipeline *p, int32_t part, size_t set, int64_t due);
+static void align_reset(ls_pipeline *p, bool resume);
 
 /*
  * Throw the batch away and wait for Redis: cached leads may hold
@@ -317,6 +336,7 @@ static void fail_batch(ls_pipeline *p, const char *why)
 {
 	char q[600];
 	drop_messages(p);
+	align_reset(p, false); /* everything is paused below, resync resumes it */
 	reset_pending(p);
 	ls_cache_clear(&p->cache);
 	ls_scorer_discard(p->scorer);
@@ -338,6 +358,258 @@ static void fail_batch(ls_pipeline *p, const char *why)
 			rd_kafka_topic_partition_list_destroy(parts);
 		}
 	}
+}
+
+/*
+ * Event-time alignment of the input topics.
+ *
+ * Why: the five topics are read independently, and librdkafka fetches
+ * each partition by bytes, so whenever there is a backlog (a start after
+ * downtime, a host slower than the producers) a topic of small records
+ * runs far ahead of one of large records: a fetch of leads.outcome covers
+ * days of event time while one of leads.web covers minutes. Outcomes were
+ * then learned before the lead's earlier web and email events had been
+ * read (examples missing their strongest features), and the sweeps ran on
+ * a partition event time that the slow topics had not reached.
+ *
+ * How: per partition number, the horizon is the oldest of the newest
+ * record timestamps read from the co-partitioned input topics that still
+ * have records to read (the cached high watermark is past what we read);
+ * a topic with nothing left to read does not hold the others back. A
+ * record stamped after its partition's horizon is held back, with every
+ * later record of its topic-partition (their order is kept), and offered
+ * again at the next step; its offset is not committed before it is
+ * applied, so a crash replays it. The topic-partition that sets the
+ * horizon never holds anything back, so reading goes on. Live, when every
+ * topic is caught up, nothing is held. Held records are bounded: past
+ * batch_size of them the topic-partitions they came from are paused until
+ * their records are released. A step that would apply nothing while
+ * records have been held for ALIGN_STALL_MS releases them all (a topic
+ * whose partition cannot be fetched must not stop the others for good).
+ *
+ * Within a batch, records are then applied in timestamp order (each
+ * topic-partition's order kept), so a lead's events in the same batch as
+ * its outcome are applied before the outcome is learned.
+ *
+ * Timestamps are the Kafka record timestamps (producers set the event
+ * time, as leadscore-sim does, or the log append time, which is the order
+ * they were written); a record without one is never held.
+ */
+#define ALIGN_STALL_MS 5000
+
+static tp_clock *tp_clock_of(ls_pipeline *p, int src, int32_t part, bool grow)
+{
+	if (src < 0 || part < 0)
+		return NULL;
+	size_t need = (size_t)part + 1;
+	if (need > p->n_clock_parts) {
+		if (!grow)
+			return NULL;
+		tp_clock *c = realloc(p->clocks, need * LS_SOURCE__COUNT * sizeof *c);
+		if (c == NULL)
+			return NULL;
+		for (size_t i = p->n_clock_parts * LS_SOURCE__COUNT;
+		     i < need * LS_SOURCE__COUNT; i++)
+			c[i] = (tp_clock){ -1, -1, 0, false, false };
+		p->clocks = c;
+		p->n_clock_parts = need;
+	}
+	return &p->clocks[(size_t)part * LS_SOURCE__COUNT + (size_t)src];
+}
+
+static const char *source_topic(const ls_config *cfg, int src)
+{
+	switch (src) {
+	case LS_SOURCE_EMAIL:
+		return cfg->kafka.topics.email;
+	case LS_SOURCE_WEB:
+		return cfg->kafka.topics.web;
+	case LS_SOURCE_CALL:
+		return cfg->kafka.topics.call;
+	case LS_SOURCE_OUTCOME:
+		return cfg->kafka.topics.outcome;
+	default:
+		return cfg->kafka.topics.profile;
+	}
+}
+
+/*
+ * Resume what alignment paused and no longer holds records of; with
+ * pause, also pause every topic-partition that holds records back.
+ */
+static void align_pause(ls_pipeline *p, bool pause)
+{
+	rd_kafka_topic_partition_list_t *on = rd_kafka_topic_partition_list_new(4);
+	rd_kafka_topic_partition_list_t *off = rd_kafka_topic_partition_list_new(4);
+	if (on == NULL || off == NULL)
+		goto out;
+	for (size_t part = 0; part < p->n_clock_parts; part++)
+		for (int src = 0; src < LS_SOURCE__COUNT; src++) {
+			tp_clock *c = &p->clocks[part * LS_SOURCE__COUNT + (size_t)src];
+			bool want = c->holding && (pause || c->paused);
+			if (want == c->paused)
+				continue;
+			rd_kafka_topic_partition_list_add(want ? off : on,
+							  source_topic(p->cfg, src),
+							  (int32_t)part);
+			c->paused = want;
+		}
+	if (off->cnt > 0)
+		rd_kafka_pause_partitions(p->rk, off);
+	if (on->cnt > 0)
+		rd_kafka_resume_partitions(p->rk, on);
+out:
+	if (on != NULL)
+		rd_kafka_topic_partition_list_destroy(on);
+	if (off != NULL)
+		rd_kafka_topic_partition_list_destroy(off);
+}
+
+/*
+ * Forget what alignment knows: the held records (their offsets were not
+ * committed; whoever reads the partition next starts before them) and the
+ * clocks. resume: resume what alignment paused (on revocation; after a
+ * failed batch resync resumes everything itself).
+ */
+static void align_reset(ls_pipeline *p, bool resume)
+{
+	for (size_t i = 0; i < p->n_held; i++)
+		rd_kafka_message_destroy(p->held[i]);
+	p->n_held = 0;
+	if (resume) {
+		for (size_t i = 0; i < p->n_clock_parts * LS_SOURCE__COUNT; i++)
+			p->clocks[i].holding = false;
+		align_pause(p, false);
+	}
+	for (size_t i = 0; i < p->n_clock_parts * LS_SOURCE__COUNT; i++)
+		p->clocks[i] = (tp_clock){ -1, -1, 0, false, false };
+}
+
+typedef struct timed_msg {
+	int64_t key; /* timestamp, made non-decreasing per topic-partition */
+	size_t idx;
+	rd_kafka_message_t *m;
+} timed_msg;
+
+static int cmp_timed(const void *a, const void *b)
+{
+	const timed_msg *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int64_t msg_ts(const rd_kafka_message_t *m)
+{
+	rd_kafka_timestamp_type_t tt;
+	int64_t ts = rd_kafka_message_timestamp(m, &tt);
+	return tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+}
+
+/*
+ * p->msgs (the records held at the last step first, then the new ones, in
+ * the order read): move the records read ahead of their partition's
+ * horizon to p->held and put the rest in timestamp order. 0, or -1 out of
+ * memory (nothing moved).
+ */
+static int align_batch(ls_pipeline *p)
+{
+	size_t n = p->n_msgs;
+	if (n == 0)
+		return 0;
+	int *src = malloc(n * sizeof *src);
+	timed_msg *t = malloc(n * sizeof *t);
+	if (src == NULL || t == NULL ||
+	    reserve((void **)&p->held, &p->cap_held, n, sizeof *p->held) != 0) {
+		free(src);
+		free(t);
+		return -1;
+	}
+	/* what was read: newest timestamp and next offset per topic-partition */
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = p->msgs[i];
+		src[i] = topic_source(p->cfg, rd_kafka_topic_name(m->rkt));
+		tp_clock *c = tp_clock_of(p, src[i], m->partition, true);
+		if (src[i] >= 0 && c == NULL) {
+			free(src);
+			free(t);
+			return -1;
+		}
+		if (c == NULL)
+			continue;
+		int64_t ts = msg_ts(m);
+		if (ts > c->newest)
+			c->newest = ts;
+		if (m->offset + 1 > c->next)
+			c->next = m->offset + 1;
+	}
+	/* the horizon of each partition number: INT64_MAX holds nothing */
+	int64_t *horizon = malloc((p->n_clock_parts ? p->n_clock_parts : 1) *
+				  sizeof *horizon);
+	if (horizon == NULL) {
+		free(src);
+		free(t);
+		return -1;
+	}
+	for (size_t part = 0; part < p->n_clock_parts; part++) {
+		horizon[part] = INT64_MAX;
+		for (int s = 0; s < LS_SOURCE__COUNT; s++) {
+			tp_clock *c = &p->clocks[part * LS_SOURCE__COUNT + (size_t)s];
+			c->holding = false;
+			int64_t lo, hi;
+			if (c->newest < 0 || c->next < 0 ||
+			    rd_kafka_get_watermark_offsets(p->rk, source_topic(p->cfg, s),
+							   (int32_t)part, &lo, &hi) !=
+				    RD_KAFKA_RESP_ERR_NO_ERROR ||
+			    hi <= c->next)
+				continue; /* nothing known left to read */
+			if (c->newest < horizon[part])
+				horizon[part] = c->newest;
+		}
+	}
+	bool stalled = p->n_held > 0 &&
+		       mono_ms() - p->last_progress_ms >= ALIGN_STALL_MS;
+	size_t kept = 0, held = 0;
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = p->msgs[i];
+		tp_clock *c = src[i] >= 0 ? tp_clock_of(p, src[i], m->partition, false)
+					  : NULL;
+		int64_t ts = msg_ts(m);
+		if (c != NULL && !stalled &&
+		    (c->holding || (ts >= 0 && ts > horizon[m->partition]))) {
+			c->holding = true;
+			p->held[held++] = m;
+			continue;
+		}
+		t[kept] = (timed_msg){ ts, i, m };
+		kept++;
+	}
+	free(horizon);
+	/* timestamp order across topic-partitions, offset order within one:
+	 * the key is the running maximum of each topic-partition's stamps */
+	for (size_t i = 0; i < p->n_clock_parts * LS_SOURCE__COUNT; i++)
+		p->clocks[i].run = INT64_MIN;
+	for (size_t i = 0; i < kept; i++) {
+		int s = src[t[i].idx];
+		tp_clock *c = s >= 0 ? tp_clock_of(p, s, t[i].m->partition, false) : NULL;
+		if (c == NULL)
+			continue;
+		if (t[i].key > c->run)
+			c->run = t[i].key;
+		t[i].key = c->run;
+	}
+	qsort(t, kept, sizeof *t, cmp_timed);
+	for (size_t i = 0; i < kept; i++)
+		p->msgs[i] = t[i].m;
+	p->n_msgs = kept;
+	p->n_held = held;
+	free(src);
+	free(t);
+	if (kept > 0 || held == 0)
+		p->last_progress_ms = mono_ms();
+	/* bounded: pause what holds records back once there are many */
+	align_pause(p, held >= (size_t)p->cfg->pipeline.batch_size);
+	return 0;
 }
 
 /* The partition's event-time watermark: what label timeouts are due by. */
@@ -1345,6 +1617,9 @@ static void on_revoke(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		commit_pending(p);
 	else
 		drop_messages(p);
+	/* held records are read again by the next owner (or by us after the
+	 * assignment, from the stored offsets) */
+	align_reset(p, true);
 	p->in_rebalance = false;
 	ls_cache_clear(&p->cache);
 	sweep_revoked(p, parts);
@@ -1437,12 +1712,19 @@ int ls_pipeline_step(ls_pipeline *p)
 	}
 
 	size_t max = (size_t)p->cfg->pipeline.batch_size;
-	if (reserve((void **)&p->msgs, &p->cap_msgs, max, sizeof *p->msgs) != 0) {
+	if (reserve((void **)&p->msgs, &p->cap_msgs, p->n_held + max,
+		    sizeof *p->msgs) != 0) {
 		fail_batch(p, "out of memory");
 		return -1;
 	}
+	/* the records held back at the last step come first, in their order */
+	if (p->n_held > 0)
+		memcpy(p->msgs, p->held, p->n_held * sizeof *p->msgs);
+	p->n_msgs = p->n_held;
+	p->n_held = 0;
+	size_t end = p->n_msgs + max;
 	int64_t deadline = mono_ms() + p->cfg->pipeline.batch_max_wait_ms;
-	while (p->n_msgs < max) {
+	while (p->n_msgs < end) {
 		int64_t left = deadline - mono_ms();
 		rd_kafka_message_t *m =
 			rd_kafka_consumer_poll(p->rk, left > 0 ? (int)left : 0);
@@ -1470,6 +1752,10 @@ int ls_pipeline_step(ls_pipeline *p)
 		p->msgs[p->n_msgs++] = m;
 	}
 	rd_kafka_poll(p->dlq, 0); /* serve delivery reports */
+	if (align_batch(p) != 0) {
+		fail_batch(p, "out of memory");
+		return -1;
+	}
 	int n = process_batch(p);
 	if (n < 0)
 		return -1;
@@ -1574,6 +1860,10 @@ void ls_pipeline_free(ls_pipeline *p)
 	if (p == NULL)
 		return;
 	drop_messages(p);
+	for (size_t i = 0; i < p->n_held; i++)
+		rd_kafka_message_destroy(p->held[i]);
+	free(p->held);
+	free(p->clocks);
 	reset_pending(p);
 	if (p->dlq != NULL) {
 		if (rd_kafka_flush(p->dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
