@@ -55,9 +55,16 @@ typedef struct tp_clock {
 	int64_t newest; /* -1: nothing read since the assignment */
 	int64_t next;   /* -1: unknown */
 	int64_t run;    /* align_batch's running maximum */
+	bool assigned;  /* ours since the last assignment or resync */
 	bool holding;
 	bool paused;
 } tp_clock;
+
+/* A partition number's horizon and when it last moved (stall detection). */
+typedef struct part_horizon {
+	int64_t at;
+	int64_t moved_ms;
+} part_horizon;
 
 /* A bandit script call waiting for the next commit; argv points into buf. */
 typedef struct bandit_op {
@@ -88,7 +95,7 @@ struct ls_pipeline {
 	size_t n_held, cap_held;
 	tp_clock *clocks;          /* [partition * LS_SOURCE__COUNT + source] */
 	size_t n_clock_parts;
-	int64_t last_progress_ms;  /* when a step last processed or held nothing */
+	part_horizon *horizons;    /* per partition number, n_clock_parts */
 	batch_event *events;
 	size_t n_events, cap_events;
 	ls_cache_entry **misses;
@@ -380,12 +387,17 @@ static void fail_batch(ls_pipeline *p, const char *why)
  * later record of its topic-partition (their order is kept), and offered
  * again at the next step; its offset is not committed before it is
  * applied, so a crash replays it. The topic-partition that sets the
- * horizon never holds anything back, so reading goes on. Live, when every
- * topic is caught up, nothing is held. Held records are bounded: past
- * batch_size of them the topic-partitions they came from are paused until
- * their records are released. A step that would apply nothing while
- * records have been held for ALIGN_STALL_MS releases them all (a topic
- * whose partition cannot be fetched must not stop the others for good).
+ * horizon never holds anything back, so reading goes on. An assigned
+ * topic-partition that nothing has been read from yet holds the others
+ * back from the start (at -1) unless its high watermark is known to be at
+ * its start offset: otherwise the first fetch to arrive would decide.
+ * Live, a topic caught up holds nothing back, and one a few records behind
+ * holds the newer records of the others for a step. Held records are
+ * bounded: past batch_size of them the topic-partitions they came from
+ * are paused until their records are released. A partition number whose
+ * horizon has not moved for ALIGN_STALL_MS while it holds records back is
+ * not aligned until it moves again (a topic whose partition cannot be
+ * fetched, or whose records were deleted, must not stop the others).
  *
  * Within a batch, records are then applied in timestamp order (each
  * topic-partition's order kept), so a lead's events in the same batch as
@@ -408,10 +420,16 @@ static tp_clock *tp_clock_of(ls_pipeline *p, int src, int32_t part, bool grow)
 		tp_clock *c = realloc(p->clocks, need * LS_SOURCE__COUNT * sizeof *c);
 		if (c == NULL)
 			return NULL;
+		p->clocks = c;
+		part_horizon *h = realloc(p->horizons, need * sizeof *h);
+		if (h == NULL)
+			return NULL;
+		p->horizons = h;
 		for (size_t i = p->n_clock_parts * LS_SOURCE__COUNT;
 		     i < need * LS_SOURCE__COUNT; i++)
-			c[i] = (tp_clock){ -1, -1, 0, false, false };
-		p->clocks = c;
+			c[i] = (tp_clock){ -1, -1, 0, false, false, false };
+		for (size_t i = p->n_clock_parts; i < need; i++)
+			h[i] = (part_horizon){ INT64_MAX, 0 };
 		p->n_clock_parts = need;
 	}
 	return &p->clocks[(size_t)part * LS_SOURCE__COUNT + (size_t)src];
@@ -482,7 +500,32 @@ static void align_reset(ls_pipeline *p, bool resume)
 		align_pause(p, false);
 	}
 	for (size_t i = 0; i < p->n_clock_parts * LS_SOURCE__COUNT; i++)
-		p->clocks[i] = (tp_clock){ -1, -1, 0, false, false };
+		p->clocks[i] = (tp_clock){ -1, -1, 0, false, false, false };
+	for (size_t i = 0; i < p->n_clock_parts; i++)
+		p->horizons[i] = (part_horizon){ INT64_MAX, 0 };
+}
+
+/*
+ * parts are ours from the offsets in their elements (stored in Redis, or
+ * RD_KAFKA_OFFSET_BEGINNING): alignment waits for what they hold. 0, or
+ * -1 out of memory.
+ */
+static int align_assigned(ls_pipeline *p,
+			  const rd_kafka_topic_partition_list_t *parts)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		const rd_kafka_topic_partition_t *e = &parts->elems[i];
+		int src = topic_source(p->cfg, e->topic);
+		if (src < 0 || e->partition < 0)
+			continue;
+		tp_clock *c = tp_clock_of(p, src, e->partition, true);
+		if (c == NULL)
+			return -1;
+		c->newest = -1;
+		c->next = e->offset >= 0 ? e->offset : 0;
+		c->assigned = true;
+	}
+	return 0;
 }
 
 typedef struct timed_msg {
@@ -551,32 +594,38 @@ static int align_batch(ls_pipeline *p)
 		free(t);
 		return -1;
 	}
+	int64_t now = mono_ms();
 	for (size_t part = 0; part < p->n_clock_parts; part++) {
 		horizon[part] = INT64_MAX;
 		for (int s = 0; s < LS_SOURCE__COUNT; s++) {
 			tp_clock *c = &p->clocks[part * LS_SOURCE__COUNT + (size_t)s];
 			c->holding = false;
-			int64_t lo, hi;
-			if (c->newest < 0 || c->next < 0 ||
-			    rd_kafka_get_watermark_offsets(p->rk, source_topic(p->cfg, s),
+			if (!c->assigned && c->newest < 0)
+				continue; /* not ours */
+			int64_t lo = -1, hi = -1;
+			if (rd_kafka_get_watermark_offsets(p->rk, source_topic(p->cfg, s),
 							   (int32_t)part, &lo, &hi) !=
-				    RD_KAFKA_RESP_ERR_NO_ERROR ||
-			    hi <= c->next)
-				continue; /* nothing known left to read */
-			if (c->newest < horizon[part])
+			    RD_KAFKA_RESP_ERR_NO_ERROR)
+				hi = -1;
+			bool behind = hi >= 0 ? c->next >= 0 && hi > c->next
+					      : c->newest < 0; /* not heard from yet */
+			if (behind && c->newest < horizon[part])
 				horizon[part] = c->newest;
 		}
+		part_horizon *ph = &p->horizons[part];
+		if (horizon[part] != ph->at) {
+			ph->at = horizon[part];
+			ph->moved_ms = now;
+		}
 	}
-	bool stalled = p->n_held > 0 &&
-		       mono_ms() - p->last_progress_ms >= ALIGN_STALL_MS;
 	size_t kept = 0, held = 0;
 	for (size_t i = 0; i < n; i++) {
 		rd_kafka_message_t *m = p->msgs[i];
 		tp_clock *c = src[i] >= 0 ? tp_clock_of(p, src[i], m->partition, false)
 					  : NULL;
 		int64_t ts = msg_ts(m);
-		if (c != NULL && !stalled &&
-		    (c->holding || (ts >= 0 && ts > horizon[m->partition]))) {
+		if (c != NULL && (c->holding || (ts >= 0 && ts > horizon[m->partition])) &&
+		    now - p->horizons[m->partition].moved_ms < ALIGN_STALL_MS) {
 			c->holding = true;
 			p->held[held++] = m;
 			continue;
@@ -605,8 +654,6 @@ static int align_batch(ls_pipeline *p)
 	p->n_held = held;
 	free(src);
 	free(t);
-	if (kept > 0 || held == 0)
-		p->last_progress_ms = mono_ms();
 	/* bounded: pause what holds records back once there are many */
 	align_pause(p, held >= (size_t)p->cfg->pipeline.batch_size);
 	return 0;
@@ -1602,6 +1649,11 @@ static void on_assign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		}
 		ls_log(LS_LOG_INFO, "pipeline", "starting at offsets stored in redis",
 		       "partitions=%d with_offset=%d", parts->cnt, stored);
+		if (align_assigned(p, parts) != 0) {
+			p->in_rebalance = true;
+			fail_batch(p, "out of memory noting the assignment");
+			p->in_rebalance = false;
+		}
 	}
 	free(o);
 }
@@ -1666,6 +1718,8 @@ static int resync(ls_pipeline *p)
 		parts->elems[i].offset = o[i].next_offset >= 0
 						 ? o[i].next_offset
 						 : RD_KAFKA_OFFSET_BEGINNING;
+	if (align_assigned(p, parts) != 0)
+		goto out;
 	if (parts->cnt > 0) {
 		rd_kafka_error_t *e = rd_kafka_seek_partitions(p->rk, parts, 10000);
 		if (e != NULL) {
@@ -1864,6 +1918,7 @@ void ls_pipeline_free(ls_pipeline *p)
 		rd_kafka_message_destroy(p->held[i]);
 	free(p->held);
 	free(p->clocks);
+	free(p->horizons);
 	reset_pending(p);
 	if (p->dlq != NULL) {
 		if (rd_kafka_flush(p->dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
