@@ -23,7 +23,8 @@
  * caught up, and a batch is applied in timestamp order, so during a
  * backlog an outcome is not learned before the lead's earlier events are
  * read. Past batch_size held records their topic-partitions are paused;
- * a step that would otherwise apply nothing releases records held for 5 s.
+ * a partition number whose slowest topic has not moved for 5 s is read
+ * unaligned until it moves.
  * The interleaving is still not fixed exactly (it depends on what was
  * fetched when); lead state is built from order-independent parts (see
  * ls_lead.h) so replays still reproduce it, except for events that land
