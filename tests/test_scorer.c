@@ -149,7 +149,10 @@ START_TEST(control_leaky_order_is_detected)
 }
 END_TEST
 
-/* Idle rescoring stops once every model has learned the lead's outcome. */
+/*
+ * Idle rescoring stops once every model has learned the lead's outcome;
+ * ls_scorer_is_label says which outcome is about to teach one.
+ */
 START_TEST(settled_after_an_outcome_label)
 {
 	fixture f;
@@ -171,15 +174,20 @@ START_TEST(settled_after_an_outcome_label)
 	ls_event opp = { .source = LS_SOURCE_OUTCOME, .event_id = "o1",
 			 .lead_id = "x", .ts = ev.ts + DAY };
 	opp.u.outcome.outcome = LS_OUTCOME_OPPORTUNITY_CREATED;
+	ck_assert(!ls_scorer_is_label(f.sc, lead, &opp));
+	ck_assert(!ls_scorer_is_label(f.sc, lead, &ev)); /* not an outcome */
 	ck_assert_int_eq(ls_scorer_before_apply(f.sc, lead, &opp, &changed, err,
 						sizeof err), 0);
 	ck_assert(!ls_scorer_settled(f.sc, lead));
 	ls_event lost = { .source = LS_SOURCE_OUTCOME, .event_id = "o2",
 			  .lead_id = "x", .ts = ev.ts + 2 * DAY };
 	lost.u.outcome.outcome = LS_OUTCOME_LOST;
+	ck_assert(ls_scorer_is_label(f.sc, lead, &lost));
 	ck_assert_int_eq(ls_scorer_before_apply(f.sc, lead, &lost, &changed, err,
 						sizeof err), 0);
 	ck_assert(ls_scorer_settled(f.sc, lead));
+	/* learned once: a second outcome teaches nothing */
+	ck_assert(!ls_scorer_is_label(f.sc, lead, &lost));
 	ls_lead_free(lead);
 	teardown(&f);
 }
