@@ -11,8 +11,8 @@ Redis -> leads.scores, read back with an independent client
     TARGET_GAP (0.03, issue 4). An offline batch logistic regression on
     the same features, at label time, is 0.024 behind on this stream: the
     rest of the hidden model is the latent intent no feature shows
-    (BENCHMARKS.md). Measured here: 0.021-0.025 non-sanitized and under
-    ASan. That needs the input topics read in step by timestamp (else
+    (BENCHMARKS.md). Measured here: 0.022-0.024 non-sanitized, 0.023-0.025
+    under ASan. That needs the input topics read in step by timestamp (else
     outcomes are learned before the events that preceded them whenever
     the daemon lags the simulator, as under ASan), a score published
     before a label the same batch brings, and idle rescoring (RESCORE). A
