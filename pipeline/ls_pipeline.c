@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ls_clock.h"
 #include "ls_cache.h"
 #include "ls_log.h"
 #include "ls_scorer.h"
@@ -45,6 +46,26 @@ typedef struct sweep_part {
 	int64_t at[SWEEP_SETS]; /* earliest score not yet read since the commit */
 	size_t read[SWEEP_SETS]; /* members read since the last commit */
 } sweep_part;
+
+/*
+ * What alignment (align_batch) knows of one input topic-partition: the
+ * newest record timestamp read from it, the offset after the last record
+ * read, whether this step holds records of it back, whether we paused it.
+ */
+typedef struct tp_clock {
+	int64_t newest; /* -1: nothing read since the assignment */
+	int64_t next;   /* -1: unknown */
+	int64_t run;    /* align_batch's running maximum */
+	bool assigned;  /* ours since the last assignment or resync */
+	bool holding;
+	bool paused;
+} tp_clock;
+
+/* A partition number's horizon and when it last moved (stall detection). */
+typedef struct part_horizon {
+	int64_t at;
+	int64_t moved_ms;
+} part_horizon;
 
 /* A bandit script call waiting for the next commit; argv points into buf. */
 typedef struct bandit_op {
@@ -71,6 +92,11 @@ struct ls_pipeline {
 
 	rd_kafka_message_t **msgs;
 	size_t n_msgs, cap_msgs;
+	rd_kafka_message_t **held; /* read ahead of a co-partitioned topic */
+	size_t n_held, cap_held;
+	tp_clock *clocks;          /* [partition * LS_SOURCE__COUNT + source] */
+	size_t n_clock_parts;
+	part_horizon *horizons;    /* per partition number, n_clock_parts */
 	batch_event *events;
 	size_t n_events, cap_events;
 	ls_cache_entry **misses;
@@ -155,20 +181,6 @@ const char *ls_pipeline_dlq_reason_name(int reason)
 	if (reason >= LS_CODEC_REASON__COUNT && reason < LS_DLQ_REASON__COUNT)
 		return own_reasons[reason - LS_CODEC_REASON__COUNT];
 	return NULL;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Grow *arr (of elem bytes each) to hold at least want; 0 or -1. */
@@ -307,6 +319,7 @@ static double since_s(const struct timespec *t0);
 static void sweep_forget_all(ls_pipeline *p);
 static void sweep_committed(ls_pipeline *p);
 static void sweep_lower(ls_pipeline *p, int32_t part, size_t set, int64_t due);
+static void align_reset(ls_pipeline *p, bool resume);
 
 /*
  * Throw the batch away and wait for Redis: cached leads may hold
@@ -317,6 +330,7 @@ static void fail_batch(ls_pipeline *p, const char *why)
 {
 	char q[600];
 	drop_messages(p);
+	align_reset(p, false); /* everything is paused below, resync resumes it */
 	reset_pending(p);
 	ls_cache_clear(&p->cache);
 	ls_scorer_discard(p->scorer);
@@ -327,7 +341,7 @@ static void fail_batch(ls_pipeline *p, const char *why)
 		p->st.redis_failures++;
 	}
 	p->need_resync = true;
-	p->retry_at_ms = mono_ms() + p->backoff_ms;
+	p->retry_at_ms = ls_clock_mono_ms() + p->backoff_ms;
 	/* Pausing inside a rebalance callback would act on the old
 	 * assignment; resync seeks whatever is assigned afterwards. */
 	if (!p->in_rebalance) {
@@ -338,6 +352,298 @@ static void fail_batch(ls_pipeline *p, const char *why)
 			rd_kafka_topic_partition_list_destroy(parts);
 		}
 	}
+}
+
+/*
+ * Event-time alignment of the input topics.
+ *
+ * Why: the five topics are read independently, and librdkafka fetches
+ * each partition by bytes, so whenever there is a backlog (a start after
+ * downtime, a host slower than the producers) a topic of small records
+ * runs far ahead of one of large records: a fetch of leads.outcome covers
+ * days of event time while one of leads.web covers minutes. Outcomes were
+ * then learned before the lead's earlier web and email events had been
+ * read (examples missing their strongest features), and the sweeps ran on
+ * a partition event time that the slow topics had not reached.
+ *
+ * How: per partition number, the horizon is the oldest of the newest
+ * record timestamps read from the co-partitioned input topics that still
+ * have records to read (the cached high watermark is past what we read);
+ * a topic with nothing left to read does not hold the others back. A
+ * record stamped after its partition's horizon is held back, with every
+ * later record of its topic-partition (their order is kept), and offered
+ * again at the next step; its offset is not committed before it is
+ * applied, so a crash replays it. The topic-partition that sets the
+ * horizon never holds anything back, so reading goes on. An assigned
+ * topic-partition that nothing has been read from yet holds the others
+ * back from the start (at -1) unless its high watermark is known to be at
+ * its start offset: otherwise the first fetch to arrive would decide.
+ * Live, a topic caught up holds nothing back, and one a few records behind
+ * holds the newer records of the others for a step. Held records are
+ * bounded: past batch_size of them the topic-partitions they came from
+ * are paused until their records are released. A partition number whose
+ * horizon has not moved for ALIGN_STALL_MS while it holds records back is
+ * not aligned until it moves again (a topic whose partition cannot be
+ * fetched, or whose records were deleted, must not stop the others).
+ *
+ * Within a batch, records are then applied in timestamp order (each
+ * topic-partition's order kept), so a lead's events in the same batch as
+ * its outcome are applied before the outcome is learned.
+ *
+ * Timestamps are the Kafka record timestamps (producers set the event
+ * time, as leadscore-sim does, or the log append time, which is the order
+ * they were written); a record without one is never held.
+ */
+#define ALIGN_STALL_MS 5000
+
+static tp_clock *tp_clock_of(ls_pipeline *p, int src, int32_t part, bool grow)
+{
+	if (src < 0 || part < 0)
+		return NULL;
+	size_t need = (size_t)part + 1;
+	if (need > p->n_clock_parts) {
+		if (!grow)
+			return NULL;
+		tp_clock *c = realloc(p->clocks, need * LS_SOURCE__COUNT * sizeof *c);
+		if (c == NULL)
+			return NULL;
+		p->clocks = c;
+		part_horizon *h = realloc(p->horizons, need * sizeof *h);
+		if (h == NULL)
+			return NULL;
+		p->horizons = h;
+		for (size_t i = p->n_clock_parts * LS_SOURCE__COUNT;
+		     i < need * LS_SOURCE__COUNT; i++)
+			c[i] = (tp_clock){ -1, -1, 0, false, false, false };
+		for (size_t i = p->n_clock_parts; i < need; i++)
+			h[i] = (part_horizon){ INT64_MAX, 0 };
+		p->n_clock_parts = need;
+	}
+	return &p->clocks[(size_t)part * LS_SOURCE__COUNT + (size_t)src];
+}
+
+static const char *source_topic(const ls_config *cfg, int src)
+{
+	switch (src) {
+	case LS_SOURCE_EMAIL:
+		return cfg->kafka.topics.email;
+	case LS_SOURCE_WEB:
+		return cfg->kafka.topics.web;
+	case LS_SOURCE_CALL:
+		return cfg->kafka.topics.call;
+	case LS_SOURCE_OUTCOME:
+		return cfg->kafka.topics.outcome;
+	default:
+		return cfg->kafka.topics.profile;
+	}
+}
+
+/*
+ * Resume what alignment paused and no longer holds records of; with
+ * pause, also pause every topic-partition that holds records back.
+ */
+static void align_pause(ls_pipeline *p, bool pause)
+{
+	rd_kafka_topic_partition_list_t *on = rd_kafka_topic_partition_list_new(4);
+	rd_kafka_topic_partition_list_t *off = rd_kafka_topic_partition_list_new(4);
+	if (on == NULL || off == NULL)
+		goto out;
+	for (size_t part = 0; part < p->n_clock_parts; part++)
+		for (int src = 0; src < LS_SOURCE__COUNT; src++) {
+			tp_clock *c = &p->clocks[part * LS_SOURCE__COUNT + (size_t)src];
+			bool want = c->holding && (pause || c->paused);
+			if (want == c->paused)
+				continue;
+			rd_kafka_topic_partition_list_add(want ? off : on,
+							  source_topic(p->cfg, src),
+							  (int32_t)part);
+			c->paused = want;
+		}
+	if (off->cnt > 0)
+		rd_kafka_pause_partitions(p->rk, off);
+	if (on->cnt > 0)
+		rd_kafka_resume_partitions(p->rk, on);
+out:
+	if (on != NULL)
+		rd_kafka_topic_partition_list_destroy(on);
+	if (off != NULL)
+		rd_kafka_topic_partition_list_destroy(off);
+}
+
+/*
+ * Forget what alignment knows: the held records (their offsets were not
+ * committed; whoever reads the partition next starts before them) and the
+ * clocks. resume: resume what alignment paused (on revocation; after a
+ * failed batch resync resumes everything itself).
+ */
+static void align_reset(ls_pipeline *p, bool resume)
+{
+	for (size_t i = 0; i < p->n_held; i++)
+		rd_kafka_message_destroy(p->held[i]);
+	p->n_held = 0;
+	if (resume) {
+		for (size_t i = 0; i < p->n_clock_parts * LS_SOURCE__COUNT; i++)
+			p->clocks[i].holding = false;
+		align_pause(p, false);
+	}
+	for (size_t i = 0; i < p->n_clock_parts * LS_SOURCE__COUNT; i++)
+		p->clocks[i] = (tp_clock){ -1, -1, 0, false, false, false };
+	for (size_t i = 0; i < p->n_clock_parts; i++)
+		p->horizons[i] = (part_horizon){ INT64_MAX, 0 };
+}
+
+/*
+ * parts are ours from the offsets in their elements (stored in Redis, or
+ * RD_KAFKA_OFFSET_BEGINNING): alignment waits for what they hold. 0, or
+ * -1 out of memory.
+ */
+static int align_assigned(ls_pipeline *p,
+			  const rd_kafka_topic_partition_list_t *parts)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		const rd_kafka_topic_partition_t *e = &parts->elems[i];
+		int src = topic_source(p->cfg, e->topic);
+		if (src < 0 || e->partition < 0)
+			continue;
+		tp_clock *c = tp_clock_of(p, src, e->partition, true);
+		if (c == NULL)
+			return -1;
+		c->newest = -1;
+		c->next = e->offset >= 0 ? e->offset : 0;
+		c->assigned = true;
+	}
+	return 0;
+}
+
+typedef struct timed_msg {
+	int64_t key; /* timestamp, made non-decreasing per topic-partition */
+	size_t idx;
+	rd_kafka_message_t *m;
+} timed_msg;
+
+static int cmp_timed(const void *a, const void *b)
+{
+	const timed_msg *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int64_t msg_ts(const rd_kafka_message_t *m)
+{
+	rd_kafka_timestamp_type_t tt;
+	int64_t ts = rd_kafka_message_timestamp(m, &tt);
+	return tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+}
+
+/*
+ * p->msgs (the records held at the last step first, then the new ones, in
+ * the order read): move the records read ahead of their partition's
+ * horizon to p->held and put the rest in timestamp order. 0, or -1 out of
+ * memory (nothing moved).
+ */
+static int align_batch(ls_pipeline *p)
+{
+	size_t n = p->n_msgs;
+	if (n == 0)
+		return 0;
+	int *src = malloc(n * sizeof *src);
+	timed_msg *t = malloc(n * sizeof *t);
+	if (src == NULL || t == NULL ||
+	    reserve((void **)&p->held, &p->cap_held, n, sizeof *p->held) != 0) {
+		free(src);
+		free(t);
+		return -1;
+	}
+	/* what was read: newest timestamp and next offset per topic-partition */
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = p->msgs[i];
+		src[i] = topic_source(p->cfg, rd_kafka_topic_name(m->rkt));
+		tp_clock *c = tp_clock_of(p, src[i], m->partition, true);
+		if (src[i] >= 0 && c == NULL) {
+			free(src);
+			free(t);
+			return -1;
+		}
+		if (c == NULL)
+			continue;
+		int64_t ts = msg_ts(m);
+		if (ts > c->newest)
+			c->newest = ts;
+		if (m->offset + 1 > c->next)
+			c->next = m->offset + 1;
+	}
+	/* the horizon of each partition number: INT64_MAX holds nothing */
+	int64_t *horizon = malloc((p->n_clock_parts ? p->n_clock_parts : 1) *
+				  sizeof *horizon);
+	if (horizon == NULL) {
+		free(src);
+		free(t);
+		return -1;
+	}
+	int64_t now = ls_clock_mono_ms();
+	for (size_t part = 0; part < p->n_clock_parts; part++) {
+		horizon[part] = INT64_MAX;
+		for (int s = 0; s < LS_SOURCE__COUNT; s++) {
+			tp_clock *c = &p->clocks[part * LS_SOURCE__COUNT + (size_t)s];
+			c->holding = false;
+			if (!c->assigned && c->newest < 0)
+				continue; /* not ours */
+			int64_t lo = -1, hi = -1;
+			if (rd_kafka_get_watermark_offsets(p->rk, source_topic(p->cfg, s),
+							   (int32_t)part, &lo, &hi) !=
+			    RD_KAFKA_RESP_ERR_NO_ERROR)
+				hi = -1;
+			bool behind = hi >= 0 ? c->next >= 0 && hi > c->next
+					      : c->newest < 0; /* not heard from yet */
+			if (behind && c->newest < horizon[part])
+				horizon[part] = c->newest;
+		}
+		part_horizon *ph = &p->horizons[part];
+		if (horizon[part] != ph->at) {
+			ph->at = horizon[part];
+			ph->moved_ms = now;
+		}
+	}
+	size_t kept = 0, held = 0;
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = p->msgs[i];
+		tp_clock *c = src[i] >= 0 ? tp_clock_of(p, src[i], m->partition, false)
+					  : NULL;
+		int64_t ts = msg_ts(m);
+		if (c != NULL && (c->holding || (ts >= 0 && ts > horizon[m->partition])) &&
+		    now - p->horizons[m->partition].moved_ms < ALIGN_STALL_MS) {
+			c->holding = true;
+			p->held[held++] = m;
+			continue;
+		}
+		t[kept] = (timed_msg){ ts, i, m };
+		kept++;
+	}
+	free(horizon);
+	/* timestamp order across topic-partitions, offset order within one:
+	 * the key is the running maximum of each topic-partition's stamps */
+	for (size_t i = 0; i < p->n_clock_parts * LS_SOURCE__COUNT; i++)
+		p->clocks[i].run = INT64_MIN;
+	for (size_t i = 0; i < kept; i++) {
+		int s = src[t[i].idx];
+		tp_clock *c = s >= 0 ? tp_clock_of(p, s, t[i].m->partition, false) : NULL;
+		if (c == NULL)
+			continue;
+		if (t[i].key > c->run)
+			c->run = t[i].key;
+		t[i].key = c->run;
+	}
+	qsort(t, kept, sizeof *t, cmp_timed);
+	for (size_t i = 0; i < kept; i++)
+		p->msgs[i] = t[i].m;
+	p->n_msgs = kept;
+	p->n_held = held;
+	free(src);
+	free(t);
+	/* bounded: pause what holds records back once there are many */
+	align_pause(p, held >= (size_t)p->cfg->pipeline.batch_size);
+	return 0;
 }
 
 /* The partition's event-time watermark: what label timeouts are due by. */
@@ -363,7 +669,7 @@ static int note_part_wm(ls_pipeline *p, int32_t partition, int64_t ts)
 /* Decode, validate and group the batch; queue dead letters. */
 static int prepare(ls_pipeline *p, char *err, size_t errlen)
 {
-	int64_t now = wall_ms();
+	int64_t now = ls_clock_wall_ms();
 	int64_t skew = p->cfg->pipeline.max_future_skew_ms;
 	for (size_t i = 0; i < p->n_msgs; i++) {
 		rd_kafka_message_t *m = p->msgs[i];
@@ -567,6 +873,35 @@ static int add_bandit_op(ls_pipeline *p, const ls_event *ev)
 	return 0;
 }
 
+/*
+ * A label for a lead that this batch has already changed: publish the
+ * lead's score as it stands, before the label is learned and the outcome
+ * applied. Scores are otherwise computed once per lead at the end of the
+ * batch, after the outcome, so the events a lead had in the same batch as
+ * its outcome would never reach a score published before it: the score
+ * history (what the model predicted when the outcome came) would depend
+ * on where the batches were cut. Live a batch spans a fraction of a
+ * second; catching up, or in the simulator, it spans hours of event time.
+ */
+static int score_before_label(ls_pipeline *p, ls_cache_entry *e,
+			      const ls_event *ev, char *err, size_t errlen)
+{
+	if (e->touched_batch != p->batch_no || e->cause == NULL ||
+	    !ls_scorer_is_label(p->scorer, e->lead, ev))
+		return 0;
+	bool changed = false;
+	size_t produced = 0;
+	if (ls_scorer_score(p->scorer, e->lead_id, e->lead, LS_LEAD_AT_WATERMARK,
+			    e->cause, &changed, &produced, err, errlen) != 0)
+		return -1;
+	p->produced_in_batch += produced;
+	if (changed && mark_dirty(p, e) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 {
 	p->batch_no++;
@@ -575,6 +910,8 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 		batch_event *be = &p->events[i];
 		int src = (int)be->ev.source;
 		bool changed = false;
+		if (score_before_label(p, be->entry, &be->ev, err, errlen) != 0)
+			return -1;
 		if (ls_scorer_before_apply(p->scorer, be->entry->lead, &be->ev,
 					   &changed, err, errlen) != 0)
 			return -1;
@@ -638,7 +975,11 @@ static int rescore_key(const ls_pipeline *p, int32_t part, char *buf, size_t cap
 
 /*
  * When e is next due for idle rescoring: an interval after its last score
- * or event, until the horizon. False: not at all (its entry goes).
+ * or event, until the horizon. False: not at all (its entry goes). A lead
+ * whose outcome every model has learned is not rescored either: its
+ * score predicts nothing any more, and in a stream where most leads end
+ * with an outcome those rescores would be most of the sweeps' work,
+ * delaying the rescores of the leads still open.
  */
 static bool rescore_next(const ls_pipeline *p, const ls_cache_entry *e,
 			 int64_t *due)
@@ -646,7 +987,8 @@ static bool rescore_next(const ls_pipeline *p, const ls_cache_entry *e,
 	int64_t every = p->cfg->scoring.rescore_interval_ms;
 	int64_t wm = ls_lead_watermark(e->lead);
 	int64_t base = e->scored_at > wm ? e->scored_at : wm;
-	if (every <= 0 || wm < 0 || base - wm >= RESCORE_HORIZON_MS)
+	if (every <= 0 || wm < 0 || base - wm >= RESCORE_HORIZON_MS ||
+	    ls_scorer_settled(p->scorer, e->lead))
 		return false;
 	*due = base + every;
 	return true;
@@ -832,7 +1174,7 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
 static int commit_pending(ls_pipeline *p)
 {
 	if (p->n_offsets == 0 && p->n_dirty == 0 && p->n_stale == 0) {
-		p->last_commit_ms = mono_ms();
+		p->last_commit_ms = ls_clock_mono_ms();
 		return 0;
 	}
 	char err[600];
@@ -854,7 +1196,7 @@ static int commit_pending(ls_pipeline *p)
 	p->st.commits++;
 	p->st.leads_written += p->n_dirty;
 	reset_pending(p);
-	p->last_commit_ms = mono_ms();
+	p->last_commit_ms = ls_clock_mono_ms();
 	if ((int64_t)ls_cache_count(&p->cache) > p->cfg->pipeline.cache_leads)
 		ls_cache_clear(&p->cache);
 	if (p->last_commit_ms - p->last_checkpoint_ms >=
@@ -866,7 +1208,7 @@ static int commit_pending(ls_pipeline *p)
 int ls_pipeline_checkpoint(ls_pipeline *p)
 {
 	char err[600], q[700];
-	p->last_checkpoint_ms = mono_ms();
+	p->last_checkpoint_ms = ls_clock_mono_ms();
 	if (p->need_resync)
 		return -1;
 	if (ls_scorer_checkpoint(p->scorer, err, sizeof err) != 0) {
@@ -938,7 +1280,17 @@ static int add_stale(ls_pipeline *p, const char *key, const char *member)
 	return 0;
 }
 
+/*
+ * A sweep reads its set a page of SWEEP_LIMIT leads at a time, and reads
+ * on while pages come back full, up to SWEEP_PAGES pages per set and
+ * batch. One page per batch was too few whenever a batch spans much event
+ * time (a catch-up, a slow host, the simulator in the tests): idle leads
+ * fell due faster than they were read, and their scores aged well past
+ * rescore_interval. The page bound keeps one batch's extra work (and its
+ * burst of ScoreChange records) bounded during a long catch-up.
+ */
 #define SWEEP_LIMIT 256
+#define SWEEP_PAGES 8
 
 /*
  * Why the sweeps keep each set's earliest due time in memory: a partition
@@ -1119,6 +1471,15 @@ static int sweep_rescore(ls_pipeline *p, int32_t part, char *err, size_t errlen)
 		 * Redis is stale, the commit writes the one that counts */
 		if (e->rescore_dirty && (!rescore_next(p, e, &next) || next > T))
 			continue;
+		if (ls_scorer_settled(p->scorer, e->lead)) {
+			/* decided since it was scheduled: the commit drops it */
+			e->rescore_dirty = true;
+			if (mark_dirty(p, e) != 0) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			continue;
+		}
 		bool changed = false;
 		size_t produced = 0;
 		if (ls_scorer_score(p->scorer, e->lead_id, e->lead, T, NULL, &changed,
@@ -1177,11 +1538,16 @@ static int sweep_due(ls_pipeline *p)
 		    p->sweep[part].assigned <= 0)
 			continue;
 		int64_t wm = p->part_wm[part];
+		/* a full page leaves at[] at INT64_MIN: read on */
 		for (size_t j = 0; j < nm && rc == 0; j++)
-			if (ls_scorer_timeout_ms(p->scorer, j) > 0 &&
-			    p->sweep[part].at[j] <= wm)
+			for (int pg = 0; pg < SWEEP_PAGES && rc == 0 &&
+					 ls_scorer_timeout_ms(p->scorer, j) > 0 &&
+					 p->sweep[part].at[j] <= wm;
+			     pg++)
 				rc = sweep_timeouts(p, j, part, err, sizeof err);
-		if (rc == 0 && rescore && p->sweep[part].at[SWEEP_RESCORE] <= wm)
+		for (int pg = 0; pg < SWEEP_PAGES && rc == 0 && rescore &&
+				 p->sweep[part].at[SWEEP_RESCORE] <= wm;
+		     pg++)
 			rc = sweep_rescore(p, part, err, sizeof err);
 	}
 	rd_kafka_topic_partition_list_destroy(parts);
@@ -1270,6 +1636,11 @@ static void on_assign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		}
 		ls_log(LS_LOG_INFO, "pipeline", "starting at offsets stored in redis",
 		       "partitions=%d with_offset=%d", parts->cnt, stored);
+		if (align_assigned(p, parts) != 0) {
+			p->in_rebalance = true;
+			fail_batch(p, "out of memory noting the assignment");
+			p->in_rebalance = false;
+		}
 	}
 	free(o);
 }
@@ -1285,6 +1656,9 @@ static void on_revoke(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		commit_pending(p);
 	else
 		drop_messages(p);
+	/* held records are read again by the next owner (or by us after the
+	 * assignment, from the stored offsets) */
+	align_reset(p, true);
 	p->in_rebalance = false;
 	ls_cache_clear(&p->cache);
 	sweep_revoked(p, parts);
@@ -1298,13 +1672,13 @@ static int resync(ls_pipeline *p)
 	rd_kafka_message_t *m = rd_kafka_consumer_poll(p->rk, 100);
 	if (m != NULL)
 		rd_kafka_message_destroy(m);
-	if (!p->need_resync || mono_ms() < p->retry_at_ms)
+	if (!p->need_resync || ls_clock_mono_ms() < p->retry_at_ms)
 		return -1;
 
 	char err[512], q[600];
 	p->retries++;
 	p->backoff_ms = p->backoff_ms * 2 > 5000 ? 5000 : p->backoff_ms * 2;
-	p->retry_at_ms = mono_ms() + p->backoff_ms;
+	p->retry_at_ms = ls_clock_mono_ms() + p->backoff_ms;
 	if (ls_store_connect(p->store, err, sizeof err) != 0) {
 		if (p->retries == 1 || p->retries % 10 == 0)
 			ls_log(LS_LOG_WARN, "pipeline", "redis still unavailable",
@@ -1331,6 +1705,8 @@ static int resync(ls_pipeline *p)
 		parts->elems[i].offset = o[i].next_offset >= 0
 						 ? o[i].next_offset
 						 : RD_KAFKA_OFFSET_BEGINNING;
+	if (align_assigned(p, parts) != 0)
+		goto out;
 	if (parts->cnt > 0) {
 		rd_kafka_error_t *e = rd_kafka_seek_partitions(p->rk, parts, 10000);
 		if (e != NULL) {
@@ -1377,13 +1753,20 @@ int ls_pipeline_step(ls_pipeline *p)
 	}
 
 	size_t max = (size_t)p->cfg->pipeline.batch_size;
-	if (reserve((void **)&p->msgs, &p->cap_msgs, max, sizeof *p->msgs) != 0) {
+	if (reserve((void **)&p->msgs, &p->cap_msgs, p->n_held + max,
+		    sizeof *p->msgs) != 0) {
 		fail_batch(p, "out of memory");
 		return -1;
 	}
-	int64_t deadline = mono_ms() + p->cfg->pipeline.batch_max_wait_ms;
-	while (p->n_msgs < max) {
-		int64_t left = deadline - mono_ms();
+	/* the records held back at the last step come first, in their order */
+	if (p->n_held > 0)
+		memcpy(p->msgs, p->held, p->n_held * sizeof *p->msgs);
+	p->n_msgs = p->n_held;
+	p->n_held = 0;
+	size_t end = p->n_msgs + max;
+	int64_t deadline = ls_clock_mono_ms() + p->cfg->pipeline.batch_max_wait_ms;
+	while (p->n_msgs < end) {
+		int64_t left = deadline - ls_clock_mono_ms();
 		rd_kafka_message_t *m =
 			rd_kafka_consumer_poll(p->rk, left > 0 ? (int)left : 0);
 		if (p->need_resync) {
@@ -1410,12 +1793,16 @@ int ls_pipeline_step(ls_pipeline *p)
 		p->msgs[p->n_msgs++] = m;
 	}
 	rd_kafka_poll(p->dlq, 0); /* serve delivery reports */
+	if (align_batch(p) != 0) {
+		fail_batch(p, "out of memory");
+		return -1;
+	}
 	int n = process_batch(p);
 	if (n < 0)
 		return -1;
 	if (sweep_due(p) != 0)
 		return -1;
-	if (mono_ms() - p->last_commit_ms >= p->cfg->pipeline.commit_interval_ms &&
+	if (ls_clock_mono_ms() - p->last_commit_ms >= p->cfg->pipeline.commit_interval_ms &&
 	    commit_pending(p) != 0)
 		return -1;
 	return n;
@@ -1464,7 +1851,7 @@ ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
 	p->store = store;
 	p->codec = codec;
 	p->backoff_ms = 100;
-	p->last_commit_ms = mono_ms();
+	p->last_commit_ms = ls_clock_mono_ms();
 	ls_cache_init(&p->cache);
 	ls_arena_init(&p->arena, 0);
 	ls_buf_init(&p->blobs);
@@ -1515,6 +1902,11 @@ void ls_pipeline_free(ls_pipeline *p)
 	if (p == NULL)
 		return;
 	drop_messages(p);
+	for (size_t i = 0; i < p->n_held; i++)
+		rd_kafka_message_destroy(p->held[i]);
+	free(p->held);
+	free(p->clocks);
+	free(p->horizons);
 	reset_pending(p);
 	if (p->dlq != NULL) {
 		if (rd_kafka_flush(p->dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)

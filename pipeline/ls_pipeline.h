@@ -5,8 +5,8 @@
  * One step (ls_pipeline_step) polls up to pipeline.batch_size messages or
  * pipeline.batch_max_wait, decodes them, sends the unusable ones to the
  * dead-letter topic, loads the leads it has not cached from Redis in one
- * pipelined round trip and applies the events in the order they were
- * polled. Once pipeline.commit_interval has passed since the last commit,
+ * pipelined round trip and applies the events in record-timestamp order
+ * (see Ordering). Once pipeline.commit_interval has passed since the last commit,
  * it writes every lead changed since then together with the next offset of
  * every partition read since then in one MULTI/EXEC: a lead active in many
  * batches is written once per interval. A crash anywhere replays from the
@@ -16,10 +16,19 @@
  * Input topics are co-partitioned by lead (same key = lead_id, same
  * partition count, default partitioner), so all events of a lead reach the
  * same instance; a message whose key is not its record's lead_id would
- * break that and is dead-lettered as key_mismatch. How the five topics
- * interleave is not fixed; lead state is built from order-independent
- * parts (see ls_lead.h) so replays still reproduce it, except for events
- * that land on either side of the grace period depending on interleaving.
+ * break that and is dead-lettered as key_mismatch. The five topics are
+ * read in step by record timestamp: per partition number, a record stamped
+ * later than the newest record read from a co-partitioned topic that still
+ * has records to read is held back (not committed) until that topic has
+ * caught up, and a batch is applied in timestamp order, so during a
+ * backlog an outcome is not learned before the lead's earlier events are
+ * read. Past batch_size held records their topic-partitions are paused;
+ * a partition number whose slowest topic has not moved for 5 s is read
+ * unaligned until it moves.
+ * The interleaving is still not fixed exactly (it depends on what was
+ * fetched when); lead state is built from order-independent parts (see
+ * ls_lead.h) so replays still reproduce it, except for events that land
+ * on either side of the grace period depending on interleaving.
  *
  * Dead letters: the original key and value, with headers ls.reason,
  * ls.detail, ls.source.topic, ls.source.partition, ls.source.offset. They

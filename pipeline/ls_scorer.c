@@ -412,6 +412,43 @@ int ls_scorer_due_key(const ls_scorer *sc, size_t i, int32_t partition,
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
+bool ls_scorer_is_label(const ls_scorer *sc, const ls_lead *lead,
+			const ls_event *ev)
+{
+	ls_leadscore s;
+	if (ev->source != LS_SOURCE_OUTCOME || sc->n_models == 0 ||
+	    state_load(lead, &s, NULL, 0) != 0)
+		return false;
+	for (size_t i = 0; i < sc->n_models; i++) {
+		const ls_model_spec *spec = sc->m[i].spec;
+		ls_label_state obs = ls_leadscore_label_of(spec->positive_mask,
+							   spec->negative_mask,
+							   (int)ev->u.outcome.outcome);
+		const ls_leadscore_model *r = ls_leadscore_get(&s, sc->m[i].key, false);
+		/* a copy: accepting marks the label learned */
+		ls_leadscore_model copy = { 0 };
+		if (r != NULL)
+			copy = *r;
+		if (obs != LS_LABEL_NONE && ls_leadscore_accept_label(&copy, obs))
+			return true;
+	}
+	return false;
+}
+
+bool ls_scorer_settled(const ls_scorer *sc, const ls_lead *lead)
+{
+	ls_leadscore s;
+	if (sc->n_models == 0 || state_load(lead, &s, NULL, 0) != 0)
+		return false;
+	for (size_t i = 0; i < sc->n_models; i++) {
+		const ls_leadscore_model *r = ls_leadscore_get(&s, sc->m[i].key, false);
+		if (r == NULL ||
+		    (r->label != LS_LABEL_POSITIVE && r->label != LS_LABEL_NEGATIVE))
+			return false;
+	}
+	return true;
+}
+
 bool ls_scorer_due(const ls_scorer *sc, const ls_lead *lead, size_t i,
 		   int64_t *deadline)
 {

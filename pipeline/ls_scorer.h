@@ -147,6 +147,23 @@ int ls_scorer_expire(ls_scorer *sc, ls_lead *lead, int64_t now_ts,
 int64_t ls_scorer_timeout_ms(const ls_scorer *sc, size_t i);
 int ls_scorer_due_key(const ls_scorer *sc, size_t i, int32_t partition,
 		      char *buf, size_t cap);
+/*
+ * Whether applying ev to lead would teach some model its label: ev is an
+ * outcome in a model's label sets that the model has not learned for
+ * lead yet (after a label_timeout negative, only a positive). The
+ * pipeline then publishes the score the lead had just before it, so the
+ * score history does not depend on where batches were cut. False on a
+ * corrupt state (ls_scorer_before_apply reports it).
+ */
+bool ls_scorer_is_label(const ls_scorer *sc, const ls_lead *lead,
+			const ls_event *ev);
+/*
+ * Whether every model has learned lead's label from an outcome (positive
+ * or negative; a label_timeout negative does not count, a late
+ * conversion is still learned). Idle rescoring stops for such a lead: its
+ * scores no longer predict anything. False without models.
+ */
+bool ls_scorer_settled(const ls_scorer *sc, const ls_lead *lead);
 /* Whether lead belongs in model i's due set, and its deadline. */
 bool ls_scorer_due(const ls_scorer *sc, const ls_lead *lead, size_t i,
 		   int64_t *deadline);

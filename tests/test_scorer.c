@@ -149,6 +149,50 @@ START_TEST(control_leaky_order_is_detected)
 }
 END_TEST
 
+/*
+ * Idle rescoring stops once every model has learned the lead's outcome;
+ * ls_scorer_is_label says which outcome is about to teach one.
+ */
+START_TEST(settled_after_an_outcome_label)
+{
+	fixture f;
+	setup(&f);
+	char err[512];
+	ls_lead *lead = ls_lead_new(&f.lc);
+	ck_assert_ptr_nonnull(lead);
+	ck_assert(!ls_scorer_settled(f.sc, lead));
+	ls_event ev = { .source = LS_SOURCE_WEB, .event_id = "w", .lead_id = "x",
+			.ts = 1700000000000 };
+	ev.u.web.type = LS_WEB_PAGE_VIEW;
+	ev.u.web.url = "https://x.test/";
+	bool changed = false;
+	ck_assert_int_eq(ls_scorer_before_apply(f.sc, lead, &ev, &changed, err,
+						sizeof err), 0);
+	ck_assert_int_eq(ls_lead_apply(lead, &f.lc, &ev), LS_LEAD_APPLIED);
+	ck_assert(!ls_scorer_settled(f.sc, lead)); /* open: still rescored */
+	/* an outcome outside the label sets settles nothing */
+	ls_event opp = { .source = LS_SOURCE_OUTCOME, .event_id = "o1",
+			 .lead_id = "x", .ts = ev.ts + DAY };
+	opp.u.outcome.outcome = LS_OUTCOME_OPPORTUNITY_CREATED;
+	ck_assert(!ls_scorer_is_label(f.sc, lead, &opp));
+	ck_assert(!ls_scorer_is_label(f.sc, lead, &ev)); /* not an outcome */
+	ck_assert_int_eq(ls_scorer_before_apply(f.sc, lead, &opp, &changed, err,
+						sizeof err), 0);
+	ck_assert(!ls_scorer_settled(f.sc, lead));
+	ls_event lost = { .source = LS_SOURCE_OUTCOME, .event_id = "o2",
+			  .lead_id = "x", .ts = ev.ts + 2 * DAY };
+	lost.u.outcome.outcome = LS_OUTCOME_LOST;
+	ck_assert(ls_scorer_is_label(f.sc, lead, &lost));
+	ck_assert_int_eq(ls_scorer_before_apply(f.sc, lead, &lost, &changed, err,
+						sizeof err), 0);
+	ck_assert(ls_scorer_settled(f.sc, lead));
+	/* learned once: a second outcome teaches nothing */
+	ck_assert(!ls_scorer_is_label(f.sc, lead, &lost));
+	ls_lead_free(lead);
+	teardown(&f);
+}
+END_TEST
+
 static Suite *scorer_suite(void)
 {
 	Suite *s = suite_create("scorer");
@@ -156,6 +200,7 @@ static Suite *scorer_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, labels_learned_before_the_label_event);
 	tcase_add_test(tc, control_leaky_order_is_detected);
+	tcase_add_test(tc, settled_after_an_outcome_label);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -24,10 +24,9 @@ What it does:
      values and the configured metrics (employees, annual_revenue) are
      standardised (StandardScaler fitted on the training part) and clipped
      to +-5; other metrics enter as clip(t); profile attributes one-hot
-     (key=value); the configured cross page_category x industry when both
-     keys have a value - page_category being the triggering event's, which
-     an outcome never has, so the cross never appears in a training example
-     (the daemon's reading; see the summary line "crosses in examples").
+     (key=value); the default model's crosses industry x size_band and
+     industry x role when both keys have a value (see the summary line
+     "crosses in examples").
   3. Labelled leads sorted by label_ts; the first half trains, the second
      half evaluates. Offline baseline: scikit-learn LogisticRegression
      (lbfgs, L2), C from a small grid by 5-fold stratified cross-validation
@@ -83,7 +82,7 @@ MODEL = 'conversion'
 POSITIVE = ('CONVERTED', 'WON')
 NEGATIVE = ('LOST', 'DISQUALIFIED')
 METRICS = ('employees', 'annual_revenue')      # default model: dense metrics
-CROSSES = (('page_category', 'industry'),)     # default model crosses
+CROSSES = (('industry', 'size_band'), ('industry', 'role'))  # default model
 CLIP = 5.0
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 GROUP = 'model-baseline'

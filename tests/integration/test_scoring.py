@@ -7,14 +7,18 @@ Redis -> leads.scores, read back with an independent client
     these leads' labels when it scored them), the last ScoreChange before
     each label is the prediction, compared with the hidden model's own
     AUC on exactly the same leads (the simulator knows the true conversion
-    probability of each lead, --truth). The target is a gap of at most
-    0.03; measured on this stream it is 0.030-0.040 (an offline batch
-    logistic regression on the same features: 0.025, BENCHMARKS.md), so
-    the target is NOT met yet and this test asserts the regression floor
-    GAP_FLOOR instead, logging the gap it saw. A constant or untrained
-    scorer is ~0.45 behind, a model trained on leaked or shuffled labels
-    far more than 0.05. Idle leads are rescored as event time moves on
-    (RESCORE); the reader must have every ScoreChange before the check.
+    probability of each lead, --truth). The gap must be at most
+    TARGET_GAP (0.03, issue 4). An offline batch logistic regression on
+    the same features, at label time, is 0.024 behind on this stream: the
+    rest of the hidden model is the latent intent no feature shows
+    (BENCHMARKS.md). Measured here: 0.022-0.024 non-sanitized, 0.023-0.025
+    under ASan. That needs the input topics read in step by timestamp (else
+    outcomes are learned before the events that preceded them whenever
+    the daemon lags the simulator, as under ASan), a score published
+    before a label the same batch brings, and idle rescoring (RESCORE). A
+    constant or untrained scorer is ~0.45 behind, a model trained on
+    leaked or shuffled labels far more than 0.05. The reader must have
+    every ScoreChange before the check.
   * Contract: versions strictly increase per lead and model with no gaps,
     previous_score/previous_tier repeat the record before, tiers are the
     configured ones, at most 3 positive and 3 negative factors with
@@ -46,17 +50,16 @@ import testenv  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 SCORES = 'leads.scores'
-TARGET_GAP = 0.03  # issue 4's target (not met, see the docstring)
-GAP_FLOOR = 0.05   # what this test enforces
+TARGET_GAP = 0.03  # issue 4's target
 # Idle rescoring in the quality test. Live the default is 1h; this stream
-# runs ~27 h of event time per second (~2.7 h per 100 ms batch) over ~2,000
-# leads per partition, and a sweep rescores at most 256 leads per partition
-# and batch: about once per ~21 h of event time per idle lead, whatever
-# the interval below that. Measured (median age of the last score before a
-# label / ScoreChange records): 1h 12 h / 188k, 6h 9-14 h / 200-220k, 12h
-# 10-12 h / 175-183k, 1d 13-15 h / 126-134k, rescoring off 28 h / 66k. 12h
-# keeps the freshest scores with the fewest records the reader must decode
-# before the dev broker's ~5 MiB per partition drops them.
+# runs ~27 h of event time per second, so a batch spans hours of event
+# time and an idle lead is rescored up to a batch after it is due. Leads
+# whose outcome was learned are no longer rescored. 12h measured: 134-152k
+# ScoreChange records, median age of the last score before a label
+# 6.5-8.4 h; an offline regression scored at those same moments loses
+# under 0.001 AUC against scoring at the label, so a shorter interval
+# would only add records the reader must decode before the dev broker's
+# ~5 MiB per partition drops them.
 RESCORE = '12h'
 INPUTS = ['leads.' + k for k in ('email', 'web', 'call', 'outcome', 'profile')]
 MODELS = ('models:\n'
@@ -442,10 +445,7 @@ class Scoring(unittest.TestCase):
         log('AUC on leads whose labels the model had not seen: online %.4f, '
             'hidden model %.4f, gap %.4f' % (online, hidden, hidden - online))
         self.assertGreater(sum(y), 50)
-        if hidden - online > TARGET_GAP:
-            log('gap %.4f is above the target %.2f (known shortfall)'
-                % (hidden - online, TARGET_GAP))
-        self.assertLessEqual(hidden - online, GAP_FLOOR)
+        self.assertLessEqual(hidden - online, TARGET_GAP)
 
     # ----------------------------------------------------------- contract
 
