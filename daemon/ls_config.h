@@ -163,6 +163,7 @@ typedef struct ls_config {
 		int64_t batch_max_wait_ms;
 		int64_t commit_interval_ms; /* state + offsets written this often */
 		int64_t shutdown_timeout_ms;
+		int64_t align_stall_ms;   /* 0: no event-time alignment */
 		int64_t grace_ms;           /* older than watermark - grace: dropped */
 		int64_t dedupe_horizon_ms;  /* ids kept back to watermark - this */
 		int64_t max_future_skew_ms; /* ts further ahead of now: dead letter */

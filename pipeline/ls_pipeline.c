@@ -382,7 +382,7 @@ static void fail_batch(ls_pipeline *p, const char *why)
  * holds the newer records of the others for a step. Held records are
  * bounded: past batch_size of them the topic-partitions they came from
  * are paused until their records are released. A partition number whose
- * horizon has not moved for ALIGN_STALL_MS while it holds records back is
+ * horizon has not moved for pipeline.align_stall while it holds records back is
  * not aligned until it moves again (a topic whose partition cannot be
  * fetched, or whose records were deleted, must not stop the others).
  *
@@ -394,7 +394,6 @@ static void fail_batch(ls_pipeline *p, const char *why)
  * time, as leadscore-sim does, or the log append time, which is the order
  * they were written); a record without one is never held.
  */
-#define ALIGN_STALL_MS 5000
 
 static tp_clock *tp_clock_of(ls_pipeline *p, int src, int32_t part, bool grow)
 {
@@ -612,7 +611,7 @@ static int align_batch(ls_pipeline *p)
 					  : NULL;
 		int64_t ts = msg_ts(m);
 		if (c != NULL && (c->holding || (ts >= 0 && ts > horizon[m->partition])) &&
-		    now - p->horizons[m->partition].moved_ms < ALIGN_STALL_MS) {
+		    now - p->horizons[m->partition].moved_ms < p->cfg->pipeline.align_stall_ms) {
 			c->holding = true;
 			p->held[held++] = m;
 			continue;

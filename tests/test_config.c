@@ -101,6 +101,7 @@ static void assert_defaults_except_brokers(const ls_config *c)
 	ck_assert_int_eq(c->pipeline.batch_max_wait_ms, 100);
 	ck_assert_int_eq(c->pipeline.commit_interval_ms, 200);
 	ck_assert_int_eq(c->pipeline.shutdown_timeout_ms, 10000);
+	ck_assert_int_eq(c->pipeline.align_stall_ms, 5000);
 	ck_assert_int_eq(c->pipeline.grace_ms, 30LL * 24 * 3600 * 1000);
 	ck_assert_int_eq(c->pipeline.dedupe_horizon_ms, 3600000);
 	ck_assert_int_eq(c->pipeline.max_future_skew_ms, 300000);
@@ -424,7 +425,7 @@ START_TEST(test_env_names)
 			ck_assert_str_ne(names[j], names[n]);
 		n++;
 	}
-	ck_assert_uint_eq(n, 33);
+	ck_assert_uint_eq(n, 34);
 }
 END_TEST
 
