@@ -345,6 +345,61 @@ class Lifecycle(unittest.TestCase):
         self.assertTrue(all(r['model'] == 'conversion' for r in got), got)
         self.assertTrue(all(r['score'] == 0.5 for r in got if r['lead_id'] == 'lead-1'), got)
 
+    def backlog_too_late(self, align_stall):
+        """Start on a backlog where each lead's outcome is stamped two days
+        after its 60 web events, fetched in small pieces while the outcomes
+        come in one: the events the daemon applies after the outcome are
+        more than the 1 h grace behind the lead's watermark and dropped.
+        Returns (consumed, too_late)."""
+        t0 = 1700000000000
+        web = Producer({'bootstrap.servers': self.broker.bootstrap,
+                        'linger.ms': 0, 'batch.num.messages': 10})
+        for j in range(60):
+            for i in range(50):
+                lead = 'al-%d' % i
+                web.produce('leads.web', key=lead.encode(), value=avro_events.encode('web', {
+                    'event_id': 'w-%d-%d' % (i, j), 'lead_id': lead, 'ts': t0 + j * 60000,
+                    'type': 'PAGE_VIEW', 'url': 'https://x.test/pricing',
+                    'page_category': 'pricing', 'duration_ms': 1000, 'session_id': 's'}))
+                web.poll(0)
+        self.assertEqual(web.flush(30), 0)
+        testenv.produce(self.broker.bootstrap, 'leads.outcome', [
+            (('al-%d' % i).encode(), avro_events.encode('outcome', {
+                'event_id': 'o-%d' % i, 'lead_id': 'al-%d' % i,
+                'ts': t0 + 2 * 86400000, 'outcome': 'CONVERTED'})) for i in range(50)])
+        self.write_config('info', 'pipeline:\n  grace: 1h\n  batch_size: 100\n'
+                          '  align_stall: %s\n' % align_stall)
+        with open(self.config) as f:
+            text = f.read().replace('    heartbeat.interval.ms: "500"\n',
+                                    '    heartbeat.interval.ms: "500"\n'
+                                    '    max.partition.fetch.bytes: "2048"\n')
+        with open(self.config, 'w') as f:
+            f.write(text)
+        d = self.start_daemon()
+        d.wait_for_log(r'msg="ready"', timeout=30)
+        c = self.redis.client()
+        deadline = time.monotonic() + 60
+        while sum(int(v) for v in c.hgetall('ls:offsets:lifecycle').values()) < 3050:
+            self.assertLess(time.monotonic(), deadline, d.tail())
+            time.sleep(0.2)
+        d.send_signal(signal.SIGTERM)
+        self.assertEqual(d.wait(timeout=10), 0, d.tail())
+        m = d.wait_for_log(r'msg="stopped" consumed=(\d+) applied=\d+ duplicates=\d+ '
+                           r'too_late=(\d+)', timeout=1)
+        return int(m.group(1)), int(m.group(2))
+
+    def test_backlog_read_in_step(self):
+        # read in step by timestamp: every web event before its outcome
+        self.assertEqual(self.backlog_too_late('5s'), (3050, 0))
+
+    def test_backlog_unaligned_control(self):
+        # the same backlog with the alignment off: the outcomes arrive in
+        # the first fetch and push the leads' watermarks past the events
+        consumed, late = self.backlog_too_late('0s')
+        sys.stderr.write("unaligned: %d of 3000 web events too late\n" % late)
+        self.assertEqual(consumed, 3050)
+        self.assertGreater(late, 0)
+
 
 if __name__ == '__main__':
     unittest.main()
