@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -717,15 +716,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		b[rq->body_len] = '\0';
 		return MHD_YES;
 	}
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t t0 = ls_clock_mono_ns();
 	const char *tmpl = "other";
 	tl_status = 0;
 	enum MHD_Result rc = route(h, c, url, method, rq, &tmpl);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (h->env.telemetry != NULL && tl_status != 0)
 		ls_telemetry_http(h->env.telemetry, tmpl, tl_status,
-				  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+				  (double)(ls_clock_mono_ns() - t0) / 1e9);
 	return rc;
 }
 

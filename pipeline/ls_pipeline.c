@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ls_clock.h"
 #include "ls_cache.h"
@@ -315,7 +314,7 @@ static void reset_pending(ls_pipeline *p)
 	p->n_stale = 0;
 }
 
-static double since_s(const struct timespec *t0);
+static double since_s(int64_t t0_ns);
 static void sweep_forget_all(ls_pipeline *p);
 static void sweep_committed(ls_pipeline *p);
 static void sweep_lower(ls_pipeline *p, int32_t part, size_t set, int64_t due);
@@ -767,11 +766,10 @@ static int load_misses(ls_pipeline *p, char *err, size_t errlen)
 	for (size_t i = 0; i < p->n_misses; i++)
 		ids[i] = p->misses[i]->lead_id;
 	char serr[512];
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t t0 = ls_clock_mono_ns();
 	int lrc = ls_store_load(p->store, ids, p->n_misses, blobs, serr, sizeof serr);
 	if (p->obs.redis != NULL)
-		p->obs.redis(p->obs.ud, since_s(&t0));
+		p->obs.redis(p->obs.ud, since_s(t0));
 	if (lrc != 0) {
 		snprintf(err, errlen, "redis load: %s", serr);
 		return -1;
@@ -1152,12 +1150,11 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
 				.argvlen = p->bops[i].op.argvlen, .result = &p->bops[i].result };
 	}
 	char serr[512];
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t t0 = ls_clock_mono_ns();
 	int crc = ls_store_commit_log(p->store, w, p->n_dirty, p->ops, n_ops,
 				      p->offsets, p->n_offsets, serr, sizeof serr);
 	if (p->obs.redis != NULL)
-		p->obs.redis(p->obs.ud, since_s(&t0));
+		p->obs.redis(p->obs.ud, since_s(t0));
 	if (crc != 0) {
 		snprintf(err, errlen, "redis commit: %s", serr);
 		return -1;
@@ -1227,11 +1224,9 @@ int ls_pipeline_checkpoint(ls_pipeline *p)
 	return 0;
 }
 
-static double since_s(const struct timespec *t0)
+static double since_s(int64_t t0_ns)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+	return (double)(ls_clock_mono_ns() - t0_ns) / 1e9;
 }
 
 void ls_pipeline_set_observer(ls_pipeline *p, const ls_pipeline_observer *o)
@@ -1246,8 +1241,7 @@ static int process_batch(ls_pipeline *p)
 	if (p->n_msgs == 0)
 		return 0;
 	char err[600];
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t t0 = ls_clock_mono_ns();
 	if (prepare(p, err, sizeof err) != 0 ||
 	    load_misses(p, err, sizeof err) != 0 ||
 	    apply_events(p, err, sizeof err) != 0) {
@@ -1255,7 +1249,7 @@ static int process_batch(ls_pipeline *p)
 		return -1;
 	}
 	if (p->obs.batch != NULL)
-		p->obs.batch(p->obs.ud, since_s(&t0));
+		p->obs.batch(p->obs.ud, since_s(t0));
 	int n = (int)p->n_msgs;
 	p->st.batches++;
 	ls_log(LS_LOG_DEBUG, "pipeline", "batch applied",
@@ -1376,12 +1370,11 @@ static int sweep_load(ls_pipeline *p, const char *key, int32_t part,
 	int64_t next;
 	char serr[512];
 	*n = 0;
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t t0 = ls_clock_mono_ns();
 	int drc = ls_store_due(p->store, key, p->part_wm[part], sp->read[set],
 			       SWEEP_LIMIT, ids, &got, &next, serr, sizeof serr);
 	if (p->obs.redis != NULL)
-		p->obs.redis(p->obs.ud, since_s(&t0));
+		p->obs.redis(p->obs.ud, since_s(t0));
 	if (drc != 0) {
 		snprintf(err, errlen, "redis: %s", serr);
 		return -1;
