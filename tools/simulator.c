@@ -177,6 +177,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "ls_clock.h"
 #include "ls_codec.h"
 #include "ls_event.h"
 #include "ls_log.h"
@@ -835,16 +836,7 @@ static int sim_hour(sim *s, uint32_t id, int64_t h)
 
 static double sim_mono(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t sim_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (double)ls_clock_mono_ns() / 1e9;
 }
 
 static void sim_sleep(double secs)
@@ -888,7 +880,7 @@ static void sim_pace(sim *s, int64_t ts)
 			return;
 		double due = s->t0_wall + (double)s->emitted / s->o.rate;
 		double ahead = due - sim_mono();
-		int64_t wait_ts = ts - sim_wall_ms();
+		int64_t wait_ts = ts - ls_clock_wall_ms();
 		double wait = ahead > (double)wait_ts / 1000.0 ? ahead : (double)wait_ts / 1000.0;
 		if (wait <= 0)
 			return;
@@ -1208,7 +1200,7 @@ static int sim_fb_parse_line(sim *s, const char *name, long no, const char *text
 			goto bad;
 		}
 	}
-	d->ts = sim_wall_ms();
+	d->ts = ls_clock_wall_ms();
 	if (n == 5) {
 		const char *v = field[4];
 		int64_t ts = 0;
@@ -2027,7 +2019,7 @@ int main(int argc, char **argv)
 	}
 	bool feedback = s.o.feedback != NULL;
 
-	int64_t now = sim_wall_ms();
+	int64_t now = ls_clock_wall_ms();
 	s.start = s.o.have_start ? s.o.start
 				 : (now / SIM_HOUR) * SIM_HOUR - (int64_t)s.o.days * SIM_DAY;
 	if (s.start < 0) {
