@@ -154,6 +154,9 @@ typedef struct ls_config {
 		char *listen;     /* host:port, default "127.0.0.1:8080" */
 		char *auth_token; /* NULL: no authentication */
 		int64_t threads;  /* 0: by the CPU count */
+		int64_t max_connections;             /* 0: from the fd limit */
+		int64_t max_connections_per_address; /* 0: max_connections / 8 */
+		int64_t request_timeout_ms;          /* whole request, not idle time */
 	} http;
 	struct {
 		ls_log_level level;

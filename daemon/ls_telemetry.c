@@ -35,6 +35,8 @@ struct ls_telemetry {
 	ls_gauge_vec *auc, *logloss, *ece;
 	ls_histogram *batch, *redis, *score;
 	ls_histogram_vec *http;
+	ls_counter_vec *http_dropped;
+	ls_gauge *http_open;
 	ls_pipeline_stats last;
 	uint64_t last_model[MAX_MODELS][4]; /* published, positives, negatives, timeouts */
 	pthread_mutex_t src_mu;
@@ -224,6 +226,18 @@ ls_telemetry *ls_telemetry_new(const ls_config *cfg, const char *version, char *
 			       .nbuckets = N(http_buckets) };
 	if ((t->http = ls_metrics_histogram(t->reg, &hd, err, errlen)) == NULL)
 		goto fail;
+	ls_gauge_vec *open;
+	if (reg_counter(t, &t->http_dropped, "leadscore_http_connections_dropped_total",
+			"HTTP connections refused at accept (connection_limit, address_limit, out_of_fds) or closed for taking longer than http.request_timeout (request_timeout).",
+			"reason", NULL, err, errlen) != 0 ||
+	    reg_gauge(t, &open, "leadscore_http_connections",
+		      "HTTP connections open now.", NULL, err, errlen) != 0)
+		goto fail;
+	t->http_open = ls_gauge_vec_get(open, NULL);
+	static const char *const dropped[] = { "connection_limit", "address_limit", "out_of_fds",
+					       "request_timeout" };
+	for (size_t i = 0; i < N(dropped); i++) /* each shows 0 from the first scrape */
+		ls_counter_vec_get(t->http_dropped, (const char *[]){ dropped[i] });
 	ls_metrics_desc lag = { .name = "leadscore_consumer_lag_messages",
 				.help = "Messages behind the partition's end, from librdkafka statistics (-1 unknown).",
 				.labels = { "topic", "partition", NULL } };
@@ -336,6 +350,17 @@ void ls_telemetry_http(ls_telemetry *t, const char *route, unsigned code, double
 	snprintf(c, sizeof c, "%u", code);
 	const char *v[2] = { route, c };
 	ls_histogram_observe(ls_histogram_vec_get(t->http, v), seconds);
+}
+
+void ls_telemetry_http_dropped(ls_telemetry *t, const char *reason)
+{
+	const char *v[1] = { reason };
+	ls_counter_inc(ls_counter_vec_get(t->http_dropped, v));
+}
+
+void ls_telemetry_http_connections(ls_telemetry *t, double delta)
+{
+	ls_gauge_add(t->http_open, delta);
 }
 
 char *ls_telemetry_render(ls_telemetry *t, size_t *len)

@@ -49,6 +49,13 @@ void ls_telemetry_publish(ls_telemetry *t, const ls_pipeline *p);
 /* One HTTP request: route is the route template ("/v1/leads/{id}"). */
 void ls_telemetry_http(ls_telemetry *t, const char *route, unsigned code, double seconds);
 
+/* An HTTP connection refused or cut; reason is one of connection_limit,
+   address_limit, out_of_fds, request_timeout. */
+void ls_telemetry_http_dropped(ls_telemetry *t, const char *reason);
+
+/* HTTP connections opened (+1) or closed (-1). */
+void ls_telemetry_http_connections(ls_telemetry *t, double delta);
+
 /* The exposition text (malloc'd, NUL-terminated; *len its length). */
 char *ls_telemetry_render(ls_telemetry *t, size_t *len);
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -241,6 +242,27 @@ static void log_stats(const ls_pipeline *p, const char *msg)
 	}
 }
 
+/*
+ * Raise the soft fd limit to the hard one: every HTTP connection is a
+ * descriptor, and the soft default (1,024) is what a flood of slow
+ * clients used up. The HTTP server sizes its connection limits from the
+ * result. Nothing here uses select(), so descriptors past 1,024 are safe.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		ls_log(LS_LOG_WARN, "main", "cannot raise the fd limit", "soft=%llu hard=%llu error=%s",
+		       (unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+	else
+		ls_log(LS_LOG_INFO, "main", "fd limit raised", "from=%llu to=%llu",
+		       (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+}
+
 static int run(ls_config *cfg)
 {
 	char err[1024], q[1100];
@@ -253,6 +275,7 @@ static int run(ls_config *cfg)
 	ls_campaign *bandit = NULL;
 	ls_telemetry *telemetry = NULL;
 
+	raise_nofile();
 	codec = ls_codec_new(err, sizeof err);
 	if (codec == NULL) {
 		ls_log(LS_LOG_ERROR, "codec", "cannot load schemas", "error=%s",
