@@ -10,17 +10,30 @@
  *                           version and label state, and the current
  *                           model's score and top factors
  * Every error is JSON {"error": "...", "detail": "..."} with its status:
- * 400 (bad path or lead id), 401 (http.auth_token set and no matching
- * "Authorization: Bearer" header), 404 (no such route, model or lead),
+ * 400 (bad path or lead id; bad_path: the path decodes to a NUL or other
+ * control byte), 401 (http.auth_token set and no matching "Authorization:
+ * Bearer" header, any letter case), 404 (no such route, model or lead),
  * 405 (method), 413 (body too large), 503 (models not published yet or
- * Redis unavailable).
+ * Redis unavailable; the detail never names Redis's address). 400
+ * bad_path, 401 and a declared Content-Length over LS_HTTP_MAX_BODY are
+ * answered before any of the body is read.
+ *
+ * Connections: at most http.max_connections in all and
+ * http.max_connections_per_address from one address (derived from the
+ * soft RLIMIT_NOFILE when 0; see ls_http_guard.h); one more is accepted
+ * and closed at once. A request not read and answered within
+ * http.request_timeout of its connection opening or its previous
+ * response has its socket shut down. Both are counted in
+ * leadscore_http_connections_dropped_total and logged at most once per
+ * 10 s per reason, as is accept() failing for want of descriptors.
  *
  * Threads: libmicrohttpd's internal thread pool serves requests. The
  * batch loop publishes an immutable snapshot of the models
  * (ls_http_publish); a handler takes a reference under a mutex held for a
  * pointer copy, never across I/O, and drops it when done. Lead lookups
  * use a Redis connection per worker thread, opened on first use and
- * closed when the thread ends.
+ * closed when the thread ends. One more thread sweeps for requests over
+ * their deadline every 250 ms.
  */
 #ifndef LS_HTTP_H
 #define LS_HTTP_H

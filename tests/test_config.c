@@ -96,6 +96,9 @@ static void assert_defaults_except_brokers(const ls_config *c)
 	ck_assert_str_eq(c->http.listen, "127.0.0.1:8080");
 	ck_assert_ptr_null(c->http.auth_token);
 	ck_assert_int_eq(c->http.threads, 0);
+	ck_assert_int_eq(c->http.max_connections, 0);
+	ck_assert_int_eq(c->http.max_connections_per_address, 0);
+	ck_assert_int_eq(c->http.request_timeout_ms, 30000);
 	ck_assert_int_eq(c->log.level, LS_LOG_INFO);
 	ck_assert_int_eq(c->pipeline.batch_size, 5000);
 	ck_assert_int_eq(c->pipeline.batch_max_wait_ms, 100);
