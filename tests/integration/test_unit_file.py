@@ -173,6 +173,12 @@ class UnitFile(unittest.TestCase):
         self.assertTrue(os.path.isfile(self.in_root(doc[len('file://'):])),
                         doc)
 
+    def test_fd_limit_leaves_room_for_http(self):
+        # leadscored sizes its HTTP connection limit from RLIMIT_NOFILE less
+        # 256 (at most 4096); the soft default of 1,024 is what a flood of
+        # slow clients exhausted (issue 12)
+        self.assertGreaterEqual(int(unit_key(self.text, 'LimitNOFILE')), 4096 + 256)
+
     def test_verify_is_silent(self):
         path = self.write_unit('leadscored.service',
                                self.verifiable(self.text))
