@@ -295,9 +295,9 @@ class HostileHttp(unittest.TestCase):
         finally:
             s.close()
 
-    def test_slowloris_is_cut_by_the_request_deadline(self):
-        before = self.dropped('request_timeout')
-        slow = Slow().open(self.port, '127.0.0.1', 1)
+    def trickle(self, slow):
+        """A byte a second on slow's connection: the seconds until the
+        server closed it (fails past 25)."""
         start = time.monotonic()
         try:
             while slow.open_count() and time.monotonic() - start < 25:
@@ -308,12 +308,26 @@ class HostileHttp(unittest.TestCase):
             # well under the 30 s idle timeout a byte a second never trips
             self.assertEqual(slow.open_count(), 0,
                              'a byte a second kept the connection for %.0f s' % took)
-            self.assertGreaterEqual(took, TIMEOUT_S - 1)
-            self.assertGreaterEqual(self.dropped('request_timeout'), before + 1)
+            return took
         finally:
             slow.close()
+
+    def test_slowloris_is_cut_by_the_request_deadline(self):
+        before = self.dropped('request_timeout')
+        took = self.trickle(Slow().open(self.port, '127.0.0.1', 1))
+        self.assertGreaterEqual(took, TIMEOUT_S - 1)
+        self.assertGreaterEqual(self.dropped('request_timeout'), before + 1)
         self.daemon.wait_for_log(r'msg="connection closed: request took longer than '
                                  r'http.request_timeout" reason=request_timeout', timeout=5)
+        # the headers at once, then the body a byte a second
+        body = b'{"reward": 1}' + b' ' * 100
+        slow = Slow().open(self.port, '127.0.0.1', 1)
+        slow.socks[0].sendall(('POST /v1/decisions/d/reward HTTP/1.1\r\nHost: x\r\n'
+                               'Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n'
+                               % (TOKEN, len(body))).encode())
+        slow.HEADER = body
+        self.assertGreaterEqual(self.trickle(slow), TIMEOUT_S - 1)
+        self.assertGreaterEqual(self.dropped('request_timeout'), before + 2)
 
     def test_flood_from_one_address(self):
         before = {r: self.dropped(r) for r in ('address_limit', 'request_timeout')}
