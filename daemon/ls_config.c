@@ -527,28 +527,26 @@ const char *ls_config_parse_host_port(const char *s, char *host, size_t hostlen,
 }
 
 /*
- * The Redis client owns the URL grammar (it also accepts a password); the
- * config only asks it, so a URL that validates here always connects there.
- * Its message quotes the URL, which may hold that password, so keep only
- * the reason after the quoted URL.
+ * The Redis client owns the URL grammar (it also accepts a user and a
+ * password); the config only asks it, so a URL that validates here always
+ * connects there. Its message never quotes the URL.
  */
+#define REDIS_URL_FORMS "redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N]"
+
 static const char *check_redis_url(const char *s, char *buf, size_t buflen)
 {
 	ls_redis_target t;
 	char why[512];
+	static const char prefix[] = "invalid redis url: ";
 
 	if (ls_redis_url_parse(s, &t, why, sizeof why) == 0) {
 		ls_redis_target_free(&t);
 		return NULL;
 	}
-	const char *reason = why, *p = why;
-	while ((p = strstr(p, "': ")) != NULL) {
-		reason = p + 3;
-		p += 3;
-	}
-	snprintf(buf, buflen,
-		 "expected redis://[:password@]host[:port][/db] or unix:///path[?db=N] (%s)",
-		 reason);
+	const char *reason = why;
+	if (strncmp(reason, prefix, sizeof prefix - 1) == 0)
+		reason += sizeof prefix - 1;
+	snprintf(buf, buflen, "expected " REDIS_URL_FORMS " (%s)", reason);
 	return buf;
 }
 
@@ -1075,7 +1073,7 @@ static const field root_fields[] = {
 	  .desc = "librdkafka properties passed through verbatim (e.g. security.protocol); not bootstrap.servers or group.id." },
 	{ .name = "redis.url", .type = FT_STRING, .offset = C_OFF(redis.url),
 	  .def = "redis://127.0.0.1:6379/0", .flags = F_SECRET, .check = check_redis_url,
-	  .desc = "redis://[:password@]host[:port][/db] or unix:///path[?db=N]." },
+	  .desc = REDIS_URL_FORMS "; user and password percent-decoded; a user authenticates as that ACL user." },
 	{ .name = "redis.key_prefix", .type = FT_STRING, .offset = C_OFF(redis.key_prefix),
 	  .def = "ls:", .check = check_key_prefix,
 	  .desc = "Prefix of every Redis key; no whitespace or braces." },

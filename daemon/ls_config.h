@@ -144,7 +144,7 @@ typedef struct ls_config {
 		ls_config_kv *properties;
 	} kafka;
 	struct {
-		char *url;        /* as ls_redis_url_parse() accepts: redis://[:password@]host[:port][/db] or unix:///path[?db=N] */
+		char *url;        /* as ls_redis_url_parse() accepts: redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N] */
 		char *key_prefix; /* default "ls:" */
 		int64_t lead_ttl_ms;
 		int64_t connect_timeout_ms;

@@ -277,7 +277,7 @@ START_TEST(test_bad_redis_url)
 {
 	char err[4096];
 	load_bad("bad_redis_url.yaml", no_env, err, sizeof err);
-	ASSERT_HAS(err, "bad_redis_url.yaml:4:8: redis.url: expected redis://[:password@]host[:port][/db] or unix:///path[?db=N]");
+	ASSERT_HAS(err, "bad_redis_url.yaml:4:8: redis.url: expected redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N]");
 	ASSERT_HAS(err, "bad_redis_url.yaml:6:11: http.listen: expected host:port");
 	ck_assert_uint_eq(count_lines(err), 2);
 }
@@ -374,7 +374,7 @@ START_TEST(test_env_bad_values)
 	char err[4096];
 	load_bad("env_base.yaml", env, err, sizeof err);
 	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_BATCH_SIZE: expected an integer, got \"many\"");
-	ASSERT_HAS(err, "environment LEADSCORE_REDIS_URL: expected redis://[:password@]host[:port][/db] or unix:///path[?db=N]");
+	ASSERT_HAS(err, "environment LEADSCORE_REDIS_URL: expected redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N]");
 	ASSERT_HAS(err, "environment LEADSCORE_REDIS_LEAD_TTL: expected a duration");
 	ASSERT_HAS(err, "environment LEADSCORE_LOG_LEVEL: expected one of debug, info, warn, error");
 	ASSERT_HAS(err, "environment LEADSCORE_KAFKA_BROKERS: must not be empty");
