@@ -3727,6 +3727,17 @@ void ls_config_secrets(const ls_config *cfg, void (*fn)(const char *secret, void
 	}
 }
 
+static void mask_one(const char *secret, void *ud)
+{
+	(void)ud;
+	ls_log_add_secret(secret);
+}
+
+void ls_config_mask_secrets(const ls_config *cfg)
+{
+	ls_config_secrets(cfg, mask_one, NULL);
+}
+
 static char *dir_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');

@@ -339,6 +339,10 @@ void ls_config_lead_conf(const ls_config *cfg, const ls_feature_set *set,
 void ls_config_secrets(const ls_config *cfg, void (*fn)(const char *secret, void *ud),
 		       void *ud);
 
+/* ls_log_add_secret() each of ls_config_secrets(): from then on no log
+ * line shows them. Call from one thread at a time (see ls_log.h). */
+void ls_config_mask_secrets(const ls_config *cfg);
+
 /* One known key, as documented in the README's configuration table. */
 typedef struct ls_config_key_info {
 	char key[96];             /* "redis.lead_ttl"; items: "schemas.writers[].id" */

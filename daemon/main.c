@@ -195,12 +195,6 @@ static void report_warnings(const ls_config *cfg, bool to_stderr)
 	}
 }
 
-static void add_secret(const char *secret, void *ud)
-{
-	(void)ud;
-	ls_log_add_secret(secret);
-}
-
 static void report_change(const char *key, bool reloadable, void *ud)
 {
 	int *restart_needed = ud;
@@ -224,7 +218,7 @@ static void reload_config(ls_config *cfg)
 	}
 	int restart_needed = 0;
 	sd_notify(0, "RELOADING=1");
-	ls_config_secrets(&fresh, add_secret, NULL);
+	ls_config_mask_secrets(&fresh);
 	report_warnings(&fresh, false);
 	ls_config_diff(cfg, &fresh, report_change, &restart_needed);
 	ls_config_apply_live(cfg, &fresh);
@@ -500,7 +494,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	ls_log_set_level(cfg.log.level);
-	ls_config_secrets(&cfg, add_secret, NULL);
+	ls_config_mask_secrets(&cfg);
 	if (install_signals() != 0) {
 		fprintf(stderr, "leadscored: sigaction: %s\n", strerror(errno));
 		ls_config_free(&cfg);
