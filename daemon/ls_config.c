@@ -42,6 +42,7 @@
  * struct and what a user would type are the same string.
  */
 #include "ls_config.h"
+#include "ls_kafka.h"
 #include "ls_redis.h"
 
 #include <ctype.h>
@@ -52,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -159,6 +161,18 @@ typedef struct map_desc {
 	size_t count_offset; /* size_t in ls_config */
 	size_t items_offset; /* ls_config_kv * in ls_config */
 	string_check_fn check_key;
+	/*
+	 * Optional: each entry, in file order, checked against one state made
+	 * by begin() for the whole map and released by end(). The reason is
+	 * NULL when the entry is fine; *at_key says whether it is about the
+	 * name (placed at the key) or the value. Reasons never quote values.
+	 */
+	void *(*begin)(void);
+	const char *(*check_entry)(void *state, const char *key, const char *value,
+				   bool *at_key, char *buf, size_t buflen);
+	void (*end)(void *state);
+	/* Optional: true for entry names whose values are secrets. */
+	bool (*secret_key)(const char *key);
 } map_desc;
 
 /* A sequence of mappings, each described by its own sub-table. */
@@ -527,28 +541,26 @@ const char *ls_config_parse_host_port(const char *s, char *host, size_t hostlen,
 }
 
 /*
- * The Redis client owns the URL grammar (it also accepts a password); the
- * config only asks it, so a URL that validates here always connects there.
- * Its message quotes the URL, which may hold that password, so keep only
- * the reason after the quoted URL.
+ * The Redis client owns the URL grammar (it also accepts a user and a
+ * password); the config only asks it, so a URL that validates here always
+ * connects there. Its message never quotes the URL.
  */
+#define REDIS_URL_FORMS "redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N]"
+
 static const char *check_redis_url(const char *s, char *buf, size_t buflen)
 {
 	ls_redis_target t;
 	char why[512];
+	static const char prefix[] = "invalid redis url: ";
 
 	if (ls_redis_url_parse(s, &t, why, sizeof why) == 0) {
 		ls_redis_target_free(&t);
 		return NULL;
 	}
-	const char *reason = why, *p = why;
-	while ((p = strstr(p, "': ")) != NULL) {
-		reason = p + 3;
-		p += 3;
-	}
-	snprintf(buf, buflen,
-		 "expected redis://[:password@]host[:port][/db] or unix:///path[?db=N] (%s)",
-		 reason);
+	const char *reason = why;
+	if (strncmp(reason, prefix, sizeof prefix - 1) == 0)
+		reason += sizeof prefix - 1;
+	snprintf(buf, buflen, "expected " REDIS_URL_FORMS " (%s)", reason);
 	return buf;
 }
 
@@ -633,6 +645,57 @@ static const char *check_property_key(const char *key, char *buf, size_t buflen)
 	return NULL;
 }
 
+/*
+ * kafka.properties are tried on a scratch librdkafka conf, in file order as
+ * the daemon will apply them (a plugin.library.paths entry makes its
+ * plugin's names known to the entries after it), so a misspelt name fails
+ * --check-config instead of the consumer's start, and librdkafka's reason
+ * for a bad value reaches the user without the value itself.
+ */
+static void *kafka_props_begin(void)
+{
+	return rd_kafka_conf_new();
+}
+
+static void kafka_props_end(void *state)
+{
+	if (state != NULL)
+		rd_kafka_conf_destroy(state);
+}
+
+static const char *check_kafka_property(void *state, const char *key, const char *value,
+					bool *at_key, char *buf, size_t buflen)
+{
+	char why[512];
+	bool off;
+
+	*at_key = false;
+	/* The consumer sets these after kafka.properties: exactly-once needs
+	 * offsets committed to Redis with the state, not by librdkafka. */
+	if (strcmp(key, "enable.auto.commit") == 0 || strcmp(key, "enable.partition.eof") == 0) {
+		if (ls_config_parse_bool(value, &off) != 0 || off)
+			return "leadscored sets this to false (offsets are committed to Redis with the state); leave it out";
+	}
+	if (state == NULL)
+		return "out of memory";
+	switch (ls_kafka_conf_set(state, key, value, why, sizeof why)) {
+	case RD_KAFKA_CONF_OK:
+		return NULL;
+	case RD_KAFKA_CONF_UNKNOWN: {
+		char near[128];
+		*at_key = true;
+		if (ls_kafka_property_suggest(key, near, sizeof near) == 0)
+			snprintf(buf, buflen, "unknown librdkafka property (did you mean %s?)", near);
+		else
+			snprintf(buf, buflen, "unknown librdkafka property");
+		return buf;
+	}
+	default:
+		snprintf(buf, buflen, "librdkafka rejects the value: %s", why);
+		return buf;
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* The key table                                                       */
 /* ------------------------------------------------------------------ */
@@ -643,6 +706,13 @@ typedef struct loader {
 	yaml_document_t *doc;
 	ls_config *cfg;
 	errbuf *eb;
+	/* Keys in the file whose values are secrets, for the permission
+	 * warning once the whole file is read. */
+	struct {
+		char key[KEY_MAX + 128];
+		yaml_mark_t mark;
+	} secrets[16];
+	size_t n_secrets;
 	/* Where each section mapping started, so a missing required key can
 	 * point at the mapping it is missing from. */
 	struct {
@@ -650,6 +720,7 @@ typedef struct loader {
 		yaml_mark_t mark;
 	} sections[32];
 	size_t n_sections;
+	mode_t mode; /* of the file, from fstat; 0 when unknown */
 } loader;
 
 static void ld_error(loader *ld, yaml_mark_t mark, const char *key,
@@ -670,6 +741,17 @@ static void ld_error(loader *ld, yaml_mark_t mark, const char *key,
 	else
 		eb_add(ld->eb, "%s:%zu:%zu: %s", ld->file, mark.line + 1,
 		       mark.column + 1, msg);
+}
+
+static bool env_overridable(const field *f);
+
+static void note_secret(loader *ld, yaml_mark_t mark, const char *key)
+{
+	if (ld->n_secrets >= COUNT(ld->secrets))
+		return;
+	snprintf(ld->secrets[ld->n_secrets].key, sizeof ld->secrets[0].key, "%s", key);
+	ld->secrets[ld->n_secrets].mark = mark;
+	ld->n_secrets++;
 }
 
 static void writer_finish(loader *ld, void *items, size_t index,
@@ -1046,6 +1128,10 @@ static const map_desc kafka_properties_map = {
 	.count_offset = offsetof(ls_config, kafka.n_properties),
 	.items_offset = offsetof(ls_config, kafka.properties),
 	.check_key = check_property_key,
+	.begin = kafka_props_begin,
+	.check_entry = check_kafka_property,
+	.end = kafka_props_end,
+	.secret_key = ls_kafka_property_is_secret,
 };
 
 #define C_OFF(m) offsetof(ls_config, m)
@@ -1075,7 +1161,7 @@ static const field root_fields[] = {
 	  .desc = "librdkafka properties passed through verbatim (e.g. security.protocol); not bootstrap.servers or group.id." },
 	{ .name = "redis.url", .type = FT_STRING, .offset = C_OFF(redis.url),
 	  .def = "redis://127.0.0.1:6379/0", .flags = F_SECRET, .check = check_redis_url,
-	  .desc = "redis://[:password@]host[:port][/db] or unix:///path[?db=N]." },
+	  .desc = REDIS_URL_FORMS "; user and password percent-decoded; a user authenticates as that ACL user." },
 	{ .name = "redis.key_prefix", .type = FT_STRING, .offset = C_OFF(redis.key_prefix),
 	  .def = "ls:", .check = check_key_prefix,
 	  .desc = "Prefix of every Redis key; no whitespace or braces." },
@@ -1860,6 +1946,7 @@ static void walk_map_field(loader *ld, const field *f, void *base, yaml_node_t *
 	}
 	set_ptr(base, md->items_offset, kv);
 	size_t count = 0;
+	void *state = md->begin != NULL ? md->begin() : NULL;
 	for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
 	     p < node->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
@@ -1888,7 +1975,7 @@ static void walk_map_field(loader *ld, const field *f, void *base, yaml_node_t *
 				 first->start_mark.line + 1, first->start_mark.column + 1);
 			continue;
 		}
-		char whybuf[256];
+		char whybuf[640];
 		const char *why = md->check_key != NULL ? md->check_key(ks, whybuf, sizeof whybuf) : NULL;
 		if (why != NULL) {
 			ld_error(ld, k->start_mark, key, "%s", why);
@@ -1907,9 +1994,21 @@ static void walk_map_field(loader *ld, const field *f, void *base, yaml_node_t *
 		/* Count the entry before checking so free_map releases it. */
 		count++;
 		set_count(base, md->count_offset, count);
-		if (kv[count - 1].key == NULL || kv[count - 1].value == NULL)
+		if (kv[count - 1].key == NULL || kv[count - 1].value == NULL) {
 			ld_error(ld, v->start_mark, key, "out of memory");
+			continue;
+		}
+		if (md->secret_key != NULL && md->secret_key(ks))
+			note_secret(ld, k->start_mark, key);
+		if (md->check_entry != NULL) {
+			bool at_key = false;
+			why = md->check_entry(state, ks, vs, &at_key, whybuf, sizeof whybuf);
+			if (why != NULL)
+				ld_error(ld, at_key ? k->start_mark : v->start_mark, key, "%s", why);
+		}
 	}
+	if (md->end != NULL)
+		md->end(state);
 }
 
 static void walk_seq_field(loader *ld, const field *f, void *base, yaml_node_t *node,
@@ -1979,6 +2078,25 @@ static void walk_seq_field(loader *ld, const field *f, void *base, yaml_node_t *
 		sd->finish_all(ld, items, n, node, disp);
 }
 
+/* A set F_SECRET string that holds a secret: any token, a URL with a password. */
+static bool holds_secret(const field *f, const void *base)
+{
+	if (f->type != FT_STRING)
+		return false;
+	const char *v = str_get(f, base);
+	if (v == NULL || v[0] == '\0')
+		return false;
+	if (f->check != check_redis_url)
+		return true;
+	ls_redis_target t;
+	char why[256];
+	if (ls_redis_url_parse(v, &t, why, sizeof why) != 0)
+		return false;
+	bool pw = t.password != NULL;
+	ls_redis_target_free(&t);
+	return pw;
+}
+
 static void walk_value(loader *ld, const field *f, void *base, yaml_node_t *node,
 		       const char *disp)
 {
@@ -2006,6 +2124,8 @@ static void walk_value(loader *ld, const field *f, void *base, yaml_node_t *node
 		return;
 	if (field_set(f, base, text, is_null_scalar(node), msg, sizeof msg) != 0)
 		ld_error(ld, node->start_mark, disp, "%s", msg);
+	else if ((f->flags & F_SECRET) && holds_secret(f, base))
+		note_secret(ld, node->start_mark, disp);
 }
 
 /*
@@ -3394,6 +3514,8 @@ static bool load_file(loader *ld, const char *path, bool *root_set)
 		return false;
 	}
 	yaml_parser_set_input_file(&parser, fp);
+	struct stat st;
+	ld->mode = fstat(fileno(fp), &st) == 0 ? st.st_mode : 0;
 
 	yaml_document_t doc;
 	if (!yaml_parser_load(&parser, &doc)) {
@@ -3558,6 +3680,74 @@ static void check_required(loader *ld, const bool *root_set)
 	}
 }
 
+/*
+ * One warning line per secret in a file every local user can read: a
+ * password there leaks to any account, backup or support bundle that can
+ * read /etc. Others-readable (mode & 0004) warns, group-readable does not:
+ * root:leadscore 0640 is how an admin grants a service account its config,
+ * and that group is the grant. NULL when there is nothing to say (or
+ * memory ran out: a warning is not worth failing the load for).
+ */
+static char *secret_warnings(const loader *ld)
+{
+	if (ld->n_secrets == 0 || !(ld->mode & S_IROTH))
+		return NULL;
+	size_t cap = ld->n_secrets * 640, len = 0;
+	char *out = malloc(cap);
+	if (out == NULL)
+		return NULL;
+	out[0] = '\0';
+	for (size_t i = 0; i < ld->n_secrets; i++) {
+		const char *key = ld->secrets[i].key;
+		char env[KEY_MAX + 64] = "";
+		int idx = find_field(root_fields, N_ROOT, key);
+		if (idx >= 0 && env_overridable(&root_fields[idx])) {
+			char name[KEY_MAX];
+			if (ls_config_env_name(key, name, sizeof name) == 0)
+				snprintf(env, sizeof env, ", or set %s in the environment instead", name);
+		}
+		int n = snprintf(out + len, cap - len,
+				 "%s%s:%zu:%zu: %s: holds a secret, but the file is readable by every user (mode %04o); chmod o-r the file%s",
+				 len > 0 ? "\n" : "", ld->file, ld->secrets[i].mark.line + 1,
+				 ld->secrets[i].mark.column + 1, key,
+				 (unsigned)(ld->mode & 07777), env);
+		if (n < 0 || (size_t)n >= cap - len)
+			break;
+		len += (size_t)n;
+	}
+	return out;
+}
+
+void ls_config_secrets(const ls_config *cfg, void (*fn)(const char *secret, void *ud),
+		       void *ud)
+{
+	for (size_t i = 0; i < cfg->kafka.n_properties; i++)
+		if (ls_kafka_property_is_secret(cfg->kafka.properties[i].key))
+			fn(cfg->kafka.properties[i].value, ud);
+	if (cfg->http.auth_token != NULL)
+		fn(cfg->http.auth_token, ud);
+	ls_redis_target t;
+	char why[256];
+	if (cfg->redis.url != NULL && ls_redis_url_parse(cfg->redis.url, &t, why, sizeof why) == 0) {
+		if (t.password != NULL) {
+			fn(cfg->redis.url, ud);
+			fn(t.password, ud);
+		}
+		ls_redis_target_free(&t);
+	}
+}
+
+static void mask_one(const char *secret, void *ud)
+{
+	(void)ud;
+	ls_log_add_secret(secret);
+}
+
+void ls_config_mask_secrets(const ls_config *cfg)
+{
+	ls_config_secrets(cfg, mask_one, NULL);
+}
+
 static char *dir_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -3601,6 +3791,7 @@ int ls_config_load_env(const char *path, char *const *envp, ls_config *out,
 			}
 		}
 		file_ok = load_file(&ld, path, root_set);
+		out->warnings = secret_warnings(&ld);
 	}
 	apply_env(out, envp, &eb, root_set);
 	if (file_ok)
@@ -3626,6 +3817,7 @@ void ls_config_free(ls_config *cfg)
 		return;
 	free_fields(root_fields, N_ROOT, cfg);
 	free(cfg->path);
+	free(cfg->warnings);
 	memset(cfg, 0, sizeof *cfg);
 }
 

@@ -21,8 +21,13 @@
  * Lines that do not fit in the buffer are dropped whole and counted in a
  * final "(N more errors)" line when that fits. On -1 the output config
  * has already been freed and zeroed, so ls_config_free() on it is a
- * harmless no-op. Messages never echo the value of redis.url or
- * http.auth_token, which may hold secrets. Nothing here logs, exits or
+ * harmless no-op. Messages never echo the value of redis.url,
+ * http.auth_token or any kafka.properties entry, which may hold secrets.
+ * kafka.properties are tried on a scratch librdkafka conf in file order: an
+ * unknown name is an error at its key, a value librdkafka rejects one at
+ * the value (with librdkafka's reason, the value masked);
+ * enable.auto.commit and enable.partition.eof may only be false (the
+ * consumer sets them). Nothing here logs, exits or
  * asserts on input. redis.url is validated with ls_redis_url_parse() so the
  * config and the Redis client accept exactly the same URLs.
  *
@@ -132,6 +137,14 @@ typedef struct ls_campaign_spec {
 
 typedef struct ls_config {
 	char *path; /* file it was loaded from; NULL for built-in defaults */
+	/*
+	 * Warnings from loading, one per line ("file:line:column: key:
+	 * message", '\n'-separated): a secret (a kafka.properties password,
+	 * a redis.url with a password, http.auth_token) in a file every user
+	 * can read (mode & 0004). Never quotes a value. NULL when none. Not
+	 * compared by ls_config_diff() nor copied by ls_config_apply_live().
+	 */
+	char *warnings;
 	struct {
 		char *brokers;  /* required (file or environment) */
 		char *group_id; /* default "leadscore" */
@@ -144,7 +157,7 @@ typedef struct ls_config {
 		ls_config_kv *properties;
 	} kafka;
 	struct {
-		char *url;        /* as ls_redis_url_parse() accepts: redis://[:password@]host[:port][/db] or unix:///path[?db=N] */
+		char *url;        /* as ls_redis_url_parse() accepts: redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N] */
 		char *key_prefix; /* default "ls:" */
 		int64_t lead_ttl_ms;
 		int64_t connect_timeout_ms;
@@ -319,6 +332,19 @@ const ls_model_spec *ls_config_models(const ls_config *cfg, size_t *n);
  */
 void ls_config_lead_conf(const ls_config *cfg, const ls_feature_set *set,
 			 ls_lead_conf *out);
+
+/*
+ * Call fn once per secret value cfg holds, for ls_log_add_secret(): each
+ * kafka.properties value whose name ls_kafka_property_is_secret(),
+ * http.auth_token, and a redis.url with a password (the whole URL, then
+ * its user-decoded password). Safe from any thread on an immutable cfg.
+ */
+void ls_config_secrets(const ls_config *cfg, void (*fn)(const char *secret, void *ud),
+		       void *ud);
+
+/* ls_log_add_secret() each of ls_config_secrets(): from then on no log
+ * line shows them. Call from one thread at a time (see ls_log.h). */
+void ls_config_mask_secrets(const ls_config *cfg);
 
 /* One known key, as documented in the README's configuration table. */
 typedef struct ls_config_key_info {

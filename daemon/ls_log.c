@@ -99,6 +99,71 @@ const char *ls_log_quote(const char *s, char *buf, size_t buflen)
 	return buf;
 }
 
+/* Registered secrets, raw and quoted: published before the count grows, so
+ * a reader sees only complete entries. Append-only, never freed. */
+#define MAX_SECRETS 64
+static _Atomic(char *) secrets[2 * MAX_SECRETS];
+static atomic_size_t n_secrets;
+
+static bool secret_known(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(atomic_load(&secrets[i]), s) == 0)
+			return true;
+	return false;
+}
+
+void ls_log_add_secret(const char *s)
+{
+	if (s == NULL || strlen(s) < 4)
+		return;
+	size_t n = atomic_load(&n_secrets);
+	char qbuf[1024];
+	const char *q = ls_log_quote(s, qbuf, sizeof qbuf);
+	/* the quoted form without its quotes, as it appears inside a value */
+	char *quoted = strndup(q + 1, strlen(q) - 2);
+	char *raw = strdup(s);
+	if (raw == NULL || quoted == NULL || n + 2 > 2 * MAX_SECRETS) {
+		free(raw);
+		free(quoted);
+		return;
+	}
+	if (!secret_known(raw, n))
+		atomic_store(&secrets[n++], raw);
+	else
+		free(raw);
+	if (!secret_known(quoted, n))
+		atomic_store(&secrets[n++], quoted);
+	else
+		free(quoted);
+	atomic_store(&n_secrets, n);
+}
+
+/* Copy line[0..n) to out with every registered secret replaced; the new
+ * length (truncated to cap - 1). */
+static size_t mask_secrets(const char *line, size_t n, char *out, size_t cap, size_t ns)
+{
+	static const char mask[] = "<redacted>";
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 1 < cap;) {
+		size_t hit = 0;
+		for (size_t k = 0; k < ns && hit == 0; k++) {
+			const char *sec = atomic_load(&secrets[k]);
+			size_t sl = strlen(sec);
+			if (sl <= n - i && memcmp(line + i, sec, sl) == 0)
+				hit = sl;
+		}
+		if (hit == 0) {
+			out[o++] = line[i++];
+			continue;
+		}
+		for (size_t m = 0; mask[m] != '\0' && o + 1 < cap; m++)
+			out[o++] = mask[m];
+		i += hit;
+	}
+	return o;
+}
+
 void ls_log(ls_log_level level, const char *component, const char *msg,
 	    const char *fmt, ...)
 {
@@ -145,6 +210,12 @@ void ls_log(ls_log_level level, const char *component, const char *msg,
 			n += (size_t)w;
 		if (n >= sizeof line)
 			n = sizeof line - 1;
+	}
+	char masked[4096];
+	size_t ns = atomic_load(&n_secrets);
+	if (ns > 0) {
+		n = mask_secrets(line, n, masked, sizeof masked, ns);
+		memcpy(line, masked, n);
 	}
 	/* never let caller-provided context break the one-line rule */
 	for (size_t i = 0; i < n; i++)

@@ -45,6 +45,17 @@ void ls_log(ls_log_level level, const char *component, const char *msg,
  */
 const char *ls_log_quote(const char *s, char *buf, size_t buflen);
 
+/*
+ * Mask s in every line logged from now on: each occurrence, raw or as
+ * ls_log_quote() escapes it, is written as <redacted>. A second line of
+ * defence for secrets (passwords, tokens) that no caller should log in the
+ * first place, including librdkafka's own lines. Strings shorter than 4
+ * bytes are not registered (masking them would garble every line), nor
+ * any after the first 64. Call from one thread at a time; ls_log() may run
+ * concurrently in other threads. The copy is kept until exit.
+ */
+void ls_log_add_secret(const char *s);
+
 #define ls_debug(comp, msg, ...) ls_log(LS_LOG_DEBUG, comp, msg, __VA_ARGS__)
 #define ls_info(comp, msg, ...) ls_log(LS_LOG_INFO, comp, msg, __VA_ARGS__)
 #define ls_warn(comp, msg, ...) ls_log(LS_LOG_WARN, comp, msg, __VA_ARGS__)

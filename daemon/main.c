@@ -173,6 +173,29 @@ static int register_writers(ls_codec *codec, const ls_config *cfg)
 	return 0;
 }
 
+/*
+ * Loading warnings (a secret in a file every user can read), one line
+ * each: to stderr for --check-config, else to the log. They name the file,
+ * position and key, never the value.
+ */
+static void report_warnings(const ls_config *cfg, bool to_stderr)
+{
+	const char *w = cfg->warnings;
+	while (w != NULL && *w != '\0') {
+		const char *nl = strchr(w, '\n');
+		int n = nl != NULL ? (int)(nl - w) : (int)strlen(w);
+		if (to_stderr) {
+			fprintf(stderr, "warning: %.*s\n", n, w);
+		} else {
+			char line[1024], q[1100];
+			snprintf(line, sizeof line, "%.*s", n, w);
+			ls_log(LS_LOG_WARN, "config", "secret in a file other users can read",
+			       "where=%s", ls_log_quote(line, q, sizeof q));
+		}
+		w = nl != NULL ? nl + 1 : NULL;
+	}
+}
+
 static void report_change(const char *key, bool reloadable, void *ud)
 {
 	int *restart_needed = ud;
@@ -196,6 +219,8 @@ static void reload_config(ls_config *cfg)
 	}
 	int restart_needed = 0;
 	sd_notify(0, "RELOADING=1");
+	ls_config_mask_secrets(&fresh);
+	report_warnings(&fresh, false);
 	ls_config_diff(cfg, &fresh, report_change, &restart_needed);
 	ls_config_apply_live(cfg, &fresh);
 	ls_config_free(&fresh);
@@ -486,11 +511,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		report_warnings(&cfg, true);
 		printf("%s: configuration OK\n", path);
 		ls_config_free(&cfg);
 		return 0;
 	}
 	ls_log_set_level(cfg.log.level);
+	ls_config_mask_secrets(&cfg);
 	if (install_signals() != 0) {
 		fprintf(stderr, "leadscored: sigaction: %s\n", strerror(errno));
 		ls_config_free(&cfg);
@@ -499,6 +526,7 @@ int main(int argc, char **argv)
 	char q[600];
 	ls_log(LS_LOG_INFO, "main", "starting", "version=%s pid=%d config=%s",
 	       LS_VERSION, (int)getpid(), ls_log_quote(path, q, sizeof q));
+	report_warnings(&cfg, false);
 	int rc = run(&cfg);
 	ls_config_free(&cfg);
 	return rc;

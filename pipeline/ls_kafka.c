@@ -9,6 +9,7 @@
  */
 #include "ls_kafka.h"
 
+#include <ctype.h>
 #include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -57,12 +58,148 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	       rd_kafka_err2name(e), ls_log_quote(reason, q, sizeof q));
 }
 
+/*
+ * Replace each echo of value in msg by "<value>". librdkafka quotes the
+ * value it rejects ("Invalid value \"x\" for ...", "dlopen() failed: x.so");
+ * a short value is replaced only where it stands alone, so "0" does not
+ * turn "0..900000" into noise, and a longer one wherever it appears.
+ */
+static void hide_value(char *msg, size_t cap, const char *value)
+{
+	static const char mask[] = "<value>";
+	size_t vlen = strlen(value);
+	if (vlen == 0)
+		return;
+	char out[512];
+	size_t o = 0;
+	const char *p = msg;
+	while (*p != '\0' && o + 1 < sizeof out) {
+		bool hit = strncmp(p, value, vlen) == 0;
+		if (hit && vlen < 6) {
+			bool before = p > msg && isalnum((unsigned char)p[-1]);
+			bool after = isalnum((unsigned char)p[vlen]);
+			hit = !before && !after;
+		}
+		if (hit) {
+			size_t n = sizeof mask - 1;
+			if (o + n >= sizeof out)
+				break;
+			memcpy(out + o, mask, n);
+			o += n;
+			p += vlen;
+		} else {
+			out[o++] = *p++;
+		}
+	}
+	out[o] = '\0';
+	snprintf(msg, cap, "%s", out);
+}
+
+rd_kafka_conf_res_t ls_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
+				      const char *value, char *why,
+				      size_t whylen)
+{
+	char buf[512] = "";
+	rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, key, value, buf, sizeof buf);
+	if (r != RD_KAFKA_CONF_OK) {
+		size_t n = strlen(buf);
+		while (n > 0 && isspace((unsigned char)buf[n - 1]))
+			buf[--n] = '\0';
+		hide_value(buf, sizeof buf, value);
+		snprintf(why, whylen, "%s", buf);
+	}
+	return r;
+}
+
+bool ls_kafka_property_is_secret(const char *name)
+{
+	/* librdkafka's own sensitive properties that hold secrets (not
+	 * paths), plus any name a plugin gives a password or a secret */
+	static const char *const names[] = {
+		"sasl.password", "ssl.key.password", "ssl.keystore.password",
+		"ssl.key.pem", "sasl.oauthbearer.client.secret",
+		"sasl.oauthbearer.config",
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return strstr(name, "password") != NULL || strstr(name, "secret") != NULL;
+}
+
+/* Levenshtein distance of a and b, capped: anything above cap is cap+1. */
+static size_t edit_distance(const char *a, const char *b, size_t cap)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 128 || lb > 128)
+		return cap + 1;
+	size_t row[129];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0], best = row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t v = diag + (a[i - 1] != b[j - 1]);
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			if (up + 1 < v)
+				v = up + 1;
+			row[j] = v;
+			diag = up;
+			if (v < best)
+				best = v;
+		}
+		if (best > cap)
+			return cap + 1;
+	}
+	return row[lb];
+}
+
+int ls_kafka_property_suggest(const char *name, char *buf, size_t buflen)
+{
+	/* librdkafka lists its properties only as a table it prints; the
+	 * first cell of each row is a name */
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (f == NULL)
+		return -1;
+	rd_kafka_conf_properties_show(f);
+	if (fclose(f) != 0 || text == NULL) {
+		free(text);
+		return -1;
+	}
+	size_t cap = strlen(name) / 4 + 1, best = cap + 1;
+	for (char *line = text; line != NULL && *line != '\0';) {
+		char *nl = strchr(line, '\n');
+		if (nl != NULL)
+			*nl = '\0';
+		char *bar = strchr(line, '|');
+		if (bar != NULL && bar > line) {
+			char *e = bar;
+			while (e > line && e[-1] == ' ')
+				e--;
+			*e = '\0';
+			size_t d = edit_distance(name, line, cap);
+			if (d < best && d > 0 && line[0] != '-' &&
+			    strcmp(line, "Property") != 0) {
+				best = d;
+				snprintf(buf, buflen, "%s", line);
+			}
+		}
+		line = nl != NULL ? nl + 1 : NULL;
+	}
+	free(text);
+	return best <= cap ? 0 : -1;
+}
+
 static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err,
 	       size_t errlen)
 {
-	char why[256];
-	if (rd_kafka_conf_set(conf, k, v, why, sizeof why) != RD_KAFKA_CONF_OK) {
-		snprintf(err, errlen, "kafka property %s=%s: %s", k, v, why);
+	char why[512];
+	/* the value is not quoted: kafka.properties hold passwords */
+	if (ls_kafka_conf_set(conf, k, v, why, sizeof why) != RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "kafka property %s: %s", k, why);
 		return -1;
 	}
 	return 0;

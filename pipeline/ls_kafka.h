@@ -36,6 +36,34 @@ rd_kafka_conf_t *ls_kafka_conf_new(const ls_config *cfg, bool consumer,
 				   char *err, size_t errlen);
 
 /*
+ * rd_kafka_conf_set() without the echo: librdkafka's reason (in why) quotes
+ * a rejected value, and kafka.properties values may be passwords, so every
+ * echo of value is replaced by "<value>". Returns librdkafka's result:
+ * RD_KAFKA_CONF_UNKNOWN for a name it does not know, RD_KAFKA_CONF_INVALID
+ * for a value it rejects. Topic-level names are accepted on a global conf
+ * (librdkafka applies them to the default topic conf). Setting
+ * plugin.library.paths loads the plugins, whose properties are known from
+ * then on. Thread-safety: as conf's.
+ */
+rd_kafka_conf_res_t ls_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
+				      const char *value, char *why,
+				      size_t whylen);
+
+/*
+ * True when a property's value is a secret (sasl.password, ssl.key.password,
+ * ssl.keystore.password, ssl.key.pem, sasl.oauthbearer.client.secret,
+ * sasl.oauthbearer.config, or any name with "password" or "secret" in it).
+ * Pure.
+ */
+bool ls_kafka_property_is_secret(const char *name);
+
+/*
+ * The librdkafka property name closest to name (a typo's likely meaning)
+ * into buf: 0, or -1 when none is within a few edits.
+ */
+int ls_kafka_property_suggest(const char *name, char *buf, size_t buflen);
+
+/*
  * Called from the poll thread during a rebalance, before the change. An
  * assign hook may set parts->elems[i].offset to choose where each
  * partition starts.

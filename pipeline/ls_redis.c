@@ -47,41 +47,128 @@ void ls_redis_target_free(ls_redis_target *t)
 		return;
 	free(t->host);
 	free(t->path);
+	free(t->user);
 	free(t->password);
 	memset(t, 0, sizeof *t);
 }
 
-static int fail(ls_redis_target *t, char *err, size_t errlen, const char *url,
-		const char *why)
+/* The URL is not quoted: it may carry a password. */
+static int fail(ls_redis_target *t, char *err, size_t errlen, const char *why)
 {
-	snprintf(err, errlen, "invalid redis url '%s': %s", url, why);
+	snprintf(err, errlen, "invalid redis url: %s", why);
 	ls_redis_target_free(t);
 	return -1;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Copy s[0..n) with %XX escapes decoded (RFC 3986), so a password may hold
+ * '@', ':', '/' or any byte but NUL. NULL with *why set on a bad escape or
+ * when memory runs out.
+ */
+static char *dup_decoded(const char *s, size_t n, const char **why)
+{
+	char *p = malloc(n + 1), *o = p;
+	if (p == NULL) {
+		*why = "out of memory";
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '%') {
+			*o++ = s[i];
+			continue;
+		}
+		if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
+			*why = "bad percent-escape in the user name or password (%XX, two hex digits)";
+			free(p);
+			return NULL;
+		}
+		int c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+		if (c == 0) {
+			*why = "%00 is not allowed in the user name or password";
+			free(p);
+			return NULL;
+		}
+		*o++ = (char)c;
+		i += 2;
+	}
+	*o = '\0';
+	return p;
+}
+
+/*
+ * The userinfo before '@': ":password" and "password" (the form this parser
+ * always accepted) authenticate as the default user, "user:password" as an
+ * ACL user. Both parts are percent-decoded. 0, or -1 with *why set.
+ */
+static int parse_userinfo(const char *s, size_t n, ls_redis_target *out,
+			  const char **why)
+{
+	const char *colon = memchr(s, ':', n);
+	const char *pw = colon != NULL ? colon + 1 : s;
+	size_t pwlen = n - (size_t)(pw - s);
+	if (pwlen == 0) {
+		*why = colon != NULL && colon > s
+			       ? "a user name needs a password (redis://user:password@host)"
+			       : "empty password (drop the '@' for no AUTH)";
+		return -1;
+	}
+	if (colon != NULL && colon > s) {
+		out->user = dup_decoded(s, (size_t)(colon - s), why);
+		if (out->user == NULL)
+			return -1;
+	}
+	out->password = dup_decoded(pw, pwlen, why);
+	return out->password != NULL ? 0 : -1;
 }
 
 int ls_redis_url_parse(const char *url, ls_redis_target *out, char *err,
 		       size_t errlen)
 {
+	const char *why = NULL;
+
 	memset(out, 0, sizeof *out);
 	if (url == NULL || url[0] == '\0')
-		return fail(out, err, errlen, "", "empty");
+		return fail(out, err, errlen, "empty");
 
 	if (strncmp(url, "unix://", 7) == 0) {
 		const char *path = url + 7;
+		/* unix://[userinfo@]/path: the path starts at the first '/',
+		 * so an '@' in the userinfo needs no escape */
+		const char *slash = strchr(path, '/');
+		if (slash != NULL && slash > path) {
+			if (slash[-1] != '@')
+				return fail(out, err, errlen,
+					    "unix:// needs an absolute socket path");
+			if (parse_userinfo(path, (size_t)(slash - 1 - path), out,
+					   &why) != 0)
+				return fail(out, err, errlen, why);
+			path = slash;
+		}
 		const char *q = strchr(path, '?');
 		size_t plen = q ? (size_t)(q - path) : strlen(path);
 		if (plen == 0 || path[0] != '/')
-			return fail(out, err, errlen, url,
+			return fail(out, err, errlen,
 				    "unix:// needs an absolute socket path");
 		out->is_unix = true;
 		out->path = dup_range(path, plen);
 		if (out->path == NULL)
-			return fail(out, err, errlen, url, "out of memory");
+			return fail(out, err, errlen, "out of memory");
 		if (q != NULL) {
 			long db;
 			if (strncmp(q, "?db=", 4) != 0 ||
 			    parse_int(q + 4, strlen(q + 4), 0, INT_MAX, &db) != 0)
-				return fail(out, err, errlen, url,
+				return fail(out, err, errlen,
 					    "the only query allowed is ?db=N");
 			out->db = (int)db;
 		}
@@ -89,20 +176,21 @@ int ls_redis_url_parse(const char *url, ls_redis_target *out, char *err,
 	}
 
 	if (strncmp(url, "redis://", 8) != 0)
-		return fail(out, err, errlen, url,
+		return fail(out, err, errlen,
 			    "expected redis://host:port/db or unix:///path");
 	const char *p = url + 8;
 	const char *slash = strchr(p, '/');
 	const char *end = slash ? slash : p + strlen(p);
 
-	/* userinfo: redis://:password@host or redis://user:password@host */
-	const char *at = memchr(p, '@', (size_t)(end - p));
+	/* The last '@' ends the userinfo, so a raw '@' in a password still
+	 * parses; a '/' in it must be written %2F. */
+	const char *at = NULL;
+	for (const char *c = p; c < end; c++)
+		if (*c == '@')
+			at = c;
 	if (at != NULL) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-		const char *pw = colon ? colon + 1 : p;
-		out->password = dup_range(pw, (size_t)(at - pw));
-		if (out->password == NULL)
-			return fail(out, err, errlen, url, "out of memory");
+		if (parse_userinfo(p, (size_t)(at - p), out, &why) != 0)
+			return fail(out, err, errlen, why);
 		p = at + 1;
 	}
 
@@ -111,7 +199,7 @@ int ls_redis_url_parse(const char *url, ls_redis_target *out, char *err,
 	if (*p == '[') {
 		const char *rb = memchr(p, ']', (size_t)(end - p));
 		if (rb == NULL)
-			return fail(out, err, errlen, url, "unclosed '[' in host");
+			return fail(out, err, errlen, "unclosed '[' in host");
 		out->host = dup_range(p + 1, (size_t)(rb - p - 1));
 		host_end = rb + 1;
 	} else {
@@ -120,22 +208,22 @@ int ls_redis_url_parse(const char *url, ls_redis_target *out, char *err,
 		out->host = dup_range(p, (size_t)(host_end - p));
 	}
 	if (out->host == NULL)
-		return fail(out, err, errlen, url, "out of memory");
+		return fail(out, err, errlen, "out of memory");
 	if (out->host[0] == '\0')
-		return fail(out, err, errlen, url, "missing host");
+		return fail(out, err, errlen, "missing host");
 	if (host_end < end) {
 		long port;
 		if (*host_end != ':' ||
 		    parse_int(host_end + 1, (size_t)(end - host_end - 1), 1,
 			      65535, &port) != 0)
-			return fail(out, err, errlen, url,
+			return fail(out, err, errlen,
 				    "port must be a number from 1 to 65535");
 		out->port = (int)port;
 	}
 	if (slash != NULL && slash[1] != '\0') {
 		long db;
 		if (parse_int(slash + 1, strlen(slash + 1), 0, INT_MAX, &db) != 0)
-			return fail(out, err, errlen, url,
+			return fail(out, err, errlen,
 				    "db must be a non-negative number");
 		out->db = (int)db;
 	}
@@ -209,9 +297,15 @@ redisContext *ls_redis_connect(const ls_redis_target *t,
 		redisFree(c);
 		return NULL;
 	}
+	/* AUTH user password (Redis 6 ACLs) only with a user: a server
+	 * older than 6 rejects the two-argument form. */
+	redisReply *auth = NULL;
+	if (t->password != NULL)
+		auth = t->user != NULL
+			       ? redisCommand(c, "AUTH %s %s", t->user, t->password)
+			       : redisCommand(c, "AUTH %s", t->password);
 	if (t->password != NULL &&
-	    expect_ok(c, err, errlen, "AUTH",
-		      redisCommand(c, "AUTH %s", t->password)) != 0) {
+	    expect_ok(c, err, errlen, "AUTH", auth) != 0) {
 		redisFree(c);
 		return NULL;
 	}

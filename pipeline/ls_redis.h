@@ -2,11 +2,20 @@
  * ls_redis.h - Redis connection targets and connections.
  *
  * The daemon reaches Redis through one URL (`redis.url`):
- *   redis://[:password@]host[:port][/db]   TCP, port 6379 and db 0 by default
- *   unix:///path/to/redis.sock[?db=N]      unix socket
+ *   redis://[[user]:password@]host[:port][/db]  TCP, port 6379 and db 0 by default
+ *   unix://[[user]:password@]/path/to/redis.sock[?db=N]  unix socket
+ * With a user, AUTH user password (a Redis 6 ACL user); with ":password"
+ * (or a bare "password@", accepted since the first release) AUTH password,
+ * the default user. User and password are percent-decoded (%40 for '@',
+ * %2F for '/', %3A for ':' in a user name); an '@' in a TCP password may
+ * also stay raw, as the last '@' before the path ends the userinfo.
  * ls_redis_url_parse() splits it; ls_redis_connect() opens a hiredis
  * context with connect and command timeouts, authenticates and selects the
  * db, so callers get a ready connection or a reason.
+ *
+ * Secrets: no message from this module quotes the URL, the user or the
+ * password (parse errors name only what is wrong; describe() prints the
+ * host, port or path and the db).
  *
  * Memory: an ls_redis_target owns its strings (free with
  * ls_redis_target_free). Contexts are hiredis' own (redisFree).
@@ -27,7 +36,8 @@ typedef struct ls_redis_target {
 	int port;       /* TCP port */
 	char *path;     /* unix socket path, NULL for TCP */
 	int db;         /* SELECTed after connecting when non-zero */
-	char *password; /* AUTH when non-NULL */
+	char *user;     /* ACL user for AUTH; NULL: the default user */
+	char *password; /* AUTH when non-NULL (always non-NULL with a user) */
 } ls_redis_target;
 
 /* Parse url into *out. Returns 0, or -1 with a reason in err. */

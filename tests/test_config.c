@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -280,7 +281,7 @@ START_TEST(test_bad_redis_url)
 {
 	char err[4096];
 	load_bad("bad_redis_url.yaml", no_env, err, sizeof err);
-	ASSERT_HAS(err, "bad_redis_url.yaml:4:8: redis.url: expected redis://[:password@]host[:port][/db] or unix:///path[?db=N]");
+	ASSERT_HAS(err, "bad_redis_url.yaml:4:8: redis.url: expected redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N]");
 	ASSERT_HAS(err, "bad_redis_url.yaml:6:11: http.listen: expected host:port");
 	ck_assert_uint_eq(count_lines(err), 2);
 }
@@ -377,7 +378,7 @@ START_TEST(test_env_bad_values)
 	char err[4096];
 	load_bad("env_base.yaml", env, err, sizeof err);
 	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_BATCH_SIZE: expected an integer, got \"many\"");
-	ASSERT_HAS(err, "environment LEADSCORE_REDIS_URL: expected redis://[:password@]host[:port][/db] or unix:///path[?db=N]");
+	ASSERT_HAS(err, "environment LEADSCORE_REDIS_URL: expected redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N]");
 	ASSERT_HAS(err, "environment LEADSCORE_REDIS_LEAD_TTL: expected a duration");
 	ASSERT_HAS(err, "environment LEADSCORE_LOG_LEVEL: expected one of debug, info, warn, error");
 	ASSERT_HAS(err, "environment LEADSCORE_KAFKA_BROKERS: must not be empty");
@@ -590,6 +591,124 @@ START_TEST(test_properties_and_nulls)
 	ASSERT_HAS(err, "properties_bad.yaml:7:7: kafka.properties.socket.timeout.ms: expected a scalar value, got a mapping");
 	ASSERT_HAS(err, "properties_bad.yaml:9:5: kafka.properties.client.id: duplicate key (first defined at line 8, column 5)");
 	ck_assert_uint_eq(count_lines(err), 4);
+}
+END_TEST
+
+/* kafka.properties are tried on librdkafka itself: a misspelt name fails
+ * at its key, a bad value at the value, and no message quotes a value. */
+START_TEST(test_properties_librdkafka)
+{
+	char err[4096];
+	load_bad("properties_librdkafka.yaml", no_env, err, sizeof err);
+	ASSERT_HAS(err, "properties_librdkafka.yaml:4:5: kafka.properties.sasl.pasword: unknown librdkafka property (did you mean sasl.password?)");
+	ASSERT_HAS(err, "properties_librdkafka.yaml:5:24: kafka.properties.security.protocol: librdkafka rejects the value: Invalid value \"<value>\" for configuration property \"security.protocol\"");
+	ASSERT_HAS(err, "properties_librdkafka.yaml:6:16: kafka.properties.linger.ms: librdkafka rejects the value: ");
+	ASSERT_HAS(err, "value <value> is outside allowed range 0..900000");
+	ASSERT_HAS(err, "properties_librdkafka.yaml:7:25: kafka.properties.enable.auto.commit: leadscored sets this to false");
+	ASSERT_HAS(err, "properties_librdkafka.yaml:12:5: kafka.properties.zzzz.qqqq: unknown librdkafka property");
+	ck_assert_ptr_null(strstr(err, "qqqq: unknown librdkafka property (did you mean"));
+	ck_assert_uint_eq(count_lines(err), 5);
+	ck_assert_msg(strstr(err, "Secret-77") == NULL, "a value leaked:\n%s", err);
+	ck_assert_msg(strstr(err, "-5") == NULL, "a value leaked:\n%s", err);
+}
+END_TEST
+
+/* Write text to a fresh file with mode, return its path (static). */
+static const char *write_conf(const char *text, mode_t mode)
+{
+	static char path[64];
+	snprintf(path, sizeof path, "/tmp/ls_test_config_XXXXXX");
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ck_assert_int_eq(fchmod(fd, mode), 0);
+	close(fd);
+	return path;
+}
+
+static const char secrets_yaml[] =
+	"kafka:\n"
+	"  brokers: localhost:9092\n"
+	"  properties:\n"
+	"    sasl.password: Sasl-Secret-8841\n"
+	"    sasl.username: app\n"
+	"    client.id: plain\n"
+	"redis:\n"
+	"  url: redis://app:Redis-Secret-8842@cache:6379/0\n"
+	"http:\n"
+	"  auth_token: Token-Secret-8843\n";
+
+static void collect(const char *secret, void *ud)
+{
+	char *buf = ud;
+	strcat(buf, secret);
+	strcat(buf, "|");
+}
+
+/* A secret in a file every user can read draws one warning per key, at
+ * the key, naming it but not its value; group-readable is fine. */
+START_TEST(test_secret_permissions)
+{
+	ls_config c;
+	char err[4096];
+	const char *path = write_conf(secrets_yaml, 0644);
+	ck_assert_int_eq(ls_config_load_env(path, no_env, &c, err, sizeof err), 0);
+	ck_assert_ptr_nonnull(c.warnings);
+	char want[256];
+	snprintf(want, sizeof want, "%s:4:5: kafka.properties.sasl.password: holds a secret, but the file is readable by every user (mode 0644); chmod o-r the file", path);
+	ASSERT_HAS(c.warnings, want);
+	snprintf(want, sizeof want, "%s:8:8: redis.url: holds a secret", path);
+	ASSERT_HAS(c.warnings, want);
+	ASSERT_HAS(c.warnings, "or set LEADSCORE_REDIS_URL in the environment instead");
+	snprintf(want, sizeof want, "%s:10:15: http.auth_token: holds a secret", path);
+	ASSERT_HAS(c.warnings, want);
+	ck_assert_uint_eq(count_lines(c.warnings), 3);
+	ck_assert_msg(strstr(c.warnings, "Secret-88") == NULL, "%s", c.warnings);
+	/* what the daemon masks in its log */
+	char all[512] = "";
+	ls_config_secrets(&c, collect, all);
+	ck_assert_str_eq(all, "Sasl-Secret-8841|Token-Secret-8843|"
+			      "redis://app:Redis-Secret-8842@cache:6379/0|Redis-Secret-8842|");
+	ls_config_free(&c);
+	unlink(path);
+
+	path = write_conf(secrets_yaml, 0604);
+	ck_assert_int_eq(ls_config_load_env(path, no_env, &c, err, sizeof err), 0);
+	ck_assert_ptr_nonnull(c.warnings);
+	ls_config_free(&c);
+	unlink(path);
+
+	/* root:leadscore 0640 is the intended layout */
+	path = write_conf(secrets_yaml, 0640);
+	ck_assert_int_eq(ls_config_load_env(path, no_env, &c, err, sizeof err), 0);
+	ck_assert_ptr_null(c.warnings);
+	ls_config_free(&c);
+	unlink(path);
+
+	/* a bare "word@" has always been a password for the default user */
+	path = write_conf("kafka:\n  brokers: b:1\nredis:\n  url: redis://Bare-Secret-8845@cache/0\n", 0644);
+	ck_assert_int_eq(ls_config_load_env(path, no_env, &c, err, sizeof err), 0);
+	ck_assert_ptr_nonnull(c.warnings);
+	ASSERT_HAS(c.warnings, ":4:8: redis.url: holds a secret");
+	ck_assert_ptr_null(strstr(c.warnings, "Bare-Secret"));
+	ls_config_free(&c);
+	unlink(path);
+
+	/* nothing secret: nothing to say, whatever the mode */
+	path = write_conf("kafka:\n  brokers: b:1\n  properties:\n    sasl.username: app\n"
+			  "redis:\n  url: redis://cache/0\n", 0644);
+	ck_assert_int_eq(ls_config_load_env(path, no_env, &c, err, sizeof err), 0);
+	ck_assert_ptr_null(c.warnings);
+	ls_config_free(&c);
+	unlink(path);
+
+	/* a secret from the environment is not the file's */
+	path = write_conf("kafka:\n  brokers: b:1\n", 0644);
+	char *env[] = { "LEADSCORE_HTTP_AUTH_TOKEN=Env-Secret-8844", NULL };
+	ck_assert_int_eq(ls_config_load_env(path, env, &c, err, sizeof err), 0);
+	ck_assert_ptr_null(c.warnings);
+	ls_config_free(&c);
+	unlink(path);
 }
 END_TEST
 
@@ -1794,6 +1913,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_address_parsers);
 	tcase_add_test(tc, test_schema_writers);
 	tcase_add_test(tc, test_properties_and_nulls);
+	tcase_add_test(tc, test_properties_librdkafka);
+	tcase_add_test(tc, test_secret_permissions);
 	tcase_add_test(tc, test_error_buffer);
 	tcase_add_test(tc, test_diff);
 	tcase_add_test(tc, test_features_default_yaml);

@@ -48,6 +48,25 @@ START_TEST(test_format_and_context)
 }
 END_TEST
 
+/* Registered secrets never reach a line, raw or escaped by ls_log_quote. */
+START_TEST(test_secrets_masked)
+{
+	char q[128];
+	ls_log_add_secret("Pw-4471\"x");
+	ls_log_add_secret("abc"); /* too short to mask: lines stay readable */
+	int saved;
+	FILE *f = capture_begin(&saved);
+	ls_log(LS_LOG_WARN, "redis", "auth Pw-4471\"x failed", "error=%s again=Pw-4471\"x",
+	       ls_log_quote("WRONGPASS for Pw-4471\"x", q, sizeof q));
+	char *out = capture_end(f, saved);
+	ck_assert_msg(strstr(out, "Pw-4471") == NULL, "%s", out);
+	ck_assert_ptr_nonnull(strstr(out, "msg=\"auth <redacted> failed\""));
+	ck_assert_ptr_nonnull(strstr(out, "error=\"WRONGPASS for <redacted>\" again=<redacted>\n"));
+	ck_assert_ptr_nonnull(strstr(out, "level=warn"));
+	free(out);
+}
+END_TEST
+
 START_TEST(test_level_filter)
 {
 	int saved;
@@ -138,6 +157,7 @@ int main(void)
 	Suite *s = suite_create("log");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_format_and_context);
+	tcase_add_test(tc, test_secrets_masked);
 	tcase_add_test(tc, test_level_filter);
 	tcase_add_test(tc, test_one_line_per_event);
 	tcase_add_test(tc, test_journal_prefix);

@@ -1229,6 +1229,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s", err);
 		return 1;
 	}
+	/* librdkafka's lines reach stderr through ls_log */
+	ls_config_mask_secrets(&cfg);
 	int rc = 1;
 	ls_store *store = NULL;
 	if (evaluate) {
