@@ -53,6 +53,9 @@ typedef struct ls_http_health {
 	bool redis_ok;   /* the last Redis operation succeeded */
 	bool paused;     /* consumption paused */
 	bool stopping;
+	/* why the batch loop is stuck ("" when it is not): failed batches in
+	 * a row, or records waiting uncommitted too long */
+	char pipeline[384];
 } ls_http_health;
 
 void ls_http_set_health(ls_http *h, const ls_http_health *hl);
