@@ -10,7 +10,7 @@
  *                           version and label state, and the current
  *                           model's score and top factors
  * Every error is JSON {"error": "...", "detail": "..."} with its status:
- * 400 (bad path or lead id), 401 (http.auth_token set and no matching
+ * 400 (bad path or lead id; id_too_long over pipeline.max_id_bytes), 401 (http.auth_token set and no matching
  * "Authorization: Bearer" header), 404 (no such route, model or lead),
  * 405 (method), 413 (body too large), 503 (models not published yet or
  * Redis unavailable).

@@ -134,6 +134,7 @@ struct ls_pipeline {
 	ls_log_limit dlq_log;  /* dead-letter log lines per second */
 	uint64_t dr_skipped;   /* ScoreChanges refused for good in delivery reports */
 	int64_t waiting_since_ms; /* records read and not committed since; 0: none */
+	int64_t last_fail_ms;  /* when a batch was last thrown away */
 	char last_error[256];  /* why the last batch failed, until a commit */
 	size_t dlq_in_batch;   /* dead letters since the last commit */
 	int64_t last_commit_ms;
@@ -540,6 +541,7 @@ static void fail_batch(ls_pipeline *p, const char *why)
 		p->st.redis_failures++;
 	}
 	p->st.failed_batches_in_row++;
+	p->last_fail_ms = ls_clock_mono_ms();
 	snprintf(p->last_error, sizeof p->last_error, "%s", why);
 	/* what was read waits to be read again */
 	if (p->waiting_since_ms == 0)
@@ -1427,7 +1429,16 @@ static int commit_pending(ls_pipeline *p)
 {
 	if (p->n_offsets == 0 && p->n_dirty == 0 && p->n_stale == 0) {
 		p->last_commit_ms = ls_clock_mono_ms();
-		committed_progress(p);
+		/* Nothing read: after a failure that is no progress until the
+		 * replayed records have had time to come back, and a partition
+		 * with nothing to replay (the failure was not about records)
+		 * must not look stuck forever. */
+		int64_t quiet = 2 * (p->cfg->pipeline.commit_interval_ms +
+				     p->cfg->pipeline.batch_max_wait_ms);
+		if (quiet < 5000)
+			quiet = 5000;
+		if (p->st.failed_batches_in_row == 0 || p->last_commit_ms - p->last_fail_ms >= quiet)
+			committed_progress(p);
 		return 0;
 	}
 	char err[600];
