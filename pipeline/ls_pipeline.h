@@ -52,8 +52,16 @@
  * connection with capped backoff while still serving rebalances. Once
  * Redis answers, each partition is sought to its stored offset and
  * resumed. A broker outage needs nothing from us: librdkafka reconnects
- * and consumption simply waits. A dead-letter delivery failure is handled
- * like a Redis failure (nothing is committed past an undelivered record).
+ * and consumption simply waits. A transient dead-letter or ScoreChange
+ * delivery failure (broker down, timed out) is handled like a Redis
+ * failure (nothing is committed past an undelivered record); one that is
+ * about the record (too large) is not (see Dead letters).
+ *
+ * Health (ls_pipeline_health_get): batches thrown away in a row since the
+ * last commit, and how long records have waited uncommitted (from when
+ * they were read, or from a failed batch that will read them again); an
+ * empty commit right after a failure does not count as progress until
+ * the replay has had time to come back.
  *
  * Rebalance: on assignment partitions start at the offsets stored in
  * Redis (the group's committed offsets are never used); on revocation the

@@ -1207,7 +1207,7 @@ START_TEST(test_dead_letter_room)
 			  "  ready_stall: 2h\n  dead_letter_log_rate: -1\n";
 	ck_assert_int_eq(load_text(bad, no_brokers_env, &c, err, sizeof err, path, sizeof path),
 			 -1);
-	ASSERT_HAS(err, ":2:17: pipeline.max_id_bytes: must be between 16 and 65536, got 8");
+	ASSERT_HAS(err, ":2:17: pipeline.max_id_bytes: must be between 128 and 65536, got 8");
 	ASSERT_HAS(err, ":3:25: pipeline.ready_failed_batches: must be between 1 and 1000000, got 0");
 	ASSERT_HAS(err, ":4:16: pipeline.ready_stall: must be between 0ms and 1h, got 2h");
 	ASSERT_HAS(err, ":5:25: pipeline.dead_letter_log_rate: must be between 0 and 100000, got -1");

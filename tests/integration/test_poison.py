@@ -256,7 +256,7 @@ class Readiness(PoisonTest):
 class HttpIds(PoisonTest):
 
     def test_ids_over_the_cap_get_400(self):
-        d = self.start('httpids', pipeline={'max_id_bytes': 64})
+        d = self.start('httpids', pipeline={'max_id_bytes': 128})
 
         def call(method, path, body=None):
             c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=30)
@@ -267,7 +267,7 @@ class HttpIds(PoisonTest):
             c.close()
             return out
 
-        over, at = 'a' * 65, 'a' * 64
+        over, at = 'a' * 129, 'a' * 128
         for method, path, body in (
                 ('GET', '/v1/leads/' + over, None),
                 ('GET', '/v1/campaigns/' + over, None),
