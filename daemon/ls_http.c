@@ -628,7 +628,6 @@ static bool authorized(ls_http *h, struct MHD_Connection *c)
 	return diff == 0;
 }
 
-/* The segment after prefix, when url is prefix + one non-empty segment. */
 /* Some segment of url is longer than pipeline.max_id_bytes: no id is. */
 static bool path_id_too_long(const ls_http *h, const char *url)
 {
@@ -642,6 +641,7 @@ static bool path_id_too_long(const ls_http *h, const char *url)
 	return false;
 }
 
+/* The segment after prefix, when url is prefix + one non-empty segment. */
 static const char *one_segment(const char *url, const char *prefix)
 {
 	size_t pl = strlen(prefix);

@@ -144,7 +144,10 @@ class PoisonRecords(PoisonTest):
         s.flush()
 
         client = self.r.client()
+        t0 = time.monotonic()
         tp.wait_offsets(client, 'ls:', group, s.ends, 90, d)
+        sys.stderr.write('test_poison: %s: every good event committed %.1f s after the '
+                         'last was sent\n' % ('+'.join(names), time.monotonic() - t0))
         self.assertTrue(d.running)
         for i in range(20):
             self.assertIsNotNone(tp.ctl_lead(self.cfg, 'good-%d' % i), i)
@@ -313,6 +316,8 @@ class LogRate(PoisonTest):
         while sum(tally()) < n and time.monotonic() < deadline:
             time.sleep(0.2)
         logged, left = tally()
+        sys.stderr.write('test_poison: %d dead letters: %d lines, %d suppressed\n'
+                         % (n, logged, left))
         self.assertEqual(logged + left, n, (logged, left))
         self.assertGreater(left, 0)
         self.assertLess(logged, n // 10)
