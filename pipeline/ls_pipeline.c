@@ -871,14 +871,14 @@ static int note_part_wm(ls_pipeline *p, int32_t partition, int64_t ts)
 	return 0;
 }
 
+_Static_assert(LS_DECISION_ID_MAX - 1 <= 128,
+	       "pipeline.max_id_bytes (at least 128) takes the decision ids we make");
+
 /*
  * An id of the event, or the message key, longer than
  * pipeline.max_id_bytes: it would go into Redis keys, ScoreChange keys
  * and HTTP paths, so it is refused here, with the id named in detail.
  */
-_Static_assert(LS_DECISION_ID_MAX - 1 <= 128,
-	       "pipeline.max_id_bytes (at least 128) takes the decision ids we make");
-
 static bool id_too_long(const ls_pipeline *p, const ls_event *ev,
 			const rd_kafka_message_t *m, char *detail, size_t len)
 {
