@@ -721,6 +721,9 @@ typedef struct loader {
 	} sections[32];
 	size_t n_sections;
 	mode_t mode; /* of the file, from fstat; 0 when unknown */
+	/* where the keys of the dead-letter room check were written */
+	bool dlq_marked[3];
+	yaml_mark_t dlq_marks[3];
 } loader;
 
 static void ld_error(loader *ld, yaml_mark_t mark, const char *key,
@@ -1238,8 +1241,24 @@ static const field root_fields[] = {
 	  .size = C_SIZE(pipeline.cache_leads), .def = "100000", .min = 0, .max = 10000000,
 	  .desc = "Leads kept in process between batches; 0 reads every lead from Redis (0 to 10000000)." },
 	{ .name = "pipeline.max_record_size", .type = FT_INT, .offset = C_OFF(pipeline.max_record_size),
-	  .size = C_SIZE(pipeline.max_record_size), .def = "1048576", .min = 1024, .max = 104857600,
-	  .desc = "Larger Kafka records, in bytes, go to the dead-letter topic as oversized (1024 to 104857600)." },
+	  .size = C_SIZE(pipeline.max_record_size), .def = "983040", .min = 1024, .max = 104857600,
+	  .desc = "Larger Kafka records, in bytes, go to the dead-letter topic as oversized (1024 to 104857600); with max_id_bytes and 1536 bytes of headers it must fit the producers' message.max.bytes (kafka.properties, default 1000000)." },
+	{ .name = "pipeline.max_id_bytes", .type = FT_INT, .offset = C_OFF(pipeline.max_id_bytes),
+	  .size = C_SIZE(pipeline.max_id_bytes), .def = "256", .min = 128, .max = 65536,
+	  .desc = "Longest id (lead_id, event_id, decision_id, campaign_id, variant_id, session_id, message key), in bytes: longer ones are dead-lettered as id_too_long, or answered 400 id_too_long over HTTP; at least 128, above the decision ids this daemon makes (128 to 65536)." },
+	{ .name = "pipeline.ready_failed_batches", .type = FT_INT,
+	  .offset = C_OFF(pipeline.ready_failed_batches),
+	  .size = C_SIZE(pipeline.ready_failed_batches), .def = "5", .flags = F_RELOAD,
+	  .min = 1, .max = 1000000,
+	  .desc = "/readyz answers 503 once this many batches in a row have failed and been thrown away (1 to 1000000)." },
+	{ .name = "pipeline.ready_stall", .type = FT_DURATION, .offset = C_OFF(pipeline.ready_stall_ms),
+	  .def = "30s", .flags = F_RELOAD, .min = 0, .max = MS_HOUR,
+	  .desc = "/readyz answers 503 when records have waited this long with nothing committed; keep it above commit_interval; 0 turns it off (0 to 1h)." },
+	{ .name = "pipeline.dead_letter_log_rate", .type = FT_INT,
+	  .offset = C_OFF(pipeline.dead_letter_log_rate),
+	  .size = C_SIZE(pipeline.dead_letter_log_rate), .def = "10", .flags = F_RELOAD,
+	  .min = 0, .max = 100000,
+	  .desc = "Dead letters logged one line each per second; beyond it one summary line a second says how many were not (counts stay exact) (0 to 100000)." },
 	{ .name = "schemas.writers", .type = FT_SEQ, .def = "[]", .seq = &writers_seq,
 	  .desc = "Writer schemas by Confluent schema id, for producers on older or newer schema versions." },
 	{ .name = "features", .type = FT_SEQ, .seq = &features_seq,
@@ -3500,6 +3519,104 @@ static void report_parser_error(loader *ld, const yaml_parser_t *parser)
  * could not be read or parsed at all, in which case required keys are not
  * checked (they may well be in the part that failed).
  */
+/*
+ * The dead-letter room check (check_dlq_room) runs after the environment
+ * is applied, when the YAML document is gone: remember where its keys
+ * were written.
+ */
+static const char *const dlq_keys[3] = { "pipeline.max_record_size", "pipeline.max_id_bytes",
+					 "kafka.properties.message.max.bytes" };
+
+static void note_dlq_marks(loader *ld, yaml_node_t *root)
+{
+	yaml_node_t *pl = mapping_value(ld->doc, root, "pipeline");
+	yaml_node_t *kf = mapping_value(ld->doc, root, "kafka");
+	yaml_node_t *pr = kf != NULL && kf->type == YAML_MAPPING_NODE
+				  ? mapping_value(ld->doc, kf, "properties") : NULL;
+	bool pl_map = pl != NULL && pl->type == YAML_MAPPING_NODE;
+	yaml_node_t *v[3] = {
+		pl_map ? mapping_value(ld->doc, pl, "max_record_size") : NULL,
+		pl_map ? mapping_value(ld->doc, pl, "max_id_bytes") : NULL,
+		pr != NULL && pr->type == YAML_MAPPING_NODE
+			? mapping_value(ld->doc, pr, "message.max.bytes") : NULL,
+	};
+	for (int i = 0; i < 3; i++)
+		if (v[i] != NULL) {
+			ld->dlq_marked[i] = true;
+			ld->dlq_marks[i] = v[i]->start_mark;
+		}
+}
+
+static bool env_has(char *const *envp, const char *key)
+{
+	char name[KEY_MAX];
+	if (envp == NULL)
+		envp = environ;
+	if (envp == NULL || ls_config_env_name(key, name, sizeof name) != 0)
+		return false;
+	size_t n = strlen(name);
+	for (size_t e = 0; envp[e] != NULL; e++)
+		if (strncmp(envp[e], name, n) == 0 && envp[e][n] == '=')
+			return true;
+	return false;
+}
+
+int64_t ls_config_message_max(const ls_config *cfg)
+{
+	for (size_t i = 0; i < cfg->kafka.n_properties; i++) {
+		if (strcmp(cfg->kafka.properties[i].key, "message.max.bytes") != 0)
+			continue;
+		const char *v = cfg->kafka.properties[i].value;
+		char *end;
+		errno = 0;
+		long long n = strtoll(v, &end, 10);
+		if (end == v || *end != '\0' || errno != 0 || n < 0)
+			return -1;
+		return (int64_t)n;
+	}
+	return LS_CONFIG_DEFAULT_MESSAGE_MAX;
+}
+
+/*
+ * Every record the codec accepts (up to max_record_size, its key up to
+ * max_id_bytes) must fit a dead letter whole: otherwise a malformed
+ * record of that size could only be dead-lettered truncated. Blamed on
+ * the first of max_record_size, max_id_bytes, message.max.bytes that was
+ * set, where it was set (the environment beats the file).
+ */
+static void check_dlq_room(loader *ld, char *const *envp)
+{
+	const ls_config *c = ld->cfg;
+	int64_t max = ls_config_message_max(c);
+	int64_t need = c->pipeline.max_record_size + c->pipeline.max_id_bytes + LS_CONFIG_DLQ_RESERVE;
+	if (max < 0 || need <= max)
+		return;
+	char msg[512];
+	snprintf(msg, sizeof msg,
+		 "pipeline.max_record_size (%lld) + pipeline.max_id_bytes (%lld) + %d bytes of "
+		 "dead-letter headers and framing exceed the producers' message.max.bytes (%lld%s): "
+		 "a record that large could not be dead-lettered whole; lower max_record_size to "
+		 "at most %lld or raise message.max.bytes in kafka.properties (and the broker's limit)",
+		 (long long)c->pipeline.max_record_size, (long long)c->pipeline.max_id_bytes,
+		 LS_CONFIG_DLQ_RESERVE, (long long)max,
+		 ld->dlq_marked[2] ? "" : ", librdkafka's default",
+		 (long long)(max - c->pipeline.max_id_bytes - LS_CONFIG_DLQ_RESERVE));
+	for (int i = 0; i < 3; i++) {
+		if (i < 2 && env_has(envp, dlq_keys[i])) {
+			char name[KEY_MAX];
+			if (ls_config_env_name(dlq_keys[i], name, sizeof name) == 0) {
+				eb_add(ld->eb, "environment %s: %s", name, msg);
+				return;
+			}
+		}
+		if (ld->dlq_marked[i] && ld->file != NULL) {
+			ld_error(ld, ld->dlq_marks[i], dlq_keys[i], "%s", msg);
+			return;
+		}
+	}
+	eb_add(ld->eb, "%s: %s", dlq_keys[0], msg);
+}
+
 static bool load_file(loader *ld, const char *path, bool *root_set)
 {
 	FILE *fp = fopen(path, "rb");
@@ -3543,6 +3660,7 @@ static bool load_file(loader *ld, const char *path, bool *root_set)
 		if (root->type == YAML_MAPPING_NODE) {
 			walk_mapping(ld, root_fields, N_ROOT, ld->cfg, root_set, root, "", "");
 			check_campaign_models(ld, root);
+			note_dlq_marks(ld, root);
 		} else if (!is_null_scalar(root))
 			eb_add(ld->eb, "%s:%zu:%zu: expected a mapping of sections at the top level, got %s",
 			       path, root->start_mark.line + 1, root->start_mark.column + 1,
@@ -3796,6 +3914,8 @@ int ls_config_load_env(const char *path, char *const *envp, ls_config *out,
 	apply_env(out, envp, &eb, root_set);
 	if (file_ok)
 		check_required(&ld, root_set);
+	if (eb.n_errors == 0)
+		check_dlq_room(&ld, envp);
 done:
 	free(ld.dir);
 	eb_finish(&eb);

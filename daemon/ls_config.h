@@ -188,6 +188,10 @@ typedef struct ls_config {
 		int64_t max_profile_metrics;    /* 0..LS_LEAD_MAX_PROFILE_KEYS */
 		int64_t cache_leads;        /* leads kept in process between batches */
 		int64_t max_record_size;    /* bytes; larger: dead letter "oversized" */
+		int64_t max_id_bytes;       /* ids longer than this: dead letter "id_too_long", HTTP 400 */
+		int64_t ready_failed_batches; /* /readyz 503 after this many failed batches in a row */
+		int64_t ready_stall_ms;     /* /readyz 503 when records wait this long uncommitted; 0: off */
+		int64_t dead_letter_log_rate; /* dead-letter log lines per second, the rest summarised */
 	} pipeline;
 	struct {
 		size_t n_writers;
@@ -365,5 +369,26 @@ bool ls_config_key_at(size_t i, ls_config_key_info *info);
  * uppercased with '.' replaced by '_'. Returns 0, or -1 if buf is too small.
  */
 int ls_config_env_name(const char *key, char *buf, size_t buflen);
+
+/*
+ * Bytes a dead letter needs beyond its record's value and key: librdkafka
+ * counts its per-message framing (under 64 bytes) and the headers against
+ * message.max.bytes, and a record batch adds 61; our ls.* headers carry a
+ * topic name of up to 249 bytes and a detail of up to 255. A configuration
+ * whose max_record_size + max_id_bytes + this exceeds the producer's
+ * message.max.bytes is refused: a record the codec accepts could not be
+ * dead-lettered whole.
+ */
+#define LS_CONFIG_DLQ_RESERVE 1536
+
+/* librdkafka's default message.max.bytes. */
+#define LS_CONFIG_DEFAULT_MESSAGE_MAX 1000000
+
+/*
+ * The producers' message.max.bytes: kafka.properties' value, else
+ * librdkafka's default; -1 when the property is not a plain decimal
+ * number (librdkafka then refuses it when the producer is created).
+ */
+int64_t ls_config_message_max(const ls_config *cfg);
 
 #endif

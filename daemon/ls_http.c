@@ -434,8 +434,8 @@ static enum MHD_Result get_lead(ls_http *h, struct MHD_Connection *c,
 				const char *lead_id)
 {
 	size_t idlen = strlen(lead_id);
-	if (idlen == 0 || idlen > 512)
-		return send_error(c, 400, "bad_lead_id", "a lead id is 1 to 512 bytes");
+	if (idlen == 0) /* longer than pipeline.max_id_bytes: refused by route() */
+		return send_error(c, 400, "bad_lead_id", "a lead id is not empty");
 	char err[512];
 	ls_store *st = thread_store(h, err, sizeof err);
 	if (st == NULL)
@@ -619,9 +619,13 @@ static enum MHD_Result post_decision(ls_http *h, struct MHD_Connection *c,
 	json_t *lead = json_object_get(o, "lead_id"), *ctx = json_object_get(o, "context"),
 	       *act = json_object_get(o, "activate");
 	const char *why = NULL;
-	if (!json_is_string(lead) || json_string_length(lead) == 0 ||
-	    json_string_length(lead) > 512)
-		why = "lead_id must be a string of 1 to 512 bytes";
+	if (json_is_string(lead) &&
+	    json_string_length(lead) > (size_t)h->env.cfg->pipeline.max_id_bytes) {
+		json_decref(o);
+		return send_error(c, 400, "id_too_long", "lead_id is longer than pipeline.max_id_bytes");
+	}
+	if (!json_is_string(lead) || json_string_length(lead) == 0)
+		why = "lead_id must be a non-empty string";
 	else if (act != NULL && !json_is_boolean(act))
 		why = "activate must be true or false";
 	else if (ctx != NULL && !json_is_null(ctx) && !json_is_object(ctx))
@@ -750,6 +754,19 @@ static bool authorized(ls_http *h, struct MHD_Connection *c)
 					 h->token_len);
 }
 
+/* Some segment of url is longer than pipeline.max_id_bytes: no id is. */
+static bool path_id_too_long(const ls_http *h, const char *url)
+{
+	size_t max = (size_t)h->env.cfg->pipeline.max_id_bytes;
+	for (const char *s = url; *s != '\0';) {
+		size_t n = strcspn(s, "/");
+		if (n > max)
+			return true;
+		s += n + (s[n] == '/');
+	}
+	return false;
+}
+
 /* The segment after prefix, when url is prefix + one non-empty segment. */
 static const char *one_segment(const char *url, const char *prefix)
 {
@@ -798,6 +815,8 @@ static enum MHD_Result get_ready(ls_http *h, struct MHD_Connection *c)
 		json_array_append_new(why, json_string("redis: unreachable; consumption is paused until it answers"));
 	if (hl.paused && hl.redis_ok)
 		json_array_append_new(why, json_string("consumption paused for backpressure"));
+	if (hl.pipeline[0] != '\0')
+		json_array_append_new(why, json_string(hl.pipeline));
 	if (hl.stopping)
 		json_array_append_new(why, json_string("stopping"));
 	bool ready = json_array_size(why) == 0;
@@ -921,6 +940,9 @@ static enum MHD_Result route(ls_http *h, struct MHD_Connection *c, const char *u
 		*tmpl = "/readyz";
 		return get ? get_ready(h, c) : send_error(c, 405, "method_not_allowed", "use GET");
 	}
+	if (strncmp(url, "/v1/", 4) == 0 && path_id_too_long(h, url))
+		return send_error(c, 400, "id_too_long",
+				  "an id in the path is longer than pipeline.max_id_bytes");
 	const char *name;
 	bool is_get = strcmp(method, "GET") == 0;
 	if ((name = one_segment(url, "/v1/models/")) != NULL && (*tmpl = "/v1/models/{model}"))

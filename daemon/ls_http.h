@@ -11,8 +11,9 @@
  *                           model's score and top factors
  * Every error is JSON {"error": "...", "detail": "..."} with its status:
  * 400 (bad path or lead id; bad_path: the path decodes to a NUL or other
- * control byte), 401 (http.auth_token set and no matching "Authorization:
- * Bearer" header, any letter case), 404 (no such route, model or lead),
+ * control byte; id_too_long: an id over pipeline.max_id_bytes), 401
+ * (http.auth_token set and no matching "Authorization: Bearer" header,
+ * any letter case), 404 (no such route, model or lead),
  * 405 (method), 413 (body too large), 503 (models not published yet or
  * Redis unavailable; the detail never names Redis's address). 400
  * bad_path, 401 and a declared Content-Length over LS_HTTP_MAX_BODY are
@@ -66,6 +67,9 @@ typedef struct ls_http_health {
 	bool redis_ok;   /* the last Redis operation succeeded */
 	bool paused;     /* consumption paused */
 	bool stopping;
+	/* why the batch loop is stuck ("" when it is not): failed batches in
+	 * a row, or records waiting uncommitted too long */
+	char pipeline[384];
 } ls_http_health;
 
 void ls_http_set_health(ls_http *h, const ls_http_health *hl);

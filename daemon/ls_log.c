@@ -232,3 +232,30 @@ void ls_log(ls_log_level level, const char *component, const char *msg,
 		n -= (size_t)r;
 	}
 }
+
+uint64_t ls_log_limit_flush(ls_log_limit *l, int64_t now_ms)
+{
+	if (l->window_ms == 0 || now_ms - l->window_ms < 1000)
+		return 0;
+	uint64_t n = l->suppressed;
+	l->window_ms = 0;
+	l->in_window = 0;
+	l->suppressed = 0;
+	return n;
+}
+
+bool ls_log_limit_allow(ls_log_limit *l, int64_t now_ms, uint64_t per_sec,
+			uint64_t *ended_suppressed)
+{
+	uint64_t ended = ls_log_limit_flush(l, now_ms);
+	if (ended_suppressed != NULL)
+		*ended_suppressed = ended;
+	if (l->window_ms == 0)
+		l->window_ms = now_ms != 0 ? now_ms : 1;
+	if (l->in_window < per_sec) {
+		l->in_window++;
+		return true;
+	}
+	l->suppressed++;
+	return false;
+}

@@ -14,7 +14,9 @@
 #ifndef LS_LOG_H
 #define LS_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum ls_log_level {
 	LS_LOG_DEBUG = 0,
@@ -55,6 +57,33 @@ const char *ls_log_quote(const char *s, char *buf, size_t buflen);
  * concurrently in other threads. The copy is kept until exit.
  */
 void ls_log_add_secret(const char *s);
+
+/*
+ * A per-second budget of log lines for something that can flood (dead
+ * letters): at most per_sec lines in each one-second window; the lines
+ * refused are counted and handed back once, after their window ends, so
+ * the caller can log one summary line with how many were left out.
+ * Pure (the caller passes a monotonic now_ms); one owner, not
+ * thread-safe.
+ */
+typedef struct ls_log_limit {
+	int64_t window_ms;    /* start of the current window; 0: none yet */
+	uint64_t in_window;   /* lines allowed in it */
+	uint64_t suppressed;  /* lines refused in it */
+} ls_log_limit;
+
+/*
+ * true: log this line. *ended_suppressed (may be NULL) is set to the
+ * lines refused in a window that ended before now_ms (0 if none), to be
+ * summarised by the caller.
+ */
+bool ls_log_limit_allow(ls_log_limit *l, int64_t now_ms, uint64_t per_sec,
+			uint64_t *ended_suppressed);
+
+/* Lines refused in a window that has ended by now_ms (then forgotten); 0
+ * while the window is still open. Call it when the flood may have
+ * stopped, so its last summary is not held back. */
+uint64_t ls_log_limit_flush(ls_log_limit *l, int64_t now_ms);
 
 #define ls_debug(comp, msg, ...) ls_log(LS_LOG_DEBUG, comp, msg, __VA_ARGS__)
 #define ls_info(comp, msg, ...) ls_log(LS_LOG_INFO, comp, msg, __VA_ARGS__)

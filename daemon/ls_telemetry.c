@@ -32,6 +32,8 @@ struct ls_telemetry {
 	ls_metrics *reg;
 	char *topics[LS_SOURCE__COUNT];
 	ls_counter_vec *consumed, *dead, *late, *published, *labels, *bandit_events;
+	ls_counter_vec *skipped, *truncated;
+	ls_gauge_vec *failed_in_row;
 	ls_gauge_vec *auc, *logloss, *ece;
 	ls_histogram *batch, *redis, *score;
 	ls_histogram_vec *http;
@@ -205,6 +207,15 @@ ls_telemetry *ls_telemetry_new(const ls_config *cfg, const char *version, char *
 	    reg_gauge(t, &t->ece, "leadscore_model_calibration_error",
 		      "Expected calibration error (10 bins) over the model's evaluation window.",
 		      "model", err, errlen) != 0 ||
+	    reg_counter(t, &t->skipped, "leadscore_score_changes_skipped_total",
+			"ScoreChange records that can never be produced (too large), skipped.", NULL,
+			NULL, err, errlen) != 0 ||
+	    reg_counter(t, &t->truncated, "leadscore_dead_letters_truncated_total",
+			"Dead letters sent as a truncated copy (ls.truncated header): the record was too large for the producer or broker.",
+			NULL, NULL, err, errlen) != 0 ||
+	    reg_gauge(t, &t->failed_in_row, "leadscore_batches_failed_consecutive",
+		      "Batches thrown away (to be replayed) since the last successful commit.", NULL,
+		      err, errlen) != 0 ||
 	    reg_gauge(t, &build, "leadscore_build_info",
 		      "Always 1; the version of the running leadscored.", "version", err,
 		      errlen) != 0)
@@ -321,6 +332,9 @@ void ls_telemetry_publish(ls_telemetry *t, const ls_pipeline *p)
 	for (int o = 0; o < LS_CAMPAIGN_O__COUNT; o++)
 		add(t->bandit_events, ls_campaign_outcome_name((ls_campaign_outcome)o), NULL,
 		    st->bandit[o], t->last.bandit[o]);
+	add(t->skipped, NULL, NULL, st->score_changes_skipped, t->last.score_changes_skipped);
+	add(t->truncated, NULL, NULL, st->dead_letters_truncated, t->last.dead_letters_truncated);
+	ls_gauge_set(ls_gauge_vec_get(t->failed_in_row, NULL), (double)st->failed_batches_in_row);
 	t->last = *st;
 	const ls_scorer *sc = ls_pipeline_scorer(p);
 	size_t nm = ls_scorer_n_models(sc);

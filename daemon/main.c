@@ -288,6 +288,30 @@ static void raise_nofile(void)
 		       (unsigned long long)was, (unsigned long long)rl.rlim_cur);
 }
 
+/*
+ * Why /readyz must say the loop is stuck, into buf ("" when it is not):
+ * pipeline.ready_failed_batches batches in a row thrown away (a record
+ * that fails every time, Redis or the broker failing every commit), or
+ * records read and not committed for pipeline.ready_stall (whatever the
+ * cause, e.g. Redis down for that long).
+ */
+static void pipeline_unready(const ls_config *cfg, const ls_pipeline *p, char *buf, size_t len)
+{
+	ls_pipeline_health h;
+	ls_pipeline_health_get(p, &h);
+	buf[0] = '\0';
+	if (h.failed_in_row >= (uint64_t)cfg->pipeline.ready_failed_batches)
+		snprintf(buf, len, "pipeline: %llu batches in a row failed and will be replayed "
+			 "(pipeline.ready_failed_batches %lld); each failure is logged as "
+			 "\"batch not committed\"",
+			 (unsigned long long)h.failed_in_row,
+			 (long long)cfg->pipeline.ready_failed_batches);
+	else if (cfg->pipeline.ready_stall_ms > 0 && h.waiting_ms >= cfg->pipeline.ready_stall_ms)
+		snprintf(buf, len, "pipeline: records have waited %lld ms with nothing committed "
+			 "(pipeline.ready_stall %lld ms)",
+			 (long long)h.waiting_ms, (long long)cfg->pipeline.ready_stall_ms);
+}
+
 static int run(ls_config *cfg)
 {
 	char err[1024], q[1100];
@@ -398,6 +422,7 @@ static int run(ls_config *cfg)
 				.redis_ok = !ls_pipeline_paused(pipeline),
 				.paused = ls_pipeline_paused(pipeline),
 			};
+			pipeline_unready(cfg, pipeline, hl.pipeline, sizeof hl.pipeline);
 			ls_http_set_health(http, &hl);
 		}
 		if (ls_pipeline_checkpoints(pipeline) != published) {

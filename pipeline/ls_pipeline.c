@@ -130,6 +130,12 @@ struct ls_pipeline {
 	unsigned checkpoint_failures;
 	uint64_t checkpoints;
 
+	size_t dlq_max;        /* the dead-letter producer's message.max.bytes */
+	ls_log_limit dlq_log;  /* dead-letter log lines per second */
+	uint64_t dr_skipped;   /* ScoreChanges refused for good in delivery reports */
+	int64_t waiting_since_ms; /* records read and not committed since; 0: none */
+	int64_t last_fail_ms;  /* when a batch was last thrown away */
+	char last_error[256];  /* why the last batch failed, until a commit */
 	size_t dlq_in_batch;   /* dead letters since the last commit */
 	int64_t last_commit_ms;
 	uint64_t dlq_delivery_errors;
@@ -141,7 +147,17 @@ struct ls_pipeline {
 	ls_pipeline_stats st;
 };
 
-static const char *const own_reasons[] = { "future_timestamp", "key_mismatch" };
+static const char *const own_reasons[] = { "future_timestamp", "key_mismatch", "id_too_long" };
+_Static_assert(sizeof own_reasons / sizeof own_reasons[0] ==
+	       LS_DLQ_REASON__COUNT - LS_CODEC_REASON__COUNT, "a name per reason");
+
+/* The message opaque of dead letters (ScoreChanges, on the same producer,
+ * carry none), so a delivery report says which of the two failed. */
+static char dlq_tag;
+
+/* librdkafka counts a record's framing against message.max.bytes (under
+ * 64 bytes; see LS_CONFIG_DLQ_RESERVE), and a record batch adds 61. */
+#define DLQ_FRAMING 128
 
 _Static_assert(LS_EMAIL__COUNT <= LS_PIPELINE_MAX_TYPES && LS_WEB__COUNT <= LS_PIPELINE_MAX_TYPES &&
 	       LS_CALL_OUTCOME__COUNT <= LS_PIPELINE_MAX_TYPES &&
@@ -212,14 +228,39 @@ static int topic_source(const ls_config *cfg, const char *topic)
 	return -1;
 }
 
+/* Errors that sending the same record again can never fix. */
+static bool too_large(rd_kafka_resp_err_t e)
+{
+	return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+	       e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+	       e == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
+	       e == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
+
+static int redeliver_truncated(ls_pipeline *p, const rd_kafka_message_t *m);
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	(void)rk;
 	ls_pipeline *p = opaque;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		return;
+	bool dead_letter = m->_private == &dlq_tag;
+	if (too_large(m->err)) {
+		/* the broker's limit is below the producer's: a dead letter
+		 * goes again, smaller; a ScoreChange is skipped for good */
+		if (dead_letter && redeliver_truncated(p, m) == 0)
+			return;
+		if (!dead_letter) {
+			p->dr_skipped++;
+			ls_log(LS_LOG_WARN, "pipeline", "score change too large for the broker, skipped",
+			       "error=%s bytes=%zu", rd_kafka_err2name(m->err), m->len);
+			return;
+		}
+	}
 	p->dlq_delivery_errors++;
-	ls_log(LS_LOG_ERROR, "pipeline", "dead letter not delivered",
+	ls_log(LS_LOG_ERROR, "pipeline",
+	       dead_letter ? "dead letter not delivered" : "score change not delivered",
 	       "error=%s", rd_kafka_err2name(m->err));
 }
 
@@ -248,36 +289,195 @@ static int note_offset(ls_pipeline *p, const char *topic, int32_t partition,
 	return 0;
 }
 
+/* Bytes librdkafka counts for a header: its name, value and two varints. */
+static size_t header_size(const char *name, size_t value_len)
+{
+	return strlen(name) + value_len + 10;
+}
+
+/* The longest a dead letter's key and value may be together. */
+static size_t dlq_room(const ls_pipeline *p, size_t headers)
+{
+	return p->dlq_max > headers + DLQ_FRAMING ? p->dlq_max - headers - DLQ_FRAMING : 0;
+}
+
+/*
+ * Cut key and value to room: the key first to pipeline.max_id_bytes (past
+ * that it is no id of ours), then the value to what is left. Returns the
+ * ls.truncated header value, or NULL when both fit whole.
+ */
+static const char *fit_dead_letter(size_t room, size_t max_id, size_t *klen, size_t *vlen)
+{
+	if (*klen + *vlen <= room)
+		return NULL;
+	bool cut_key = false;
+	if (*klen > max_id) {
+		*klen = max_id;
+		cut_key = true;
+	}
+	if (*klen > room) {
+		*klen = room;
+		cut_key = true;
+	}
+	bool cut_value = false;
+	if (*klen + *vlen > room) {
+		*vlen = room - *klen;
+		cut_value = true;
+	}
+	return cut_key && cut_value ? "key,value" : cut_key ? "key" : cut_value ? "value" : NULL;
+}
+
+static void log_dead_letter(ls_pipeline *p, const char *topic, int32_t partition,
+			    int64_t offset, const char *reason, const char *detail,
+			    const char *truncated)
+{
+	uint64_t rate = (uint64_t)p->cfg->pipeline.dead_letter_log_rate, left_out = 0;
+	bool log = ls_log_limit_allow(&p->dlq_log, ls_clock_mono_ms(), rate, &left_out);
+	if (left_out > 0)
+		ls_log(LS_LOG_WARN, "pipeline", "dead letters not logged",
+		       "suppressed=%" PRIu64 " rate=%" PRIu64, left_out, rate);
+	if (!log)
+		return;
+	char q[400];
+	ls_log(LS_LOG_WARN, "pipeline", "dead-lettered",
+	       "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=%s detail=%s truncated=%s",
+	       topic, partition, offset, reason, ls_log_quote(detail, q, sizeof q),
+	       truncated != NULL ? truncated : "no");
+}
+
+/*
+ * Queue a dead letter of m. Anything about the record itself is
+ * permanent and handled here (a copy too large to produce is truncated),
+ * so only a producer that stays full for 30 s or a broken producer fails
+ * (-1): that is transient, the batch is replayed.
+ */
 static int dead_letter(ls_pipeline *p, const rd_kafka_message_t *m,
 		       const char *topic, int reason, const char *detail)
 {
-	char part[16], off[24];
+	char part[16], off[24], vsize[24], ksize[24], det[256];
 	const char *rname = ls_pipeline_dlq_reason_name(reason);
+	size_t klen = m->key != NULL ? m->key_len : 0, vlen = m->payload != NULL ? m->len : 0;
 	snprintf(part, sizeof part, "%" PRId32, m->partition);
 	snprintf(off, sizeof off, "%" PRId64, m->offset);
-	rd_kafka_resp_err_t e = rd_kafka_producev(
-		p->dlq, RD_KAFKA_V_TOPIC(p->cfg->kafka.topics.dead_letter),
-		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_KEY(m->key, m->key_len),
-		RD_KAFKA_V_VALUE(m->payload, m->len),
-		RD_KAFKA_V_HEADER("ls.reason", rname, -1),
-		RD_KAFKA_V_HEADER("ls.detail", detail, -1),
-		RD_KAFKA_V_HEADER("ls.source.topic", topic, -1),
-		RD_KAFKA_V_HEADER("ls.source.partition", part, -1),
-		RD_KAFKA_V_HEADER("ls.source.offset", off, -1),
-		RD_KAFKA_V_END);
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+	snprintf(vsize, sizeof vsize, "%zu", vlen);
+	snprintf(ksize, sizeof ksize, "%zu", klen);
+	snprintf(det, sizeof det, "%s", detail);
+	size_t headers = header_size("ls.reason", strlen(rname)) +
+			 header_size("ls.detail", strlen(det)) +
+			 header_size("ls.source.topic", strlen(topic)) +
+			 header_size("ls.source.partition", strlen(part)) +
+			 header_size("ls.source.offset", strlen(off)) +
+			 header_size("ls.truncated", 9) +
+			 header_size("ls.original_size", strlen(vsize)) +
+			 header_size("ls.original_key_size", strlen(ksize));
+	size_t room = dlq_room(p, headers);
+	size_t max_id = (size_t)p->cfg->pipeline.max_id_bytes;
+	int64_t full_since = 0;
+	for (;;) {
+		size_t k = klen, v = vlen;
+		const char *cut = fit_dead_letter(room, max_id, &k, &v);
+		rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+		if (h == NULL)
+			return -1;
+		rd_kafka_header_add(h, "ls.reason", -1, rname, -1);
+		rd_kafka_header_add(h, "ls.detail", -1, det, -1);
+		rd_kafka_header_add(h, "ls.source.topic", -1, topic, -1);
+		rd_kafka_header_add(h, "ls.source.partition", -1, part, -1);
+		rd_kafka_header_add(h, "ls.source.offset", -1, off, -1);
+		if (cut != NULL) {
+			rd_kafka_header_add(h, "ls.truncated", -1, cut, -1);
+			rd_kafka_header_add(h, "ls.original_size", -1, vsize, -1);
+			if (k < klen)
+				rd_kafka_header_add(h, "ls.original_key_size", -1, ksize, -1);
+		}
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+			p->dlq, RD_KAFKA_V_TOPIC(p->cfg->kafka.topics.dead_letter),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_KEY(m->key, k), RD_KAFKA_V_VALUE(m->payload, v),
+			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(&dlq_tag), RD_KAFKA_V_END);
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			p->dlq_in_batch++;
+			p->st.dead_lettered[reason]++;
+			if (cut != NULL)
+				p->st.dead_letters_truncated++;
+			log_dead_letter(p, topic, m->partition, m->offset, rname, det, cut);
+			return 0;
+		}
+		rd_kafka_headers_destroy(h); /* still ours when producev fails */
+		if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && room > 0) {
+			room /= 2; /* our reckoning of librdkafka's was short */
+			continue;
+		}
+		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			/* transient: let deliveries drain the queue */
+			int64_t now = ls_clock_mono_ms();
+			if (full_since == 0)
+				full_since = now;
+			if (now - full_since < 30000) {
+				rd_kafka_poll(p->dlq, 100);
+				continue;
+			}
+		}
 		ls_log(LS_LOG_ERROR, "pipeline", "cannot queue dead letter",
 		       "error=%s", rd_kafka_err2name(e));
 		return -1;
 	}
-	p->dlq_in_batch++;
-	p->st.dead_lettered[reason]++;
-	char q[400];
-	ls_log(LS_LOG_WARN, "pipeline", "dead-lettered",
-	       "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=%s detail=%s",
-	       topic, m->partition, m->offset, rname,
-	       ls_log_quote(detail, q, sizeof q));
+}
+
+/*
+ * The broker refused dead letter m as too large (its limit is below the
+ * producer's message.max.bytes): send it again with the value cut to a
+ * quarter and the key to pipeline.max_id_bytes, its headers kept. Called
+ * from a delivery report; the flush that served it waits for this one
+ * too. 0, or -1 when it cannot get any smaller or cannot be queued.
+ */
+static int redeliver_truncated(ls_pipeline *p, const rd_kafka_message_t *m)
+{
+	rd_kafka_headers_t *old = NULL;
+	if (rd_kafka_message_headers(m, &old) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		old = NULL;
+	size_t max_id = (size_t)p->cfg->pipeline.max_id_bytes;
+	size_t klen = m->key != NULL ? m->key_len : 0, vlen = m->len / 4;
+	bool cut_key = klen > max_id;
+	if (cut_key)
+		klen = max_id;
+	if (vlen == m->len && !cut_key)
+		return -1;
+	const void *val;
+	size_t sz;
+	bool first_cut = old == NULL || rd_kafka_header_get_last(old, "ls.truncated", &val, &sz) !=
+						RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_headers_t *h = old != NULL ? rd_kafka_headers_copy(old) : rd_kafka_headers_new(8);
+	if (h == NULL)
+		return -1;
+	char n[24];
+	/* the sizes of the original record, if an earlier cut has not said them */
+	if (rd_kafka_header_get_last(h, "ls.original_size", &val, &sz) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(n, sizeof n, "%zu", m->len);
+		rd_kafka_header_add(h, "ls.original_size", -1, n, -1);
+	}
+	bool key_was_cut = rd_kafka_header_get_last(h, "ls.original_key_size", &val, &sz) ==
+			   RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (cut_key && !key_was_cut) {
+		snprintf(n, sizeof n, "%zu", m->key_len);
+		rd_kafka_header_add(h, "ls.original_key_size", -1, n, -1);
+	}
+	rd_kafka_header_remove(h, "ls.truncated");
+	rd_kafka_header_add(h, "ls.truncated", -1,
+			    cut_key || key_was_cut ? "key,value" : "value", -1);
+	rd_kafka_resp_err_t e = rd_kafka_producev(
+		p->dlq, RD_KAFKA_V_TOPIC(p->cfg->kafka.topics.dead_letter),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, klen),
+		RD_KAFKA_V_VALUE(m->payload, vlen), RD_KAFKA_V_HEADERS(h),
+		RD_KAFKA_V_OPAQUE(&dlq_tag), RD_KAFKA_V_END);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		rd_kafka_headers_destroy(h);
+		return -1;
+	}
+	if (first_cut)
+		p->st.dead_letters_truncated++;
+	ls_log(LS_LOG_WARN, "pipeline", "dead letter too large for the broker, sent truncated",
+	       "error=%s bytes=%zu now=%zu", rd_kafka_err2name(m->err), m->len, vlen);
 	return 0;
 }
 
@@ -336,9 +536,16 @@ static void fail_batch(ls_pipeline *p, const char *why)
 	sweep_forget_all(p);
 	if (!p->need_resync) {
 		ls_log(LS_LOG_WARN, "pipeline", "batch not committed, pausing consumption",
-		       "reason=%s", ls_log_quote(why, q, sizeof q));
+		       "reason=%s failed_in_row=%" PRIu64, ls_log_quote(why, q, sizeof q),
+		       p->st.failed_batches_in_row + 1);
 		p->st.redis_failures++;
 	}
+	p->st.failed_batches_in_row++;
+	p->last_fail_ms = ls_clock_mono_ms();
+	snprintf(p->last_error, sizeof p->last_error, "%s", why);
+	/* what was read waits to be read again */
+	if (p->waiting_since_ms == 0)
+		p->waiting_since_ms = ls_clock_mono_ms();
 	p->need_resync = true;
 	p->retry_at_ms = ls_clock_mono_ms() + p->backoff_ms;
 	/* Pausing inside a rebalance callback would act on the old
@@ -664,6 +871,43 @@ static int note_part_wm(ls_pipeline *p, int32_t partition, int64_t ts)
 	return 0;
 }
 
+_Static_assert(LS_DECISION_ID_MAX - 1 <= 128,
+	       "pipeline.max_id_bytes (at least 128) takes the decision ids we make");
+
+/*
+ * An id of the event, or the message key, longer than
+ * pipeline.max_id_bytes: it would go into Redis keys, ScoreChange keys
+ * and HTTP paths, so it is refused here, with the id named in detail.
+ */
+static bool id_too_long(const ls_pipeline *p, const ls_event *ev,
+			const rd_kafka_message_t *m, char *detail, size_t len)
+{
+	size_t max = (size_t)p->cfg->pipeline.max_id_bytes;
+	const char *name[6] = { "event_id", "lead_id", NULL, NULL, NULL, NULL };
+	const char *id[6] = { ev->event_id, ev->lead_id, NULL, NULL, NULL, NULL };
+	if (ev->source == LS_SOURCE_EMAIL) {
+		name[2] = "campaign_id", id[2] = ev->u.email.campaign_id;
+		name[3] = "variant_id", id[3] = ev->u.email.variant_id;
+		name[4] = "decision_id", id[4] = ev->u.email.decision_id;
+	} else if (ev->source == LS_SOURCE_WEB) {
+		name[2] = "session_id", id[2] = ev->u.web.session_id;
+	}
+	for (int i = 0; i < 6; i++) {
+		size_t n = id[i] != NULL ? strlen(id[i]) : 0;
+		if (n > max) {
+			snprintf(detail, len, "%s is %zu bytes (pipeline.max_id_bytes %zu)", name[i],
+				 n, max);
+			return true;
+		}
+	}
+	if (m->key != NULL && m->key_len > max) {
+		snprintf(detail, len, "message key is %zu bytes (pipeline.max_id_bytes %zu)",
+			 m->key_len, max);
+		return true;
+	}
+	return false;
+}
+
 /* Decode, validate and group the batch; queue dead letters. */
 static int prepare(ls_pipeline *p, char *err, size_t errlen)
 {
@@ -705,6 +949,14 @@ static int prepare(ls_pipeline *p, char *err, size_t errlen)
 				 " ms ahead of the clock (max_future_skew %" PRId64 " ms)",
 				 be->ev.ts, be->ev.ts - now, skew);
 			if (dead_letter(p, m, topic, LS_DLQ_FUTURE_TIMESTAMP, d) != 0) {
+				snprintf(err, errlen, "dead-letter queue full");
+				return -1;
+			}
+			continue;
+		}
+		char d[160];
+		if (id_too_long(p, &be->ev, m, d, sizeof d)) {
+			if (dead_letter(p, m, topic, LS_DLQ_ID_TOO_LONG, d) != 0) {
 				snprintf(err, errlen, "dead-letter queue full");
 				return -1;
 			}
@@ -1162,6 +1414,15 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
 	return 0;
 }
 
+/* Everything read has been committed (or is held back for alignment,
+ * which is progress too): nothing has been waiting since then. */
+static void committed_progress(ls_pipeline *p)
+{
+	p->st.failed_batches_in_row = 0;
+	p->last_error[0] = '\0';
+	p->waiting_since_ms = p->n_held > 0 ? p->last_commit_ms : 0;
+}
+
 /*
  * Write what is pending (dirty leads, offsets) in one transaction. Between
  * commits leads stay dirty in the cache, so a lead touched by many batches
@@ -1171,6 +1432,16 @@ static int commit_pending(ls_pipeline *p)
 {
 	if (p->n_offsets == 0 && p->n_dirty == 0 && p->n_stale == 0) {
 		p->last_commit_ms = ls_clock_mono_ms();
+		/* Nothing read: after a failure that is no progress until the
+		 * replayed records have had time to come back, and a partition
+		 * with nothing to replay (the failure was not about records)
+		 * must not look stuck forever. */
+		int64_t quiet = 2 * (p->cfg->pipeline.commit_interval_ms +
+				     p->cfg->pipeline.batch_max_wait_ms);
+		if (quiet < 5000)
+			quiet = 5000;
+		if (p->st.failed_batches_in_row == 0 || p->last_commit_ms - p->last_fail_ms >= quiet)
+			committed_progress(p);
 		return 0;
 	}
 	char err[600];
@@ -1193,6 +1464,7 @@ static int commit_pending(ls_pipeline *p)
 	p->st.leads_written += p->n_dirty;
 	reset_pending(p);
 	p->last_commit_ms = ls_clock_mono_ms();
+	committed_progress(p);
 	if ((int64_t)ls_cache_count(&p->cache) > p->cfg->pipeline.cache_leads)
 		ls_cache_clear(&p->cache);
 	if (p->last_commit_ms - p->last_checkpoint_ms >=
@@ -1784,12 +2056,20 @@ int ls_pipeline_step(ls_pipeline *p)
 		}
 		p->msgs[p->n_msgs++] = m;
 	}
+	if (p->n_msgs > 0 && p->waiting_since_ms == 0)
+		p->waiting_since_ms = ls_clock_mono_ms();
 	rd_kafka_poll(p->dlq, 0); /* serve delivery reports */
+	uint64_t left_out = ls_log_limit_flush(&p->dlq_log, ls_clock_mono_ms());
+	if (left_out > 0)
+		ls_log(LS_LOG_WARN, "pipeline", "dead letters not logged",
+		       "suppressed=%" PRIu64 " rate=%" PRId64, left_out,
+		       p->cfg->pipeline.dead_letter_log_rate);
 	if (align_batch(p) != 0) {
 		fail_batch(p, "out of memory");
 		return -1;
 	}
 	int n = process_batch(p);
+	p->st.score_changes_skipped = p->dr_skipped + ls_scorer_skipped(p->scorer);
 	if (n < 0)
 		return -1;
 	if (sweep_due(p) != 0)
@@ -1822,6 +2102,15 @@ void ls_pipeline_reload(ls_pipeline *p)
 }
 
 bool ls_pipeline_paused(const ls_pipeline *p) { return p->need_resync; }
+
+void ls_pipeline_health_get(const ls_pipeline *p, ls_pipeline_health *h)
+{
+	h->failed_in_row = p->st.failed_batches_in_row;
+	h->waiting_ms = p->waiting_since_ms != 0 ? ls_clock_mono_ms() - p->waiting_since_ms : 0;
+	if (h->waiting_ms == 0 && p->waiting_since_ms != 0)
+		h->waiting_ms = 1;
+	h->last_error = p->last_error;
+}
 struct ls_scorer *ls_pipeline_scorer(const ls_pipeline *p) { return p->scorer; }
 const ls_lead_conf *ls_pipeline_lead_conf(const ls_pipeline *p) { return &p->lead_conf; }
 uint64_t ls_pipeline_checkpoints(const ls_pipeline *p) { return p->checkpoints; }
@@ -1870,6 +2159,11 @@ ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
 		rd_kafka_conf_destroy(conf);
 		goto fail;
 	}
+	char mmb[32];
+	size_t mmb_len = sizeof mmb;
+	if (rd_kafka_conf_get(conf, "message.max.bytes", mmb, &mmb_len) != RD_KAFKA_CONF_OK ||
+	    (p->dlq_max = (size_t)strtoull(mmb, NULL, 10)) == 0)
+		p->dlq_max = LS_CONFIG_DEFAULT_MESSAGE_MAX;
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	rd_kafka_conf_set_opaque(conf, p);
 	p->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);

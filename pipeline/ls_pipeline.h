@@ -33,15 +33,35 @@
  * Dead letters: the original key and value, with headers ls.reason,
  * ls.detail, ls.source.topic, ls.source.partition, ls.source.offset. They
  * are flushed before the offsets that pass them are committed, so none is
- * lost (a crash between the two can produce a dead letter twice).
+ * lost (a crash between the two can produce a dead letter twice). A
+ * record the dead-letter producer cannot carry whole (message.max.bytes,
+ * or the broker's limit in a delivery report) goes as a truncated copy
+ * with ls.truncated (key, value or key,value) and ls.original_size (and
+ * ls.original_key_size); a full producer queue is waited out. So a
+ * permanent per-record failure (undecodable, too large, an id over
+ * pipeline.max_id_bytes) never fails a batch. Dead-letter log lines are
+ * limited to pipeline.dead_letter_log_rate a second (counts stay exact).
+ *
+ * ScoreChanges that can never be produced (too large, synchronously or in
+ * a delivery report) are counted and skipped; the lead's score state moves
+ * on as if published. Transient failures (broker down) still fail the
+ * batch.
  *
  * Backpressure: when Redis fails (load or commit), uncommitted work is
  * dropped, every assigned partition is paused and the loop retries the
  * connection with capped backoff while still serving rebalances. Once
  * Redis answers, each partition is sought to its stored offset and
  * resumed. A broker outage needs nothing from us: librdkafka reconnects
- * and consumption simply waits. A dead-letter delivery failure is handled
- * like a Redis failure (nothing is committed past an undelivered record).
+ * and consumption simply waits. A transient dead-letter or ScoreChange
+ * delivery failure (broker down, timed out) is handled like a Redis
+ * failure (nothing is committed past an undelivered record); one that is
+ * about the record (too large) is not (see Dead letters).
+ *
+ * Health (ls_pipeline_health_get): batches thrown away in a row since the
+ * last commit, and how long records have waited uncommitted (from when
+ * they were read, or from a failed batch that will read them again); an
+ * empty commit right after a failure does not count as progress until
+ * the replay has had time to come back.
  *
  * Rebalance: on assignment partitions start at the offsets stored in
  * Redis (the group's committed offsets are never used); on revocation the
@@ -72,6 +92,7 @@
 enum {
 	LS_DLQ_FUTURE_TIMESTAMP = LS_CODEC_REASON__COUNT,
 	LS_DLQ_KEY_MISMATCH,
+	LS_DLQ_ID_TOO_LONG, /* an id or the message key over pipeline.max_id_bytes */
 	LS_DLQ_REASON__COUNT
 };
 
@@ -102,7 +123,21 @@ typedef struct ls_pipeline_stats {
 	/* bandit activations and rewards carried by email events, by what
 	 * the script answered (ls_campaign_outcome) */
 	uint64_t bandit[LS_CAMPAIGN_O__COUNT];
+	/* ScoreChanges that can never be produced (too large), skipped */
+	uint64_t score_changes_skipped;
+	/* dead letters sent as a truncated copy (ls.truncated header) */
+	uint64_t dead_letters_truncated;
+	/* batches thrown away since the last successful commit (a gauge) */
+	uint64_t failed_batches_in_row;
 } ls_pipeline_stats;
+
+/* What /readyz needs to know of the loop. */
+typedef struct ls_pipeline_health {
+	uint64_t failed_in_row; /* batches thrown away since the last commit */
+	int64_t waiting_ms;     /* records read but not committed for this long; 0: none wait */
+	const char *last_error; /* why the last batch failed ("" if none since the last commit) */
+} ls_pipeline_health;
+
 
 typedef struct ls_pipeline ls_pipeline;
 
@@ -167,6 +202,8 @@ uint64_t ls_pipeline_checkpoints(const ls_pipeline *p);
 struct ls_scorer *ls_pipeline_scorer(const ls_pipeline *p);
 
 bool ls_pipeline_paused(const ls_pipeline *p);
+/* The loop's health now (last_error points into p, valid until the next step). */
+void ls_pipeline_health_get(const ls_pipeline *p, ls_pipeline_health *h);
 const ls_pipeline_stats *ls_pipeline_stats_get(const ls_pipeline *p);
 const ls_feature_set *ls_pipeline_features(const ls_pipeline *p);
 

@@ -59,6 +59,8 @@ struct ls_scorer {
 	size_t n_models;
 	uint32_t keys[LS_MODEL_MAX];
 
+	uint64_t skipped;     /* ScoreChanges that can never be produced */
+	ls_log_limit skip_log;
 	ls_example_ctx ex;
 	ls_buf out;
 	ls_store_append appends[LS_MODEL_MAX];
@@ -528,6 +530,22 @@ static int cmp_factor(const void *a, const void *b)
 	return strcmp(((const ls_factor *)a)->name, ((const ls_factor *)b)->name);
 }
 
+/* A ScoreChange that can never be produced: count it, say so (not too
+ * often), and go on. Returns 1 (skipped). */
+static int skip(ls_scorer *sc, const model *m, const char *lead_id, const char *why)
+{
+	sc->skipped++;
+	uint64_t left_out = 0;
+	if (ls_log_limit_allow(&sc->skip_log, ls_clock_mono_ms(), 10, &left_out)) {
+		char q[300];
+		ls_log(LS_LOG_WARN, "scorer", "score change cannot be produced, skipped",
+		       "model=%s lead_id_bytes=%zu error=%s skipped=%" PRIu64, m->spec->name,
+		       strlen(lead_id), ls_log_quote(why, q, sizeof q), sc->skipped);
+	}
+	return 1;
+}
+
+/* 0 queued, 1 skipped for good, -1 failed (transient: replay the batch). */
 static int publish(ls_scorer *sc, model *m, const char *lead_id,
 		   const ls_leadscore_model *prev, double score, int tier,
 		   int64_t ts, const ls_event *cause, char *err, size_t errlen)
@@ -562,14 +580,33 @@ static int publish(ls_scorer *sc, model *m, const char *lead_id,
 	char why[256];
 	if (ls_codec_encode_score_change(sc->codec, &ch, -1, &sc->out, why,
 					 sizeof why) != 0) {
-		ls_set_err(err, errlen, "encode ScoreChange: %s", why);
-		return -1;
+		/* out of memory may pass; anything else is this record's for good */
+		if (strstr(why, "out of memory") != NULL) {
+			ls_set_err(err, errlen, "encode ScoreChange: %s", why);
+			return -1;
+		}
+		return skip(sc, m, lead_id, why);
 	}
-	rd_kafka_resp_err_t e = rd_kafka_producev(
-		sc->producer, RD_KAFKA_V_TOPIC(sc->cfg->kafka.topics.scores),
-		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_KEY(lead_id, strlen(lead_id)),
-		RD_KAFKA_V_VALUE(sc->out.data, sc->out.len), RD_KAFKA_V_END);
+	rd_kafka_resp_err_t e;
+	int64_t full_since = 0;
+	for (;;) {
+		e = rd_kafka_producev(
+			sc->producer, RD_KAFKA_V_TOPIC(sc->cfg->kafka.topics.scores),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_KEY(lead_id, strlen(lead_id)),
+			RD_KAFKA_V_VALUE(sc->out.data, sc->out.len), RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		/* transient: deliveries drain the queue */
+		int64_t now = ls_clock_mono_ms();
+		if (full_since == 0)
+			full_since = now;
+		if (now - full_since >= 30000)
+			break;
+		rd_kafka_poll(sc->producer, 100);
+	}
+	if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+		return skip(sc, m, lead_id, rd_kafka_err2name(e));
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		ls_set_err(err, errlen, "cannot queue ScoreChange: %s",
 			   rd_kafka_err2name(e));
@@ -628,10 +665,11 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 		    !ls_score_should_publish(r->score, prev_tier, p, tier, m->spec->min_delta))
 			continue;
 		if (!m->spec->shadow) {
-			if (publish(sc, m, lead_id, r, p, tier, at, cause, err,
-				    errlen) != 0)
+			int prc = publish(sc, m, lead_id, r, p, tier, at, cause, err, errlen);
+			if (prc < 0)
 				return -1;
-			(*produced)++;
+			if (prc == 0)
+				(*produced)++;
 		}
 		r->score = p;
 		r->tier = (int8_t)tier;
@@ -882,6 +920,11 @@ int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen)
 		       s.auc, s.logloss, s.ece);
 	}
 	return rc;
+}
+
+uint64_t ls_scorer_skipped(const ls_scorer *sc)
+{
+	return sc->skipped;
 }
 
 size_t ls_scorer_n_models(const ls_scorer *sc) { return sc->n_models; }

@@ -172,7 +172,10 @@ bool ls_scorer_due(const ls_scorer *sc, const ls_lead *lead, size_t i,
  * Rescore lead with its features at T (LS_LEAD_AT_WATERMARK after its own
  * events; a later event time when it is rescored idle, cause NULL) and
  * publish where due; the ScoreChange carries T (or the watermark) as ts.
- * *produced counts messages queued.
+ * *produced counts messages queued. A ScoreChange that can never be
+ * produced (too large for message.max.bytes, or not encodable) is counted
+ * (ls_scorer_skipped) and skipped, the lead's score state moving on as if
+ * it were published; a full producer queue is waited out (30 s at most).
  */
 int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 		    int64_t T, const ls_event *cause, bool *changed,
@@ -213,6 +216,8 @@ ls_scorer_snapshot *ls_scorer_snapshot_new(const ls_scorer *sc);
 void ls_scorer_snapshot_free(ls_scorer_snapshot *s);
 
 size_t ls_scorer_n_models(const ls_scorer *sc);
+/* ScoreChanges skipped because they can never be produced. */
+uint64_t ls_scorer_skipped(const ls_scorer *sc);
 void ls_scorer_stats(const ls_scorer *sc, size_t i, ls_scorer_model_stats *out);
 
 /*

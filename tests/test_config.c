@@ -113,7 +113,11 @@ static void assert_defaults_except_brokers(const ls_config *c)
 	ck_assert_int_eq(c->pipeline.max_profile_attributes, 32);
 	ck_assert_int_eq(c->pipeline.max_profile_metrics, 32);
 	ck_assert_int_eq(c->pipeline.cache_leads, 100000);
-	ck_assert_int_eq(c->pipeline.max_record_size, 1048576);
+	ck_assert_int_eq(c->pipeline.max_record_size, 983040);
+	ck_assert_int_eq(c->pipeline.max_id_bytes, 256);
+	ck_assert_int_eq(c->pipeline.ready_failed_batches, 5);
+	ck_assert_int_eq(c->pipeline.ready_stall_ms, 30000);
+	ck_assert_int_eq(c->pipeline.dead_letter_log_rate, 10);
 	ck_assert_uint_eq(c->schemas.n_writers, 0);
 	ck_assert_ptr_null(c->schemas.writers);
 	/* No features: key, so the built-in set. */
@@ -429,7 +433,7 @@ START_TEST(test_env_names)
 			ck_assert_str_ne(names[j], names[n]);
 		n++;
 	}
-	ck_assert_uint_eq(n, 37);
+	ck_assert_uint_eq(n, 41);
 }
 END_TEST
 
@@ -1250,6 +1254,98 @@ START_TEST(test_pipeline_limits)
 }
 END_TEST
 
+/* Load yaml (a whole file) from a temp file with envp; rc of the load. */
+static int load_text(const char *yaml, char **envp, ls_config *c, char *err, size_t errlen,
+		     char *path_out, size_t path_len)
+{
+	char path[] = "/tmp/ls_test_config_XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	FILE *fp = fdopen(fd, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs(yaml, fp);
+	fclose(fp);
+	int rc = ls_config_load_env(path, envp, c, err, errlen);
+	unlink(path);
+	snprintf(path_out, path_len, "%s", path);
+	return rc;
+}
+
+/*
+ * A max_record_size the dead-letter producer cannot carry whole (with an
+ * id of max_id_bytes and the headers) is refused, at the key that set it.
+ */
+START_TEST(test_dead_letter_room)
+{
+	ls_config c;
+	char err[4096], path[64], want[256];
+
+	/* the old default, 1 MiB, against librdkafka's 1000000 */
+	ck_assert_int_eq(load_text("pipeline:\n  max_record_size: 1048576\n", no_brokers_env, &c,
+				   err, sizeof err, path, sizeof path), -1);
+	snprintf(want, sizeof want, "%s:2:20: pipeline.max_record_size: pipeline.max_record_size "
+		 "(1048576) + pipeline.max_id_bytes (256) + 1536 bytes", path);
+	ASSERT_HAS(err, want);
+	ASSERT_HAS(err, "exceed the producers' message.max.bytes (1000000, librdkafka's default)");
+	ASSERT_HAS(err, "at most 998208");
+	ck_assert_uint_eq(count_lines(err), 1);
+
+	/* the largest that fits is accepted */
+	ck_assert_int_eq(load_text("pipeline:\n  max_record_size: 998208\n", no_brokers_env, &c,
+				   err, sizeof err, path, sizeof path), 0);
+	ls_config_free(&c);
+
+	/* a larger message.max.bytes makes room */
+	const char *big = "kafka:\n  properties:\n    message.max.bytes: \"2000000\"\n"
+			  "pipeline:\n  max_record_size: 1048576\n";
+	ck_assert_int_eq(load_text(big, no_brokers_env, &c, err, sizeof err, path, sizeof path), 0);
+	ck_assert_int_eq(ls_config_message_max(&c), 2000000);
+	ls_config_free(&c);
+
+	/* a smaller one, with every pipeline default: blamed on the property */
+	const char *small = "kafka:\n  properties:\n    message.max.bytes: \"500000\"\n";
+	ck_assert_int_eq(load_text(small, no_brokers_env, &c, err, sizeof err, path, sizeof path),
+			 -1);
+	snprintf(want, sizeof want, "%s:3:24: kafka.properties.message.max.bytes: ", path);
+	ASSERT_HAS(err, want);
+	ASSERT_HAS(err, "(500000)");
+
+	/* a long id cap is blamed on max_id_bytes */
+	ck_assert_int_eq(load_text("pipeline:\n  max_id_bytes: 65536\n", no_brokers_env, &c, err,
+				   sizeof err, path, sizeof path), -1);
+	snprintf(want, sizeof want, "%s:2:17: pipeline.max_id_bytes: ", path);
+	ASSERT_HAS(err, want);
+
+	/* the environment beats the file, and is named */
+	char *env[] = { "LEADSCORE_KAFKA_BROKERS=b:1", "LEADSCORE_PIPELINE_MAX_RECORD_SIZE=999000",
+			NULL };
+	ck_assert_int_eq(load_text("pipeline:\n  max_record_size: 2048\n", env, &c, err,
+				   sizeof err, path, sizeof path), -1);
+	ASSERT_HAS(err, "environment LEADSCORE_PIPELINE_MAX_RECORD_SIZE: pipeline.max_record_size (999000)");
+	ck_assert_uint_eq(count_lines(err), 1);
+
+	/* the new keys' ranges, at the value */
+	const char *bad = "pipeline:\n  max_id_bytes: 8\n  ready_failed_batches: 0\n"
+			  "  ready_stall: 2h\n  dead_letter_log_rate: -1\n";
+	ck_assert_int_eq(load_text(bad, no_brokers_env, &c, err, sizeof err, path, sizeof path),
+			 -1);
+	ASSERT_HAS(err, ":2:17: pipeline.max_id_bytes: must be between 128 and 65536, got 8");
+	ASSERT_HAS(err, ":3:25: pipeline.ready_failed_batches: must be between 1 and 1000000, got 0");
+	ASSERT_HAS(err, ":4:16: pipeline.ready_stall: must be between 0ms and 1h, got 2h");
+	ASSERT_HAS(err, ":5:25: pipeline.dead_letter_log_rate: must be between 0 and 100000, got -1");
+	ck_assert_uint_eq(count_lines(err), 4);
+
+	/* a message.max.bytes that is no number is librdkafka's to refuse,
+	 * at the value and without it, before the room check reads it */
+	const char *word = "kafka:\n  properties:\n    message.max.bytes: lots\n";
+	ck_assert_int_eq(load_text(word, no_brokers_env, &c, err, sizeof err, path, sizeof path),
+			 -1);
+	ASSERT_HAS(err, ":3:24: kafka.properties.message.max.bytes");
+	ck_assert_ptr_null(strstr(err, "lots"));
+	ck_assert_uint_eq(count_lines(err), 1);
+}
+END_TEST
+
 START_TEST(test_pipeline_reload)
 {
 	ls_config a, b;
@@ -1922,6 +2018,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_features_item_errors);
 	tcase_add_test(tc, test_features_list_errors);
 	tcase_add_test(tc, test_pipeline_limits);
+	tcase_add_test(tc, test_dead_letter_room);
 	tcase_add_test(tc, test_pipeline_reload);
 	tcase_add_test(tc, test_number_values);
 	tcase_add_test(tc, test_models_defaults);

@@ -152,6 +152,38 @@ START_TEST(test_quote_small_buffer)
 }
 END_TEST
 
+START_TEST(test_log_limit)
+{
+	ls_log_limit l = { 0 };
+	uint64_t ended = 99;
+	/* 3 lines a second: the first 3 of a burst pass, the rest are counted */
+	int allowed = 0;
+	for (int i = 0; i < 10; i++) {
+		allowed += ls_log_limit_allow(&l, 5000 + i, 3, &ended);
+		ck_assert_uint_eq(ended, 0);
+	}
+	ck_assert_int_eq(allowed, 3);
+	/* still inside the window: nothing to report yet */
+	ck_assert_uint_eq(ls_log_limit_flush(&l, 5999), 0);
+	/* the next line after the window ends reports the 7 left out, exactly once */
+	ck_assert(ls_log_limit_allow(&l, 6000, 3, &ended));
+	ck_assert_uint_eq(ended, 7);
+	ck_assert(ls_log_limit_allow(&l, 6001, 3, &ended));
+	ck_assert_uint_eq(ended, 0);
+	/* a flood that stops is summarised by flush */
+	for (int i = 0; i < 5; i++)
+		ls_log_limit_allow(&l, 6002 + i, 3, NULL);
+	ck_assert_uint_eq(ls_log_limit_flush(&l, 6500), 0);
+	ck_assert_uint_eq(ls_log_limit_flush(&l, 7000), 4);
+	ck_assert_uint_eq(ls_log_limit_flush(&l, 9000), 0);
+	/* 0 lines a second: every line is counted, none logged */
+	ls_log_limit z = { 0 };
+	ck_assert(!ls_log_limit_allow(&z, 100, 0, NULL));
+	ck_assert(!ls_log_limit_allow(&z, 200, 0, NULL));
+	ck_assert_uint_eq(ls_log_limit_flush(&z, 1100), 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log");
@@ -164,6 +196,7 @@ int main(void)
 	tcase_add_test(tc, test_long_lines_truncate);
 	tcase_add_test(tc, test_level_names);
 	tcase_add_test(tc, test_quote_small_buffer);
+	tcase_add_test(tc, test_log_limit);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

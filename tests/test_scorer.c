@@ -193,6 +193,57 @@ START_TEST(settled_after_an_outcome_label)
 }
 END_TEST
 
+/*
+ * A ScoreChange the producer can never take (over its message.max.bytes)
+ * is counted and skipped, not an error that would fail the batch; the
+ * lead's score state moves on. The producer has no broker: the size
+ * check is synchronous, and what fits is only queued (then purged).
+ */
+START_TEST(too_large_score_change_is_skipped)
+{
+	fixture f;
+	setup(&f);
+	char err[512];
+	ls_codec *codec = ls_codec_new(err, sizeof err);
+	ck_assert_msg(codec != NULL, "%s", err);
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	ck_assert_int_eq(rd_kafka_conf_set(conf, "message.max.bytes", "1000", err, sizeof err),
+			 RD_KAFKA_CONF_OK);
+	rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+	ck_assert_msg(prod != NULL, "%s", err);
+	ls_scorer *sc = ls_scorer_new(&f.cfg, f.set, &f.lc, codec, prod, f.store, err, sizeof err);
+	ck_assert_msg(sc != NULL, "%s", err);
+
+	char long_id[901];
+	memset(long_id, 'L', 900);
+	long_id[900] = '\0';
+	const char *ids[2] = { "short", long_id };
+	for (int k = 0; k < 2; k++) {
+		ls_lead *lead = ls_lead_new(&f.lc);
+		ck_assert_ptr_nonnull(lead);
+		ls_event ev = { .source = LS_SOURCE_WEB, .event_id = "w-1", .lead_id = ids[k],
+				.ts = 1700000000000 };
+		ev.u.web.type = LS_WEB_PAGE_VIEW;
+		ev.u.web.url = "https://x.test/";
+		ck_assert_int_eq(ls_lead_apply(lead, &f.lc, &ev), LS_LEAD_APPLIED);
+		bool changed = false;
+		size_t produced = 0;
+		ck_assert_msg(ls_scorer_score(sc, ids[k], lead, LS_LEAD_AT_WATERMARK, &ev, &changed,
+					      &produced, err, sizeof err) == 0, "%s", err);
+		/* the score is recorded either way */
+		ck_assert(changed);
+		ck_assert_uint_eq(produced, k == 0 ? 1 : 0);
+		ck_assert_uint_eq(ls_scorer_skipped(sc), (uint64_t)k);
+		ls_lead_free(lead);
+	}
+	rd_kafka_purge(prod, RD_KAFKA_PURGE_F_QUEUE);
+	ls_scorer_free(sc);
+	rd_kafka_destroy(prod);
+	ls_codec_free(codec);
+	teardown(&f);
+}
+END_TEST
+
 static Suite *scorer_suite(void)
 {
 	Suite *s = suite_create("scorer");
@@ -201,6 +252,7 @@ static Suite *scorer_suite(void)
 	tcase_add_test(tc, labels_learned_before_the_label_event);
 	tcase_add_test(tc, control_leaky_order_is_detected);
 	tcase_add_test(tc, settled_after_an_outcome_label);
+	tcase_add_test(tc, too_large_score_change_is_skipped);
 	suite_add_tcase(s, tc);
 	return s;
 }
