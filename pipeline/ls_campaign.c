@@ -38,6 +38,7 @@
 #define RECORD_SLACK_MS INT64_C(3600000) /* records outlive their window */
 #define REFRESH_MS 500                   /* snapshot at least twice a second */
 #define FULL_READ_MS INT64_C(60000)      /* counters read whole at least this often */
+#define TRIM_BATCH 1000                  /* fields per trim script */
 #define EXPIRE_BATCH 500                 /* expiries per campaign per sweep */
 #define MAX_QUEUE 1000000                /* decisions waiting for Redis */
 #define STATS_DRAWS 10000u
@@ -111,6 +112,24 @@ static const char rew_script[] =
 	"redis.call('HINCRBY', KEYS[2], 'v', 1)\n"
 	"redis.call('HSET', KEYS[1], 'rw', r)\n"
 	"return 2\n";
+
+/*
+ * KEYS: counts. ARGV: max_buckets, then counter fields. Deletes those of
+ * buckets that are not stored, once max_buckets are (so none of them can
+ * be stored any more): counters an earlier version wrote for every
+ * bucket, or a raise of such a decision. Their trials are in the
+ * campaign-wide counters already. Answers the number deleted.
+ */
+static const char trim_script[] =
+	"if tonumber(redis.call('HGET', KEYS[1], 'nb') or '0') < tonumber(ARGV[1]) then return 0 end\n"
+	"local n = 0\n"
+	"for i = 2, #ARGV do\n"
+	"  local b = string.match(ARGV[i], '^[nr]:[^:]*:(.+)$')\n"
+	"  if b and redis.call('HEXISTS', KEYS[1], 'b:' .. b) == 0 then\n"
+	"    n = n + redis.call('HDEL', KEYS[1], ARGV[i])\n"
+	"  end\n"
+	"end\n"
+	"return n\n";
 
 const char *ls_campaign_result_str(int rc)
 {
@@ -336,16 +355,31 @@ static int posterior_load(const ls_campaign_spec *sp, const redisReply *h,
 			  ls_campaign_posterior *c)
 {
 	size_t na = sp->n_arms, cap = 0;
-	/* bucket names first */
+	/* bucket names first: the stored ones ("b:<bucket>") when there are
+	 * any, so counters of buckets that are not stored (an earlier
+	 * version's, not trimmed yet) never take a stored bucket's place;
+	 * else, for a hash no stored bucket has marked yet, every bucket with
+	 * counters of a configured arm */
+	bool marks = false;
+	for (size_t i = 0; h != NULL && i + 1 < h->elements && !marks; i += 2)
+		marks = h->element[i]->type == REDIS_REPLY_STRING && h->element[i]->len > 2 &&
+			h->element[i]->str[0] == 'b' && h->element[i]->str[1] == ':';
 	for (size_t i = 0; h != NULL && i + 1 < h->elements; i += 2) {
 		const redisReply *f = h->element[i];
 		char kind;
 		const char *a, *b;
 		size_t al, bl;
-		if (f->type != REDIS_REPLY_STRING ||
-		    !parse_field(f->str, f->len, &kind, &a, &al, &b, &bl) || bl == 0 ||
-		    arm_index(sp, a, al) < 0)
+		if (f->type != REDIS_REPLY_STRING)
 			continue;
+		if (marks) {
+			if (f->len <= 2 || f->str[0] != 'b' || f->str[1] != ':')
+				continue;
+			b = f->str + 2;
+			bl = f->len - 2;
+		} else if (!parse_field(f->str, f->len, &kind, &a, &al, &b, &bl) || bl == 0 ||
+			   arm_index(sp, a, al) < 0) {
+			continue;
+		}
 		bool seen = false;
 		/* linear only while small; the sort below dedupes the rest */
 		for (size_t k = c->n_buckets; k > 0 && k + 8 > c->n_buckets && !seen; k--)
@@ -660,6 +694,81 @@ static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
 	return 0;
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Delete the counters of buckets that are not stored from campaign sp's
+ * hash h (its HGETALL reply), in scripts of TRIM_BATCH fields, once
+ * max_buckets are stored: a hash an earlier version filled with a
+ * counter pair per context value shrinks to the bound at the first read.
+ */
+static void trim_unstored(ls_campaign *s, const ls_campaign_spec *sp, const redisReply *h)
+{
+	size_t pairs = h->elements / 2, nm = 0, sent = 0, nf = 0;
+	const char **marked = malloc((pairs ? pairs : 1) * sizeof *marked);
+	const char **argv = malloc((5 + TRIM_BATCH) * sizeof *argv);
+	size_t *argvlen = malloc((5 + TRIM_BATCH) * sizeof *argvlen);
+	char key[LS_CAMPAIGN_ID_MAX + 256], maxb[24];
+	if (marked == NULL || argv == NULL || argvlen == NULL ||
+	    ckey(key, sizeof key, s->prefix, sp->id, "counts") < 0)
+		goto out;
+	for (size_t i = 0; i < pairs; i++) {
+		const redisReply *f = h->element[2 * i];
+		if (f->type == REDIS_REPLY_STRING && f->len > 2 && f->str[0] == 'b' && f->str[1] == ':')
+			marked[nm++] = f->str + 2;
+	}
+	if (nm > 1)
+		qsort(marked, nm, sizeof *marked, cmp_cstr);
+	snprintf(maxb, sizeof maxb, "%" PRId64, sp->max_buckets);
+	argv[0] = "EVAL";
+	argv[1] = trim_script;
+	argv[2] = "1";
+	argv[3] = key;
+	argv[4] = maxb;
+	for (size_t i = 0; i <= pairs; i++) {
+		if (i < pairs) {
+			const redisReply *f = h->element[2 * i];
+			char kind;
+			const char *a, *b;
+			size_t al, bl;
+			if (f->type != REDIS_REPLY_STRING ||
+			    !parse_field(f->str, f->len, &kind, &a, &al, &b, &bl) || bl == 0 ||
+			    bsearch(&b, marked, nm, sizeof *marked, cmp_cstr) != NULL)
+				continue;
+			argv[5 + nf++] = f->str;
+		}
+		if (nf > 0 && (nf == TRIM_BATCH || i == pairs)) {
+			for (size_t k = 0; k < 5 + nf; k++)
+				argvlen[k] = strlen(argv[k]);
+			if (redisAppendCommandArgv(s->rc, (int)(5 + nf), argv, argvlen) != REDIS_OK)
+				break;
+			sent++;
+			nf = 0;
+		}
+	}
+	long long trimmed = 0;
+	for (size_t k = 0; k < sent; k++) {
+		redisReply *r = NULL;
+		if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || r == NULL) {
+			drop_connection(s, "trim");
+			goto out;
+		}
+		if (r->type == REDIS_REPLY_INTEGER)
+			trimmed += r->integer;
+		freeReplyObject(r);
+	}
+	if (trimmed > 0)
+		ls_log(LS_LOG_INFO, COMPONENT, "counters of buckets past max_buckets deleted",
+		       "campaign=%s fields=%lld", sp->id, trimmed);
+out:
+	free(marked);
+	free(argv);
+	free(argvlen);
+}
+
 /* A deep copy of src, for a snapshot that keeps a campaign unchanged. */
 static int csnap_copy(csnap *dst, const csnap *src)
 {
@@ -724,12 +833,15 @@ static int refresh(ls_campaign *s)
 	pthread_mutex_unlock(&s->mu);
 	long long *ver = calloc(n ? n : 1, sizeof *ver);
 	bool *need = calloc(n ? n : 1, sizeof *need);
+	redisReply **trim = calloc(n ? n : 1, sizeof *trim);
 	snap *sn = calloc(1, sizeof *sn);
 	csnap *cs = calloc(n ? n : 1, sizeof *cs);
-	if ((n > 0 && specs == NULL) || ver == NULL || need == NULL || sn == NULL || cs == NULL) {
+	if ((n > 0 && specs == NULL) || ver == NULL || need == NULL || trim == NULL ||
+	    sn == NULL || cs == NULL) {
 		free(specs);
 		free(ver);
 		free(need);
+		free(trim);
 		free(sn);
 		free(cs);
 		return -1;
@@ -804,7 +916,22 @@ static int refresh(ls_campaign *s)
 					   r->type == REDIS_REPLY_ARRAY ? r : NULL, pc) != 0)
 			rc = -1;
 		sn->n = i + 1;
+		/* more fields than stored buckets account for: trimmed below,
+		 * once every reply of this pipeline is read */
+		if (rc == 0 && r->type == REDIS_REPLY_ARRAY &&
+		    cs[i].post.n_stored >= (uint64_t)specs[i].max_buckets &&
+		    r->elements / 2 > 2 * cs[i].spec.n_arms * (cs[i].post.n_buckets + 1) +
+					      cs[i].post.n_stored + 2) {
+			trim[i] = r;
+			continue;
+		}
 		freeReplyObject(r);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (trim[i] != NULL && s->rc != NULL)
+			trim_unstored(s, &specs[i], trim[i]);
+		if (trim[i] != NULL)
+			freeReplyObject(trim[i]);
 	}
 	if (rc == 0) {
 		atomic_store(&sn->built_ms, ls_clock_wall_ms());
@@ -817,6 +944,7 @@ out:
 	free(specs);
 	free(ver);
 	free(need);
+	free(trim);
 	return rc;
 }
 

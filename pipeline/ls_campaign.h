@@ -254,7 +254,9 @@ long long ls_campaign_redis_memory(ls_campaign *s);
  * hash (an HGETALL reply; NULL: no counts yet), for the service's
  * snapshots and for offline evaluation: bucket names in name order
  * without duplicates, at most max_buckets of them (the first in name
- * order; further buckets decide campaign-wide), counts of retired arms
+ * order; further buckets decide campaign-wide): the stored buckets
+ * ("b:<bucket>") when any is, else (a hash written before buckets were
+ * stored) every bucket with counters; counts of retired arms
  * left out, one ls_bandit with the campaign's prior, min_share,
  * min_bucket_trials and propensity_draws. trials and rmicro hold the raw
  * counters, (1 + n_buckets) rows of n_arms, row 0 campaign-wide.

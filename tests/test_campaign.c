@@ -1458,6 +1458,8 @@ START_TEST(test_posterior_row_cap)
 		"n:a:industry=x", "4", "r:a:industry=x", "2000000",
 		"n:b:industry=y", "1", "r:b:industry=y", "0",
 		"b:industry=x", "1", "b:industry=y", "1", "nb", "2", "v", "17",
+		/* an earlier version's counters of a bucket that is not stored */
+		"n:a:industry=a", "9", "r:a:industry=a", "0",
 	};
 	fake_hash fh;
 	const redisReply *h = fake_hgetall(&fh, kv, sizeof kv / sizeof *kv);
@@ -1466,6 +1468,7 @@ START_TEST(test_posterior_row_cap)
 	ls_campaign_posterior p;
 	ck_assert_int_eq(ls_campaign_posterior_load(&sp, h, &p), 0);
 	ck_assert_uint_eq(p.n_buckets, 2);
+	ck_assert_uint_eq(ls_campaign_posterior_bucket(&p, "industry=a"), SIZE_MAX);
 	ck_assert_uint_eq(p.n_stored, 2);
 	ck_assert_int_eq(p.version, 17);
 	ck_assert_uint_eq(p.trials[0], 7);
@@ -1625,6 +1628,69 @@ START_TEST(test_bucket_cap)
 }
 END_TEST
 
+/* A hash an earlier version filled with counters for every bucket: the
+   buckets that resolve first are stored with their old counts, the rest
+   are deleted once max_buckets are stored; campaign-wide counts stay. */
+START_TEST(test_legacy_counters_trimmed)
+{
+	const char *P = "t12:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: old\n"
+		 "    arms: [a, b]\n"
+		 "    context: [industry]\n"
+		 "    min_bucket_trials: 1\n"
+		 "    max_buckets: 2\n");
+	redisContext *c = side();
+	char counts[256];
+	ckey(counts, sizeof counts, P, "old", "counts");
+	freeReplyObject(cmd(c, "HSET %s n:a: 20", counts));
+	freeReplyObject(cmd(c, "HSET %s r:a: 5000000", counts));
+	for (int i = 1; i <= 5; i++) {
+		char f[64];
+		snprintf(f, sizeof f, "n:a:industry=L%d", i);
+		freeReplyObject(cmd(c, "HSET %s %s 4", counts, f));
+		snprintf(f, sizeof f, "r:a:industry=L%d", i);
+		freeReplyObject(cmd(c, "HSET %s %s 1000000", counts, f));
+	}
+	ls_campaign *s = start_service(&cfg);
+	ls_campaign_decision d;
+	decide(s, "old", "L", true, "industry", "L1", &d);
+	reward_ok(s, d.decision_id, 1.0, true);
+	bool a1 = strcmp(d.variant, "a") == 0;
+	decide(s, "old", "L", true, "industry", "N", &d);
+	reward_ok(s, d.decision_id, 1.0, true);
+	bool a2 = strcmp(d.variant, "a") == 0;
+	ck_assert_int_eq(hget_ll(c, counts, "nb"), 2);
+	ck_assert_int_eq(hget_ll(c, counts, "n:a:industry=L1"), a1 ? 5 : 4);
+	/* the next read trims L2..L5 */
+	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
+	while (hget_ll(c, counts, "n:a:industry=L5") >= 0) {
+		ck_assert_msg(ls_clock_mono_ms() < deadline, "legacy counters not trimmed in 10 s");
+		usleep(STEP_US);
+	}
+	for (int i = 2; i <= 5; i++) {
+		char f[64];
+		snprintf(f, sizeof f, "n:a:industry=L%d", i);
+		ck_assert_int_eq(hget_ll(c, counts, f), -1);
+		snprintf(f, sizeof f, "r:a:industry=L%d", i);
+		ck_assert_int_eq(hget_ll(c, counts, f), -1);
+	}
+	ck_assert_int_eq(hget_ll(c, counts, "n:a:industry=L1"), a1 ? 5 : 4);
+	ck_assert_int_eq(hget_ll(c, counts, "n:a:"), 20 + a1 + a2);
+	ck_assert_uint_le(hlen(c, counts), 2 * 2 * 3 + 2 + 2);
+	ls_campaign_stats st;
+	stats_fresh(s, "old", &st);
+	ck_assert_ptr_nonnull(find_bucket(&st, "industry=L1"));
+	ck_assert_ptr_nonnull(find_bucket(&st, "industry=N"));
+	ck_assert_ptr_null(find_bucket(&st, "industry=L2"));
+	free(st.buckets);
+	redisFree(c);
+	ls_campaign_stop(s);
+	ls_config_free(&cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("campaign");
@@ -1642,6 +1708,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_decision_records);
 	tcase_add_test(t, test_context_keys);
 	tcase_add_test(t, test_bucket_cap);
+	tcase_add_test(t, test_legacy_counters_trimmed);
 	suite_add_tcase(s, t);
 	TCase *pure = tcase_create("pure");
 	tcase_add_test(pure, test_bucket_name);
