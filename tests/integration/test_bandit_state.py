@@ -236,7 +236,14 @@ class BanditState(unittest.TestCase):
         while sum(int(r.hget(counts, 'n:%s:' % a) or 0) for a in 'xy') < 5:
             self.assertLess(time.monotonic(), deadline, (r.hgetall(counts), self.daemon.tail()))
             time.sleep(0.1)
-        time.sleep(1.5)  # a snapshot with them
+        # a snapshot with them (and so with "nb" = 5, read with them)
+        while True:
+            st, o = conn.call('GET', '/v1/campaigns/many')
+            self.assertEqual(st, 200, o)
+            if {b['bucket'] for b in o['buckets']} >= {'industry=first%d' % i for i in range(5)}:
+                break
+            self.assertLess(time.monotonic(), deadline, o)
+            time.sleep(0.1)
         for i in range(n):
             st, o = conn.call('POST', '/v1/campaigns/many/decisions',
                               {'lead_id': 'u-%d' % i, 'context': {'industry': 'v%05d' % i}})
