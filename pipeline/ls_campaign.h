@@ -35,7 +35,9 @@
  * stored while "nb" >= max_buckets: the set only grows) are recorded
  * without their bucket and counted by ls_campaign_collect_capped. So the
  * counters hash holds at most 2 x arms x (1 + max_buckets) counters plus
- * max_buckets + 2 bookkeeping fields, and a snapshot refresh first reads
+ * max_buckets + 2 bookkeeping fields (counters of buckets that are not
+ * stored, which earlier versions wrote, are deleted once max_buckets
+ * are), and a snapshot refresh first reads
  * only "v" per campaign (one round trip for all of them) and the whole
  * hash only of campaigns whose "v" changed (or every 60 s, in case the
  * hash was replaced behind its back). Decision records and pending
@@ -174,7 +176,9 @@ typedef struct ls_campaign_decision {
 	int64_t ts;
 } ls_campaign_decision;
 
-/* Decide for one lead and queue the decision for logging. */
+/* Decide for one lead and queue the decision for logging. BAD_REQUEST
+   for more than LS_CAMPAIGN_MAX_REQ_CONTEXT entries or a context value
+   that is not valid UTF-8. */
 int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 		       ls_campaign_decision *out);
 
