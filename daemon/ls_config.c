@@ -1109,7 +1109,7 @@ static const field campaign_fields[] = {
 	  .desc = "A context bucket decides with the campaign-wide posterior until it has this many resolved decisions (0 to 1e9)." },
 	{ .name = "max_buckets", .type = FT_INT, .offset = K_OFF(max_buckets),
 	  .size = K_SIZE(max_buckets), .def = "1000", .min = 1, .max = 65536,
-	  .desc = "Context buckets with their own posterior; decisions in further buckets use the campaign-wide one (1 to 65536)." },
+	  .desc = "Context buckets stored with their own counters and posterior (the first to resolve); decisions in further buckets are decided and counted campaign-wide (1 to 65536)." },
 	{ .name = "propensity_draws", .type = FT_INT, .offset = K_OFF(propensity_draws),
 	  .size = K_SIZE(propensity_draws), .def = "10000", .min = 100, .max = 1000000,
 	  .desc = "Posterior draws that estimate the arm probabilities decisions are drawn from (100 to 1000000)." },

@@ -46,6 +46,7 @@
 #include "ls_http_guard.h"
 #include "ls_leadscore.h"
 #include "ls_log.h"
+#include "ls_utf8.h"
 
 #define COMPONENT "http"
 
@@ -547,22 +548,35 @@ static enum MHD_Result campaign_error(struct MHD_Connection *c, int rc)
 }
 
 /*
+ * The keys and values fill_context adds to a request: the request points
+ * into them, so the caller keeps them as long as the request (a local
+ * keys[] here once went out of scope while rq still pointed into it).
+ */
+typedef struct filled_context {
+	char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX];
+	char vals[LS_CAMPAIGN_MAX_CONTEXT][LS_CAMPAIGN_CTX_VALUE_MAX + 1];
+} filled_context;
+
+/*
  * Context keys a campaign buckets by but the request left out are read
  * from the lead's stored state: its tier in tier_model and its profile
- * attributes. One Redis read, only for such requests.
+ * attributes. One Redis read, only for such requests. A stored value
+ * longer than LS_CAMPAIGN_CTX_VALUE_MAX bytes is cut at a code-point
+ * boundary, so the bucket name, its Redis fields and the logged context
+ * stay valid UTF-8.
  */
 static void fill_context(ls_http *h, const char *campaign, const char *lead_id,
-			 ls_campaign_request *rq, char vals[LS_CAMPAIGN_MAX_CONTEXT][LS_CAMPAIGN_CTX_VALUE_MAX + 1])
+			 ls_campaign_request *rq, filled_context *fc)
 {
-	char keys[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX], tier_model[LS_MODEL_NAME_MAX];
+	char tier_model[LS_MODEL_NAME_MAX];
 	char tier_buf[LS_TIER_NAME_MAX];
-	size_t nk = ls_campaign_context_keys(h->env.bandit, campaign, keys, tier_model);
+	size_t nk = ls_campaign_context_keys(h->env.bandit, campaign, fc->keys, tier_model);
 	ls_lead *lead = NULL;
 	bool loaded = false;
 	for (size_t k = 0; k < nk && rq->n_context < LS_CAMPAIGN_MAX_REQ_CONTEXT; k++) {
 		bool given = false;
 		for (size_t j = 0; j < rq->n_context && !given; j++)
-			given = strcmp(rq->ctx_key[j], keys[k]) == 0;
+			given = strcmp(rq->ctx_key[j], fc->keys[k]) == 0;
 		if (given)
 			continue;
 		if (!loaded) {
@@ -580,7 +594,7 @@ static void fill_context(ls_http *h, const char *campaign, const char *lead_id,
 		if (lead == NULL)
 			break; /* unknown lead: its bucket stays "key=" */
 		const char *v = NULL;
-		if (strcmp(keys[k], "tier") == 0) {
+		if (strcmp(fc->keys[k], "tier") == 0) {
 			size_t len;
 			const uint8_t *ext = ls_lead_ext(lead, &len);
 			ls_leadscore ls;
@@ -593,14 +607,16 @@ static void fill_context(ls_http *h, const char *campaign, const char *lead_id,
 		} else {
 			const char *ak, *av;
 			for (size_t i = 0; v == NULL && ls_lead_attribute_at(lead, i, &ak, &av); i++)
-				if (strcmp(ak, keys[k]) == 0)
+				if (strcmp(ak, fc->keys[k]) == 0)
 					v = av;
 		}
 		if (v == NULL)
 			continue;
-		snprintf(vals[k], LS_CAMPAIGN_CTX_VALUE_MAX + 1, "%s", v);
-		rq->ctx_key[rq->n_context] = keys[k];
-		rq->ctx_value[rq->n_context++] = vals[k];
+		size_t vl = ls_utf8_cut(v, LS_CAMPAIGN_CTX_VALUE_MAX);
+		memcpy(fc->vals[k], v, vl);
+		fc->vals[k][vl] = '\0';
+		rq->ctx_key[rq->n_context] = fc->keys[k];
+		rq->ctx_value[rq->n_context++] = fc->vals[k];
 	}
 	ls_lead_free(lead);
 }
@@ -651,8 +667,8 @@ static enum MHD_Result post_decision(ls_http *h, struct MHD_Connection *c,
 	}
 	rq.lead_id = json_string_value(lead);
 	rq.activate = act == NULL || json_is_true(act);
-	char vals[LS_CAMPAIGN_MAX_CONTEXT][LS_CAMPAIGN_CTX_VALUE_MAX + 1];
-	fill_context(h, campaign, rq.lead_id, &rq, vals);
+	filled_context fc;
+	fill_context(h, campaign, rq.lead_id, &rq, &fc);
 	ls_campaign_decision d;
 	int rc = ls_campaign_decide(h->env.bandit, &rq, &d);
 	json_decref(o);

@@ -151,6 +151,32 @@ static void collect_rewards(ls_metrics_sink *sink, void *arg)
 	collect_bandit(sink, arg, true);
 }
 
+static void collect_capped(ls_metrics_sink *sink, void *arg)
+{
+	ls_telemetry *t = arg;
+	pthread_mutex_lock(&t->src_mu);
+	if (t->bandit != NULL) {
+		bandit_ctx b = { sink, false };
+		ls_campaign_collect_capped(t->bandit, bandit_one, &b);
+	}
+	pthread_mutex_unlock(&t->src_mu);
+}
+
+static void collect_unlogged(ls_metrics_sink *sink, void *arg)
+{
+	ls_telemetry *t = arg;
+	uint64_t n[LS_CAMPAIGN_UNLOGGED__COUNT] = { 0 };
+	pthread_mutex_lock(&t->src_mu);
+	bool have = t->bandit != NULL;
+	if (have)
+		ls_campaign_unlogged_counts(t->bandit, n);
+	pthread_mutex_unlock(&t->src_mu);
+	for (int i = 0; have && i < LS_CAMPAIGN_UNLOGGED__COUNT; i++) {
+		const char *vals[1] = { ls_campaign_unlogged_name((ls_campaign_unlogged)i) };
+		ls_metrics_emit(sink, vals, (double)n[i]);
+	}
+}
+
 static void collect_redis_memory(ls_metrics_sink *sink, void *arg)
 {
 	ls_telemetry *t = arg;
@@ -258,12 +284,22 @@ ls_telemetry *ls_telemetry_new(const ls_config *cfg, const char *version, char *
 	ls_metrics_desc rew = { .name = "leadscore_bandit_rewards_total",
 				.help = "Sum of resolved rewards by campaign and variant, over every instance (from Redis, as of the last snapshot).",
 				.labels = { "campaign", "variant", NULL } };
+	ls_metrics_desc capped = { .name = "leadscore_bandit_bucket_capped_total",
+				   .help = "Bandit decisions of this process whose context bucket was past max_buckets (decided and counted campaign-wide), by campaign and variant.",
+				   .labels = { "campaign", "variant", NULL } };
+	ls_metrics_desc unlogged = { .name = "leadscore_bandit_decisions_unlogged_total",
+				     .help = "Bandit decisions of this process whose Redis record (reason redis) or decisions-topic record (encode, produce, delivery) was not written.",
+				     .labels = { "reason", NULL } };
 	ls_metrics_desc mem = { .name = "leadscore_redis_memory_bytes",
 				.help = "Redis used_memory (INFO memory), read every 5 s." };
 	if (ls_metrics_callback(t->reg, LS_METRICS_GAUGE, &lag, collect_lag, t, err, errlen) != 0 ||
 	    ls_metrics_callback(t->reg, LS_METRICS_COUNTER, &dec, collect_decisions, t, err,
 				errlen) != 0 ||
 	    ls_metrics_callback(t->reg, LS_METRICS_COUNTER, &rew, collect_rewards, t, err,
+				errlen) != 0 ||
+	    ls_metrics_callback(t->reg, LS_METRICS_COUNTER, &capped, collect_capped, t, err,
+				errlen) != 0 ||
+	    ls_metrics_callback(t->reg, LS_METRICS_COUNTER, &unlogged, collect_unlogged, t, err,
 				errlen) != 0 ||
 	    ls_metrics_callback(t->reg, LS_METRICS_GAUGE, &mem, collect_redis_memory, t, err,
 				errlen) != 0 ||

@@ -6,6 +6,7 @@
 #include "ls_utf8.h"
 
 #include <stdint.h>
+#include <string.h>
 
 bool ls_utf8_valid(const void *str, size_t n)
 {
@@ -48,4 +49,17 @@ bool ls_utf8_valid(const void *str, size_t n)
 		i += extra + 1;
 	}
 	return true;
+}
+
+size_t ls_utf8_cut(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+	if (n <= max)
+		return n;
+	/* s[n] is the first byte left out: while it continues a code point,
+	 * that code point's earlier bytes go too */
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0u) == 0x80u)
+		n--;
+	return n;
 }

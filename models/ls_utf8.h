@@ -18,4 +18,13 @@
 /* true when s[0..n) is valid UTF-8 without NUL (s may be NULL when n is 0). */
 bool ls_utf8_valid(const void *s, size_t n);
 
+/*
+ * The length of the longest prefix of the NUL-terminated s that has at
+ * most max bytes and ends on a code-point boundary: strlen(s) when that
+ * fits, otherwise max less the bytes of a code point cut in two. For
+ * valid UTF-8 the prefix is valid UTF-8 too (cutting a value to a byte
+ * budget must not leave half a character behind).
+ */
+size_t ls_utf8_cut(const char *s, size_t max);
+
 #endif

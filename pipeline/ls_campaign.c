@@ -31,15 +31,19 @@
 #include "ls_kafka.h"
 #include "ls_log.h"
 #include "ls_redis.h"
+#include "ls_utf8.h"
 
 #define COMPONENT "bandit"
 #define MICRO 1000000.0
 #define RECORD_SLACK_MS INT64_C(3600000) /* records outlive their window */
 #define REFRESH_MS 500                   /* snapshot at least twice a second */
+#define FULL_READ_MS INT64_C(60000)      /* counters read whole at least this often */
+#define TRIM_BATCH 1000                  /* fields per trim script */
 #define EXPIRE_BATCH 500                 /* expiries per campaign per sweep */
 #define MAX_QUEUE 1000000                /* decisions waiting for Redis */
 #define STATS_DRAWS 10000u
 #define BATCH_NS INT64_C(1000000)         /* a write batch at most every ms */
+#define UNLOGGED_LOG_MS 10000             /* one "decision not logged" line per reason */
 
 /* ------------------------------------------------------------- scripts */
 
@@ -56,9 +60,13 @@ static const char act_script[] =
 
 /*
  * KEYS: decision, counts, pending. ARGV: ts ms, reward in millionths,
- * decision id, mode ("r" a reward, "x" expiry with the default reward).
- * Answers 1 resolved, 2 reward raised, 0 nothing to do, -1 unknown,
- * -2 not activated, -3 after the window, -4 (expiry) not due yet.
+ * decision id, mode ("r" a reward, "x" expiry with the default reward),
+ * max_buckets. Answers 1 resolved, 2 reward raised, 0 nothing to do, -1
+ * unknown, -2 not activated, -3 after the window, -4 (expiry) not due
+ * yet. The first resolution in a bucket stores the bucket ("b:<bucket>",
+ * "nb") while fewer than max_buckets are; in any other bucket it counts
+ * campaign-wide only and the record forgets its bucket, so a raise later
+ * adds where the trial went. "v" moves with every change of the counters.
  */
 static const char rew_script[] =
 	"local d = redis.call('HMGET', KEYS[1], 'st', 'act', 'arm', 'bkt', 'rw', 'win')\n"
@@ -80,11 +88,20 @@ static const char rew_script[] =
 	"if st == '1' then\n"
 	"  redis.call('HINCRBY', KEYS[2], 'n:' .. arm .. ':', 1)\n"
 	"  redis.call('HINCRBY', KEYS[2], 'r:' .. arm .. ':', r)\n"
+	"  if b ~= '' and redis.call('HEXISTS', KEYS[2], 'b:' .. b) == 0 then\n"
+	"    if tonumber(redis.call('HGET', KEYS[2], 'nb') or '0') < tonumber(ARGV[5]) then\n"
+	"      redis.call('HSET', KEYS[2], 'b:' .. b, '1')\n"
+	"      redis.call('HINCRBY', KEYS[2], 'nb', 1)\n"
+	"    else\n"
+	"      b = ''\n"
+	"    end\n"
+	"  end\n"
 	"  if b ~= '' then\n"
 	"    redis.call('HINCRBY', KEYS[2], 'n:' .. arm .. ':' .. b, 1)\n"
 	"    redis.call('HINCRBY', KEYS[2], 'r:' .. arm .. ':' .. b, r)\n"
 	"  end\n"
-	"  redis.call('HSET', KEYS[1], 'st', '2', 'rw', r)\n"
+	"  redis.call('HINCRBY', KEYS[2], 'v', 1)\n"
+	"  redis.call('HSET', KEYS[1], 'st', '2', 'rw', r, 'bkt', b)\n"
 	"  redis.call('ZREM', KEYS[3], ARGV[3])\n"
 	"  return 1\n"
 	"end\n"
@@ -92,8 +109,27 @@ static const char rew_script[] =
 	"if r <= cur then return 0 end\n"
 	"redis.call('HINCRBY', KEYS[2], 'r:' .. arm .. ':', r - cur)\n"
 	"if b ~= '' then redis.call('HINCRBY', KEYS[2], 'r:' .. arm .. ':' .. b, r - cur) end\n"
+	"redis.call('HINCRBY', KEYS[2], 'v', 1)\n"
 	"redis.call('HSET', KEYS[1], 'rw', r)\n"
 	"return 2\n";
+
+/*
+ * KEYS: counts. ARGV: max_buckets, then counter fields. Deletes those of
+ * buckets that are not stored, once max_buckets are (so none of them can
+ * be stored any more): counters an earlier version wrote for every
+ * bucket, or a raise of such a decision. Their trials are in the
+ * campaign-wide counters already. Answers the number deleted.
+ */
+static const char trim_script[] =
+	"if tonumber(redis.call('HGET', KEYS[1], 'nb') or '0') < tonumber(ARGV[1]) then return 0 end\n"
+	"local n = 0\n"
+	"for i = 2, #ARGV do\n"
+	"  local b = string.match(ARGV[i], '^[nr]:[^:]*:(.+)$')\n"
+	"  if b and redis.call('HEXISTS', KEYS[1], 'b:' .. b) == 0 then\n"
+	"    n = n + redis.call('HDEL', KEYS[1], ARGV[i])\n"
+	"  end\n"
+	"end\n"
+	"return n\n";
 
 const char *ls_campaign_result_str(int rc)
 {
@@ -181,6 +217,7 @@ typedef struct arm_counter {
 	char campaign[LS_CAMPAIGN_ID_MAX];
 	char arm[LS_CAMPAIGN_ID_MAX];
 	atomic_uint_fast64_t decisions;
+	atomic_uint_fast64_t capped; /* of them, in a bucket past max_buckets */
 } arm_counter;
 
 #define MAX_ARM_COUNTERS (LS_CAMPAIGN_MAX * LS_CAMPAIGN_MAX_ARMS * 2)
@@ -188,31 +225,23 @@ typedef struct arm_counter {
 typedef struct csnap {
 	ls_campaign_spec spec;
 	arm_counter *counter[LS_CAMPAIGN_MAX_ARMS];
-	ls_bandit *b;
-	size_t n_buckets;
-	char **names;    /* bucket i, in name order */
-	size_t rows;     /* 1 + n_buckets: row 0 is campaign-wide */
+	ls_campaign_posterior post; /* buckets in name order */
+	size_t rows;     /* 1 + post.n_buckets: row 0 is campaign-wide */
 	double *probs;   /* rows x n_arms */
-	uint64_t *trials;
-	int64_t *rmicro;
+	int64_t read_ms; /* monotonic time its counters were read */
 } csnap;
 
 typedef struct snap {
 	atomic_int refs;
 	size_t n;
 	csnap *c;
-	int64_t built_ms;
+	atomic_llong built_ms; /* moves on when a refresh finds nothing new */
 } snap;
 
 static void csnap_free(csnap *c)
 {
-	ls_bandit_free(c->b);
-	for (size_t i = 0; i < c->n_buckets; i++)
-		free(c->names[i]);
-	free(c->names);
+	ls_campaign_posterior_free(&c->post);
 	free(c->probs);
-	free(c->trials);
-	free(c->rmicro);
 }
 
 static void snap_free(snap *s)
@@ -258,7 +287,7 @@ static size_t bucket_index(char *const *names, size_t n, const char *name)
 /* Bucket index of name, or SIZE_MAX when the snapshot has no such bucket. */
 static size_t csnap_bucket(const csnap *c, const char *name)
 {
-	return bucket_index(c->names, c->n_buckets, name);
+	return bucket_index(c->post.names, c->post.n_buckets, name);
 }
 
 /* ---------------------------------------------------------- posterior */
@@ -266,6 +295,23 @@ static size_t csnap_bucket(const csnap *c, const char *name)
 size_t ls_campaign_posterior_bucket(const ls_campaign_posterior *p, const char *name)
 {
 	return bucket_index(p->names, p->n_buckets, name);
+}
+
+size_t ls_campaign_posterior_row(const ls_campaign_posterior *p, const char *name,
+				 int64_t max_buckets, bool *capped)
+{
+	*capped = false;
+	if (name[0] == '\0')
+		return 0;
+	size_t bi = ls_campaign_posterior_bucket(p, name);
+	if (bi == SIZE_MAX) {
+		/* stored buckets are never dropped, so once max_buckets are this
+		 * one never gets counters (nor does one a smaller max_buckets
+		 * left out of the posterior) */
+		*capped = max_buckets <= 0 || p->n_stored >= (uint64_t)max_buckets;
+		return 0;
+	}
+	return ls_bandit_uses_campaign(p->b, bi) ? 0 : 1 + bi;
 }
 
 void ls_campaign_posterior_free(ls_campaign_posterior *p)
@@ -309,16 +355,31 @@ static int posterior_load(const ls_campaign_spec *sp, const redisReply *h,
 			  ls_campaign_posterior *c)
 {
 	size_t na = sp->n_arms, cap = 0;
-	/* bucket names first */
+	/* bucket names first: the stored ones ("b:<bucket>") when there are
+	 * any, so counters of buckets that are not stored (an earlier
+	 * version's, not trimmed yet) never take a stored bucket's place;
+	 * else, for a hash no stored bucket has marked yet, every bucket with
+	 * counters of a configured arm */
+	bool marks = false;
+	for (size_t i = 0; h != NULL && i + 1 < h->elements && !marks; i += 2)
+		marks = h->element[i]->type == REDIS_REPLY_STRING && h->element[i]->len > 2 &&
+			h->element[i]->str[0] == 'b' && h->element[i]->str[1] == ':';
 	for (size_t i = 0; h != NULL && i + 1 < h->elements; i += 2) {
 		const redisReply *f = h->element[i];
 		char kind;
 		const char *a, *b;
 		size_t al, bl;
-		if (f->type != REDIS_REPLY_STRING ||
-		    !parse_field(f->str, f->len, &kind, &a, &al, &b, &bl) || bl == 0 ||
-		    arm_index(sp, a, al) < 0)
+		if (f->type != REDIS_REPLY_STRING)
 			continue;
+		if (marks) {
+			if (f->len <= 2 || f->str[0] != 'b' || f->str[1] != ':')
+				continue;
+			b = f->str + 2;
+			bl = f->len - 2;
+		} else if (!parse_field(f->str, f->len, &kind, &a, &al, &b, &bl) || bl == 0 ||
+			   arm_index(sp, a, al) < 0) {
+			continue;
+		}
 		bool seen = false;
 		/* linear only while small; the sort below dedupes the rest */
 		for (size_t k = c->n_buckets; k > 0 && k + 8 > c->n_buckets && !seen; k--)
@@ -363,8 +424,18 @@ static int posterior_load(const ls_campaign_spec *sp, const redisReply *h,
 		char kind;
 		const char *a, *b;
 		size_t al, bl;
-		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-		    !parse_field(f->str, f->len, &kind, &a, &al, &b, &bl))
+		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			continue;
+		if (f->len == 2 && memcmp(f->str, "nb", 2) == 0) {
+			long long x = strtoll(v->str, NULL, 10);
+			c->n_stored = x > 0 ? (uint64_t)x : 0;
+			continue;
+		}
+		if (f->len == 1 && f->str[0] == 'v') {
+			c->version = strtoll(v->str, NULL, 10);
+			continue;
+		}
+		if (!parse_field(f->str, f->len, &kind, &a, &al, &b, &bl))
 			continue;
 		int arm = arm_index(sp, a, al);
 		if (arm < 0)
@@ -473,7 +544,9 @@ struct ls_campaign {
 	bool key_ok;
 	ls_rng rng; /* the service thread's */
 
-	atomic_uint_fast64_t decisions, dropped, write_failures;
+	atomic_uint_fast64_t decisions, dropped;
+	atomic_uint_fast64_t unlogged[LS_CAMPAIGN_UNLOGGED__COUNT];
+	atomic_llong unlogged_log_ms[LS_CAMPAIGN_UNLOGGED__COUNT]; /* last line logged */
 	pthread_mutex_t counters_mu;
 	arm_counter counters[MAX_ARM_COUNTERS];
 	atomic_size_t n_counters;
@@ -498,6 +571,7 @@ static arm_counter *counter_for(ls_campaign *s, const char *campaign, const char
 		snprintf(c->campaign, sizeof c->campaign, "%s", campaign);
 		snprintf(c->arm, sizeof c->arm, "%s", arm);
 		atomic_store(&c->decisions, 0);
+		atomic_store(&c->capped, 0);
 		atomic_store(&s->n_counters, n + 1); /* published after it is filled */
 	}
 	pthread_mutex_unlock(&s->counters_mu);
@@ -582,15 +656,10 @@ static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
 	size_t na = sp->n_arms;
 	for (size_t a = 0; a < na; a++)
 		c->counter[a] = counter_for(s, sp->id, sp->arms[a]);
-	ls_campaign_posterior post;
-	if (ls_campaign_posterior_load(sp, h, &post) != 0)
+	if (ls_campaign_posterior_load(sp, h, &c->post) != 0)
 		return -1;
-	c->b = post.b;
-	c->names = post.names;
-	c->n_buckets = post.n_buckets;
-	c->trials = post.trials;
-	c->rmicro = post.rmicro;
-	c->rows = 1 + c->n_buckets;
+	c->read_ms = ls_clock_mono_ms();
+	c->rows = 1 + c->post.n_buckets;
 	c->probs = calloc(c->rows * na, sizeof *c->probs);
 	if (c->probs == NULL)
 		return -1;
@@ -603,29 +672,153 @@ static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
 	for (size_t row = 0; row < c->rows; row++) {
 		double *out = &c->probs[row * na];
 		size_t bucket = row == 0 ? LS_BANDIT_CAMPAIGN : row - 1;
-		if (row > 0 && ls_bandit_uses_campaign(c->b, bucket)) {
+		if (row > 0 && ls_bandit_uses_campaign(c->post.b, bucket)) {
 			memcpy(out, c->probs, na * sizeof *out);
 			continue;
 		}
 		size_t prow = SIZE_MAX;
 		if (same_arms)
-			prow = row == 0 ? 0 : csnap_bucket(prev, c->names[row - 1]);
+			prow = row == 0 ? 0 : csnap_bucket(prev, c->post.names[row - 1]);
 		if (prow != SIZE_MAX && row > 0)
 			prow += 1;
 		if (prow != SIZE_MAX && prow < prev->rows &&
-		    memcmp(&prev->trials[prow * na], &c->trials[row * na], na * sizeof(uint64_t)) == 0 &&
-		    memcmp(&prev->rmicro[prow * na], &c->rmicro[row * na], na * sizeof(int64_t)) == 0 &&
-		    (row == 0 || !ls_bandit_uses_campaign(prev->b, prow - 1))) {
+		    memcmp(&prev->post.trials[prow * na], &c->post.trials[row * na], na * sizeof(uint64_t)) == 0 &&
+		    memcmp(&prev->post.rmicro[prow * na], &c->post.rmicro[row * na], na * sizeof(int64_t)) == 0 &&
+		    (row == 0 || !ls_bandit_uses_campaign(prev->post.b, prow - 1))) {
 			memcpy(out, &prev->probs[prow * na], na * sizeof *out);
 			continue;
 		}
-		if (ls_bandit_probabilities(c->b, bucket, &s->rng, out, na) != LS_BANDIT_OK)
+		if (ls_bandit_probabilities(c->post.b, bucket, &s->rng, out, na) != LS_BANDIT_OK)
 			return -1;
 	}
 	return 0;
 }
 
-/* Reload every campaign's counters and publish a new snapshot. */
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Delete the counters of buckets that are not stored from campaign sp's
+ * hash h (its HGETALL reply), in scripts of TRIM_BATCH fields, once
+ * max_buckets are stored: a hash an earlier version filled with a
+ * counter pair per context value shrinks to the bound at the first read.
+ */
+static void trim_unstored(ls_campaign *s, const ls_campaign_spec *sp, const redisReply *h)
+{
+	size_t pairs = h->elements / 2, nm = 0, sent = 0, nf = 0;
+	const char **marked = malloc((pairs ? pairs : 1) * sizeof *marked);
+	const char **argv = malloc((5 + TRIM_BATCH) * sizeof *argv);
+	size_t *argvlen = malloc((5 + TRIM_BATCH) * sizeof *argvlen);
+	char key[LS_CAMPAIGN_ID_MAX + 256], maxb[24];
+	if (marked == NULL || argv == NULL || argvlen == NULL ||
+	    ckey(key, sizeof key, s->prefix, sp->id, "counts") < 0)
+		goto out;
+	for (size_t i = 0; i < pairs; i++) {
+		const redisReply *f = h->element[2 * i];
+		if (f->type == REDIS_REPLY_STRING && f->len > 2 && f->str[0] == 'b' && f->str[1] == ':')
+			marked[nm++] = f->str + 2;
+	}
+	if (nm > 1)
+		qsort(marked, nm, sizeof *marked, cmp_cstr);
+	snprintf(maxb, sizeof maxb, "%" PRId64, sp->max_buckets);
+	argv[0] = "EVAL";
+	argv[1] = trim_script;
+	argv[2] = "1";
+	argv[3] = key;
+	argv[4] = maxb;
+	for (size_t i = 0; i <= pairs; i++) {
+		if (i < pairs) {
+			const redisReply *f = h->element[2 * i];
+			char kind;
+			const char *a, *b;
+			size_t al, bl;
+			if (f->type != REDIS_REPLY_STRING ||
+			    !parse_field(f->str, f->len, &kind, &a, &al, &b, &bl) || bl == 0 ||
+			    bsearch(&b, marked, nm, sizeof *marked, cmp_cstr) != NULL)
+				continue;
+			argv[5 + nf++] = f->str;
+		}
+		if (nf > 0 && (nf == TRIM_BATCH || i == pairs)) {
+			for (size_t k = 0; k < 5 + nf; k++)
+				argvlen[k] = strlen(argv[k]);
+			if (redisAppendCommandArgv(s->rc, (int)(5 + nf), argv, argvlen) != REDIS_OK)
+				break;
+			sent++;
+			nf = 0;
+		}
+	}
+	long long trimmed = 0;
+	for (size_t k = 0; k < sent; k++) {
+		redisReply *r = NULL;
+		if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || r == NULL) {
+			drop_connection(s, "trim");
+			goto out;
+		}
+		if (r->type == REDIS_REPLY_INTEGER)
+			trimmed += r->integer;
+		freeReplyObject(r);
+	}
+	if (trimmed > 0)
+		ls_log(LS_LOG_INFO, COMPONENT, "counters of buckets past max_buckets deleted",
+		       "campaign=%s fields=%lld", sp->id, trimmed);
+out:
+	free(marked);
+	free(argv);
+	free(argvlen);
+}
+
+/* A deep copy of src, for a snapshot that keeps a campaign unchanged. */
+static int csnap_copy(csnap *dst, const csnap *src)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->spec = src->spec;
+	memcpy(dst->counter, src->counter, sizeof dst->counter);
+	dst->rows = src->rows;
+	dst->read_ms = src->read_ms;
+	size_t cells = src->rows * src->spec.n_arms, nb = src->post.n_buckets;
+	dst->post.n_stored = src->post.n_stored;
+	dst->post.version = src->post.version;
+	dst->post.b = ls_bandit_clone(src->post.b);
+	dst->post.names = calloc(nb ? nb : 1, sizeof *dst->post.names);
+	dst->post.trials = malloc(cells * sizeof *dst->post.trials);
+	dst->post.rmicro = malloc(cells * sizeof *dst->post.rmicro);
+	dst->probs = malloc(cells * sizeof *dst->probs);
+	if (dst->post.b == NULL || dst->post.names == NULL || dst->post.trials == NULL ||
+	    dst->post.rmicro == NULL || dst->probs == NULL)
+		return -1;
+	dst->post.n_buckets = nb; /* names[] is zeroed: free() copes with a partial copy */
+	for (size_t i = 0; i < nb; i++)
+		if ((dst->post.names[i] = strdup(src->post.names[i])) == NULL)
+			return -1;
+	memcpy(dst->post.trials, src->post.trials, cells * sizeof *dst->post.trials);
+	memcpy(dst->post.rmicro, src->post.rmicro, cells * sizeof *dst->post.rmicro);
+	memcpy(dst->probs, src->probs, cells * sizeof *dst->probs);
+	return 0;
+}
+
+/*
+ * Whether campaign sp must be read again: prev (its entry in the current
+ * snapshot) is missing or has another spec, its counters' version moved
+ * (ver: "v" now, -1 unreadable), or it was read FULL_READ_MS ago (a hash
+ * replaced behind the service's back, e.g. restored from a backup, may
+ * carry a version it has seen).
+ */
+static bool needs_read(const csnap *prev, const ls_campaign_spec *sp, long long ver,
+		       int64_t now_ms)
+{
+	return prev == NULL || memcmp(&prev->spec, sp, sizeof *sp) != 0 || ver < 0 ||
+	       ver != prev->post.version || now_ms - prev->read_ms >= FULL_READ_MS;
+}
+
+/*
+ * Refresh the snapshot: one round trip reads every campaign's counters
+ * version ("v"), a second reads the whole counters hash (bounded by
+ * max_buckets) of just the campaigns whose version moved; the others are
+ * copied from the current snapshot. With nothing new, no snapshot is
+ * built at all: the idle cost is one small round trip.
+ */
 static int refresh(ls_campaign *s)
 {
 	pthread_mutex_lock(&s->mu);
@@ -638,34 +831,74 @@ static int refresh(ls_campaign *s)
 	}
 	s->specs_changed = false;
 	pthread_mutex_unlock(&s->mu);
-	if (n > 0 && specs == NULL)
-		return -1;
-	if (!connected(s)) {
-		free(specs);
-		return -1;
-	}
-	char key[LS_CAMPAIGN_ID_MAX + 256];
-	for (size_t i = 0; i < n; i++) {
-		if (ckey(key, sizeof key, s->prefix, specs[i].id, "counts") < 0 ||
-		    redisAppendCommand(s->rc, "HGETALL %s", key) != REDIS_OK) {
-			free(specs);
-			drop_connection(s, "refresh");
-			return -1;
-		}
-	}
+	long long *ver = calloc(n ? n : 1, sizeof *ver);
+	bool *need = calloc(n ? n : 1, sizeof *need);
+	redisReply **trim = calloc(n ? n : 1, sizeof *trim);
 	snap *sn = calloc(1, sizeof *sn);
 	csnap *cs = calloc(n ? n : 1, sizeof *cs);
-	if (sn == NULL || cs == NULL) {
+	if ((n > 0 && specs == NULL) || ver == NULL || need == NULL || trim == NULL ||
+	    sn == NULL || cs == NULL) {
+		free(specs);
+		free(ver);
+		free(need);
+		free(trim);
 		free(sn);
 		free(cs);
-		free(specs);
-		drop_connection(s, "refresh (out of memory)");
 		return -1;
 	}
 	sn->c = cs;
-	snap *prev = snap_take(s);
-	int rc = 0;
+	int rc = -1;
+	snap *prev = NULL;
+	char key[LS_CAMPAIGN_ID_MAX + 256];
+	if (!connected(s))
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (ckey(key, sizeof key, s->prefix, specs[i].id, "counts") < 0 ||
+		    redisAppendCommand(s->rc, "HGET %s v", key) != REDIS_OK) {
+			drop_connection(s, "refresh");
+			goto out;
+		}
 	for (size_t i = 0; i < n; i++) {
+		redisReply *r = NULL;
+		if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || r == NULL) {
+			drop_connection(s, "refresh");
+			goto out;
+		}
+		ver[i] = r->type == REDIS_REPLY_NIL ? 0
+			 : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+		freeReplyObject(r);
+	}
+	prev = snap_take(s);
+	int64_t now = ls_clock_mono_ms();
+	size_t reads = 0;
+	for (size_t i = 0; i < n; i++) {
+		const csnap *pc = prev != NULL && i < prev->n &&
+					  strcmp(prev->c[i].spec.id, specs[i].id) == 0
+				  ? &prev->c[i] : NULL;
+		need[i] = needs_read(pc, &specs[i], ver[i], now);
+		reads += need[i];
+	}
+	if (prev != NULL && prev->n == n && reads == 0) {
+		/* nothing new: the current snapshot stays, as of now */
+		atomic_store(&prev->built_ms, ls_clock_wall_ms());
+		rc = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (need[i] && (ckey(key, sizeof key, s->prefix, specs[i].id, "counts") < 0 ||
+				redisAppendCommand(s->rc, "HGETALL %s", key) != REDIS_OK)) {
+			drop_connection(s, "refresh");
+			goto out;
+		}
+	rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		const csnap *pc = snap_find(prev, specs[i].id);
+		if (!need[i]) {
+			if (rc == 0 && csnap_copy(&cs[i], pc) != 0)
+				rc = -1;
+			sn->n = i + 1;
+			continue;
+		}
 		redisReply *r = NULL;
 		if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || r == NULL) {
 			drop_connection(s, "refresh");
@@ -680,21 +913,39 @@ static int refresh(ls_campaign *s)
 							 q, sizeof q));
 		}
 		if (rc == 0 && csnap_build(s, &cs[i], &specs[i],
-					   r->type == REDIS_REPLY_ARRAY ? r : NULL,
-					   snap_find(prev, specs[i].id)) != 0)
+					   r->type == REDIS_REPLY_ARRAY ? r : NULL, pc) != 0)
 			rc = -1;
 		sn->n = i + 1;
+		/* more fields than stored buckets account for: trimmed below,
+		 * once every reply of this pipeline is read */
+		if (rc == 0 && r->type == REDIS_REPLY_ARRAY &&
+		    cs[i].post.n_stored >= (uint64_t)specs[i].max_buckets &&
+		    r->elements / 2 > 2 * cs[i].spec.n_arms * (cs[i].post.n_buckets + 1) +
+					      cs[i].post.n_stored + 2) {
+			trim[i] = r;
+			continue;
+		}
 		freeReplyObject(r);
 	}
-	snap_release(prev);
-	free(specs);
-	if (rc != 0) {
-		snap_free(sn);
-		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (trim[i] != NULL && s->rc != NULL)
+			trim_unstored(s, &specs[i], trim[i]);
+		if (trim[i] != NULL)
+			freeReplyObject(trim[i]);
 	}
-	sn->built_ms = ls_clock_wall_ms();
-	snap_publish(s, sn);
-	return 0;
+	if (rc == 0) {
+		atomic_store(&sn->built_ms, ls_clock_wall_ms());
+		snap_publish(s, sn);
+		sn = NULL;
+	}
+out:
+	snap_release(prev);
+	snap_free(sn);
+	free(specs);
+	free(ver);
+	free(need);
+	free(trim);
+	return rc;
 }
 
 /* Apply the default reward to decisions whose window has passed. */
@@ -731,9 +982,10 @@ static size_t expire_once(ls_campaign *s)
 			freeReplyObject(r);
 			continue;
 		}
-		char nows[24], rew[24];
+		char nows[24], rew[24], maxb[24];
 		snprintf(nows, sizeof nows, "%" PRId64, now);
 		snprintf(rew, sizeof rew, "%lld", (long long)llround(sp->default_reward * MICRO));
+		snprintf(maxb, sizeof maxb, "%" PRId64, sp->max_buckets);
 		size_t sent = 0;
 		for (size_t k = 0; k < r->elements; k++) {
 			const redisReply *m = r->element[k];
@@ -741,11 +993,12 @@ static size_t expire_once(ls_campaign *s)
 			if (m->type != REDIS_REPLY_STRING || m->len >= LS_DECISION_ID_MAX ||
 			    dkey(dk, sizeof dk, s->prefix, sp->id, m->str) < 0)
 				continue;
-			const char *argv[10] = { "EVAL", rew_script, "3", dk, counts, pend,
-						 nows, rew, m->str, "x" };
-			size_t argvlen[10] = { 4, sizeof rew_script - 1, 1, strlen(dk), strlen(counts),
-					       strlen(pend), strlen(nows), strlen(rew), m->len, 1 };
-			if (redisAppendCommandArgv(s->rc, 10, argv, argvlen) != REDIS_OK)
+			const char *argv[11] = { "EVAL", rew_script, "3", dk, counts, pend,
+						 nows, rew, m->str, "x", maxb };
+			size_t argvlen[11] = { 4, sizeof rew_script - 1, 1, strlen(dk), strlen(counts),
+					       strlen(pend), strlen(nows), strlen(rew), m->len, 1,
+					       strlen(maxb) };
+			if (redisAppendCommandArgv(s->rc, 11, argv, argvlen) != REDIS_OK)
 				break;
 			sent++;
 		}
@@ -812,25 +1065,61 @@ static int append_pending(ls_campaign *s, dec_item *items, size_t n, size_t from
 	return 1;
 }
 
-/*
- * Write queued decisions: one MULTI/EXEC with an HSET and a PEXPIRE per
- * decision and one ZADD per campaign for the activated ones (a ZADD per
- * decision was a third of Redis's commands for nothing), then the
- * decision log.
- */
-static void write_batch(ls_campaign *s, dec_item *items, size_t n)
+static const char *const unlogged_names[LS_CAMPAIGN_UNLOGGED__COUNT] = {
+	"redis", "encode", "produce", "delivery",
+};
+
+const char *ls_campaign_unlogged_name(ls_campaign_unlogged why)
 {
-	if (n == 0)
+	return (unsigned)why < LS_CAMPAIGN_UNLOGGED__COUNT ? unlogged_names[why] : "unknown";
+}
+
+/*
+ * Count n decisions that were not logged for why, and say so: at most one
+ * line per reason every UNLOGGED_LOG_MS (a broker outage fails every
+ * decision), carrying the total so far. Any thread.
+ */
+static void note_unlogged(ls_campaign *s, ls_campaign_unlogged why, uint64_t n,
+			  const char *detail)
+{
+	uint64_t total = atomic_fetch_add(&s->unlogged[why], n) + n;
+	long long now = ls_clock_mono_ms(), last = atomic_load(&s->unlogged_log_ms[why]);
+	if ((last != 0 && now - last < UNLOGGED_LOG_MS) ||
+	    !atomic_compare_exchange_strong(&s->unlogged_log_ms[why], &last, now))
 		return;
-	if (!connected(s)) {
-		atomic_fetch_add(&s->write_failures, 1);
-		return;
-	}
+	char q[300];
+	ls_log(LS_LOG_WARN, COMPONENT, "decision not logged",
+	       "reason=%s decisions=%" PRIu64 " total=%" PRIu64 " error=%s",
+	       unlogged_names[why], n, total, ls_log_quote(detail, q, sizeof q));
+}
+
+void ls_campaign_unlogged_counts(ls_campaign *s, uint64_t out[LS_CAMPAIGN_UNLOGGED__COUNT])
+{
+	for (int i = 0; i < LS_CAMPAIGN_UNLOGGED__COUNT; i++)
+		out[i] = atomic_load(&s->unlogged[i]);
+}
+
+/* The decisions topic's delivery reports (served by rd_kafka_poll). */
+static void decision_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		note_unlogged(opaque, LS_CAMPAIGN_UNLOGGED_DELIVERY, 1, rd_kafka_err2str(m->err));
+}
+
+/*
+ * Write queued decisions' records: one MULTI/EXEC with an HSET and a
+ * PEXPIRE per decision and one ZADD per campaign for the activated ones
+ * (a ZADD per decision was a third of Redis's commands for nothing).
+ * NULL, or why they were not written.
+ */
+static const char *write_records(ls_campaign *s, dec_item *items, size_t n)
+{
+	if (!connected(s))
+		return "redis unreachable";
 	bool *zadded = calloc(n, sizeof *zadded);
-	if (zadded == NULL) {
-		atomic_fetch_add(&s->write_failures, 1);
-		return;
-	}
+	if (zadded == NULL)
+		return "out of memory";
 	const char *multi[1] = { "MULTI" };
 	size_t multilen[1] = { 5 };
 	redisAppendCommandArgv(s->rc, 1, multi, multilen);
@@ -865,8 +1154,7 @@ static void write_batch(ls_campaign *s, dec_item *items, size_t n)
 			/* the transaction must not go out without its ZADDs */
 			free(zadded);
 			drop_connection(s, "decision write (out of memory)");
-			atomic_fetch_add(&s->write_failures, 1);
-			return;
+			return "out of memory";
 		}
 		expect += (size_t)z;
 	}
@@ -879,18 +1167,28 @@ static void write_batch(ls_campaign *s, dec_item *items, size_t n)
 		redisReply *r = NULL;
 		if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || r == NULL) {
 			drop_connection(s, "decision write");
-			atomic_fetch_add(&s->write_failures, 1);
-			return;
+			return "redis failed";
 		}
 		if (r->type == REDIS_REPLY_ERROR || (i + 1 == expect && r->type != REDIS_REPLY_ARRAY))
 			ok = false;
 		freeReplyObject(r);
 	}
-	if (!ok) {
-		atomic_fetch_add(&s->write_failures, 1);
-		ls_log(LS_LOG_WARN, COMPONENT, "decision write refused", "decisions=%zu", n);
-	}
-	/* the decision log for offline evaluation */
+	return ok ? NULL : "transaction refused";
+}
+
+/*
+ * Write queued decisions: their Redis records (write_records), then the
+ * decision log, which goes out even when Redis failed (the decisions
+ * were answered; offline evaluation still wants them). Every decision
+ * either part loses is counted and logged by note_unlogged.
+ */
+static void write_batch(ls_campaign *s, dec_item *items, size_t n)
+{
+	if (n == 0)
+		return;
+	const char *why = write_records(s, items, n);
+	if (why != NULL)
+		note_unlogged(s, LS_CAMPAIGN_UNLOGGED_REDIS, n, why);
 	for (size_t i = 0; i < n; i++) {
 		dec_item *d = &items[i];
 		ls_attribute ctx[LS_CAMPAIGN_MAX_REQ_CONTEXT];
@@ -902,8 +1200,10 @@ static void write_batch(ls_campaign *s, dec_item *items, size_t n)
 			.has_context = d->n_ctx > 0, .n_context = d->n_ctx, .context = ctx,
 		};
 		char err[256];
-		if (ls_codec_encode_bandit_decision(s->codec, &bd, -1, &s->enc, err, sizeof err) != 0)
+		if (ls_codec_encode_bandit_decision(s->codec, &bd, -1, &s->enc, err, sizeof err) != 0) {
+			note_unlogged(s, LS_CAMPAIGN_UNLOGGED_ENCODE, 1, err);
 			continue;
+		}
 		for (int attempt = 0; attempt < 2; attempt++) {
 			rd_kafka_resp_err_t e = rd_kafka_producev(
 				s->producer, RD_KAFKA_V_TOPIC(s->topic),
@@ -913,7 +1213,7 @@ static void write_batch(ls_campaign *s, dec_item *items, size_t n)
 			if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
 				break;
 			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 1) {
-				atomic_fetch_add(&s->dropped, 1);
+				note_unlogged(s, LS_CAMPAIGN_UNLOGGED_PRODUCE, 1, rd_kafka_err2str(e));
 				break;
 			}
 			rd_kafka_poll(s->producer, 100);
@@ -998,6 +1298,8 @@ static void *service_main(void *arg)
 			(void)refresh(s);
 			expire(s);
 			redis_info(s);
+			/* delivery reports of a quiet spell too (failures are counted) */
+			rd_kafka_poll(s->producer, 0);
 		}
 
 		pthread_mutex_lock(&s->mu);
@@ -1109,6 +1411,8 @@ ls_campaign *ls_campaign_start(const ls_config *cfg, char *err, size_t errlen)
 	if (conf == NULL)
 		goto fail;
 	char why[512];
+	rd_kafka_conf_set_dr_msg_cb(conf, decision_delivered);
+	rd_kafka_conf_set_opaque(conf, s);
 	s->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
 	if (s->producer == NULL) {
 		snprintf(err, errlen, "decision log producer: %s", why);
@@ -1216,13 +1520,11 @@ static ls_rng *thread_rng(void)
 	return &tl_rng;
 }
 
-/*
- * "key=value" per configured context key, joined by ','; values are
- * trimmed to LS_CAMPAIGN_CTX_VALUE_MAX bytes. A key the request lacks
- * reads as value "" ("tier=").
- */
-static void bucket_name(const ls_campaign_spec *sp, const ls_campaign_request *req,
-			char *out, size_t cap)
+/* A key the request lacks reads as value "" ("tier="). A value is cut on a
+ * code point: a byte cut could split one, and the name would then be
+ * invalid UTF-8 in Redis, in the JSON answer and in the decision log. */
+void ls_campaign_bucket_name(const ls_campaign_spec *sp, const ls_campaign_request *req,
+			     char *out, size_t cap)
 {
 	size_t len = 0;
 	out[0] = '\0';
@@ -1237,7 +1539,8 @@ static void bucket_name(const ls_campaign_spec *sp, const ls_campaign_request *r
 		len += (size_t)w;
 		/* ',' '=' and '%' in a value are %-escaped, so two different
 		 * contexts can never make the same bucket name */
-		for (size_t i = 0; v[i] != '\0' && i < LS_CAMPAIGN_CTX_VALUE_MAX; i++) {
+		size_t vl = ls_utf8_cut(v, LS_CAMPAIGN_CTX_VALUE_MAX);
+		for (size_t i = 0; i < vl; i++) {
 			char ch = v[i];
 			bool esc = ch == ',' || ch == '=' || ch == '%';
 			if (len + (esc ? 3 : 1) >= cap)
@@ -1258,6 +1561,9 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 {
 	if (req->n_context > LS_CAMPAIGN_MAX_REQ_CONTEXT)
 		return LS_CAMPAIGN_BAD_REQUEST;
+	for (size_t k = 0; k < req->n_context; k++)
+		if (!ls_utf8_valid(req->ctx_value[k], strlen(req->ctx_value[k])))
+			return LS_CAMPAIGN_BAD_REQUEST;
 	snap *sn = snap_take(s);
 	if (sn == NULL)
 		return LS_CAMPAIGN_UNAVAILABLE;
@@ -1269,14 +1575,10 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 	const ls_campaign_spec *sp = &c->spec;
 	size_t na = sp->n_arms;
 	memset(out, 0, sizeof *out);
-	bucket_name(sp, req, out->bucket, sizeof out->bucket);
-	size_t row = 0;
-	if (out->bucket[0] != '\0') {
-		size_t bi = csnap_bucket(c, out->bucket);
-		if (bi != SIZE_MAX && !ls_bandit_uses_campaign(c->b, bi))
-			row = 1 + bi;
-		out->bucket_fallback = row == 0;
-	}
+	ls_campaign_bucket_name(sp, req, out->bucket, sizeof out->bucket);
+	size_t row = ls_campaign_posterior_row(&c->post, out->bucket, sp->max_buckets,
+					       &out->bucket_capped);
+	out->bucket_fallback = out->bucket[0] != '\0' && row == 0;
 	const double *p = &c->probs[row * na];
 	ls_rng *r = thread_rng();
 	double u = ls_rng_uniform(r), acc = 0.0;
@@ -1294,8 +1596,11 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 		arm--;
 	memcpy(out->variant, sp->arms[arm], sizeof out->variant);
 	out->propensity = p[arm];
-	if (c->counter[arm] != NULL)
+	if (c->counter[arm] != NULL) {
 		atomic_fetch_add(&c->counter[arm]->decisions, 1);
+		if (out->bucket_capped)
+			atomic_fetch_add(&c->counter[arm]->capped, 1);
+	}
 	out->ts = ls_clock_wall_ms();
 	uint64_t hi = ls_rng_next(r), lo = ls_rng_next(r);
 	snprintf(out->decision_id, sizeof out->decision_id, "%s.%016" PRIx64 "%016" PRIx64,
@@ -1306,7 +1611,9 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 	memcpy(d.id, out->decision_id, sizeof d.id);
 	memcpy(d.campaign, sp->id, sizeof d.campaign);
 	memcpy(d.arm, out->variant, sizeof d.arm);
-	memcpy(d.bucket, out->bucket, sizeof d.bucket);
+	/* a bucket past the cap is not stored: the decision counts campaign-wide */
+	if (!out->bucket_capped)
+		memcpy(d.bucket, out->bucket, sizeof d.bucket);
 	d.ts = out->ts;
 	d.propensity = out->propensity;
 	d.activate = req->activate;
@@ -1316,7 +1623,8 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 	d.n_ctx = req->n_context;
 	for (size_t k = 0; k < req->n_context; k++) {
 		snprintf(d.ctx_key[k], sizeof d.ctx_key[k], "%s", req->ctx_key[k]);
-		snprintf(d.ctx_val[k], sizeof d.ctx_val[k], "%s", req->ctx_value[k]);
+		int vl = (int)ls_utf8_cut(req->ctx_value[k], LS_CAMPAIGN_CTX_VALUE_MAX);
+		snprintf(d.ctx_val[k], sizeof d.ctx_val[k], "%.*s", vl, req->ctx_value[k]);
 	}
 	snap_release(sn);
 	d.lead = strdup(req->lead_id);
@@ -1406,6 +1714,17 @@ static redisContext *thread_conn(ls_campaign *s)
 }
 
 /* Run a script for decision_id on this thread's connection. */
+/* max_buckets of campaign in the current snapshot; 0 (store no new
+   bucket) for a campaign no longer configured. */
+static long long campaign_max_buckets(ls_campaign *s, const char *campaign)
+{
+	snap *sn = snap_take(s);
+	const csnap *c = snap_find(sn, campaign);
+	long long m = c != NULL ? (long long)c->spec.max_buckets : 0;
+	snap_release(sn);
+	return m;
+}
+
 static int run_script(ls_campaign *s, const char *decision_id, bool activation,
 		      double reward, long long *reply)
 {
@@ -1430,8 +1749,8 @@ static int run_script(ls_campaign *s, const char *decision_id, bool activation,
 		r = redisCommand(c, "EVAL %s 2 %s %s %s %s", act_script, dk, pend, now,
 				 decision_id);
 	else
-		r = redisCommand(c, "EVAL %s 3 %s %s %s %s %s %s r", rew_script, dk, counts,
-				 pend, now, rew, decision_id);
+		r = redisCommand(c, "EVAL %s 3 %s %s %s %s %s %s r %lld", rew_script, dk, counts,
+				 pend, now, rew, decision_id, campaign_max_buckets(s, campaign));
 	if (r == NULL)
 		return LS_CAMPAIGN_UNAVAILABLE;
 	int rc = LS_CAMPAIGN_OK;
@@ -1494,7 +1813,7 @@ int ls_campaign_stats_get(ls_campaign *s, const char *campaign, ls_campaign_stat
 	}
 	size_t na = c->spec.n_arms;
 	out->spec = c->spec;
-	out->snapshot_ms = sn->built_ms;
+	out->snapshot_ms = atomic_load(&sn->built_ms);
 	out->decisions = atomic_load(&s->decisions);
 	out->n_buckets = c->rows;
 	out->buckets = calloc(c->rows, sizeof *out->buckets);
@@ -1509,12 +1828,12 @@ int ls_campaign_stats_get(ls_campaign *s, const char *campaign, ls_campaign_stat
 		size_t bi = row == 0 ? LS_BANDIT_CAMPAIGN : row - 1;
 		ls_campaign_bucket_stats *b = &out->buckets[row];
 		if (row > 0)
-			snprintf(b->bucket, sizeof b->bucket, "%s", c->names[bi]);
-		b->fallback = row > 0 && ls_bandit_uses_campaign(c->b, bi);
-		b->trials = row == 0 ? 0 : ls_bandit_bucket_trials(c->b, bi);
+			snprintf(b->bucket, sizeof b->bucket, "%s", c->post.names[bi]);
+		b->fallback = row > 0 && ls_bandit_uses_campaign(c->post.b, bi);
+		b->trials = row == 0 ? 0 : ls_bandit_bucket_trials(c->post.b, bi);
 		b->n_arms = na;
 		ls_bandit_arm_stats st[LS_CAMPAIGN_MAX_ARMS];
-		if (ls_bandit_stats(c->b, bi, r, STATS_DRAWS, st, LS_CAMPAIGN_MAX_ARMS) != LS_BANDIT_OK) {
+		if (ls_bandit_stats(c->post.b, bi, r, STATS_DRAWS, st, LS_CAMPAIGN_MAX_ARMS) != LS_BANDIT_OK) {
 			rc = LS_CAMPAIGN_INTERNAL;
 			break;
 		}
@@ -1526,11 +1845,11 @@ int ls_campaign_stats_get(ls_campaign *s, const char *campaign, ls_campaign_stat
 			b->arms[a].st = st[a];
 			b->arms[a].probability = c->probs[prow * na + a];
 			if (row == 0)
-				b->trials += c->trials[a];
+				b->trials += c->post.trials[a];
 		}
 		if (row > 0 && !b->fallback) {
 			/* report the bucket's own counts, not the fallback's */
-			b->trials = ls_bandit_bucket_trials(c->b, bi);
+			b->trials = ls_bandit_bucket_trials(c->post.b, bi);
 		}
 	}
 	snap_release(sn);
@@ -1564,16 +1883,17 @@ int ls_campaign_event_op(const ls_config *cfg, const char *key_prefix,
 		return 0;
 	/* everything the argv points to is laid out in buf */
 	size_t used = 0;
-	const char *parts[6];
-	size_t lens[6];
+	const char *parts[8];
+	size_t lens[8];
 	char tmp[3][LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
 	if (dkey(tmp[0], sizeof tmp[0], key_prefix, campaign, ev->decision_id) < 0 ||
 	    ckey(tmp[1], sizeof tmp[1], key_prefix, campaign, "counts") < 0 ||
 	    ckey(tmp[2], sizeof tmp[2], key_prefix, campaign, "pending") < 0)
 		return -1;
-	char nums[2][24];
+	char nums[3][24];
 	snprintf(nums[0], sizeof nums[0], "%" PRId64, ts);
 	snprintf(nums[1], sizeof nums[1], "%lld", (long long)llround(w * MICRO));
+	snprintf(nums[2], sizeof nums[2], "%" PRId64, sp->max_buckets);
 	size_t np = 0;
 	parts[np++] = tmp[0];
 	if (!activation)
@@ -1583,7 +1903,11 @@ int ls_campaign_event_op(const ls_config *cfg, const char *key_prefix,
 	if (!activation)
 		parts[np++] = nums[1];
 	parts[np++] = ev->decision_id;
-	const char *stored[6];
+	if (!activation) {
+		parts[np++] = "r";
+		parts[np++] = nums[2];
+	}
+	const char *stored[8];
 	for (size_t i = 0; i < np; i++) {
 		lens[i] = strlen(parts[i]);
 		if (used + lens[i] + 1 > buflen)
@@ -1603,10 +1927,6 @@ int ls_campaign_event_op(const ls_config *cfg, const char *key_prefix,
 		op->argv[op->argc] = stored[i];
 		op->argvlen[op->argc++] = lens[i];
 	}
-	if (!activation) {
-		op->argv[op->argc] = "r";
-		op->argvlen[op->argc++] = 1;
-	}
 	return 1;
 }
 
@@ -1622,9 +1942,17 @@ void ls_campaign_collect(ls_campaign *s, ls_campaign_collect_fn fn, void *ud)
 	for (size_t i = 0; sn != NULL && i < sn->n; i++) {
 		const csnap *c = &sn->c[i];
 		for (size_t a = 0; a < c->spec.n_arms; a++)
-			fn(ud, c->spec.id, c->spec.arms[a], NAN, (double)c->rmicro[a] / MICRO);
+			fn(ud, c->spec.id, c->spec.arms[a], NAN, (double)c->post.rmicro[a] / MICRO);
 	}
 	snap_release(sn);
+}
+
+void ls_campaign_collect_capped(ls_campaign *s, ls_campaign_collect_fn fn, void *ud)
+{
+	size_t n = atomic_load(&s->n_counters);
+	for (size_t i = 0; i < n; i++)
+		fn(ud, s->counters[i].campaign, s->counters[i].arm,
+		   (double)atomic_load(&s->counters[i].capped), NAN);
 }
 
 long long ls_campaign_redis_memory(ls_campaign *s)

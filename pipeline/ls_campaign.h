@@ -11,7 +11,10 @@
  *                               "r:<arm>:<bucket>" rewards in millionths
  *                               (integers, so HINCRBY adds them exactly
  *                               from any number of instances); bucket ""
- *                               is the campaign-wide pair
+ *                               is the campaign-wide pair. Also
+ *                               "b:<bucket>" = 1 for each bucket stored,
+ *                               "nb" their number and "v", bumped by every
+ *                               change of the counters
  *   <prefix>{bandit:C}:d:<id>   hash, one decision: lead, arm, bucket, ts,
  *                               st (0 waiting for activation, 1 active, 2
  *                               resolved), act (activation ms), rw (its
@@ -22,6 +25,24 @@
  *                               the end of their reward window
  * A decision id is "<campaign>.<32 hex digits>" (128 random bits), so a
  * reward that names only the decision finds its campaign's keys.
+ *
+ * Bounded state. Context values are the clients' (or the leads'), so
+ * their number has no bound; the counters' has. A bucket is stored when
+ * the first decision in it resolves while fewer than max_buckets are
+ * ("nb"), in the same script that counts the decision, so every instance
+ * agrees on the set; a decision in any other bucket counts campaign-wide
+ * only. Decisions the snapshot already knows to be past the cap (not
+ * stored while "nb" >= max_buckets: the set only grows) are recorded
+ * without their bucket and counted by ls_campaign_collect_capped. So the
+ * counters hash holds at most 2 x arms x (1 + max_buckets) counters plus
+ * max_buckets + 2 bookkeeping fields (counters of buckets that are not
+ * stored, which earlier versions wrote, are deleted once max_buckets
+ * are), and a snapshot refresh first reads
+ * only "v" per campaign (one round trip for all of them) and the whole
+ * hash only of campaigns whose "v" changed (or every 60 s, in case the
+ * hash was replaced behind its back). Decision records and pending
+ * entries are bounded by time, not by context values: see the README's
+ * "Bandit state in Redis".
  *
  * Semantics. A decision counts once it is active: at once, or with
  * "activate": false when an email SENT event carrying its decision_id or
@@ -151,10 +172,13 @@ typedef struct ls_campaign_decision {
 	double propensity;
 	char bucket[LS_CAMPAIGN_BUCKET_MAX]; /* "" for the campaign-wide one */
 	bool bucket_fallback; /* the bucket is thin: campaign-wide posterior */
+	bool bucket_capped;   /* ...because it is past max_buckets */
 	int64_t ts;
 } ls_campaign_decision;
 
-/* Decide for one lead and queue the decision for logging. */
+/* Decide for one lead and queue the decision for logging. BAD_REQUEST
+   for more than LS_CAMPAIGN_MAX_REQ_CONTEXT entries or a context value
+   that is not valid UTF-8. */
 int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 		       ls_campaign_decision *out);
 
@@ -206,6 +230,26 @@ typedef void (*ls_campaign_collect_fn)(void *ud, const char *campaign, const cha
 				       double decisions, double rewards);
 void ls_campaign_collect(ls_campaign *s, ls_campaign_collect_fn fn, void *ud);
 
+/* For metrics: fn is called once per (campaign, arm) this process has
+   decided for with decisions = its decisions whose bucket was past
+   max_buckets (decided and counted campaign-wide), rewards NaN. */
+void ls_campaign_collect_capped(ls_campaign *s, ls_campaign_collect_fn fn, void *ud);
+
+/* Why a decision this process made was not logged. */
+typedef enum ls_campaign_unlogged {
+	LS_CAMPAIGN_UNLOGGED_REDIS = 0, /* its Redis record was not written */
+	LS_CAMPAIGN_UNLOGGED_ENCODE,    /* its BanditDecision could not be encoded */
+	LS_CAMPAIGN_UNLOGGED_PRODUCE,   /* the producer refused it */
+	LS_CAMPAIGN_UNLOGGED_DELIVERY,  /* the broker never acknowledged it */
+	LS_CAMPAIGN_UNLOGGED__COUNT
+} ls_campaign_unlogged;
+
+const char *ls_campaign_unlogged_name(ls_campaign_unlogged why);
+
+/* Decisions of this process not logged since start, by reason (each is
+   also logged, at most one line per reason every 10 s). */
+void ls_campaign_unlogged_counts(ls_campaign *s, uint64_t out[LS_CAMPAIGN_UNLOGGED__COUNT]);
+
 /* Redis INFO used_memory as of the last check (every 5 s); -1 unknown. */
 long long ls_campaign_redis_memory(ls_campaign *s);
 
@@ -214,10 +258,13 @@ long long ls_campaign_redis_memory(ls_campaign *s);
  * hash (an HGETALL reply; NULL: no counts yet), for the service's
  * snapshots and for offline evaluation: bucket names in name order
  * without duplicates, at most max_buckets of them (the first in name
- * order; further buckets decide campaign-wide), counts of retired arms
+ * order; further buckets decide campaign-wide): the stored buckets
+ * ("b:<bucket>") when any is, else (a hash written before buckets were
+ * stored) every bucket with counters; counts of retired arms
  * left out, one ls_bandit with the campaign's prior, min_share,
  * min_bucket_trials and propensity_draws. trials and rmicro hold the raw
  * counters, (1 + n_buckets) rows of n_arms, row 0 campaign-wide.
+ * n_stored and version are the hash's "nb" and "v" (0 when absent).
  * 0, or -1 when memory runs out (out is then empty). Free with
  * ls_campaign_posterior_free().
  */
@@ -227,12 +274,34 @@ typedef struct ls_campaign_posterior {
 	char **names;      /* bucket i */
 	uint64_t *trials;
 	int64_t *rmicro;   /* rewards in millionths */
+	uint64_t n_stored; /* buckets admitted to storage, every instance's */
+	long long version; /* bumped by every change of the counters */
 } ls_campaign_posterior;
 
 int ls_campaign_posterior_load(const ls_campaign_spec *sp, const redisReply *hash,
 			       ls_campaign_posterior *out);
 /* The bucket index of name, SIZE_MAX when it has none (campaign-wide). */
 size_t ls_campaign_posterior_bucket(const ls_campaign_posterior *p, const char *name);
+
+/*
+ * The row of p a decision in bucket name (from ls_campaign_bucket_name)
+ * draws from: 1 + its index when it has enough trials of its own, else 0
+ * (campaign-wide). *capped is set when the bucket has no counters and
+ * cannot get any: max_buckets are stored already. Pure.
+ */
+size_t ls_campaign_posterior_row(const ls_campaign_posterior *p, const char *name,
+				 int64_t max_buckets, bool *capped);
+
+/*
+ * A request's bucket name: "key=value" per context key of sp, joined by
+ * ',' ("" when sp has none); a key the request lacks reads as value "".
+ * Values are cut to LS_CAMPAIGN_CTX_VALUE_MAX bytes at a code-point
+ * boundary, and ',', '=' and '%' in them are %-escaped, so two different
+ * contexts never share a name (unless they differ only past the cut).
+ * Pure.
+ */
+void ls_campaign_bucket_name(const ls_campaign_spec *sp, const ls_campaign_request *req,
+			     char *out, size_t cap);
 void ls_campaign_posterior_free(ls_campaign_posterior *p);
 
 /* ---- pipeline side: activations and rewards carried by email events ---- */
@@ -246,8 +315,8 @@ void ls_campaign_posterior_free(ls_campaign_posterior *p);
  * buf is too small. The result the script answers goes to *result.
  */
 typedef struct ls_campaign_op {
-	const char *argv[10];
-	size_t argvlen[10];
+	const char *argv[12];
+	size_t argvlen[12];
 	int argc;
 } ls_campaign_op;
 

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "ls_bandit.h"
+#include "ls_utf8.h"
 
 #define SIGMAS 5.0
 
@@ -975,6 +976,37 @@ START_TEST(test_invalid_arguments)
 }
 END_TEST
 
+/* Context values are cut to a byte budget with ls_utf8_cut: never inside
+   a code point, so the cut value stays valid UTF-8. */
+START_TEST(test_utf8_cut_on_code_points)
+{
+	char v[80];
+	memset(v, 'a', 63);
+	memcpy(v + 63, "\xc3\xa9", 3); /* 63 x 'a' + U+00E9: 65 bytes */
+	ck_assert_uint_eq(ls_utf8_cut(v, 64), 63);
+	ck_assert_uint_eq(ls_utf8_cut(v, 65), 65);
+	ck_assert_uint_eq(ls_utf8_cut(v, 100), 65);
+	memcpy(v + 61, "\xe2\x82\xac", 4); /* ... + U+20AC: 64 bytes */
+	ck_assert_uint_eq(ls_utf8_cut(v, 64), 64);
+	ck_assert_uint_eq(ls_utf8_cut(v, 63), 61);
+	ck_assert_uint_eq(ls_utf8_cut(v, 62), 61);
+	memcpy(v + 60, "\xf0\x9f\x98\x80", 5); /* U+1F600 at 60..63 */
+	for (size_t max = 60; max < 64; max++)
+		ck_assert_uint_eq(ls_utf8_cut(v, max), 60);
+	ck_assert_uint_eq(ls_utf8_cut(v, 64), 64);
+	ck_assert_uint_eq(ls_utf8_cut("", 64), 0);
+	ck_assert_uint_eq(ls_utf8_cut("\xc3\xa9", 1), 0);
+	ck_assert_uint_eq(ls_utf8_cut("abc", 0), 0);
+	/* every cut of a mixed string is valid UTF-8 */
+	const char *mix = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";
+	for (size_t max = 0; max <= strlen(mix); max++) {
+		size_t n = ls_utf8_cut(mix, max);
+		ck_assert_uint_le(n, max);
+		ck_assert_msg(ls_utf8_valid(mix, n), "cut at %zu: %zu bytes invalid", max, n);
+	}
+}
+END_TEST
+
 static Suite *bandit_suite(void)
 {
 	Suite *s = suite_create("bandit");
@@ -994,6 +1026,7 @@ static Suite *bandit_suite(void)
 	tcase_add_test(tc, test_stats);
 	tcase_add_test(tc, test_additive_counts);
 	tcase_add_test(tc, test_invalid_arguments);
+	tcase_add_test(tc, test_utf8_cut_on_code_points);
 	suite_add_tcase(s, tc);
 	return s;
 }
