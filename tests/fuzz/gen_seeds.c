@@ -369,6 +369,25 @@ static void http_seeds(void)
 	http_seed("not-object", "[\"reward\",0.5]");
 }
 
+/* --- bandit counters ------------------------------------------------------- */
+
+static void posterior_seed(const char *name, int max_buckets, const char *lines)
+{
+	seed("fuzz_posterior", name, max_buckets - 1, lines, strlen(lines));
+}
+
+static void posterior_seeds(void)
+{
+	posterior_seed("campaign-wide", 4, "n:A:\n120\nr:A:\n30500000\nn:B:\n80\nr:B:\n"
+			"12000000\nn:C:\n5\nr:C:\n0");
+	posterior_seed("buckets", 2, "n:A:\n50\nr:A:\n10000000\nn:A:tier=hot\n20\n"
+			"r:A:tier=hot\n9000000\nn:B:tier=hot\n3\nn:A:tier=cold\n40\n"
+			"r:A:tier=cold\n1000000\nn:C:industry=saas\n12\nn:X:tier=hot\n7");
+	posterior_seed("torn", 1, "n:A:\n10\nr:A:\n99000000\nn:B:\n-5\nr:B:\n"
+			"9223372036854775807\nn:C:\n18446744073709551615");
+	posterior_seed("empty", 1, "");
+}
+
 /* --- config dictionary ------------------------------------------------------ */
 
 static char dict_seen[16384];
@@ -430,6 +449,7 @@ int main(int argc, char **argv)
 	lead_seeds();
 	checkpoint_seeds();
 	http_seeds();
+	posterior_seeds();
 	config_dict();
 	return 0;
 }
