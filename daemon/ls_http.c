@@ -44,6 +44,7 @@
 #include "ls_err.h"
 #include "ls_http_conns.h"
 #include "ls_http_guard.h"
+#include "ls_http_req.h"
 #include "ls_leadscore.h"
 #include "ls_log.h"
 #include "ls_utf8.h"
@@ -485,41 +486,13 @@ static enum MHD_Result get_lead(ls_http *h, struct MHD_Connection *c,
 
 /* ---------------------------------------------------------- campaigns */
 
-/* url is prefix + one segment + suffix exactly: the segment into out. */
-static bool two_segments(const char *url, const char *prefix, const char *suffix,
-			 char *out, size_t cap)
-{
-	size_t pl = strlen(prefix), sl = strlen(suffix), ul = strlen(url);
-	if (ul <= pl + sl || strncmp(url, prefix, pl) != 0 || strcmp(url + ul - sl, suffix) != 0)
-		return false;
-	size_t n = ul - pl - sl;
-	if (n >= cap || memchr(url + pl, '/', n) != NULL)
-		return false;
-	memcpy(out, url + pl, n);
-	out[n] = '\0';
-	return true;
-}
-
 /* The body as a JSON object, or an error response already queued. */
 static json_t *body_object(struct MHD_Connection *c, const req *rq, enum MHD_Result *sent)
 {
-	if (rq->body == NULL || rq->body_len == 0) {
-		*sent = send_error(c, 400, "bad_json", "expected a JSON object body");
-		return NULL;
-	}
-	json_error_t je;
-	json_t *o = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &je);
-	if (o == NULL) {
-		char detail[300];
-		snprintf(detail, sizeof detail, "line %d column %d: %s", je.line, je.column, je.text);
+	char detail[300];
+	json_t *o = ls_http_req_object(rq->body, rq->body_len, detail, sizeof detail);
+	if (o == NULL)
 		*sent = send_error(c, 400, "bad_json", detail);
-		return NULL;
-	}
-	if (!json_is_object(o)) {
-		json_decref(o);
-		*sent = send_error(c, 400, "bad_json", "expected a JSON object body");
-		return NULL;
-	}
 	return o;
 }
 
@@ -631,42 +604,15 @@ static enum MHD_Result post_decision(ls_http *h, struct MHD_Connection *c,
 	ls_campaign_request rq;
 	memset(&rq, 0, sizeof rq);
 	rq.campaign = campaign;
-	rq.activate = true;
-	json_t *lead = json_object_get(o, "lead_id"), *ctx = json_object_get(o, "context"),
-	       *act = json_object_get(o, "activate");
-	const char *why = NULL;
-	if (json_is_string(lead) &&
-	    json_string_length(lead) > (size_t)h->env.cfg->pipeline.max_id_bytes) {
+	const char *why = ls_http_req_decision(o, (size_t)h->env.cfg->pipeline.max_id_bytes, &rq);
+	if (why == ls_http_req_id_too_long) {
 		json_decref(o);
-		return send_error(c, 400, "id_too_long", "lead_id is longer than pipeline.max_id_bytes");
-	}
-	if (!json_is_string(lead) || json_string_length(lead) == 0)
-		why = "lead_id must be a non-empty string";
-	else if (act != NULL && !json_is_boolean(act))
-		why = "activate must be true or false";
-	else if (ctx != NULL && !json_is_null(ctx) && !json_is_object(ctx))
-		why = "context must be an object of strings";
-	else if (json_is_object(ctx) && json_object_size(ctx) > LS_CAMPAIGN_MAX_REQ_CONTEXT)
-		why = "context has more than 8 keys";
-	if (why == NULL && json_is_object(ctx)) {
-		const char *k;
-		json_t *v;
-		json_object_foreach(ctx, k, v) {
-			if (!json_is_string(v) || strlen(k) == 0 || strlen(k) > LS_LEAD_KEY_MAX ||
-			    json_string_length(v) > LS_CAMPAIGN_CTX_VALUE_MAX) {
-				why = "context values must be strings of at most 64 bytes, keys 1 to 64 bytes";
-				break;
-			}
-			rq.ctx_key[rq.n_context] = k;
-			rq.ctx_value[rq.n_context++] = json_string_value(v);
-		}
+		return send_error(c, 400, "id_too_long", why);
 	}
 	if (why != NULL) {
 		json_decref(o);
 		return send_error(c, 400, "bad_request", why);
 	}
-	rq.lead_id = json_string_value(lead);
-	rq.activate = act == NULL || json_is_true(act);
 	filled_context fc;
 	fill_context(h, campaign, rq.lead_id, &rq, &fc);
 	ls_campaign_decision d;
@@ -700,13 +646,11 @@ static enum MHD_Result post_reward(ls_http *h, struct MHD_Connection *c, const c
 	json_t *o = body_object(c, body, &sent);
 	if (o == NULL)
 		return sent;
-	json_t *r = json_object_get(o, "reward");
-	if (!json_is_number(r) || !(json_number_value(r) >= 0.0 && json_number_value(r) <= 1.0)) {
-		json_decref(o);
-		return send_error(c, 400, "bad_request", "reward must be a number from 0 to 1");
-	}
-	double reward = json_number_value(r);
+	double reward = 0;
+	const char *why = ls_http_req_reward(o, &reward);
 	json_decref(o);
+	if (why != NULL)
+		return send_error(c, 400, "bad_request", why);
 	bool counted = false;
 	int rc = ls_campaign_reward(h->env.bandit, id, reward, &counted);
 	if (rc != LS_CAMPAIGN_OK)
@@ -781,15 +725,6 @@ static bool path_id_too_long(const ls_http *h, const char *url)
 		s += n + (s[n] == '/');
 	}
 	return false;
-}
-
-/* The segment after prefix, when url is prefix + one non-empty segment. */
-static const char *one_segment(const char *url, const char *prefix)
-{
-	size_t pl = strlen(prefix);
-	if (strncmp(url, prefix, pl) != 0 || url[pl] == '\0' || strchr(url + pl, '/'))
-		return NULL;
-	return url + pl;
 }
 
 /* ------------------------------------------------------- operations */
@@ -961,27 +896,27 @@ static enum MHD_Result route(ls_http *h, struct MHD_Connection *c, const char *u
 				  "an id in the path is longer than pipeline.max_id_bytes");
 	const char *name;
 	bool is_get = strcmp(method, "GET") == 0;
-	if ((name = one_segment(url, "/v1/models/")) != NULL && (*tmpl = "/v1/models/{model}"))
+	if ((name = ls_http_req_segment(url, "/v1/models/")) != NULL && (*tmpl = "/v1/models/{model}"))
 		return is_get ? get_model(h, c, name)
 			      : send_error(c, 405, "method_not_allowed", "use GET");
-	if ((name = one_segment(url, "/v1/leads/")) != NULL && (*tmpl = "/v1/leads/{lead_id}"))
+	if ((name = ls_http_req_segment(url, "/v1/leads/")) != NULL && (*tmpl = "/v1/leads/{lead_id}"))
 		return is_get ? get_lead(h, c, name)
 			      : send_error(c, 405, "method_not_allowed", "use GET");
-	if ((name = one_segment(url, "/v1/campaigns/")) != NULL &&
+	if ((name = ls_http_req_segment(url, "/v1/campaigns/")) != NULL &&
 	    (*tmpl = "/v1/campaigns/{campaign}"))
 		return is_get ? get_campaign(h, c, name)
 			      : send_error(c, 405, "method_not_allowed", "use GET");
 	bool is_post = strcmp(method, "POST") == 0;
 	char seg[LS_DECISION_ID_MAX + 64];
-	if (two_segments(url, "/v1/campaigns/", "/decisions", seg, sizeof seg) &&
+	if (ls_http_req_segments(url, "/v1/campaigns/", "/decisions", seg, sizeof seg) &&
 	    (*tmpl = "/v1/campaigns/{campaign}/decisions"))
 		return is_post ? post_decision(h, c, seg, rq)
 			       : send_error(c, 405, "method_not_allowed", "use POST");
-	if (two_segments(url, "/v1/decisions/", "/activate", seg, sizeof seg) &&
+	if (ls_http_req_segments(url, "/v1/decisions/", "/activate", seg, sizeof seg) &&
 	    (*tmpl = "/v1/decisions/{id}/activate"))
 		return is_post ? post_activate(h, c, seg)
 			       : send_error(c, 405, "method_not_allowed", "use POST");
-	if (two_segments(url, "/v1/decisions/", "/reward", seg, sizeof seg) &&
+	if (ls_http_req_segments(url, "/v1/decisions/", "/reward", seg, sizeof seg) &&
 	    (*tmpl = "/v1/decisions/{id}/reward"))
 		return is_post ? post_reward(h, c, seg, rq)
 			       : send_error(c, 405, "method_not_allowed", "use POST");

@@ -686,7 +686,9 @@ static double window_value(const ls_lead *lead, const ls_feature_set *set,
 	const ls_feature_info *fi = &set->features[f];
 	uint32_t r = fi->ring + fi->win_ring[w];
 	uint32_t start = ring_start(lead, r), end = ring_stop(lead, r);
-	return ls_window_value(fi, w, lead->slices + start, end - start, T);
+	/* a lead without slices has slices == NULL, and NULL + 0 is undefined */
+	const ls_window_slice *s = end > start ? lead->slices + start : NULL;
+	return ls_window_value(fi, w, s, end - start, T);
 }
 
 int ls_lead_features(const ls_lead *lead, const ls_lead_conf *conf,
