@@ -992,6 +992,7 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 /* libmicrohttpd's messages (MHD_USE_ERROR_LOG). Running out of
    descriptors and its own connection limit are refusals; the rest (a
    client that vanished mid-request, ...) is debug. */
+__attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	ls_http *h = cls;
