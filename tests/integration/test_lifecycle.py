@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,8 +29,8 @@ EXAMPLE = os.path.join(SOURCE, 'conf', 'leadscore.yaml')
 def run(*args, env=None):
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([LEADSCORED] + list(args), capture_output=True,
-                          text=True, timeout=30, env=e)
+    return testenv.run([LEADSCORED] + list(args), capture_output=True,
+                       text=True, timeout=30, env=e)
 
 
 class CommandLine(unittest.TestCase):
@@ -211,9 +210,9 @@ class Lifecycle(unittest.TestCase):
             time.sleep(0.05)
         d2.send_signal(signal.SIGTERM)
         self.assertEqual(d2.wait(timeout=5), 0)
-        r = subprocess.run([os.path.join(BUILD, 'tools', 'leadscorectl'), '--config',
-                            self.config, 'lead', 'lead-9'], capture_output=True, text=True,
-                           timeout=30)
+        r = testenv.run([os.path.join(BUILD, 'tools', 'leadscorectl'), '--config',
+                         self.config, 'lead', 'lead-9'], capture_output=True, text=True,
+                        timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         lead = json.loads(r.stdout)
         self.assertEqual(lead['events']['email'], 1)

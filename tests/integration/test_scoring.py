@@ -34,7 +34,6 @@ import collections
 import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -544,8 +543,8 @@ class Scoring(unittest.TestCase):
         self.assertIn('positives=%d negatives=%d'
                       % (body['positives'], body['negatives']), line)
         self.assertGreater(body['auc'], 0.85)
-        ctl = subprocess.run([tp.LEADSCORECTL, '--config', cfg, 'lead', 'probe-b'],
-                             capture_output=True, text=True, timeout=60)
+        ctl = testenv.run([tp.LEADSCORECTL, '--config', cfg, 'lead', 'probe-b'],
+                          capture_output=True, text=True, timeout=60)
         self.assertEqual(ctl.returncode, 0, ctl.stderr)
 
 
