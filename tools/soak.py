@@ -15,7 +15,8 @@ memory would be what is measured), then for --minutes:
     VmHWM (/proc/PID/status), Redis used_memory and key count, events
     consumed and the consumer lag (from /metrics), HTTP answers so far.
 At the end it prints the mean RSS of the first and last 5 minutes, the
-least-squares slope of RSS over the run after the first 5 minutes, and
+least-squares slope of RSS over the run after the first 5 minutes and over
+its second half (the first minutes are the lead cache warming up), and
 plots RSS and Redis memory against time with gnuplot (gnuplot-nox).
 
 Example (30 minutes, as in BENCHMARKS.md):
@@ -202,11 +203,14 @@ def summarize(rows, window_s):
     rfirst = [v for t, v in zip(ts, red) if t <= window_s]
     rlast = [v for t, v in zip(ts, red) if t >= end - window_s]
     s = slope([t / 60 for t, _ in after], [v for _, v in after])
+    half = [(t, v) for t, v in zip(ts, rss) if t >= end / 2]
+    s2 = slope([t / 60 for t, _ in half], [v for _, v in half])
     return {
         'duration_s': round(end, 1), 'samples': len(rows),
         'rss_first_kib': round(mean(first)), 'rss_last_kib': round(mean(last)),
         'rss_max_kib': max(rss),
         'rss_slope_kib_per_min_after_first': round(s, 1),
+        'rss_slope_kib_per_min_last_half': round(s2, 1),
         'redis_first_bytes': round(mean(rfirst)), 'redis_last_bytes': round(mean(rlast)),
         'events': rows[-1]['events'], 'events_per_s': round(rows[-1]['events'] / end),
         'http_ok': rows[-1]['http_ok'], 'http_err': rows[-1]['http_err'],
