@@ -95,7 +95,9 @@
  *      carry are kept; an attribute whose value is "" removes the key; a
  *      metric that is not finite is ignored). Keys longer than
  *      LS_LEAD_KEY_MAX bytes and values longer than LS_LEAD_VALUE_MAX are
- *      ignored; a new key beyond max_attributes / max_metrics is dropped.
+ *      ignored; a new key beyond max_attributes / max_metrics is dropped
+ *      (ls_lead_apply_counted() counts each by reason). These limits are
+ *      what bounds the blob: see ls_lead_blob_bound().
  *   LS_LEAD_ERR_NOMEM: out of memory; the lead is unchanged (every
  *   allocation an event needs is made before any state changes).
  *
