@@ -11,6 +11,9 @@ memory would be what is measured), then for --minutes:
     bounded and still grows a little;
   - an HTTP client sends GET /v1/leads/{id} and POST decisions for the
     campaign `soak` at --http-rate requests/s in total (half each);
+  - with --stall MIN:SEC the daemon is stopped (SIGSTOP) for SEC seconds
+    at minute MIN while events keep coming, to see what a backlog does
+    (HTTP requests time out meanwhile and count as errors);
   - every --every seconds a row goes to the CSV: the daemon's VmRSS and
     VmHWM (/proc/PID/status), Redis used_memory and key count, events
     consumed and the consumer lag (from /metrics), HTTP answers so far.
@@ -34,6 +37,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +46,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
+import testenv  # noqa: E402
 
 DAY_MS = 86400 * 1000
 CONFIG = '''kafka:
@@ -121,7 +126,9 @@ class Producer(threading.Thread):
                 [self.sim, '--brokers', self.brokers, '--leads', str(leads),
                  '--days', '30', '--start', str(start + k * 30 * DAY_MS),
                  '--seed', str(k + 1), '--rate', str(self.args.rate)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                # dies with this thread, however the script ends
+                preexec_fn=testenv._child_setup_factory())
             while self.proc.poll() is None and not self.stop.wait(0.5):
                 pass
             if self.proc.poll() is None:
@@ -253,13 +260,15 @@ def main():
     ap.add_argument('--cache-leads', type=int, default=20000, help='pipeline.cache_leads')
     ap.add_argument('--every', type=float, default=5.0, help='seconds between samples')
     ap.add_argument('--window', type=float, default=5.0, help='minutes compared at each end')
+    ap.add_argument('--stall', action='append', default=[], metavar='MIN:SEC',
+                    help='SIGSTOP the daemon at minute MIN for SEC seconds, so a '
+                         'backlog builds up (repeatable)')
     ap.add_argument('--csv', default='soak-rss.csv')
     ap.add_argument('--png', default=None)
     args = ap.parse_args()
 
     build = os.path.abspath(args.build)
-    os.environ['LS_BUILD_ROOT'] = build
-    import testenv
+    os.environ['LS_BUILD_ROOT'] = build   # testenv finds the dev broker there
     leadscored = os.path.join(build, 'daemon', 'leadscored')
     sim = os.path.join(build, 'tools', 'leadscore-sim')
     tmp = tempfile.mkdtemp(prefix='ls-soak-')
@@ -286,7 +295,14 @@ def main():
                         'events', 'lag', 'http_ok', 'http_err', 'round']
                 w.writerow(cols)
                 next_t = t0
+                stalls = sorted((float(a) * 60, float(b)) for a, b in
+                                (x.split(':') for x in args.stall))
                 while time.monotonic() < end and not stop.is_set():
+                    if stalls and time.monotonic() - t0 >= stalls[0][0]:
+                        d.send_signal(signal.SIGSTOP)
+                        time.sleep(stalls.pop(0)[1])
+                        d.send_signal(signal.SIGCONT)
+                        next_t = time.monotonic()
                     if not d.running:
                         raise SystemExit('soak: leadscored exited\n' + d.tail())
                     rss, hwm = vm_status(d.pid)
