@@ -34,6 +34,7 @@ struct ls_telemetry {
 	ls_counter_vec *consumed, *dead, *late, *published, *labels, *bandit_events;
 	ls_counter_vec *skipped, *truncated;
 	ls_gauge_vec *failed_in_row;
+	ls_counter_vec *profile_dropped;
 	ls_gauge_vec *auc, *logloss, *ece;
 	ls_histogram *batch, *redis, *score;
 	ls_histogram_vec *http;
@@ -216,6 +217,9 @@ ls_telemetry *ls_telemetry_new(const ls_config *cfg, const char *version, char *
 	    reg_counter(t, &t->late, "leadscore_events_late_dropped_total",
 			"Events older than the lead's watermark minus pipeline.grace, dropped.",
 			"topic", NULL, err, errlen) != 0 ||
+	    reg_counter(t, &t->profile_dropped, "leadscore_profile_entries_dropped_total",
+			"Profile attributes and metrics not kept, by reason (a lead's caps, key or value too long, not finite).",
+			"reason", NULL, err, errlen) != 0 ||
 	    reg_counter(t, &t->published, "leadscore_score_changes_published_total",
 			"ScoreChange records produced, by model.", "model", NULL, err, errlen) != 0 ||
 	    reg_counter(t, &t->labels, "leadscore_model_labels_total",
@@ -365,6 +369,9 @@ void ls_telemetry_publish(ls_telemetry *t, const ls_pipeline *p)
 	for (int r = 0; r < LS_DLQ_REASON__COUNT; r++)
 		add(t->dead, ls_pipeline_dlq_reason_name(r), NULL, st->dead_lettered[r],
 		    t->last.dead_lettered[r]);
+	for (int r = 0; r < LS_LEAD_DROP__COUNT; r++)
+		add(t->profile_dropped, ls_lead_drop_name(r), NULL, st->profile_dropped[r],
+		    t->last.profile_dropped[r]);
 	for (int o = 0; o < LS_CAMPAIGN_O__COUNT; o++)
 		add(t->bandit_events, ls_campaign_outcome_name((ls_campaign_outcome)o), NULL,
 		    st->bandit[o], t->last.bandit[o]);

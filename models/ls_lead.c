@@ -108,6 +108,24 @@ struct ls_lead {
 	uint8_t *ext; /* other modules' bytes, NULL when ext_len is 0 */
 };
 
+const char *ls_lead_drop_name(int why)
+{
+	switch (why) {
+	case LS_LEAD_DROP_BAD_KEY:
+		return "bad_key";
+	case LS_LEAD_DROP_BAD_VALUE:
+		return "bad_value";
+	case LS_LEAD_DROP_ATTRIBUTES_FULL:
+		return "attributes_full";
+	case LS_LEAD_DROP_METRICS_FULL:
+		return "metrics_full";
+	case LS_LEAD_DROP_NOT_FINITE:
+		return "not_finite";
+	default:
+		return "unknown";
+	}
+}
+
 const char *ls_lead_result_str(int rc)
 {
 	switch (rc) {
@@ -529,13 +547,26 @@ oom:
 }
 
 /* Merge by key; takes the prepared strings (the leftovers are freed). */
+static void count_drop(uint64_t *drops, ls_lead_drop why)
+{
+	if (drops)
+		drops[why]++;
+}
+
 static void commit_profile(ls_lead *lead, const ls_lead_conf *conf,
-			   const ls_profile_event *p, profile_prep *pp)
+			   const ls_profile_event *p, profile_prep *pp,
+			   uint64_t *drops)
 {
 	for (size_t i = 0; i < p->n_attributes; i++) {
 		const ls_attribute *a = &p->attributes[i];
-		if (!key_ok(a->key) || !value_ok(a->value))
+		if (!key_ok(a->key)) {
+			count_drop(drops, LS_LEAD_DROP_BAD_KEY);
 			continue;
+		}
+		if (!value_ok(a->value)) {
+			count_drop(drops, LS_LEAD_DROP_BAD_VALUE);
+			continue;
+		}
 		bool found;
 		uint32_t pos = attr_find(lead, a->key, &found);
 		char *s = pp->attr_str[i];
@@ -553,6 +584,7 @@ static void commit_profile(ls_lead *lead, const ls_lead_conf *conf,
 			free(lead->attrs[pos].key);
 		} else {
 			if (lead->n_attrs >= conf->max_attributes) {
+				count_drop(drops, LS_LEAD_DROP_ATTRIBUTES_FULL);
 				free(s);
 				continue;
 			}
@@ -565,8 +597,12 @@ static void commit_profile(ls_lead *lead, const ls_lead_conf *conf,
 	}
 	for (size_t i = 0; i < p->n_metrics; i++) {
 		char *k = pp->metric_key[i];
-		if (!k)
+		if (!k) { /* left out by prep_profile: say why */
+			count_drop(drops, key_ok(p->metrics[i].key)
+						  ? LS_LEAD_DROP_NOT_FINITE
+						  : LS_LEAD_DROP_BAD_KEY);
 			continue;
+		}
 		pp->metric_key[i] = NULL;
 		bool found;
 		uint32_t pos = metric_find(lead, k, &found);
@@ -576,6 +612,7 @@ static void commit_profile(ls_lead *lead, const ls_lead_conf *conf,
 			continue;
 		}
 		if (lead->n_metrics >= conf->max_metrics) {
+			count_drop(drops, LS_LEAD_DROP_METRICS_FULL);
 			free(k);
 			continue;
 		}
@@ -591,6 +628,12 @@ static void commit_profile(ls_lead *lead, const ls_lead_conf *conf,
 /* ---- apply ---- */
 
 int ls_lead_apply(ls_lead *lead, const ls_lead_conf *conf, const ls_event *ev)
+{
+	return ls_lead_apply_counted(lead, conf, ev, NULL);
+}
+
+int ls_lead_apply_counted(ls_lead *lead, const ls_lead_conf *conf,
+			  const ls_event *ev, uint64_t *drops)
 {
 	int rc = check_use(lead, conf);
 	if (rc != LS_LEAD_APPLIED)
@@ -674,7 +717,7 @@ int ls_lead_apply(ls_lead *lead, const ls_lead_conf *conf, const ls_event *ev)
 	lead->n_seen++;
 	prune_seen(lead, conf);
 	if (ev->source == LS_SOURCE_PROFILE)
-		commit_profile(lead, conf, &ev->u.profile, &pp);
+		commit_profile(lead, conf, &ev->u.profile, &pp, drops);
 	return LS_LEAD_APPLIED;
 }
 
@@ -1045,6 +1088,52 @@ static int encode_feature(const ls_lead *lead, const ls_feature_set *set,
 		}
 	}
 	return 1;
+}
+
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Follows ls_lead_encode() section by section, each at its largest: every
+ * varint that is not bounded by a limit at VARINT_MAX, every profile
+ * string at its maximum length, every ring holding all its N slices.
+ * A slice is its distance varint (d < N, so the count's d*2+1 < 2N) and a
+ * value of at most VARINT_MAX bytes (a distinct bitmap takes 9).
+ */
+size_t ls_lead_blob_bound(const ls_lead_conf *conf)
+{
+	if (!conf || !conf->features)
+		return 0;
+	const ls_feature_set *set = conf->features;
+	size_t b = 2 + VARINT_MAX + LS_SOURCE__COUNT * VARINT_MAX;
+	b += varint_len(conf->dedupe_k) + (size_t)conf->dedupe_k * (8 + VARINT_MAX);
+	b += varint_len(conf->max_attributes) +
+	     (size_t)conf->max_attributes *
+		     (varint_len(LS_LEAD_KEY_MAX) + LS_LEAD_KEY_MAX +
+		      varint_len(LS_LEAD_VALUE_MAX) + LS_LEAD_VALUE_MAX);
+	b += varint_len(conf->max_metrics) +
+	     (size_t)conf->max_metrics *
+		     (varint_len(LS_LEAD_KEY_MAX) + LS_LEAD_KEY_MAX + 1 + 8);
+	b += varint_len(set->n_features);
+	for (size_t f = 0; f < set->n_features; f++) {
+		const ls_feature_info *fi = &set->features[f];
+		if (fi->spec.kind != LS_FEATURE_WINDOWED)
+			continue;
+		b += 4 + 1 + (fi->tracked >= 0 ? VARINT_MAX : 0);
+		for (uint32_t j = 0; j < fi->n_rings; j++) {
+			uint64_t n = set->rings[fi->ring + j].slices;
+			b += varint_len(n) +
+			     (size_t)n * (varint_len(2 * n) + VARINT_MAX);
+		}
+	}
+	return b + varint_len(LS_LEAD_EXT_MAX) + LS_LEAD_EXT_MAX;
 }
 
 int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,

@@ -95,7 +95,9 @@
  *      carry are kept; an attribute whose value is "" removes the key; a
  *      metric that is not finite is ignored). Keys longer than
  *      LS_LEAD_KEY_MAX bytes and values longer than LS_LEAD_VALUE_MAX are
- *      ignored; a new key beyond max_attributes / max_metrics is dropped.
+ *      ignored; a new key beyond max_attributes / max_metrics is dropped
+ *      (ls_lead_apply_counted() counts each by reason). These limits are
+ *      what bounds the blob: see ls_lead_blob_bound().
  *   LS_LEAD_ERR_NOMEM: out of memory; the lead is unchanged (every
  *   allocation an event needs is made before any state changes).
  *
@@ -201,6 +203,26 @@
 /* Opaque bytes other modules keep in the lead's blob (see Blob above). */
 #define LS_LEAD_EXT_MAX 4096 /* bytes */
 
+/*
+ * Profile entries that ls_lead_apply_counted() did not keep, by reason.
+ * The rest of the event is applied: a profile is a partial update, and
+ * which keys fit depends on what the lead already holds, not on the
+ * record alone, so the record is not bad input as a whole. Values are
+ * never truncated: a cut value would be stored as if it were true.
+ */
+typedef enum ls_lead_drop {
+	LS_LEAD_DROP_BAD_KEY = 0,     /* empty, or longer than LS_LEAD_KEY_MAX */
+	LS_LEAD_DROP_BAD_VALUE,       /* attribute value NULL or longer than
+					 LS_LEAD_VALUE_MAX */
+	LS_LEAD_DROP_ATTRIBUTES_FULL, /* a new key with max_attributes held */
+	LS_LEAD_DROP_METRICS_FULL,    /* a new key with max_metrics held */
+	LS_LEAD_DROP_NOT_FINITE,      /* a metric NaN or infinite */
+	LS_LEAD_DROP__COUNT
+} ls_lead_drop;
+
+/* Name of a drop reason for metrics labels, e.g. "attributes_full". */
+const char *ls_lead_drop_name(int why);
+
 /* Pass as T to compute features at the lead's watermark (0 when none). */
 #define LS_LEAD_AT_WATERMARK INT64_C(-1)
 
@@ -250,6 +272,12 @@ void ls_lead_free(ls_lead *lead);
 /* Fold one event in; see above for the order of decisions. */
 int ls_lead_apply(ls_lead *lead, const ls_lead_conf *conf,
 		  const ls_event *ev);
+/*
+ * The same, and when drops is not NULL, adds to drops[LS_LEAD_DROP__COUNT]
+ * one per profile entry of an applied event that was not kept.
+ */
+int ls_lead_apply_counted(ls_lead *lead, const ls_lead_conf *conf,
+			  const ls_event *ev, uint64_t *drops);
 
 /*
  * Write every feature value at T (>= 0, or LS_LEAD_AT_WATERMARK) to
@@ -267,6 +295,16 @@ int ls_lead_features(const ls_lead *lead, const ls_lead_conf *conf,
  */
 int ls_lead_feature_names(const ls_feature_set *set, const char **names,
 			  size_t n);
+
+/*
+ * The most bytes ls_lead_encode() can write for a lead under conf, whatever
+ * events it was given: the limits bound every section that a producer can
+ * grow (dedupe_k ids, max_attributes keys of LS_LEAD_KEY_MAX bytes with
+ * values of LS_LEAD_VALUE_MAX, max_metrics, LS_LEAD_EXT_MAX ext bytes);
+ * the feature set bounds the windows (N slices per ring). 0 without a
+ * feature set.
+ */
+size_t ls_lead_blob_bound(const ls_lead_conf *conf);
 
 /* Replace out's contents with the lead's blob. */
 int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,

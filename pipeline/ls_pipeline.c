@@ -1171,7 +1171,8 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 				return -1;
 			}
 		}
-		int rc = ls_lead_apply(be->entry->lead, &p->lead_conf, &be->ev);
+		int rc = ls_lead_apply_counted(be->entry->lead, &p->lead_conf, &be->ev,
+					       p->st.profile_dropped);
 		if ((rc == LS_LEAD_APPLIED || rc == LS_LEAD_TOO_LATE) &&
 		    be->ev.source == LS_SOURCE_EMAIL && add_bandit_op(p, &be->ev) != 0) {
 			snprintf(err, errlen, "out of memory");

@@ -112,6 +112,8 @@ typedef struct ls_pipeline_stats {
 	uint64_t applied[LS_SOURCE__COUNT];
 	uint64_t duplicates[LS_SOURCE__COUNT];
 	uint64_t too_late[LS_SOURCE__COUNT];
+	/* profile entries not kept, by ls_lead_drop reason (ls_lead.h) */
+	uint64_t profile_dropped[LS_LEAD_DROP__COUNT];
 	uint64_t dead_lettered[LS_DLQ_REASON__COUNT];
 	uint64_t batches;
 	uint64_t commits;

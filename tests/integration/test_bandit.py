@@ -249,11 +249,11 @@ class Bandit(unittest.TestCase):
         with open(fb, 'w') as f:
             f.writelines(lines)
         time.sleep(0.2)  # both instances wrote their decisions
-        subprocess.run([sim, '--brokers', self.broker.bootstrap, '--feedback', fb,
-                        '--variant-rates', 'm1=0.4/0.1/0.02,m2=0.5/0.3/0.05',
-                        '--feedback-max-delay', '5m', '--seed', '7',
-                        '--reward-weights', 'OPENED=0.25,CLICKED=1,REPLIED=1',
-                        '--truth', truth], check=True, capture_output=True, timeout=120)
+        testenv.run([sim, '--brokers', self.broker.bootstrap, '--feedback', fb,
+                     '--variant-rates', 'm1=0.4/0.1/0.02,m2=0.5/0.3/0.05',
+                     '--feedback-max-delay', '5m', '--seed', '7',
+                     '--reward-weights', 'OPENED=0.25,CLICKED=1,REPLIED=1',
+                     '--truth', truth], check=True, capture_output=True, timeout=120)
         want = dict(before)
         rewarded = 0
         with open(truth) as f:
@@ -390,7 +390,6 @@ class Bandit(unittest.TestCase):
 
 
 import random  # noqa: E402
-import subprocess  # noqa: E402
 
 EVAL_CAMPAIGNS = '''campaigns:
   - id: ope
@@ -620,8 +619,8 @@ class Evaluate(unittest.TestCase):
 
 def evaluate(config, *args):
     """Run `leadscorectl evaluate`: (exit code, the JSON or None, stderr)."""
-    r = subprocess.run([tp.LEADSCORECTL, '--config', config, 'evaluate'] + list(args),
-                       capture_output=True, text=True, timeout=120)
+    r = testenv.run([tp.LEADSCORECTL, '--config', config, 'evaluate'] + list(args),
+                    capture_output=True, text=True, timeout=120)
     return r.returncode, json.loads(r.stdout) if r.returncode == 0 else None, r.stderr
 
 

@@ -26,7 +26,6 @@ import random
 import shutil
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -115,8 +114,8 @@ def start_daemon(testcase, config, name='leadscored'):
 
 def ctl_lead(config, lead_id):
     """leadscorectl's JSON for a lead, or None when it is not stored."""
-    r = subprocess.run([LEADSCORECTL, '--config', config, 'lead', lead_id],
-                       capture_output=True, text=True, timeout=60)
+    r = testenv.run([LEADSCORECTL, '--config', config, 'lead', lead_id],
+                    capture_output=True, text=True, timeout=60)
     if r.returncode == 3:
         return None
     if r.returncode != 0:
@@ -127,8 +126,8 @@ def ctl_lead(config, lead_id):
 
 def ctl_model(config, name):
     """leadscorectl's JSON for a model's shared state in Redis."""
-    r = subprocess.run([LEADSCORECTL, '--config', config, 'model', name],
-                       capture_output=True, text=True, timeout=60)
+    r = testenv.run([LEADSCORECTL, '--config', config, 'model', name],
+                    capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
         raise AssertionError('leadscorectl model %s: rc=%d\n%s'
                              % (name, r.returncode, r.stderr))

@@ -29,7 +29,6 @@ import math
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,8 +50,8 @@ TOTALS = re.compile(r'msg="topic totals" topic=(\S+) events=(\d+) bytes=(\d+)')
 
 
 def run_sim(*args, timeout=300):
-    p = subprocess.run([SIM] + [str(a) for a in args], capture_output=True,
-                       text=True, timeout=timeout)
+    p = testenv.run([SIM] + [str(a) for a in args], capture_output=True,
+                    text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -295,15 +294,15 @@ def run_feedback(rows, *args, stdin=False, timeout=300):
     (rc, stdout, stderr)."""
     with tempfile.TemporaryDirectory() as d:
         if stdin:
-            p = subprocess.run([SIM, '--feedback', '-'] + [str(a) for a in args],
-                               input=fb_text(rows), capture_output=True,
-                               text=True, timeout=timeout)
+            p = testenv.run([SIM, '--feedback', '-'] + [str(a) for a in args],
+                            input=fb_text(rows), capture_output=True,
+                            text=True, timeout=timeout)
         else:
             path = os.path.join(d, 'decisions.tsv')
             with open(path, 'w', encoding='utf-8') as f:
                 f.write(fb_text(rows))
-            p = subprocess.run([SIM, '--feedback', path] + [str(a) for a in args],
-                               capture_output=True, text=True, timeout=timeout)
+            p = testenv.run([SIM, '--feedback', path] + [str(a) for a in args],
+                            capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -432,9 +431,9 @@ class FeedbackOptions(unittest.TestCase):
                 self.assertEqual(out, '', bad)   # nothing was sent
                 self.assertIn('%s:5: %s' % (path, why), err)
             # not UTF-8: the bytes go through stdin
-            p = subprocess.run([SIM, '--feedback', '-', '--dry-run'] + rates,
-                               input=b'd1\tlead-1\twelcome\tA\nd2\tl\xff\tw\tA\n',
-                               capture_output=True, timeout=60)
+            p = testenv.run([SIM, '--feedback', '-', '--dry-run'] + rates,
+                            input=b'd1\tlead-1\twelcome\tA\nd2\tl\xff\tw\tA\n',
+                            capture_output=True, timeout=60)
             self.assertEqual(p.returncode, 2)
             self.assertIn(b'<stdin>:2: field 2 (lead_id) is not valid UTF-8',
                           p.stderr)

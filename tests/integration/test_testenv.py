@@ -5,9 +5,12 @@ LS_BUILD_ROOT set to the meson build dir, e.g.
   LS_BUILD_ROOT=build /usr/bin/python3 -m unittest tests/integration/test_testenv.py
 """
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import unittest
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -142,3 +145,57 @@ class DaemonTest(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+class ValgrindTest(unittest.TestCase):
+    """LS_TEST_VALGRIND's plumbing: which argv get wrapped, and that a
+    report with errors is found (whether or not this run uses valgrind)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        env = mock.patch.dict(os.environ, {'LS_TEST_VALGRIND_DIR': self.tmp.name})
+        env.start()
+        self.addCleanup(env.stop)
+        self.leadscored = os.path.join(os.environ['LS_BUILD_ROOT'], 'daemon', 'leadscored')
+
+    def test_wraps_only_this_builds_binaries(self):
+        with mock.patch.object(testenv, 'VALGRIND', False):
+            self.assertEqual(testenv.wrap_argv([self.leadscored, '-h']),
+                             [self.leadscored, '-h'])
+        with mock.patch.object(testenv, 'VALGRIND', True):
+            argv = testenv.wrap_argv([self.leadscored, '-h'])
+            self.assertEqual(argv[0], 'valgrind')
+            self.assertIn('--error-exitcode=99', argv)
+            self.assertIn('--leak-check=full', argv)
+            self.assertEqual(argv[-2:], [self.leadscored, '-h'])
+            self.assertIn('--leak-check=no', testenv.wrap_argv(
+                [self.leadscored], leak_check=False))
+            self.assertEqual(testenv.wrap_argv([sys.executable, '-c', '0']),
+                             [sys.executable, '-c', '0'])
+
+    def test_report_names_errors(self):
+        argv = ['valgrind', '--log-file=' + os.path.join(self.tmp.name, 'x.%p.log'), 'b']
+        self.assertIsNone(testenv.valgrind_report(argv, 41))   # no log
+        with open(os.path.join(self.tmp.name, 'x.41.log'), 'w') as f:
+            f.write('==41== ERROR SUMMARY: 0 errors from 0 contexts\n')
+        self.assertIsNone(testenv.valgrind_report(argv, 41))
+        with open(os.path.join(self.tmp.name, 'x.42.log'), 'w') as f:
+            f.write('==42== ERROR SUMMARY: 3 errors from 3 contexts\n')
+        self.assertIn('ERROR SUMMARY: 3 errors', testenv.valgrind_report(argv, 42))
+        self.assertIsNone(testenv.valgrind_report(argv[2:], 42))   # not wrapped
+
+    @unittest.skipUnless(shutil.which('valgrind'), 'valgrind not installed')
+    def test_real_run_writes_a_clean_report(self):
+        with open(self.leadscored, 'rb') as f:
+            if b'__asan_init' in f.read():
+                self.skipTest('an ASan build does not run under valgrind')
+        with mock.patch.object(testenv, 'VALGRIND', True):
+            r = testenv.run([self.leadscored, '--version'], capture_output=True,
+                            text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        logs = os.listdir(self.tmp.name)
+        self.assertEqual(len(logs), 1, logs)
+        with open(os.path.join(self.tmp.name, logs[0])) as f:
+            self.assertIn('ERROR SUMMARY: 0 errors', f.read())
+

@@ -26,6 +26,18 @@ Standard library only, except the optional helpers that say so
 (RedisServer.client() needs `redis`; produce()/consume() need
 `confluent_kafka`); both come with Debian's /usr/bin/python3.
 
+Valgrind (see README "Memory checks"): with LS_TEST_VALGRIND=1 the
+project's own binaries (those under $LS_BUILD_ROOT: leadscored,
+leadscorectl, leadscore-sim; the dev broker too with LS_TEST_VALGRIND=all)
+started through Daemon or wrap_argv() run under valgrind memcheck, each
+writing its report to $LS_TEST_VALGRIND_DIR (default
+$LS_BUILD_ROOT/meson-logs/valgrind). A process that ends with errors fails
+the test that stopped it (terminate()/wait() raise ValgrindError). Valgrind
+makes them 20-50x slower, so the waits in here (and the few tests that need
+it, via scaled()) multiply their timeouts by LS_TEST_TIMEOUT_SCALE (default
+10 under valgrind, else 1); nothing asserted is loosened, only waited for
+longer.
+
 Beware the mock broker's retention: each partition keeps only about its
 newest 5 MiB (at most 100,000 message sets). It also auto-creates, with 4
 partitions, any unknown topic a client names (even by subscribing).
@@ -46,8 +58,85 @@ import uuid
 
 __all__ = [
     'RedisServer', 'DevBroker', 'Daemon', 'find_devbroker',
-    'produce', 'consume',
+    'produce', 'consume', 'wrap_argv', 'scaled', 'ValgrindError', 'run',
 ]
+
+# ---------------------------------------------------------------- valgrind
+
+VALGRIND = os.environ.get('LS_TEST_VALGRIND', '') in ('1', 'all')
+VALGRIND_BROKER = os.environ.get('LS_TEST_VALGRIND', '') == 'all'
+TIMEOUT_SCALE = float(os.environ.get('LS_TEST_TIMEOUT_SCALE')
+                      or (10 if VALGRIND else 1))
+_VALGRIND_ERRORS = re.compile(r'ERROR SUMMARY: ([1-9][0-9]*) errors')
+
+
+class ValgrindError(AssertionError):
+    """A process run under valgrind reported memory errors or leaks."""
+
+
+def scaled(seconds):
+    """seconds times LS_TEST_TIMEOUT_SCALE: for waits on a process that
+    may run under valgrind."""
+    return seconds * TIMEOUT_SCALE
+
+
+def _valgrind_dir():
+    d = os.environ.get('LS_TEST_VALGRIND_DIR')
+    if not d:
+        d = os.path.join(os.environ.get('LS_BUILD_ROOT', '.'), 'meson-logs',
+                         'valgrind')
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def _is_ours(path):
+    root = os.environ.get('LS_BUILD_ROOT')
+    if not root:
+        return False
+    root = os.path.realpath(root) + os.sep
+    return os.path.realpath(path).startswith(root)
+
+
+def wrap_argv(argv, name=None, leak_check=True):
+    """argv, run under valgrind memcheck when LS_TEST_VALGRIND asks for it
+    and argv[0] is one of this build's binaries; else argv unchanged.
+
+    The report goes to a log file (not stderr, which tests read); its path
+    is the `--log-file=` argument; valgrind_report() checks it.
+    leak_check=False: for a process a test makes exit without cleaning up
+    on purpose (_exit from a timeout): memory errors still count, what it
+    holds at exit does not."""
+    argv = [str(a) for a in argv]
+    if not VALGRIND or not argv or not _is_ours(argv[0]):
+        return argv
+    base = os.path.basename(argv[0])
+    if base == 'leadscore-devbroker' and not VALGRIND_BROKER:
+        return argv
+    supp = os.path.join(os.environ.get('LS_SOURCE_ROOT', '.'), 'tests',
+                        'valgrind.supp')
+    log = os.path.join(_valgrind_dir(), '%s.%%p.log' % (name or base))
+    return ['valgrind', '--tool=memcheck', '--error-exitcode=99',
+            '--leak-check=full' if leak_check else '--leak-check=no',
+            '--errors-for-leak-kinds=definite',
+            '--track-origins=no', '--num-callers=30',
+            '--suppressions=' + supp, '--log-file=' + log] + argv
+
+
+def valgrind_report(argv, pid):
+    """The error summary line of a wrapped process's valgrind log when it
+    reports errors, else None (not wrapped, no errors, or no summary
+    because it was killed -9)."""
+    log = next((a[len('--log-file='):] for a in argv
+                if a.startswith('--log-file=')), None)
+    if argv[:1] != ['valgrind'] or log is None or pid is None:
+        return None
+    path = log.replace('%p', str(pid))
+    try:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            m = _VALGRIND_ERRORS.search(f.read())
+    except OSError:
+        return None
+    return '%s: %s' % (path, m.group(0)) if m else None
 
 # ---------------------------------------------------------------- cleanup
 
@@ -127,6 +216,35 @@ def _reap(proc, timeout):
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait()
+
+
+def run(argv, timeout=None, input=None, **kw):
+    """subprocess.run for a one-shot command (leadscorectl, leadscore-sim)
+    that may run under valgrind: wrapped by wrap_argv(), timeout scaled;
+    raises ValgrindError when valgrind reports errors. kw as for
+    subprocess.run (capture_output, text, env, cwd, ...)."""
+    argv = wrap_argv(argv)
+    check = kw.pop('check', False)
+    if kw.pop('capture_output', False):
+        kw['stdout'] = kw['stderr'] = subprocess.PIPE
+    if input is not None:
+        kw['stdin'] = subprocess.PIPE
+    with subprocess.Popen(argv, **kw) as p:
+        try:
+            out, err = p.communicate(
+                input, timeout=None if timeout is None else scaled(timeout))
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
+        rc = p.poll()
+    bad = valgrind_report(argv, p.pid)
+    if bad:
+        raise ValgrindError('%s under valgrind: %s' % (argv, bad))
+    done = subprocess.CompletedProcess(argv, rc, out, err)
+    if check:
+        done.check_returncode()
+    return done
 
 
 # ------------------------------------------------------------------ Redis
@@ -373,15 +491,17 @@ class Daemon:
     """A child process whose stderr and stdout lines are collected.
 
     argv: the binary and its arguments. env: variables added to (or, with
-    inherit_env=False, replacing) os.environ. Lines are kept without their
+    inherit_env=False, replacing) os.environ. leak_check: see wrap_argv().
+    Lines are kept without their
     newline in `lines` (stderr) and `stdout_lines`; set echo=True to copy
     stderr lines to our stderr prefixed with the name as they arrive.
     """
 
     def __init__(self, argv, env=None, cwd=None, name=None,
-                 inherit_env=True, echo=False):
-        self.argv = [str(a) for a in argv]
-        self.name = name or os.path.basename(self.argv[0])
+                 inherit_env=True, echo=False, leak_check=True):
+        self.name = name or os.path.basename(str(argv[0]))
+        self.argv = wrap_argv(argv, self.name, leak_check)
+        self._valgrind_checked = False
         self.env = dict(os.environ) if inherit_env else {}
         if env:
             self.env.update({k: str(v) for k, v in env.items()})
@@ -439,6 +559,7 @@ class Daemon:
 
     def _wait_for(self, sink, what, pattern, timeout, since):
         rx = re.compile(pattern)
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         i = since
         with self._cond:
@@ -482,8 +603,10 @@ class Daemon:
 
     def wait(self, timeout=None):
         """Wait for exit; returns the exit code (negative: killed by)."""
-        rc = self.proc.wait(timeout=timeout)
+        rc = self.proc.wait(timeout=None if timeout is None
+                            else scaled(timeout))
         self._finish()
+        self._check_valgrind()
         return rc
 
     def terminate(self, timeout=10.0):
@@ -491,8 +614,9 @@ class Daemon:
         (-9 means it had to be killed)."""
         if self.proc is None:
             return None
-        rc = _reap(self.proc, timeout)
+        rc = _reap(self.proc, scaled(timeout))
         self._finish()
+        self._check_valgrind()
         return rc
 
     def kill(self):
@@ -509,6 +633,14 @@ class Daemon:
         for t in self._readers:
             t.join(timeout=5.0)
         _unregister(self)
+
+    def _check_valgrind(self):
+        if self._valgrind_checked:   # once: wait() then terminate()
+            return
+        self._valgrind_checked = True
+        bad = valgrind_report(self.argv, self.pid)
+        if bad:
+            raise ValgrindError('%s under valgrind: %s' % (self.name, bad))
 
     def _emergency_cleanup(self):
         if self.proc is not None and self.proc.poll() is None:
