@@ -58,7 +58,7 @@ import features_ref  # noqa: E402
 import test_bandit  # noqa: E402
 import test_pipeline as tp  # noqa: E402
 import testenv  # noqa: E402
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 SEED = int(os.environ.get('LS_CHAOS_SEED', '20261206'))
 FAULTS = int(os.environ.get('LS_CHAOS_FAULTS', '24'))
@@ -488,10 +488,8 @@ class Chaos(unittest.TestCase):
 
         scores = Collector(self.broker.bootstrap, OUT_B['scores'])
         scores.start()
-        s = tp.Sender(self.broker.bootstrap)
-        s.p = Producer({'bootstrap.servers': self.broker.bootstrap,
-                        'enable.idempotence': True, 'linger.ms': 5,
-                        'message.timeout.ms': 300000})
+        # brokers go down for seconds: deliveries may wait that long
+        s = tp.Sender(self.broker.bootstrap, timeout_ms=300000)
         chunk = len(records) // (FAULTS + 1) + 1
         where = {}   # poison index -> (topic, partition, offset)
 
