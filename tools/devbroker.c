@@ -483,7 +483,8 @@ static int devbroker_split(char *line, char **argv, int max)
 
 /*
  * Run one control command; 0 with nothing in reply, or -1 with the reason
- * in reply. Broker ids are checked by the mock cluster itself.
+ * in reply. Broker ids are checked against --brokers here: the mock
+ * cluster would take -1 as "every broker", which no command here means.
  */
 static int devbroker_command(rd_kafka_mock_cluster_t *mc, int brokers,
 			     char *line, char *reply, size_t replylen)

@@ -4,7 +4,8 @@ One seeded stream (test_pipeline's realistic generator, plus bandit email
 events that activate and reward decisions, plus poison records of every
 kind the daemon dead-letters) goes through the dev broker's mock cluster
 with 3 brokers to 2-4 leadscored instances in one consumer group (run B).
-Between chunks of the stream a seeded schedule of faults hits them:
+A seeded schedule of faults hits them, each a moment after a chunk of
+the stream was sent, while it is being read and applied:
 
   kill9         an instance is kill -9ed (and replaced after a moment)
   sigterm       an instance gets SIGTERM while the stream flows (mid-batch
@@ -207,6 +208,7 @@ def fault_schedule(rng, n):
     out = []
     for kind in kinds:
         f = {'kind': kind, 'pick': rng.randrange(1 << 30),
+             'strike': round(rng.uniform(0.0, 0.3), 3),
              'pause': round(rng.uniform(0.3, 2.5), 2)}
         if kind in ('kill9', 'sigterm'):
             f['respawn_after'] = round(rng.uniform(0.0, 2.0), 2)
@@ -514,16 +516,20 @@ class Chaos(unittest.TestCase):
                     where[i] = (msg.topic(), msg.partition(), msg.offset())
                 s.send(topic, key, value, cb if reason else None)
 
+        # Each fault strikes a moment (0-0.3 s) after its chunk is sent, so
+        # it lands while records are in flight and being applied; then the
+        # chunk is flushed and the pause lets things settle a little.
         t_start = time.monotonic()
-        send(0, chunk)
         for n, f in enumerate(schedule):
+            send(n * chunk, (n + 1) * chunk)
             s.p.poll(0)
+            time.sleep(f['strike'])
             what = self.apply(f)
             log('fault %d/%d at %.1f s: %s' % (n + 1, FAULTS,
-                                                       time.monotonic() - t_start, what))
+                                               time.monotonic() - t_start, what))
             s.flush(300)
-            send((n + 1) * chunk, (n + 2) * chunk)
             time.sleep(f['pause'])
+        send(FAULTS * chunk, len(records))
         s.flush(300)
         t_faults = time.monotonic() - t_start
         log('%d faults in %.1f s: %s' % (FAULTS, t_faults, dict(sorted(self.counts.items()))))
