@@ -726,5 +726,73 @@ class Chaos(unittest.TestCase):
                 self.assertEqual(sum(got.values()), len(want))
 
 
+class AssignmentLost(unittest.TestCase):
+    """Regression test for what the 200-fault chaos run found (seed
+    20261206: run B learned 190+/159- labels against 188+/157-): an
+    instance that stalls past the session timeout (here SIGSTOP, in the
+    chaos run a broker or coordinator out of reach) loses its partitions
+    to another member, which replays them from the offsets in Redis. When
+    the stalled one comes back, librdkafka revokes its lost assignment,
+    and it must not commit the work it did before the stall: the new owner
+    has done it again, so its labels would be learned twice."""
+
+    def test_lost_assignment_is_not_committed(self):
+        tmp = tempfile.mkdtemp(prefix='ls-lost-')
+        self.addCleanup(shutil.rmtree, tmp, True)
+        broker = testenv.DevBroker(partitions=2).start()
+        self.addCleanup(broker.stop)
+        r = testenv.RedisServer('unix').start()
+        self.addCleanup(r.cleanup)
+        # X holds its work uncommitted (1 min) while Y commits at once
+        cfg_x = tp.write_config(os.path.join(tmp, 'x.yaml'), broker.bootstrap, r.url,
+                                'lost', level='debug',
+                                pipeline={'commit_interval': '1m', 'grace': '30d'},
+                                extra='scoring:\n  checkpoint_interval: 1h\n')
+        cfg_y = tp.write_config(os.path.join(tmp, 'y.yaml'), broker.bootstrap, r.url,
+                                'lost', pipeline={'commit_interval': '0s', 'grace': '30d'})
+        x = testenv.Daemon([tp.LEADSCORED, '--config', cfg_x], name='x')
+        x.start()
+        self.addCleanup(x.terminate)
+        x.wait_for_log(r'msg="ready"', timeout=60)
+        ts = int(time.time() * 1000) - tp.DAY
+        n = 20
+        outcomes = [(('lost-%d' % i).encode(), avro_events.encode('outcome', {
+            'event_id': 'o-%d' % i, 'lead_id': 'lost-%d' % i, 'ts': ts + i,
+            'outcome': 'CONVERTED' if i % 2 else 'LOST'})) for i in range(n)]
+        since = len(x.lines)
+        testenv.produce(broker.bootstrap, 'leads.outcome', outcomes)
+        applied = 0
+        while applied < n:
+            m = x.wait_for_log(r'msg="batch applied" messages=(\d+) ', timeout=30,
+                               since=since)
+            applied += int(m.group(1))
+            since = x.lines.index(m.string, since) + 1
+        # X learned all n labels and committed nothing; now it stalls
+        self.assertEqual(tp.stored_offsets(r.client(), 'ls:', 'lost'), {})
+        x.send_signal(signal.SIGSTOP)
+        try:
+            y = testenv.Daemon([tp.LEADSCORED, '--config', cfg_y], name='y')
+            y.start()
+            self.addCleanup(y.terminate)
+            client = r.client()
+            deadline = time.monotonic() + 60
+            while sum(tp.stored_offsets(client, 'ls:', 'lost').values()) < n:
+                self.assertLess(time.monotonic(), deadline, y.tail())
+                time.sleep(0.1)
+        finally:
+            since = len(x.lines)
+            x.send_signal(signal.SIGCONT)
+        # X finds out that its partitions are gone
+        x.wait_for_log(r'msg="partitions revoked"', timeout=60, since=since)
+        x.wait_for_log(r'msg="assignment lost, uncommitted work discarded" messages=0 '
+                       r'leads=%d' % n, timeout=10, since=since)
+        y.wait_for_log(r'msg="partitions (assigned|revoked)"', timeout=60)
+        self.assertEqual(x.terminate(), 0, x.tail())
+        self.assertEqual(y.terminate(), 0, y.tail())
+        m = tp.ctl_model(cfg_y, 'conversion')
+        self.assertEqual((m['positives'], m['negatives']), (n // 2, n // 2),
+                         'labels learned twice; x:\n%s' % x.tail(15))
+
+
 if __name__ == '__main__':
     unittest.main()
