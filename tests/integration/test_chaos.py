@@ -34,6 +34,10 @@ replay), and a consumer that drops versions it has seen should end on
 the score the daemon holds; a known defect breaks both in most runs, and
 that test reports it as a skip (see its docstring).
 
+AssignmentLost is the regression test for the bug the long form found
+(an instance whose session timed out committed its lost partitions' work
+on top of the new owner's replay: labels learned twice).
+
 Environment: LS_CHAOS_SEED (default 20261206) seeds the stream and the
 schedule; LS_CHAOS_FAULTS (default 24) is the number of faults (the
 stream grows with it). Every fault is logged with its parameters, so a
