@@ -541,7 +541,7 @@ class Chaos(unittest.TestCase):
 
         # run B finishes the stream (with whichever instances are left)
         cb = self.redis_b.client()
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 180
         while True:
             got = tp.stored_offsets(cb, 'ls:', 'chaos') if self.redis_b.running else {}
             if all(got.get(tp_, -1) >= off for tp_, off in s.ends.items()):
@@ -549,8 +549,15 @@ class Chaos(unittest.TestCase):
             dead = [d for d in self.instances if not d.running]
             self.assertEqual(dead, [], 'instance exited: %s' % (
                 dead and dead[0].tail()))
-            self.assertLess(time.monotonic(), deadline,
-                            'run B stuck: stored %s, want %s' % (got, s.ends))
+            if time.monotonic() > deadline:
+                behind = sorted('%s[%d] %d/%d' % (t, p_, got.get((t, p_), -1), off)
+                                for (t, p_), off in s.ends.items()
+                                if got.get((t, p_), -1) < off)
+                self.fail('run B stuck (seed %d): behind: %s\n%s' % (
+                    SEED, ', '.join(behind), '\n'.join(
+                        '--- %s:\n%s' % (d.name, '\n'.join(
+                            l for l in d.lines if 'level=debug' not in l)[-6000:])
+                        for d in self.instances)))
             time.sleep(0.1)
         self.assertEqual(tp.stored_offsets(cb, 'ls:', 'chaos'), s.ends)
         t_b = time.monotonic() - t_start
