@@ -520,6 +520,15 @@ static void sweep_committed(ls_pipeline *p);
 static void sweep_lower(ls_pipeline *p, int32_t part, size_t set, int64_t due);
 static void align_reset(ls_pipeline *p, bool resume);
 
+/* Forget all work since the last commit: leads, learning, sweeps. */
+static void discard_uncommitted(ls_pipeline *p)
+{
+	reset_pending(p);
+	ls_cache_clear(&p->cache);
+	ls_scorer_discard(p->scorer);
+	sweep_forget_all(p);
+}
+
 /*
  * Throw the batch away and wait for Redis: cached leads may hold
  * uncommitted changes, and the consumer has moved past uncommitted
@@ -530,10 +539,7 @@ static void fail_batch(ls_pipeline *p, const char *why)
 	char q[600];
 	drop_messages(p);
 	align_reset(p, false); /* everything is paused below, resync resumes it */
-	reset_pending(p);
-	ls_cache_clear(&p->cache);
-	ls_scorer_discard(p->scorer);
-	sweep_forget_all(p);
+	discard_uncommitted(p);
 	if (!p->need_resync) {
 		ls_log(LS_LOG_WARN, "pipeline", "batch not committed, pausing consumption",
 		       "reason=%s failed_in_row=%" PRIu64, ls_log_quote(why, q, sizeof q),
@@ -1914,10 +1920,23 @@ static void on_assign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 static void on_revoke(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		      void *ud)
 {
-	(void)rk;
 	ls_pipeline *p = ud;
 	p->in_rebalance = true;
-	if (!p->need_resync && process_batch(p) >= 0)
+	/*
+	 * A lost assignment (our session timed out, e.g. a stall or a
+	 * coordinator out of reach) may already be another member's, which
+	 * replays it from the offsets in Redis: committing our pending work
+	 * now would apply it a second time on top (labels learned twice, found
+	 * by the chaos suite). Throw it away; the owner replays it.
+	 */
+	if (rd_kafka_assignment_lost(rk)) {
+		if (p->n_msgs > 0 || p->n_offsets > 0 || p->n_dirty > 0)
+			ls_log(LS_LOG_WARN, "pipeline",
+			       "assignment lost, uncommitted work discarded",
+			       "messages=%zu leads=%zu", p->n_msgs, p->n_dirty);
+		drop_messages(p);
+		discard_uncommitted(p);
+	} else if (!p->need_resync && process_batch(p) >= 0)
 		commit_pending(p);
 	else
 		drop_messages(p);

@@ -16,6 +16,14 @@
  * sigtimedwait() in main, so no signal handler runs in a librdkafka thread
  * and shutdown happens in ordinary code.
  *
+ * Fault control (--control, for chaos tests): after the bootstrap line we
+ * read commands from stdin, one per line, and answer each with exactly one
+ * line on stdout, `ok` or `error REASON`, flushed, in order. Each command
+ * is one librdkafka mock call (broker down/up, partition leader, injected
+ * request errors, round-trip time), done by the time `ok` is printed, so a
+ * test can order its faults against what its clients do. Without
+ * --control stdin is never read and stdout stays the one line.
+ *
  * Not a real broker: everything lives in memory and is lost on exit, and
  * each partition keeps only about its newest 5 MiB (at most 100,000 message
  * sets); older messages are dropped. See --help.
@@ -26,11 +34,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +62,7 @@ struct devbroker_opts {
 	const char *topics[DEVBROKER_MAX_TOPICS];
 	size_t topic_cnt;
 	const char *bootstrap_file;
+	bool control;
 };
 
 static void devbroker_usage(FILE *out)
@@ -71,6 +82,7 @@ static void devbroker_usage(FILE *out)
 "  --bootstrap-file P   also write the bootstrap servers to file P (written\n"
 "                       to a temp file and renamed, so readers never see a\n"
 "                       partial line; removed again on shutdown)\n"
+"  --control            read fault-control commands on stdin (below)\n"
 "  --help               show this help and exit\n"
 "  --version            show the version and exit\n"
 "\n"
@@ -91,7 +103,30 @@ static void devbroker_usage(FILE *out)
 "    about its newest 5 MiB (at most 100,000 message sets), older\n"
 "    messages are dropped.\n"
 "  - Consumer groups and offset commits work; the CreateTopics admin API\n"
-"    does not.\n",
+"    does not.\n"
+"\n"
+"Fault control (--control): after the bootstrap line, one command per line\n"
+"on stdin, each answered by one line on stdout, `ok` or `error REASON`,\n"
+"once it has taken effect. Brokers are numbered 1..N. EOF on stdin ends\n"
+"the control channel, not the broker.\n"
+"  down BROKER              close the broker's connections and refuse new\n"
+"                           ones (its partitions keep it as leader)\n"
+"  up BROKER                accept connections again\n"
+"  leader TOPIC PART BROKER make BROKER the partition's leader (-1: none;\n"
+"                           an unknown topic is created)\n"
+"  errors APIKEY ERR COUNT  fail the next COUNT requests of type APIKEY, on\n"
+"                           any broker, with ERR (rd_kafka_mock_push_\n"
+"                           request_errors). APIKEY: a number or Produce,\n"
+"                           Fetch, ListOffsets, Metadata, OffsetCommit,\n"
+"                           OffsetFetch, FindCoordinator, JoinGroup,\n"
+"                           Heartbeat, LeaveGroup, SyncGroup, InitProducerId.\n"
+"                           ERR: a number or a librdkafka error name such\n"
+"                           as NOT_LEADER_FOR_PARTITION.\n"
+"  clear APIKEY             drop the errors still queued for APIKEY\n"
+"  rtt BROKER MS            delay the broker's responses by MS ms\n"
+"  coordinator group|transaction KEY BROKER\n"
+"                           make BROKER the coordinator of KEY\n"
+"  ping                     answer ok\n",
 		DEVBROKER_MAX_BROKERS, DEVBROKER_MAX_PARTITIONS);
 }
 
@@ -132,12 +167,13 @@ static int devbroker_parse_args(int argc, char **argv,
 				struct devbroker_opts *o)
 {
 	enum { OPT_BROKERS = 1, OPT_PARTITIONS, OPT_TOPIC, OPT_FILE,
-	       OPT_HELP, OPT_VERSION };
+	       OPT_CONTROL, OPT_HELP, OPT_VERSION };
 	static const struct option longopts[] = {
 		{ "brokers", required_argument, NULL, OPT_BROKERS },
 		{ "partitions", required_argument, NULL, OPT_PARTITIONS },
 		{ "topic", required_argument, NULL, OPT_TOPIC },
 		{ "bootstrap-file", required_argument, NULL, OPT_FILE },
+		{ "control", no_argument, NULL, OPT_CONTROL },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -146,6 +182,7 @@ static int devbroker_parse_args(int argc, char **argv,
 	o->partitions = 4;
 	o->topic_cnt = 0;
 	o->bootstrap_file = NULL;
+	o->control = false;
 
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -191,6 +228,9 @@ static int devbroker_parse_args(int argc, char **argv,
 				return 2;
 			}
 			o->bootstrap_file = optarg;
+			break;
+		case OPT_CONTROL:
+			o->control = true;
 			break;
 		case OPT_HELP:
 			devbroker_usage(stdout);
@@ -371,11 +411,280 @@ static bool devbroker_start(const struct devbroker_opts *o, rd_kafka_t **rkp,
 	return true;
 }
 
-/* Wait for SIGTERM/SIGINT (blocked in every thread); returns its number. */
-static int devbroker_wait(rd_kafka_t *rk, const sigset_t *set)
+/* --- fault control ------------------------------------------------------- */
+
+#define DEVBROKER_CTL_LINE 1024
+#define DEVBROKER_CTL_ARGS 6
+
+/* The request types a fault test is likely to aim at (Kafka API keys). */
+static const struct {
+	const char *name;
+	int16_t key;
+} devbroker_apikeys[] = {
+	{ "Produce", 0 },        { "Fetch", 1 },           { "ListOffsets", 2 },
+	{ "Metadata", 3 },       { "OffsetCommit", 8 },    { "OffsetFetch", 9 },
+	{ "FindCoordinator", 10 }, { "JoinGroup", 11 },    { "Heartbeat", 12 },
+	{ "LeaveGroup", 13 },    { "SyncGroup", 14 },      { "InitProducerId", 22 },
+};
+
+static bool devbroker_parse_apikey(const char *s, int16_t *out)
 {
+	size_t n = sizeof devbroker_apikeys / sizeof devbroker_apikeys[0];
+	for (size_t i = 0; i < n; i++) {
+		if (strcasecmp(s, devbroker_apikeys[i].name) == 0) {
+			*out = devbroker_apikeys[i].key;
+			return true;
+		}
+	}
+	int v;
+	if (!devbroker_parse_int(s, 0, 1000, &v))
+		return false;
+	*out = (int16_t)v;
+	return true;
+}
+
+/* A librdkafka error code by number or by name, with or without the
+ * RD_KAFKA_RESP_ERR_ prefix (the names of rd_kafka_get_err_descs()). */
+static bool devbroker_parse_err(const char *s, rd_kafka_resp_err_t *out)
+{
+	int v;
+	if (devbroker_parse_int(s, -200, 10000, &v)) {
+		*out = (rd_kafka_resp_err_t)v;
+		return true;
+	}
+	const char *prefix = "RD_KAFKA_RESP_ERR_";
+	if (strncasecmp(s, prefix, strlen(prefix)) == 0)
+		s += strlen(prefix);
+	const struct rd_kafka_err_desc *descs;
+	size_t n;
+	rd_kafka_get_err_descs(&descs, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (descs[i].name != NULL && strcasecmp(descs[i].name, s) == 0) {
+			*out = descs[i].code;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Split line in place at blanks; returns the word count or -1 for too many. */
+static int devbroker_split(char *line, char **argv, int max)
+{
+	int n = 0;
+	char *save = NULL;
+	for (char *w = strtok_r(line, " \t\r", &save); w != NULL;
+	     w = strtok_r(NULL, " \t\r", &save)) {
+		if (n == max)
+			return -1;
+		argv[n++] = w;
+	}
+	return n;
+}
+
+/*
+ * Run one control command; 0 with nothing in reply, or -1 with the reason
+ * in reply. Broker ids are checked against --brokers here: the mock
+ * cluster would take -1 as "every broker", which no command here means.
+ */
+static int devbroker_command(rd_kafka_mock_cluster_t *mc, int brokers,
+			     char *line, char *reply, size_t replylen)
+{
+	char *av[DEVBROKER_CTL_ARGS];
+	int ac = devbroker_split(line, av, DEVBROKER_CTL_ARGS);
+	if (ac <= 0) {
+		snprintf(reply, replylen, ac < 0 ? "too many words" : "empty command");
+		return -1;
+	}
+	const char *cmd = av[0];
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+	int broker, n;
+	if (strcmp(cmd, "ping") == 0 && ac == 1) {
+		return 0;
+	} else if ((strcmp(cmd, "down") == 0 || strcmp(cmd, "up") == 0) &&
+		   ac == 2) {
+		if (!devbroker_parse_int(av[1], 1, brokers, &broker)) {
+			snprintf(reply, replylen, "broker must be 1..%d", brokers);
+			return -1;
+		}
+		e = cmd[0] == 'd' ? rd_kafka_mock_broker_set_down(mc, broker)
+				  : rd_kafka_mock_broker_set_up(mc, broker);
+	} else if (strcmp(cmd, "leader") == 0 && ac == 4) {
+		int part;
+		if (!devbroker_valid_topic(av[1])) {
+			snprintf(reply, replylen, "invalid topic name");
+			return -1;
+		}
+		if (!devbroker_parse_int(av[2], 0, DEVBROKER_MAX_PARTITIONS - 1,
+					 &part)) {
+			snprintf(reply, replylen, "bad partition");
+			return -1;
+		}
+		if (strcmp(av[3], "-1") != 0 &&
+		    !devbroker_parse_int(av[3], 1, brokers, &broker)) {
+			snprintf(reply, replylen, "broker must be 1..%d or -1",
+				 brokers);
+			return -1;
+		}
+		if (strcmp(av[3], "-1") == 0)
+			broker = -1;
+		e = rd_kafka_mock_partition_set_leader(mc, av[1], part, broker);
+	} else if (strcmp(cmd, "errors") == 0 && ac == 4) {
+		int16_t key;
+		rd_kafka_resp_err_t err;
+		if (!devbroker_parse_apikey(av[1], &key)) {
+			snprintf(reply, replylen, "unknown api key");
+			return -1;
+		}
+		if (!devbroker_parse_err(av[2], &err)) {
+			snprintf(reply, replylen, "unknown error code");
+			return -1;
+		}
+		if (!devbroker_parse_int(av[3], 1, 100000, &n)) {
+			snprintf(reply, replylen, "count must be 1..100000");
+			return -1;
+		}
+		rd_kafka_resp_err_t *errs = malloc((size_t)n * sizeof *errs);
+		if (errs == NULL) {
+			snprintf(reply, replylen, "out of memory");
+			return -1;
+		}
+		for (int i = 0; i < n; i++)
+			errs[i] = err;
+		rd_kafka_mock_push_request_errors_array(mc, key, (size_t)n, errs);
+		free(errs);
+	} else if (strcmp(cmd, "clear") == 0 && ac == 2) {
+		int16_t key;
+		if (!devbroker_parse_apikey(av[1], &key)) {
+			snprintf(reply, replylen, "unknown api key");
+			return -1;
+		}
+		rd_kafka_mock_clear_request_errors(mc, key);
+	} else if (strcmp(cmd, "rtt") == 0 && ac == 3) {
+		if (!devbroker_parse_int(av[1], 1, brokers, &broker) ||
+		    !devbroker_parse_int(av[2], 0, 600000, &n)) {
+			snprintf(reply, replylen,
+				 "usage: rtt BROKER(1..%d) MS(0..600000)", brokers);
+			return -1;
+		}
+		e = rd_kafka_mock_broker_set_rtt(mc, broker, n);
+	} else if (strcmp(cmd, "coordinator") == 0 && ac == 4) {
+		if (strcmp(av[1], "group") != 0 &&
+		    strcmp(av[1], "transaction") != 0) {
+			snprintf(reply, replylen, "type must be group or transaction");
+			return -1;
+		}
+		if (!devbroker_parse_int(av[3], 1, brokers, &broker)) {
+			snprintf(reply, replylen, "broker must be 1..%d", brokers);
+			return -1;
+		}
+		e = rd_kafka_mock_coordinator_set(mc, av[1], av[2], broker);
+	} else {
+		snprintf(reply, replylen, "unknown command or wrong arguments "
+			 "(see --help)");
+		return -1;
+	}
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(reply, replylen, "%s", rd_kafka_err2str(e));
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads stdin into lines for devbroker_command; owned by main's loop. */
+typedef struct devbroker_ctl {
+	char buf[DEVBROKER_CTL_LINE];
+	size_t len;
+	bool overlong; /* discarding the rest of a line that did not fit */
+	bool eof;
+} devbroker_ctl;
+
+static bool devbroker_reply(const char *status, const char *reason)
+{
+	int w = reason != NULL ? printf("%s %s\n", status, reason)
+			       : printf("%s\n", status);
+	return w >= 0 && fflush(stdout) == 0;
+}
+
+/*
+ * Read what stdin has and run every complete line. false only when stdout
+ * is gone (nobody hears the answers any more); EOF on stdin just ends
+ * control.
+ */
+static bool devbroker_ctl_read(devbroker_ctl *c, rd_kafka_mock_cluster_t *mc,
+			       int brokers)
+{
+	ssize_t n = read(STDIN_FILENO, c->buf + c->len,
+			 sizeof c->buf - 1 - c->len);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0) {
+		c->eof = true;
+		ls_info("devbroker", "control channel closed", NULL);
+		return true;
+	}
+	c->len += (size_t)n;
 	for (;;) {
-		struct timespec tick = { 1, 0 };
+		char *nl = memchr(c->buf, '\n', c->len);
+		if (nl == NULL) {
+			if (c->len == sizeof c->buf - 1) {
+				c->overlong = true;
+				c->len = 0;
+			}
+			return true;
+		}
+		*nl = '\0';
+		size_t used = (size_t)(nl - c->buf) + 1;
+		bool ok;
+		if (c->overlong) {
+			c->overlong = false;
+			ok = devbroker_reply("error", "line too long");
+		} else {
+			char line[DEVBROKER_CTL_LINE], reply[256], qline[1200];
+			memcpy(line, c->buf, used);
+			ls_log_quote(line, qline, sizeof qline);
+			if (devbroker_command(mc, brokers, line, reply,
+					      sizeof reply) == 0) {
+				ls_info("devbroker", "control", "command=%s",
+					qline);
+				ok = devbroker_reply("ok", NULL);
+			} else {
+				ls_warn("devbroker", "control command failed",
+					"command=%s reason=\"%s\"", qline, reply);
+				ok = devbroker_reply("error", reply);
+			}
+		}
+		if (!ok)
+			return false;
+		memmove(c->buf, c->buf + used, c->len - used);
+		c->len -= used;
+	}
+}
+
+/*
+ * Wait for SIGTERM/SIGINT (blocked in every thread); returns its number,
+ * or -1 on failure. With control on, serves stdin commands meanwhile.
+ */
+static int devbroker_wait(rd_kafka_t *rk, rd_kafka_mock_cluster_t *mc,
+			  const struct devbroker_opts *o, const sigset_t *set)
+{
+	devbroker_ctl ctl = { .len = 0, .overlong = false, .eof = !o->control };
+	for (;;) {
+		if (!ctl.eof) {
+			/* commands answered within 50 ms, signals too */
+			struct pollfd pfd = { STDIN_FILENO, POLLIN, 0 };
+			int r = poll(&pfd, 1, 50);
+			if (r < 0 && errno != EINTR) {
+				ls_error("devbroker", "poll failed",
+					 "error=\"%s\"", strerror(errno));
+				return -1;
+			}
+			if (r > 0 && !devbroker_ctl_read(&ctl, mc, o->brokers)) {
+				ls_error("devbroker", "cannot answer on stdout",
+					 "error=\"%s\"", strerror(errno));
+				return -1;
+			}
+		}
+		struct timespec tick = { ctl.eof ? 1 : 0, 0 };
 		int sig = sigtimedwait(set, NULL, &tick);
 		if (sig > 0)
 			return sig;
@@ -413,7 +722,7 @@ int main(int argc, char **argv)
 	bool ok = devbroker_start(&opts, &rk, &mc, &file_written);
 	int sig = 0;
 	if (ok) {
-		sig = devbroker_wait(rk, &set);
+		sig = devbroker_wait(rk, mc, &opts, &set);
 		ok = sig > 0;
 	}
 	if (sig > 0)

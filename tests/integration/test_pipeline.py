@@ -142,10 +142,10 @@ def encode_event(ev):
 class Sender:
     """One idempotent producer; remembers where every record went."""
 
-    def __init__(self, bootstrap):
+    def __init__(self, bootstrap, timeout_ms=30000):
         self.p = Producer({'bootstrap.servers': bootstrap,
                            'enable.idempotence': True, 'linger.ms': 5,
-                           'message.timeout.ms': 30000})
+                           'message.timeout.ms': timeout_ms})
         self.ends = {}        # (topic, partition) -> next offset
         self.errors = []
 

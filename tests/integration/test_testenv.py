@@ -103,6 +103,42 @@ class DevBrokerTest(unittest.TestCase):
                 self.assertEqual(len(md.topics[t].partitions), 4, t)
             self.assertEqual(b.stop(), 0)
 
+    def test_fault_control(self):
+        from confluent_kafka import Producer
+        with testenv.DevBroker(brokers=3, partitions=1, topics=['t'],
+                               control=True) as b:
+            b.command('ping')
+            b.leader('t', 0, 2)
+            md = Producer({'bootstrap.servers': b.bootstrap}).list_topics(
+                timeout=10)
+            self.assertEqual(md.topics['t'].partitions[0].leader, 2)
+            # the leader down: a produce times out; up again: it goes
+            b.down(2)
+            with self.assertRaises((RuntimeError, TimeoutError)):
+                testenv.produce(b.bootstrap, 't', [(b'k', b'lost')],
+                                timeout=3)
+            b.up(2)
+            self.assertEqual(testenv.produce(b.bootstrap, 't',
+                                             [(b'k', b'v1')]), [(0, 0)])
+            # retriable errors are retried by the client: still delivered
+            b.errors('Produce', 'NOT_LEADER_FOR_PARTITION', 2)
+            self.assertEqual(testenv.produce(b.bootstrap, 't',
+                                             [(b'k', b'v2')]), [(0, 1)])
+            b.rtt(1, 5)
+            b.coordinator('g', 3)
+            b.clear('Produce')
+            for bad in ('down 4', 'leader t x 1', 'errors Nope 1 1',
+                        'errors Fetch NO_SUCH_ERROR 1', 'frobnicate'):
+                with self.assertRaises(RuntimeError):
+                    b.command(bad)
+            b.command('ping')   # still answering, in order
+        self.assertEqual(b.daemon.returncode, 0)
+        # without --control, stdout is the bootstrap line only
+        with testenv.DevBroker() as b:
+            with self.assertRaises(RuntimeError):
+                b.down(1)
+        self.assertEqual(b.daemon.stdout_lines, ['bootstrap.servers=' + b.bootstrap])
+
 
 class DaemonTest(unittest.TestCase):
 

@@ -10,7 +10,9 @@ Project rule: real parts, not mocks. These fixtures start real processes:
   resume() (SIGSTOP/SIGCONT: alive but not answering), url, cleanup.
 - DevBroker: the leadscore-devbroker binary (librdkafka's mock cluster, a
   real Kafka-protocol broker on 127.0.0.1); parses its one stdout line
-  `bootstrap.servers=...`.
+  `bootstrap.servers=...`. With control=True it takes faults on its stdin
+  (down/up a broker, move a partition leader, inject request errors, set
+  a round-trip time): the methods of the same names wait for each `ok`.
 - Daemon: any binary with args and env; its stderr (and stdout) lines are
   collected by reader threads; wait_for_log(pattern, timeout), terminate()
   (SIGTERM, then SIGKILL) returning the exit code, kill() for kill -9 tests.
@@ -199,9 +201,9 @@ def _child_setup_factory():
     return setup
 
 
-def _popen(argv, env, cwd, stdout, stderr):
+def _popen(argv, env, cwd, stdout, stderr, stdin=subprocess.DEVNULL):
     return subprocess.Popen(
-        argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+        argv, env=env, cwd=cwd, stdin=stdin,
         stdout=stdout, stderr=stderr, close_fds=True,
         preexec_fn=_child_setup_factory())
 
@@ -495,10 +497,12 @@ class Daemon:
     Lines are kept without their
     newline in `lines` (stderr) and `stdout_lines`; set echo=True to copy
     stderr lines to our stderr prefixed with the name as they arrive.
+    stdin_pipe=True gives the child a pipe on stdin (write_line() writes
+    to it); otherwise its stdin is /dev/null.
     """
 
     def __init__(self, argv, env=None, cwd=None, name=None,
-                 inherit_env=True, echo=False, leak_check=True):
+                 inherit_env=True, echo=False, leak_check=True, stdin_pipe=False):
         self.name = name or os.path.basename(str(argv[0]))
         self.argv = wrap_argv(argv, self.name, leak_check)
         self._valgrind_checked = False
@@ -507,6 +511,7 @@ class Daemon:
             self.env.update({k: str(v) for k, v in env.items()})
         self.cwd = cwd
         self.echo = echo
+        self.stdin_pipe = stdin_pipe
         self.proc = None
         self.lines = []
         self.stdout_lines = []
@@ -533,7 +538,9 @@ class Daemon:
         if self.proc is not None:
             raise RuntimeError('%s already started' % self.name)
         self.proc = _popen(self.argv, self.env, self.cwd,
-                           subprocess.PIPE, subprocess.PIPE)
+                           subprocess.PIPE, subprocess.PIPE,
+                           subprocess.PIPE if self.stdin_pipe
+                           else subprocess.DEVNULL)
         _register(self)
         for stream, sink in ((self.proc.stderr, self.lines),
                              (self.proc.stdout, self.stdout_lines)):
@@ -593,6 +600,11 @@ class Daemon:
         return self._wait_for(self.stdout_lines, 'stdout', pattern, timeout,
                               since)
 
+    def write_line(self, line):
+        """Write line and a newline to the child's stdin (stdin_pipe)."""
+        self.proc.stdin.write(line.encode('utf-8') + b'\n')
+        self.proc.stdin.flush()
+
     def tail(self, n=30):
         with self._cond:
             return '\n'.join(self.lines[-n:])
@@ -632,6 +644,11 @@ class Daemon:
     def _finish(self):
         for t in self._readers:
             t.join(timeout=5.0)
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:   # the child is gone: nothing to flush to
+                pass
         _unregister(self)
 
     def _check_valgrind(self):
@@ -680,18 +697,30 @@ class DevBroker:
 
     `with DevBroker(topics=['t'], partitions=2) as b: b.bootstrap`. With no
     topics the binary creates its defaults (leads.email ... leads.decisions).
+
+    control=True starts it with --control: command() sends one fault
+    command and returns once the broker has answered `ok` (raising
+    RuntimeError with its reason on `error ...`); down(), up(), leader(),
+    errors(), clear(), rtt() and coordinator() are the commands by name.
+    Brokers are numbered 1..brokers. Only one thread may send commands.
     """
 
     START_TIMEOUT = 20.0
+    COMMAND_TIMEOUT = 30.0
 
     def __init__(self, binary=None, brokers=1, partitions=4, topics=None,
-                 env=None, echo=False):
+                 env=None, echo=False, control=False):
         self.binary = binary or find_devbroker()
         argv = [self.binary, '--brokers', str(brokers),
                 '--partitions', str(partitions)]
         for t in topics or ():
             argv += ['--topic', t]
-        self.daemon = Daemon(argv, env=env, name='devbroker', echo=echo)
+        if control:
+            argv.append('--control')
+        self.brokers = brokers
+        self.control = control
+        self.daemon = Daemon(argv, env=env, name='devbroker', echo=echo,
+                             stdin_pipe=control)
         self.bootstrap = None
 
     def start(self):
@@ -712,6 +741,45 @@ class DevBroker:
     @property
     def lines(self):
         return self.daemon.lines
+
+    # -- fault control (control=True)
+    def command(self, line):
+        """Send one control command; returns when it took effect."""
+        if not self.control:
+            raise RuntimeError('DevBroker started without control=True')
+        since = len(self.daemon.stdout_lines)
+        self.daemon.write_line(line)
+        m = self.daemon.wait_for_stdout(r'^(ok|error .*)$',
+                                        timeout=self.COMMAND_TIMEOUT,
+                                        since=since)
+        if m.group(1) != 'ok':
+            raise RuntimeError('devbroker: %r: %s' % (line, m.group(1)))
+
+    def down(self, broker):
+        """Disconnect broker and refuse connections (leaders stay)."""
+        self.command('down %d' % broker)
+
+    def up(self, broker):
+        self.command('up %d' % broker)
+
+    def leader(self, topic, partition, broker):
+        """Make broker (1..N, or -1 for none) the partition's leader."""
+        self.command('leader %s %d %d' % (topic, partition, broker))
+
+    def errors(self, apikey, err, count):
+        """Fail the next count requests of apikey (a number or a name such
+        as 'Produce') with err (a number or a name such as
+        'NOT_LEADER_FOR_PARTITION'), on any broker."""
+        self.command('errors %s %s %d' % (apikey, err, count))
+
+    def clear(self, apikey):
+        self.command('clear %s' % apikey)
+
+    def rtt(self, broker, ms):
+        self.command('rtt %d %d' % (broker, ms))
+
+    def coordinator(self, key, broker, kind='group'):
+        self.command('coordinator %s %s %d' % (kind, key, broker))
 
     def __enter__(self):
         if self.daemon.proc is None:
