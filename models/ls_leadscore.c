@@ -91,6 +91,12 @@ ls_leadscore_model *ls_leadscore_get(ls_leadscore *s, uint32_t key,
 	return r;
 }
 
+uint64_t ls_leadscore_next_version(uint64_t prev, uint64_t epoch)
+{
+	uint64_t floor = epoch > 1 ? (epoch - 1) << 32 : 0;
+	return prev + 1 > floor ? prev + 1 : floor;
+}
+
 void ls_leadscore_retain(ls_leadscore *s, const uint32_t *keys, size_t n)
 {
 	if (!s || (!keys && n > 0) || s->n > LS_LEADSCORE_MAX_MODELS)

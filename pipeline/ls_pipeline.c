@@ -1863,6 +1863,20 @@ int ls_pipeline_commit(ls_pipeline *p)
 	return commit_pending(p);
 }
 
+/*
+ * Before reading from the stored offsets again (an assignment, a resync):
+ * a new replay epoch, so that what the replay publishes is numbered above
+ * whatever was published and not committed before (ls_leadscore.h).
+ */
+static int take_epoch(ls_pipeline *p, char *err, size_t errlen)
+{
+	uint64_t epoch;
+	if (ls_store_next_epoch(p->store, &epoch, err, errlen) != 0)
+		return -1;
+	ls_scorer_set_epoch(p->scorer, epoch);
+	return 0;
+}
+
 /* Set each partition's start offset from Redis before it is assigned. */
 static void on_assign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		      void *ud)
@@ -1889,7 +1903,8 @@ static void on_assign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		o[i].topic = parts->elems[i].topic;
 		o[i].partition = parts->elems[i].partition;
 	}
-	if (ls_store_load_offsets(p->store, o, (size_t)parts->cnt, err, sizeof err) != 0) {
+	if (take_epoch(p, err, sizeof err) != 0 ||
+	    ls_store_load_offsets(p->store, o, (size_t)parts->cnt, err, sizeof err) != 0) {
 		ls_log(LS_LOG_WARN, "pipeline", "cannot read offsets from redis",
 		       "error=%s", ls_log_quote(err, q, sizeof q));
 		p->in_rebalance = true;
@@ -1983,7 +1998,8 @@ static int resync(ls_pipeline *p)
 		o[i].partition = parts->elems[i].partition;
 	}
 	if (parts->cnt > 0 &&
-	    ls_store_load_offsets(p->store, o, (size_t)parts->cnt, err, sizeof err) != 0)
+	    (take_epoch(p, err, sizeof err) != 0 ||
+	     ls_store_load_offsets(p->store, o, (size_t)parts->cnt, err, sizeof err) != 0))
 		goto out;
 	for (int i = 0; i < parts->cnt; i++)
 		parts->elems[i].offset = o[i].next_offset >= 0

@@ -59,6 +59,7 @@ struct ls_scorer {
 	size_t n_models;
 	uint32_t keys[LS_MODEL_MAX];
 
+	uint64_t epoch;       /* replay epoch, 0 until the pipeline takes one */
 	uint64_t skipped;     /* ScoreChanges that can never be produced */
 	ls_log_limit skip_log;
 	ls_example_ctx ex;
@@ -548,7 +549,8 @@ static int skip(ls_scorer *sc, const model *m, const char *lead_id, const char *
 /* 0 queued, 1 skipped for good, -1 failed (transient: replay the batch). */
 static int publish(ls_scorer *sc, model *m, const char *lead_id,
 		   const ls_leadscore_model *prev, double score, int tier,
-		   int64_t ts, const ls_event *cause, char *err, size_t errlen)
+		   uint64_t version, int64_t ts, const ls_event *cause, char *err,
+		   size_t errlen)
 {
 	ls_ftrl_factor pos[LS_FTRL_TOP], neg[LS_FTRL_TOP];
 	size_t npos = 0, nneg = 0;
@@ -570,7 +572,7 @@ static int publish(ls_scorer *sc, model *m, const char *lead_id,
 		.tier = ls_tiers_name(&m->spec->tiers, tier),
 		.previous_tier = prev->tier >= 0 ? ls_tiers_name(&m->spec->tiers, prev->tier)
 						 : NULL,
-		.version = (int64_t)prev->version + 1,
+		.version = (int64_t)version,
 		.ts = ts,
 		.cause_event_id = cause != NULL ? cause->event_id : NULL,
 		.n_factors = nf,
@@ -620,6 +622,8 @@ static int publish(ls_scorer *sc, model *m, const char *lead_id,
 	return 0;
 }
 
+void ls_scorer_set_epoch(ls_scorer *sc, uint64_t epoch) { sc->epoch = epoch; }
+
 void ls_scorer_set_publish_observer(ls_scorer *sc, void (*fn)(void *ud, double seconds),
 				    void *ud)
 {
@@ -664,8 +668,10 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 		if (tier < 0 ||
 		    !ls_score_should_publish(r->score, prev_tier, p, tier, m->spec->min_delta))
 			continue;
+		uint64_t version = ls_leadscore_next_version(r->version, sc->epoch);
 		if (!m->spec->shadow) {
-			int prc = publish(sc, m, lead_id, r, p, tier, at, cause, err, errlen);
+			int prc = publish(sc, m, lead_id, r, p, tier, version, at, cause,
+					  err, errlen);
 			if (prc < 0)
 				return -1;
 			if (prc == 0)
@@ -673,7 +679,7 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 		}
 		r->score = p;
 		r->tier = (int8_t)tier;
-		r->version++;
+		r->version = version;
 		dirty = true;
 	}
 	if (dirty) {

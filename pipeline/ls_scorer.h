@@ -169,6 +169,15 @@ bool ls_scorer_due(const ls_scorer *sc, const ls_lead *lead, size_t i,
 		   int64_t *deadline);
 
 /*
+ * The replay epoch (ls_store_next_epoch) for the ScoreChanges published
+ * from now on: versions are ls_leadscore_next_version(stored, epoch). The
+ * pipeline sets a new one every time it starts reading from the stored
+ * offsets again, so a replay never reuses a version published (and
+ * perhaps never committed) before it. 0 (the default) adds nothing.
+ */
+void ls_scorer_set_epoch(ls_scorer *sc, uint64_t epoch);
+
+/*
  * Rescore lead with its features at T (LS_LEAD_AT_WATERMARK after its own
  * events; a later event time when it is rescored idle, cause NULL) and
  * publish where due; the ScoreChange carries T (or the watermark) as ts.

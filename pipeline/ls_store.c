@@ -72,6 +72,7 @@ struct ls_store {
 	size_t prefix_len;
 	char *offsets_key;
 	size_t offsets_key_len;
+	char *epoch_key; /* "<prefix>epoch" */
 	int64_t lead_ttl_ms;
 	char ttl_str[24]; /* lead_ttl_ms in decimal, the PX argument */
 	int64_t connect_timeout_ms;
@@ -335,7 +336,8 @@ ls_store *ls_store_new(const ls_store_settings *s, char *err, size_t errlen)
 	st->prefix_len = strlen(s->key_prefix);
 	size_t klen = st->prefix_len + strlen("offsets:") + strlen(s->group_id);
 	st->offsets_key = malloc(klen + 1);
-	if (st->prefix == NULL || st->offsets_key == NULL) {
+	st->epoch_key = malloc(st->prefix_len + sizeof "epoch");
+	if (st->prefix == NULL || st->offsets_key == NULL || st->epoch_key == NULL) {
 		ls_set_err(err, errlen, "store: out of memory");
 		ls_store_free(st);
 		return NULL;
@@ -343,6 +345,7 @@ ls_store *ls_store_new(const ls_store_settings *s, char *err, size_t errlen)
 	snprintf(st->offsets_key, klen + 1, "%soffsets:%s", s->key_prefix,
 		 s->group_id);
 	st->offsets_key_len = klen;
+	snprintf(st->epoch_key, st->prefix_len + sizeof "epoch", "%sepoch", s->key_prefix);
 	st->lead_ttl_ms = s->lead_ttl_ms;
 	format_ttl(st);
 	st->connect_timeout_ms = s->connect_timeout_ms;
@@ -359,6 +362,7 @@ void ls_store_free(ls_store *st)
 	ls_redis_target_free(&st->target);
 	free(st->prefix);
 	free(st->offsets_key);
+	free(st->epoch_key);
 	free(st->replies);
 	free(st->keybuf);
 	free(st->argv);
@@ -754,6 +758,41 @@ int ls_store_load_offsets(ls_store *st, ls_store_offset *o, size_t n,
 				o[i].topic, o[i].partition);
 			rc = -1;
 		}
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
+/* -------------------------------------------------------------- epoch */
+
+/*
+ * One INCR per (re)start of reading, nothing per event. The key is
+ * global under the prefix, not per group: versions are per lead and
+ * model whoever publishes them.
+ */
+int ls_store_next_epoch(ls_store *st, uint64_t *epoch, char *err,
+			size_t errlen)
+{
+	if (need_connection(st, "next epoch", err, errlen) != 0)
+		return -1;
+	const char *argv[2] = { "INCR", st->epoch_key };
+	size_t argvlen[2] = { 4, strlen(st->epoch_key) };
+	pipe_guard g;
+	pipe_guard_enter(&g);
+	redisReply *r = redisCommandArgv(st->c, 2, argv, argvlen);
+	pipe_guard_leave(&g);
+	if (r == NULL)
+		return io_fail(st, "next epoch", err, errlen);
+	int rc = 0;
+	/* the shift into a version leaves 31 bits for the epoch */
+	if (r->type != REDIS_REPLY_INTEGER || r->integer < 1 ||
+	    r->integer > INT32_MAX) {
+		ls_set_err(err, errlen, "next epoch: INCR %s: %s", st->epoch_key,
+			r->type == REDIS_REPLY_ERROR ? r->str
+						     : "not an epoch in 1..2^31-1");
+		rc = -1;
+	} else {
+		*epoch = (uint64_t)r->integer;
 	}
 	freeReplyObject(r);
 	return rc;

@@ -15,6 +15,8 @@
  *                                  is refreshed on each write.
  *   <prefix>offsets:<group_id>     hash; field "<topic>:<partition>", value
  *                                  the next offset to consume, in decimal.
+ *   <prefix>epoch                  integer, the replay epoch counter
+ *                                  (ls_store_next_epoch).
  * The {lead_id} braces are a Redis Cluster hash tag, so everything stored
  * for one lead can later live in one slot. One atomic commit, however,
  * spans the keys of many leads and the offsets hash, i.e. many slots: it
@@ -226,6 +228,16 @@ const char *ls_store_key_prefix(const ls_store *st);
  */
 int ls_store_load_offsets(ls_store *st, ls_store_offset *o, size_t n,
 			  char *err, size_t errlen);
+
+/*
+ * The next replay epoch: INCR <prefix>epoch, 1 the first time. The loop
+ * takes one every time it (re)starts reading from the stored offsets, so
+ * that what it publishes afterwards can be told from what was published
+ * (and perhaps never committed) before; see ls_scorer_set_epoch(). 0 or
+ * -1 (I/O error, a key that is not an integer, or past 2^31-1).
+ */
+int ls_store_next_epoch(ls_store *st, uint64_t *epoch, char *err,
+			size_t errlen);
 
 /* MEMORY USAGE of the lead's key into *bytes; *bytes = -1 when the lead has
  * no key. */

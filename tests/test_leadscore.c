@@ -838,6 +838,27 @@ START_TEST(test_label_of)
 }
 END_TEST
 
+/* versions: above the last one, and above every earlier epoch's */
+START_TEST(test_next_version)
+{
+	const uint64_t E = (uint64_t)1 << 32;
+	/* no epoch, or the first: 1, 2, 3... as a deployment that never
+	 * replayed */
+	ck_assert_uint_eq(ls_leadscore_next_version(0, 0), 1);
+	ck_assert_uint_eq(ls_leadscore_next_version(0, 1), 1);
+	ck_assert_uint_eq(ls_leadscore_next_version(41, 1), 42);
+	/* a later epoch starts at its floor, then counts from there */
+	ck_assert_uint_eq(ls_leadscore_next_version(41, 2), E);
+	ck_assert_uint_eq(ls_leadscore_next_version(E, 2), E + 1);
+	ck_assert_uint_eq(ls_leadscore_next_version(E + 7, 5), 4 * E);
+	/* a stored version above the floor (an older epoch's tail, or a
+	 * later epoch committed by another instance) still only grows */
+	ck_assert_uint_eq(ls_leadscore_next_version(9 * E, 5), 9 * E + 1);
+	/* the largest epoch the store hands out fits a signed Avro long */
+	ck_assert_uint_le(ls_leadscore_next_version(0, INT32_MAX), (uint64_t)INT64_MAX);
+}
+END_TEST
+
 START_TEST(test_decay)
 {
 	const int64_t hl = 7 * DAY;
@@ -962,6 +983,7 @@ static Suite *leadscore_suite(void)
 	tcase_add_test(tc, test_timeout_due);
 	tcase_add_test(tc, test_label_of);
 	tcase_add_test(tc, test_decay);
+	tcase_add_test(tc, test_next_version);
 	tcase_add_test(tc, test_in_lead_ext);
 	suite_add_tcase(s, tc);
 	return s;

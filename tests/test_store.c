@@ -452,6 +452,48 @@ START_TEST(test_load_100k_leads)
 }
 END_TEST
 
+/* --------------------------------------------------------------- epoch */
+
+START_TEST(test_next_epoch)
+{
+	char err[ERRLEN];
+	ls_test_redis *r = start_redis(LS_TEST_REDIS_UNIX);
+	ls_store *st = open_store(r, 5000);
+	uint64_t e = 0;
+	ck_assert_msg(ls_store_next_epoch(st, &e, err, sizeof err) == 0, "%s", err);
+	ck_assert_uint_eq(e, 1);
+	ck_assert_msg(ls_store_next_epoch(st, &e, err, sizeof err) == 0, "%s", err);
+	ck_assert_uint_eq(e, 2);
+
+	/* shared: another instance's epoch is above ours */
+	redisContext *c = side(r);
+	redisReply *x = cmd(c, "INCR t:epoch");
+	ck_assert_int_eq(x->integer, 3);
+	freeReplyObject(x);
+	ck_assert_msg(ls_store_next_epoch(st, &e, err, sizeof err) == 0, "%s", err);
+	ck_assert_uint_eq(e, 4);
+
+	/* a key that is no counter, or one past what a version holds: an
+	 * error, and the last epoch taken is left alone */
+	freeReplyObject(cmd(c, "SET t:epoch oops"));
+	ck_assert_int_eq(ls_store_next_epoch(st, &e, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "t:epoch") != NULL, "%s", err);
+	ck_assert_uint_eq(e, 4);
+	freeReplyObject(cmd(c, "SET t:epoch 2147483647"));
+	ck_assert_int_eq(ls_store_next_epoch(st, &e, err, sizeof err), -1);
+	ck_assert(ls_store_connected(st));
+
+	/* Redis gone: fails (the loop's resync retries) */
+	redisFree(c);
+	ls_test_redis_destroy(r);
+	ck_assert_int_eq(ls_store_next_epoch(st, &e, err, sizeof err), -1);
+	ck_assert(!ls_store_connected(st));
+	ck_assert_int_eq(ls_store_next_epoch(st, &e, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "not connected") != NULL, "%s", err);
+	ls_store_free(st);
+}
+END_TEST
+
 /* ------------------------------------------------------------- offsets */
 
 START_TEST(test_offsets_missing_and_bad)
@@ -852,6 +894,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_large_commit_and_load);
 	tcase_add_test(t, test_load_100k_leads);
 	tcase_add_test(t, test_offsets_missing_and_bad);
+	tcase_add_test(t, test_next_epoch);
 	tcase_add_test(t, test_memory_usage);
 	tcase_add_test(t, test_due_pages_and_next_score);
 	suite_add_tcase(s, t);
