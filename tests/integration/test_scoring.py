@@ -19,10 +19,13 @@ Redis -> leads.scores, read back with an independent client
     constant or untrained scorer is ~0.45 behind, a model trained on
     leaked or shuffled labels far more than 0.05. The reader must have
     every ScoreChange before the check.
-  * Contract: versions strictly increase per lead and model with no gaps,
+  * Contract: versions strictly increase per lead and model (with no gaps
+    here: one instance that never replayed numbers 1, 2, 3...),
     previous_score/previous_tier repeat the record before, tiers are the
     configured ones, at most 3 positive and 3 negative factors with
     readable names ordered by |contribution|.
+  * A replay after kill -9 before the commit publishes other content
+    under new versions, never a version already published.
   * Restart keeps the model: a probe lead scored before SIGTERM and an
     identical probe (other ids) scored after the restart get the same
     score, and the stored model's label counts survive.
@@ -34,6 +37,7 @@ import collections
 import http.client
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -330,6 +334,98 @@ class Scoring(unittest.TestCase):
                         if 'component=scorer msg="model"' in l][-1]
                 self.assertIn('positives=%d negatives=%d'
                               % (pos, len(rows) - pos), line)
+
+    def test_replay_never_reuses_a_version(self):
+        """A ScoreChange is produced before its batch commits. Killed
+        (kill -9) before the commit, the daemon replays the batch from the
+        offsets in Redis with other batch boundaries (here both events of a
+        lead in one batch where the first run had one each), so the replay
+        publishes other content (ts, cause_event_id). It must do so under
+        a version never published before: a consumer that keeps the
+        highest version must end on the score the daemon holds, and a
+        version seen twice must be a byte-for-byte repeat."""
+        d = self.tmp.name
+        leads = ['rp-%d' % i for i in range(3)]
+        with testenv.RedisServer() as redis_srv, testenv.DevBroker() as broker:
+            path = os.path.join(d, 'leadscore.yaml')
+            # nothing is committed in the first run
+            cfg = tp.write_config(path, broker.bootstrap, redis_srv.url, 'replay',
+                                  prefix='rp:', pipeline={'commit_interval': '1m'}, level='debug')
+            reader = ScoreReader(broker.bootstrap)
+            reader.start()
+            self.addCleanup(reader.stop.set)
+            daemon = tp.start_daemon(self, cfg)
+            daemon.wait_for_log('msg="ready"', timeout=30)
+            ts0 = int(time.time() * 1000) - 3600 * 1000
+
+            def web(lead, n):
+                return (lead, avro_events.encode('web', {
+                    'event_id': '%s-w%d' % (lead, n), 'lead_id': lead,
+                    'ts': ts0 + n * 1000, 'type': 'PAGE_VIEW',
+                    'url': 'https://x.test/pricing', 'page_category': 'pricing',
+                    'duration_ms': 1000, 'session_id': lead}))
+            testenv.produce(broker.bootstrap, 'leads.web', [web(x, 1) for x in leads])
+            for x in leads:
+                self.assertTrue(reader.wait_for(lambda r, x=x: r['lead_id'] == x, 30),
+                                '%s not scored\n%s' % (x, daemon.tail()))
+            n = len(daemon.lines)
+            testenv.produce(broker.bootstrap, 'leads.web', [web(x, 2) for x in leads])
+            deadline = time.monotonic() + 30
+            while sum(int(m) for m in re.findall(r'msg="batch applied" messages=(\d+) ',
+                                                  '\n'.join(daemon.lines[n:]))) < 3:
+                self.assertLess(time.monotonic(), deadline, daemon.tail())
+                time.sleep(0.1)
+            daemon.kill()
+            for x in leads:
+                self.assertIsNone(tp.ctl_lead(cfg, x), 'committed before the kill')
+
+            tp.write_config(path, broker.bootstrap, redis_srv.url, 'replay',
+                            prefix='rp:', pipeline={'commit_interval': '5ms'}, level='debug')
+            daemon2 = tp.start_daemon(self, cfg, name='leadscored-2')
+            held = {}
+            deadline = time.monotonic() + 60
+            for x in leads:
+                while True:
+                    st = tp.ctl_lead(cfg, x)
+                    if st is not None and sum(st['events'].values()) == 2:
+                        held[x] = st['scores']['conversion']
+                        break
+                    self.assertLess(time.monotonic(), deadline,
+                                    '%s not replayed\n%s' % (x, daemon2.tail()))
+                    time.sleep(0.2)
+            for x in leads:
+                self.assertTrue(reader.wait_for(
+                    lambda r, x=x: r['lead_id'] == x and r['version'] == held[x]['version'],
+                    30), 'no ScoreChange v%d for %s' % (held[x]['version'], x))
+            self.assertEqual(daemon2.terminate(), 0, daemon2.tail())
+            time.sleep(1)  # anything the shutdown flushed reaches the reader
+            reader.stop.set()
+            reader.join(10)
+
+        per = collections.defaultdict(list)
+        for part, off, key, rec in sorted(reader.snapshot(), key=lambda r: (r[0], r[1])):
+            per[(rec['lead_id'], rec['model'])].append(rec)
+        replayed = 0
+        for x in leads:
+            recs = per[(x, 'conversion')]
+            kept = {}
+            for rec in recs:
+                top = max(kept) if kept else 0
+                if rec['version'] in kept:
+                    self.assertEqual(rec, kept[rec['version']], 'v%d reused' % rec['version'])
+                else:
+                    self.assertGreater(rec['version'], top, (x, recs))
+                    kept[rec['version']] = rec
+            # the first run's record and the replay's, which differ
+            self.assertGreaterEqual(len(kept), 2, (x, recs))
+            replayed += recs[-1]['cause_event_id'] != recs[0]['cause_event_id']
+            last = kept[max(kept)]
+            self.assertEqual((last['version'], last['score']),
+                             (held[x]['version'], held[x]['score']), (x, recs))
+            self.assertEqual(recs[0]['version'], 1, recs)  # a fresh deployment
+        log('replay: %d of %d leads republished with other content'
+            % (replayed, len(leads)))
+        self.assertGreater(replayed, 0)
 
     def test_idle_lead_is_rescored_as_event_time_moves(self):
         """A lead with no new events is rescored once its partition's event
