@@ -93,7 +93,7 @@ ls_leadscore_model *ls_leadscore_get(ls_leadscore *s, uint32_t key,
 
 uint64_t ls_leadscore_next_version(uint64_t prev, uint64_t epoch)
 {
-	uint64_t floor = epoch > 1 ? (epoch - 1) << 32 : 0;
+	uint64_t floor = epoch << 32;
 	return prev + 1 > floor ? prev + 1 : floor;
 }
 

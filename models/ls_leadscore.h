@@ -42,7 +42,7 @@
  * no other encoding. The encoding is canonical: decoding and encoding
  * again gives the same bytes. A lead known to one model, with a score and
  * a small version, takes 25 bytes (epoch-ms first_ts: 6 of them; a
- * version from a replay epoch above 1 adds 4-5 more, see
+ * version from a replay epoch adds 4-5 more, see
  * ls_leadscore_next_version);
  * LS_LEADSCORE_ENCODED_MAX at most.
  *
@@ -119,13 +119,14 @@ ls_leadscore_model *ls_leadscore_get(ls_leadscore *s, uint32_t key,
 
 /*
  * The version of a lead's next ScoreChange for a model: above prev (the
- * last committed one) and at least (epoch - 1) << 32, so that whatever is
+ * last committed one) and at least epoch << 32, so that whatever is
  * published in a later replay epoch (ls_store_next_epoch) is above
  * everything published in an earlier one, committed or not, as long as
  * fewer than 2^32 versions of one lead and model are published in one
- * epoch. Epoch 0 (none taken) and 1 add no floor: a deployment that never
- * replayed numbers 1, 2, 3... A version in a later epoch is a 5-6 byte
- * varint where a small one is 1 byte.
+ * epoch. Epoch 0 (none taken) adds no floor. Even the first epoch has
+ * one: versions published before epochs existed (an older build killed
+ * before its commit) are below it. A version is therefore a 5-6 byte
+ * varint where a small one was 1 byte.
  */
 uint64_t ls_leadscore_next_version(uint64_t prev, uint64_t epoch);
 

@@ -1999,8 +1999,15 @@ static int resync(ls_pipeline *p)
 	}
 	if (parts->cnt > 0 &&
 	    (take_epoch(p, err, sizeof err) != 0 ||
-	     ls_store_load_offsets(p->store, o, (size_t)parts->cnt, err, sizeof err) != 0))
+	     ls_store_load_offsets(p->store, o, (size_t)parts->cnt, err, sizeof err) != 0)) {
+		/* e.g. a Redis that answers but refuses writes (the epoch's
+		 * INCR): say why we stay paused */
+		if (p->retries == 1 || p->retries % 10 == 0)
+			ls_log(LS_LOG_WARN, "pipeline", "resync failed",
+			       "attempts=%u error=%s", p->retries,
+			       ls_log_quote(err, q, sizeof q));
 		goto out;
+	}
 	for (int i = 0; i < parts->cnt; i++)
 		parts->elems[i].offset = o[i].next_offset >= 0
 						 ? o[i].next_offset

@@ -23,10 +23,13 @@
  * Scores. After a batch is applied, ls_scorer_score() rescores each lead
  * that had an applied event, once, with every model (features at the
  * lead's watermark), and publishes a ScoreChange to kafka.topics.scores
- * (key lead_id) when ls_score_should_publish() says so, with version + 1
- * and the top 3 positive and top 3 negative factors. Shadow models learn
- * and log, never publish. Delivery is at least once: after a crash the
- * replay publishes the same versions again.
+ * (key lead_id) when ls_score_should_publish() says so, with the next
+ * version (ls_leadscore_next_version) and the top 3 positive and top 3
+ * negative factors. Shadow models learn and log, never publish. Delivery
+ * is at least once: a ScoreChange is produced before its batch commits,
+ * and the replay after a crash or failed commit publishes the lead again,
+ * maybe with other content (other batch boundaries), but under versions
+ * of a new epoch (ls_scorer_set_epoch), above the ones it replaces.
  *
  * Learning exactly once. Each model exists three times in an instance:
  * local (learns), committed (local as of the last commit) and the shared

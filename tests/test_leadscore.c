@@ -842,17 +842,18 @@ END_TEST
 START_TEST(test_next_version)
 {
 	const uint64_t E = (uint64_t)1 << 32;
-	/* no epoch, or the first: 1, 2, 3... as a deployment that never
-	 * replayed */
+	/* no epoch taken (the scorer alone): 1, 2, 3... */
 	ck_assert_uint_eq(ls_leadscore_next_version(0, 0), 1);
-	ck_assert_uint_eq(ls_leadscore_next_version(0, 1), 1);
-	ck_assert_uint_eq(ls_leadscore_next_version(41, 1), 42);
+	ck_assert_uint_eq(ls_leadscore_next_version(41, 0), 42);
+	/* the first epoch is above what a build without epochs published */
+	ck_assert_uint_eq(ls_leadscore_next_version(0, 1), E);
+	ck_assert_uint_eq(ls_leadscore_next_version(41, 1), E);
 	/* a later epoch starts at its floor, then counts from there */
-	ck_assert_uint_eq(ls_leadscore_next_version(41, 2), E);
-	ck_assert_uint_eq(ls_leadscore_next_version(E, 2), E + 1);
-	ck_assert_uint_eq(ls_leadscore_next_version(E + 7, 5), 4 * E);
-	/* a stored version above the floor (an older epoch's tail, or a
-	 * later epoch committed by another instance) still only grows */
+	ck_assert_uint_eq(ls_leadscore_next_version(E, 1), E + 1);
+	ck_assert_uint_eq(ls_leadscore_next_version(E + 7, 2), 2 * E);
+	ck_assert_uint_eq(ls_leadscore_next_version(2 * E, 2), 2 * E + 1);
+	/* a stored version above the floor (a later epoch committed by
+	 * another instance) still only grows */
 	ck_assert_uint_eq(ls_leadscore_next_version(9 * E, 5), 9 * E + 1);
 	/* the largest epoch the store hands out fits a signed Avro long */
 	ck_assert_uint_le(ls_leadscore_next_version(0, INT32_MAX), (uint64_t)INT64_MAX);

@@ -338,10 +338,14 @@ class Lifecycle(unittest.TestCase):
 
         got = [avro_events.decode('score_change', m.value())
                for m in testenv.consume(self.broker.bootstrap, 'leads.scores', 6, timeout=15)]
-        self.assertEqual([(r['lead_id'], r['version'], r['tier'], r['previous_tier'])
+        self.assertEqual([(r['lead_id'], r['tier'], r['previous_tier'])
                           for r in got if r['lead_id'] == 'lead-1'],
-                         [('lead-1', 1, 'all', None), ('lead-1', 2, 'hot', 'cold'),
-                          ('lead-1', 3, 'hot', 'hot'), ('lead-1', 4, 'all', None)])
+                         [('lead-1', 'all', None), ('lead-1', 'hot', 'cold'),
+                          ('lead-1', 'hot', 'hot'), ('lead-1', 'all', None)])
+        # strictly increasing, from the first replay epoch's 2^32 (a
+        # fresh deployment); one epoch here, so one apart
+        self.assertEqual([r['version'] for r in got if r['lead_id'] == 'lead-1'],
+                         [(1 << 32) + i for i in range(4)])
         self.assertEqual(len(got), 5)  # and lead-2's first score
         self.assertTrue(all(r['model'] == 'conversion' for r in got), got)
         self.assertTrue(all(r['score'] == 0.5 for r in got if r['lead_id'] == 'lead-1'), got)

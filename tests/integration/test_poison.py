@@ -239,9 +239,28 @@ class Readiness(PoisonTest):
         tp.wait_offsets(client, 'ls:', group, s.ends, 60, d)
         self.wait_ready(True)
 
-        # Redis answers but refuses every write: each batch fails at its
-        # commit and is replayed
+        # Redis answers but refuses every write (no replica for
+        # min-replicas-to-write): the batch fails at its commit, and the
+        # resync cannot take a replay epoch (an INCR), so consumption
+        # stays paused, the reason logged, until Redis takes writes again
         client.config_set('min-replicas-to-write', 1)
+        try:
+            n = len(d.lines)
+            for i in range(10):
+                s.send('leads.email', b'r-%d' % i, email('r-%d' % i, 'rw%d' % i, NOW + 150 + i))
+            s.flush()
+            o = self.wait_ready(False, r'^redis: unreachable; consumption is paused',
+                                daemon=d)
+            d.wait_for_log(r'msg="resync failed" .*NOREPLICAS', timeout=30, since=n)
+        finally:
+            client.config_set('min-replicas-to-write', 0)
+        tp.wait_offsets(client, 'ls:', group, s.ends, 60, d)
+        self.wait_ready(True)
+
+        # Redis answers and takes the epoch but refuses the commit (its
+        # offsets write, HSET, is not allowed): each batch fails at its
+        # commit and is replayed
+        client.execute_command('ACL', 'SETUSER', 'default', '-hset')
         try:
             for i in range(10):
                 s.send('leads.email', b'r-%d' % i, email('r-%d' % i, 'rf%d' % i, NOW + 200 + i))
@@ -255,7 +274,7 @@ class Readiness(PoisonTest):
             gauge = samples(self.metrics(), 'leadscore_batches_failed_consecutive')
             self.assertGreaterEqual(gauge[frozenset()], 1.0, gauge)
         finally:
-            client.config_set('min-replicas-to-write', 0)
+            client.execute_command('ACL', 'SETUSER', 'default', '+hset')
         tp.wait_offsets(client, 'ls:', group, s.ends, 60, d)
         self.wait_ready(True)
         self.assertEqual(d.terminate(), 0, d.tail())
