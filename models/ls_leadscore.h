@@ -119,7 +119,8 @@ ls_leadscore_model *ls_leadscore_get(ls_leadscore *s, uint32_t key,
 
 /*
  * The version of a lead's next ScoreChange for a model: above prev (the
- * last committed one) and at least epoch << 32, so that whatever is
+ * one the lead holds: committed, or published earlier in this epoch) and
+ * at least epoch << 32, so that whatever is
  * published in a later replay epoch (ls_store_next_epoch) is above
  * everything published in an earlier one, committed or not, as long as
  * fewer than 2^32 versions of one lead and model are published in one
