@@ -135,7 +135,6 @@ struct ls_pipeline {
 	uint64_t dr_skipped;   /* ScoreChanges refused for good in delivery reports */
 	int64_t waiting_since_ms; /* records read and not committed since; 0: none */
 	int64_t last_fail_ms;  /* when a batch was last thrown away */
-	char last_error[256];  /* why the last batch failed, until a commit */
 	size_t dlq_in_batch;   /* dead letters since the last commit */
 	int64_t last_commit_ms;
 	uint64_t dlq_delivery_errors;
@@ -548,7 +547,6 @@ static void fail_batch(ls_pipeline *p, const char *why)
 	}
 	p->st.failed_batches_in_row++;
 	p->last_fail_ms = ls_clock_mono_ms();
-	snprintf(p->last_error, sizeof p->last_error, "%s", why);
 	/* what was read waits to be read again */
 	if (p->waiting_since_ms == 0)
 		p->waiting_since_ms = ls_clock_mono_ms();
@@ -1426,7 +1424,6 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
 static void committed_progress(ls_pipeline *p)
 {
 	p->st.failed_batches_in_row = 0;
-	p->last_error[0] = '\0';
 	p->waiting_since_ms = p->n_held > 0 ? p->last_commit_ms : 0;
 }
 
@@ -2152,7 +2149,6 @@ void ls_pipeline_health_get(const ls_pipeline *p, ls_pipeline_health *h)
 	h->waiting_ms = p->waiting_since_ms != 0 ? ls_clock_mono_ms() - p->waiting_since_ms : 0;
 	if (h->waiting_ms == 0 && p->waiting_since_ms != 0)
 		h->waiting_ms = 1;
-	h->last_error = p->last_error;
 }
 struct ls_scorer *ls_pipeline_scorer(const ls_pipeline *p) { return p->scorer; }
 const ls_lead_conf *ls_pipeline_lead_conf(const ls_pipeline *p) { return &p->lead_conf; }

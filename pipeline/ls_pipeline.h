@@ -137,7 +137,6 @@ typedef struct ls_pipeline_stats {
 typedef struct ls_pipeline_health {
 	uint64_t failed_in_row; /* batches thrown away since the last commit */
 	int64_t waiting_ms;     /* records read but not committed for this long; 0: none wait */
-	const char *last_error; /* why the last batch failed ("" if none since the last commit) */
 } ls_pipeline_health;
 
 
@@ -204,7 +203,7 @@ uint64_t ls_pipeline_checkpoints(const ls_pipeline *p);
 struct ls_scorer *ls_pipeline_scorer(const ls_pipeline *p);
 
 bool ls_pipeline_paused(const ls_pipeline *p);
-/* The loop's health now (last_error points into p, valid until the next step). */
+/* The loop's health now, for /readyz (the failures themselves are logged). */
 void ls_pipeline_health_get(const ls_pipeline *p, ls_pipeline_health *h);
 const ls_pipeline_stats *ls_pipeline_stats_get(const ls_pipeline *p);
 const ls_feature_set *ls_pipeline_features(const ls_pipeline *p);
