@@ -1,4 +1,4 @@
-/* Unit tests for daemon/ls_log: the line format operators and journald see. */
+/* Unit tests for base/ls_log: the line format operators and journald see. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
