@@ -1424,55 +1424,6 @@ int ls_codec_decode_bandit_decision(ls_codec *c, const void *buf, size_t len,
 	return check_bandit_decision(out, err);
 }
 
-/* --- ls_buf ---------------------------------------------------------------- */
-
-void ls_buf_init(ls_buf *b)
-{
-	b->data = NULL;
-	b->len = 0;
-	b->cap = 0;
-}
-
-int ls_buf_reserve(ls_buf *b, size_t extra)
-{
-	if (extra > SIZE_MAX - b->len)
-		return -1;
-	size_t need = b->len + extra;
-	if (need <= b->cap)
-		return 0;
-	size_t cap = b->cap < 64 ? 64 : b->cap;
-	while (cap < need)
-		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	uint8_t *p = realloc(b->data, cap);
-	if (p == NULL)
-		return -1;
-	b->data = p;
-	b->cap = cap;
-	return 0;
-}
-
-int ls_buf_append(ls_buf *b, const void *p, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (ls_buf_reserve(b, n) != 0)
-		return -1;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-void ls_buf_reset(ls_buf *b)
-{
-	b->len = 0;
-}
-
-void ls_buf_free(ls_buf *b)
-{
-	free(b->data);
-	ls_buf_init(b);
-}
-
 /* --- encoding -------------------------------------------------------------- */
 
 /* Errors are sticky so the per-kind writers read as straight-line code and

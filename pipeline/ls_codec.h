@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "ls_arena.h"
+#include "ls_buf.h"
 #include "ls_event.h"
 
 typedef struct ls_codec ls_codec;
@@ -78,22 +79,6 @@ const char *ls_codec_reason_name(ls_codec_reason r);
 
 /* Default for ls_codec_set_max_record_size: 1 MiB. */
 #define LS_CODEC_DEFAULT_MAX_RECORD ((size_t)1 << 20)
-
-/* --- growable byte buffer ------------------------------------------------ */
-
-typedef struct ls_buf {
-	uint8_t *data;
-	size_t len;
-	size_t cap;
-} ls_buf;
-
-void ls_buf_init(ls_buf *b);
-/* Make room for extra more bytes; 0 or -1 on OOM (buffer unchanged). */
-int ls_buf_reserve(ls_buf *b, size_t extra);
-int ls_buf_append(ls_buf *b, const void *p, size_t n);
-/* Forget the contents, keep the memory. */
-void ls_buf_reset(ls_buf *b);
-void ls_buf_free(ls_buf *b);
 
 /* --- output records ------------------------------------------------------ */
 
