@@ -29,6 +29,7 @@
 #include "ls_clock.h"
 #include "ls_codec.h"
 #include "ls_kafka.h"
+#include "ls_keys.h"
 #include "ls_log.h"
 #include "ls_redis.h"
 #include "ls_utf8.h"
@@ -176,15 +177,13 @@ ls_campaign_outcome ls_campaign_outcome_of(bool activation, long long reply)
 static int ckey(char *buf, size_t cap, const char *prefix, const char *campaign,
 		const char *suffix)
 {
-	int n = snprintf(buf, cap, "%s{bandit:%s}:%s", prefix, campaign, suffix);
-	return n < 0 || (size_t)n >= cap ? -1 : n;
+	return ls_keys_bandit(buf, cap, prefix, campaign, suffix);
 }
 
 /* A decision's record: "<prefix>{bandit:<campaign>}:d:<id>". */
 static int dkey(char *buf, size_t cap, const char *prefix, const char *campaign, const char *id)
 {
-	int n = snprintf(buf, cap, "%s{bandit:%s}:d:%s", prefix, campaign, id);
-	return n < 0 || (size_t)n >= cap ? -1 : n;
+	return ls_keys_bandit_decision(buf, cap, prefix, campaign, id);
 }
 
 /*

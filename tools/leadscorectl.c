@@ -66,6 +66,7 @@
 #include "ls_config.h"
 #include "ls_ftrl.h"
 #include "ls_kafka.h"
+#include "ls_keys.h"
 #include "ls_lead.h"
 #include "ls_leadscore.h"
 #include "ls_log.h"
@@ -141,8 +142,10 @@ static int load_model(ls_store *store, const ls_config *cfg,
 {
 	memset(out, 0, sizeof *out);
 	char km[KEY_MAX], ke[KEY_MAX], kl[KEY_MAX];
-	if (ls_scorer_model_keys(cfg->redis.key_prefix, spec->name, km, ke, kl,
-				 KEY_MAX) != 0) {
+	const char *prefix = cfg->redis.key_prefix;
+	if (ls_keys_model(km, KEY_MAX, prefix, spec->name) < 0 ||
+	    ls_keys_model_eval(ke, KEY_MAX, prefix, spec->name) < 0 ||
+	    ls_keys_model_log(kl, KEY_MAX, prefix, spec->name) < 0) {
 		snprintf(err, errlen, "model %s: key names too long", spec->name);
 		return -1;
 	}
@@ -778,14 +781,6 @@ static void eval_dedupe(eval_log *log)
 			log->d[i].state = EVAL_DUPLICATE;
 }
 
-/* "<prefix>{bandit:<campaign>}:<suffix>"; -1 when it does not fit. */
-static int eval_key(char *buf, size_t cap, const char *prefix, const char *campaign,
-		    const char *suffix)
-{
-	int n = snprintf(buf, cap, "%s{bandit:%s}:%s", prefix, campaign, suffix);
-	return n < 0 || (size_t)n >= cap ? -1 : n;
-}
-
 static bool reply_str(const redisReply *r)
 {
 	return r != NULL && r->type == REDIS_REPLY_STRING;
@@ -839,7 +834,7 @@ static int eval_classify(const ls_campaign_spec *sp, eval_decision *d, const red
 static int eval_fetch(redisContext *rc, const char *prefix, const ls_campaign_spec *sp,
 		      eval_log *log, char *err, size_t errlen)
 {
-	char key[KEY_MAX], suffix[LS_DECISION_ID_MAX + 3];
+	char key[KEY_MAX];
 	size_t *idx = malloc(EVAL_BATCH * sizeof *idx);
 	if (idx == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -852,9 +847,8 @@ static int eval_fetch(redisContext *rc, const char *prefix, const ls_campaign_sp
 			eval_decision *d = &log->d[start];
 			if (d->state != EVAL_USED)
 				continue;
-			snprintf(suffix, sizeof suffix, "d:%s", d->id);
 			if (strlen(d->id) >= LS_DECISION_ID_MAX ||
-			    eval_key(key, sizeof key, prefix, sp->id, suffix) < 0) {
+			    ls_keys_bandit_decision(key, sizeof key, prefix, sp->id, d->id) < 0) {
 				d->state = EVAL_BAD_RECORD; /* not an id the daemon makes */
 				continue;
 			}
@@ -943,7 +937,7 @@ static int eval_posterior_build(redisContext *rc, const char *prefix,
 			ep->names[w++] = ep->names[i];
 	ep->n = w;
 	char key[KEY_MAX];
-	if (eval_key(key, sizeof key, prefix, sp->id, "counts") < 0) {
+	if (ls_keys_bandit(key, sizeof key, prefix, sp->id, LS_KEYS_BANDIT_COUNTS) < 0) {
 		snprintf(err, errlen, "key prefix too long");
 		return -1;
 	}
