@@ -3,9 +3,11 @@
  * built in one place.
  *
  * <p> is redis.key_prefix (default "ls:", may be ""); <m> a model name,
- * <C> a campaign id, <g> kafka.group_id, <part> a Kafka partition in
- * decimal. Every key is byte-for-byte what earlier versions wrote, so an
- * upgrade finds its state: change nothing here without a migration.
+ * C a campaign id, <group_id> kafka.group_id, <partition> a Kafka
+ * partition in decimal, <id> a decision id. Every key is byte-for-byte
+ * what earlier versions wrote, so an upgrade finds its state: change
+ * nothing here without a migration (tests/test_keys.c holds this table,
+ * the README's and the functions to the same keys).
  *
  * key                     type    TTL                content
  *                                                    w: written by; r: read by
@@ -14,7 +16,7 @@
  *                                 refreshed by each  w: loop, SET PX in the batch commit
  *                                 write              r: loop, HTTP /v1/leads/{lead_id},
  *                                                      leadscorectl lead
- * <p>offsets:<g>          hash    none               field "<topic>:<partition>", value the
+ * <p>offsets:<group_id>   hash    none               field "<topic>:<partition>", value the
  *                                                    next offset to consume, decimal
  *                                                    w: loop, the batch commit
  *                                                    r: loop on assignment, leadscorectl
@@ -31,15 +33,15 @@
  * <p>model:<m>:log        list    none (the          learning-log entries, one per label
  *                                 checkpoint LTRIMs  w: loop, RPUSH in the batch commit
  *                                 what it folded)    r: scorer checkpoint, leadscorectl
- * <p>rescore:<part>       zset    none (members go   member lead id, score the ms of
+ * <p>rescore:<partition>  zset    none (members go   member lead id, score the ms of
  *                                 when done)         partition event time it is due at
  *                                                    w: loop, the batch commit
  *                                                    r: sweeps (ZRANGEBYSCORE)
- * <p>due:<m>:<part>       zset    none (ditto)       member lead id, score its label
+ * <p>due:<m>:<partition>  zset    none (ditto)       member lead id, score its label
  *                                                    deadline ms for model m
  *                                                    w: loop, the batch commit
  *                                                    r: sweeps
- * <p>{bandit:<C>}:counts  hash    none               "n:<arm>:<bkt>" trials and
+ * <p>{bandit:C}:counts    hash    none               "n:<arm>:<bkt>" trials and
  *                                                    "r:<arm>:<bkt>" rewards in millionths
  *                                                    (bkt "" = campaign-wide); "b:<bkt>" 1
  *                                                    per stored bucket, "nb" their number,
@@ -47,21 +49,21 @@
  *                                                    w: campaign Lua scripts (reward, trim)
  *                                                    r: campaign snapshot (HGET v, HGETALL),
  *                                                       leadscorectl evaluate
- * <p>{bandit:<C>}:d:<id>  hash    activation_timeout one decision: lead, arm, bkt, ts, win,
+ * <p>{bandit:C}:d:<id>    hash    activation_timeout one decision: lead, arm, bkt, ts, win,
  *                                 after the          st (0 waiting, 1 active, 2 resolved),
  *                                 decision, then     act (activation ms), rw (reward)
  *                                 reward_window +    w: campaign writer thread (HSET,
  *                                 1 h after its         PEXPIRE), activate/reward scripts
  *                                 activation         r: scripts, leadscorectl evaluate
  *                                                       (HMGET st arm bkt rw)
- * <p>{bandit:<C>}:pending zset    none (members go   member decision id, score the end of
+ * <p>{bandit:C}:pending   zset    none (members go   member decision id, score the end of
  *                                 when resolved)     its reward window, ms
  *                                                    w: writer thread (ZADD), activate
  *                                                       script; reward/expiry ZREM
  *                                                    r: expiry sweep
  *
  * Hash tags (Redis Cluster). {<lead_id>} puts everything stored for one
- * lead in one slot. {bandit:<C>} puts a campaign's keys in one slot, so
+ * lead in one slot. {bandit:C} puts a campaign's keys in one slot, so
  * each of its Lua scripts (which take the keys as KEYS[], never build
  * one) touches one slot. The batch commit, however, spans many leads,
  * the offsets hash, the model logs and the schedules in one MULTI/EXEC,

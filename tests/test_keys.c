@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,6 +160,118 @@ START_TEST(test_hash_tags)
 }
 END_TEST
 
+/* ------------------------------------------------- the documented tables */
+
+/* The file at LS_SOURCE_ROOT/name, NUL-terminated (the test leaks it). */
+static char *source_text(const char *name)
+{
+	const char *root = getenv("LS_SOURCE_ROOT");
+	ck_assert_msg(root != NULL, "LS_SOURCE_ROOT is not set");
+	char path[1024];
+	int n = snprintf(path, sizeof path, "%s/%s", root, name);
+	ck_assert(n > 0 && (size_t)n < sizeof path);
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	static char buf[4][262144];
+	static size_t used;
+	ck_assert_uint_lt(used, 4);
+	char *text = buf[used++];
+	size_t len = fread(text, 1, sizeof buf[0] - 1, f);
+	ck_assert_uint_lt(len, sizeof buf[0] - 1);
+	text[len] = '\0';
+	fclose(f);
+	return text;
+}
+
+/*
+ * A documented pattern with its placeholders replaced by std_args'
+ * values, so it can be compared with what the builders make.
+ */
+static void expand(const char *pattern, size_t len, char *out, size_t cap)
+{
+	static const struct {
+		const char *ph, *val;
+	} ph[] = {
+		{ "<p>", "ls:" }, { "<lead_id>", "lead-7" }, { "<id>", "lead-7" },
+		{ "<group_id>", "m1" }, { "<m>", "m1" }, { "{bandit:C}", "{bandit:m1}" },
+		{ "<partition>", "3" },
+	};
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t k = 0;
+		while (k < sizeof ph / sizeof ph[0] &&
+		       strncmp(pattern + i, ph[k].ph, strlen(ph[k].ph)) != 0)
+			k++;
+		const char *v = k < sizeof ph / sizeof ph[0] ? ph[k].val : NULL;
+		size_t vl = v != NULL ? strlen(v) : 1;
+		ck_assert_uint_lt(o + vl, cap);
+		memcpy(out + o, v != NULL ? v : pattern + i, vl);
+		o += vl;
+		i += v != NULL ? strlen(ph[k].ph) : 1;
+	}
+	out[o] = '\0';
+}
+
+/* Each documented key matches one family; every family is documented. */
+static void check_documented(const char *where, const char *const *patterns,
+			     const size_t *lens, size_t n)
+{
+	int seen[N_FAMILIES] = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		char key[256];
+		expand(patterns[i], lens[i], key, sizeof key);
+		size_t f = 0;
+		while (f < N_FAMILIES && strcmp(families[f].want, key) != 0)
+			f++;
+		ck_assert_msg(f < N_FAMILIES, "%s documents %.*s, which no builder makes",
+			      where, (int)lens[i], patterns[i]);
+		seen[f]++;
+	}
+	for (size_t f = 0; f < N_FAMILIES; f++)
+		ck_assert_msg(seen[f] == 1, "%s documents the %s key %d times", where,
+			      families[f].what, seen[f]);
+}
+
+/* The table opening ls_keys.h: rows are the lines " * <p>KEY ...". */
+START_TEST(test_header_table)
+{
+	const char *text = source_text("pipeline/ls_keys.h");
+	const char *patterns[32];
+	size_t lens[32], n = 0;
+	for (const char *l = strstr(text, "\n * <p>"); l != NULL; l = strstr(l + 1, "\n * <p>")) {
+		const char *k = l + 4;
+		size_t len = strcspn(k, " \n");
+		if (len == 3)
+			continue; /* "<p> is ...", the legend */
+		ck_assert_uint_lt(n, 32);
+		patterns[n] = k;
+		lens[n++] = len;
+	}
+	check_documented("ls_keys.h", patterns, lens, n);
+}
+END_TEST
+
+/* The README's "Redis keys" table: the first cell of each row. */
+START_TEST(test_readme_table)
+{
+	char *text = source_text("README.md");
+	char *sec = strstr(text, "\n### Redis keys\n");
+	ck_assert_msg(sec != NULL, "README.md has no \"### Redis keys\" section");
+	char *end = strstr(sec + 1, "\n#");
+	if (end != NULL)
+		*end = '\0';
+	const char *patterns[32];
+	size_t lens[32], n = 0;
+	for (const char *l = strstr(sec, "\n| `"); l != NULL; l = strstr(l + 1, "\n| `")) {
+		const char *k = l + 4;
+		ck_assert_uint_lt(n, 32);
+		patterns[n] = k;
+		lens[n++] = strcspn(k, "`");
+	}
+	check_documented("README.md", patterns, lens, n);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("keys");
@@ -169,6 +282,8 @@ int main(void)
 	tcase_add_test(tc, test_partitions);
 	tcase_add_test(tc, test_bandit_parts);
 	tcase_add_test(tc, test_hash_tags);
+	tcase_add_test(tc, test_header_table);
+	tcase_add_test(tc, test_readme_table);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

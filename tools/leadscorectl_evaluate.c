@@ -697,4 +697,3 @@ int eval_parse(const ls_config *cfg, const char *campaign, const char *target,
 	}
 	return 0;
 }
-
