@@ -80,6 +80,7 @@
 #ifndef LS_KEYS_H
 #define LS_KEYS_H
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,6 +90,13 @@
  * run time.
  */
 #define LS_KEYS_OVERHEAD 32
+
+/*
+ * A field of the offsets hash, "<topic>:<partition>": a printf format for
+ * (const char *topic, int32_t partition), for callers that format fields
+ * straight into their command text.
+ */
+#define LS_KEYS_OFFSETS_FIELD "%s:%" PRId32
 
 /* The campaign keys ls_keys_bandit() builds, by their final part. */
 #define LS_KEYS_BANDIT_COUNTS "counts"

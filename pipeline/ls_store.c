@@ -508,7 +508,7 @@ static int append_offsets_hset(ls_store *st, const ls_store_offset *o,
 {
 	size_t used = 0, count = 0;
 	for (size_t i = 0; i < no; i++) {
-		if (text_add(st, &used, &count, "%s:%" PRId32, o[i].topic,
+		if (text_add(st, &used, &count, LS_KEYS_OFFSETS_FIELD, o[i].topic,
 			     o[i].partition) != 0 ||
 		    text_add(st, &used, &count, "%" PRId64,
 			     o[i].next_offset) != 0)
@@ -706,7 +706,7 @@ int ls_store_load_offsets(ls_store *st, ls_store_offset *o, size_t n,
 		return 0;
 	size_t used = 0, count = 0;
 	for (size_t i = 0; i < n; i++)
-		if (text_add(st, &used, &count, "%s:%" PRId32, o[i].topic,
+		if (text_add(st, &used, &count, LS_KEYS_OFFSETS_FIELD, o[i].topic,
 			     o[i].partition) != 0) {
 			ls_set_err(err, errlen, "load offsets: out of memory");
 			return -1;
