@@ -68,8 +68,8 @@
  * one) touches one slot. The batch commit, however, spans many leads,
  * the offsets hash, the model logs and the schedules in one MULTI/EXEC,
  * i.e. many slots: the deployment is a single Redis primary (optionally
- * with replicas), not Cluster. The other families carry no tag for that
- * reason.
+ * with replicas), not Cluster; the other families carry no tag, as
+ * nothing would gain from one.
  *
  * Functions: each builds one key, NUL-terminated, into buf[0..cap) and
  * returns its length, or -1 when it does not fit (buf is then "" if cap
