@@ -127,6 +127,7 @@ yaml_node_t *ls_conf_mapping_value(yaml_document_t *doc, yaml_node_t *map, const
 	}
 	return NULL;
 }
+
 /* ------------------------------------------------------------------ */
 /* Walking the YAML document                                           */
 /* ------------------------------------------------------------------ */
@@ -518,6 +519,24 @@ size_t ls_conf_seq_len(const yaml_node_t *seq)
 {
 	return (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
 }
+
+yaml_node_t *ls_conf_seq_entry(loader *ld, yaml_node_t *seq, size_t i, const char *disp,
+			       char *key, size_t keylen)
+{
+	yaml_node_t *item = ls_conf_seq_item(ld, seq, i);
+	if (item != NULL)
+		ls_conf_key_printf(key, keylen, "%s[%zu]", disp, i);
+	return item;
+}
+bool ls_conf_expect_seq(loader *ld, yaml_node_t *node, const char *disp, const char *what)
+{
+	if (node->type == YAML_SEQUENCE_NODE)
+		return true;
+	ls_conf_error(ld, node->start_mark, disp, "expected %s, got %s", what,
+		      ls_conf_is_null(node) ? "null" : ls_conf_node_kind(node));
+	return false;
+}
+
 /* A sequence of scalars for the list keys; false (reported) otherwise. */
 bool ls_conf_scalar_list(loader *ld, yaml_node_t *node, const char *disp, const char *example,
 			size_t max)
@@ -534,11 +553,10 @@ bool ls_conf_scalar_list(loader *ld, yaml_node_t *node, const char *disp, const 
 	}
 	bool ok = true;
 	for (size_t i = 0; i < ls_conf_seq_len(node); i++) {
-		yaml_node_t *item = ls_conf_seq_item(ld, node, i);
 		char idisp[KEY_MAX + 16];
+		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
 		if (item == NULL)
 			continue;
-		ls_conf_key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
 		if (item->type != YAML_SCALAR_NODE || ls_conf_is_null(item)) {
 			ls_conf_error(ld, item->start_mark, idisp, "expected a name, got %s",
 				 ls_conf_is_null(item) ? "null" : ls_conf_node_kind(item));
@@ -569,11 +587,10 @@ bool ls_conf_name_list(loader *ld, yaml_node_t *node, const char *disp, const ch
 	}
 	bool ok = true;
 	for (size_t i = 0; i < len; i++) {
-		yaml_node_t *item = ls_conf_seq_item(ld, node, i);
 		char idisp[KEY_MAX + 16], qb[72];
+		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
 		if (item == NULL)
 			continue;
-		ls_conf_key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
 		const char *name = (const char *)item->data.scalar.value;
 		const char *why = check != NULL ? check(name) : NULL;
 		if (why == NULL && strlen(name) >= width)

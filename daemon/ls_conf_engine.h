@@ -98,9 +98,14 @@ yaml_node_t *ls_conf_mapping_value(yaml_document_t *doc, yaml_node_t *map, const
 yaml_mark_t ls_conf_value_mark(loader *ld, yaml_node_t *item_node, const char *key);
 yaml_node_t *ls_conf_seq_item(loader *ld, yaml_node_t *seq, size_t i);
 size_t ls_conf_seq_len(const yaml_node_t *seq);
+/* Item i of seq, its key "disp[i]" written to key; NULL if there is none. */
+yaml_node_t *ls_conf_seq_entry(loader *ld, yaml_node_t *seq, size_t i, const char *disp,
+			       char *key, size_t keylen);
 const char *ls_conf_node_kind(const yaml_node_t *n);
 bool ls_conf_is_null(const yaml_node_t *n);
 const char *ls_conf_scalar_text(loader *ld, yaml_node_t *n, const char *key);
+/* True if node is a sequence; else reports "expected <what>, got ..." at it. */
+bool ls_conf_expect_seq(loader *ld, yaml_node_t *node, const char *disp, const char *what);
 bool ls_conf_scalar_list(loader *ld, yaml_node_t *node, const char *disp, const char *example,
 			 size_t max);
 bool ls_conf_name_list(loader *ld, yaml_node_t *node, const char *disp, const char *example,

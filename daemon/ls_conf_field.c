@@ -294,16 +294,23 @@ const char *ls_conf_type_name(const field *f)
 	return f->type == FT_CUSTOM ? f->custom->type_name : type_names[f->type];
 }
 
-static void symbol_list(const enum_symbol *syms, char *buf, size_t buflen)
+void ls_conf_join_names(char *buf, size_t buflen, const char *(*name_at)(int i, const void *ctx),
+			const void *ctx)
 {
 	size_t len = 0;
 	buf[0] = '\0';
-	for (size_t i = 0; syms[i].name != NULL; i++) {
-		int n = snprintf(buf + len, buflen - len, "%s%s", i > 0 ? ", " : "", syms[i].name);
+	for (int i = 0; name_at(i, ctx) != NULL; i++) {
+		int n = snprintf(buf + len, buflen - len, "%s%s", i > 0 ? ", " : "", name_at(i, ctx));
 		if (n < 0 || (size_t)n >= buflen - len)
 			return;
 		len += (size_t)n;
 	}
+}
+
+static const char *symbol_at(int i, const void *ctx)
+{
+	const enum_symbol *syms = ctx;
+	return syms[i].name;
 }
 
 /*
@@ -405,7 +412,7 @@ int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null
 			}
 		}
 		char list[256];
-		symbol_list(f->symbols, list, sizeof list);
+		ls_conf_join_names(list, sizeof list, symbol_at, f->symbols);
 		snprintf(msg, msglen, "expected one of %s, got %s", list, ls_conf_quote(text, qb, sizeof qb));
 		return -1;
 	}

@@ -166,6 +166,10 @@ void ls_conf_set_count(void *base, size_t offset, size_t n);
 const char *ls_conf_str_get(const field *f, const void *base);
 bool ls_conf_str_equal(const char *a, const char *b);
 
+/* "A, B, C": name_at(0, ctx), name_at(1, ctx), ... up to the first NULL,
+ * shortened at a whole name when buf is full. */
+void ls_conf_join_names(char *buf, size_t buflen, const char *(*name_at)(int i, const void *ctx),
+			const void *ctx);
 /* "a duration", "true or false": what a row expects, for messages. */
 const char *ls_conf_type_phrase(const field *f);
 /* The type as the README table names it ("duration", "sequence"). */

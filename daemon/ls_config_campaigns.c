@@ -163,6 +163,12 @@ static bool arms_equal(const void *a, const void *b)
 	       ls_conf_names_equal(&x->arms[0][0], &y->arms[0][0], x->n_arms, LS_CAMPAIGN_ID_MAX);
 }
 
+static const char *email_type_at(int i, const void *ctx)
+{
+	(void)ctx;
+	return i < LS_EMAIL__COUNT ? ls_email_type_name((ls_email_type)i) : NULL;
+}
+
 static void parse_rewards(loader *ld, const field *f, void *base, yaml_node_t *node,
 			  const char *disp)
 {
@@ -193,15 +199,7 @@ static void parse_rewards(loader *ld, const field *f, void *base, yaml_node_t *n
 		int t = ls_email_type_from_name(name);
 		if (t < 0) {
 			char list[256];
-			size_t len = 0;
-			list[0] = '\0';
-			for (int j = 0; j < LS_EMAIL__COUNT; j++) {
-				int wr = snprintf(list + len, sizeof list - len, "%s%s", j > 0 ? ", " : "",
-						  ls_email_type_name((ls_email_type)j));
-				if (wr < 0 || (size_t)wr >= sizeof list - len)
-					break;
-				len += (size_t)wr;
-			}
+			ls_conf_join_names(list, sizeof list, email_type_at, NULL);
 			ls_conf_error(ld, k->start_mark, kdisp, "unknown email event type %s (expected one of %s)",
 				 ls_conf_quote(name, qb, sizeof qb), list);
 			ok = false;

@@ -192,6 +192,11 @@ static const char *type_symbol(ls_source s, int i)
 	}
 }
 
+static const char *type_symbol_at(int i, const void *ctx)
+{
+	return type_symbol(*(const ls_source *)ctx, i);
+}
+
 static const char *type_noun(ls_source s)
 {
 	switch (s) {
@@ -213,12 +218,9 @@ static void parse_types(loader *ld, const field *f, void *base, yaml_node_t *nod
 {
 	(void)f;
 	(void)base;
-	if (node->type != YAML_SEQUENCE_NODE) {
-		ls_conf_error(ld, node->start_mark, disp,
-			 "expected a sequence of event types such as [OPENED, CLICKED], got %s",
-			 ls_conf_is_null(node) ? "null" : ls_conf_node_kind(node));
+	if (!ls_conf_expect_seq(ld, node, disp,
+				"a sequence of event types such as [OPENED, CLICKED]"))
 		return;
-	}
 	size_t n = ls_conf_seq_len(node);
 	if (n == 0) {
 		ls_conf_error(ld, node->start_mark, disp,
@@ -226,11 +228,10 @@ static void parse_types(loader *ld, const field *f, void *base, yaml_node_t *nod
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = ls_conf_seq_item(ld, node, i);
 		char idisp[KEY_MAX + 16];
+		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
 		if (item == NULL)
 			continue;
-		ls_conf_key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
 		if (item->type != YAML_SCALAR_NODE || ls_conf_is_null(item))
 			ls_conf_error(ld, item->start_mark, idisp, "expected an event type, got %s",
 				 ls_conf_is_null(item) ? "null" : ls_conf_node_kind(item));
@@ -259,11 +260,10 @@ static bool resolve_types(loader *ld, ls_feature_spec *f, yaml_node_t *node, con
 		return false;
 	}
 	for (size_t i = 0; i < ls_conf_seq_len(node); i++) {
-		yaml_node_t *item = ls_conf_seq_item(ld, node, i);
 		char ikey[KEY_MAX + 16], qb[72];
+		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, key, ikey, sizeof ikey);
 		if (item == NULL)
 			continue;
-		ls_conf_key_printf(ikey, sizeof ikey, "%s[%zu]", key, i);
 		const char *name = (const char *)item->data.scalar.value;
 		int t = -1;
 		for (int j = 0; type_symbol(f->source, j) != NULL && t < 0; j++)
@@ -271,15 +271,7 @@ static bool resolve_types(loader *ld, ls_feature_spec *f, yaml_node_t *node, con
 				t = j;
 		if (t < 0) {
 			char list[256];
-			size_t len = 0;
-			list[0] = '\0';
-			for (int j = 0; type_symbol(f->source, j) != NULL; j++) {
-				int w = snprintf(list + len, sizeof list - len, "%s%s", j > 0 ? ", " : "",
-						 type_symbol(f->source, j));
-				if (w < 0 || (size_t)w >= sizeof list - len)
-					break;
-				len += (size_t)w;
-			}
+			ls_conf_join_names(list, sizeof list, type_symbol_at, &f->source);
 			ls_conf_error(ld, item->start_mark, ikey, "unknown %s %s (expected one of %s)",
 				 type_noun(f->source), ls_conf_quote(name, qb, sizeof qb), list);
 			ok = false;
@@ -317,12 +309,9 @@ static void parse_windows(loader *ld, const field *f, void *base, yaml_node_t *n
 	ls_feature_spec *spec = base;
 
 	(void)f;
-	if (node->type != YAML_SEQUENCE_NODE) {
-		ls_conf_error(ld, node->start_mark, disp,
-			 "expected a sequence of windows such as [24h, 7d], got %s",
-			 ls_conf_is_null(node) ? "null" : ls_conf_node_kind(node));
+	if (!ls_conf_expect_seq(ld, node, disp,
+				"a sequence of windows such as [24h, 7d]"))
 		return;
-	}
 	size_t n = ls_conf_seq_len(node);
 	if (n == 0 || n > LS_FEATURE_MAX_WINDOWS) {
 		ls_conf_error(ld, node->start_mark, disp, "expected 1 to %d windows, got %zu",
@@ -332,12 +321,11 @@ static void parse_windows(loader *ld, const field *f, void *base, yaml_node_t *n
 	memset(spec->windows, 0, sizeof spec->windows);
 	spec->n_windows = n;
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = ls_conf_seq_item(ld, node, i);
 		char idisp[KEY_MAX + 16], msg[512], lb[32];
 		ls_window_spec w = { 0, 0 };
+		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
 		if (item == NULL)
 			continue;
-		ls_conf_key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
 		size_t before = ld->eb->n_errors;
 		if (item->type == YAML_SCALAR_NODE) {
 			const char *text = ls_conf_scalar_text(ld, item, idisp);
@@ -563,11 +551,10 @@ static void features_finish_all(loader *ld, void *items, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (specs[i].kind == LS_FEATURE_WINDOWED)
 			continue;
-		yaml_node_t *item = ls_conf_seq_item(ld, seq_node, i);
 		char idisp[KEY_MAX];
+		yaml_node_t *item = ls_conf_seq_entry(ld, seq_node, i, disp, idisp, sizeof idisp);
 		if (item == NULL)
 			continue;
-		ls_conf_key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
 		if (!check_operand(ld, specs, n, item, idisp, "a", specs[i].a))
 			ok = false;
 		if (specs[i].b[0] != '\0' &&

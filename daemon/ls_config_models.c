@@ -216,6 +216,12 @@ const char *ls_config_check_input_key(const char *s)
 }
 
 
+static const char *outcome_type_at(int i, const void *ctx)
+{
+	(void)ctx;
+	return i < LS_OUTCOME__COUNT ? ls_outcome_type_name((ls_outcome_type)i) : NULL;
+}
+
 /* positive / negative: LeadOutcome symbols into the mask at f->offset. */
 static void parse_outcomes(loader *ld, const field *f, void *base, yaml_node_t *node,
 			   const char *disp, bool allow_empty)
@@ -229,24 +235,15 @@ static void parse_outcomes(loader *ld, const field *f, void *base, yaml_node_t *
 	uint32_t mask = 0;
 	bool ok = true;
 	for (size_t i = 0; i < ls_conf_seq_len(node); i++) {
-		yaml_node_t *item = ls_conf_seq_item(ld, node, i);
 		char idisp[KEY_MAX + 16], qb[72];
+		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
 		if (item == NULL)
 			continue;
-		ls_conf_key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
 		const char *name = (const char *)item->data.scalar.value;
 		int o = ls_outcome_type_from_name(name);
 		if (o < 0) {
 			char list[256];
-			size_t len = 0;
-			list[0] = '\0';
-			for (int j = 0; j < LS_OUTCOME__COUNT; j++) {
-				int w = snprintf(list + len, sizeof list - len, "%s%s", j > 0 ? ", " : "",
-						 ls_outcome_type_name((ls_outcome_type)j));
-				if (w < 0 || (size_t)w >= sizeof list - len)
-					break;
-				len += (size_t)w;
-			}
+			ls_conf_join_names(list, sizeof list, outcome_type_at, NULL);
 			ls_conf_error(ld, item->start_mark, idisp, "unknown outcome type %s (expected one of %s)",
 				 ls_conf_quote(name, qb, sizeof qb), list);
 			ok = false;
@@ -313,12 +310,9 @@ static void parse_tiers(loader *ld, const field *f, void *base, yaml_node_t *nod
 	ls_model_spec *m = base;
 
 	(void)f;
-	if (node->type != YAML_SEQUENCE_NODE) {
-		ls_conf_error(ld, node->start_mark, disp,
-			 "expected a sequence of tiers such as [{name: cold}, {name: hot, min: 0.7}], got %s",
-			 ls_conf_is_null(node) ? "null" : ls_conf_node_kind(node));
+	if (!ls_conf_expect_seq(ld, node, disp,
+				"a sequence of tiers such as [{name: cold}, {name: hot, min: 0.7}]"))
 		return;
-	}
 	size_t n = ls_conf_seq_len(node);
 	if (n == 0 || n > LS_TIERS_MAX) {
 		ls_conf_error(ld, node->start_mark, disp, "expected 1 to %d tiers, got %zu",
@@ -330,13 +324,12 @@ static void parse_tiers(loader *ld, const field *f, void *base, yaml_node_t *nod
 	m->tiers.hysteresis = h;
 	m->tiers.n = n;
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = ls_conf_seq_item(ld, node, i);
 		char idisp[KEY_MAX + 16], key[KEY_MAX + 32];
 		tier_item t;
+		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
 		if (item == NULL)
 			continue;
 		memset(&t, 0, sizeof t);
-		ls_conf_key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
 		if (item->type != YAML_MAPPING_NODE) {
 			ls_conf_error(ld, item->start_mark, idisp,
 				 "expected a mapping of name and min, got %s", ls_conf_node_kind(item));
@@ -397,12 +390,9 @@ static void parse_crosses(loader *ld, const field *f, void *base, yaml_node_t *n
 	bool ok = true;
 
 	(void)f;
-	if (node->type != YAML_SEQUENCE_NODE) {
-		ls_conf_error(ld, node->start_mark, disp,
-			 "expected a sequence of pairs such as [[industry, size_band]], got %s",
-			 ls_conf_is_null(node) ? "null" : ls_conf_node_kind(node));
+	if (!ls_conf_expect_seq(ld, node, disp,
+				"a sequence of pairs such as [[industry, size_band]]"))
 		return;
-	}
 	size_t n = ls_conf_seq_len(node);
 	if (n > LS_MODEL_MAX_CROSSES) {
 		ls_conf_error(ld, node->start_mark, disp, "at most %d entries, got %zu",
@@ -411,11 +401,10 @@ static void parse_crosses(loader *ld, const field *f, void *base, yaml_node_t *n
 	}
 	memset(out, 0, sizeof out);
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *pair = ls_conf_seq_item(ld, node, i);
 		char idisp[KEY_MAX + 16], qb[72];
+		yaml_node_t *pair = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
 		if (pair == NULL)
 			continue;
-		ls_conf_key_printf(idisp, sizeof idisp, "%s[%zu]", disp, i);
 		if (pair->type != YAML_SEQUENCE_NODE || ls_conf_seq_len(pair) != 2) {
 			ls_conf_error(ld, pair->start_mark, idisp,
 				 "expected a pair of categorical keys such as [industry, size_band]");
