@@ -446,7 +446,7 @@ void ls_conf_walk_mapping(loader *ld, const field *tbl, size_t n, void *base, bo
 	     p < map->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
-		char rkey[KEY_MAX], dkey[KEY_MAX];
+		char row_name[KEY_MAX], shown_key[KEY_MAX];
 		if (k == NULL || v == NULL)
 			continue;
 		if (k->type != YAML_SCALAR_NODE) {
@@ -457,8 +457,8 @@ void ls_conf_walk_mapping(loader *ld, const field *tbl, size_t n, void *base, bo
 		const char *ks = ls_conf_scalar_text(ld, k, disp);
 		if (ks == NULL)
 			continue;
-		join_key(rkey, sizeof rkey, rel, ks);
-		join_key(dkey, sizeof dkey, disp, ks);
+		join_key(row_name, sizeof row_name, rel, ks);
+		join_key(shown_key, sizeof shown_key, disp, ks);
 
 		bool dup = false;
 		yaml_mark_t first = k->start_mark;
@@ -473,7 +473,7 @@ void ls_conf_walk_mapping(loader *ld, const field *tbl, size_t n, void *base, bo
 			}
 		}
 		if (dup) {
-			ls_conf_error(ld, k->start_mark, dkey,
+			ls_conf_error(ld, k->start_mark, shown_key,
 				 "duplicate key (first defined at line %zu, column %zu)",
 				 first.line + 1, first.column + 1);
 			continue;
@@ -481,32 +481,32 @@ void ls_conf_walk_mapping(loader *ld, const field *tbl, size_t n, void *base, bo
 
 		/* A dotted key ("kafka.brokers: x" at the top) would dodge the
 		 * duplicate check above, so only nesting spells a path. */
-		int idx = strchr(ks, '.') == NULL && ks[0] != '\0' ? find_field(tbl, n, rkey) : -1;
+		int idx = strchr(ks, '.') == NULL && ks[0] != '\0' ? find_field(tbl, n, row_name) : -1;
 		if (idx >= 0) {
 			set[idx] = true;
-			walk_value(ld, &tbl[idx], base, v, dkey);
+			walk_value(ld, &tbl[idx], base, v, shown_key);
 			continue;
 		}
-		if (strchr(ks, '.') == NULL && ks[0] != '\0' && is_section(tbl, n, rkey)) {
-			note_section(ld, dkey, v->start_mark);
+		if (strchr(ks, '.') == NULL && ks[0] != '\0' && is_section(tbl, n, row_name)) {
+			note_section(ld, shown_key, v->start_mark);
 			if (ls_conf_is_null(v))
 				continue; /* "redis:" with every key commented out */
 			if (v->type != YAML_MAPPING_NODE) {
-				ls_conf_error(ld, v->start_mark, dkey, "expected a mapping, got %s",
+				ls_conf_error(ld, v->start_mark, shown_key, "expected a mapping, got %s",
 					 ls_conf_node_kind(v));
 				continue;
 			}
-			ls_conf_walk_mapping(ld, tbl, n, base, set, v, rkey, dkey);
+			ls_conf_walk_mapping(ld, tbl, n, base, set, v, row_name, shown_key);
 			continue;
 		}
 		if (strchr(ks, '.') != NULL) {
-			ls_conf_error(ld, k->start_mark, dkey,
+			ls_conf_error(ld, k->start_mark, shown_key,
 				 "unknown key (nest sections as mappings instead of dotted keys)");
 			continue;
 		}
 		char known[256];
 		known_keys(tbl, n, rel, known, sizeof known);
-		ls_conf_error(ld, k->start_mark, dkey, "unknown key (expected one of: %s)", known);
+		ls_conf_error(ld, k->start_mark, shown_key, "unknown key (expected one of: %s)", known);
 	}
 }
 
@@ -587,7 +587,7 @@ bool ls_conf_name_list(loader *ld, yaml_node_t *node, const char *disp, const ch
 	}
 	bool ok = true;
 	for (size_t i = 0; i < len; i++) {
-		char idisp[KEY_MAX + 16], qb[72];
+		char idisp[KEY_MAX + 16], qbuf[72];
 		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
 		if (item == NULL)
 			continue;
@@ -596,7 +596,7 @@ bool ls_conf_name_list(loader *ld, yaml_node_t *node, const char *disp, const ch
 		if (why == NULL && strlen(name) >= width)
 			why = "too long";
 		if (why != NULL) {
-			ls_conf_error(ld, item->start_mark, idisp, "%s, got %s", why, ls_conf_quote(name, qb, sizeof qb));
+			ls_conf_error(ld, item->start_mark, idisp, "%s, got %s", why, ls_conf_quote(name, qbuf, sizeof qbuf));
 			ok = false;
 			continue;
 		}
@@ -604,7 +604,7 @@ bool ls_conf_name_list(loader *ld, yaml_node_t *node, const char *disp, const ch
 		for (size_t j = 0; j < i && !dup; j++)
 			dup = strcmp(tmp + j * width, name) == 0;
 		if (dup) {
-			ls_conf_error(ld, item->start_mark, idisp, "%s is listed twice", ls_conf_quote(name, qb, sizeof qb));
+			ls_conf_error(ld, item->start_mark, idisp, "%s is listed twice", ls_conf_quote(name, qbuf, sizeof qbuf));
 			ok = false;
 			continue;
 		}

@@ -41,7 +41,7 @@ void ls_conf_key_printf(char *out, size_t outlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A value quoted and shortened for an error message. */
+/* A value qbuf and shortened for an error message. */
 const char *ls_conf_quote(const char *s, char *buf, size_t buflen)
 {
 	return ls_log_quote(s, buf, buflen);
@@ -322,7 +322,7 @@ static const char *symbol_at(int i, const void *ctx)
 int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null,
 		     char *msg, size_t msglen)
 {
-	char qb[72];
+	char qbuf[72];
 
 	if (is_null) {
 		if (f->type == FT_STRING && (f->flags & F_NULLABLE)) {
@@ -347,7 +347,7 @@ int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null
 			return -1;
 		}
 		if (why != NULL) {
-			snprintf(msg, msglen, "%s, got %s", why, ls_conf_quote(text, qb, sizeof qb));
+			snprintf(msg, msglen, "%s, got %s", why, ls_conf_quote(text, qbuf, sizeof qbuf));
 			return -1;
 		}
 		char *dup = strdup(text);
@@ -363,7 +363,7 @@ int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null
 	case FT_INT: {
 		int64_t v;
 		if (parse_int(text, &v) != 0) {
-			snprintf(msg, msglen, "expected an integer, got %s", ls_conf_quote(text, qb, sizeof qb));
+			snprintf(msg, msglen, "expected an integer, got %s", ls_conf_quote(text, qbuf, sizeof qbuf));
 			return -1;
 		}
 		if (v < f->min || v > f->max) {
@@ -380,7 +380,7 @@ int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null
 		if (ls_conf_parse_duration(text, &v) != 0) {
 			snprintf(msg, msglen,
 				 "expected a duration such as 500ms, 30s, 15m, 24h or 7d, got %s",
-				 ls_conf_quote(text, qb, sizeof qb));
+				 ls_conf_quote(text, qbuf, sizeof qbuf));
 			return -1;
 		}
 		if (v < f->min || v > f->max) {
@@ -397,7 +397,7 @@ int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null
 	case FT_BOOL: {
 		bool v;
 		if (ls_conf_parse_bool(text, &v) != 0) {
-			snprintf(msg, msglen, "expected true or false, got %s", ls_conf_quote(text, qb, sizeof qb));
+			snprintf(msg, msglen, "expected true or false, got %s", ls_conf_quote(text, qbuf, sizeof qbuf));
 			return -1;
 		}
 		bool *bp = (bool *)ls_conf_member_at(base, f->offset);
@@ -413,14 +413,14 @@ int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null
 		}
 		char list[256];
 		ls_conf_join_names(list, sizeof list, symbol_at, f->symbols);
-		snprintf(msg, msglen, "expected one of %s, got %s", list, ls_conf_quote(text, qb, sizeof qb));
+		snprintf(msg, msglen, "expected one of %s, got %s", list, ls_conf_quote(text, qbuf, sizeof qbuf));
 		return -1;
 	}
 	case FT_LOG_LEVEL: {
 		int lvl = ls_log_level_from_name(text);
 		if (lvl < 0) {
 			snprintf(msg, msglen, "expected one of debug, info, warn, error, got %s",
-				 ls_conf_quote(text, qb, sizeof qb));
+				 ls_conf_quote(text, qbuf, sizeof qbuf));
 			return -1;
 		}
 		set_enum(f, base, lvl);
@@ -429,11 +429,11 @@ int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null
 	case FT_NUMBER: {
 		double v;
 		if (ls_conf_parse_number(text, &v) != 0) {
-			snprintf(msg, msglen, "expected a decimal number, got %s", ls_conf_quote(text, qb, sizeof qb));
+			snprintf(msg, msglen, "expected a decimal number, got %s", ls_conf_quote(text, qbuf, sizeof qbuf));
 			return -1;
 		}
 		if ((f->flags & F_POSITIVE) && !(v > 0.0)) {
-			snprintf(msg, msglen, "must be greater than 0, got %s", ls_conf_quote(text, qb, sizeof qb));
+			snprintf(msg, msglen, "must be greater than 0, got %s", ls_conf_quote(text, qbuf, sizeof qbuf));
 			return -1;
 		}
 		if ((f->flags & F_NONZERO) && v == 0.0) {
@@ -441,7 +441,7 @@ int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null
 			return -1;
 		}
 		if ((f->flags & F_UNIT) && !(v >= 0.0 && v <= 1.0)) {
-			snprintf(msg, msglen, "must be between 0 and 1, got %s", ls_conf_quote(text, qb, sizeof qb));
+			snprintf(msg, msglen, "must be between 0 and 1, got %s", ls_conf_quote(text, qbuf, sizeof qbuf));
 			return -1;
 		}
 		memcpy(ls_conf_member_at(base, f->offset), &v, sizeof v);
@@ -460,7 +460,7 @@ int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null
 		char whybuf[384];
 		const char *why = f->check != NULL ? f->check(text, whybuf, sizeof whybuf) : NULL;
 		if (why != NULL) {
-			snprintf(msg, msglen, "%s, got %s", why, ls_conf_quote(text, qb, sizeof qb));
+			snprintf(msg, msglen, "%s, got %s", why, ls_conf_quote(text, qbuf, sizeof qbuf));
 			return -1;
 		}
 		/* Zero the tail too, so equal values compare equal bytewise. */
@@ -580,7 +580,8 @@ bool ls_conf_field_equal(const field *f, const void *a, const void *b)
 	case FT_DURATION:
 		return memcmp(const_member_at(a, f->offset), const_member_at(b, f->offset), sizeof(int64_t)) == 0;
 	case FT_BOOL:
-		return *(const bool *)const_member_at(a, f->offset) == *(const bool *)const_member_at(b, f->offset);
+		return *(const bool *)const_member_at(a, f->offset) ==
+		       *(const bool *)const_member_at(b, f->offset);
 	case FT_ENUM:
 	case FT_LOG_LEVEL:
 		return get_enum(f, a) == get_enum(f, b);

@@ -39,13 +39,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #define ENV_PREFIX "LEADSCORE_"
+
 /* Schema files are small JSON documents; a cap stops a typo such as
  * file: /dev/zero from eating memory at start-up. */
 #define MAX_SCHEMA_FILE (1024 * 1024)
+
 /* Enums are stored through memcpy of an int; make that assumption loud. */
 _Static_assert(sizeof(ls_source) == sizeof(int), "ls_source must be int-sized");
 _Static_assert(sizeof(ls_log_level) == sizeof(int), "ls_log_level must be int-sized");
@@ -629,15 +630,15 @@ static void writer_finish(loader *ld, void *items, size_t index,
 	}
 	char *json = read_small_file(resolved);
 	if (json == NULL) {
-		char qb[300];
-		ls_conf_error(ld, mark, key, "cannot read %s: %s", ls_conf_quote(resolved, qb, sizeof qb),
+		char qbuf[300];
+		ls_conf_error(ld, mark, key, "cannot read %s: %s", ls_conf_quote(resolved, qbuf, sizeof qbuf),
 			 strerror(errno));
 		free(resolved);
 		return;
 	}
 	if (json[0] == '\0') {
-		char qb[300];
-		ls_conf_error(ld, mark, key, "%s is empty", ls_conf_quote(resolved, qb, sizeof qb));
+		char qbuf[300];
+		ls_conf_error(ld, mark, key, "%s is empty", ls_conf_quote(resolved, qbuf, sizeof qbuf));
 		free(json);
 		free(resolved);
 		return;

@@ -188,7 +188,7 @@ static void parse_rewards(loader *ld, const field *f, void *base, yaml_node_t *n
 	     pr < node->data.mapping.pairs.top; pr++, n++) {
 		yaml_node_t *k = yaml_document_get_node(ld->doc, pr->key);
 		yaml_node_t *v = yaml_document_get_node(ld->doc, pr->value);
-		char kdisp[KEY_MAX + 80], qb[72];
+		char kdisp[KEY_MAX + 80], qbuf[72];
 		if (k == NULL || v == NULL || k->type != YAML_SCALAR_NODE) {
 			ls_conf_error(ld, node->start_mark, disp, "keys must be email event types");
 			ok = false;
@@ -201,7 +201,7 @@ static void parse_rewards(loader *ld, const field *f, void *base, yaml_node_t *n
 			char list[256];
 			ls_conf_join_names(list, sizeof list, email_type_at, NULL);
 			ls_conf_error(ld, k->start_mark, kdisp, "unknown email event type %s (expected one of %s)",
-				 ls_conf_quote(name, qb, sizeof qb), list);
+				 ls_conf_quote(name, qbuf, sizeof qbuf), list);
 			ok = false;
 			continue;
 		}
@@ -212,7 +212,7 @@ static void parse_rewards(loader *ld, const field *f, void *base, yaml_node_t *n
 			continue;
 		}
 		if (w[t] != 0.0) {
-			ls_conf_error(ld, k->start_mark, kdisp, "%s is listed twice", ls_conf_quote(name, qb, sizeof qb));
+			ls_conf_error(ld, k->start_mark, kdisp, "%s is listed twice", ls_conf_quote(name, qbuf, sizeof qbuf));
 			ok = false;
 			continue;
 		}
@@ -262,14 +262,14 @@ static void campaign_finish(loader *ld, void *items, size_t index,
 {
 	ls_campaign_spec *specs = items;
 	ls_campaign_spec *c = &specs[index];
-	char key[KEY_MAX + 32], qb[72];
+	char key[KEY_MAX + 32], qbuf[72];
 
 	for (size_t j = 0; j < index; j++) {
 		if (strcmp(specs[j].id, c->id) != 0)
 			continue;
 		ls_conf_key_printf(key, sizeof key, "%s.id", disp);
 		ls_conf_error(ld, ls_conf_value_mark(ld, item_node, "id"), key,
-			 "duplicate campaign id %s (also campaigns[%zu])", ls_conf_quote(c->id, qb, sizeof qb), j);
+			 "duplicate campaign id %s (also campaigns[%zu])", ls_conf_quote(c->id, qbuf, sizeof qbuf), j);
 		return;
 	}
 	if (c->n_arms > 0 && c->min_share * (double)c->n_arms > 1.0 + 1e-12) {
@@ -309,7 +309,7 @@ void ls_config_check_campaign_models(loader *ld, yaml_node_t *root)
 			found = strcmp(models[m].name, c->tier_model) == 0;
 		if (found)
 			continue;
-		char disp[64], key[96], qb[72];
+		char disp[64], key[96], qbuf[72];
 		ls_conf_key_printf(disp, sizeof disp, "campaigns[%zu]", i);
 		ls_conf_key_printf(key, sizeof key, "%s.tier_model", disp);
 		yaml_node_t *item = seq != NULL && seq->type == YAML_SEQUENCE_NODE
@@ -317,7 +317,7 @@ void ls_config_check_campaign_models(loader *ld, yaml_node_t *root)
 		yaml_mark_t mark = item != NULL ? ls_conf_value_mark(ld, item, "tier_model")
 						: root->start_mark;
 		ls_conf_error(ld, mark, key, "context uses tier, but there is no model named %s",
-			 ls_conf_quote(c->tier_model, qb, sizeof qb));
+			 ls_conf_quote(c->tier_model, qbuf, sizeof qbuf));
 	}
 }
 

@@ -260,7 +260,7 @@ static bool resolve_types(loader *ld, ls_feature_spec *f, yaml_node_t *node, con
 		return false;
 	}
 	for (size_t i = 0; i < ls_conf_seq_len(node); i++) {
-		char ikey[KEY_MAX + 16], qb[72];
+		char ikey[KEY_MAX + 16], qbuf[72];
 		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, key, ikey, sizeof ikey);
 		if (item == NULL)
 			continue;
@@ -273,14 +273,14 @@ static bool resolve_types(loader *ld, ls_feature_spec *f, yaml_node_t *node, con
 			char list[256];
 			ls_conf_join_names(list, sizeof list, type_symbol_at, &f->source);
 			ls_conf_error(ld, item->start_mark, ikey, "unknown %s %s (expected one of %s)",
-				 type_noun(f->source), ls_conf_quote(name, qb, sizeof qb), list);
+				 type_noun(f->source), ls_conf_quote(name, qbuf, sizeof qbuf), list);
 			ok = false;
 			continue;
 		}
 		uint32_t bit = UINT32_C(1) << t;
 		if (mask & bit) {
 			ls_conf_error(ld, item->start_mark, ikey, "%s is listed twice",
-				 ls_conf_quote(name, qb, sizeof qb));
+				 ls_conf_quote(name, qbuf, sizeof qbuf));
 			ok = false;
 			continue;
 		}
@@ -444,7 +444,7 @@ static void feature_finish(loader *ld, void *items, size_t index,
 	ls_feature_spec *specs = items;
 	ls_feature_spec *f = &specs[index];
 	unsigned kind = KIND(f->kind);
-	char key[KEY_MAX + 32], qb[72];
+	char key[KEY_MAX + 32], qbuf[72];
 	bool ok = true;
 
 	for (size_t i = 0; i < COUNT(feature_key_uses); i++) {
@@ -470,10 +470,10 @@ static void feature_finish(loader *ld, void *items, size_t index,
 	yaml_node_t *types = ls_conf_mapping_value(ld->doc, item_node, "types");
 	if (types != NULL && !resolve_types(ld, f, types, disp))
 		ok = false;
-	yaml_node_t *cat_node = ls_conf_mapping_value(ld->doc, item_node, "page_category");
-	if (cat_node != NULL && f->source != LS_SOURCE_WEB) {
+	yaml_node_t *category_node = ls_conf_mapping_value(ld->doc, item_node, "page_category");
+	if (category_node != NULL && f->source != LS_SOURCE_WEB) {
 		ls_conf_key_printf(key, sizeof key, "%s.page_category", disp);
-		ls_conf_error(ld, cat_node->start_mark, key,
+		ls_conf_error(ld, category_node->start_mark, key,
 			 "filters web events only, and this feature's source is %s",
 			 ls_source_name(f->source));
 		ok = false;
@@ -508,7 +508,7 @@ static void feature_finish(loader *ld, void *items, size_t index,
 		ls_conf_key_printf(key, sizeof key, "%s.name", disp);
 		ls_conf_error(ld, nn != NULL ? nn->start_mark : item_node->start_mark, key,
 			 "duplicate feature name %s (also features[%zu])",
-			 ls_conf_quote(f->name, qb, sizeof qb), j);
+			 ls_conf_quote(f->name, qbuf, sizeof qbuf), j);
 	}
 }
 
@@ -517,7 +517,7 @@ static bool check_operand(loader *ld, const ls_feature_spec *specs, size_t n,
 			  yaml_node_t *item, const char *idisp, const char *which,
 			  const char *name)
 {
-	char key[KEY_MAX + 8], qb[72];
+	char key[KEY_MAX + 8], qbuf[72];
 	yaml_node_t *v = ls_conf_mapping_value(ld->doc, item, which);
 	yaml_mark_t mark = v != NULL ? v->start_mark : item->start_mark;
 
@@ -529,10 +529,10 @@ static bool check_operand(loader *ld, const ls_feature_spec *specs, size_t n,
 			return true;
 		ls_conf_error(ld, mark, key,
 			 "%s is a %s feature; operands must be windowed features",
-			 ls_conf_quote(name, qb, sizeof qb), kind_name(specs[i].kind));
+			 ls_conf_quote(name, qbuf, sizeof qbuf), kind_name(specs[i].kind));
 		return false;
 	}
-	ls_conf_error(ld, mark, key, "unknown feature %s", ls_conf_quote(name, qb, sizeof qb));
+	ls_conf_error(ld, mark, key, "unknown feature %s", ls_conf_quote(name, qbuf, sizeof qbuf));
 	return false;
 }
 

@@ -235,7 +235,7 @@ static void parse_outcomes(loader *ld, const field *f, void *base, yaml_node_t *
 	uint32_t mask = 0;
 	bool ok = true;
 	for (size_t i = 0; i < ls_conf_seq_len(node); i++) {
-		char idisp[KEY_MAX + 16], qb[72];
+		char idisp[KEY_MAX + 16], qbuf[72];
 		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
 		if (item == NULL)
 			continue;
@@ -245,12 +245,12 @@ static void parse_outcomes(loader *ld, const field *f, void *base, yaml_node_t *
 			char list[256];
 			ls_conf_join_names(list, sizeof list, outcome_type_at, NULL);
 			ls_conf_error(ld, item->start_mark, idisp, "unknown outcome type %s (expected one of %s)",
-				 ls_conf_quote(name, qb, sizeof qb), list);
+				 ls_conf_quote(name, qbuf, sizeof qbuf), list);
 			ok = false;
 			continue;
 		}
 		if (mask & OUTCOME(o)) {
-			ls_conf_error(ld, item->start_mark, idisp, "%s is listed twice", ls_conf_quote(name, qb, sizeof qb));
+			ls_conf_error(ld, item->start_mark, idisp, "%s is listed twice", ls_conf_quote(name, qbuf, sizeof qbuf));
 			ok = false;
 			continue;
 		}
@@ -401,7 +401,7 @@ static void parse_crosses(loader *ld, const field *f, void *base, yaml_node_t *n
 	}
 	memset(out, 0, sizeof out);
 	for (size_t i = 0; i < n; i++) {
-		char idisp[KEY_MAX + 16], qb[72];
+		char idisp[KEY_MAX + 16], qbuf[72];
 		yaml_node_t *pair = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
 		if (pair == NULL)
 			continue;
@@ -423,7 +423,7 @@ static void parse_crosses(loader *ld, const field *f, void *base, yaml_node_t *n
 			const char *name = (const char *)k->data.scalar.value;
 			const char *why = ls_config_check_input_key(name);
 			if (why != NULL) {
-				ls_conf_error(ld, k->start_mark, kdisp, "%s, got %s", why, ls_conf_quote(name, qb, sizeof qb));
+				ls_conf_error(ld, k->start_mark, kdisp, "%s, got %s", why, ls_conf_quote(name, qbuf, sizeof qbuf));
 				pair_ok = false;
 				continue;
 			}
@@ -435,7 +435,7 @@ static void parse_crosses(loader *ld, const field *f, void *base, yaml_node_t *n
 		}
 		if (strcmp(out[i].a, out[i].b) == 0) {
 			ls_conf_error(ld, pair->start_mark, idisp, "crosses %s with itself",
-				 ls_conf_quote(out[i].a, qb, sizeof qb));
+				 ls_conf_quote(out[i].a, qbuf, sizeof qbuf));
 			ok = false;
 			continue;
 		}
@@ -574,14 +574,14 @@ static void model_finish(loader *ld, void *items, size_t index,
 {
 	ls_model_spec *specs = items;
 	ls_model_spec *m = &specs[index];
-	char key[KEY_MAX + 32], qb[72];
+	char key[KEY_MAX + 32], qbuf[72];
 
 	for (size_t j = 0; j < index; j++) {
 		if (strcmp(specs[j].name, m->name) != 0)
 			continue;
 		ls_conf_key_printf(key, sizeof key, "%s.name", disp);
 		ls_conf_error(ld, ls_conf_value_mark(ld, item_node, "name"), key,
-			 "duplicate model name %s (also models[%zu])", ls_conf_quote(m->name, qb, sizeof qb), j);
+			 "duplicate model name %s (also models[%zu])", ls_conf_quote(m->name, qbuf, sizeof qbuf), j);
 		return;
 	}
 	uint32_t both = m->positive_mask & m->negative_mask;
