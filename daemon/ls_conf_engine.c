@@ -34,7 +34,7 @@
 #define TRAILER_RESERVE 32
 
 
-void ls_conf_errors_init(errbuf *eb, char *buf, size_t cap)
+void ls_conf_errors_init(ls_conf_errors *eb, char *buf, size_t cap)
 {
 	eb->buf = buf;
 	eb->cap = buf != NULL ? cap : 0;
@@ -46,7 +46,7 @@ void ls_conf_errors_init(errbuf *eb, char *buf, size_t cap)
 }
 
 __attribute__((format(printf, 2, 3)))
-void ls_conf_errors_add(errbuf *eb, const char *fmt, ...)
+void ls_conf_errors_add(ls_conf_errors *eb, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
@@ -76,7 +76,7 @@ void ls_conf_errors_add(errbuf *eb, const char *fmt, ...)
 	eb->len += len;
 }
 
-void ls_conf_errors_finish(errbuf *eb)
+void ls_conf_errors_finish(ls_conf_errors *eb)
 {
 	if (eb->n_dropped == 0 || eb->cap == 0)
 		return;
@@ -90,7 +90,7 @@ void ls_conf_errors_finish(errbuf *eb)
 	}
 }
 
-void ls_conf_error(loader *ld, yaml_mark_t mark, const char *key,
+void ls_conf_error(ls_conf_loader *ld, yaml_mark_t mark, const char *key,
 		     const char *fmt, ...)
 {
 	char msg[768];
@@ -107,7 +107,7 @@ void ls_conf_error(loader *ld, yaml_mark_t mark, const char *key,
 		       mark.column + 1, msg);
 }
 
-static void note_secret(loader *ld, yaml_mark_t mark, const char *key)
+static void note_secret(ls_conf_loader *ld, yaml_mark_t mark, const char *key)
 {
 	if (ld->n_secrets >= COUNT(ld->secrets))
 		return;
@@ -153,7 +153,7 @@ bool ls_conf_is_null(const yaml_node_t *n)
 }
 
 /* Scalar text, or NULL (with an error reported) if it holds a NUL byte. */
-const char *ls_conf_scalar_text(loader *ld, yaml_node_t *n, const char *key)
+const char *ls_conf_scalar_text(ls_conf_loader *ld, yaml_node_t *n, const char *key)
 {
 	const char *s = (const char *)n->data.scalar.value;
 	if (strlen(s) != n->data.scalar.length) {
@@ -171,7 +171,7 @@ static void join_key(char *out, size_t outlen, const char *prefix, const char *n
 		ls_conf_key_printf(out, outlen, "%s.%s", prefix, name);
 }
 
-static void note_section(loader *ld, const char *path, yaml_mark_t mark)
+static void note_section(ls_conf_loader *ld, const char *path, yaml_mark_t mark)
 {
 	if (ld->n_sections >= COUNT(ld->sections))
 		return;
@@ -181,7 +181,7 @@ static void note_section(loader *ld, const char *path, yaml_mark_t mark)
 }
 
 /* Index of the row named rel, or -1. */
-static int find_field(const field *tbl, size_t n, const char *rel)
+static int find_field(const ls_conf_field *tbl, size_t n, const char *rel)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(tbl[i].name, rel) == 0)
@@ -190,7 +190,7 @@ static int find_field(const field *tbl, size_t n, const char *rel)
 }
 
 /* Does some row live under "rel."? Then rel is a section. */
-static bool is_section(const field *tbl, size_t n, const char *rel)
+static bool is_section(const ls_conf_field *tbl, size_t n, const char *rel)
 {
 	size_t len = strlen(rel);
 	for (size_t i = 0; i < n; i++)
@@ -200,7 +200,8 @@ static bool is_section(const field *tbl, size_t n, const char *rel)
 }
 
 /* "brokers, group_id, topics, properties": the keys allowed under rel. */
-static void known_keys(const field *tbl, size_t n, const char *rel, char *buf, size_t buflen)
+static void known_keys(const ls_conf_field *tbl, size_t n, const char *rel, char *buf,
+		       size_t buflen)
 {
 	size_t rlen = strlen(rel), len = 0;
 	buf[0] = '\0';
@@ -233,10 +234,10 @@ static void known_keys(const field *tbl, size_t n, const char *rel, char *buf, s
 	}
 }
 
-static void walk_map_field(loader *ld, const field *f, void *base, yaml_node_t *node,
-			   const char *disp)
+static void walk_map_field(ls_conf_loader *ld, const ls_conf_field *f, void *base,
+			   yaml_node_t *node, const char *disp)
 {
-	const map_desc *md = f->map;
+	const ls_conf_map *md = f->map;
 
 	if (ls_conf_is_null(node))
 		return;
@@ -320,10 +321,10 @@ static void walk_map_field(loader *ld, const field *f, void *base, yaml_node_t *
 		md->end(state);
 }
 
-static void walk_seq_field(loader *ld, const field *f, void *base, yaml_node_t *node,
-			   const char *disp)
+static void walk_seq_field(ls_conf_loader *ld, const ls_conf_field *f, void *base,
+			   yaml_node_t *node, const char *disp)
 {
-	const seq_desc *sd = f->seq;
+	const ls_conf_seq *sd = f->seq;
 
 	if (ls_conf_is_null(node))
 		return;
@@ -389,7 +390,7 @@ static void walk_seq_field(loader *ld, const field *f, void *base, yaml_node_t *
 
 /* A set F_SECRET string that holds a secret: any token; for a URL, the
  * schema's hook says (a password in it). */
-static bool holds_secret(const loader *ld, const field *f, const void *base)
+static bool holds_secret(const ls_conf_loader *ld, const ls_conf_field *f, const void *base)
 {
 	if (f->type != FT_STRING)
 		return false;
@@ -401,7 +402,7 @@ static bool holds_secret(const loader *ld, const field *f, const void *base)
 	return ld->table->holds_secret(f, v);
 }
 
-static void walk_value(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void walk_value(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 		       const char *disp)
 {
 	char msg[512];
@@ -439,8 +440,8 @@ static void walk_value(loader *ld, const field *f, void *base, yaml_node_t *node
  * true for every row the mapping assigns, rightly or wrongly, so a bad
  * value is not also reported as missing.
  */
-void ls_conf_walk_mapping(loader *ld, const field *tbl, size_t n, void *base, bool *set,
-			 yaml_node_t *map, const char *rel, const char *disp)
+void ls_conf_walk_mapping(ls_conf_loader *ld, const ls_conf_field *tbl, size_t n, void *base,
+			  bool *set, yaml_node_t *map, const char *rel, const char *disp)
 {
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
 	     p < map->data.mapping.pairs.top; p++) {
@@ -510,7 +511,7 @@ void ls_conf_walk_mapping(loader *ld, const field *tbl, size_t n, void *base, bo
 	}
 }
 
-yaml_node_t *ls_conf_seq_item(loader *ld, yaml_node_t *seq, size_t i)
+yaml_node_t *ls_conf_seq_item(ls_conf_loader *ld, yaml_node_t *seq, size_t i)
 {
 	return yaml_document_get_node(ld->doc, seq->data.sequence.items.start[i]);
 }
@@ -520,7 +521,7 @@ size_t ls_conf_seq_len(const yaml_node_t *seq)
 	return (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
 }
 
-yaml_node_t *ls_conf_seq_entry(loader *ld, yaml_node_t *seq, size_t i, const char *disp,
+yaml_node_t *ls_conf_seq_entry(ls_conf_loader *ld, yaml_node_t *seq, size_t i, const char *disp,
 			       char *key, size_t keylen)
 {
 	yaml_node_t *item = ls_conf_seq_item(ld, seq, i);
@@ -528,7 +529,7 @@ yaml_node_t *ls_conf_seq_entry(loader *ld, yaml_node_t *seq, size_t i, const cha
 		ls_conf_key_printf(key, keylen, "%s[%zu]", disp, i);
 	return item;
 }
-bool ls_conf_expect_seq(loader *ld, yaml_node_t *node, const char *disp, const char *what)
+bool ls_conf_expect_seq(ls_conf_loader *ld, yaml_node_t *node, const char *disp, const char *what)
 {
 	if (node->type == YAML_SEQUENCE_NODE)
 		return true;
@@ -538,8 +539,8 @@ bool ls_conf_expect_seq(loader *ld, yaml_node_t *node, const char *disp, const c
 }
 
 /* A sequence of scalars for the list keys; false (reported) otherwise. */
-bool ls_conf_scalar_list(loader *ld, yaml_node_t *node, const char *disp, const char *example,
-			size_t max)
+bool ls_conf_scalar_list(ls_conf_loader *ld, yaml_node_t *node, const char *disp,
+			 const char *example, size_t max)
 {
 	if (node->type != YAML_SEQUENCE_NODE) {
 		ls_conf_error(ld, node->start_mark, disp, "expected a sequence such as %s, got %s",
@@ -573,7 +574,7 @@ bool ls_conf_scalar_list(loader *ld, yaml_node_t *node, const char *disp, const 
  * *n receives the count; on any problem every one is reported at its node
  * and false returned with out and *n untouched.
  */
-bool ls_conf_name_list(loader *ld, yaml_node_t *node, const char *disp, const char *example,
+bool ls_conf_name_list(ls_conf_loader *ld, yaml_node_t *node, const char *disp, const char *example,
 		      size_t max, const char *(*check)(const char *), char *out, size_t width,
 		      size_t *n)
 {
@@ -627,13 +628,13 @@ bool ls_conf_names_equal(const char *a, const char *b, size_t n, size_t width)
 	return true;
 }
 /* Where to report a problem with key of an item: its value, else the item. */
-yaml_mark_t ls_conf_value_mark(loader *ld, yaml_node_t *item_node, const char *key)
+yaml_mark_t ls_conf_value_mark(ls_conf_loader *ld, yaml_node_t *item_node, const char *key)
 {
 	yaml_node_t *v = ls_conf_mapping_value(ld->doc, item_node, key);
 	return v != NULL ? v->start_mark : item_node->start_mark;
 }
 
-static void report_parser_error(loader *ld, const yaml_parser_t *parser)
+static void report_parser_error(ls_conf_loader *ld, const yaml_parser_t *parser)
 {
 	const char *problem = parser->problem != NULL ? parser->problem : "unknown problem";
 
@@ -665,7 +666,7 @@ static void report_parser_error(loader *ld, const yaml_parser_t *parser)
  * could not be read or parsed at all, in which case required keys are not
  * checked (they may well be in the part that failed).
  */
-bool ls_conf_load_file(loader *ld, const char *path, bool *root_set)
+bool ls_conf_load_file(ls_conf_loader *ld, const char *path, bool *root_set)
 {
 	FILE *fp = fopen(path, "rb");
 	if (fp == NULL) {
@@ -738,8 +739,8 @@ int ls_conf_env_name(const char *prefix, const char *key, char *buf, size_t bufl
 	return 0;
 }
 
-void ls_conf_apply_env(const key_table *table, void *base, char *const *envp, errbuf *eb,
-		       bool *root_set)
+void ls_conf_apply_env(const ls_conf_table *table, void *base, char *const *envp,
+		       ls_conf_errors *eb, bool *root_set)
 {
 	if (envp == NULL)
 		envp = environ;
@@ -754,7 +755,7 @@ void ls_conf_apply_env(const key_table *table, void *base, char *const *envp, er
 			continue;
 		size_t nlen = (size_t)(eq - var);
 		for (size_t i = 0; i < table->n_fields; i++) {
-			const field *f = &table->fields[i];
+			const ls_conf_field *f = &table->fields[i];
 			char name[KEY_MAX];
 			if (!ls_conf_env_overridable(f) ||
 			    ls_conf_env_name(table->env_prefix, f->name, name, sizeof name) != 0)
@@ -772,7 +773,7 @@ void ls_conf_apply_env(const key_table *table, void *base, char *const *envp, er
 }
 
 /* Position of the innermost section present above key, or 1:1. */
-static yaml_mark_t parent_mark(const loader *ld, const char *key)
+static yaml_mark_t parent_mark(const ls_conf_loader *ld, const char *key)
 {
 	char path[KEY_MAX];
 	yaml_mark_t none = { 0, 0, 0 };
@@ -789,10 +790,10 @@ static yaml_mark_t parent_mark(const loader *ld, const char *key)
 	}
 }
 
-void ls_conf_check_required(loader *ld, const bool *root_set)
+void ls_conf_check_required(ls_conf_loader *ld, const bool *root_set)
 {
 	for (size_t i = 0; i < ld->table->n_fields; i++) {
-		const field *f = &ld->table->fields[i];
+		const ls_conf_field *f = &ld->table->fields[i];
 		char env[KEY_MAX];
 		if (!(f->flags & F_REQUIRED) || root_set[i])
 			continue;
@@ -815,7 +816,7 @@ void ls_conf_check_required(loader *ld, const bool *root_set)
  * and that group is the grant. NULL when there is nothing to say (or
  * memory ran out: a warning is not worth failing the load for).
  */
-char *ls_conf_secret_warnings(const loader *ld)
+char *ls_conf_secret_warnings(const ls_conf_loader *ld)
 {
 	if (ld->n_secrets == 0 || !(ld->mode & S_IROTH))
 		return NULL;

@@ -224,7 +224,7 @@ void ls_conf_set_count(void *base, size_t offset, size_t n)
 	memcpy(ls_conf_member_at(base, offset), &n, sizeof n);
 }
 
-static int64_t get_int(const field *f, const void *base)
+static int64_t get_int(const ls_conf_field *f, const void *base)
 {
 	if (f->size == sizeof(int32_t)) {
 		int32_t v;
@@ -236,7 +236,7 @@ static int64_t get_int(const field *f, const void *base)
 	return v;
 }
 
-static void set_int(const field *f, void *base, int64_t v)
+static void set_int(const ls_conf_field *f, void *base, int64_t v)
 {
 	/* The row's min and max keep v within the member's width. */
 	if (f->size == sizeof(int32_t)) {
@@ -247,31 +247,31 @@ static void set_int(const field *f, void *base, int64_t v)
 	memcpy(ls_conf_member_at(base, f->offset), &v, sizeof v);
 }
 
-static int get_enum(const field *f, const void *base)
+static int get_enum(const ls_conf_field *f, const void *base)
 {
 	int v;
 	memcpy(&v, const_member_at(base, f->offset), sizeof v);
 	return v;
 }
 
-static void set_enum(const field *f, void *base, int v)
+static void set_enum(const ls_conf_field *f, void *base, int v)
 {
 	memcpy(ls_conf_member_at(base, f->offset), &v, sizeof v);
 }
 
-static char **str_at(const field *f, void *base)
+static char **str_at(const ls_conf_field *f, void *base)
 {
 	return (char **)ls_conf_member_at(base, f->offset);
 }
 
-const char *ls_conf_str_get(const field *f, const void *base)
+const char *ls_conf_str_get(const ls_conf_field *f, const void *base)
 {
 	const char *s;
 	memcpy(&s, const_member_at(base, f->offset), sizeof s);
 	return s;
 }
 
-const char *ls_conf_type_phrase(const field *f)
+const char *ls_conf_type_phrase(const ls_conf_field *f)
 {
 	switch (f->type) {
 	case FT_STRING: return "a string";
@@ -289,7 +289,7 @@ const char *ls_conf_type_phrase(const field *f)
 	return "a value";
 }
 
-const char *ls_conf_type_name(const field *f)
+const char *ls_conf_type_name(const ls_conf_field *f)
 {
 	return f->type == FT_CUSTOM ? f->custom->type_name : type_names[f->type];
 }
@@ -309,7 +309,7 @@ void ls_conf_join_names(char *buf, size_t buflen, const char *(*name_at)(int i, 
 
 static const char *symbol_at(int i, const void *ctx)
 {
-	const enum_symbol *syms = ctx;
+	const ls_conf_symbol *syms = ctx;
 	return syms[i].name;
 }
 
@@ -319,7 +319,7 @@ static const char *symbol_at(int i, const void *ctx)
  * member is unchanged and msg says why (without the key; the caller adds
  * the position or variable name).
  */
-int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null,
+int ls_conf_field_set(const ls_conf_field *f, void *base, const char *text, bool is_null,
 		     char *msg, size_t msglen)
 {
 	char qbuf[72];
@@ -477,7 +477,7 @@ int ls_conf_field_set(const field *f, void *base, const char *text, bool is_null
 	return -1;
 }
 
-void ls_conf_free_map(const map_desc *md, void *base)
+void ls_conf_free_map(const ls_conf_map *md, void *base)
 {
 	ls_config_kv *kv = get_ptr(base, md->items_offset);
 	size_t n = get_count(base, md->count_offset);
@@ -490,7 +490,7 @@ void ls_conf_free_map(const map_desc *md, void *base)
 	ls_conf_set_count(base, md->count_offset, 0);
 }
 
-void ls_conf_free_seq(const seq_desc *sd, void *base)
+void ls_conf_free_seq(const ls_conf_seq *sd, void *base)
 {
 	char *items = get_ptr(base, sd->items_offset);
 	size_t n = get_count(base, sd->count_offset);
@@ -505,10 +505,10 @@ void ls_conf_free_seq(const seq_desc *sd, void *base)
 	ls_conf_set_count(base, sd->count_offset, 0);
 }
 
-void ls_conf_free_fields(const field *tbl, size_t n, void *base)
+void ls_conf_free_fields(const ls_conf_field *tbl, size_t n, void *base)
 {
 	for (size_t i = 0; i < n; i++) {
-		const field *f = &tbl[i];
+		const ls_conf_field *f = &tbl[i];
 		if (f->type == FT_STRING) {
 			char **sp = str_at(f, base);
 			free(*sp);
@@ -528,9 +528,9 @@ bool ls_conf_str_equal(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-static bool fields_equal(const field *tbl, size_t n, const void *a, const void *b);
+static bool fields_equal(const ls_conf_field *tbl, size_t n, const void *a, const void *b);
 
-static bool map_equal(const map_desc *md, const void *a, const void *b)
+static bool map_equal(const ls_conf_map *md, const void *a, const void *b)
 {
 	size_t na = get_count(a, md->count_offset);
 	size_t nb = get_count(b, md->count_offset);
@@ -551,7 +551,7 @@ static bool map_equal(const map_desc *md, const void *a, const void *b)
 	return true;
 }
 
-static bool seq_equal(const seq_desc *sd, const void *a, const void *b)
+static bool seq_equal(const ls_conf_seq *sd, const void *a, const void *b)
 {
 	size_t n = get_count(a, sd->count_offset);
 	const char *ia = get_ptr(a, sd->items_offset);
@@ -570,7 +570,7 @@ static bool seq_equal(const seq_desc *sd, const void *a, const void *b)
 	return true;
 }
 
-bool ls_conf_field_equal(const field *f, const void *a, const void *b)
+bool ls_conf_field_equal(const ls_conf_field *f, const void *a, const void *b)
 {
 	switch (f->type) {
 	case FT_STRING:
@@ -603,7 +603,7 @@ bool ls_conf_field_equal(const field *f, const void *a, const void *b)
 	return false;
 }
 
-static bool fields_equal(const field *tbl, size_t n, const void *a, const void *b)
+static bool fields_equal(const ls_conf_field *tbl, size_t n, const void *a, const void *b)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!ls_conf_field_equal(&tbl[i], a, b))
@@ -611,13 +611,13 @@ static bool fields_equal(const field *tbl, size_t n, const void *a, const void *
 	return true;
 }
 
-bool ls_conf_env_overridable(const field *f)
+bool ls_conf_env_overridable(const ls_conf_field *f)
 {
 	return f->type != FT_MAP && f->type != FT_SEQ && f->type != FT_CUSTOM;
 }
 
 /* Copy one scalar row's value from src to dst (both of the same base type). */
-int ls_conf_field_copy(const field *f, void *dst, const void *src)
+int ls_conf_field_copy(const ls_conf_field *f, void *dst, const void *src)
 {
 	switch (f->type) {
 	case FT_STRING: {
@@ -651,7 +651,7 @@ int ls_conf_field_copy(const field *f, void *dst, const void *src)
 		return 0;
 	case FT_SEQ: {
 		/* only sequences whose items own no memory are live (campaigns) */
-		const seq_desc *sd = f->seq;
+		const ls_conf_seq *sd = f->seq;
 		if (sd->free_item != NULL)
 			break;
 		size_t n = get_count(src, sd->count_offset);

@@ -10,8 +10,8 @@
  *
  * Shapes: a row is a scalar (string, int, number, duration, bool, enum,
  * log-level, or a fixed char array inside an item), a map of scalars
- * (kafka.properties, a map_desc), a sequence of mappings (schemas.writers,
- * features: a seq_desc with its own sub-table of rows and hooks for
+ * (kafka.properties, a ls_conf_map), a sequence of mappings (schemas.writers,
+ * features: a ls_conf_seq with its own sub-table of rows and hooks for
  * per-item and whole-sequence checks, extra owned memory and equality), or
  * a custom value with its own parser (features[].windows, a list of
  * durations or {length, slices} mappings). Nested sections (kafka.topics)
@@ -340,12 +340,12 @@ static const char *check_kafka_property(void *state, const char *key, const char
 /* The key table                                                       */
 /* ------------------------------------------------------------------ */
 
-static void writer_finish(loader *ld, void *items, size_t index,
+static void writer_finish(ls_conf_loader *ld, void *items, size_t index,
 			  yaml_node_t *item_node, const char *disp);
 static void writer_free(void *item);
 static bool writer_equal(const void *a, const void *b);
 
-static const enum_symbol record_symbols[] = {
+static const ls_conf_symbol record_symbols[] = {
 	{ "EmailEvent", LS_SOURCE_EMAIL },
 	{ "WebEvent", LS_SOURCE_WEB },
 	{ "CallEvent", LS_SOURCE_CALL },
@@ -357,7 +357,7 @@ static const enum_symbol record_symbols[] = {
 #define W_OFF(m) offsetof(ls_schema_writer, m)
 #define W_SIZE(m) sizeof(((ls_schema_writer *)0)->m)
 
-static const field writer_fields[] = {
+static const ls_conf_field writer_fields[] = {
 	{ .name = "id", .type = FT_INT, .offset = W_OFF(id), .size = W_SIZE(id),
 	  .flags = F_REQUIRED, .min = 1, .max = INT32_MAX,
 	  .desc = "Schema id producers put in the Confluent header (magic byte 0 + 4-byte id); unique across writers." },
@@ -369,7 +369,7 @@ static const field writer_fields[] = {
 	  .desc = "Writer schema (.avsc); a relative path resolves against the config file's directory; read at load time." },
 };
 
-static const seq_desc writers_seq = {
+static const ls_conf_seq writers_seq = {
 	.item_size = sizeof(ls_schema_writer),
 	.fields = writer_fields,
 	.n_fields = COUNT(writer_fields),
@@ -380,7 +380,7 @@ static const seq_desc writers_seq = {
 	.equal_item = writer_equal,
 };
 
-static const map_desc kafka_properties_map = {
+static const ls_conf_map kafka_properties_map = {
 	.count_offset = offsetof(ls_config, kafka.n_properties),
 	.items_offset = offsetof(ls_config, kafka.properties),
 	.check_key = check_property_key,
@@ -397,7 +397,7 @@ static const map_desc kafka_properties_map = {
 	  .offset = C_OFF(kafka.topics.member), .def = dflt,                  \
 	  .check = check_topic, .desc = what }
 
-static const field root_fields[] = {
+static const ls_conf_field root_fields[] = {
 	{ .name = "kafka.brokers", .type = FT_STRING, .offset = C_OFF(kafka.brokers),
 	  .flags = F_REQUIRED, .check = check_brokers,
 	  .desc = "Bootstrap brokers, comma-separated host:port list." },
@@ -602,7 +602,7 @@ static char *read_small_file(const char *path)
 }
 
 
-static void writer_finish(loader *ld, void *items, size_t index,
+static void writer_finish(ls_conf_loader *ld, void *items, size_t index,
 			  yaml_node_t *item_node, const char *disp)
 {
 	ls_schema_writer *ws = items;
@@ -669,14 +669,14 @@ static bool writer_equal(const void *a, const void *b)
 static const char *const dlq_keys[3] = { "pipeline.max_record_size", "pipeline.max_id_bytes",
 					 "kafka.properties.message.max.bytes" };
 
-/* The schema's loader state (loader.user): where the keys of the
+/* The schema's loader state (ls_conf_loader.user): where the keys of the
  * dead-letter room check were written. */
 typedef struct dlq_marks {
 	bool dlq_marked[3];
 	yaml_mark_t dlq_marks[3];
 } dlq_marks;
 
-static void note_dlq_marks(loader *ld, yaml_node_t *root)
+static void note_dlq_marks(ls_conf_loader *ld, yaml_node_t *root)
 {
 	dlq_marks *dm = ld->user;
 	yaml_node_t *pl = ls_conf_mapping_value(ld->doc, root, "pipeline");
@@ -734,7 +734,7 @@ int64_t ls_config_message_max(const ls_config *cfg)
  * the first of max_record_size, max_id_bytes, message.max.bytes that was
  * set, where it was set (the environment beats the file).
  */
-static void check_dlq_room(loader *ld, char *const *envp)
+static void check_dlq_room(ls_conf_loader *ld, char *const *envp)
 {
 	const ls_config *c = ld->base;
 	const dlq_marks *dm = ld->user;
@@ -769,7 +769,7 @@ static void check_dlq_room(loader *ld, char *const *envp)
 }
 
 /* Once the root mapping is walked, with the document still loaded. */
-static void config_walked(loader *ld, yaml_node_t *root)
+static void config_walked(ls_conf_loader *ld, yaml_node_t *root)
 {
 	ls_config_check_campaign_models(ld, root);
 	note_dlq_marks(ld, root);
@@ -777,7 +777,7 @@ static void config_walked(loader *ld, yaml_node_t *root)
 
 /* redis.url holds a secret only with a password; every other secret
  * string (http.auth_token) always does. */
-static bool config_holds_secret(const field *f, const char *v)
+static bool config_holds_secret(const ls_conf_field *f, const char *v)
 {
 	if (f->check != check_redis_url)
 		return true;
@@ -790,7 +790,7 @@ static bool config_holds_secret(const field *f, const char *v)
 	return pw;
 }
 
-static const key_table config_table = {
+static const ls_conf_table config_table = {
 	.fields = root_fields,
 	.n_fields = N_ROOT,
 	.env_prefix = ENV_PREFIX,
@@ -805,7 +805,7 @@ int ls_config_env_name(const char *key, char *buf, size_t buflen)
 
 int ls_config_apply_env(ls_config *cfg, char *const *envp, char *err, size_t errlen)
 {
-	errbuf eb;
+	ls_conf_errors eb;
 	ls_conf_errors_init(&eb, err, errlen);
 	ls_conf_apply_env(&config_table, cfg, envp, &eb, NULL);
 	ls_conf_errors_finish(&eb);
@@ -820,7 +820,7 @@ void ls_config_init_defaults(ls_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	for (size_t i = 0; i < N_ROOT; i++) {
-		const field *f = &root_fields[i];
+		const ls_conf_field *f = &root_fields[i];
 		char msg[256];
 		if (f->def == NULL || !ls_conf_env_overridable(f))
 			continue;
@@ -833,7 +833,7 @@ void ls_config_init_defaults(ls_config *cfg)
 static bool defaults_complete(const ls_config *cfg)
 {
 	for (size_t i = 0; i < N_ROOT; i++) {
-		const field *f = &root_fields[i];
+		const ls_conf_field *f = &root_fields[i];
 		if (f->type == FT_STRING && f->def != NULL && ls_conf_str_get(f, cfg) == NULL)
 			return false;
 	}
@@ -882,8 +882,8 @@ static char *dir_of(const char *path)
 int ls_config_load_env(const char *path, char *const *envp, ls_config *out,
 		       char *err, size_t errlen)
 {
-	errbuf eb;
-	loader ld;
+	ls_conf_errors eb;
+	ls_conf_loader ld;
 	dlq_marks dm;
 	bool root_set[N_ROOT] = { false };
 
@@ -954,7 +954,7 @@ size_t ls_config_diff(const ls_config *old, const ls_config *newc,
 {
 	size_t changed = 0;
 	for (size_t i = 0; i < N_ROOT; i++) {
-		const field *f = &root_fields[i];
+		const ls_conf_field *f = &root_fields[i];
 		if (f->seq == &ls_config_models_seq) {
 			changed += ls_config_diff_models(f, old, newc, fn, ud);
 			continue;
@@ -971,7 +971,7 @@ size_t ls_config_diff(const ls_config *old, const ls_config *newc,
 int ls_config_apply_live(ls_config *cfg, const ls_config *newc)
 {
 	for (size_t i = 0; i < N_ROOT; i++) {
-		const field *f = &root_fields[i];
+		const ls_conf_field *f = &root_fields[i];
 		if (f->seq == &ls_config_models_seq) {
 			if (ls_config_apply_models_live(f, cfg, newc) != 0)
 				return -1;
@@ -985,7 +985,7 @@ int ls_config_apply_live(ls_config *cfg, const ls_config *newc)
 	return 0;
 }
 
-static void fill_info(const field *f, const char *parent, bool reloadable, bool env,
+static void fill_info(const ls_conf_field *f, const char *parent, bool reloadable, bool env,
 		      ls_config_key_info *info)
 {
 	if (parent != NULL)
@@ -1004,7 +1004,7 @@ bool ls_config_key_at(size_t i, ls_config_key_info *info)
 {
 	size_t k = 0;
 	for (size_t r = 0; r < N_ROOT; r++) {
-		const field *f = &root_fields[r];
+		const ls_conf_field *f = &root_fields[r];
 		bool reload = (f->flags & F_RELOAD) != 0;
 		if (k++ == i) {
 			fill_info(f, NULL, reload, ls_conf_env_overridable(f), info);
@@ -1013,7 +1013,7 @@ bool ls_config_key_at(size_t i, ls_config_key_info *info)
 		if (f->type != FT_SEQ)
 			continue;
 		for (size_t s = 0; s < f->seq->n_fields; s++) {
-			const field *sub = &f->seq->fields[s];
+			const ls_conf_field *sub = &f->seq->fields[s];
 			if (k++ == i) {
 				fill_info(sub, f->name, reload || (sub->flags & F_RELOAD) != 0,
 					  false, info);

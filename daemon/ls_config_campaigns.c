@@ -18,32 +18,32 @@
  * table. */
 static const char *check_campaign_id(const char *s, char *buf, size_t buflen);
 static void campaign_init(void *item);
-static void parse_arms(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_arms(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 		       const char *disp);
 static bool arms_equal(const void *a, const void *b);
-static void parse_rewards(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_rewards(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp);
 static bool rewards_equal(const void *a, const void *b);
-static void parse_context(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_context(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp);
 static bool context_equal(const void *a, const void *b);
-static void campaign_finish(loader *ld, void *items, size_t index,
+static void campaign_finish(ls_conf_loader *ld, void *items, size_t index,
 			    yaml_node_t *item_node, const char *disp);
 
-static const custom_desc arms_custom = {
+static const ls_conf_custom arms_custom = {
 	.type_name = "sequence", .parse = parse_arms, .equal = arms_equal,
 };
-static const custom_desc rewards_custom = {
+static const ls_conf_custom rewards_custom = {
 	.type_name = "map", .parse = parse_rewards, .equal = rewards_equal,
 };
-static const custom_desc context_custom = {
+static const ls_conf_custom context_custom = {
 	.type_name = "sequence", .parse = parse_context, .equal = context_equal,
 };
 
 #define K_OFF(m) offsetof(ls_campaign_spec, m)
 #define K_SIZE(m) sizeof(((ls_campaign_spec *)0)->m)
 
-static const field campaign_fields[] = {
+static const ls_conf_field campaign_fields[] = {
 	{ .name = "id", .type = FT_CHARS, .offset = K_OFF(id), .size = K_SIZE(id),
 	  .flags = F_REQUIRED, .check = check_campaign_id,
 	  .desc = "Campaign id, 1-63 of A-Z a-z 0-9 _ -; unique. Names the campaign in the API, Redis keys and metrics." },
@@ -83,7 +83,7 @@ static const field campaign_fields[] = {
 	  .desc = "Posterior draws that estimate the arm probabilities decisions are drawn from (100 to 1000000)." },
 };
 
-const seq_desc ls_config_campaigns_seq = {
+const ls_conf_seq ls_config_campaigns_seq = {
 	.item_size = sizeof(ls_campaign_spec),
 	.init_item = campaign_init,
 	.fields = campaign_fields,
@@ -142,7 +142,7 @@ static const char *check_arm_id(const char *s)
 	return check_id_chars(s, true);
 }
 
-static void parse_arms(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_arms(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 		       const char *disp)
 {
 	ls_campaign_spec *c = base;
@@ -169,7 +169,7 @@ static const char *email_type_at(int i, const void *ctx)
 	return i < LS_EMAIL__COUNT ? ls_email_type_name((ls_email_type)i) : NULL;
 }
 
-static void parse_rewards(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_rewards(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp)
 {
 	ls_campaign_spec *c = base;
@@ -240,7 +240,7 @@ static bool rewards_equal(const void *a, const void *b)
 	return memcmp(x->reward_weight, y->reward_weight, sizeof x->reward_weight) == 0;
 }
 
-static void parse_context(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_context(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp)
 {
 	ls_campaign_spec *c = base;
@@ -257,7 +257,7 @@ static bool context_equal(const void *a, const void *b)
 	       ls_conf_names_equal(&x->context[0][0], &y->context[0][0], x->n_context, LS_MODEL_KEY_MAX);
 }
 
-static void campaign_finish(loader *ld, void *items, size_t index,
+static void campaign_finish(ls_conf_loader *ld, void *items, size_t index,
 			    yaml_node_t *item_node, const char *disp)
 {
 	ls_campaign_spec *specs = items;
@@ -291,7 +291,7 @@ static void campaign_finish(loader *ld, void *items, size_t index,
  * "tier" in a campaign's context names a model's tier; the models are
  * only all known once the whole file is walked, so this runs last.
  */
-void ls_config_check_campaign_models(loader *ld, yaml_node_t *root)
+void ls_config_check_campaign_models(ls_conf_loader *ld, yaml_node_t *root)
 {
 	const ls_config *cfg = ld->base;
 	yaml_node_t *seq = ls_conf_mapping_value(ld->doc, root, "campaigns");

@@ -24,19 +24,19 @@ _Static_assert(sizeof(ls_feature_kind) == sizeof(int), "ls_feature_kind must be 
 _Static_assert(sizeof(ls_feature_agg) == sizeof(int), "ls_feature_agg must be int-sized");
 _Static_assert(sizeof(ls_feature_field) == sizeof(int), "ls_feature_field must be int-sized");
 static const char *check_feature_name(const char *s, char *buf, size_t buflen);
-static void parse_types(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_types(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			const char *disp);
 static bool types_equal(const void *a, const void *b);
-static void parse_windows(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_windows(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp);
 static bool windows_equal(const void *a, const void *b);
-static void feature_finish(loader *ld, void *items, size_t index,
+static void feature_finish(ls_conf_loader *ld, void *items, size_t index,
 			   yaml_node_t *item_node, const char *disp);
-static void features_finish_all(loader *ld, void *items, size_t n,
+static void features_finish_all(ls_conf_loader *ld, void *items, size_t n,
 				yaml_node_t *seq_node, const char *disp);
 
 /* Symbols as an operator writes them; values as ls_window.h defines them. */
-static const enum_symbol kind_symbols[] = {
+static const ls_conf_symbol kind_symbols[] = {
 	{ "windowed", LS_FEATURE_WINDOWED },
 	{ "velocity", LS_FEATURE_VELOCITY },
 	{ "recency", LS_FEATURE_RECENCY },
@@ -46,7 +46,7 @@ static const enum_symbol kind_symbols[] = {
 	{ NULL, 0 },
 };
 
-static const enum_symbol source_symbols[] = {
+static const ls_conf_symbol source_symbols[] = {
 	{ "email", LS_SOURCE_EMAIL },
 	{ "web", LS_SOURCE_WEB },
 	{ "call", LS_SOURCE_CALL },
@@ -55,7 +55,7 @@ static const enum_symbol source_symbols[] = {
 	{ NULL, 0 },
 };
 
-static const enum_symbol agg_symbols[] = {
+static const ls_conf_symbol agg_symbols[] = {
 	{ "count", LS_AGG_COUNT },
 	{ "sum", LS_AGG_SUM },
 	{ "last_seen", LS_AGG_LAST_SEEN },
@@ -65,7 +65,7 @@ static const enum_symbol agg_symbols[] = {
 
 /* The Avro field names; each belongs to one source, so no prefix is
  * needed (ls_feature_set_new() rejects a field of another source). */
-static const enum_symbol field_symbols[] = {
+static const ls_conf_symbol field_symbols[] = {
 	{ "duration_ms", LS_FIELD_WEB_DURATION_MS },
 	{ "session_id", LS_FIELD_WEB_SESSION_ID },
 	{ "duration_s", LS_FIELD_CALL_DURATION_S },
@@ -79,11 +79,11 @@ static const enum_symbol field_symbols[] = {
  * only be typos. */
 #define MAX_WINDOW_MS (3650 * MS_DAY)
 
-static const custom_desc types_custom = {
+static const ls_conf_custom types_custom = {
 	.type_name = "sequence", .parse = parse_types, .equal = types_equal,
 };
 
-static const custom_desc windows_custom = {
+static const ls_conf_custom windows_custom = {
 	.type_name = "sequence", .parse = parse_windows, .equal = windows_equal,
 };
 
@@ -95,7 +95,7 @@ static const custom_desc windows_custom = {
  * means exactly these defaults to ls_feature_set_new() (kind windowed,
  * aggregation count, scale 1, prior 1, cap 365, unit 1d).
  */
-static const field feature_fields[] = {
+static const ls_conf_field feature_fields[] = {
 	{ .name = "name", .type = FT_CHARS, .offset = F_OFF(name), .size = F_SIZE(name),
 	  .flags = F_REQUIRED, .check = check_feature_name,
 	  .desc = "Feature name, 1-47 of a-z 0-9 _; unique. Values are named <name>_<window> (velocity <name>_<short>_<long>, recency <name>)." },
@@ -138,7 +138,7 @@ static const field feature_fields[] = {
 	  .desc = "Difference: report max(0, a - b)." },
 };
 
-const seq_desc ls_config_features_seq = {
+const ls_conf_seq ls_config_features_seq = {
 	.item_size = sizeof(ls_feature_spec),
 	.fields = feature_fields,
 	.n_fields = COUNT(feature_fields),
@@ -213,7 +213,7 @@ static const char *type_noun(ls_source s)
  * it in the mapping; so this only checks the shape and feature_finish()
  * resolves the names once the whole item is read.
  */
-static void parse_types(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_types(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			const char *disp)
 {
 	(void)f;
@@ -247,7 +247,8 @@ static bool types_equal(const void *a, const void *b)
 }
 
 /* Turn the checked `types` sequence into f->type_mask for f->source. */
-static bool resolve_types(loader *ld, ls_feature_spec *f, yaml_node_t *node, const char *disp)
+static bool resolve_types(ls_conf_loader *ld, ls_feature_spec *f, yaml_node_t *node,
+			  const char *disp)
 {
 	char key[KEY_MAX];
 	uint32_t mask = 0;
@@ -292,7 +293,7 @@ static bool resolve_types(loader *ld, ls_feature_spec *f, yaml_node_t *node, con
 }
 
 /* One window written as a mapping: {length: 7d, slices: 28}. */
-static const field window_fields[] = {
+static const ls_conf_field window_fields[] = {
 	{ .name = "length", .type = FT_DURATION, .offset = offsetof(ls_window_spec, length_ms),
 	  .flags = F_REQUIRED, .min = 1, .max = MAX_WINDOW_MS, .desc = "Window length." },
 	{ .name = "slices", .type = FT_INT, .offset = offsetof(ls_window_spec, slices),
@@ -303,7 +304,7 @@ static const field window_fields[] = {
 _Static_assert(sizeof(((ls_window_spec *)0)->slices) == sizeof(int32_t),
 	       "window slices are stored as a 4-byte int");
 
-static void parse_windows(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_windows(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp)
 {
 	ls_feature_spec *spec = base;
@@ -438,7 +439,7 @@ static void kind_list(unsigned mask, char *buf, size_t buflen)
 }
 
 /* Per-item checks that need the whole item (its kind, its source). */
-static void feature_finish(loader *ld, void *items, size_t index,
+static void feature_finish(ls_conf_loader *ld, void *items, size_t index,
 			   yaml_node_t *item_node, const char *disp)
 {
 	ls_feature_spec *specs = items;
@@ -513,7 +514,7 @@ static void feature_finish(loader *ld, void *items, size_t index,
 }
 
 /* Operand `which` (a or b) of a derived feature must name a windowed one. */
-static bool check_operand(loader *ld, const ls_feature_spec *specs, size_t n,
+static bool check_operand(ls_conf_loader *ld, const ls_feature_spec *specs, size_t n,
 			  yaml_node_t *item, const char *idisp, const char *which,
 			  const char *name)
 {
@@ -542,7 +543,7 @@ static bool check_operand(loader *ld, const ls_feature_spec *specs, size_t n,
  * the models accept. Its message names the feature as "feature 'x': ...";
  * the error goes to that item, or to the sequence if none is named.
  */
-static void features_finish_all(loader *ld, void *items, size_t n,
+static void features_finish_all(ls_conf_loader *ld, void *items, size_t n,
 				yaml_node_t *seq_node, const char *disp)
 {
 	ls_feature_spec *specs = items;

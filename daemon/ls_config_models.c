@@ -9,7 +9,7 @@
  *
  * models: items are ls_model_spec itself too, but most of a model's
  * defaults are not zero, so each item starts as a copy of the built-in
- * conversion model (seq_desc.init_item) and the file overrides what it
+ * conversion model (ls_conf_seq.init_item) and the file overrides what it
  * names. Tiers and FTRL parameters are checked by the models' own
  * ls_tiers_init() and ls_ftrl_params_check(), whose messages are placed
  * at the tier min, hysteresis or ftrl key they are about.
@@ -24,39 +24,39 @@
 /* models: items are ls_model_spec itself; hooks are defined below the
  * table. */
 static void model_init(void *item);
-static void parse_positive(loader *ld, const field *f, void *base, yaml_node_t *node,
-			   const char *disp);
-static void parse_negative(loader *ld, const field *f, void *base, yaml_node_t *node,
-			   const char *disp);
+static void parse_positive(ls_conf_loader *ld, const ls_conf_field *f, void *base,
+			   yaml_node_t *node, const char *disp);
+static void parse_negative(ls_conf_loader *ld, const ls_conf_field *f, void *base,
+			   yaml_node_t *node, const char *disp);
 static bool positive_equal(const void *a, const void *b);
 static bool negative_equal(const void *a, const void *b);
-static void parse_tiers(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_tiers(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			const char *disp);
 static bool tiers_equal(const void *a, const void *b);
 static void tiers_copy(void *dst, const void *src);
-static void parse_crosses(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_crosses(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp);
 static bool crosses_equal(const void *a, const void *b);
-static void parse_metrics(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_metrics(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp);
 static bool metrics_equal(const void *a, const void *b);
-static void model_finish(loader *ld, void *items, size_t index,
+static void model_finish(ls_conf_loader *ld, void *items, size_t index,
 			 yaml_node_t *item_node, const char *disp);
 
-static const custom_desc positive_custom = {
+static const ls_conf_custom positive_custom = {
 	.type_name = "sequence", .parse = parse_positive, .equal = positive_equal,
 };
-static const custom_desc negative_custom = {
+static const ls_conf_custom negative_custom = {
 	.type_name = "sequence", .parse = parse_negative, .equal = negative_equal,
 };
-static const custom_desc tiers_custom = {
+static const ls_conf_custom tiers_custom = {
 	.type_name = "sequence", .parse = parse_tiers, .equal = tiers_equal,
 	.copy = tiers_copy,
 };
-static const custom_desc crosses_custom = {
+static const ls_conf_custom crosses_custom = {
 	.type_name = "sequence", .parse = parse_crosses, .equal = crosses_equal,
 };
-static const custom_desc metrics_custom = {
+static const ls_conf_custom metrics_custom = {
 	.type_name = "sequence", .parse = parse_metrics, .equal = metrics_equal,
 };
 
@@ -77,7 +77,7 @@ _Static_assert(LS_OUTCOME__COUNT <= 32, "outcome masks are 32 bits");
  * that a model with only a name equals the built-in one and that the
  * README and models_default.yaml say so.
  */
-static const field model_fields[] = {
+static const ls_conf_field model_fields[] = {
 	{ .name = "name", .type = FT_CHARS, .offset = M_OFF(name), .size = M_SIZE(name),
 	  .flags = F_REQUIRED, .check = ls_config_check_model_name,
 	  .desc = "Model name, 1-31 of a-z 0-9 _; unique. Names the model in metrics, Redis keys and ScoreChange records." },
@@ -130,7 +130,7 @@ static const field model_fields[] = {
 	  .desc = "Learns, scores and logs, but publishes no ScoreChange records." },
 };
 
-const seq_desc ls_config_models_seq = {
+const ls_conf_seq ls_config_models_seq = {
 	.item_size = sizeof(ls_model_spec),
 	.init_item = model_init,
 	.fields = model_fields,
@@ -223,8 +223,8 @@ static const char *outcome_type_at(int i, const void *ctx)
 }
 
 /* positive / negative: LeadOutcome symbols into the mask at f->offset. */
-static void parse_outcomes(loader *ld, const field *f, void *base, yaml_node_t *node,
-			   const char *disp, bool allow_empty)
+static void parse_outcomes(ls_conf_loader *ld, const ls_conf_field *f, void *base,
+			   yaml_node_t *node, const char *disp, bool allow_empty)
 {
 	if (!ls_conf_scalar_list(ld, node, disp, "[CONVERTED, WON]", LS_OUTCOME__COUNT * 2))
 		return;
@@ -260,15 +260,15 @@ static void parse_outcomes(loader *ld, const field *f, void *base, yaml_node_t *
 		memcpy(ls_conf_member_at(base, f->offset), &mask, sizeof mask);
 }
 
-static void parse_positive(loader *ld, const field *f, void *base, yaml_node_t *node,
-			   const char *disp)
+static void parse_positive(ls_conf_loader *ld, const ls_conf_field *f, void *base,
+			   yaml_node_t *node, const char *disp)
 {
 	parse_outcomes(ld, f, base, node, disp, false);
 }
 
 /* [] is allowed: label_timeout may be the only source of negatives. */
-static void parse_negative(loader *ld, const field *f, void *base, yaml_node_t *node,
-			   const char *disp)
+static void parse_negative(ls_conf_loader *ld, const ls_conf_field *f, void *base,
+			   yaml_node_t *node, const char *disp)
 {
 	parse_outcomes(ld, f, base, node, disp, true);
 }
@@ -291,7 +291,7 @@ typedef struct tier_item {
 	double min;
 } tier_item;
 
-static const field tier_fields[] = {
+static const ls_conf_field tier_fields[] = {
 	{ .name = "name", .type = FT_CHARS, .offset = offsetof(tier_item, name),
 	  .size = sizeof(((tier_item *)0)->name), .flags = F_REQUIRED,
 	  .check = ls_config_check_model_name, .desc = "Tier name." },
@@ -304,7 +304,7 @@ static const field tier_fields[] = {
  * make valid tiers with the hysteresis (which may come later in the
  * mapping) is ls_tiers_init()'s to say, in model_finish().
  */
-static void parse_tiers(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_tiers(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			const char *disp)
 {
 	ls_model_spec *m = base;
@@ -382,7 +382,7 @@ static bool tiers_equal(const void *a, const void *b)
 	return true;
 }
 
-static void parse_crosses(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_crosses(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp)
 {
 	ls_model_spec *m = base;
@@ -469,7 +469,7 @@ static bool crosses_equal(const void *a, const void *b)
 }
 
 
-static void parse_metrics(loader *ld, const field *f, void *base, yaml_node_t *node,
+static void parse_metrics(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp)
 {
 	ls_model_spec *m = base;
@@ -492,7 +492,7 @@ static bool metrics_equal(const void *a, const void *b)
  * hysteresis, so that what is left is the hysteresis's; each goes to the
  * node the user wrote it at.
  */
-static bool model_check_tiers(loader *ld, ls_model_spec *m, yaml_node_t *item_node,
+static bool model_check_tiers(ls_conf_loader *ld, ls_model_spec *m, yaml_node_t *item_node,
 			      const char *disp)
 {
 	const char *names[LS_TIERS_MAX];
@@ -535,7 +535,7 @@ static bool model_check_tiers(loader *ld, ls_model_spec *m, yaml_node_t *item_no
 }
 
 /* ls_ftrl_params_check() names the parameter first ("alpha must be ..."). */
-static void model_check_ftrl(loader *ld, const ls_model_spec *m, yaml_node_t *item_node,
+static void model_check_ftrl(ls_conf_loader *ld, const ls_model_spec *m, yaml_node_t *item_node,
 			     const char *disp)
 {
 	static const struct {
@@ -569,7 +569,7 @@ static void model_check_ftrl(loader *ld, const ls_model_spec *m, yaml_node_t *it
 }
 
 /* Checks that need the whole item, and the name against earlier items. */
-static void model_finish(loader *ld, void *items, size_t index,
+static void model_finish(ls_conf_loader *ld, void *items, size_t index,
 			 yaml_node_t *item_node, const char *disp)
 {
 	ls_model_spec *specs = items;
@@ -624,7 +624,7 @@ static bool models_same_names(const ls_config *a, const ls_config *b)
 	return true;
 }
 
-size_t ls_config_diff_models(const field *f, const ls_config *old, const ls_config *newc,
+size_t ls_config_diff_models(const ls_conf_field *f, const ls_config *old, const ls_config *newc,
 			  ls_config_diff_fn fn, void *ud)
 {
 	if (!models_same_names(old, newc)) {
@@ -637,7 +637,7 @@ size_t ls_config_diff_models(const field *f, const ls_config *old, const ls_conf
 	const ls_model_spec *b = ls_config_models(newc, NULL);
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < f->seq->n_fields; k++) {
-			const field *sub = &f->seq->fields[k];
+			const ls_conf_field *sub = &f->seq->fields[k];
 			if (ls_conf_field_equal(sub, &a[i], &b[i]))
 				continue;
 			changed++;
@@ -654,7 +654,7 @@ size_t ls_config_diff_models(const field *f, const ls_config *old, const ls_conf
 /* A model's F_RELOAD keys, in place: the scorer keeps its learned state
  * (see ls_config_diff_models). The built-in model becomes a one-item list first,
  * so the running config says what runs. */
-int ls_config_apply_models_live(const field *f, ls_config *cfg, const ls_config *newc)
+int ls_config_apply_models_live(const ls_conf_field *f, ls_config *cfg, const ls_config *newc)
 {
 	if (!models_same_names(cfg, newc))
 		return 0;
@@ -662,7 +662,7 @@ int ls_config_apply_models_live(const field *f, ls_config *cfg, const ls_config 
 	const ls_model_spec *b = ls_config_models(newc, &n);
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < f->seq->n_fields; k++) {
-			const field *sub = &f->seq->fields[k];
+			const ls_conf_field *sub = &f->seq->fields[k];
 			const ls_model_spec *a = ls_config_models(cfg, NULL);
 			if (!(sub->flags & F_RELOAD) || ls_conf_field_equal(sub, &a[i], &b[i]))
 				continue;
