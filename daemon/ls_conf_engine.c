@@ -33,7 +33,6 @@
 /* Room kept free so "(N more errors)" fits once lines start dropping. */
 #define TRAILER_RESERVE 32
 
-
 void ls_conf_errors_init(ls_conf_errors *eb, char *buf, size_t cap)
 {
 	eb->buf = buf;
@@ -529,6 +528,7 @@ yaml_node_t *ls_conf_seq_entry(ls_conf_loader *ld, yaml_node_t *seq, size_t i, c
 		ls_conf_key_printf(key, keylen, "%s[%zu]", disp, i);
 	return item;
 }
+
 bool ls_conf_expect_seq(ls_conf_loader *ld, yaml_node_t *node, const char *disp, const char *what)
 {
 	if (node->type == YAML_SEQUENCE_NODE)

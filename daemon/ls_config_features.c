@@ -20,9 +20,11 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Enums are stored through memcpy of an int; make that assumption loud. */
 _Static_assert(sizeof(ls_feature_kind) == sizeof(int), "ls_feature_kind must be int-sized");
 _Static_assert(sizeof(ls_feature_agg) == sizeof(int), "ls_feature_agg must be int-sized");
 _Static_assert(sizeof(ls_feature_field) == sizeof(int), "ls_feature_field must be int-sized");
+
 static const char *check_feature_name(const char *s, char *buf, size_t buflen);
 static void parse_types(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			const char *disp);
