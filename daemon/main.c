@@ -31,6 +31,7 @@
 #include "ls_telemetry.h"
 #include "ls_pipeline.h"
 #include "ls_scorer.h"
+#include "ls_settings.h"
 #include "ls_log.h"
 #include "ls_redis.h"
 #include "ls_store.h"
@@ -333,7 +334,7 @@ static int run(ls_config *cfg)
 	}
 	if (register_writers(codec, cfg) != 0)
 		goto out;
-	ls_store_settings ss = ls_pipeline_store_settings(cfg);
+	ls_store_settings ss = ls_settings_store(cfg);
 	store = ls_store_new(&ss, err, sizeof err);
 	if (store == NULL) {
 		ls_log(LS_LOG_ERROR, "redis", "bad settings", "error=%s",
@@ -344,7 +345,8 @@ static int run(ls_config *cfg)
 		rc = 0; /* stopped before Redis ever answered: a clean stop */
 		goto out;
 	}
-	consumer = ls_kafka_consumer_new(cfg, err, sizeof err);
+	ls_kafka_settings ks = ls_settings_kafka(cfg);
+	consumer = ls_kafka_consumer_new(&ks, err, sizeof err);
 	if (consumer == NULL) {
 		ls_log(LS_LOG_ERROR, "kafka", "cannot start consumer", "error=%s",
 		       ls_log_quote(err, q, sizeof q));
@@ -374,7 +376,7 @@ static int run(ls_config *cfg)
 		.cfg = cfg,
 		.bandit = bandit,
 		.telemetry = telemetry,
-		.store = ls_pipeline_store_settings(cfg),
+		.store = ls_settings_store(cfg),
 		.set = ls_pipeline_features(pipeline),
 		.lead_conf = ls_pipeline_lead_conf(pipeline),
 	};

@@ -11,8 +11,8 @@
 
 #include "ls_config.h"
 #include "ls_lead.h"
-#include "ls_pipeline.h"
 #include "ls_scorer.h"
+#include "ls_settings.h"
 #include "ls_store.h"
 
 #define DAY INT64_C(86400000)
@@ -37,10 +37,11 @@ static void setup(fixture *f)
 	f->set = ls_feature_set_new(specs, n, err, sizeof err);
 	ck_assert_msg(f->set != NULL, "%s", err);
 	ls_config_lead_conf(&f->cfg, f->set, &f->lc);
-	ls_store_settings ss = ls_pipeline_store_settings(&f->cfg);
+	ls_store_settings ss = ls_settings_store(&f->cfg);
 	f->store = ls_store_new(&ss, err, sizeof err);
 	ck_assert_msg(f->store != NULL, "%s", err);
-	f->sc = ls_scorer_new(&f->cfg, f->set, &f->lc, NULL, NULL, f->store, err,
+	ls_scorer_settings scs = ls_settings_scorer(&f->cfg);
+	f->sc = ls_scorer_new(&scs, f->set, &f->lc, NULL, NULL, f->store, err,
 			      sizeof err);
 	ck_assert_msg(f->sc != NULL, "%s", err);
 }
@@ -211,7 +212,8 @@ START_TEST(too_large_score_change_is_skipped)
 			 RD_KAFKA_CONF_OK);
 	rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
 	ck_assert_msg(prod != NULL, "%s", err);
-	ls_scorer *sc = ls_scorer_new(&f.cfg, f.set, &f.lc, codec, prod, f.store, err, sizeof err);
+	ls_scorer_settings scs = ls_settings_scorer(&f.cfg);
+	ls_scorer *sc = ls_scorer_new(&scs, f.set, &f.lc, codec, prod, f.store, err, sizeof err);
 	ck_assert_msg(sc != NULL, "%s", err);
 
 	char long_id[901];

@@ -73,6 +73,7 @@
 #include "ls_pipeline.h"
 #include "ls_redis.h"
 #include "ls_scorer.h"
+#include "ls_settings.h"
 #include "ls_store.h"
 
 #define KEY_MAX 512
@@ -610,7 +611,8 @@ static int eval_read_log(const ls_config *cfg, const ls_campaign_spec *sp,
 {
 	const char *topic = cfg->kafka.topics.decisions;
 	int64_t deadline = ls_clock_mono_ms() + timeout_ms;
-	rd_kafka_conf_t *conf = ls_kafka_conf_new(cfg, true, err, errlen);
+	ls_kafka_settings ks = ls_settings_kafka(cfg);
+	rd_kafka_conf_t *conf = ls_kafka_conf_new(&ks, true, err, errlen);
 	if (conf == NULL)
 		return -1;
 	/* librdkafka wants a group.id even to assign(); this one never joins
@@ -1242,7 +1244,7 @@ int main(int argc, char **argv)
 			rc = cmd_evaluate(&cfg, &eo);
 		goto out;
 	}
-	ls_store_settings ss = ls_pipeline_store_settings(&cfg);
+	ls_store_settings ss = ls_settings_store(&cfg);
 	store = ls_store_new(&ss, err, sizeof err);
 	if (store == NULL || ls_store_connect(store, err, sizeof err) != 0) {
 		fprintf(stderr, "leadscorectl: redis: %s\n", err);
