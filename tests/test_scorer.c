@@ -246,6 +246,52 @@ START_TEST(too_large_score_change_is_skipped)
 }
 END_TEST
 
+/*
+ * The scorer keeps a copy of its settings' specs: the caller's array may
+ * change or go after ls_scorer_new / ls_scorer_reload. A reload naming the
+ * same models takes their live keys; another list changes nothing (it
+ * needs a restart).
+ */
+static ls_model_spec running_spec(fixture *f)
+{
+	ls_scorer_snapshot *s = ls_scorer_snapshot_new(f->sc);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(s->n, 1);
+	ls_model_spec spec = s->m[0].spec;
+	ls_scorer_snapshot_free(s);
+	return spec;
+}
+
+START_TEST(reload_copies_the_specs_of_the_same_models)
+{
+	fixture f;
+	setup(&f);
+	ls_scorer_settings scs = ls_settings_scorer(&f.cfg);
+	ls_model_spec spec = scs.models[0];
+	ck_assert(running_spec(&f).min_delta != 0.25);
+	spec.min_delta = 0.25;
+	spec.shadow = true;
+	ls_scorer_settings next = { .models = &spec, .n_models = 1, .scores_topic = "x" };
+	ls_scorer_reload(f.sc, &next);
+	ck_assert(running_spec(&f).min_delta == 0.25);
+	ck_assert(running_spec(&f).shadow);
+	spec.min_delta = 0.5; /* the scorer's copy does not move with it */
+	ck_assert(running_spec(&f).min_delta == 0.25);
+
+	ls_model_spec other = spec;
+	snprintf(other.name, sizeof other.name, "other");
+	next.models = &other;
+	ls_scorer_reload(f.sc, &next);
+	ck_assert_str_eq(running_spec(&f).name, "conversion");
+	ck_assert(running_spec(&f).min_delta == 0.25);
+	ls_model_spec two[2] = { spec, spec };
+	next = (ls_scorer_settings){ .models = two, .n_models = 2 };
+	ls_scorer_reload(f.sc, &next);
+	ck_assert(running_spec(&f).min_delta == 0.25);
+	teardown(&f);
+}
+END_TEST
+
 static Suite *scorer_suite(void)
 {
 	Suite *s = suite_create("scorer");
@@ -255,6 +301,7 @@ static Suite *scorer_suite(void)
 	tcase_add_test(tc, control_leaky_order_is_detected);
 	tcase_add_test(tc, settled_after_an_outcome_label);
 	tcase_add_test(tc, too_large_score_change_is_skipped);
+	tcase_add_test(tc, reload_copies_the_specs_of_the_same_models);
 	suite_add_tcase(s, tc);
 	return s;
 }
