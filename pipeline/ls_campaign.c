@@ -32,6 +32,7 @@
 #include "ls_keys.h"
 #include "ls_log.h"
 #include "ls_redis.h"
+#include "ls_settings.h" /* TODO(issue 13): daemon/; goes when ls_campaign is built from settings */
 #include "ls_utf8.h"
 
 #define COMPONENT "bandit"
@@ -1406,7 +1407,8 @@ ls_campaign *ls_campaign_start(const ls_config *cfg, char *err, size_t errlen)
 	s->codec = ls_codec_new(err, errlen);
 	if (s->codec == NULL)
 		goto fail;
-	rd_kafka_conf_t *conf = ls_kafka_conf_new(cfg, false, err, errlen);
+	ls_kafka_settings ks = ls_settings_kafka(cfg);
+	rd_kafka_conf_t *conf = ls_kafka_conf_new(&ks, false, err, errlen);
 	if (conf == NULL)
 		goto fail;
 	char why[512];

@@ -1,0 +1,33 @@
+/*
+ * ls_settings.h - the pipeline's settings structs, filled from a loaded
+ * ls_config: the one place that knows which config keys each pipeline
+ * module reads, so pipeline/ never sees ls_config.h.
+ *
+ * Memory: every result borrows cfg's strings and arrays (nothing is
+ * allocated); it is valid until ls_config_free(cfg), and the model specs
+ * only until ls_config_apply_live(cfg, ...) (take the settings again after
+ * a reload). Errors: none; a loaded config has passed every check the
+ * modules repeat. Thread-safety: reads cfg only, safe on an immutable cfg.
+ */
+#ifndef LS_SETTINGS_H
+#define LS_SETTINGS_H
+
+#include "ls_config.h"
+#include "ls_kafka.h"
+#include "ls_scorer.h"
+#include "ls_store.h"
+
+/* ---- store, Kafka, scorer ---- */
+
+/* redis.* and kafka.group_id (which names the offsets hash). */
+ls_store_settings ls_settings_store(const ls_config *cfg);
+
+/* kafka.brokers, group_id, topics and properties. */
+ls_kafka_settings ls_settings_kafka(const ls_config *cfg);
+
+/* The models to run (ls_config_models()) and kafka.topics.scores. */
+ls_scorer_settings ls_settings_scorer(const ls_config *cfg);
+
+/* ---- end of store, Kafka, scorer ---- */
+
+#endif
