@@ -830,53 +830,28 @@ int ls_ftrl_explain(const ls_ftrl *m, const ls_ftrl_example *x,
 
 /* ---- checkpoint ---- */
 
-void ls_ftrl_buf_free(ls_ftrl_buf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->len = b->cap = 0;
-}
-
-static bool buf_reserve(ls_ftrl_buf *b, size_t more)
-{
-	if (more > SIZE_MAX / 2 - b->len)
-		return false;
-	size_t need = b->len + more;
-	if (need <= b->cap)
-		return true;
-	size_t cap = b->cap > 0 ? b->cap : 1024;
-	while (cap < need)
-		cap *= 2;
-	uint8_t *p = realloc(b->data, cap);
-	if (p == NULL)
-		return false;
-	b->data = p;
-	b->cap = cap;
-	return true;
-}
-
 /* The put_* helpers assume space was reserved by the caller. */
-static void put_u8(ls_ftrl_buf *b, uint8_t v) { b->data[b->len++] = v; }
+static void put_u8(ls_buf *b, uint8_t v) { b->data[b->len++] = v; }
 
-static void put_varint(ls_ftrl_buf *b, uint64_t v)
+static void put_varint(ls_buf *b, uint64_t v)
 {
 	b->len = (size_t)(ls_varint_put(b->data + b->len, v) - b->data);
 }
 
-static void put_u64(ls_ftrl_buf *b, uint64_t v)
+static void put_u64(ls_buf *b, uint64_t v)
 {
 	for (int k = 0; k < 8; k++)
 		b->data[b->len++] = (uint8_t)(v >> (8 * k));
 }
 
-static void put_f64(ls_ftrl_buf *b, double d)
+static void put_f64(ls_buf *b, double d)
 {
 	uint64_t bits;
 	memcpy(&bits, &d, sizeof bits);
 	put_u64(b, bits);
 }
 
-int ls_ftrl_encode(const ls_ftrl *m, ls_ftrl_buf *out)
+int ls_ftrl_encode(const ls_ftrl *m, ls_buf *out)
 {
 	if (m == NULL || out == NULL)
 		return LS_FTRL_ERR_INVALID;
@@ -890,7 +865,7 @@ int ls_ftrl_encode(const ls_ftrl *m, ls_ftrl_buf *out)
 		if (m->z[i] != 0.0 || m->n[i] != 0.0)
 			nz++;
 	need += 10 + nz * (10 + 16);
-	if (!buf_reserve(out, need))
+	if (ls_buf_reserve(out, need) != 0)
 		return LS_FTRL_ERR_NOMEM;
 	for (size_t k = 0; k < sizeof MAGIC; k++)
 		put_u8(out, (uint8_t)MAGIC[k]);

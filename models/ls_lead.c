@@ -247,7 +247,13 @@ void ls_lead_free(ls_lead *lead)
 	free(lead);
 }
 
-/* Grow *p (elements of size sz) to hold at least need; false on OOM. */
+/*
+ * Grow *p (elements of size sz) to hold at least need; false on OOM.
+ * Not ls_grow(): the capacities are uint32_t and grow by half from 4,
+ * which keeps struct ls_lead and a small lead's arrays small (leads are
+ * cached by the hundred thousand); the conf limits keep need far below
+ * UINT32_MAX, so neither the capacity nor ncap * sz can overflow.
+ */
 static bool reserve(void **p, uint32_t *cap, uint32_t need, size_t sz)
 {
 	if (need <= *cap)
@@ -951,36 +957,21 @@ const uint8_t *ls_lead_ext(const ls_lead *lead, size_t *len)
 
 /* ---- encoding ---- */
 
-static bool blob_reserve(ls_lead_blob *b, size_t extra)
-{
-	if (b->cap - b->len >= extra)
-		return true;
-	size_t ncap = b->cap < 256 ? 256 : b->cap * 2;
-	while (ncap - b->len < extra)
-		ncap *= 2;
-	uint8_t *p = realloc(b->data, ncap);
-	if (!p)
-		return false;
-	b->data = p;
-	b->cap = ncap;
-	return true;
-}
-
 /*
  * The put_* helpers write into space the caller reserved; each encoding
  * step reserves its worst case first, so none of them can fail.
  */
-static void put_u8(ls_lead_blob *b, uint8_t v)
+static void put_u8(ls_buf *b, uint8_t v)
 {
 	b->data[b->len++] = v;
 }
 
-static void put_varint(ls_lead_blob *b, uint64_t v)
+static void put_varint(ls_buf *b, uint64_t v)
 {
 	b->len = (size_t)(ls_varint_put(b->data + b->len, v) - b->data);
 }
 
-static void put_le(ls_lead_blob *b, uint64_t v, size_t bytes)
+static void put_le(ls_buf *b, uint64_t v, size_t bytes)
 {
 	for (size_t i = 0; i < bytes; i++)
 		b->data[b->len++] = (uint8_t)(v >> (8 * i));
@@ -1009,7 +1000,7 @@ static bool metric_is_int(double v)
  * the most common slice, so counts share the distance's varint: d*2 alone
  * for 1, d*2+1 followed by count-2 otherwise (one byte instead of two).
  */
-static void put_slice(ls_lead_blob *b, ls_feature_agg agg, uint64_t d,
+static void put_slice(ls_buf *b, ls_feature_agg agg, uint64_t d,
 		      const ls_window_slice *s, int64_t width)
 {
 	if (agg == LS_AGG_COUNT) {
@@ -1044,7 +1035,7 @@ static void put_slice(ls_lead_blob *b, ls_feature_agg agg, uint64_t d,
 }
 
 static int encode_feature(const ls_lead *lead, const ls_feature_set *set,
-			  const ls_feature_info *fi, ls_lead_blob *b)
+			  const ls_feature_info *fi, ls_buf *b)
 {
 	uint8_t flags = 0;
 	bool has_seen = fi->tracked >= 0 && lead->last_seen[fi->tracked] >= 0;
@@ -1064,7 +1055,7 @@ static int encode_feature(const ls_lead *lead, const ls_feature_set *set,
 	/* The aggregation rides in the flags so that a decoder that does not
 	 * know this key can still walk over the record: no length prefix. */
 	flags |= (uint8_t)(fi->spec.agg << 5);
-	if (!blob_reserve(b, 4 + worst))
+	if (ls_buf_reserve(b, 4 + worst) != 0)
 		return LS_LEAD_ERR_NOMEM;
 	put_le(b, fi->key, 4);
 	put_u8(b, flags);
@@ -1137,7 +1128,7 @@ size_t ls_lead_blob_bound(const ls_lead_conf *conf)
 }
 
 int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
-		   ls_lead_blob *out)
+		   ls_buf *out)
 {
 	int rc = check_use(lead, conf);
 	if (rc != LS_LEAD_APPLIED)
@@ -1149,7 +1140,7 @@ int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
 
 	size_t fixed = 2 + VARINT_MAX * (2 + LS_SOURCE__COUNT + 3) +
 		       (size_t)lead->n_seen * (8 + VARINT_MAX);
-	if (!blob_reserve(out, fixed))
+	if (ls_buf_reserve(out, fixed) != 0)
 		return LS_LEAD_ERR_NOMEM;
 	put_u8(out, LS_LEAD_BLOB_VERSION);
 	put_u8(out, lead->watermark >= 0 ? 1 : 0);
@@ -1168,7 +1159,7 @@ int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
 	for (uint32_t i = 0; i < lead->n_attrs; i++) {
 		size_t kl = strlen(lead->attrs[i].key);
 		size_t vl = strlen(lead->attrs[i].value);
-		if (!blob_reserve(out, 2 * VARINT_MAX + kl + vl))
+		if (ls_buf_reserve(out, 2 * VARINT_MAX + kl + vl) != 0)
 			return LS_LEAD_ERR_NOMEM;
 		put_varint(out, kl);
 		memcpy(out->data + out->len, lead->attrs[i].key, kl);
@@ -1177,13 +1168,13 @@ int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
 		memcpy(out->data + out->len, lead->attrs[i].value, vl);
 		out->len += vl;
 	}
-	if (!blob_reserve(out, VARINT_MAX))
+	if (ls_buf_reserve(out, VARINT_MAX) != 0)
 		return LS_LEAD_ERR_NOMEM;
 	put_varint(out, lead->n_metrics);
 	for (uint32_t i = 0; i < lead->n_metrics; i++) {
 		size_t kl = strlen(lead->metrics[i].key);
 		double v = lead->metrics[i].value;
-		if (!blob_reserve(out, 2 * VARINT_MAX + kl + 1 + 8))
+		if (ls_buf_reserve(out, 2 * VARINT_MAX + kl + 1 + 8) != 0)
 			return LS_LEAD_ERR_NOMEM;
 		put_varint(out, kl);
 		memcpy(out->data + out->len, lead->metrics[i].key, kl);
@@ -1212,7 +1203,7 @@ int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
 		}
 		n_records += any;
 	}
-	if (!blob_reserve(out, VARINT_MAX))
+	if (ls_buf_reserve(out, VARINT_MAX) != 0)
 		return LS_LEAD_ERR_NOMEM;
 	put_varint(out, n_records);
 	for (size_t f = 0; f < set->n_features; f++) {
@@ -1225,22 +1216,13 @@ int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
 	}
 	/* No ext, no bytes: blobs of leads without one are unchanged. */
 	if (lead->ext_len > 0) {
-		if (!blob_reserve(out, VARINT_MAX + lead->ext_len))
+		if (ls_buf_reserve(out, VARINT_MAX + lead->ext_len) != 0)
 			return LS_LEAD_ERR_NOMEM;
 		put_varint(out, lead->ext_len);
 		memcpy(out->data + out->len, lead->ext, lead->ext_len);
 		out->len += lead->ext_len;
 	}
 	return LS_LEAD_APPLIED;
-}
-
-void ls_lead_blob_free(ls_lead_blob *blob)
-{
-	if (!blob)
-		return;
-	free(blob->data);
-	blob->data = NULL;
-	blob->len = blob->cap = 0;
 }
 
 /* ---- decoding ---- */
