@@ -181,6 +181,7 @@
 #include "ls_codec.h"
 #include "ls_event.h"
 #include "ls_log.h"
+#include "ls_rng.h"
 #include "ls_utf8.h"
 
 #define SIM_HOUR INT64_C(3600000)
@@ -357,7 +358,7 @@ typedef struct sim_opts {
 
 typedef struct sim {
 	sim_opts o;
-	uint64_t rng[4];
+	ls_rng rng;
 	int64_t start, end;
 	sim_lead *leads;
 	sim_item *heap;
@@ -393,38 +394,14 @@ static void sim_on_signal(int sig)
 
 /* ------------------------------------------------------------------ rng */
 
-static uint64_t sim_splitmix(uint64_t *x)
-{
-	uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
-static uint64_t sim_rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256**: fast, well tested, and the same on every platform. */
-static uint64_t sim_next(sim *s)
-{
-	uint64_t *r = s->rng;
-	uint64_t out = sim_rotl(r[1] * 5, 7) * 9;
-	uint64_t t = r[1] << 17;
-	r[2] ^= r[0];
-	r[3] ^= r[1];
-	r[1] ^= r[2];
-	r[0] ^= r[3];
-	r[2] ^= t;
-	r[3] = sim_rotl(r[3], 45);
-	return out;
-}
-
-/* Uniform in [0, 1). */
+/*
+ * ls_rng (xoshiro256**, ls_rng.h) supplies the bits; the shaping stays
+ * here. Uniform in [0, 1) from 53 bits, not ls_rng_uniform's 52 in (0, 1),
+ * so that every seed keeps generating the stream it always did.
+ */
 static double sim_u01(sim *s)
 {
-	return (double)(sim_next(s) >> 11) * 0x1.0p-53;
+	return (double)(ls_rng_next(&s->rng) >> 11) * 0x1.0p-53;
 }
 
 static double sim_uniform(sim *s, double lo, double hi)
@@ -1343,9 +1320,7 @@ static void sim_fb_seed(sim *s, const char *decision_id)
 		h *= UINT64_C(0x100000001b3);
 	}
 	uint64_t x = s->o.seed;
-	x = sim_splitmix(&x) ^ h;
-	for (int i = 0; i < 4; i++)
-		s->rng[i] = sim_splitmix(&x);
+	ls_rng_seed(&s->rng, ls_splitmix64(&x) ^ h);
 }
 
 /* Draw every decision's outcome, queue its events and write its truth
@@ -2032,9 +2007,7 @@ int main(int argc, char **argv)
 		s.start = 0;
 		s.end = INT64_MAX; /* nothing is cut off: every decision's events go out */
 	}
-	uint64_t seed = s.o.seed;
-	for (int i = 0; i < 4; i++)
-		s.rng[i] = sim_splitmix(&seed);
+	ls_rng_seed(&s.rng, s.o.seed);
 	s.hash = UINT64_C(0xcbf29ce484222325);
 	for (int i = 0; i < LS_SOURCE__COUNT; i++)
 		snprintf(s.topics[i], sizeof s.topics[i], "%s%s", s.o.prefix,
