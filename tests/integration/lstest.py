@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import avro_events  # noqa: E402
 import features_ref  # noqa: E402
 import testenv  # noqa: E402
-from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka import Consumer, Producer  # noqa: E402
 
 BUILD = os.environ.get('LS_BUILD_ROOT', 'build')
 SOURCE = avro_events.SOURCE_ROOT
@@ -453,6 +453,26 @@ class PipelineTest(unittest.TestCase):
             self.assert_lead(got, ref, lead_id, names)
             out[lead_id] = got
         return out
+
+
+def decisions_on_topic(bootstrap, ids, group, timeout=30):
+    """The bandit's decision records on leads.decisions whose decision_id
+    is in ids, read from the start by a fresh consumer of group until all
+    are found or timeout s pass: {decision_id: (record, key)}."""
+    c = Consumer({'bootstrap.servers': bootstrap, 'group.id': group,
+                  'auto.offset.reset': 'earliest', 'enable.auto.commit': False})
+    c.subscribe(['leads.decisions'])
+    found = {}
+    deadline = time.monotonic() + timeout
+    while len(found) < len(ids) and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        rec = avro_events.decode('bandit_decision', m.value())
+        if rec['decision_id'] in ids:
+            found[rec['decision_id']] = (rec, m.key())
+    c.close()
+    return found
 
 
 # ------------------------------------------------------------ class fixture

@@ -34,7 +34,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import avro_events  # noqa: E402
 import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
-from confluent_kafka import Consumer  # noqa: E402
 
 CAMPAIGNS = '''campaigns:
   - id: subj
@@ -285,19 +284,7 @@ class Bandit(tp.DaemonSuite):
         for i in range(20):
             o = self.decide('subj', 'log-%d' % i, context={'tier': 'hot'})
             ids[o['decision_id']] = o
-        c = Consumer({'bootstrap.servers': self.broker.bootstrap, 'group.id': 'log-check',
-                      'auto.offset.reset': 'earliest', 'enable.auto.commit': False})
-        c.subscribe(['leads.decisions'])
-        found = {}
-        deadline = time.monotonic() + 30
-        while len(found) < len(ids) and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is None or m.error():
-                continue
-            rec = avro_events.decode('bandit_decision', m.value())
-            if rec['decision_id'] in ids:
-                found[rec['decision_id']] = (rec, m.key())
-        c.close()
+        found = tp.decisions_on_topic(self.broker.bootstrap, ids, 'log-check')
         self.assertEqual(set(found), set(ids))
         for did, (rec, key) in found.items():
             o = ids[did]

@@ -34,7 +34,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import avro_events  # noqa: E402
 import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
-from confluent_kafka import Consumer  # noqa: E402
 
 LONG = 'a' * 63 + '\u00e9'  # 65 bytes: a cut at 64 splits the e-acute
 CAMPAIGNS = '''campaigns:
@@ -96,23 +95,6 @@ def metric_sum(port, name):
         if m:
             total += float(m.group(2))
     return total, text
-
-
-def decisions_on_topic(bootstrap, ids, timeout=30):
-    c = Consumer({'bootstrap.servers': bootstrap, 'group.id': 'state-check-%f' % time.time(),
-                  'auto.offset.reset': 'earliest', 'enable.auto.commit': False})
-    c.subscribe(['leads.decisions'])
-    found = {}
-    deadline = time.monotonic() + timeout
-    while len(found) < len(ids) and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is None or m.error():
-            continue
-        rec = avro_events.decode('bandit_decision', m.value())
-        if rec['decision_id'] in ids:
-            found[rec['decision_id']] = rec
-    c.close()
-    return found
 
 
 class BanditState(tp.DaemonSuite):
@@ -182,9 +164,10 @@ class BanditState(tp.DaemonSuite):
         self.assertEqual(st, 200, o)
         for f in r.hkeys('s:{bandit:longv}:counts'):
             f.decode('utf-8')  # raises on invalid UTF-8
-        found = decisions_on_topic(self.broker.bootstrap, ids)
+        found = tp.decisions_on_topic(self.broker.bootstrap, ids,
+                                      'state-check-%f' % time.time())
         self.assertEqual(set(found), set(ids), self.daemon.tail())
-        for rec in found.values():
+        for rec, _ in found.values():
             self.assertEqual(rec['context'], {'note': 'a' * 63})
         unlogged, _ = metric_sum(self.port, 'leadscore_bandit_decisions_unlogged_total')
         self.assertEqual(unlogged, 0)
