@@ -32,21 +32,12 @@
 #include "ls_settings.h"
 #include "ls_store.h"
 #include "ls_testenv.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "ls_testutil.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 static uint64_t rnd(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return ls_test_xorshift64(&rng_state);
 }
 
 static const char *const categories[] = { "pricing", "product", "docs", "blog", "careers" };
@@ -193,18 +184,18 @@ static double raw_rate(const char *bootstrap, long n)
 	if (rk == NULL)
 		return -1;
 	long got = 0;
-	double t0 = 0, t1 = 0, deadline = now_s() + 300;
+	double t0 = 0, t1 = 0, deadline = ls_test_now_s() + 300;
 	unsigned long long sum = 0;
-	while (got < n && now_s() < deadline) {
+	while (got < n && ls_test_now_s() < deadline) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 		if (m == NULL)
 			continue;
 		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 			if (got == 0)
-				t0 = now_s();
+				t0 = ls_test_now_s();
 			sum += m->len;
 			got++;
-			t1 = now_s();
+			t1 = ls_test_now_s();
 		}
 		rd_kafka_message_destroy(m);
 	}
@@ -285,20 +276,20 @@ static double pipeline_rate(const char *bootstrap, const char *redis_url, long n
 	if (p == NULL)
 		goto fail;
 	long done = 0;
-	double t0 = 0, t1 = 0, deadline = now_s() + 600;
-	while (done < n && now_s() < deadline) {
-		double ts = now_s();
+	double t0 = 0, t1 = 0, deadline = ls_test_now_s() + 600;
+	while (done < n && ls_test_now_s() < deadline) {
+		double ts = ls_test_now_s();
 		int k = ls_pipeline_step(p);
 		if (k > 0) {
 			if (done == 0)
 				t0 = ts;
 			done += k;
-			t1 = now_s();
+			t1 = ls_test_now_s();
 		}
 	}
 	/* the last interval's work counts only once it is committed */
 	if (done >= n && ls_pipeline_commit(p) == 0)
-		t1 = now_s();
+		t1 = ls_test_now_s();
 	else
 		done = 0;
 	if (done >= n && t1 > t0) {
@@ -390,10 +381,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	const char *bs = ls_test_broker_bootstrap(broker);
-	double t = now_s();
+	double t = ls_test_now_s();
 	if (produce_all(bs, n, leads) != 0)
 		goto out;
-	fprintf(stderr, "produced %ld events in %.1f s\n", n, now_s() - t);
+	fprintf(stderr, "produced %ld events in %.1f s\n", n, ls_test_now_s() - t);
 
 	double raw = raw_rate(bs, n);
 	double written = 0;

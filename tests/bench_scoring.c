@@ -49,6 +49,7 @@
 #include "ls_event.h"
 #include "ls_ftrl.h"
 #include "ls_lead.h"
+#include "ls_testutil.h"
 #include "ls_window.h"
 
 #define EVENTS_PER_LEAD 10
@@ -82,10 +83,7 @@ static volatile uint64_t sink_u;
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 static uint64_t rnd(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return ls_test_xorshift64(&rng_state);
 }
 
 static double now_ns(void)

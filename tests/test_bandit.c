@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "ls_bandit.h"
+#include "ls_testutil.h"
 #include "ls_utf8.h"
 
 #define SIGMAS 5.0
@@ -83,13 +84,6 @@ static void rng_forcing(ls_rng *r, uint64_t out)
 {
 	ls_rng_seed(r, 1);
 	r->s[1] = inv_odd(5) * rotr(out * inv_odd(9), 7);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* P(X_b > X_a) for X_a ~ Beta(aa, ba), X_b ~ Beta(ab, bb), integer ab
@@ -317,7 +311,7 @@ START_TEST(test_thompson_acceptance)
 	static const double rate[3] = { 0.10, 0.10, 0.12 };
 	const int seeds = 20, trials = 20000;
 	double sum_share = 0, min_share = 1;
-	double t0 = now_s();
+	double t0 = ls_test_now_s();
 	for (int seed = 1; seed <= seeds; seed++) {
 		ls_bandit *b = mk(3, 0, 0.0, 0);
 		ls_rng pol, env;
@@ -345,7 +339,7 @@ START_TEST(test_thompson_acceptance)
 	double mean_share = sum_share / seeds;
 	fprintf(stderr, "thompson 10/10/12 %%: best arm %.4f of the last "
 		"half on average over %d seeds (worst seed %.4f), %.2f s\n",
-		mean_share, seeds, min_share, now_s() - t0);
+		mean_share, seeds, min_share, ls_test_now_s() - t0);
 	ck_assert_msg(mean_share >= 0.90, "best arm share %.4f < 0.90",
 		      mean_share);
 }
@@ -616,7 +610,7 @@ START_TEST(test_decide_timing)
 	ls_rng_seed(&r, 8);
 	const int n = 500;
 	double sum = 0;
-	double t0 = now_s();
+	double t0 = ls_test_now_s();
 	for (int i = 0; i < n; i++) {
 		size_t a;
 		double p;
@@ -624,15 +618,15 @@ START_TEST(test_decide_timing)
 						  &p), 0);
 		sum += p;
 	}
-	double per = (now_s() - t0) / n;
+	double per = (ls_test_now_s() - t0) / n;
 	int bad = 0;
-	t0 = now_s();
+	t0 = ls_test_now_s();
 	for (int i = 0; i < 100000; i++) {
 		size_t a;
 		bad += ls_bandit_choose(b, LS_BANDIT_CAMPAIGN, &r, &a) != 0;
 	}
 	ck_assert_int_eq(bad, 0);
-	double per_choose = (now_s() - t0) / 100000;
+	double per_choose = (ls_test_now_s() - t0) / 100000;
 	fprintf(stderr, "3 arms: decide with M=1000 propensity %.1f us, "
 		"choose only %.3f us\n", per * 1e6, per_choose * 1e6);
 	ck_assert(sum > 0);
@@ -1033,9 +1027,5 @@ static Suite *bandit_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(bandit_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(bandit_suite(), CK_NORMAL);
 }

@@ -8,7 +8,10 @@
  * cluster, hiredis over a unix socket and TCP to redis-server, and the
  * leadscore-devbroker binary as a child process.
  */
+#include "ls_clock.h"
 #include "ls_testenv.h"
+#include "ls_testredis.h"
+#include "ls_testutil.h"
 
 #include <check.h>
 #include <errno.h>
@@ -28,13 +31,6 @@
 #include <unistd.h>
 
 #define ERRLEN 2048
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------------ Kafka */
 
@@ -160,26 +156,16 @@ END_TEST
 
 /* ------------------------------------------------------------------ Redis */
 
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *r = redisvCommand(c, fmt, ap);
-	va_end(ap);
-	ck_assert_msg(r != NULL, "redis command failed: %s", c->errstr);
-	return r;
-}
-
 static void set_and_get(const ls_test_redis *r)
 {
 	char err[ERRLEN];
 	redisContext *c = ls_test_redis_connect(r, err, sizeof err);
 	ck_assert_msg(c != NULL, "%s", err);
-	redisReply *rep = cmd(c, "SET %s %b", "ls:{lead-1}:state", "\0\1\2", (size_t)3);
+	redisReply *rep = ls_test_cmd(c, "SET %s %b", "ls:{lead-1}:state", "\0\1\2", (size_t)3);
 	ck_assert_int_eq(rep->type, REDIS_REPLY_STATUS);
 	ck_assert_str_eq(rep->str, "OK");
 	freeReplyObject(rep);
-	rep = cmd(c, "GET %s", "ls:{lead-1}:state");
+	rep = ls_test_cmd(c, "GET %s", "ls:{lead-1}:state");
 	ck_assert_int_eq(rep->type, REDIS_REPLY_STRING);
 	ck_assert_uint_eq(rep->len, 3);
 	ck_assert(memcmp(rep->str, "\0\1\2", 3) == 0);
@@ -209,16 +195,16 @@ START_TEST(test_redis_unix_socket)
 	/* it really is a unix socket server: no TCP listener at all */
 	redisContext *c = ls_test_redis_connect(r, err, sizeof err);
 	ck_assert_msg(c != NULL, "%s", err);
-	redisReply *rep = cmd(c, "CONFIG GET port");
+	redisReply *rep = ls_test_cmd(c, "CONFIG GET port");
 	ck_assert_int_eq(rep->type, REDIS_REPLY_ARRAY);
 	ck_assert_uint_eq(rep->elements, 2);
 	ck_assert_str_eq(rep->element[1]->str, "0");
 	freeReplyObject(rep);
 	/* and nothing is persisted */
-	rep = cmd(c, "CONFIG GET save");
+	rep = ls_test_cmd(c, "CONFIG GET save");
 	ck_assert_str_eq(rep->element[1]->str, "");
 	freeReplyObject(rep);
-	rep = cmd(c, "CONFIG GET appendonly");
+	rep = ls_test_cmd(c, "CONFIG GET appendonly");
 	ck_assert_str_eq(rep->element[1]->str, "no");
 	freeReplyObject(rep);
 	redisFree(c);
@@ -252,7 +238,7 @@ START_TEST(test_redis_tcp)
 	redisContext *c = redisConnect("127.0.0.1", port);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_msg(c->err == 0, "%s", c->errstr);
-	redisReply *rep = cmd(c, "CONFIG GET bind");
+	redisReply *rep = ls_test_cmd(c, "CONFIG GET bind");
 	ck_assert_str_eq(rep->element[1]->str, "127.0.0.1");
 	freeReplyObject(rep);
 	redisFree(c);
@@ -278,9 +264,9 @@ START_TEST(test_redis_stop_restart)
 
 	redisContext *old = ls_test_redis_connect(r, err, sizeof err);
 	ck_assert_msg(old != NULL, "%s", err);
-	redisReply *rep = cmd(old, "SET before-restart 1");
+	redisReply *rep = ls_test_cmd(old, "SET before-restart 1");
 	freeReplyObject(rep);
-	rep = cmd(old, "DBSIZE");
+	rep = ls_test_cmd(old, "DBSIZE");
 	ck_assert_int_eq(rep->integer, 1);
 	freeReplyObject(rep);
 
@@ -304,13 +290,13 @@ START_TEST(test_redis_stop_restart)
 
 	redisContext *c = ls_test_redis_connect(r, err, sizeof err);
 	ck_assert_msg(c != NULL, "%s", err);
-	rep = cmd(c, "GET before-restart");
+	rep = ls_test_cmd(c, "GET before-restart");
 	ck_assert_int_eq(rep->type, REDIS_REPLY_NIL);
 	freeReplyObject(rep);
-	rep = cmd(c, "DBSIZE");
+	rep = ls_test_cmd(c, "DBSIZE");
 	ck_assert_int_eq(rep->integer, 0);
 	freeReplyObject(rep);
-	rep = cmd(c, "SET after-restart 2");
+	rep = ls_test_cmd(c, "SET after-restart 2");
 	freeReplyObject(rep);
 	redisFree(c);
 
@@ -380,9 +366,9 @@ static struct child spawn(char *const argv[], bool quiet)
 static bool read_line(int fd, char *buf, size_t buflen, int timeout_ms)
 {
 	size_t n = 0;
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = ls_clock_mono_ms() + timeout_ms;
 	while (n + 1 < buflen) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - ls_clock_mono_ms();
 		if (left <= 0)
 			return false;
 		struct pollfd pfd = { fd, POLLIN, 0 };
@@ -407,9 +393,9 @@ static bool read_line(int fd, char *buf, size_t buflen, int timeout_ms)
 static int terminate(pid_t pid, int timeout_ms)
 {
 	kill(pid, SIGTERM);
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = ls_clock_mono_ms() + timeout_ms;
 	int status;
-	while (mono_ms() < deadline) {
+	while (ls_clock_mono_ms() < deadline) {
 		pid_t w = waitpid(pid, &status, WNOHANG);
 		if (w == pid)
 			return status;
@@ -621,9 +607,5 @@ int main(void)
 	 * server was stopped must fail with EPIPE, not kill the test.
 	 */
 	signal(SIGPIPE, SIG_IGN);
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(suite(), CK_NORMAL);
 }

@@ -19,6 +19,8 @@
 #include "ls_config.h"
 #include "ls_store.h"
 #include "ls_testenv.h"
+#include "ls_testredis.h"
+#include "ls_testutil.h"
 
 #include <check.h>
 #include <inttypes.h>
@@ -118,19 +120,7 @@ static redisContext *side(void)
 
 static ls_store *open_store(const char *prefix)
 {
-	char err[ERRLEN];
-	ls_store_settings st = {
-		.url = ls_test_redis_url(g_redis),
-		.key_prefix = prefix,
-		.group_id = "g",
-		.lead_ttl_ms = 60000,
-		.connect_timeout_ms = 1000,
-		.command_timeout_ms = 5000,
-	};
-	ls_store *s = ls_store_new(&st, err, sizeof err);
-	ck_assert_msg(s != NULL, "%s", err);
-	ck_assert_msg(ls_store_connect(s, err, sizeof err) == 0, "%s", err);
-	return s;
+	return ls_test_store_open(g_redis, prefix, "g", 60000, 5000, true);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -150,20 +140,9 @@ static void dkey(char *buf, size_t cap, const char *prefix, const char *campaign
 	ckey(buf, cap, prefix, campaign, suffix);
 }
 
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *r = redisvCommand(c, fmt, ap);
-	va_end(ap);
-	ck_assert_msg(r != NULL, "side command failed: %s", c->errstr);
-	ck_assert_msg(r->type != REDIS_REPLY_ERROR, "side command: %s", r->str);
-	return r;
-}
-
 static long long cmd_int(redisContext *c, const char *fmt, const char *arg)
 {
-	redisReply *r = cmd(c, fmt, arg);
+	redisReply *r = ls_test_cmd_ok(c, fmt, arg);
 	ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
 	long long v = r->integer;
 	freeReplyObject(r);
@@ -173,7 +152,7 @@ static long long cmd_int(redisContext *c, const char *fmt, const char *arg)
 /* HGET as an integer; -1 when the field is absent. */
 static long long hget_ll(redisContext *c, const char *key, const char *field)
 {
-	redisReply *r = cmd(c, "HGET %s %s", key, field);
+	redisReply *r = ls_test_cmd_ok(c, "HGET %s %s", key, field);
 	long long v = -1;
 	if (r->type == REDIS_REPLY_STRING) {
 		char *end;
@@ -1205,7 +1184,7 @@ static void check_record(redisContext *c, const char *prefix, const char *campai
 	char k[256], pend[256];
 	dkey(k, sizeof k, prefix, campaign, d->decision_id);
 	ckey(pend, sizeof pend, prefix, campaign, "pending");
-	redisReply *r = cmd(c, "HGETALL %s", k);
+	redisReply *r = ls_test_cmd_ok(c, "HGETALL %s", k);
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
 	ck_assert_msg(r->elements == (activated ? 14u : 12u), "%s: %zu fields", k,
 		      r->elements / 2);
@@ -1235,7 +1214,7 @@ static void check_record(redisContext *c, const char *prefix, const char *campai
 	long long pttl = cmd_int(c, "PTTL %s", k);
 	ck_assert_msg(pttl > ttl_ms - 60000 && pttl <= ttl_ms, "%s: PTTL %lld, want %" PRId64, k,
 		      pttl, ttl_ms);
-	r = cmd(c, "ZSCORE %s %s", pend, d->decision_id);
+	r = ls_test_cmd_ok(c, "ZSCORE %s %s", pend, d->decision_id);
 	if (activated) {
 		ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
 		ck_assert_msg(strtoll(r->str, NULL, 10) == d->ts + window_ms, "%s due %s", k, r->str);
@@ -1516,7 +1495,7 @@ END_TEST
 /* cmdstat_<name>'s calls in INFO commandstats, 0 when absent. */
 static long long cmd_calls(redisContext *c, const char *name)
 {
-	redisReply *r = cmd(c, "INFO commandstats");
+	redisReply *r = ls_test_cmd_ok(c, "INFO commandstats");
 	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
 	char pat[64];
 	snprintf(pat, sizeof pat, "cmdstat_%s:calls=", name);
@@ -1569,7 +1548,7 @@ START_TEST(test_bucket_cap)
 	ck_assert_int_eq(n, 3);
 	char dk[256];
 	dkey(dk, sizeof dk, P, "cap", d[2].decision_id);
-	redisReply *r = cmd(c, "HGET %s bkt", dk);
+	redisReply *r = ls_test_cmd_ok(c, "HGET %s bkt", dk);
 	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
 	ck_assert_str_eq(r->str, "");
 	freeReplyObject(r);
@@ -1604,7 +1583,7 @@ START_TEST(test_bucket_cap)
 	/* with nothing resolving, a refresh reads one field, not the hash */
 	stats_fresh(s, "cap", &st);
 	free(st.buckets);
-	r = cmd(c, "CONFIG RESETSTAT");
+	r = ls_test_cmd_ok(c, "CONFIG RESETSTAT");
 	freeReplyObject(r);
 	for (int i = 0; i < 2; i++) {
 		stats_fresh(s, "cap", &st);
@@ -1644,14 +1623,14 @@ START_TEST(test_legacy_counters_trimmed)
 	redisContext *c = side();
 	char counts[256];
 	ckey(counts, sizeof counts, P, "old", "counts");
-	freeReplyObject(cmd(c, "HSET %s n:a: 20", counts));
-	freeReplyObject(cmd(c, "HSET %s r:a: 5000000", counts));
+	freeReplyObject(ls_test_cmd_ok(c, "HSET %s n:a: 20", counts));
+	freeReplyObject(ls_test_cmd_ok(c, "HSET %s r:a: 5000000", counts));
 	for (int i = 1; i <= 5; i++) {
 		char f[64];
 		snprintf(f, sizeof f, "n:a:industry=L%d", i);
-		freeReplyObject(cmd(c, "HSET %s %s 4", counts, f));
+		freeReplyObject(ls_test_cmd_ok(c, "HSET %s %s 4", counts, f));
 		snprintf(f, sizeof f, "r:a:industry=L%d", i);
-		freeReplyObject(cmd(c, "HSET %s %s 1000000", counts, f));
+		freeReplyObject(ls_test_cmd_ok(c, "HSET %s %s 1000000", counts, f));
 	}
 	ls_campaign *s = start_service(&cfg);
 	ls_campaign_decision d;
@@ -1719,9 +1698,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(suite(), CK_NORMAL);
 }

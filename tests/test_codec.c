@@ -20,6 +20,7 @@
 #include "ls_event.h"
 #include "ls_schemas.h"
 #include "ls_test_writers.h"
+#include "ls_testutil.h"
 
 /* --- Avro-C allocation counter ------------------------------------------- */
 
@@ -1418,9 +1419,5 @@ static Suite *codec_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(codec_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(codec_suite(), CK_ENV);
 }

@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "ls_config.h"
+#include "ls_testutil.h"
 
 static char *no_env[] = { NULL };
 
@@ -2073,9 +2074,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(config_suite(), CK_NORMAL);
 }

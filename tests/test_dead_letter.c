@@ -14,12 +14,14 @@
  * real broker's limit; three times here, where the mock refuses three
  * requests).
  */
+#include "ls_clock.h"
 #include "ls_codec.h"
 #include "ls_kafka.h"
 #include "ls_pipeline.h"
 #include "ls_settings.h"
 #include "ls_store.h"
 #include "ls_testenv.h"
+#include "ls_testutil.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -30,13 +32,6 @@
 #define ERRLEN 2048
 /* the Produce request's ApiKey in the Kafka protocol */
 #define API_PRODUCE 0
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *header(rd_kafka_headers_t *h, const char *name, char *buf, size_t len)
 {
@@ -100,8 +95,8 @@ START_TEST(test_broker_refuses_dead_letter_it_goes_truncated)
 	ck_assert_msg(p != NULL, "%s", err);
 
 	ls_store_offset off = { .topic = "leads.web", .partition = 0, .next_offset = -1 };
-	int64_t deadline = mono_ms() + 60000;
-	while (mono_ms() < deadline) {
+	int64_t deadline = ls_clock_mono_ms() + 60000;
+	while (ls_clock_mono_ms() < deadline) {
 		ls_pipeline_step(p);
 		if (ls_store_load_offsets(store, &off, 1, err, sizeof err) == 0 &&
 		    off.next_offset >= 1)
@@ -151,9 +146,5 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_broker_refuses_dead_letter_it_goes_truncated);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(s, CK_NORMAL);
 }

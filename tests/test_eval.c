@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "ls_eval.h"
+#include "ls_testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -1098,9 +1099,5 @@ static Suite *eval_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(eval_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(eval_suite(), CK_NORMAL);
 }

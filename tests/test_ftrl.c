@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "ls_ftrl.h"
+#include "ls_testutil.h"
 #include "ls_window.h"
 
 /* ---- helpers ---- */
@@ -1064,9 +1065,5 @@ static Suite *ftrl_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(ftrl_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(ftrl_suite(), CK_NORMAL);
 }

@@ -13,6 +13,7 @@
 
 #include "ls_http_conns.h"
 #include "ls_http_guard.h"
+#include "ls_testutil.h"
 
 static struct sockaddr_storage v4(const char *ip)
 {
@@ -249,9 +250,5 @@ int main(void)
 	tcase_add_test(tc, test_conns_expire);
 	tcase_add_test(tc, test_conns_bad_url);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(s, CK_NORMAL);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ls_http_req.h"
+#include "ls_testutil.h"
 
 START_TEST(test_segment)
 {
@@ -145,9 +146,5 @@ int main(void)
 	tcase_add_test(tc, test_decision);
 	tcase_add_test(tc, test_reward);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(s, CK_NORMAL);
 }

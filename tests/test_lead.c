@@ -16,6 +16,8 @@
 #include <xxhash.h>
 
 #include "ls_lead.h"
+#include "ls_testmodels.h"
+#include "ls_testutil.h"
 #include "ls_window.h"
 
 #define H LS_WINDOW_MS_HOUR
@@ -25,29 +27,18 @@
 /* 2023-11-14T22:13:20Z, a realistic epoch-ms timestamp. */
 #define T0 INT64_C(1700000000000)
 
-static ls_feature_set *mk_set(const ls_feature_spec *specs, size_t n)
-{
-	char err[256] = "";
-	ls_feature_set *set = ls_feature_set_new(specs, n, err, sizeof err);
-	ck_assert_msg(set != NULL, "feature set rejected: %s", err);
-	return set;
-}
-
 static ls_feature_set *default_set(void)
 {
 	size_t n;
 	const ls_feature_spec *specs = ls_features_default(&n);
-	return mk_set(specs, n);
+	return ls_test_feature_set(specs, n);
 }
 
 /* splitmix64: a fixed sequence, so every run tests the same cases. */
 static uint64_t rng = 0x243f6a8885a308d3u;
 static uint64_t rnd(void)
 {
-	uint64_t z = (rng += 0x9e3779b97f4a7c15u);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
+	return ls_test_splitmix64(&rng);
 }
 
 /* Event ids live in a small pool of static buffers; a lead keeps only
@@ -63,13 +54,7 @@ static const char *idf(const char *prefix, unsigned n)
 
 static ls_event base_event(ls_source src, const char *id, int64_t ts)
 {
-	ls_event e;
-	memset(&e, 0, sizeof e);
-	e.source = src;
-	e.event_id = id;
-	e.lead_id = "lead-1";
-	e.ts = ts;
-	return e;
+	return ls_test_event(src, id, "lead-1", ts);
 }
 
 static ls_event ev_email(const char *id, int64_t ts, ls_email_type t,
@@ -1593,7 +1578,7 @@ static const ls_feature_spec set_b[] = {
 
 START_TEST(test_spec_change)
 {
-	ls_feature_set *sa = mk_set(set_a, 4), *sb = mk_set(set_b, 4);
+	ls_feature_set *sa = ls_test_feature_set(set_a, 4), *sb = ls_test_feature_set(set_b, 4);
 	ls_lead_conf ca, cb;
 	ls_lead_conf_default(&ca, sa);
 	ls_lead_conf_default(&cb, sb);
@@ -1686,7 +1671,7 @@ START_TEST(test_decode_fuzz)
 	ls_lead_conf_default(&conf, set);
 	/* a smaller set that knows only some keys, and smaller limits: the
 	 * decoder walks over unknown records and prunes */
-	ls_feature_set *other = mk_set(set_b, 4);
+	ls_feature_set *other = ls_test_feature_set(set_b, 4);
 	ls_lead_conf oconf;
 	ls_lead_conf_default(&oconf, other);
 	oconf.dedupe_k = 2;
@@ -1902,7 +1887,7 @@ static void expect_corrupt(const ls_lead_conf *c, const uint8_t *p, size_t len,
 
 START_TEST(test_ext_roundtrip_and_golden)
 {
-	ls_feature_set *set = mk_set(set_a, 4);
+	ls_feature_set *set = ls_test_feature_set(set_a, 4);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	ls_lead *l = golden_lead(&conf);
@@ -1947,7 +1932,7 @@ START_TEST(test_ext_roundtrip_and_golden)
 	ls_lead_free(d);
 
 	/* under another feature set (records walked over), the ext stays */
-	ls_feature_set *other = mk_set(set_b, 4);
+	ls_feature_set *other = ls_test_feature_set(set_b, 4);
 	ls_lead_conf oconf;
 	ls_lead_conf_default(&oconf, other);
 	d = decode_ok(&oconf, &b);
@@ -1993,7 +1978,7 @@ END_TEST
 
 START_TEST(test_ext_set_and_clear)
 {
-	ls_feature_set *set = mk_set(set_a, 4);
+	ls_feature_set *set = ls_test_feature_set(set_a, 4);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	ls_lead *l = ls_lead_new(&conf);
@@ -2068,7 +2053,7 @@ END_TEST
 
 START_TEST(test_ext_decode_rejects)
 {
-	ls_feature_set *set = mk_set(set_a, 4);
+	ls_feature_set *set = ls_test_feature_set(set_a, 4);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	const size_t g = sizeof golden_no_ext;
@@ -2165,7 +2150,7 @@ END_TEST
 /* ls_lead_apply never touches the ext, whatever it decides. */
 START_TEST(test_ext_survives_apply)
 {
-	ls_feature_set *set = mk_set(set_a, 4);
+	ls_feature_set *set = ls_test_feature_set(set_a, 4);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	ls_lead *l = ls_lead_new(&conf);
@@ -2312,9 +2297,5 @@ static Suite *lead_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(lead_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(lead_suite(), CK_NORMAL);
 }

@@ -19,6 +19,7 @@
 
 #include "ls_lead.h"
 #include "ls_leadscore.h"
+#include "ls_testutil.h"
 #include "ls_window.h"
 
 /* 2023-11-14T22:13:20Z */
@@ -33,10 +34,7 @@ _Static_assert(LS_LEADSCORE_ENCODED_MAX <= LS_LEAD_EXT_MAX,
 static uint64_t rng = 0x13198a2e03707344u;
 static uint64_t rnd(void)
 {
-	uint64_t z = (rng += 0x9e3779b97f4a7c15u);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
+	return ls_test_splitmix64(&rng);
 }
 
 static uint64_t bits_of(double v)
@@ -992,9 +990,5 @@ static Suite *leadscore_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(leadscore_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(leadscore_suite(), CK_NORMAL);
 }

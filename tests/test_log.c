@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ls_log.h"
+#include "ls_testutil.h"
 
 /* Redirect stderr to a temp file, run the logging, return what was written. */
 static FILE *capture_begin(int *saved)
@@ -198,9 +199,5 @@ int main(void)
 	tcase_add_test(tc, test_quote_small_buffer);
 	tcase_add_test(tc, test_log_limit);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(s, CK_NORMAL);
 }

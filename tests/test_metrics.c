@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ls_metrics.h"
+#include "ls_testutil.h"
 
 #define DROPPED_HEAD                                                          \
 	"# HELP leadscore_metrics_series_dropped_total Series refused by "     \
@@ -926,9 +927,5 @@ int main(void)
 	tcase_add_test(tc, test_promtool);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(s, CK_NORMAL);
 }

@@ -8,6 +8,7 @@
 
 #include "ls_ftrl.h"
 #include "ls_mlog.h"
+#include "ls_testutil.h"
 
 START_TEST(round_trip_pairs_and_delta)
 {
@@ -219,9 +220,5 @@ static Suite *mlog_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(mlog_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(mlog_suite(), CK_NORMAL);
 }

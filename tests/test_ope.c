@@ -19,6 +19,7 @@
 
 #include "ls_bandit.h"
 #include "ls_ope.h"
+#include "ls_testutil.h"
 
 #define TOL 1e-12
 
@@ -800,9 +801,5 @@ static Suite *ope_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(ope_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(ope_suite(), CK_NORMAL);
 }

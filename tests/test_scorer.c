@@ -14,6 +14,7 @@
 #include "ls_scorer.h"
 #include "ls_settings.h"
 #include "ls_store.h"
+#include "ls_testutil.h"
 
 #define DAY INT64_C(86400000)
 
@@ -308,9 +309,5 @@ static Suite *scorer_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(scorer_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(scorer_suite(), CK_NORMAL);
 }

@@ -12,8 +12,11 @@
  * process killed by SIGPIPE fails loudly. Side connections are never used
  * across a server stop.
  */
+#include "ls_clock.h"
 #include "ls_store.h"
 #include "ls_testenv.h"
+#include "ls_testredis.h"
+#include "ls_testutil.h"
 
 #include <check.h>
 #include <inttypes.h>
@@ -28,13 +31,6 @@
 #define ERRLEN 2048
 #define TTL_MS ((int64_t)60000)
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static ls_test_redis *start_redis(ls_test_redis_mode mode)
 {
 	char err[ERRLEN];
@@ -47,16 +43,7 @@ static ls_test_redis *start_redis(ls_test_redis_mode mode)
 static ls_store *open_store(const ls_test_redis *r, int64_t cmd_timeout_ms)
 {
 	char err[ERRLEN];
-	ls_store_settings s = {
-		.url = ls_test_redis_url(r),
-		.key_prefix = "t:",
-		.group_id = "g1",
-		.lead_ttl_ms = TTL_MS,
-		.connect_timeout_ms = 1000,
-		.command_timeout_ms = cmd_timeout_ms,
-	};
-	ls_store *st = ls_store_new(&s, err, sizeof err);
-	ck_assert_msg(st != NULL, "%s", err);
+	ls_store *st = ls_test_store_open(r, "t:", "g1", TTL_MS, cmd_timeout_ms, false);
 	ck_assert(!ls_store_connected(st));
 	ck_assert_msg(ls_store_connect(st, err, sizeof err) == 0, "%s", err);
 	ck_assert(ls_store_connected(st));
@@ -71,20 +58,9 @@ static redisContext *side(const ls_test_redis *r)
 	return c;
 }
 
-/* Run a command on the side connection; the reply must not be NULL. */
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *r = redisvCommand(c, fmt, ap);
-	va_end(ap);
-	ck_assert_msg(r != NULL, "side command failed: %s", c->errstr);
-	return r;
-}
-
 static long long cmd_int(redisContext *c, const char *fmt, const char *arg)
 {
-	redisReply *r = cmd(c, fmt, arg);
+	redisReply *r = ls_test_cmd(c, fmt, arg);
 	ck_assert_msg(r->type == REDIS_REPLY_INTEGER, "reply type %d (%s)",
 		      r->type, r->type == REDIS_REPLY_ERROR ? r->str : "");
 	long long v = r->integer;
@@ -118,15 +94,15 @@ static void fill_blob(uint8_t *b, size_t len, size_t i)
  * so whatever they had sent has been processed). */
 static void wait_alone(redisContext *c)
 {
-	int64_t deadline = mono_ms() + 5000;
+	int64_t deadline = ls_clock_mono_ms() + 5000;
 	for (;;) {
-		redisReply *r = cmd(c, "INFO clients");
+		redisReply *r = ls_test_cmd(c, "INFO clients");
 		ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
 		bool alone = strstr(r->str, "connected_clients:1\r\n") != NULL;
 		freeReplyObject(r);
 		if (alone)
 			return;
-		ck_assert_msg(mono_ms() < deadline, "old client not freed");
+		ck_assert_msg(ls_clock_mono_ms() < deadline, "old client not freed");
 		usleep(10000);
 	}
 }
@@ -216,7 +192,7 @@ START_TEST(test_load_missing_and_present)
 	/* a key of the wrong type fails its own reply; the connection stays
 	 * in step and the next call answers correctly */
 	redisContext *c = side(r);
-	freeReplyObject(cmd(c, "HSET t:{b}:s f v"));
+	freeReplyObject(ls_test_cmd(c, "HSET t:{b}:s f v"));
 	ck_assert_int_eq(ls_store_load(st, ids, 5, out, err, sizeof err), -1);
 	ck_assert_msg(strstr(err, "WRONGTYPE") != NULL && strstr(err, "lead b"),
 		      "%s", err);
@@ -262,7 +238,7 @@ START_TEST(test_binary_blobs_roundtrip)
 
 	/* the side connection sees the same bytes */
 	redisContext *c = side(r);
-	redisReply *g = cmd(c, "GET t:{nuls}:s");
+	redisReply *g = ls_test_cmd(c, "GET t:{nuls}:s");
 	ck_assert_int_eq(g->type, REDIS_REPLY_STRING);
 	ck_assert_uint_eq(g->len, 5);
 	ck_assert_mem_eq(g->str, nuls, 5);
@@ -296,12 +272,12 @@ START_TEST(test_commit_writes_leads_and_offsets)
 	char key[64];
 	lead_key(st, "lead-1", key, sizeof key);
 	ck_assert_str_eq(key, "t:{lead-1}:s");
-	redisReply *g = cmd(c, "GET %s", key);
+	redisReply *g = ls_test_cmd(c, "GET %s", key);
 	ck_assert_int_eq(g->type, REDIS_REPLY_STRING);
 	ck_assert_str_eq(g->str, "ONE");
 	freeReplyObject(g);
 	lead_key(st, "lead-2", key, sizeof key);
-	g = cmd(c, "GET %s", key);
+	g = ls_test_cmd(c, "GET %s", key);
 	ck_assert_str_eq(g->str, "two");
 	freeReplyObject(g);
 
@@ -309,7 +285,7 @@ START_TEST(test_commit_writes_leads_and_offsets)
 	ck_assert_int_le(pttl, TTL_MS);
 	ck_assert_int_gt(pttl, TTL_MS - 10000);
 
-	g = cmd(c, "HGETALL %s", ls_store_offsets_key(st));
+	g = ls_test_cmd(c, "HGETALL %s", ls_store_offsets_key(st));
 	ck_assert_int_eq(g->type, REDIS_REPLY_ARRAY);
 	ck_assert_uint_eq(g->elements, 4);
 	for (size_t i = 0; i < 4; i += 2) {
@@ -338,7 +314,7 @@ START_TEST(test_commit_writes_leads_and_offsets)
 	ls_store_offset o2 = { "leads.call", 1, 5 };
 	ck_assert_msg(ls_store_commit(st, NULL, 0, &o2, 1, err, sizeof err) == 0,
 		      "%s", err);
-	g = cmd(c, "HGET %s leads.call:1", ls_store_offsets_key(st));
+	g = ls_test_cmd(c, "HGET %s leads.call:1", ls_store_offsets_key(st));
 	ck_assert_str_eq(g->str, "5");
 	freeReplyObject(g);
 
@@ -429,10 +405,10 @@ START_TEST(test_load_100k_leads)
 	}
 	ck_assert_msg(ls_store_commit(st, w, N / 2, NULL, 0, err, sizeof err) == 0,
 		      "%s", err);
-	int64_t t0 = mono_ms();
+	int64_t t0 = ls_clock_mono_ms();
 	ck_assert_msg(ls_store_load(st, idp, N, out, err, sizeof err) == 0,
 		      "%s", err);
-	int64_t took = mono_ms() - t0;
+	int64_t took = ls_clock_mono_ms() - t0;
 	for (size_t i = 0; i < N; i++) {
 		if (i % 2 == 0) {
 			ck_assert_uint_eq(out[i].len, strlen(ids[i]));
@@ -467,7 +443,7 @@ START_TEST(test_next_epoch)
 
 	/* shared: another instance's epoch is above ours */
 	redisContext *c = side(r);
-	redisReply *x = cmd(c, "INCR t:epoch");
+	redisReply *x = ls_test_cmd(c, "INCR t:epoch");
 	ck_assert_int_eq(x->integer, 3);
 	freeReplyObject(x);
 	ck_assert_msg(ls_store_next_epoch(st, &e, err, sizeof err) == 0, "%s", err);
@@ -475,11 +451,11 @@ START_TEST(test_next_epoch)
 
 	/* a key that is no counter, or one past what a version holds: an
 	 * error, and the last epoch taken is left alone */
-	freeReplyObject(cmd(c, "SET t:epoch oops"));
+	freeReplyObject(ls_test_cmd(c, "SET t:epoch oops"));
 	ck_assert_int_eq(ls_store_next_epoch(st, &e, err, sizeof err), -1);
 	ck_assert_msg(strstr(err, "t:epoch") != NULL, "%s", err);
 	ck_assert_uint_eq(e, 4);
-	freeReplyObject(cmd(c, "SET t:epoch 2147483647"));
+	freeReplyObject(ls_test_cmd(c, "SET t:epoch 2147483647"));
 	ck_assert_int_eq(ls_store_next_epoch(st, &e, err, sizeof err), -1);
 	ck_assert(ls_store_connected(st));
 
@@ -523,18 +499,18 @@ START_TEST(test_offsets_missing_and_bad)
 
 	/* a value that is not an offset is an error, not a guess */
 	redisContext *c = side(r);
-	freeReplyObject(cmd(c, "HSET t:offsets:g1 leads.email:1 12x"));
+	freeReplyObject(ls_test_cmd(c, "HSET t:offsets:g1 leads.email:1 12x"));
 	ck_assert_int_eq(ls_store_load_offsets(st, o, 3, err, sizeof err), -1);
 	ck_assert_msg(strstr(err, "leads.email:1") != NULL, "%s", err);
 	ck_assert(ls_store_connected(st));
 
 	/* an offsets key of another type: connect refuses it */
-	freeReplyObject(cmd(c, "DEL t:offsets:g1"));
-	freeReplyObject(cmd(c, "SET t:offsets:g1 oops"));
+	freeReplyObject(ls_test_cmd(c, "DEL t:offsets:g1"));
+	freeReplyObject(ls_test_cmd(c, "SET t:offsets:g1 oops"));
 	ck_assert_int_eq(ls_store_connect(st, err, sizeof err), -1);
 	ck_assert_msg(strstr(err, "not a hash") != NULL, "%s", err);
 	ck_assert(!ls_store_connected(st));
-	freeReplyObject(cmd(c, "DEL t:offsets:g1"));
+	freeReplyObject(ls_test_cmd(c, "DEL t:offsets:g1"));
 	ck_assert_msg(ls_store_connect(st, err, sizeof err) == 0, "%s", err);
 
 	redisFree(c);
@@ -572,9 +548,9 @@ START_TEST(test_due_pages_and_next_score)
 	ls_test_redis *r = start_redis(LS_TEST_REDIS_UNIX);
 	ls_store *st = open_store(r, 5000);
 	redisContext *c = side(r);
-	freeReplyObject(cmd(c, "ZADD t:due 10 a 20 b 20 c 30 d 1000000000000000 e"));
-	freeReplyObject(cmd(c, "ZADD t:frac 2.5 x -2.5 y"));
-	freeReplyObject(cmd(c, "SET t:str v"));
+	freeReplyObject(ls_test_cmd(c, "ZADD t:due 10 a 20 b 20 c 30 d 1000000000000000 e"));
+	freeReplyObject(ls_test_cmd(c, "ZADD t:frac 2.5 x -2.5 y"));
+	freeReplyObject(ls_test_cmd(c, "SET t:str v"));
 	const char *ids[8];
 	size_t n;
 	int64_t next;
@@ -708,8 +684,8 @@ START_TEST(test_commit_refused_writes_nothing)
 	ls_store *st = open_store(r, 5000);
 	redisContext *c = side(r);
 
-	freeReplyObject(cmd(c, "CONFIG SET maxmemory-policy noeviction"));
-	freeReplyObject(cmd(c, "CONFIG SET maxmemory 1"));
+	freeReplyObject(ls_test_cmd(c, "CONFIG SET maxmemory-policy noeviction"));
+	freeReplyObject(ls_test_cmd(c, "CONFIG SET maxmemory 1"));
 	ls_store_write w[2] = {
 		{ "lead-x", (const uint8_t *)"x", 1 },
 		{ "lead-y", (const uint8_t *)"y", 1 },
@@ -721,7 +697,7 @@ START_TEST(test_commit_refused_writes_nothing)
 	ck_assert(ls_store_connected(st));
 	ck_assert_int_eq(dbsize(c), 0);
 
-	freeReplyObject(cmd(c, "CONFIG SET maxmemory 0"));
+	freeReplyObject(ls_test_cmd(c, "CONFIG SET maxmemory 0"));
 	ck_assert_msg(ls_store_commit(st, w, 2, &o, 1, err, sizeof err) == 0,
 		      "%s", err);
 	ck_assert_int_eq(dbsize(c), 3);
@@ -742,7 +718,7 @@ START_TEST(test_commit_partial_is_reported)
 	ls_test_redis *r = start_redis(LS_TEST_REDIS_UNIX);
 	ls_store *st = open_store(r, 5000);
 	redisContext *c = side(r);
-	freeReplyObject(cmd(c, "SET t:offsets:g1 clobbered"));
+	freeReplyObject(ls_test_cmd(c, "SET t:offsets:g1 clobbered"));
 	ls_store_write w = { "lead-p", (const uint8_t *)"p", 1 };
 	ls_store_offset o = { "leads.email", 0, 1 };
 	ck_assert_int_eq(ls_store_commit(st, &w, 1, &o, 1, err, sizeof err), -1);
@@ -766,7 +742,7 @@ static bool all_or_nothing(redisContext *c, const ls_store *st,
 		lead_key(st, w[i].lead_id, key, sizeof key);
 		present += (size_t)cmd_int(c, "EXISTS %s", key);
 	}
-	redisReply *g = cmd(c, "HGET %s %s:0", ls_store_offsets_key(st), o->topic);
+	redisReply *g = ls_test_cmd(c, "HGET %s %s:0", ls_store_offsets_key(st), o->topic);
 	bool has_offset = g->type == REDIS_REPLY_STRING;
 	if (has_offset)
 		ck_assert_int_eq(strtoll(g->str, NULL, 10), o->next_offset);
@@ -796,16 +772,16 @@ START_TEST(test_commit_timeout_while_paused)
 		{ "p3", (const uint8_t *)"3", 1 },
 	};
 	ls_store_offset o = { "leads.email", 0, 77 };
-	freeReplyObject(cmd(c, "CLIENT PAUSE 10000 WRITE"));
-	int64_t t0 = mono_ms();
+	freeReplyObject(ls_test_cmd(c, "CLIENT PAUSE 10000 WRITE"));
+	int64_t t0 = ls_clock_mono_ms();
 	ck_assert_int_eq(ls_store_commit(st, w, 3, &o, 1, err, sizeof err), -1);
 	/* the command timeout fired: it did not wait for the pause to end */
-	ck_assert_int_lt(mono_ms() - t0, 9000);
+	ck_assert_int_lt(ls_clock_mono_ms() - t0, 9000);
 	ck_assert_msg(strstr(err, "commit outcome unknown") != NULL, "%s", err);
 	ck_assert(!ls_store_connected(st));
 	ck_assert_int_eq(dbsize(c), 0);
 	wait_alone(c);
-	freeReplyObject(cmd(c, "CLIENT UNPAUSE"));
+	freeReplyObject(ls_test_cmd(c, "CLIENT UNPAUSE"));
 	usleep(100000);
 	ck_assert(!all_or_nothing(c, st, w, 3, &o));
 	ck_assert_int_eq(dbsize(c), 0);
@@ -912,9 +888,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(suite(), CK_NORMAL);
 }

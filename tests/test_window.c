@@ -13,29 +13,18 @@
 #include <xxhash.h>
 
 #include "ls_lead.h"
+#include "ls_testmodels.h"
+#include "ls_testutil.h"
 #include "ls_window.h"
 
 #define H LS_WINDOW_MS_HOUR
 #define D LS_WINDOW_MS_DAY
 #define MIN5 (5 * LS_WINDOW_MS_MINUTE)
 
-static ls_feature_set *mk_set(const ls_feature_spec *specs, size_t n)
-{
-	char err[256] = "";
-	ls_feature_set *set = ls_feature_set_new(specs, n, err, sizeof err);
-	ck_assert_msg(set != NULL, "feature set rejected: %s", err);
-	return set;
-}
-
 static ls_event ev_web(const char *id, int64_t ts, ls_web_type t,
 		       const char *cat)
 {
-	ls_event e;
-	memset(&e, 0, sizeof e);
-	e.source = LS_SOURCE_WEB;
-	e.event_id = id;
-	e.lead_id = "lead";
-	e.ts = ts;
+	ls_event e = ls_test_event(LS_SOURCE_WEB, id, "lead", ts);
 	e.u.web.type = t;
 	e.u.web.url = "https://example.com/";
 	e.u.web.page_category = cat;
@@ -45,12 +34,7 @@ static ls_event ev_web(const char *id, int64_t ts, ls_web_type t,
 static ls_event ev_call(const char *id, int64_t ts, ls_call_outcome o,
 			int64_t dur, bool has_sent, double sent)
 {
-	ls_event e;
-	memset(&e, 0, sizeof e);
-	e.source = LS_SOURCE_CALL;
-	e.event_id = id;
-	e.lead_id = "lead";
-	e.ts = ts;
+	ls_event e = ls_test_event(LS_SOURCE_CALL, id, "lead", ts);
 	e.u.call.outcome = o;
 	e.u.call.duration_s = dur;
 	e.u.call.has_sentiment = has_sent;
@@ -61,12 +45,7 @@ static ls_event ev_call(const char *id, int64_t ts, ls_call_outcome o,
 static ls_event ev_outcome(const char *id, int64_t ts, bool has_value,
 			   double value)
 {
-	ls_event e;
-	memset(&e, 0, sizeof e);
-	e.source = LS_SOURCE_OUTCOME;
-	e.event_id = id;
-	e.lead_id = "lead";
-	e.ts = ts;
+	ls_event e = ls_test_event(LS_SOURCE_OUTCOME, id, "lead", ts);
 	e.u.outcome.outcome = LS_OUTCOME_WON;
 	e.u.outcome.has_value = has_value;
 	e.u.outcome.value = value;
@@ -132,7 +111,7 @@ START_TEST(test_default_names)
 	size_t n_expect = sizeof(expect) / sizeof(expect[0]);
 	size_t n;
 	const ls_feature_spec *specs = ls_features_default(&n);
-	ls_feature_set *set = mk_set(specs, n);
+	ls_feature_set *set = ls_test_feature_set(specs, n);
 	ck_assert_uint_eq(set->n_values, n_expect);
 	const char *names[128];
 	ck_assert_int_eq(ls_lead_feature_names(set, NULL, 0), (int)n_expect);
@@ -263,7 +242,7 @@ START_TEST(test_spec_validation)
 	s[0].n_windows = 2;
 	s[0].windows[1] = (ls_window_spec){ 7 * D, 0 };
 	ck_assert_ptr_nonnull(s); /* now valid: */
-	ls_feature_set *ok = mk_set(s, 2);
+	ls_feature_set *ok = ls_test_feature_set(s, 2);
 	ls_feature_set_free(ok);
 
 	s[1].windows[0].length_ms = 7 * D;
@@ -290,7 +269,7 @@ START_TEST(test_spec_validation)
 				  .windows = { { D, 0 } } };
 	expect_reject(s, 3, "mean needs a sum and a count");
 	s[1].field = LS_FIELD_CALL_SENTIMENT;
-	ok = mk_set(s, 3);
+	ok = ls_test_feature_set(s, 3);
 	ls_feature_set_free(ok);
 
 	/* a derived feature cannot read another derived feature */
@@ -303,7 +282,7 @@ END_TEST
  * window at T covers slices idx(T)-N+1 .. idx(T). */
 START_TEST(test_slice_edges)
 {
-	ls_feature_set *set = mk_set(&count_web_1h, 1);
+	ls_feature_set *set = ls_test_feature_set(&count_web_1h, 1);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	ls_lead *l = ls_lead_new(&conf);
@@ -335,7 +314,7 @@ END_TEST
 
 START_TEST(test_eviction)
 {
-	ls_feature_set *set = mk_set(&count_web_1h, 1);
+	ls_feature_set *set = ls_test_feature_set(&count_web_1h, 1);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	conf.grace_ms = 0;
@@ -372,7 +351,7 @@ START_TEST(test_late_within_grace)
 	ls_feature_spec s = count_web_1h;
 	s.n_windows = 2;
 	s.windows[1] = (ls_window_spec){ 24 * H, 24 };
-	ls_feature_set *set = mk_set(&s, 1);
+	ls_feature_set *set = ls_test_feature_set(&s, 1);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	conf.grace_ms = 2 * H;
@@ -405,7 +384,7 @@ END_TEST
 
 START_TEST(test_too_late)
 {
-	ls_feature_set *set = mk_set(&count_web_1h, 1);
+	ls_feature_set *set = ls_test_feature_set(&count_web_1h, 1);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	conf.grace_ms = H;
@@ -459,7 +438,7 @@ static const ls_feature_spec edge_specs[] = {
 
 START_TEST(test_ts_zero)
 {
-	ls_feature_set *set = mk_set(edge_specs, 4);
+	ls_feature_set *set = ls_test_feature_set(edge_specs, 4);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	ls_lead *l = ls_lead_new(&conf);
@@ -493,7 +472,7 @@ END_TEST
 
 START_TEST(test_ts_huge_and_negative)
 {
-	ls_feature_set *set = mk_set(edge_specs, 4);
+	ls_feature_set *set = ls_test_feature_set(edge_specs, 4);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	conf.grace_ms = INT64_MAX; /* nothing is ever too late */
@@ -568,7 +547,7 @@ START_TEST(test_sum_last_seen_distinct)
 		  .agg = LS_AGG_SUM, .field = LS_FIELD_OUTCOME_VALUE,
 		  .n_windows = 1, .windows = { { D, 0 } } },
 	};
-	ls_feature_set *set = mk_set(specs, 6);
+	ls_feature_set *set = ls_test_feature_set(specs, 6);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	ls_lead *l = ls_lead_new(&conf);
@@ -641,7 +620,7 @@ START_TEST(test_zero_sum_slice_removed)
 		.agg = LS_AGG_SUM, .field = LS_FIELD_CALL_SENTIMENT,
 		.n_windows = 1, .windows = { { D, 0 } },
 	};
-	ls_feature_set *set = mk_set(&spec, 1);
+	ls_feature_set *set = ls_test_feature_set(&spec, 1);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	ls_lead *l = ls_lead_new(&conf);
@@ -808,11 +787,7 @@ static double ref_value(const ls_feature_spec *s, size_t w,
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
 static uint64_t rnd(void)
 {
-	/* splitmix64: reproducible across runs and platforms */
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
+	return ls_test_splitmix64(&rng_state);
 }
 
 static int64_t rnd_range(int64_t lo, int64_t hi)
@@ -829,7 +804,7 @@ static size_t rnd_recent(size_t n, size_t m)
 START_TEST(test_random_vs_reference)
 {
 	enum { N_EVENTS = 6000, K = 16 };
-	ls_feature_set *set = mk_set(prop_specs, N_PROP);
+	ls_feature_set *set = ls_test_feature_set(prop_specs, N_PROP);
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	conf.grace_ms = 2 * H;
@@ -1130,9 +1105,5 @@ static Suite *window_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(window_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ls_test_run(window_suite(), CK_NORMAL);
 }

@@ -26,16 +26,14 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import avro_events  # noqa: E402
-import test_pipeline as tp  # noqa: E402
+import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
-from confluent_kafka import Consumer  # noqa: E402
 
 CAMPAIGNS = '''campaigns:
   - id: subj
@@ -90,17 +88,10 @@ def wait_counts(port, campaign, want, bucket=None, timeout=15):
     return got
 
 
-class Bandit(unittest.TestCase):
+class Bandit(tp.DaemonSuite):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.redis = testenv.RedisServer()
-        cls.redis.start()
-        cls.broker = testenv.DevBroker()
-        cls.broker.start()
-        cls.cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
-                                  cls.broker.bootstrap, cls.redis.url, 'bandit',
-                                  prefix='b:', extra=CAMPAIGNS)
+        cls.start_services('bandit', prefix='b:', extra=CAMPAIGNS)
         cls.daemons = []
         cls.ports = []
         for i in range(2):
@@ -119,17 +110,6 @@ class Bandit(unittest.TestCase):
             if time.monotonic() > deadline:
                 raise AssertionError('campaign never loaded\n' + cls.daemons[0].tail())
             time.sleep(0.1)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            for d in cls.daemons:
-                rc = d.terminate()
-                assert rc == 0, (rc, d.tail())
-        finally:
-            cls.broker.stop()
-            cls.redis.stop()
-            cls.tmp.cleanup()
 
     def decide(self, campaign, lead, port=None, **extra):
         body = {'lead_id': lead}
@@ -304,19 +284,7 @@ class Bandit(unittest.TestCase):
         for i in range(20):
             o = self.decide('subj', 'log-%d' % i, context={'tier': 'hot'})
             ids[o['decision_id']] = o
-        c = Consumer({'bootstrap.servers': self.broker.bootstrap, 'group.id': 'log-check',
-                      'auto.offset.reset': 'earliest', 'enable.auto.commit': False})
-        c.subscribe(['leads.decisions'])
-        found = {}
-        deadline = time.monotonic() + 30
-        while len(found) < len(ids) and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is None or m.error():
-                continue
-            rec = avro_events.decode('bandit_decision', m.value())
-            if rec['decision_id'] in ids:
-                found[rec['decision_id']] = (rec, m.key())
-        c.close()
+        found = tp.decisions_on_topic(self.broker.bootstrap, ids, 'log-check')
         self.assertEqual(set(found), set(ids))
         for did, (rec, key) in found.items():
             o = ids[did]
@@ -406,7 +374,7 @@ EVAL_RATES = {'a': 0.1, 'b': 0.1, 'c': 0.3}
 EVAL_Z = 3.3
 
 
-class Evaluate(unittest.TestCase):
+class Evaluate(tp.DaemonSuite):
     """`leadscorectl evaluate` on a real decision log: ~600 decisions of a
     3-arm campaign rewarded with Bernoulli draws from known rates (a 0.1,
     b 0.1, c 0.3; fixed seed), made in rounds so Thompson sampling moves
@@ -418,14 +386,7 @@ class Evaluate(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.redis = testenv.RedisServer()
-        cls.redis.start()
-        cls.broker = testenv.DevBroker()
-        cls.broker.start()
-        cls.cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
-                                  cls.broker.bootstrap, cls.redis.url, 'bandit-eval',
-                                  prefix='ev:', extra=EVAL_CAMPAIGNS)
+        cls.start_services('bandit-eval', prefix='ev:', extra=EVAL_CAMPAIGNS)
         cls.daemon = None
         try:
             cls._start_and_decide()
@@ -487,16 +448,6 @@ class Evaluate(unittest.TestCase):
         cls.logged_variants.append((campaign, o['variant']))
         return o
 
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            if cls.daemon is not None:
-                rc = cls.daemon.terminate()
-                assert rc == 0, (rc, cls.daemon.tail())
-        finally:
-            cls.broker.stop()
-            cls.redis.stop()
-            cls.tmp.cleanup()
 
     def run_ok(self, *args, config=None):
         rc, o, err = evaluate(config or self.cfg, *args)

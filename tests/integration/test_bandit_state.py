@@ -26,16 +26,14 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import avro_events  # noqa: E402
-import test_pipeline as tp  # noqa: E402
+import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
-from confluent_kafka import Consumer  # noqa: E402
 
 LONG = 'a' * 63 + '\u00e9'  # 65 bytes: a cut at 64 splits the e-acute
 CAMPAIGNS = '''campaigns:
@@ -99,55 +97,10 @@ def metric_sum(port, name):
     return total, text
 
 
-def decisions_on_topic(bootstrap, ids, timeout=30):
-    c = Consumer({'bootstrap.servers': bootstrap, 'group.id': 'state-check-%f' % time.time(),
-                  'auto.offset.reset': 'earliest', 'enable.auto.commit': False})
-    c.subscribe(['leads.decisions'])
-    found = {}
-    deadline = time.monotonic() + timeout
-    while len(found) < len(ids) and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is None or m.error():
-            continue
-        rec = avro_events.decode('bandit_decision', m.value())
-        if rec['decision_id'] in ids:
-            found[rec['decision_id']] = rec
-    c.close()
-    return found
-
-
-def start_env(cls, group, prefix, properties=None):
-    """Redis, the dev broker and one leadscored with CAMPAIGNS, on cls."""
-    cls.tmp = tempfile.TemporaryDirectory()
-    cls.redis = testenv.RedisServer()
-    cls.redis.start()
-    cls.broker = testenv.DevBroker()
-    cls.broker.start()
-    cls.cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
-                              cls.broker.bootstrap, cls.redis.url, group,
-                              prefix=prefix, extra=CAMPAIGNS, properties=properties)
-    cls.daemon = testenv.Daemon([tp.LEADSCORED, '--config', cls.cfg],
-                                name='leadscored-' + group)
-    cls.daemon.start()
-    m = cls.daemon.wait_for_log(r'msg="listening" .*port=(\d+)', timeout=30)
-    cls.port = int(m.group(1))
-    cls.daemon.wait_for_log('msg="ready"', timeout=60)
-
-
-def stop_env(cls):
-    try:
-        rc = cls.daemon.terminate()
-        assert rc == 0, (rc, cls.daemon.tail())
-    finally:
-        cls.broker.stop()
-        cls.redis.stop()
-        cls.tmp.cleanup()
-
-
-class BanditState(unittest.TestCase):
+class BanditState(tp.DaemonSuite):
     @classmethod
     def setUpClass(cls):
-        start_env(cls, 'bstate', 's:')
+        cls.start_env('bstate', prefix='s:', extra=CAMPAIGNS)
         ts0 = int(time.time() * 1000) - 3600 * 1000
         testenv.produce(cls.broker.bootstrap, 'leads.profile', [
             ('st-lead', avro_events.encode('profile', {
@@ -167,10 +120,6 @@ class BanditState(unittest.TestCase):
                 raise AssertionError('campaigns never loaded\n' + cls.daemon.tail())
             time.sleep(0.1)
         conn.close()
-
-    @classmethod
-    def tearDownClass(cls):
-        stop_env(cls)
 
     def decide(self, campaign, body):
         conn = Conn(self.port)
@@ -215,9 +164,10 @@ class BanditState(unittest.TestCase):
         self.assertEqual(st, 200, o)
         for f in r.hkeys('s:{bandit:longv}:counts'):
             f.decode('utf-8')  # raises on invalid UTF-8
-        found = decisions_on_topic(self.broker.bootstrap, ids)
+        found = tp.decisions_on_topic(self.broker.bootstrap, ids,
+                                      'state-check-%f' % time.time())
         self.assertEqual(set(found), set(ids), self.daemon.tail())
-        for rec in found.values():
+        for rec, _ in found.values():
             self.assertEqual(rec['context'], {'note': 'a' * 63})
         unlogged, _ = metric_sum(self.port, 'leadscore_bandit_decisions_unlogged_total')
         self.assertEqual(unlogged, 0)
@@ -294,17 +244,14 @@ class BanditState(unittest.TestCase):
         self.assertEqual(capped, n - 5, text)
 
 
-class UnloggedDecisions(unittest.TestCase):
+class UnloggedDecisions(tp.DaemonSuite):
     """The decisions topic is unreachable: every decision that cannot be
     delivered is counted and logged, and the daemon keeps deciding."""
 
     @classmethod
     def setUpClass(cls):
-        start_env(cls, 'bunlog', 'n:', properties={'message.timeout.ms': '1500'})
-
-    @classmethod
-    def tearDownClass(cls):
-        stop_env(cls)
+        cls.start_env('bunlog', prefix='n:', extra=CAMPAIGNS,
+                      properties={'message.timeout.ms': '1500'})
 
     def test_undeliverable_decisions_are_counted_and_logged(self):
         conn = Conn(self.port)

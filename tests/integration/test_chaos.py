@@ -64,7 +64,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import avro_events  # noqa: E402
 import features_ref  # noqa: E402
 import test_bandit  # noqa: E402
-import test_pipeline as tp  # noqa: E402
+import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 

@@ -16,40 +16,28 @@ import http.client
 import json
 import os
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import avro_events  # noqa: E402
-import test_pipeline as tp  # noqa: E402
+import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
 
 TOKEN = 's3cret-token'
 
 
-class Http(unittest.TestCase):
+class Http(tp.DaemonSuite):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.redis = testenv.RedisServer()
-        cls.redis.start()
-        cls.broker = testenv.DevBroker()
-        cls.broker.start()
-        cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
-                              cls.broker.bootstrap, cls.redis.url, 'http',
-                              prefix='h:', auth_token=TOKEN)
         # more threads than the 2-core default of 1: the handlers'
         # shared state is exercised concurrently here
-        cls.daemon = testenv.Daemon([tp.LEADSCORED, '--config', cfg],
-                                    env={'LEADSCORE_HTTP_THREADS': '3'},
-                                    name='leadscored-http')
-        cls.daemon.start()
-        m = cls.daemon.wait_for_log(r'msg="listening" .*port=(\d+) threads=(\d+)', timeout=30)
-        cls.port = int(m.group(1))
-        cls.threads = int(m.group(2))
-        cls.daemon.wait_for_log('msg="ready"', timeout=30)
+        cls.start_env('http', prefix='h:', auth_token=TOKEN,
+                      env={'LEADSCORE_HTTP_THREADS': '3'},
+                      listening=r'msg="listening" .*port=(\d+) threads=(\d+)',
+                      ready_timeout=30)
+        cls.threads = int(cls.listening.group(2))
         ts0 = int(time.time() * 1000) - 3600 * 1000
         testenv.produce(cls.broker.bootstrap, 'leads.profile', [(
             'h-lead', avro_events.encode('profile', {
@@ -69,16 +57,6 @@ class Http(unittest.TestCase):
                 raise AssertionError('lead never stored\n' + cls.daemon.tail())
             time.sleep(0.1)
         time.sleep(0.5)  # both events committed
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            rc = cls.daemon.terminate()
-            assert rc == 0, (rc, cls.daemon.tail())
-        finally:
-            cls.broker.stop()
-            cls.redis.cleanup()
-            cls.tmp.cleanup()
 
     def call(self, method, path, token=TOKEN, body=None):
         c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=10)

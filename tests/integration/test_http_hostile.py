@@ -35,14 +35,13 @@ import resource
 import select
 import socket
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import test_pipeline as tp  # noqa: E402
+import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
 from test_ops import samples  # noqa: E402
 
@@ -128,19 +127,12 @@ class Slow:
             s.close()
 
 
-class HostileHttp(unittest.TestCase):
+class HostileHttp(tp.DaemonSuite):
     @classmethod
     def setUpClass(cls):
         if not raise_own_fd_limit(FLOOD + 400):
             raise unittest.SkipTest('cannot open %d sockets here' % FLOOD)
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.redis = testenv.RedisServer()
-        cls.redis.start()
-        cls.broker = testenv.DevBroker()
-        cls.broker.start()
-        cls.cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
-                                  cls.broker.bootstrap, cls.redis.url, 'hostile',
-                                  prefix='hh:', auth_token=TOKEN)
+        cls.start_services('hostile', prefix='hh:', auth_token=TOKEN)
         cls.daemon = cls.start_daemon(cls.cfg, 'leadscored-hostile', {
             'LEADSCORE_HTTP_THREADS': '2',
             'LEADSCORE_HTTP_MAX_CONNECTIONS': str(MAX_CONNECTIONS),
@@ -156,16 +148,6 @@ class HostileHttp(unittest.TestCase):
         m = d.wait_for_log(r'msg="listening" .*port=(\d+)', timeout=30)
         d.http_port = int(m.group(1))
         return d
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            rc = cls.daemon.terminate()
-            assert rc == 0, (rc, cls.daemon.tail())
-        finally:
-            cls.broker.stop()
-            cls.redis.cleanup()
-            cls.tmp.cleanup()
 
     # ------------------------------------------------------------ helpers
 

@@ -20,7 +20,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.parse
@@ -28,7 +27,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import avro_events  # noqa: E402
-import test_pipeline as tp  # noqa: E402
+import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
 
 TOKEN = 'ops-token'
@@ -57,22 +56,10 @@ def samples(text, name):
     return out
 
 
-class Ops(unittest.TestCase):
+class Ops(tp.DaemonSuite):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.redis = testenv.RedisServer()
-        cls.redis.start()
-        cls.broker = testenv.DevBroker()
-        cls.broker.start()
-        cfg = tp.write_config(os.path.join(cls.tmp.name, 'leadscore.yaml'),
-                              cls.broker.bootstrap, cls.redis.url, 'ops', prefix='o:',
-                              auth_token=TOKEN)
-        cls.daemon = testenv.Daemon([tp.LEADSCORED, '--config', cfg], name='leadscored-ops')
-        cls.daemon.start()
-        m = cls.daemon.wait_for_log(r'msg="listening" .*port=(\d+)', timeout=30)
-        cls.port = int(m.group(1))
-        cls.daemon.wait_for_log('msg="ready"', timeout=60)
+        cls.start_env('ops', prefix='o:', auth_token=TOKEN)
         # known traffic: 7 OPENED + 3 CLICKED emails, 4 page views, 1 call,
         # and one undecodable web record
         cls.sent = {('leads.email', 'OPENED'): 7, ('leads.email', 'CLICKED'): 3,
@@ -107,16 +94,6 @@ class Ops(unittest.TestCase):
             if time.monotonic() > deadline:
                 raise AssertionError('events never counted\n' + text[-2000:])
             time.sleep(0.2)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            rc = cls.daemon.terminate()
-            assert rc == 0, (rc, cls.daemon.tail())
-        finally:
-            cls.broker.stop()
-            cls.redis.stop()
-            cls.tmp.cleanup()
 
     @classmethod
     def metrics(cls):

@@ -42,7 +42,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import avro_events  # noqa: E402
-import test_pipeline as tp  # noqa: E402
+import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
 from test_ops import get, samples  # noqa: E402
 

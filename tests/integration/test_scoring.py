@@ -47,7 +47,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import avro_events  # noqa: E402
-import test_pipeline as tp  # noqa: E402
+import lstest as tp  # noqa: E402
 import test_simulator as ts  # noqa: E402
 import testenv  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402

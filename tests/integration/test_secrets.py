@@ -35,7 +35,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import avro_events  # noqa: E402
-import test_pipeline as tp  # noqa: E402
+import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
 
 DEFAULT_PW = 'Dflt-S3cret-0a'

@@ -1,0 +1,30 @@
+/*
+ * ls_testmodels.c - the model builders test_lead, test_window and
+ * test_leadscore each used to copy. Separate from ls_testutil.c so a
+ * base/ test does not link models/.
+ */
+#include "ls_testmodels.h"
+
+#include <string.h>
+
+#include <check.h>
+
+ls_feature_set *ls_test_feature_set(const ls_feature_spec *specs, size_t n)
+{
+	char err[256] = "";
+	ls_feature_set *set = ls_feature_set_new(specs, n, err, sizeof err);
+	ck_assert_msg(set != NULL, "feature set rejected: %s", err);
+	return set;
+}
+
+ls_event ls_test_event(ls_source src, const char *event_id,
+		       const char *lead_id, int64_t ts)
+{
+	ls_event e;
+	memset(&e, 0, sizeof e);
+	e.source = src;
+	e.event_id = event_id;
+	e.lead_id = lead_id;
+	e.ts = ts;
+	return e;
+}
