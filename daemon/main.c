@@ -30,6 +30,7 @@
 #include "ls_http.h"
 #include "ls_telemetry.h"
 #include "ls_pipeline.h"
+#include "ls_settings.h"
 #include "ls_scorer.h"
 #include "ls_log.h"
 #include "ls_redis.h"
@@ -350,7 +351,9 @@ static int run(ls_config *cfg)
 		       ls_log_quote(err, q, sizeof q));
 		goto out;
 	}
-	pipeline = ls_pipeline_new(cfg, consumer, store, codec, err, sizeof err);
+	ls_pipeline_settings ps;
+	ls_settings_pipeline(cfg, &ps);
+	pipeline = ls_pipeline_new(&ps, consumer, store, codec, err, sizeof err);
 	if (pipeline == NULL) {
 		ls_log(LS_LOG_ERROR, "pipeline", "cannot start", "error=%s",
 		       ls_log_quote(err, q, sizeof q));
@@ -408,7 +411,8 @@ static int run(ls_config *cfg)
 		if (reload_requested) {
 			reload_requested = 0;
 			reload_config(cfg);
-			ls_pipeline_reload(pipeline);
+			ls_settings_pipeline(cfg, &ps);
+			ls_pipeline_reload(pipeline, &ps);
 			ls_campaign_reconfigure(bandit, cfg);
 			published = 0; /* handlers see the new model keys now */
 		}

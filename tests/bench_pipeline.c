@@ -29,6 +29,7 @@
 #include "ls_kafka.h"
 #include "ls_log.h"
 #include "ls_pipeline.h"
+#include "ls_settings.h"
 #include "ls_store.h"
 #include "ls_testenv.h"
 
@@ -279,7 +280,9 @@ static double pipeline_rate(const char *bootstrap, const char *redis_url, long n
 	kc = ls_kafka_consumer_new(&cfg, err, sizeof err);
 	if (kc == NULL)
 		goto fail;
-	p = ls_pipeline_new(&cfg, kc, store, codec, err, sizeof err);
+	ls_pipeline_settings ps;
+	ls_settings_pipeline(&cfg, &ps);
+	p = ls_pipeline_new(&ps, kc, store, codec, err, sizeof err);
 	if (p == NULL)
 		goto fail;
 	long done = 0;

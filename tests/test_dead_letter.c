@@ -17,6 +17,7 @@
 #include "ls_codec.h"
 #include "ls_kafka.h"
 #include "ls_pipeline.h"
+#include "ls_settings.h"
 #include "ls_store.h"
 #include "ls_testenv.h"
 
@@ -94,7 +95,9 @@ START_TEST(test_broker_refuses_dead_letter_it_goes_truncated)
 	ck_assert_msg(ls_store_connect(store, err, sizeof err) == 0, "%s", err);
 	ls_kafka_consumer *consumer = ls_kafka_consumer_new(&cfg, err, sizeof err);
 	ck_assert_msg(consumer != NULL, "%s", err);
-	ls_pipeline *p = ls_pipeline_new(&cfg, consumer, store, codec, err, sizeof err);
+	ls_pipeline_settings ps;
+	ls_settings_pipeline(&cfg, &ps);
+	ls_pipeline *p = ls_pipeline_new(&ps, consumer, store, codec, err, sizeof err);
 	ck_assert_msg(p != NULL, "%s", err);
 
 	ls_store_offset off = { .topic = "leads.web", .partition = 0, .next_offset = -1 };
