@@ -14,6 +14,7 @@
 
 #include "ls_config.h"
 #include "ls_kafka.h"
+#include "ls_pipeline.h"
 #include "ls_scorer.h"
 #include "ls_store.h"
 
@@ -29,5 +30,13 @@ ls_kafka_settings ls_settings_kafka(const ls_config *cfg);
 ls_scorer_settings ls_settings_scorer(const ls_config *cfg);
 
 /* ---- end of store, Kafka, scorer ---- */
+
+/* ---- pipeline (ls_pipeline.h) ---- */
+
+/* The pipeline's settings from cfg (keeps cfg by pointer, see the TODO in
+ * ls_pipeline_settings). */
+void ls_settings_pipeline(const ls_config *cfg, ls_pipeline_settings *out);
+
+/* ---- end pipeline ---- */
 
 #endif

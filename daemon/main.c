@@ -361,7 +361,9 @@ static int start(running *r)
 	r->consumer = ls_kafka_consumer_new(&ks, err, sizeof err);
 	if (r->consumer == NULL)
 		return cannot_start("kafka", "cannot start consumer", err);
-	r->pipeline = ls_pipeline_new(cfg, r->consumer, r->store, r->codec, err, sizeof err);
+	ls_pipeline_settings ps;
+	ls_settings_pipeline(cfg, &ps);
+	r->pipeline = ls_pipeline_new(&ps, r->consumer, r->store, r->codec, err, sizeof err);
 	if (r->pipeline == NULL)
 		return cannot_start("pipeline", "cannot start", err);
 	r->telemetry = ls_telemetry_new(cfg, LS_VERSION, err, sizeof err);
@@ -416,7 +418,9 @@ static void loop(running *r)
 		if (reload_requested) {
 			reload_requested = 0;
 			reload_config(cfg);
-			ls_pipeline_reload(pipeline);
+			ls_pipeline_settings ps;
+			ls_settings_pipeline(cfg, &ps);
+			ls_pipeline_reload(pipeline, &ps);
 			ls_campaign_reconfigure(r->campaigns, cfg);
 			published = 0; /* handlers see the new model keys now */
 		}

@@ -23,8 +23,9 @@
  * caught up, and a batch is applied in timestamp order, so during a
  * backlog an outcome is not learned before the lead's earlier events are
  * read. Past batch_size held records their topic-partitions are paused;
- * a partition number whose slowest topic has not moved for 5 s is read
- * unaligned until it moves.
+ * a partition number whose slowest topic has not moved for
+ * pipeline.align_stall (default 5 s; 0 turns alignment off) is read
+ * unaligned until it moves (ls_align.h).
  * The interleaving is still not fixed exactly (it depends on what was
  * fetched when); lead state is built from order-independent parts (see
  * ls_lead.h) so replays still reproduce it, except for events that land
@@ -40,7 +41,8 @@
  * ls.original_key_size); a full producer queue is waited out. So a
  * permanent per-record failure (undecodable, too large, an id over
  * pipeline.max_id_bytes) never fails a batch. Dead-letter log lines are
- * limited to pipeline.dead_letter_log_rate a second (counts stay exact).
+ * limited to pipeline.dead_letter_log_rate a second (counts stay exact)
+ * (ls_dlq.h).
  *
  * ScoreChanges that can never be produced (too large, synchronously or in
  * a delivery report) are counted and skipped; the lead's score state moves
@@ -68,8 +70,12 @@
  * batch being collected is processed and committed first, then the cache
  * is dropped, so the next owner starts exactly where this one stopped.
  *
- * Memory: the pipeline owns its cache, arena and buffers, not the handles
- * it is given (consumer, store, producer, codec, config). Thread-safety:
+ * Sweeps: leads that go silent reach their label timeouts and are
+ * rescored as their windows age, as event time moves on (ls_sweep.h).
+ *
+ * Memory: the pipeline owns its cache, arena, buffers and producer, not
+ * the handles it is given (consumer, store, codec) nor the strings of its
+ * settings. Thread-safety:
  * the loop thread only; counters may be read racily for logging.
  */
 #ifndef LS_PIPELINE_H
@@ -83,9 +89,9 @@
 
 #include "ls_codec.h"
 #include "ls_campaign.h"
-#include "ls_config.h"
 #include "ls_kafka.h"
 #include "ls_lead.h"
+#include "ls_scorer.h"
 #include "ls_store.h"
 
 /* Dead-letter reasons: the codec's, then the pipeline's own. */
@@ -158,19 +164,61 @@ typedef struct ls_pipeline_observer {
 void ls_pipeline_set_observer(ls_pipeline *p, const ls_pipeline_observer *o);
 
 /*
- * A pipeline reading cfg (kept by pointer: live keys changed in place by a
- * reload take effect at the next step; call ls_pipeline_reload after such a
- * change). Registers itself as the consumer's rebalance hooks and creates
- * its own dead-letter producer. Returns NULL with a reason on a bad
- * feature set, a producer that cannot be created, or out of memory.
+ * What the pipeline is built from: the pipeline.* keys it reads, the
+ * topics, the feature definitions and the lead conf (daemon/ls_settings.h
+ * builds it from the configuration). Strings and specs are kept by
+ * pointer and must outlive the pipeline.
  */
-ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
+typedef struct ls_pipeline_settings {
+	const char *topics[LS_SOURCE__COUNT]; /* kafka.topics.*, by ls_source */
+	const char *dead_letter_topic;        /* kafka.topics.dead_letter */
+	const ls_feature_spec *features;      /* the feature set (read at ls_pipeline_new) */
+	size_t n_features;
+	/* pipeline.grace, dedupe_horizon (both live), dedupe_ids,
+	 * max_profile_attributes, max_profile_metrics; .features is ignored */
+	ls_lead_conf lead_conf;
+	int64_t cache_leads;       /* pipeline.cache_leads */
+	int64_t max_record_size;   /* pipeline.max_record_size */
+	int64_t max_id_bytes;      /* pipeline.max_id_bytes */
+	/* What SIGHUP changes in a running pipeline (ls_pipeline_reload). */
+	struct ls_pipeline_live {
+		int64_t batch_size;             /* pipeline.batch_size */
+		int64_t batch_max_wait_ms;      /* pipeline.batch_max_wait */
+		int64_t commit_interval_ms;     /* pipeline.commit_interval */
+		int64_t align_stall_ms;         /* pipeline.align_stall; 0: no alignment */
+		int64_t max_future_skew_ms;     /* pipeline.max_future_skew */
+		int64_t dead_letter_log_rate;   /* pipeline.dead_letter_log_rate */
+		int64_t checkpoint_interval_ms; /* scoring.checkpoint_interval */
+		int64_t rescore_interval_ms;    /* scoring.rescore_interval; 0: off */
+		int64_t lead_ttl_ms;            /* redis.lead_ttl, set on the store */
+		size_t n_campaigns;             /* 0: email events activate nothing */
+	} live;
+	ls_kafka_settings kafka;   /* the dead-letter and ScoreChange producer */
+	ls_scorer_settings scorer; /* the models (their live keys: ls_pipeline_reload) */
+	/*
+	 * TODO(issue 13): the bandit script calls are still made from the
+	 * whole configuration until ls_campaign takes settings of its own.
+	 */
+	const struct ls_config *cfg;
+} ls_pipeline_settings;
+
+/*
+ * A pipeline built from s (copied; see ls_pipeline_settings for what it
+ * keeps by pointer). Registers itself as the consumer's rebalance hooks
+ * and creates its own producer for dead letters and ScoreChanges.
+ * Returns NULL with a reason on a bad feature set or lead conf, a
+ * producer that cannot be created, or out of memory.
+ */
+ls_pipeline *ls_pipeline_new(const ls_pipeline_settings *s, ls_kafka_consumer *consumer,
 			     ls_store *store, ls_codec *codec, char *err,
 			     size_t errlen);
 
-/* Pick up live configuration changes (grace, future skew, lead TTL, the
- * models' live keys). */
-void ls_pipeline_reload(ls_pipeline *p);
+/*
+ * Pick up a reload: takes s->live, the lead conf's grace_ms and
+ * dedupe_horizon_ms, and the models' live keys (through the scorer's
+ * configuration); the rest of s needs a restart and is ignored.
+ */
+void ls_pipeline_reload(ls_pipeline *p, const ls_pipeline_settings *s);
 
 /*
  * One batch (committing when the interval is due), or one retry of Redis

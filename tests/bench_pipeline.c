@@ -272,7 +272,9 @@ static double pipeline_rate(const char *bootstrap, const char *redis_url, long n
 	kc = ls_kafka_consumer_new(&ks, err, sizeof err);
 	if (kc == NULL)
 		goto fail;
-	p = ls_pipeline_new(&cfg, kc, store, codec, err, sizeof err);
+	ls_pipeline_settings ps;
+	ls_settings_pipeline(&cfg, &ps);
+	p = ls_pipeline_new(&ps, kc, store, codec, err, sizeof err);
 	if (p == NULL)
 		goto fail;
 	long done = 0;

@@ -13,9 +13,15 @@
  * the batch, which was replayed into the same refusal (forever, with a
  * real broker's limit; three times here, where the mock refuses three
  * requests).
+ *
+ * The same loop also shows that a reload reaches the running pipeline:
+ * a live key changed in the configuration (pipeline.max_future_skew here)
+ * applies to the next batch once the daemon's path (ls_config_apply_live,
+ * ls_settings_pipeline, ls_pipeline_reload) has run.
  */
 #include "ls_clock.h"
 #include "ls_codec.h"
+#include "ls_config.h"
 #include "ls_kafka.h"
 #include "ls_pipeline.h"
 #include "ls_settings.h"
@@ -43,20 +49,65 @@ static const char *header(rd_kafka_headers_t *h, const char *name, char *buf, si
 	return buf;
 }
 
+/* A redis-server and a broker with every topic (one partition each). */
+static void start_servers(ls_test_redis **redis, ls_test_broker **broker)
+{
+	char err[ERRLEN];
+	ck_assert_msg(ls_test_redis_start(redis, LS_TEST_REDIS_UNIX, err, sizeof err) == LS_TEST_OK,
+		      "%s", err);
+	ck_assert_msg(ls_test_broker_start(broker, 1, err, sizeof err) == LS_TEST_OK, "%s", err);
+	const char *topics[] = { "leads.email", "leads.web", "leads.call", "leads.outcome",
+				 "leads.profile", "leads.scores", "leads.dead_letter",
+				 "leads.decisions" };
+	for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++)
+		ck_assert_msg(ls_test_broker_create_topic(*broker, topics[i], 1, err, sizeof err) ==
+			      LS_TEST_OK, "%s", err);
+}
+
+/* A config for redis and broker plus extra LEADSCORE_* variables. */
+static void load_config(const ls_test_redis *redis, ls_test_broker *broker,
+			char *const *extra, ls_config *cfg)
+{
+	char err[ERRLEN], brokers[256], url[512];
+	snprintf(brokers, sizeof brokers, "LEADSCORE_KAFKA_BROKERS=%s",
+		 ls_test_broker_bootstrap(broker));
+	snprintf(url, sizeof url, "LEADSCORE_REDIS_URL=%s", ls_test_redis_url(redis));
+	char *env[16] = { brokers, url };
+	size_t n = 2;
+	for (size_t i = 0; extra[i] != NULL && n < 15; i++)
+		env[n++] = extra[i];
+	env[n] = NULL;
+	ck_assert_msg(ls_config_load_env(NULL, env, cfg, err, sizeof err) == 0, "%s", err);
+}
+
+/* The loop as the daemon builds it from cfg, with its codec, store and
+ * consumer (the caller closes the consumer, then frees the rest). */
+static ls_pipeline *open_pipeline(const ls_config *cfg, ls_codec **codec, ls_store **store,
+				  ls_kafka_consumer **consumer)
+{
+	char err[ERRLEN];
+	*codec = ls_codec_new(err, sizeof err);
+	ck_assert_msg(*codec != NULL, "%s", err);
+	ls_store_settings ss = ls_settings_store(cfg);
+	*store = ls_store_new(&ss, err, sizeof err);
+	ck_assert_msg(*store != NULL, "%s", err);
+	ck_assert_msg(ls_store_connect(*store, err, sizeof err) == 0, "%s", err);
+	ls_kafka_settings ks = ls_settings_kafka(cfg);
+	*consumer = ls_kafka_consumer_new(&ks, err, sizeof err);
+	ck_assert_msg(*consumer != NULL, "%s", err);
+	ls_pipeline_settings ps;
+	ls_settings_pipeline(cfg, &ps);
+	ls_pipeline *p = ls_pipeline_new(&ps, *consumer, *store, *codec, err, sizeof err);
+	ck_assert_msg(p != NULL, "%s", err);
+	return p;
+}
+
 START_TEST(test_broker_refuses_dead_letter_it_goes_truncated)
 {
 	char err[ERRLEN];
 	ls_test_redis *redis = NULL;
 	ls_test_broker *broker = NULL;
-	ck_assert_msg(ls_test_redis_start(&redis, LS_TEST_REDIS_UNIX, err, sizeof err) == LS_TEST_OK,
-		      "%s", err);
-	ck_assert_msg(ls_test_broker_start(&broker, 1, err, sizeof err) == LS_TEST_OK, "%s", err);
-	const char *topics[] = { "leads.email", "leads.web", "leads.call", "leads.outcome",
-				 "leads.profile", "leads.scores", "leads.dead_letter",
-				 "leads.decisions" };
-	for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++)
-		ck_assert_msg(ls_test_broker_create_topic(broker, topics[i], 1, err, sizeof err) ==
-			      LS_TEST_OK, "%s", err);
+	start_servers(&redis, &broker);
 	const char *bootstrap = ls_test_broker_bootstrap(broker);
 
 	/* a malformed record of 40,001 bytes */
@@ -75,24 +126,14 @@ START_TEST(test_broker_refuses_dead_letter_it_goes_truncated)
 					  RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
 					  RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
 
-	char brokers[256], url[512];
-	snprintf(brokers, sizeof brokers, "LEADSCORE_KAFKA_BROKERS=%s", bootstrap);
-	snprintf(url, sizeof url, "LEADSCORE_REDIS_URL=%s", ls_test_redis_url(redis));
-	char *env[] = { brokers, url, "LEADSCORE_KAFKA_GROUP_ID=dlq-refused",
+	char *env[] = { "LEADSCORE_KAFKA_GROUP_ID=dlq-refused",
 			"LEADSCORE_PIPELINE_COMMIT_INTERVAL=0ms", NULL };
 	ls_config cfg;
-	ck_assert_msg(ls_config_load_env(NULL, env, &cfg, err, sizeof err) == 0, "%s", err);
-	ls_codec *codec = ls_codec_new(err, sizeof err);
-	ck_assert_msg(codec != NULL, "%s", err);
-	ls_store_settings ss = ls_settings_store(&cfg);
-	ls_store *store = ls_store_new(&ss, err, sizeof err);
-	ck_assert_msg(store != NULL, "%s", err);
-	ck_assert_msg(ls_store_connect(store, err, sizeof err) == 0, "%s", err);
-	ls_kafka_settings ks = ls_settings_kafka(&cfg);
-	ls_kafka_consumer *consumer = ls_kafka_consumer_new(&ks, err, sizeof err);
-	ck_assert_msg(consumer != NULL, "%s", err);
-	ls_pipeline *p = ls_pipeline_new(&cfg, consumer, store, codec, err, sizeof err);
-	ck_assert_msg(p != NULL, "%s", err);
+	load_config(redis, broker, env, &cfg);
+	ls_codec *codec;
+	ls_store *store;
+	ls_kafka_consumer *consumer;
+	ls_pipeline *p = open_pipeline(&cfg, &codec, &store, &consumer);
 
 	ls_store_offset off = { .topic = "leads.web", .partition = 0, .next_offset = -1 };
 	int64_t deadline = ls_clock_mono_ms() + 60000;
@@ -139,12 +180,96 @@ START_TEST(test_broker_refuses_dead_letter_it_goes_truncated)
 }
 END_TEST
 
+/* A web event for lead reload-lead stamped two hours from now. */
+static void produce_future_event(ls_test_broker *broker, const char *event_id)
+{
+	char err[ERRLEN];
+	ls_codec *codec = ls_codec_new(err, sizeof err);
+	ck_assert_msg(codec != NULL, "%s", err);
+	ls_event ev;
+	memset(&ev, 0, sizeof ev);
+	ev.source = LS_SOURCE_WEB;
+	ev.event_id = event_id;
+	ev.lead_id = "reload-lead";
+	ev.ts = (int64_t)time(NULL) * 1000 + 2 * 3600 * 1000;
+	ev.u.web.type = LS_WEB_PAGE_VIEW;
+	ev.u.web.url = "/pricing";
+	ls_buf buf;
+	ls_buf_init(&buf);
+	ck_assert_msg(ls_codec_encode_event(codec, &ev, -1, &buf, err, sizeof err) == 0, "%s", err);
+	ls_test_record rec = { .key = ev.lead_id, .key_len = strlen(ev.lead_id),
+			       .value = buf.data, .value_len = buf.len };
+	ck_assert_msg(ls_test_produce(ls_test_broker_bootstrap(broker), "leads.web", 0, &rec, 1,
+				      10000, err, sizeof err) == LS_TEST_OK, "%s", err);
+	ls_buf_free(&buf);
+	ls_codec_free(codec);
+}
+
+/* Step p until *counter reaches want (or a minute passes). */
+static void step_until(ls_pipeline *p, const uint64_t *counter, uint64_t want)
+{
+	int64_t deadline = ls_clock_mono_ms() + 60000;
+	while (*counter < want && ls_clock_mono_ms() < deadline)
+		ls_pipeline_step(p);
+}
+
+START_TEST(test_reload_reaches_the_running_pipeline)
+{
+	ls_test_redis *redis = NULL;
+	ls_test_broker *broker = NULL;
+	start_servers(&redis, &broker);
+	char *env[] = { "LEADSCORE_KAFKA_GROUP_ID=reload-live",
+			"LEADSCORE_PIPELINE_COMMIT_INTERVAL=0ms",
+			"LEADSCORE_PIPELINE_MAX_FUTURE_SKEW=1d", NULL };
+	ls_config cfg;
+	load_config(redis, broker, env, &cfg);
+	ls_codec *codec;
+	ls_store *store;
+	ls_kafka_consumer *consumer;
+	ls_pipeline *p = open_pipeline(&cfg, &codec, &store, &consumer);
+	const ls_pipeline_stats *st = ls_pipeline_stats_get(p);
+
+	/* two hours ahead is within a day: applied */
+	produce_future_event(broker, "ev-1");
+	step_until(p, &st->consumed[LS_SOURCE_WEB], 1);
+	ck_assert_uint_eq(st->consumed[LS_SOURCE_WEB], 1);
+	ck_assert_uint_eq(st->dead_lettered[LS_DLQ_FUTURE_TIMESTAMP], 0);
+
+	/* SIGHUP's path with max_future_skew now a minute */
+	char *env2[] = { "LEADSCORE_KAFKA_GROUP_ID=reload-live",
+			 "LEADSCORE_PIPELINE_COMMIT_INTERVAL=0ms",
+			 "LEADSCORE_PIPELINE_MAX_FUTURE_SKEW=1m", NULL };
+	ls_config fresh;
+	load_config(redis, broker, env2, &fresh);
+	ck_assert_int_eq(ls_config_apply_live(&cfg, &fresh), 0);
+	ls_config_free(&fresh);
+	ls_pipeline_settings ps;
+	ls_settings_pipeline(&cfg, &ps);
+	ls_pipeline_reload(p, &ps);
+
+	/* the same two hours are now too far ahead: dead-lettered */
+	produce_future_event(broker, "ev-2");
+	step_until(p, &st->dead_lettered[LS_DLQ_FUTURE_TIMESTAMP], 1);
+	ck_assert_uint_eq(st->dead_lettered[LS_DLQ_FUTURE_TIMESTAMP], 1);
+	ck_assert_uint_eq(st->consumed[LS_SOURCE_WEB], 1);
+
+	ls_kafka_consumer_close(consumer); /* frees it */
+	ls_pipeline_free(p);
+	ls_store_free(store);
+	ls_codec_free(codec);
+	ls_config_free(&cfg);
+	ls_test_broker_destroy(broker);
+	ls_test_redis_destroy(redis);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dead_letter");
 	TCase *tc = tcase_create("broker");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_broker_refuses_dead_letter_it_goes_truncated);
+	tcase_add_test(tc, test_reload_reaches_the_running_pipeline);
 	suite_add_tcase(s, tc);
 	return ls_test_run(s, CK_NORMAL);
 }
