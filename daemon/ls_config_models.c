@@ -72,7 +72,7 @@ _Static_assert(LS_OUTCOME__COUNT <= 32, "outcome masks are 32 bits");
 
 /*
  * Unlike features, most model defaults are not zero, so model_init()
- * copies default_model (below) into each item before it is walked. The
+ * copies ls_model_spec_default() into each item before it is walked. The
  * .def texts here are the same values written as YAML; test_config checks
  * that a model with only a name equals the built-in one and that the
  * README and models_default.yaml say so.
@@ -148,43 +148,10 @@ const ls_conf_seq ls_config_models_seq = {
 
 #define OUTCOME(o) (UINT32_C(1) << (o))
 
-/* The built-in model: used when there is no `models:` key, and the
- * starting point of every configured item (model_init). */
-static const ls_model_spec default_model = {
-	.name = "conversion",
-	.positive_mask = OUTCOME(LS_OUTCOME_CONVERTED) | OUTCOME(LS_OUTCOME_WON),
-	.negative_mask = OUTCOME(LS_OUTCOME_LOST) | OUTCOME(LS_OUTCOME_DISQUALIFIED),
-	.label_timeout_ms = 90 * MS_DAY,
-	.min_delta = 0.05,
-	.tiers = {
-		.n = 3,
-		.names = { "cold", "warm", "hot" },
-		.bounds = { 0.3, 0.7 },
-		.hysteresis = 0.02,
-	},
-	.ftrl = {
-		.alpha = LS_FTRL_DEFAULT_ALPHA,
-		.beta = LS_FTRL_DEFAULT_BETA,
-		.l1 = LS_FTRL_DEFAULT_L1,
-		.l2 = LS_FTRL_DEFAULT_L2,
-		.n_buckets = LS_FTRL_DEFAULT_BUCKETS,
-		.clip = LS_FTRL_DEFAULT_CLIP,
-	},
-	/* segment interactions sales teams name first: an industry's
-	 * buyers differ by company size and by seniority */
-	.n_crosses = 2,
-	.crosses = { { "industry", "size_band" }, { "industry", "role" } },
-	.n_metrics = 2,
-	.metrics = { "employees", "annual_revenue" },
-	.decay_half_life_ms = 0,
-	.eval_window = 10000,
-	.shadow = false,
-};
-
 static void model_init(void *item)
 {
 	ls_model_spec *m = item;
-	*m = default_model;
+	*m = *ls_model_spec_default();
 	memset(m->name, 0, sizeof m->name);
 }
 
@@ -670,7 +637,7 @@ int ls_config_apply_models_live(const ls_conf_field *f, ls_config *cfg, const ls
 				cfg->models.specs = malloc(sizeof *cfg->models.specs);
 				if (cfg->models.specs == NULL)
 					return -1;
-				cfg->models.specs[0] = default_model;
+				cfg->models.specs[0] = *ls_model_spec_default();
 				cfg->models.n = 1;
 			}
 			if (ls_conf_field_copy(sub, &cfg->models.specs[i], &b[i]) != 0)
@@ -685,7 +652,7 @@ const ls_model_spec *ls_config_models(const ls_config *cfg, size_t *n)
 	if (cfg == NULL || cfg->models.n == 0) {
 		if (n != NULL)
 			*n = 1;
-		return &default_model;
+		return ls_model_spec_default();
 	}
 	if (n != NULL)
 		*n = cfg->models.n;

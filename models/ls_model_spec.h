@@ -3,7 +3,8 @@
  * label timeout, publishing threshold, tiers, FTRL parameters, crosses,
  * profile metrics, decay and evaluation window.
  *
- * A type only: the config fills and checks specs (daemon/ls_config.c),
+ * The type and the built-in model: the config fills and checks specs
+ * (daemon/ls_config.c) starting from ls_model_spec_default(),
  * the scorer runs them (pipeline/ls_scorer.c), the models take their
  * parts (ls_tiers, ls_ftrl_params). It lives beside the models so that
  * the layers below the daemon can name it without the config.
@@ -58,5 +59,14 @@ typedef struct ls_model_spec {
 	int64_t eval_window;          /* labels in the progressive-validation window */
 	bool shadow;                  /* learns and logs, publishes nothing */
 } ls_model_spec;
+
+/*
+ * The built-in model "conversion" (see README "Models"): CONVERTED and WON
+ * positive, LOST and DISQUALIFIED negative, 90-day label timeout, tiers
+ * cold/warm/hot at 0.3/0.7. It runs when the configuration has no
+ * `models:` key and is the starting point of every configured model.
+ * Static data, ready to use; thread-safe.
+ */
+const ls_model_spec *ls_model_spec_default(void);
 
 #endif

@@ -9,39 +9,67 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ls_config.h"
 #include "ls_lead.h"
+#include "ls_model_spec.h"
 #include "ls_scorer.h"
-#include "ls_settings.h"
 #include "ls_store.h"
 #include "ls_testutil.h"
 
 #define DAY INT64_C(86400000)
 
 typedef struct fixture {
-	ls_config cfg;
+	ls_model_spec model;
 	ls_feature_set *set;
 	ls_lead_conf lc;
 	ls_store *store;
 	ls_scorer *sc;
 } fixture;
 
+/*
+ * A feature that counts the label's own outcome type, beside page views.
+ * If the model ever learned a lead as it stood after its label, this
+ * feature would be 1 for every positive and learn a weight; learned
+ * before, it is 0 in every example.
+ */
+static ls_feature_spec window_feature(const char *name, ls_source src, uint32_t type)
+{
+	ls_feature_spec f = { .kind = LS_FEATURE_WINDOWED, .source = src,
+			      .type_mask = UINT32_C(1) << type, .agg = LS_AGG_COUNT,
+			      .n_windows = 1, .windows = { { 30 * DAY, 0 } } };
+	snprintf(f.name, sizeof f.name, "%s", name);
+	return f;
+}
+
+/* The scorer's settings: the fixture's one model. */
+static ls_scorer_settings scorer_settings(fixture *f)
+{
+	return (ls_scorer_settings){ .models = &f->model, .n_models = 1,
+				     .scores_topic = "leads.scores" };
+}
+
 static void setup(fixture *f)
 {
-	const char *dir = getenv("LS_TEST_DATA");
-	ck_assert_msg(dir != NULL, "LS_TEST_DATA is not set (run under meson test)");
-	char path[1024], err[1024];
-	snprintf(path, sizeof path, "%s/config/leak_check.yaml", dir);
-	ck_assert_msg(ls_config_load(path, &f->cfg, err, sizeof err) == 0, "%s", err);
-	size_t n;
-	const ls_feature_spec *specs = ls_config_features(&f->cfg, &n);
-	f->set = ls_feature_set_new(specs, n, err, sizeof err);
+	char err[1024];
+	ls_feature_spec specs[2] = {
+		window_feature("conversions", LS_SOURCE_OUTCOME, LS_OUTCOME_CONVERTED),
+		window_feature("page_views", LS_SOURCE_WEB, LS_WEB_PAGE_VIEW),
+	};
+	f->set = ls_feature_set_new(specs, 2, err, sizeof err);
 	ck_assert_msg(f->set != NULL, "%s", err);
-	ls_config_lead_conf(&f->cfg, f->set, &f->lc);
-	ls_store_settings ss = ls_settings_store(&f->cfg);
+	ls_lead_conf_default(&f->lc, f->set);
+	/* the built-in model without crosses, metrics or a label timeout */
+	f->model = *ls_model_spec_default();
+	f->model.label_timeout_ms = 0;
+	f->model.ftrl.n_buckets = 16;
+	f->model.n_crosses = 0;
+	f->model.n_metrics = 0;
+	/* created, never connected: nothing here reaches Redis */
+	ls_store_settings ss = { .url = "redis://127.0.0.1:6379/0", .key_prefix = "ls:",
+				 .group_id = "leadscore", .lead_ttl_ms = 30 * DAY,
+				 .connect_timeout_ms = 2000, .command_timeout_ms = 2000 };
 	f->store = ls_store_new(&ss, err, sizeof err);
 	ck_assert_msg(f->store != NULL, "%s", err);
-	ls_scorer_settings scs = ls_settings_scorer(&f->cfg);
+	ls_scorer_settings scs = scorer_settings(f);
 	f->sc = ls_scorer_new(&scs, f->set, &f->lc, NULL, NULL, f->store, err,
 			      sizeof err);
 	ck_assert_msg(f->sc != NULL, "%s", err);
@@ -52,7 +80,6 @@ static void teardown(fixture *f)
 	ls_scorer_free(f->sc);
 	ls_store_free(f->store);
 	ls_feature_set_free(f->set);
-	ls_config_free(&f->cfg);
 }
 
 /*
@@ -213,7 +240,7 @@ START_TEST(too_large_score_change_is_skipped)
 			 RD_KAFKA_CONF_OK);
 	rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
 	ck_assert_msg(prod != NULL, "%s", err);
-	ls_scorer_settings scs = ls_settings_scorer(&f.cfg);
+	ls_scorer_settings scs = scorer_settings(&f);
 	ls_scorer *sc = ls_scorer_new(&scs, f.set, &f.lc, codec, prod, f.store, err, sizeof err);
 	ck_assert_msg(sc != NULL, "%s", err);
 
@@ -267,7 +294,7 @@ START_TEST(reload_copies_the_specs_of_the_same_models)
 {
 	fixture f;
 	setup(&f);
-	ls_scorer_settings scs = ls_settings_scorer(&f.cfg);
+	ls_scorer_settings scs = scorer_settings(&f);
 	ls_model_spec spec = scs.models[0];
 	ck_assert(running_spec(&f).min_delta != 0.25);
 	spec.min_delta = 0.25;
