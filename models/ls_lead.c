@@ -300,13 +300,19 @@ static bool value_ok(const char *v)
 	return v && bounded_len(v, LS_LEAD_VALUE_MAX + 1) <= LS_LEAD_VALUE_MAX;
 }
 
-/* Position of key in the sorted attributes, or where it would go. */
-static uint32_t attr_find(const ls_lead *lead, const char *key, bool *found)
+/*
+ * Position of key in a sorted array of n elements of stride bytes whose
+ * first member is their char *key (attributes and metrics), or where it
+ * would go.
+ */
+static uint32_t key_find(const void *base, uint32_t n, size_t stride, const char *key,
+			 bool *found)
 {
-	uint32_t lo = 0, hi = lead->n_attrs;
+	uint32_t lo = 0, hi = n;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(lead->attrs[mid].key, key);
+		const char *k = *(char *const *)((const char *)base + (size_t)mid * stride);
+		int c = strcmp(k, key);
 		if (c == 0) {
 			*found = true;
 			return mid;
@@ -320,23 +326,14 @@ static uint32_t attr_find(const ls_lead *lead, const char *key, bool *found)
 	return lo;
 }
 
+static uint32_t attr_find(const ls_lead *lead, const char *key, bool *found)
+{
+	return key_find(lead->attrs, lead->n_attrs, sizeof *lead->attrs, key, found);
+}
+
 static uint32_t metric_find(const ls_lead *lead, const char *key, bool *found)
 {
-	uint32_t lo = 0, hi = lead->n_metrics;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(lead->metrics[mid].key, key);
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
+	return key_find(lead->metrics, lead->n_metrics, sizeof *lead->metrics, key, found);
 }
 
 /*

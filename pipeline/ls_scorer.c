@@ -212,6 +212,18 @@ static int state_save(ls_scorer *sc, ls_lead *lead, const ls_leadscore *s,
 	return 0;
 }
 
+/* After a change of s (dirty): save it in lead and set *changed. 0 or -1. */
+static int state_commit(ls_scorer *sc, ls_lead *lead, const ls_leadscore *s,
+			bool dirty, bool *changed, char *err, size_t errlen)
+{
+	if (!dirty)
+		return 0;
+	if (state_save(sc, lead, s, err, errlen) != 0)
+		return -1;
+	*changed = true;
+	return 0;
+}
+
 /* ---------------------------------------------------------- examples */
 
 int ls_example_ctx_init(ls_example_ctx *c, const ls_feature_set *set,
@@ -403,12 +415,7 @@ int ls_scorer_expire(ls_scorer *sc, ls_lead *lead, int64_t now_ts,
 			return -1;
 		dirty |= rc > 0;
 	}
-	if (dirty) {
-		if (state_save(sc, lead, &s, err, errlen) != 0)
-			return -1;
-		*changed = true;
-	}
-	return 0;
+	return state_commit(sc, lead, &s, dirty, changed, err, errlen);
 }
 
 int64_t ls_scorer_timeout_ms(const ls_scorer *sc, size_t i)
@@ -522,12 +529,7 @@ int ls_scorer_before_apply(ls_scorer *sc, ls_lead *lead, const ls_event *ev,
 			return -1;
 		dirty = true;
 	}
-	if (dirty) {
-		if (state_save(sc, lead, &s, err, errlen) != 0)
-			return -1;
-		*changed = true;
-	}
-	return 0;
+	return state_commit(sc, lead, &s, dirty, changed, err, errlen);
 }
 
 /* ------------------------------------------------------------ scores */
@@ -692,13 +694,9 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 		r->version = version;
 		dirty = true;
 	}
-	if (dirty) {
+	if (dirty)
 		ls_leadscore_retain(&s, sc->keys, sc->n_models);
-		if (state_save(sc, lead, &s, err, errlen) != 0)
-			return -1;
-		*changed = true;
-	}
-	return 0;
+	return state_commit(sc, lead, &s, dirty, changed, err, errlen);
 }
 
 /* ----------------------------------------------------------- commits */

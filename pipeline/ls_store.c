@@ -208,6 +208,29 @@ static redisReply *read_reply(ls_store *st)
 	return r;
 }
 
+/*
+ * Read the n replies of a pipeline sent since release_replies() into
+ * st->replies[0..n) (freed at the next release). 0, or io_fail's -1 with
+ * the replies read so far kept for release.
+ */
+static int read_replies(ls_store *st, size_t n, const char *what, char *err,
+			size_t errlen)
+{
+	pipe_guard g;
+	pipe_guard_enter(&g);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		redisReply *r = read_reply(st);
+		if (r == NULL) {
+			rc = io_fail(st, what, err, errlen);
+			break;
+		}
+		st->replies[st->n_replies++] = r;
+	}
+	pipe_guard_leave(&g);
+	return rc;
+}
+
 /* Build the lead's key in st->keybuf; NULL on OOM. */
 static const char *lead_key(ls_store *st, const char *lead_id, size_t *len)
 {
@@ -453,16 +476,11 @@ int ls_store_load(ls_store *st, const char *const *lead_ids, size_t n,
 			return oom_fail(st, "load", err, errlen);
 	}
 
-	pipe_guard g;
-	pipe_guard_enter(&g);
-	int rc = 0;
+	int rc = read_replies(st, n, "load", err, errlen);
+	if (rc != 0)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
-		redisReply *r = read_reply(st);
-		if (r == NULL) {
-			rc = io_fail(st, "load", err, errlen);
-			break;
-		}
-		st->replies[st->n_replies++] = r;
+		const redisReply *r = st->replies[i];
 		if (r->type == REDIS_REPLY_STRING) {
 			out[i].data = (const uint8_t *)r->str;
 			out[i].len = r->len;
@@ -470,14 +488,13 @@ int ls_store_load(ls_store *st, const char *const *lead_ids, size_t n,
 			out[i].data = NULL;
 			out[i].len = 0;
 		} else if (rc == 0) {
-			/* keep reading: the connection stays in step */
+			/* the first bad reply is the error; the others are still filled */
 			ls_set_err(err, errlen, "load: GET lead %s: %s", lead_ids[i],
 				r->type == REDIS_REPLY_ERROR ? r->str
 							     : "unexpected reply");
 			rc = -1;
 		}
 	}
-	pipe_guard_leave(&g);
 	return rc;
 }
 
@@ -883,18 +900,7 @@ int ls_store_model_read(ls_store *st, const ls_store_model_keys *k, bool watch,
 	    (!watch && redisAppendCommandArgv(st->c, 1, a4, l4) != REDIS_OK))
 		return oom_fail(st, "model read", err, errlen);
 	size_t n = watch ? 4 : 5;
-	pipe_guard g;
-	pipe_guard_enter(&g);
-	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
-		redisReply *r = read_reply(st);
-		if (r == NULL) {
-			rc = io_fail(st, "model read", err, errlen);
-			break;
-		}
-		st->replies[st->n_replies++] = r;
-	}
-	pipe_guard_leave(&g);
+	int rc = read_replies(st, n, "model read", err, errlen);
 	if (rc != 0)
 		return rc;
 	redisReply **r = st->replies;
@@ -1029,17 +1035,7 @@ int ls_store_due(ls_store *st, const char *key, int64_t max_score,
 	if (redisAppendCommandArgv(st->c, 7, argv, argvlen) != REDIS_OK ||
 	    redisAppendCommandArgv(st->c, 8, argv2, argvlen2) != REDIS_OK)
 		return oom_fail(st, "due", err, errlen);
-	pipe_guard g;
-	pipe_guard_enter(&g);
-	int rc = 0;
-	for (int i = 0; i < 2 && rc == 0; i++) {
-		redisReply *r = read_reply(st);
-		if (r == NULL)
-			rc = io_fail(st, "due", err, errlen);
-		else
-			st->replies[st->n_replies++] = r;
-	}
-	pipe_guard_leave(&g);
+	int rc = read_replies(st, 2, "due", err, errlen);
 	if (rc != 0)
 		return rc;
 	for (size_t i = 0; i < 2; i++) {

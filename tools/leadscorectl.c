@@ -232,18 +232,26 @@ static json_t *lead_scores(ls_store *store, const ls_config *cfg,
 	return scores;
 }
 
-/* now: the time scores decay to (--at MS, or the wall clock). */
-static int cmd_lead(ls_store *store, const ls_config *cfg, const char *lead_id,
-		    int64_t at, int64_t now)
+/* The configured feature set, or NULL with the reason on stderr. */
+static ls_feature_set *feature_set(const ls_config *cfg)
 {
 	char err[512];
 	size_t n_specs;
 	const ls_feature_spec *specs = ls_config_features(cfg, &n_specs);
 	ls_feature_set *set = ls_feature_set_new(specs, n_specs, err, sizeof err);
-	if (set == NULL) {
+	if (set == NULL)
 		fprintf(stderr, "leadscorectl: features: %s\n", err);
+	return set;
+}
+
+/* now: the time scores decay to (--at MS, or the wall clock). */
+static int cmd_lead(ls_store *store, const ls_config *cfg, const char *lead_id,
+		    int64_t at, int64_t now)
+{
+	char err[512];
+	ls_feature_set *set = feature_set(cfg);
+	if (set == NULL)
 		return 1;
-	}
 	ls_lead_conf lc;
 	ls_config_lead_conf(cfg, set, &lc);
 	int rc = 1;
@@ -391,13 +399,9 @@ static int cmd_model(ls_store *store, const ls_config *cfg, const char *name)
 		return 3;
 	}
 	char err[1024];
-	size_t n_specs;
-	const ls_feature_spec *specs = ls_config_features(cfg, &n_specs);
-	ls_feature_set *set = ls_feature_set_new(specs, n_specs, err, sizeof err);
-	if (set == NULL) {
-		fprintf(stderr, "leadscorectl: features: %s\n", err);
+	ls_feature_set *set = feature_set(cfg);
+	if (set == NULL)
 		return 1;
-	}
 	shared_model sm;
 	if (load_model(store, cfg, set, spec, &sm, err, sizeof err) != 0) {
 		fprintf(stderr, "leadscorectl: %s\n", err);
