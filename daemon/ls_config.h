@@ -44,96 +44,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ls_bandit.h"      /* ls_campaign_spec */
+#include "ls_codec.h"       /* ls_schema_writer */
 #include "ls_eval.h"
 #include "ls_event.h"
 #include "ls_ftrl.h"
 #include "ls_lead.h"
 #include "ls_log.h"
+#include "ls_model_spec.h" /* ls_model_spec */
 #include "ls_window.h"
 
 typedef struct ls_config_kv {
 	char *key;
 	char *value;
 } ls_config_kv;
-
-/*
- * A writer schema registered under a Confluent schema id. file is the
- * resolved path (relative paths in the YAML resolve against the config
- * file's directory); json is the file's contents, read at load time.
- */
-typedef struct ls_schema_writer {
-	int32_t id;
-	ls_source record;
-	char *file;
-	char *json;
-} ls_schema_writer;
-
-/*
- * One scoring model of the `models:` sequence (see README "Models"). Every
- * member is a value or a fixed-size array, so a spec owns no memory and
- * can be copied with '='. A spec in a loaded config has passed every
- * check: tiers went through ls_tiers_init() (so it is ready for
- * ls_tiers_assign()), ftrl through ls_ftrl_params_check().
- */
-#define LS_MODEL_NAME_MAX 32    /* model name, including the NUL */
-#define LS_MODEL_MAX 8          /* models in one config */
-#define LS_MODEL_MAX_CROSSES 16
-#define LS_MODEL_MAX_METRICS 32
-#define LS_MODEL_KEY_MAX (LS_LEAD_KEY_MAX + 1) /* attribute / metric name, with the NUL */
-
-typedef struct ls_model_cross {
-	char a[LS_MODEL_KEY_MAX];
-	char b[LS_MODEL_KEY_MAX];
-} ls_model_cross;
-
-typedef struct ls_model_spec {
-	char name[LS_MODEL_NAME_MAX]; /* [a-z0-9_]+, unique among the models */
-	uint32_t positive_mask;       /* bit 1u << ls_outcome_type: a positive label */
-	uint32_t negative_mask;       /* disjoint from positive_mask */
-	int64_t label_timeout_ms;     /* no positive this long after the lead's
-					 first event: a negative; 0: never */
-	double min_delta;             /* publish when the score moves this much (0..1) */
-	ls_tiers tiers;               /* names, boundaries and hysteresis */
-	ls_ftrl_params ftrl;
-	size_t n_crosses;
-	ls_model_cross crosses[LS_MODEL_MAX_CROSSES];
-	size_t n_metrics;             /* profile metrics fed as dense inputs */
-	char metrics[LS_MODEL_MAX_METRICS][LS_MODEL_KEY_MAX];
-	int64_t decay_half_life_ms;   /* read-time decay toward the prior; 0: none */
-	int64_t eval_window;          /* labels in the progressive-validation window */
-	bool shadow;                  /* learns and logs, publishes nothing */
-} ls_model_spec;
-
-/*
- * One email-variant campaign of the `campaigns:` sequence (see README
- * "Bandit"). Like a model spec it owns no memory and copies with '='. A
- * loaded spec passed every check: 1..LS_CAMPAIGN_MAX_ARMS distinct arms,
- * min_share <= 1 / n_arms, at least one reward event, a tier_model that
- * names a configured model when the context uses "tier".
- */
-#define LS_CAMPAIGN_ID_MAX 64        /* campaign and arm ids, with the NUL */
-#define LS_CAMPAIGN_MAX 32           /* campaigns in one config */
-#define LS_CAMPAIGN_MAX_ARMS 64
-#define LS_CAMPAIGN_MAX_CONTEXT 2    /* context keys per campaign */
-
-typedef struct ls_campaign_spec {
-	char id[LS_CAMPAIGN_ID_MAX];  /* [A-Za-z0-9_-]+, unique */
-	size_t n_arms;
-	char arms[LS_CAMPAIGN_MAX_ARMS][LS_CAMPAIGN_ID_MAX]; /* variant ids */
-	/* reward of an email event type in [0,1]; 0: not a reward event */
-	double reward_weight[LS_EMAIL__COUNT];
-	int64_t reward_window_ms;     /* from activation; then default_reward */
-	int64_t activation_timeout_ms; /* an unactivated decision lives this long */
-	double default_reward;        /* applied when the window expires */
-	double prior_a, prior_b;      /* Beta prior of every arm */
-	double min_share;             /* exploration floor per arm */
-	int64_t min_bucket_trials;    /* thinner buckets use the campaign's counts */
-	int64_t max_buckets;          /* context buckets tracked; more: campaign-wide */
-	int64_t propensity_draws;     /* Monte Carlo draws per probability vector */
-	size_t n_context;             /* 0: one posterior for the campaign */
-	char context[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX]; /* "tier" or a profile attribute */
-	char tier_model[LS_MODEL_NAME_MAX]; /* whose tier "tier" means */
-} ls_campaign_spec;
 
 typedef struct ls_config {
 	char *path; /* file it was loaded from; NULL for built-in defaults */

@@ -123,6 +123,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ls_event.h"      /* LS_EMAIL__COUNT */
+#include "ls_model_spec.h" /* LS_MODEL_KEY_MAX, LS_MODEL_NAME_MAX */
+
 #define LS_BANDIT_MAX_ARMS 64
 #define LS_BANDIT_MAX_BUCKETS 65536
 /* Bounds the work of one Monte Carlo estimate (draws x arms Beta draws). */
@@ -146,6 +149,39 @@
 #define LS_BANDIT_DEFAULT_MIN_SHARE 0.01
 #define LS_BANDIT_DEFAULT_MIN_BUCKET_TRIALS 100
 #define LS_BANDIT_DEFAULT_MC_DRAWS 1000u
+
+/* ---- campaign specs: what the config describes, the service runs ---- */
+
+/*
+ * One email-variant campaign of the `campaigns:` sequence (see README
+ * "Bandit"). Like a model spec it owns no memory and copies with '='. A
+ * loaded spec passed every check: 1..LS_CAMPAIGN_MAX_ARMS distinct arms,
+ * min_share <= 1 / n_arms, at least one reward event, a tier_model that
+ * names a configured model when the context uses "tier".
+ */
+#define LS_CAMPAIGN_ID_MAX 64        /* campaign and arm ids, with the NUL */
+#define LS_CAMPAIGN_MAX 32           /* campaigns in one config */
+#define LS_CAMPAIGN_MAX_ARMS 64
+#define LS_CAMPAIGN_MAX_CONTEXT 2    /* context keys per campaign */
+
+typedef struct ls_campaign_spec {
+	char id[LS_CAMPAIGN_ID_MAX];  /* [A-Za-z0-9_-]+, unique */
+	size_t n_arms;
+	char arms[LS_CAMPAIGN_MAX_ARMS][LS_CAMPAIGN_ID_MAX]; /* variant ids */
+	/* reward of an email event type in [0,1]; 0: not a reward event */
+	double reward_weight[LS_EMAIL__COUNT];
+	int64_t reward_window_ms;     /* from activation; then default_reward */
+	int64_t activation_timeout_ms; /* an unactivated decision lives this long */
+	double default_reward;        /* applied when the window expires */
+	double prior_a, prior_b;      /* Beta prior of every arm */
+	double min_share;             /* exploration floor per arm */
+	int64_t min_bucket_trials;    /* thinner buckets use the campaign's counts */
+	int64_t max_buckets;          /* context buckets tracked; more: campaign-wide */
+	int64_t propensity_draws;     /* Monte Carlo draws per probability vector */
+	size_t n_context;             /* 0: one posterior for the campaign */
+	char context[LS_CAMPAIGN_MAX_CONTEXT][LS_MODEL_KEY_MAX]; /* "tier" or a profile attribute */
+	char tier_model[LS_MODEL_NAME_MAX]; /* whose tier "tier" means */
+} ls_campaign_spec;
 
 typedef enum ls_bandit_result {
 	LS_BANDIT_OK = 0,

@@ -128,6 +128,20 @@ void ls_codec_free(ls_codec *c);
 void ls_codec_set_max_record_size(ls_codec *c, size_t max);
 
 /*
+ * A writer schema registered under a Confluent schema id. file is the
+ * resolved path (relative paths in the YAML resolve against the config
+ * file's directory); json is the file's contents, read at load time. The
+ * config (`schemas.writers`) owns both strings; ls_codec_add_writer()
+ * takes id, record and json.
+ */
+typedef struct ls_schema_writer {
+	int32_t id;
+	ls_source record;
+	char *file;
+	char *json;
+} ls_schema_writer;
+
+/*
  * Register the writer schema behind Confluent schema id schema_id for input
  * kind `kind`. Fails (-1, message in err) when the JSON is not a valid Avro
  * schema, when it does not resolve to our reader schema for kind (Avro

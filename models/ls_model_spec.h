@@ -1,0 +1,62 @@
+/*
+ * ls_model_spec.h - what one scoring model is: its name, label sets,
+ * label timeout, publishing threshold, tiers, FTRL parameters, crosses,
+ * profile metrics, decay and evaluation window.
+ *
+ * A type only: the config fills and checks specs (daemon/ls_config.c),
+ * the scorer runs them (pipeline/ls_scorer.c), the models take their
+ * parts (ls_tiers, ls_ftrl_params). It lives beside the models so that
+ * the layers below the daemon can name it without the config.
+ *
+ * Memory: a spec owns no memory (values and fixed-size arrays only) and
+ * copies with '='. Errors: none here; a spec is checked where it is
+ * built. Thread-safety: plain data.
+ */
+#ifndef LS_MODEL_SPEC_H
+#define LS_MODEL_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ls_eval.h" /* ls_tiers */
+#include "ls_ftrl.h" /* ls_ftrl_params */
+#include "ls_lead.h" /* LS_LEAD_KEY_MAX */
+
+/*
+ * One scoring model of the `models:` sequence (see README "Models"). Every
+ * member is a value or a fixed-size array, so a spec owns no memory and
+ * can be copied with '='. A spec in a loaded config has passed every
+ * check: tiers went through ls_tiers_init() (so it is ready for
+ * ls_tiers_assign()), ftrl through ls_ftrl_params_check().
+ */
+#define LS_MODEL_NAME_MAX 32    /* model name, including the NUL */
+#define LS_MODEL_MAX 8          /* models in one config */
+#define LS_MODEL_MAX_CROSSES 16
+#define LS_MODEL_MAX_METRICS 32
+#define LS_MODEL_KEY_MAX (LS_LEAD_KEY_MAX + 1) /* attribute / metric name, with the NUL */
+
+typedef struct ls_model_cross {
+	char a[LS_MODEL_KEY_MAX];
+	char b[LS_MODEL_KEY_MAX];
+} ls_model_cross;
+
+typedef struct ls_model_spec {
+	char name[LS_MODEL_NAME_MAX]; /* [a-z0-9_]+, unique among the models */
+	uint32_t positive_mask;       /* bit 1u << ls_outcome_type: a positive label */
+	uint32_t negative_mask;       /* disjoint from positive_mask */
+	int64_t label_timeout_ms;     /* no positive this long after the lead's
+					 first event: a negative; 0: never */
+	double min_delta;             /* publish when the score moves this much (0..1) */
+	ls_tiers tiers;               /* names, boundaries and hysteresis */
+	ls_ftrl_params ftrl;
+	size_t n_crosses;
+	ls_model_cross crosses[LS_MODEL_MAX_CROSSES];
+	size_t n_metrics;             /* profile metrics fed as dense inputs */
+	char metrics[LS_MODEL_MAX_METRICS][LS_MODEL_KEY_MAX];
+	int64_t decay_half_life_ms;   /* read-time decay toward the prior; 0: none */
+	int64_t eval_window;          /* labels in the progressive-validation window */
+	bool shadow;                  /* learns and logs, publishes nothing */
+} ls_model_spec;
+
+#endif
