@@ -27,6 +27,7 @@
 #include "ls_config.h"
 #include "ls_kafka.h"
 #include "ls_campaign.h"
+#include "ls_settings.h"
 #include "ls_http.h"
 #include "ls_telemetry.h"
 #include "ls_pipeline.h"
@@ -321,7 +322,7 @@ static int run(ls_config *cfg)
 	ls_kafka_consumer *consumer = NULL;
 	ls_pipeline *pipeline = NULL;
 	ls_http *http = NULL;
-	ls_campaign *bandit = NULL;
+	ls_campaign *campaign = NULL;
 	ls_telemetry *telemetry = NULL;
 
 	raise_nofile();
@@ -364,15 +365,15 @@ static int run(ls_config *cfg)
 	}
 	ls_pipeline_observer obs = ls_telemetry_observer(telemetry);
 	ls_pipeline_set_observer(pipeline, &obs);
-	bandit = ls_campaign_start(cfg, err, sizeof err);
-	if (bandit == NULL) {
+	campaign = ls_settings_campaign_start(cfg, err, sizeof err);
+	if (campaign == NULL) {
 		ls_log(LS_LOG_ERROR, "bandit", "cannot start", "error=%s",
 		       ls_log_quote(err, q, sizeof q));
 		goto out;
 	}
 	ls_http_env henv = {
 		.cfg = cfg,
-		.bandit = bandit,
+		.campaign = campaign,
 		.telemetry = telemetry,
 		.store = ls_pipeline_store_settings(cfg),
 		.set = ls_pipeline_features(pipeline),
@@ -387,7 +388,7 @@ static int run(ls_config *cfg)
 	ls_log(LS_LOG_INFO, "http", "listening", "listen=%s port=%u threads=%u",
 	       ls_log_quote(cfg->http.listen, q, sizeof q), (unsigned)ls_http_port(http),
 	       ls_http_threads(http));
-	ls_telemetry_set_sources(telemetry, consumer, bandit);
+	ls_telemetry_set_sources(telemetry, consumer, campaign);
 	uint64_t published = 0;
 	int64_t telemetry_last = 0;
 	ls_log(LS_LOG_INFO, "kafka", "subscribed",
@@ -409,7 +410,8 @@ static int run(ls_config *cfg)
 			reload_requested = 0;
 			reload_config(cfg);
 			ls_pipeline_reload(pipeline);
-			ls_campaign_reconfigure(bandit, cfg);
+			ls_campaign_settings campaigns = ls_settings_campaign(cfg);
+			ls_campaign_reconfigure(campaign, &campaigns);
 			published = 0; /* handlers see the new model keys now */
 		}
 		ls_pipeline_step(pipeline);
@@ -461,7 +463,7 @@ out:
 		ls_http_set_health(http, &hl);
 	}
 	if (telemetry != NULL)
-		ls_telemetry_set_sources(telemetry, NULL, bandit);
+		ls_telemetry_set_sources(telemetry, NULL, campaign);
 	int64_t t0 = ls_clock_mono_ms();
 	/* closing revokes the partitions, which commits through the pipeline */
 	ls_kafka_consumer_close(consumer);
@@ -480,7 +482,7 @@ out:
 	/* after HTTP: no decision can be queued behind the last write */
 	if (telemetry != NULL)
 		ls_telemetry_set_sources(telemetry, NULL, NULL);
-	ls_campaign_stop(bandit);
+	ls_campaign_stop(campaign);
 	ls_telemetry_free(telemetry);
 	ls_pipeline_free(pipeline);
 	ls_store_free(store);

@@ -1115,8 +1115,10 @@ static int add_bandit_op(ls_pipeline *p, const ls_event *ev)
 	b->buf = malloc(cap);
 	if (b->buf == NULL)
 		return -1;
-	int rc = ls_campaign_event_op(p->cfg, ls_store_key_prefix(p->store), em, ev->ts,
-				      &b->op, b->buf, cap);
+	ls_campaign_settings campaigns = { .specs = p->cfg->campaigns.specs,
+					   .n_specs = p->cfg->campaigns.n,
+					   .key_prefix = ls_store_key_prefix(p->store) };
+	int rc = ls_campaign_event_op(&campaigns, em, ev->ts, &b->op, b->buf, cap);
 	if (rc != 1) {
 		free(b->buf);
 		return 0; /* nothing to do (or an id too long to be ours) */
