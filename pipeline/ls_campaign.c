@@ -71,14 +71,15 @@ ls_campaign_outcome ls_campaign_outcome_of(bool activation, long long reply)
 
 /* "<prefix>{bandit:<campaign>}:<suffix>"; -1 when it does not fit. */
 int ls_campaign_key(char *buf, size_t cap, const char *prefix, const char *campaign,
-		const char *suffix)
+		    const char *suffix)
 {
 	int n = snprintf(buf, cap, "%s{bandit:%s}:%s", prefix, campaign, suffix);
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
 /* A decision's record: "<prefix>{bandit:<campaign>}:d:<id>". */
-int ls_campaign_decision_key(char *buf, size_t cap, const char *prefix, const char *campaign, const char *id)
+int ls_campaign_decision_key(char *buf, size_t cap, const char *prefix, const char *campaign,
+			     const char *id)
 {
 	int n = snprintf(buf, cap, "%s{bandit:%s}:d:%s", prefix, campaign, id);
 	return n < 0 || (size_t)n >= cap ? -1 : n;
@@ -452,22 +453,24 @@ static int run_script(ls_campaign *s, redisContext *c, const char *decision_id,
 	wait_written(s);
 	if (c == NULL)
 		return LS_CAMPAIGN_UNAVAILABLE;
-	char dk[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
-	char pend[LS_CAMPAIGN_ID_MAX + 256], counts[LS_CAMPAIGN_ID_MAX + 256];
+	char record_key[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
+	char pending_key[LS_CAMPAIGN_ID_MAX + 256], counts_key[LS_CAMPAIGN_ID_MAX + 256];
 	char now[24], rew[24];
-	if (ls_campaign_decision_key(dk, sizeof dk, s->prefix, campaign, decision_id) < 0 ||
-	    ls_campaign_key(pend, sizeof pend, s->prefix, campaign, "pending") < 0 ||
-	    ls_campaign_key(counts, sizeof counts, s->prefix, campaign, "counts") < 0)
+	if (ls_campaign_decision_key(record_key, sizeof record_key, s->prefix, campaign,
+				     decision_id) < 0 ||
+	    ls_campaign_key(pending_key, sizeof pending_key, s->prefix, campaign, "pending") < 0 ||
+	    ls_campaign_key(counts_key, sizeof counts_key, s->prefix, campaign, "counts") < 0)
 		return LS_CAMPAIGN_UNKNOWN_DECISION;
 	snprintf(now, sizeof now, "%" PRId64, ls_clock_wall_ms());
 	snprintf(rew, sizeof rew, "%lld", (long long)llround(reward * MICRO));
 	redisReply *r;
 	if (activation)
-		r = redisCommand(c, "EVAL %s 2 %s %s %s %s", ls_campaign_act_script, dk, pend, now,
-				 decision_id);
+		r = redisCommand(c, "EVAL %s 2 %s %s %s %s", ls_campaign_act_script, record_key,
+				 pending_key, now, decision_id);
 	else
-		r = redisCommand(c, "EVAL %s 3 %s %s %s %s %s %s r %lld", ls_campaign_rew_script, dk, counts,
-				 pend, now, rew, decision_id, campaign_max_buckets(s, campaign));
+		r = redisCommand(c, "EVAL %s 3 %s %s %s %s %s %s r %lld", ls_campaign_rew_script,
+				 record_key, counts_key, pending_key, now, rew, decision_id,
+				 campaign_max_buckets(s, campaign));
 	if (r == NULL)
 		return LS_CAMPAIGN_UNAVAILABLE;
 	int rc = LS_CAMPAIGN_OK;
@@ -602,27 +605,28 @@ int ls_campaign_event_op(const ls_campaign_settings *st, const ls_email_event *e
 	size_t used = 0;
 	const char *parts[8];
 	size_t lens[8];
-	char tmp[3][LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
-	if (ls_campaign_decision_key(tmp[0], sizeof tmp[0], st->key_prefix, campaign, ev->decision_id) < 0 ||
-	    ls_campaign_key(tmp[1], sizeof tmp[1], st->key_prefix, campaign, "counts") < 0 ||
-	    ls_campaign_key(tmp[2], sizeof tmp[2], st->key_prefix, campaign, "pending") < 0)
+	char keys[3][LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
+	if (ls_campaign_decision_key(keys[0], sizeof keys[0], st->key_prefix, campaign,
+				     ev->decision_id) < 0 ||
+	    ls_campaign_key(keys[1], sizeof keys[1], st->key_prefix, campaign, "counts") < 0 ||
+	    ls_campaign_key(keys[2], sizeof keys[2], st->key_prefix, campaign, "pending") < 0)
 		return -1;
-	char nums[3][24];
-	snprintf(nums[0], sizeof nums[0], "%" PRId64, ts);
-	snprintf(nums[1], sizeof nums[1], "%lld", (long long)llround(w * MICRO));
-	snprintf(nums[2], sizeof nums[2], "%" PRId64, sp->max_buckets);
+	char args[3][24];
+	snprintf(args[0], sizeof args[0], "%" PRId64, ts);
+	snprintf(args[1], sizeof args[1], "%lld", (long long)llround(w * MICRO));
+	snprintf(args[2], sizeof args[2], "%" PRId64, sp->max_buckets);
 	size_t np = 0;
-	parts[np++] = tmp[0];
+	parts[np++] = keys[0];
 	if (!activation)
-		parts[np++] = tmp[1];
-	parts[np++] = tmp[2];
-	parts[np++] = nums[0];
+		parts[np++] = keys[1];
+	parts[np++] = keys[2];
+	parts[np++] = args[0];
 	if (!activation)
-		parts[np++] = nums[1];
+		parts[np++] = args[1];
 	parts[np++] = ev->decision_id;
 	if (!activation) {
 		parts[np++] = "r";
-		parts[np++] = nums[2];
+		parts[np++] = args[2];
 	}
 	const char *stored[8];
 	for (size_t i = 0; i < np; i++) {

@@ -208,7 +208,7 @@ static void trim_unstored(ls_campaign *s, const ls_campaign_spec *sp, const redi
 	const char **marked = malloc((pairs ? pairs : 1) * sizeof *marked);
 	const char **argv = malloc((5 + TRIM_BATCH) * sizeof *argv);
 	size_t *argvlen = malloc((5 + TRIM_BATCH) * sizeof *argvlen);
-	char key[LS_CAMPAIGN_ID_MAX + 256], maxb[24];
+	char key[LS_CAMPAIGN_ID_MAX + 256], max_buckets_arg[24];
 	if (marked == NULL || argv == NULL || argvlen == NULL ||
 	    ls_campaign_key(key, sizeof key, s->prefix, sp->id, "counts") < 0)
 		goto out;
@@ -219,12 +219,12 @@ static void trim_unstored(ls_campaign *s, const ls_campaign_spec *sp, const redi
 	}
 	if (nm > 1)
 		qsort(marked, nm, sizeof *marked, cmp_cstr);
-	snprintf(maxb, sizeof maxb, "%" PRId64, sp->max_buckets);
+	snprintf(max_buckets_arg, sizeof max_buckets_arg, "%" PRId64, sp->max_buckets);
 	argv[0] = "EVAL";
 	argv[1] = ls_campaign_trim_script;
 	argv[2] = "1";
 	argv[3] = key;
-	argv[4] = maxb;
+	argv[4] = max_buckets_arg;
 	for (size_t i = 0; i <= pairs; i++) {
 		if (i < pairs) {
 			const redisReply *f = h->element[2 * i];
@@ -465,12 +465,12 @@ static size_t expire_once(ls_campaign *s)
 	int64_t now = ls_clock_wall_ms();
 	for (size_t i = 0; i < sn->n; i++) {
 		const ls_campaign_spec *sp = &sn->c[i].spec;
-		char pend[LS_CAMPAIGN_ID_MAX + 256], counts[LS_CAMPAIGN_ID_MAX + 256];
-		if (ls_campaign_key(pend, sizeof pend, s->prefix, sp->id, "pending") < 0 ||
-		    ls_campaign_key(counts, sizeof counts, s->prefix, sp->id, "counts") < 0)
+		char pending_key[LS_CAMPAIGN_ID_MAX + 256], counts_key[LS_CAMPAIGN_ID_MAX + 256];
+		if (ls_campaign_key(pending_key, sizeof pending_key, s->prefix, sp->id, "pending") < 0 ||
+		    ls_campaign_key(counts_key, sizeof counts_key, s->prefix, sp->id, "counts") < 0)
 			continue;
 		redisReply *r = redisCommand(s->rc, "ZRANGEBYSCORE %s -inf %" PRId64 " LIMIT 0 %d",
-					     pend, now, EXPIRE_BATCH);
+					     pending_key, now, EXPIRE_BATCH);
 		if (r == NULL) {
 			drop_connection(s, "expiry");
 			return 0;
@@ -479,22 +479,24 @@ static size_t expire_once(ls_campaign *s)
 			freeReplyObject(r);
 			continue;
 		}
-		char nows[24], rew[24], maxb[24];
-		snprintf(nows, sizeof nows, "%" PRId64, now);
+		char now_arg[24], rew[24], max_buckets_arg[24];
+		snprintf(now_arg, sizeof now_arg, "%" PRId64, now);
 		snprintf(rew, sizeof rew, "%lld", (long long)llround(sp->default_reward * MICRO));
-		snprintf(maxb, sizeof maxb, "%" PRId64, sp->max_buckets);
+		snprintf(max_buckets_arg, sizeof max_buckets_arg, "%" PRId64, sp->max_buckets);
 		size_t sent = 0;
 		for (size_t k = 0; k < r->elements; k++) {
 			const redisReply *m = r->element[k];
-			char dk[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
+			char record_key[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
 			if (m->type != REDIS_REPLY_STRING || m->len >= LS_DECISION_ID_MAX ||
-			    ls_campaign_decision_key(dk, sizeof dk, s->prefix, sp->id, m->str) < 0)
+			    ls_campaign_decision_key(record_key, sizeof record_key, s->prefix, sp->id,
+						     m->str) < 0)
 				continue;
-			const char *argv[11] = { "EVAL", ls_campaign_rew_script, "3", dk, counts, pend,
-						 nows, rew, m->str, "x", maxb };
-			size_t argvlen[11] = { 4, ls_campaign_rew_script_len, 1, strlen(dk), strlen(counts),
-					       strlen(pend), strlen(nows), strlen(rew), m->len, 1,
-					       strlen(maxb) };
+			const char *argv[11] = { "EVAL", ls_campaign_rew_script, "3", record_key,
+						 counts_key, pending_key, now_arg, rew, m->str, "x",
+						 max_buckets_arg };
+			size_t argvlen[11] = { 4, ls_campaign_rew_script_len, 1, strlen(record_key),
+					       strlen(counts_key), strlen(pending_key), strlen(now_arg),
+					       strlen(rew), m->len, 1, strlen(max_buckets_arg) };
 			if (redisAppendCommandArgv(s->rc, 11, argv, argvlen) != REDIS_OK)
 				break;
 			sent++;
@@ -529,8 +531,8 @@ static int append_pending(ls_campaign *s, dec_item *items, size_t n, size_t from
 		k += items[i].activate && !zadded[i] && strcmp(items[i].campaign, campaign) == 0;
 	if (k == 0)
 		return 0;
-	char pend[LS_CAMPAIGN_ID_MAX + 256];
-	if (ls_campaign_key(pend, sizeof pend, s->prefix, campaign, "pending") < 0)
+	char pending_key[LS_CAMPAIGN_ID_MAX + 256];
+	if (ls_campaign_key(pending_key, sizeof pending_key, s->prefix, campaign, "pending") < 0)
 		return 0;
 	const char **argv = malloc((2 + 2 * k) * sizeof *argv);
 	size_t *argvlen = malloc((2 + 2 * k) * sizeof *argvlen);
@@ -542,7 +544,7 @@ static int append_pending(ls_campaign *s, dec_item *items, size_t n, size_t from
 		return -1;
 	}
 	argv[0] = "ZADD";
-	argv[1] = pend;
+	argv[1] = pending_key;
 	size_t argc = 2, j = 0;
 	for (size_t i = from; i < n; i++) {
 		dec_item *d = &items[i];
@@ -623,14 +625,15 @@ static const char *write_records(ls_campaign *s, dec_item *items, size_t n)
 	size_t expect = 2; /* MULTI, queued replies, EXEC */
 	for (size_t i = 0; i < n; i++) {
 		dec_item *d = &items[i];
-		char dk[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
-		if (ls_campaign_decision_key(dk, sizeof dk, s->prefix, d->campaign, d->id) < 0)
+		char record_key[LS_DECISION_ID_MAX + LS_CAMPAIGN_ID_MAX + 256];
+		if (ls_campaign_decision_key(record_key, sizeof record_key, s->prefix, d->campaign,
+					     d->id) < 0)
 			continue;
 		char ts[24], win[24], ttl[24];
 		snprintf(ts, sizeof ts, "%" PRId64, d->ts);
 		snprintf(win, sizeof win, "%" PRId64, d->window_ms);
 		snprintf(ttl, sizeof ttl, "%" PRId64, d->ttl_ms);
-		const char *argv[16] = { "HSET", dk, "lead", d->lead, "arm", d->arm, "bkt", d->bucket,
+		const char *argv[16] = { "HSET", record_key, "lead", d->lead, "arm", d->arm, "bkt", d->bucket,
 					 "ts", ts, "win", win, "st", d->activate ? "1" : "0",
 					 "act", ts };
 		size_t argvlen[16];
@@ -638,8 +641,8 @@ static const char *write_records(ls_campaign *s, dec_item *items, size_t n)
 		for (int k = 0; k < argc; k++)
 			argvlen[k] = strlen(argv[k]);
 		redisAppendCommandArgv(s->rc, argc, argv, argvlen);
-		const char *pex[3] = { "PEXPIRE", dk, ttl };
-		size_t pexlen[3] = { 7, strlen(dk), strlen(ttl) };
+		const char *pex[3] = { "PEXPIRE", record_key, ttl };
+		size_t pexlen[3] = { 7, strlen(record_key), strlen(ttl) };
 		redisAppendCommandArgv(s->rc, 3, pex, pexlen);
 		expect += 2;
 	}
