@@ -104,7 +104,6 @@
 #include "ls_bandit.h"
 #include "ls_campaign_posterior.h"
 #include "ls_event.h"
-#include "ls_store.h"
 
 typedef enum ls_campaign_result {
 	LS_CAMPAIGN_OK = 0,

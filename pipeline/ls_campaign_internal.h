@@ -39,6 +39,8 @@ typedef struct arm_counter {
 
 #define MAX_ARM_COUNTERS (LS_CAMPAIGN_MAX * LS_CAMPAIGN_MAX_ARMS * 2)
 
+/* One campaign in a snapshot: its spec, posterior and the probability
+ * vector of every row, as decisions draw from them. */
 typedef struct csnap {
 	ls_campaign_spec spec;
 	arm_counter *counter[LS_CAMPAIGN_MAX_ARMS];
@@ -48,6 +50,8 @@ typedef struct csnap {
 	int64_t read_ms; /* monotonic time its counters were read */
 } csnap;
 
+/* A published snapshot, one csnap per configured campaign. Readers hold
+ * a reference (ls_campaign_snap_take); the writer thread replaces it. */
 typedef struct snap {
 	atomic_int refs;
 	size_t n;
@@ -55,6 +59,8 @@ typedef struct snap {
 	atomic_llong built_ms; /* moves on when a refresh finds nothing new */
 } snap;
 
+/* A decision queued for the writer thread, with copies of everything it
+ * writes (the request's strings are gone by then). */
 typedef struct dec_item {
 	char id[LS_DECISION_ID_MAX];
 	char campaign[LS_CAMPAIGN_ID_MAX];

@@ -67,6 +67,8 @@ size_t ls_campaign_posterior_bucket(const ls_campaign_posterior *p, const char *
  */
 size_t ls_campaign_posterior_row(const ls_campaign_posterior *p, const char *name,
 				 int64_t max_buckets, bool *capped);
+
+/* Free what p holds and empty it (a zeroed or emptied p is fine). */
 void ls_campaign_posterior_free(ls_campaign_posterior *p);
 
 /*
