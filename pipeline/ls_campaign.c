@@ -21,6 +21,7 @@
 
 #include "ls_campaign_scripts.h"
 #include "ls_clock.h"
+#include "ls_keys.h"
 #include "ls_log.h"
 #include "ls_utf8.h"
 
@@ -73,16 +74,14 @@ ls_campaign_outcome ls_campaign_outcome_of(bool activation, long long reply)
 int ls_campaign_key(char *buf, size_t cap, const char *prefix, const char *campaign,
 		    const char *suffix)
 {
-	int n = snprintf(buf, cap, "%s{bandit:%s}:%s", prefix, campaign, suffix);
-	return n < 0 || (size_t)n >= cap ? -1 : n;
+	return ls_keys_bandit(buf, cap, prefix, campaign, suffix);
 }
 
 /* A decision's record: "<prefix>{bandit:<campaign>}:d:<id>". */
 int ls_campaign_decision_key(char *buf, size_t cap, const char *prefix, const char *campaign,
 			     const char *id)
 {
-	int n = snprintf(buf, cap, "%s{bandit:%s}:d:%s", prefix, campaign, id);
-	return n < 0 || (size_t)n >= cap ? -1 : n;
+	return ls_keys_bandit_decision(buf, cap, prefix, campaign, id);
 }
 
 /*

@@ -23,6 +23,7 @@
 
 #include "ls_clock.h"
 #include "ls_cache.h"
+#include "ls_keys.h"
 #include "ls_log.h"
 #include "ls_scorer.h"
 
@@ -1224,9 +1225,7 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 
 static int rescore_key(const ls_pipeline *p, int32_t part, char *buf, size_t cap)
 {
-	int n = snprintf(buf, cap, "%srescore:%" PRId32,
-			 ls_store_key_prefix(p->store), part);
-	return n < 0 || (size_t)n >= cap ? -1 : 0;
+	return ls_keys_rescore(buf, cap, ls_store_key_prefix(p->store), part) < 0 ? -1 : 0;
 }
 
 /*

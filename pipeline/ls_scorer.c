@@ -22,6 +22,7 @@
 
 #include "ls_clock.h"
 #include "ls_err.h"
+#include "ls_keys.h"
 #include "ls_leadscore.h"
 #include "ls_log.h"
 #include "ls_mlog.h"
@@ -68,16 +69,15 @@ struct ls_scorer {
 	uint8_t ext[LS_LEAD_EXT_MAX];
 };
 
-int ls_scorer_model_keys(const char *prefix, const char *name, char *km,
-			 char *ke, char *kl, size_t cap)
+/* Key names of model name under prefix; 0 or -1 when they do not fit. */
+static int model_keys(const char *prefix, const char *name, char *km, char *ke,
+		      char *kl, size_t cap)
 {
-	int a = snprintf(km, cap, "%smodel:%s", prefix, name);
-	int b = snprintf(ke, cap, "%smodel:%s:eval", prefix, name);
-	int c = snprintf(kl, cap, "%smodel:%s:log", prefix, name);
-	return a < 0 || b < 0 || c < 0 || (size_t)a >= cap || (size_t)b >= cap ||
-			       (size_t)c >= cap
-		       ? -1
-		       : 0;
+	if (ls_keys_model(km, cap, prefix, name) < 0 ||
+	    ls_keys_model_eval(ke, cap, prefix, name) < 0 ||
+	    ls_keys_model_log(kl, cap, prefix, name) < 0)
+		return -1;
+	return 0;
 }
 
 static ls_ftrl *fresh_model(const ls_model_spec *spec, const ls_feature_set *set,
@@ -129,8 +129,8 @@ ls_scorer *ls_scorer_new(const ls_config *cfg, const ls_feature_set *set,
 		m->spec = &specs[i];
 		m->key = ls_leadscore_key(m->spec->name);
 		sc->keys[i] = m->key;
-		if (ls_scorer_model_keys(ls_store_key_prefix(store), m->spec->name,
-					 m->k_model, m->k_eval, m->k_log, KEY_MAX) != 0) {
+		if (model_keys(ls_store_key_prefix(store), m->spec->name,
+			       m->k_model, m->k_eval, m->k_log, KEY_MAX) != 0) {
 			ls_set_err(err, errlen, "model %s: key prefix too long", m->spec->name);
 			goto fail;
 		}
@@ -410,9 +410,10 @@ int64_t ls_scorer_timeout_ms(const ls_scorer *sc, size_t i)
 int ls_scorer_due_key(const ls_scorer *sc, size_t i, int32_t partition,
 		      char *buf, size_t cap)
 {
-	int n = snprintf(buf, cap, "%sdue:%s:%" PRId32, ls_store_key_prefix(sc->store),
-			 sc->m[i].spec->name, partition);
-	return n < 0 || (size_t)n >= cap ? -1 : 0;
+	return ls_keys_due(buf, cap, ls_store_key_prefix(sc->store), sc->m[i].spec->name,
+			   partition) < 0
+		       ? -1
+		       : 0;
 }
 
 bool ls_scorer_is_label(const ls_scorer *sc, const ls_lead *lead,

@@ -242,8 +242,4 @@ int ls_scorer_fold(const ls_store_model_state *st, const ls_ftrl *fresh,
 		   size_t eval_window, ls_ftrl **model, ls_eval **eval,
 		   size_t *skipped, char *err, size_t errlen);
 
-/* Key names of model name under prefix; 0 or -1 when they do not fit. */
-int ls_scorer_model_keys(const char *prefix, const char *name, char *model,
-			 char *eval, char *log, size_t cap);
-
 #endif

@@ -61,6 +61,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "ls_keys.h"
 #include "ls_log.h"
 #include "ls_redis.h"
 
@@ -230,18 +231,10 @@ static redisReply *read_reply(ls_store *st)
 /* Build the lead's key in st->keybuf; NULL on OOM. */
 static const char *lead_key(ls_store *st, const char *lead_id, size_t *len)
 {
-	size_t id_len = strlen(lead_id);
-	size_t n = st->prefix_len + 1 + id_len + 3;
-	if (grow((void **)&st->keybuf, &st->keybuf_cap, n + 1, 1) != 0)
+	size_t n = st->prefix_len + strlen(lead_id) + LS_KEYS_OVERHEAD;
+	if (grow((void **)&st->keybuf, &st->keybuf_cap, n, 1) != 0)
 		return NULL;
-	char *p = st->keybuf;
-	memcpy(p, st->prefix, st->prefix_len);
-	p += st->prefix_len;
-	*p++ = '{';
-	memcpy(p, lead_id, id_len);
-	p += id_len;
-	memcpy(p, "}:s", 4);
-	*len = n;
+	*len = (size_t)ls_keys_lead(st->keybuf, n, st->prefix, lead_id);
 	return st->keybuf;
 }
 
@@ -334,18 +327,17 @@ ls_store *ls_store_new(const ls_store_settings *s, char *err, size_t errlen)
 	}
 	st->prefix = dup_str(s->key_prefix);
 	st->prefix_len = strlen(s->key_prefix);
-	size_t klen = st->prefix_len + strlen("offsets:") + strlen(s->group_id);
-	st->offsets_key = malloc(klen + 1);
-	st->epoch_key = malloc(st->prefix_len + sizeof "epoch");
+	size_t klen = st->prefix_len + strlen(s->group_id) + LS_KEYS_OVERHEAD;
+	st->offsets_key = malloc(klen);
+	st->epoch_key = malloc(st->prefix_len + LS_KEYS_OVERHEAD);
 	if (st->prefix == NULL || st->offsets_key == NULL || st->epoch_key == NULL) {
 		ls_set_err(err, errlen, "store: out of memory");
 		ls_store_free(st);
 		return NULL;
 	}
-	snprintf(st->offsets_key, klen + 1, "%soffsets:%s", s->key_prefix,
-		 s->group_id);
-	st->offsets_key_len = klen;
-	snprintf(st->epoch_key, st->prefix_len + sizeof "epoch", "%sepoch", s->key_prefix);
+	st->offsets_key_len = (size_t)ls_keys_offsets(st->offsets_key, klen,
+						      s->key_prefix, s->group_id);
+	ls_keys_epoch(st->epoch_key, st->prefix_len + LS_KEYS_OVERHEAD, s->key_prefix);
 	st->lead_ttl_ms = s->lead_ttl_ms;
 	format_ttl(st);
 	st->connect_timeout_ms = s->connect_timeout_ms;
@@ -403,13 +395,7 @@ const char *ls_store_offsets_key(const ls_store *st)
 int ls_store_lead_key(const ls_store *st, const char *lead_id, char *buf,
 		      size_t buflen)
 {
-	int n = snprintf(buf, buflen, "%s{%s}:s", st->prefix, lead_id);
-	if (n < 0 || (size_t)n >= buflen) {
-		if (buflen > 0)
-			buf[0] = '\0';
-		return -1;
-	}
-	return n;
+	return ls_keys_lead(buf, buflen, st->prefix, lead_id);
 }
 
 /* TYPE of the offsets key must be hash or none; see the header. */
@@ -527,7 +513,7 @@ static int append_offsets_hset(ls_store *st, const ls_store_offset *o,
 {
 	size_t used = 0, count = 0;
 	for (size_t i = 0; i < no; i++) {
-		if (text_add(st, &used, &count, "%s:%" PRId32, o[i].topic,
+		if (text_add(st, &used, &count, LS_KEYS_OFFSETS_FIELD, o[i].topic,
 			     o[i].partition) != 0 ||
 		    text_add(st, &used, &count, "%" PRId64,
 			     o[i].next_offset) != 0)
@@ -725,7 +711,7 @@ int ls_store_load_offsets(ls_store *st, ls_store_offset *o, size_t n,
 		return 0;
 	size_t used = 0, count = 0;
 	for (size_t i = 0; i < n; i++)
-		if (text_add(st, &used, &count, "%s:%" PRId32, o[i].topic,
+		if (text_add(st, &used, &count, LS_KEYS_OFFSETS_FIELD, o[i].topic,
 			     o[i].partition) != 0) {
 			ls_set_err(err, errlen, "load offsets: out of memory");
 			return -1;

@@ -8,18 +8,10 @@
  * match: after a crash the loop seeks to the stored offsets and replays
  * onto exactly the state those offsets produced.
  *
- * Keys (prefix = redis.key_prefix, default "ls:"):
- *   <prefix>{<lead_id>}:s          the lead's state, an opaque binary blob
- *                                  (string value). Every commit rewrites it
- *                                  with SET ... PX lead_ttl_ms, so the TTL
- *                                  is refreshed on each write.
- *   <prefix>offsets:<group_id>     hash; field "<topic>:<partition>", value
- *                                  the next offset to consume, in decimal.
- *   <prefix>epoch                  integer, the replay epoch counter
- *                                  (ls_store_next_epoch).
- * The {lead_id} braces are a Redis Cluster hash tag, so everything stored
- * for one lead can later live in one slot. One atomic commit, however,
- * spans the keys of many leads and the offsets hash, i.e. many slots: it
+ * Keys: the leads' state, the offsets hash and the epoch counter (and
+ * whatever keys the caller's appends name); their names, types and TTLs
+ * are in the table in ls_keys.h. One atomic commit spans the keys of
+ * many leads and the offsets hash, i.e. many Redis Cluster slots: it
  * needs a single Redis primary (optionally with replicas), not Cluster.
  * That is the documented deployment.
  *

@@ -1776,6 +1776,42 @@ START_TEST(test_campaigns_errors)
 }
 END_TEST
 
+/*
+ * Messages the hooks of every item file build with the engine's shared
+ * helpers (a sequence expected, a list of the allowed names): the same
+ * text for features, models and campaigns.
+ */
+START_TEST(test_item_messages)
+{
+	static const char yaml[] =
+		"kafka:\n"
+		"  brokers: localhost:9092\n"
+		"features:\n"
+		"  - name: f\n"
+		"    source: email\n"
+		"    types:\n"
+		"    windows: 7d\n"
+		"models:\n"
+		"  - name: m\n"
+		"    tiers: hot\n"
+		"    crosses: {a: b}\n"
+		"campaigns:\n"
+		"  - id: c\n"
+		"    arms: [a]\n"
+		"    rewards: {VIEWED: 1}\n";
+	ls_config c;
+	char err[4096], path[64];
+
+	ck_assert_int_eq(load_text(yaml, no_env, &c, err, sizeof err, path, sizeof path), -1);
+	ASSERT_HAS(err, ":6:11: features[0].types: expected a sequence of event types such as [OPENED, CLICKED], got null");
+	ASSERT_HAS(err, ":7:14: features[0].windows: expected a sequence of windows such as [24h, 7d], got a scalar");
+	ASSERT_HAS(err, ":10:12: models[0].tiers: expected a sequence of tiers such as [{name: cold}, {name: hot, min: 0.7}], got a scalar");
+	ASSERT_HAS(err, ":11:14: models[0].crosses: expected a sequence of pairs such as [[industry, size_band]], got a mapping");
+	ASSERT_HAS(err, ":15:15: campaigns[0].rewards.VIEWED: unknown email event type \"VIEWED\" (expected one of SENT, DELIVERED, OPENED, CLICKED, REPLIED, BOUNCED, UNSUBSCRIBED, SPAM_REPORTED)");
+	ck_assert_uint_eq(count_lines(err), 5);
+}
+END_TEST
+
 START_TEST(test_scoring_env)
 {
 	/* The environment beats the file... */
@@ -2027,6 +2063,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_models_errors);
 	tcase_add_test(tc, test_campaigns_custom);
 	tcase_add_test(tc, test_campaigns_errors);
+	tcase_add_test(tc, test_item_messages);
 	tcase_add_test(tc, test_scoring_env);
 	tcase_add_test(tc, test_models_diff);
 	tcase_add_test(tc, test_readme_table);
