@@ -49,15 +49,14 @@
 #include "ls_eval.h"
 #include "ls_event.h"
 #include "ls_ftrl.h"
+#include "ls_kv.h"
 #include "ls_lead.h"
 #include "ls_log.h"
 #include "ls_model_spec.h" /* ls_model_spec */
 #include "ls_window.h"
 
-typedef struct ls_config_kv {
-	char *key;
-	char *value;
-} ls_config_kv;
+/* A map entry (kafka.properties): the config owns both strings. */
+typedef ls_kv ls_config_kv;
 
 typedef struct ls_config {
 	char *path; /* file it was loaded from; NULL for built-in defaults */

@@ -550,7 +550,7 @@ static void fill_context(ls_http *h, const char *campaign, const char *lead_id,
 {
 	char tier_model[LS_MODEL_NAME_MAX];
 	char tier_buf[LS_TIER_NAME_MAX];
-	size_t nk = ls_campaign_context_keys(h->env.campaign, campaign, fc->keys, tier_model);
+	size_t nk = ls_campaign_context_keys(h->env.campaigns, campaign, fc->keys, tier_model);
 	ls_lead *lead = NULL;
 	bool loaded = false;
 	for (size_t k = 0; k < nk && rq->n_context < LS_CAMPAIGN_MAX_REQ_CONTEXT; k++) {
@@ -623,7 +623,7 @@ static enum MHD_Result post_decision(ls_http *h, struct MHD_Connection *c,
 	filled_context fc;
 	fill_context(h, campaign, rq.lead_id, &rq, &fc);
 	ls_campaign_decision d;
-	int rc = ls_campaign_decide(h->env.campaign, &rq, &d);
+	int rc = ls_campaign_decide(h->env.campaigns, &rq, &d);
 	json_decref(o);
 	if (rc != LS_CAMPAIGN_OK)
 		return campaign_error(c, rc);
@@ -653,7 +653,7 @@ static redisContext *thread_redis(ls_http *h)
 static enum MHD_Result post_activate(ls_http *h, struct MHD_Connection *c, const char *id)
 {
 	bool already = false;
-	int rc = ls_campaign_activate(h->env.campaign, thread_redis(h), id, &already);
+	int rc = ls_campaign_activate(h->env.campaigns, thread_redis(h), id, &already);
 	if (rc != LS_CAMPAIGN_OK)
 		return campaign_error(c, rc);
 	return send_json(c, 200, json_pack("{s:s,s:b}", "decision_id", id,
@@ -673,7 +673,7 @@ static enum MHD_Result post_reward(ls_http *h, struct MHD_Connection *c, const c
 	if (why != NULL)
 		return send_error(c, 400, "bad_request", why);
 	bool counted = false;
-	int rc = ls_campaign_reward(h->env.campaign, thread_redis(h), id, reward, &counted);
+	int rc = ls_campaign_reward(h->env.campaigns, thread_redis(h), id, reward, &counted);
 	if (rc != LS_CAMPAIGN_OK)
 		return campaign_error(c, rc);
 	return send_json(c, 200, json_pack("{s:s,s:f,s:b}", "decision_id", id, "reward", reward,
@@ -683,7 +683,7 @@ static enum MHD_Result post_reward(ls_http *h, struct MHD_Connection *c, const c
 static enum MHD_Result get_campaign(ls_http *h, struct MHD_Connection *c, const char *id)
 {
 	ls_campaign_stats st;
-	int rc = ls_campaign_stats_get(h->env.campaign, id, &st);
+	int rc = ls_campaign_stats_get(h->env.campaigns, id, &st);
 	if (rc != LS_CAMPAIGN_OK)
 		return campaign_error(c, rc);
 	json_t *o = json_object();

@@ -62,7 +62,7 @@ typedef struct ls_http_env {
 	ls_store_settings store;       /* for lead lookups; strings kept */
 	const ls_feature_set *set;     /* read by every thread */
 	const ls_lead_conf *lead_conf; /* copied at start */
-	ls_campaign *campaign;         /* decisions and rewards; kept */
+	ls_campaign *campaigns;        /* decisions and rewards; kept */
 	ls_telemetry *telemetry;       /* GET /metrics and request timings; kept */
 } ls_http_env;
 

@@ -1,37 +1,42 @@
 /*
- * ls_settings.h - the narrow settings structs the layers below the daemon
- * are built from, filled from the loaded YAML config (ls_config). Only
- * the daemon sees ls_config; pipeline/ modules see their settings struct.
+ * ls_settings.h - the pipeline's settings structs, filled from a loaded
+ * ls_config: the one place that knows which config keys each pipeline
+ * module reads, so pipeline/ never sees ls_config.h.
  *
- * Memory: a settings struct points into the config it was built from
- * (the config must outlive it) unless a function says otherwise.
- * Errors: as each function says. Thread-safety: the config's (read only).
+ * Memory: every result borrows cfg's strings and arrays (nothing is
+ * allocated); it is valid until ls_config_free(cfg), and the model specs
+ * only until ls_config_apply_live(cfg, ...) (take the settings again after
+ * a reload). Errors: none; a loaded config has passed every check the
+ * modules repeat. Thread-safety: reads cfg only, safe on an immutable cfg.
  */
 #ifndef LS_SETTINGS_H
 #define LS_SETTINGS_H
 
-#include <stddef.h>
-
 #include "ls_campaign.h"
 #include "ls_config.h"
+#include "ls_kafka.h"
+#include "ls_scorer.h"
+#include "ls_store.h"
 
-/* ---------------------------------------------- campaign service */
+/* ---- store, Kafka, scorer ---- */
 
-/*
- * The campaign service's settings from cfg: campaigns, redis.key_prefix,
- * redis.url and timeouts, kafka.topics.decisions. producer_conf is NULL:
- * ls_campaign_reconfigure and ls_campaign_event_op need none. Pure.
- */
+/* redis.* and kafka.group_id (which names the offsets hash). */
+ls_store_settings ls_settings_store(const ls_config *cfg);
+
+/* kafka.brokers, group_id, topics and properties. */
+ls_kafka_settings ls_settings_kafka(const ls_config *cfg);
+
+/* The models to run (ls_config_models()) and kafka.topics.scores. */
+ls_scorer_settings ls_settings_scorer(const ls_config *cfg);
+
+/* ---- end of store, Kafka, scorer ---- */
+
+/* ---- campaign service ---- */
+
+/* `campaigns:`, redis.key_prefix, redis.url and its timeouts, and the
+   Kafka settings of the decision log producer (ls_settings_kafka()). */
 ls_campaign_settings ls_settings_campaign(const ls_config *cfg);
 
-/*
- * Start the campaign service for cfg: ls_settings_campaign() with the
- * decision log producer's librdkafka conf (ls_kafka_conf_new: brokers,
- * kafka.properties), which is freed here once the service has its copy.
- * NULL with a reason, as ls_campaign_start.
- */
-ls_campaign *ls_settings_campaign_start(const ls_config *cfg, char *err, size_t errlen);
-
-/* ------------------------------------------ end campaign service */
+/* ---- end of campaign service ---- */
 
 #endif

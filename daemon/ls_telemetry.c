@@ -44,7 +44,7 @@ struct ls_telemetry {
 	uint64_t last_model[MAX_MODELS][4]; /* published, positives, negatives, timeouts */
 	pthread_mutex_t src_mu;
 	ls_kafka_consumer *consumer;
-	ls_campaign *campaign;
+	ls_campaign *campaigns;
 };
 
 static int reg_counter(ls_telemetry *t, ls_counter_vec **out, const char *name,
@@ -135,9 +135,9 @@ static void collect_bandit(ls_metrics_sink *sink, void *arg, bool rewards)
 {
 	ls_telemetry *t = arg;
 	pthread_mutex_lock(&t->src_mu);
-	if (t->campaign != NULL) {
+	if (t->campaigns != NULL) {
 		bandit_ctx b = { sink, rewards };
-		ls_campaign_collect(t->campaign, bandit_one, &b);
+		ls_campaign_collect(t->campaigns, bandit_one, &b);
 	}
 	pthread_mutex_unlock(&t->src_mu);
 }
@@ -156,9 +156,9 @@ static void collect_capped(ls_metrics_sink *sink, void *arg)
 {
 	ls_telemetry *t = arg;
 	pthread_mutex_lock(&t->src_mu);
-	if (t->campaign != NULL) {
+	if (t->campaigns != NULL) {
 		bandit_ctx b = { sink, false };
-		ls_campaign_collect_capped(t->campaign, bandit_one, &b);
+		ls_campaign_collect_capped(t->campaigns, bandit_one, &b);
 	}
 	pthread_mutex_unlock(&t->src_mu);
 }
@@ -168,9 +168,9 @@ static void collect_unlogged(ls_metrics_sink *sink, void *arg)
 	ls_telemetry *t = arg;
 	uint64_t n[LS_CAMPAIGN_UNLOGGED__COUNT] = { 0 };
 	pthread_mutex_lock(&t->src_mu);
-	bool have = t->campaign != NULL;
+	bool have = t->campaigns != NULL;
 	if (have)
-		ls_campaign_unlogged_counts(t->campaign, n);
+		ls_campaign_unlogged_counts(t->campaigns, n);
 	pthread_mutex_unlock(&t->src_mu);
 	for (int i = 0; have && i < LS_CAMPAIGN_UNLOGGED__COUNT; i++) {
 		const char *vals[1] = { ls_campaign_unlogged_name((ls_campaign_unlogged)i) };
@@ -182,7 +182,7 @@ static void collect_redis_memory(ls_metrics_sink *sink, void *arg)
 {
 	ls_telemetry *t = arg;
 	pthread_mutex_lock(&t->src_mu);
-	long long m = t->campaign != NULL ? ls_campaign_redis_memory(t->campaign) : -1;
+	long long m = t->campaigns != NULL ? ls_campaign_redis_memory(t->campaigns) : -1;
 	pthread_mutex_unlock(&t->src_mu);
 	if (m >= 0)
 		ls_metrics_emit(sink, NULL, (double)m);
@@ -329,11 +329,11 @@ void ls_telemetry_free(ls_telemetry *t)
 }
 
 void ls_telemetry_set_sources(ls_telemetry *t, ls_kafka_consumer *consumer,
-			      ls_campaign *campaign)
+			      ls_campaign *campaigns)
 {
 	pthread_mutex_lock(&t->src_mu);
 	t->consumer = consumer;
-	t->campaign = campaign;
+	t->campaigns = campaigns;
 	pthread_mutex_unlock(&t->src_mu);
 }
 

@@ -38,7 +38,7 @@ void ls_telemetry_free(ls_telemetry *t);
 /* Sources read at scrape time (any may be NULL; set NULL before freeing
    a source). */
 void ls_telemetry_set_sources(ls_telemetry *t, ls_kafka_consumer *consumer,
-			      ls_campaign *campaign);
+			      ls_campaign *campaigns);
 
 /* The observer to give ls_pipeline_set_observer(). */
 ls_pipeline_observer ls_telemetry_observer(ls_telemetry *t);

@@ -6,7 +6,9 @@
  * after a Kafka group join. Redis is connected before the consumer
  * subscribes because state must be loadable before the first partition is
  * assigned. Signals only set flags; the loop acts on them between batches,
- * so a batch is never torn in half by a signal.
+ * so a batch is never torn in half by a signal. run() is start(), loop()
+ * and stop(): stop() releases whatever start() got to, so a part that
+ * cannot start needs no clean-up of its own.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,11 +29,11 @@
 #include "ls_config.h"
 #include "ls_kafka.h"
 #include "ls_campaign.h"
-#include "ls_settings.h"
 #include "ls_http.h"
 #include "ls_telemetry.h"
 #include "ls_pipeline.h"
 #include "ls_scorer.h"
+#include "ls_settings.h"
 #include "ls_log.h"
 #include "ls_redis.h"
 #include "ls_store.h"
@@ -313,88 +315,94 @@ static void pipeline_unready(const ls_config *cfg, const ls_pipeline *p, char *b
 			 (long long)h.waiting_ms, (long long)cfg->pipeline.ready_stall_ms);
 }
 
-static int run(ls_config *cfg)
+/* What the daemon runs, in start order; stop() releases what is set. */
+typedef struct running {
+	ls_config *cfg;
+	ls_codec *codec;
+	ls_store *store;
+	ls_kafka_consumer *consumer;
+	ls_pipeline *pipeline;
+	ls_telemetry *telemetry;
+	ls_campaign *campaigns;
+	ls_http *http;
+} running;
+
+/* The one failure path of start(): log why, return -1. */
+static int cannot_start(const char *component, const char *msg, const char *err)
 {
+	char q[1100];
+	ls_log(LS_LOG_ERROR, component, msg, "error=%s", ls_log_quote(err, q, sizeof q));
+	return -1;
+}
+
+/*
+ * Start everything in order (see the top of the file). 0: running; 1: a
+ * stop was requested before Redis ever answered (a clean stop); -1: a
+ * part could not start (logged). Whatever started is left in r for stop().
+ */
+static int start(running *r)
+{
+	const ls_config *cfg = r->cfg;
 	char err[1024], q[1100];
-	int rc = 1;
-	ls_codec *codec = NULL;
-	ls_store *store = NULL;
-	ls_kafka_consumer *consumer = NULL;
-	ls_pipeline *pipeline = NULL;
-	ls_http *http = NULL;
-	ls_campaign *campaign = NULL;
-	ls_telemetry *telemetry = NULL;
 
 	raise_nofile();
-	codec = ls_codec_new(err, sizeof err);
-	if (codec == NULL) {
-		ls_log(LS_LOG_ERROR, "codec", "cannot load schemas", "error=%s",
-		       ls_log_quote(err, q, sizeof q));
-		goto out;
-	}
-	if (register_writers(codec, cfg) != 0)
-		goto out;
-	ls_store_settings ss = ls_pipeline_store_settings(cfg);
-	store = ls_store_new(&ss, err, sizeof err);
-	if (store == NULL) {
-		ls_log(LS_LOG_ERROR, "redis", "bad settings", "error=%s",
-		       ls_log_quote(err, q, sizeof q));
-		goto out;
-	}
-	if (!connect_store(store, cfg)) {
-		rc = 0; /* stopped before Redis ever answered: a clean stop */
-		goto out;
-	}
-	consumer = ls_kafka_consumer_new(cfg, err, sizeof err);
-	if (consumer == NULL) {
-		ls_log(LS_LOG_ERROR, "kafka", "cannot start consumer", "error=%s",
-		       ls_log_quote(err, q, sizeof q));
-		goto out;
-	}
-	pipeline = ls_pipeline_new(cfg, consumer, store, codec, err, sizeof err);
-	if (pipeline == NULL) {
-		ls_log(LS_LOG_ERROR, "pipeline", "cannot start", "error=%s",
-		       ls_log_quote(err, q, sizeof q));
-		goto out;
-	}
-	telemetry = ls_telemetry_new(cfg, LS_VERSION, err, sizeof err);
-	if (telemetry == NULL) {
-		ls_log(LS_LOG_ERROR, "metrics", "cannot start", "error=%s",
-		       ls_log_quote(err, q, sizeof q));
-		goto out;
-	}
-	ls_pipeline_observer obs = ls_telemetry_observer(telemetry);
-	ls_pipeline_set_observer(pipeline, &obs);
-	campaign = ls_settings_campaign_start(cfg, err, sizeof err);
-	if (campaign == NULL) {
-		ls_log(LS_LOG_ERROR, "bandit", "cannot start", "error=%s",
-		       ls_log_quote(err, q, sizeof q));
-		goto out;
-	}
+	r->codec = ls_codec_new(err, sizeof err);
+	if (r->codec == NULL)
+		return cannot_start("codec", "cannot load schemas", err);
+	if (register_writers(r->codec, cfg) != 0)
+		return -1;
+	ls_store_settings ss = ls_settings_store(cfg);
+	r->store = ls_store_new(&ss, err, sizeof err);
+	if (r->store == NULL)
+		return cannot_start("redis", "bad settings", err);
+	if (!connect_store(r->store, cfg))
+		return 1;
+	ls_kafka_settings ks = ls_settings_kafka(cfg);
+	r->consumer = ls_kafka_consumer_new(&ks, err, sizeof err);
+	if (r->consumer == NULL)
+		return cannot_start("kafka", "cannot start consumer", err);
+	r->pipeline = ls_pipeline_new(cfg, r->consumer, r->store, r->codec, err, sizeof err);
+	if (r->pipeline == NULL)
+		return cannot_start("pipeline", "cannot start", err);
+	r->telemetry = ls_telemetry_new(cfg, LS_VERSION, err, sizeof err);
+	if (r->telemetry == NULL)
+		return cannot_start("metrics", "cannot start", err);
+	ls_pipeline_observer obs = ls_telemetry_observer(r->telemetry);
+	ls_pipeline_set_observer(r->pipeline, &obs);
+	ls_campaign_settings cs = ls_settings_campaign(cfg);
+	r->campaigns = ls_campaign_start(&cs, err, sizeof err);
+	if (r->campaigns == NULL)
+		return cannot_start("bandit", "cannot start", err);
 	ls_http_env henv = {
 		.cfg = cfg,
-		.campaign = campaign,
-		.telemetry = telemetry,
-		.store = ls_pipeline_store_settings(cfg),
-		.set = ls_pipeline_features(pipeline),
-		.lead_conf = ls_pipeline_lead_conf(pipeline),
+		.campaigns = r->campaigns,
+		.telemetry = r->telemetry,
+		.store = ls_settings_store(cfg),
+		.set = ls_pipeline_features(r->pipeline),
+		.lead_conf = ls_pipeline_lead_conf(r->pipeline),
 	};
-	http = ls_http_start(&henv, err, sizeof err);
-	if (http == NULL) {
-		ls_log(LS_LOG_ERROR, "http", "cannot start", "error=%s",
-		       ls_log_quote(err, q, sizeof q));
-		goto out;
-	}
+	r->http = ls_http_start(&henv, err, sizeof err);
+	if (r->http == NULL)
+		return cannot_start("http", "cannot start", err);
 	ls_log(LS_LOG_INFO, "http", "listening", "listen=%s port=%u threads=%u",
-	       ls_log_quote(cfg->http.listen, q, sizeof q), (unsigned)ls_http_port(http),
-	       ls_http_threads(http));
-	ls_telemetry_set_sources(telemetry, consumer, campaign);
-	uint64_t published = 0;
-	int64_t telemetry_last = 0;
+	       ls_log_quote(cfg->http.listen, q, sizeof q), (unsigned)ls_http_port(r->http),
+	       ls_http_threads(r->http));
+	ls_telemetry_set_sources(r->telemetry, r->consumer, r->campaigns);
 	ls_log(LS_LOG_INFO, "kafka", "subscribed",
 	       "brokers=%s group_id=%s", ls_log_quote(cfg->kafka.brokers, q, 300),
 	       ls_log_quote(cfg->kafka.group_id, q + 300, 300));
+	return 0;
+}
 
+/* Batches until a stop is requested; reloads, health, models for the
+ * HTTP handlers, readiness and progress between them. */
+static void loop(running *r)
+{
+	ls_config *cfg = r->cfg;
+	ls_pipeline *pipeline = r->pipeline;
+	ls_kafka_consumer *consumer = r->consumer;
+	uint64_t published = 0;
+	int64_t telemetry_last = 0;
 	bool ready = false;
 	/* systemd restarts us when the loop stops pinging (WatchdogSec=) */
 	uint64_t watchdog_usec = 0;
@@ -410,14 +418,14 @@ static int run(ls_config *cfg)
 			reload_requested = 0;
 			reload_config(cfg);
 			ls_pipeline_reload(pipeline);
-			ls_campaign_settings campaigns = ls_settings_campaign(cfg);
-			ls_campaign_reconfigure(campaign, &campaigns);
+			ls_campaign_settings cs = ls_settings_campaign(cfg);
+			ls_campaign_reconfigure(r->campaigns, &cs);
 			published = 0; /* handlers see the new model keys now */
 		}
 		ls_pipeline_step(pipeline);
 		if (ls_clock_mono_ms() - telemetry_last >= 250) {
 			telemetry_last = ls_clock_mono_ms();
-			ls_telemetry_publish(telemetry, pipeline);
+			ls_telemetry_publish(r->telemetry, pipeline);
 			int parts = ls_kafka_consumer_assigned(consumer);
 			ls_http_health hl = {
 				.broker_ok = parts > 0, .partitions = parts,
@@ -425,7 +433,7 @@ static int run(ls_config *cfg)
 				.paused = ls_pipeline_paused(pipeline),
 			};
 			pipeline_unready(cfg, pipeline, hl.pipeline, sizeof hl.pipeline);
-			ls_http_set_health(http, &hl);
+			ls_http_set_health(r->http, &hl);
 		}
 		if (ls_pipeline_checkpoints(pipeline) != published) {
 			/* handlers read models as of the last checkpoint */
@@ -433,7 +441,7 @@ static int run(ls_config *cfg)
 			ls_scorer_snapshot *snap =
 				ls_scorer_snapshot_new(ls_pipeline_scorer(pipeline));
 			if (snap != NULL)
-				ls_http_publish(http, snap);
+				ls_http_publish(r->http, snap);
 		}
 		if (!ready && ls_kafka_consumer_ever_assigned(consumer) &&
 		    !ls_pipeline_paused(pipeline)) {
@@ -448,9 +456,16 @@ static int run(ls_config *cfg)
 			log_stats(pipeline, "progress");
 		}
 	}
-	rc = 0;
+}
 
-out:
+/*
+ * Drain and release whatever start() started, whether the loop ran or
+ * not: leave the group (committing), checkpoint, then stop HTTP before
+ * the campaign service.
+ */
+static void stop(running *r)
+{
+	const ls_config *cfg = r->cfg;
 	if (stop_requested) {
 		sd_notify(0, "STOPPING=1");
 		ls_log(LS_LOG_INFO, "main", "stopping", "signal=%d timeout_ms=%lld",
@@ -458,36 +473,47 @@ out:
 		       (long long)cfg->pipeline.shutdown_timeout_ms);
 		arm_shutdown_timer(cfg->pipeline.shutdown_timeout_ms);
 	}
-	if (http != NULL) {
+	if (r->http != NULL) {
 		ls_http_health hl = { .stopping = true };
-		ls_http_set_health(http, &hl);
+		ls_http_set_health(r->http, &hl);
 	}
-	if (telemetry != NULL)
-		ls_telemetry_set_sources(telemetry, NULL, campaign);
+	if (r->telemetry != NULL)
+		ls_telemetry_set_sources(r->telemetry, NULL, r->campaigns);
 	int64_t t0 = ls_clock_mono_ms();
 	/* closing revokes the partitions, which commits through the pipeline */
-	ls_kafka_consumer_close(consumer);
-	if (consumer != NULL)
+	ls_kafka_consumer_close(r->consumer);
+	if (r->consumer != NULL)
 		ls_log(LS_LOG_INFO, "kafka", "left the group", "close_ms=%lld",
 		       (long long)(ls_clock_mono_ms() - t0));
-	if (pipeline != NULL) {
+	if (r->pipeline != NULL) {
 		/* the revocation committed everything; fold it into the
 		 * shared models so a restart resumes from them */
-		ls_pipeline_checkpoint(pipeline);
-		log_stats(pipeline, "stopped");
-		if (telemetry != NULL)
-			ls_telemetry_publish(telemetry, pipeline);
+		ls_pipeline_checkpoint(r->pipeline);
+		log_stats(r->pipeline, "stopped");
+		if (r->telemetry != NULL)
+			ls_telemetry_publish(r->telemetry, r->pipeline);
 	}
-	ls_http_stop(http);
+	ls_http_stop(r->http);
 	/* after HTTP: no decision can be queued behind the last write */
-	if (telemetry != NULL)
-		ls_telemetry_set_sources(telemetry, NULL, NULL);
-	ls_campaign_stop(campaign);
-	ls_telemetry_free(telemetry);
-	ls_pipeline_free(pipeline);
-	ls_store_free(store);
-	ls_codec_free(codec);
-	return rc;
+	if (r->telemetry != NULL)
+		ls_telemetry_set_sources(r->telemetry, NULL, NULL);
+	ls_campaign_stop(r->campaigns);
+	ls_telemetry_free(r->telemetry);
+	ls_pipeline_free(r->pipeline);
+	ls_store_free(r->store);
+	ls_codec_free(r->codec);
+}
+
+/* 0 after a clean stop (also one before Redis ever answered), 1 when
+ * something could not start. */
+static int run(ls_config *cfg)
+{
+	running r = { .cfg = cfg };
+	int started = start(&r);
+	if (started == 0)
+		loop(&r);
+	stop(&r);
+	return started < 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)

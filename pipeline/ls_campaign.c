@@ -21,6 +21,7 @@
 
 #include "ls_campaign_scripts.h"
 #include "ls_clock.h"
+#include "ls_kafka.h"
 #include "ls_keys.h"
 #include "ls_log.h"
 #include "ls_utf8.h"
@@ -160,7 +161,7 @@ ls_campaign *ls_campaign_start(const ls_campaign_settings *st, char *err, size_t
 		seed = (uint64_t)ls_clock_wall_ms() ^ (uint64_t)(uintptr_t)s;
 	ls_rng_seed(&s->rng, seed);
 	s->prefix = strdup(st->key_prefix);
-	s->topic = strdup(st->decisions_topic);
+	s->topic = strdup(st->kafka.topics.decisions);
 	s->connect_timeout_ms = st->connect_timeout_ms;
 	s->command_timeout_ms = st->command_timeout_ms;
 	if (s->prefix == NULL || s->topic == NULL) {
@@ -172,11 +173,9 @@ ls_campaign *ls_campaign_start(const ls_campaign_settings *st, char *err, size_t
 	s->codec = ls_codec_new(err, errlen);
 	if (s->codec == NULL)
 		goto fail;
-	rd_kafka_conf_t *conf = st->producer_conf != NULL ? rd_kafka_conf_dup(st->producer_conf) : NULL;
-	if (conf == NULL) {
-		snprintf(err, errlen, "decision log producer: no configuration");
+	rd_kafka_conf_t *conf = ls_kafka_conf_new(&st->kafka, false, err, errlen);
+	if (conf == NULL)
 		goto fail;
-	}
 	char why[512];
 	rd_kafka_conf_set_dr_msg_cb(conf, ls_campaign_decision_delivered);
 	rd_kafka_conf_set_opaque(conf, s);

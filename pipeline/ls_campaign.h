@@ -99,11 +99,11 @@
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
-#include <librdkafka/rdkafka.h>
 
 #include "ls_bandit.h"
 #include "ls_campaign_posterior.h"
 #include "ls_event.h"
+#include "ls_kafka.h"
 
 typedef enum ls_campaign_result {
 	LS_CAMPAIGN_OK = 0,
@@ -128,9 +128,9 @@ typedef struct ls_campaign ls_campaign;
 /*
  * What the service is built from (daemon/ls_settings.h builds it from the
  * YAML config). Pointers are only read during the call they are passed
- * to: ls_campaign_start copies the specs and strings and duplicates
- * producer_conf; ls_campaign_reconfigure reads specs and n_specs;
- * ls_campaign_event_op specs, n_specs and key_prefix.
+ * to: ls_campaign_start copies the specs and strings (librdkafka copies
+ * what it keeps of kafka); ls_campaign_reconfigure reads specs and
+ * n_specs; ls_campaign_event_op specs, n_specs and key_prefix.
  */
 typedef struct ls_campaign_settings {
 	const ls_campaign_spec *specs; /* `campaigns:`, in file order */
@@ -139,16 +139,16 @@ typedef struct ls_campaign_settings {
 	const char *redis_url;         /* redis.url: the service thread's connection */
 	int64_t connect_timeout_ms;    /* 0 = none */
 	int64_t command_timeout_ms;    /* per read/write; 0 = none */
-	const char *decisions_topic;   /* kafka.topics.decisions */
-	rd_kafka_conf_t *producer_conf; /* the decision log producer's; start only */
+	ls_kafka_settings kafka;       /* the decision log producer: brokers,
+					  properties, topics.decisions */
 } ls_campaign_settings;
 
 /*
  * Start the service for st's campaigns (copied): its own Redis
- * connection, producer (st->decisions_topic) and thread. Works with no
- * campaigns too (every decision is then an unknown campaign). NULL with a
- * reason when the producer cannot be created (or st has no producer_conf)
- * or memory runs out; Redis being down is not an error (decisions answer
+ * connection, producer (st->kafka.topics.decisions) and thread. Works
+ * with no campaigns too (every decision is then an unknown campaign).
+ * NULL with a reason when the producer cannot be created or memory runs
+ * out; Redis being down is not an error (decisions answer
  * UNAVAILABLE until the first snapshot).
  */
 ls_campaign *ls_campaign_start(const ls_campaign_settings *st, char *err, size_t errlen);

@@ -205,7 +205,7 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err,
 	return 0;
 }
 
-rd_kafka_conf_t *ls_kafka_conf_new(const ls_config *cfg, bool consumer,
+rd_kafka_conf_t *ls_kafka_conf_new(const ls_kafka_settings *s, bool consumer,
 				   char *err, size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -215,7 +215,7 @@ rd_kafka_conf_t *ls_kafka_conf_new(const ls_config *cfg, bool consumer,
 	}
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
-	if (set(conf, "bootstrap.servers", cfg->kafka.brokers, err, errlen) != 0 ||
+	if (set(conf, "bootstrap.servers", s->brokers, err, errlen) != 0 ||
 	    set(conf, "client.id", "leadscored", err, errlen) != 0)
 		goto fail;
 	/* A new group starts at the beginning: events produced before the
@@ -223,9 +223,9 @@ rd_kafka_conf_t *ls_kafka_conf_new(const ls_config *cfg, bool consumer,
 	if (consumer &&
 	    set(conf, "auto.offset.reset", "earliest", err, errlen) != 0)
 		goto fail;
-	for (size_t i = 0; i < cfg->kafka.n_properties; i++)
-		if (set(conf, cfg->kafka.properties[i].key,
-			cfg->kafka.properties[i].value, err, errlen) != 0)
+	for (size_t i = 0; i < s->n_properties; i++)
+		if (set(conf, s->properties[i].key,
+			s->properties[i].value, err, errlen) != 0)
 			goto fail;
 	return conf;
 fail:
@@ -315,7 +315,7 @@ char *ls_kafka_consumer_stats(ls_kafka_consumer *c)
 	return copy;
 }
 
-ls_kafka_consumer *ls_kafka_consumer_new(const ls_config *cfg, char *err,
+ls_kafka_consumer *ls_kafka_consumer_new(const ls_kafka_settings *s, char *err,
 					 size_t errlen)
 {
 	ls_kafka_consumer *c = calloc(1, sizeof *c);
@@ -323,13 +323,13 @@ ls_kafka_consumer *ls_kafka_consumer_new(const ls_config *cfg, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	rd_kafka_conf_t *conf = ls_kafka_conf_new(cfg, true, err, errlen);
+	rd_kafka_conf_t *conf = ls_kafka_conf_new(s, true, err, errlen);
 	if (conf == NULL) {
 		free(c);
 		return NULL;
 	}
 	/* Applied after kafka.properties: exactly-once depends on them. */
-	if (set(conf, "group.id", cfg->kafka.group_id, err, errlen) != 0 ||
+	if (set(conf, "group.id", s->group_id, err, errlen) != 0 ||
 	    set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
 	    set(conf, "enable.partition.eof", "false", err, errlen) != 0) {
 		rd_kafka_conf_destroy(conf);
@@ -362,9 +362,9 @@ ls_kafka_consumer *ls_kafka_consumer_new(const ls_config *cfg, char *err,
 	rd_kafka_poll_set_consumer(c->rk);
 
 	const char *topics[] = {
-		cfg->kafka.topics.email,   cfg->kafka.topics.web,
-		cfg->kafka.topics.call,    cfg->kafka.topics.outcome,
-		cfg->kafka.topics.profile,
+		s->topics.email,   s->topics.web,
+		s->topics.call,    s->topics.outcome,
+		s->topics.profile,
 	};
 	size_t n = sizeof topics / sizeof topics[0];
 	rd_kafka_topic_partition_list_t *sub =

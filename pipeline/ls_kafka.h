@@ -25,14 +25,32 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "ls_config.h"
+#include "ls_kv.h"
+
+/*
+ * What the consumer and the producers are built from (the daemon fills it
+ * from `kafka.*`, ls_settings_kafka()). Every string is borrowed for the
+ * call that takes the settings: librdkafka copies what it keeps.
+ */
+typedef struct ls_kafka_settings {
+	const char *brokers;  /* kafka.brokers: bootstrap.servers */
+	const char *group_id; /* kafka.group_id: the consumer's group.id */
+	struct {
+		/* consumed: the consumer subscribes to these five */
+		const char *email, *web, *call, *outcome, *profile;
+		/* produced by the pipeline, the scorer and the campaigns */
+		const char *scores, *dead_letter, *decisions;
+	} topics;
+	size_t n_properties;     /* kafka.properties, applied in this order */
+	const ls_kv *properties;
+} ls_kafka_settings;
 
 /*
  * A conf carrying brokers, logging, our defaults (for a consumer:
- * auto.offset.reset=earliest) and kafka.properties. Returns NULL with a
+ * auto.offset.reset=earliest) and s's properties. Returns NULL with a
  * reason in err (e.g. librdkafka rejected a property).
  */
-rd_kafka_conf_t *ls_kafka_conf_new(const ls_config *cfg, bool consumer,
+rd_kafka_conf_t *ls_kafka_conf_new(const ls_kafka_settings *s, bool consumer,
 				   char *err, size_t errlen);
 
 /*
@@ -73,8 +91,8 @@ typedef void (*ls_kafka_rebalance_fn)(
 
 typedef struct ls_kafka_consumer ls_kafka_consumer;
 
-/* A consumer in kafka.group_id, subscribed to the five input topics. */
-ls_kafka_consumer *ls_kafka_consumer_new(const ls_config *cfg, char *err,
+/* A consumer in s->group_id, subscribed to the five input topics of s. */
+ls_kafka_consumer *ls_kafka_consumer_new(const ls_kafka_settings *s, char *err,
 					 size_t errlen);
 
 /*

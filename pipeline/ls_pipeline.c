@@ -26,6 +26,7 @@
 #include "ls_keys.h"
 #include "ls_log.h"
 #include "ls_scorer.h"
+#include "ls_settings.h" /* TODO(issue 13): daemon/; goes when ls_pipeline is built from settings */
 
 typedef struct batch_event {
 	ls_event ev;
@@ -2121,25 +2122,13 @@ int ls_pipeline_step(ls_pipeline *p)
 	return n;
 }
 
-ls_store_settings ls_pipeline_store_settings(const ls_config *cfg)
-{
-	ls_store_settings ss = {
-		.url = cfg->redis.url,
-		.key_prefix = cfg->redis.key_prefix,
-		.group_id = cfg->kafka.group_id,
-		.lead_ttl_ms = cfg->redis.lead_ttl_ms,
-		.connect_timeout_ms = cfg->redis.connect_timeout_ms,
-		.command_timeout_ms = cfg->redis.command_timeout_ms,
-	};
-	return ss;
-}
-
 void ls_pipeline_reload(ls_pipeline *p)
 {
 	p->lead_conf.grace_ms = p->cfg->pipeline.grace_ms;
 	p->lead_conf.dedupe_horizon_ms = p->cfg->pipeline.dedupe_horizon_ms;
 	ls_store_set_lead_ttl(p->store, p->cfg->redis.lead_ttl_ms);
-	ls_scorer_reload(p->scorer);
+	ls_scorer_settings scs = ls_settings_scorer(p->cfg);
+	ls_scorer_reload(p->scorer, &scs);
 }
 
 bool ls_pipeline_paused(const ls_pipeline *p) { return p->need_resync; }
@@ -2188,7 +2177,8 @@ ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
 		goto fail;
 	ls_codec_set_max_record_size(codec, (size_t)cfg->pipeline.max_record_size);
 
-	rd_kafka_conf_t *conf = ls_kafka_conf_new(cfg, false, err, errlen);
+	ls_kafka_settings ks = ls_settings_kafka(cfg);
+	rd_kafka_conf_t *conf = ls_kafka_conf_new(&ks, false, err, errlen);
 	if (conf == NULL)
 		goto fail;
 	char why[512];
@@ -2212,7 +2202,8 @@ ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
 		rd_kafka_conf_destroy(conf);
 		goto fail;
 	}
-	p->scorer = ls_scorer_new(cfg, p->features, &p->lead_conf, codec, p->dlq,
+	ls_scorer_settings scs = ls_settings_scorer(cfg);
+	p->scorer = ls_scorer_new(&scs, p->features, &p->lead_conf, codec, p->dlq,
 				  store, err, errlen);
 	if (p->scorer == NULL)
 		goto fail;

@@ -168,9 +168,6 @@ ls_pipeline *ls_pipeline_new(const ls_config *cfg, ls_kafka_consumer *consumer,
 			     ls_store *store, ls_codec *codec, char *err,
 			     size_t errlen);
 
-/* The store settings cfg describes (pointers into cfg). */
-ls_store_settings ls_pipeline_store_settings(const ls_config *cfg);
-
 /* Pick up live configuration changes (grace, future skew, lead TTL, the
  * models' live keys). */
 void ls_pipeline_reload(ls_pipeline *p);

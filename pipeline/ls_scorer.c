@@ -50,7 +50,8 @@ typedef struct model {
 struct ls_scorer {
 	void (*on_publish)(void *ud, double seconds);
 	void *on_publish_ud;
-	const ls_config *cfg;
+	ls_model_spec specs[LS_MODEL_MAX]; /* the settings' copy; m[i].spec points here */
+	char *scores_topic;
 	const ls_feature_set *set;
 	const ls_lead_conf *lead_conf;
 	ls_codec *codec;
@@ -101,7 +102,7 @@ static ls_ftrl *fresh_model(const ls_model_spec *spec, const ls_feature_set *set
 	return m;
 }
 
-ls_scorer *ls_scorer_new(const ls_config *cfg, const ls_feature_set *set,
+ls_scorer *ls_scorer_new(const ls_scorer_settings *s, const ls_feature_set *set,
 			 const ls_lead_conf *lead_conf, ls_codec *codec,
 			 rd_kafka_t *producer, ls_store *store, char *err,
 			 size_t errlen)
@@ -111,22 +112,29 @@ ls_scorer *ls_scorer_new(const ls_config *cfg, const ls_feature_set *set,
 		ls_set_err(err, errlen, "out of memory");
 		return NULL;
 	}
-	sc->cfg = cfg;
 	sc->set = set;
 	sc->lead_conf = lead_conf;
 	sc->codec = codec;
 	sc->producer = producer;
 	sc->store = store;
 	ls_buf_init(&sc->out);
-	const ls_model_spec *specs = ls_config_models(cfg, &sc->n_models);
+	if (s->n_models > LS_MODEL_MAX) {
+		ls_set_err(err, errlen, "%zu models, at most %d", s->n_models, LS_MODEL_MAX);
+		goto fail;
+	}
+	sc->n_models = s->n_models;
+	for (size_t i = 0; i < s->n_models; i++)
+		sc->specs[i] = s->models[i];
+	sc->scores_topic = strdup(s->scores_topic != NULL ? s->scores_topic : "");
 	sc->m = calloc(sc->n_models ? sc->n_models : 1, sizeof *sc->m);
-	if (sc->m == NULL || ls_example_ctx_init(&sc->ex, set, lead_conf) != 0) {
+	if (sc->scores_topic == NULL || sc->m == NULL ||
+	    ls_example_ctx_init(&sc->ex, set, lead_conf) != 0) {
 		ls_set_err(err, errlen, "out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < sc->n_models; i++) {
 		model *m = &sc->m[i];
-		m->spec = &specs[i];
+		m->spec = &sc->specs[i];
 		m->key = ls_leadscore_key(m->spec->name);
 		sc->keys[i] = m->key;
 		if (model_keys(ls_store_key_prefix(store), m->spec->name,
@@ -165,6 +173,7 @@ void ls_scorer_free(ls_scorer *sc)
 		ls_mlog_buf_free(&m->entry);
 	}
 	free(sc->m);
+	free(sc->scores_topic);
 	ls_example_ctx_free(&sc->ex);
 	ls_buf_free(&sc->out);
 	free(sc);
@@ -283,17 +292,17 @@ static int build_example(ls_scorer *sc, const model *m, const ls_lead *lead,
 	return ls_example_build(&sc->ex, m->spec, m->local, lead, T);
 }
 
-void ls_scorer_reload(ls_scorer *sc)
+void ls_scorer_reload(ls_scorer *sc, const ls_scorer_settings *s)
 {
-	size_t n;
-	const ls_model_spec *specs = ls_config_models(sc->cfg, &n);
+	size_t n = s->n_models;
+	const ls_model_spec *specs = s->models;
 	if (n != sc->n_models)
 		return;
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(specs[i].name, sc->m[i].spec->name) != 0)
 			return;
 	for (size_t i = 0; i < n; i++)
-		sc->m[i].spec = &specs[i];
+		sc->specs[i] = specs[i];
 }
 
 /* ------------------------------------------------------------ snapshot */
@@ -594,7 +603,7 @@ static int publish(ls_scorer *sc, model *m, const char *lead_id,
 	int64_t full_since = 0;
 	for (;;) {
 		e = rd_kafka_producev(
-			sc->producer, RD_KAFKA_V_TOPIC(sc->cfg->kafka.topics.scores),
+			sc->producer, RD_KAFKA_V_TOPIC(sc->scores_topic),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			RD_KAFKA_V_KEY(lead_id, strlen(lead_id)),
 			RD_KAFKA_V_VALUE(sc->out.data, sc->out.len), RD_KAFKA_V_END);

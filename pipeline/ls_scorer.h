@@ -58,10 +58,10 @@
 #include <librdkafka/rdkafka.h>
 
 #include "ls_codec.h"
-#include "ls_config.h"
 #include "ls_eval.h"
 #include "ls_ftrl.h"
 #include "ls_lead.h"
+#include "ls_model_spec.h"
 #include "ls_store.h"
 
 typedef struct ls_scorer ls_scorer;
@@ -102,10 +102,16 @@ typedef struct ls_scorer_model_stats {
 } ls_scorer_model_stats;
 
 /*
- * Models from cfg over feature set set (both kept by pointer) publishing
- * through producer (not owned) and keeping shared state in store. NULL
- * with a reason when a model cannot be built.
+ * What the scorer is built from (the daemon fills it from `models:` and
+ * kafka.topics.scores, ls_settings_scorer()). Both are copied by
+ * ls_scorer_new(); the settings need not outlive the call.
  */
+typedef struct ls_scorer_settings {
+	const ls_model_spec *models; /* n_models checked specs, in config order */
+	size_t n_models;             /* 0..LS_MODEL_MAX */
+	const char *scores_topic;    /* where ScoreChange events go */
+} ls_scorer_settings;
+
 /*
  * fn(ud, seconds) is called for every ScoreChange produced for an event,
  * with the wall clock minus the event's ts (event time to score
@@ -114,19 +120,26 @@ typedef struct ls_scorer_model_stats {
 void ls_scorer_set_publish_observer(ls_scorer *sc, void (*fn)(void *ud, double seconds),
 				    void *ud);
 
-ls_scorer *ls_scorer_new(const ls_config *cfg, const ls_feature_set *set,
+/*
+ * The models of s (copied) over feature set set and lead_conf (both kept
+ * by pointer) publishing through producer (not owned) and keeping shared
+ * state in store. NULL with a reason when a model cannot be built or s
+ * has more than LS_MODEL_MAX models.
+ */
+ls_scorer *ls_scorer_new(const ls_scorer_settings *s, const ls_feature_set *set,
 			 const ls_lead_conf *lead_conf, ls_codec *codec,
 			 rd_kafka_t *producer, ls_store *store, char *err,
 			 size_t errlen);
 
 /*
- * After ls_config_apply_live() on the config the scorer was made with:
- * take the model specs again, so the live keys (min_delta, tiers,
- * hysteresis, decay, shadow) apply from the next score on. The models
- * keep their learned state; the list names the same models (a list that
- * differs needs a restart, and then nothing changes here).
+ * After a live reload: copy the model specs of s (the reloaded settings),
+ * so the live keys (min_delta, tiers, hysteresis, decay, shadow) apply
+ * from the next score on. The models keep their learned state; the list
+ * must name the same models in the same order (a list that differs needs
+ * a restart, and then nothing changes here). s->scores_topic is not
+ * reloadable and is ignored.
  */
-void ls_scorer_reload(ls_scorer *sc);
+void ls_scorer_reload(ls_scorer *sc, const ls_scorer_settings *s);
 void ls_scorer_free(ls_scorer *sc);
 
 /* Learn what ev labels before it is applied to lead. *changed is set when
@@ -214,7 +227,7 @@ int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen);
  * included.
  */
 typedef struct ls_scorer_snapshot_model {
-	ls_model_spec spec; /* a copy: a reload changes the config's in place */
+	ls_model_spec spec; /* a copy: a reload changes the scorer's in place */
 	ls_scorer_model_stats stats;
 	ls_ftrl *model;
 } ls_scorer_snapshot_model;

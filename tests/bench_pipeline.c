@@ -29,6 +29,7 @@
 #include "ls_kafka.h"
 #include "ls_log.h"
 #include "ls_pipeline.h"
+#include "ls_settings.h"
 #include "ls_store.h"
 #include "ls_testenv.h"
 
@@ -272,11 +273,12 @@ static double pipeline_rate(const char *bootstrap, const char *redis_url, long n
 	/* the generator spreads events over 7 days: accept all of them */
 	cfg.pipeline.grace_ms = 8LL * 86400000;
 	codec = ls_codec_new(err, sizeof err);
-	ls_store_settings ss = ls_pipeline_store_settings(&cfg);
+	ls_store_settings ss = ls_settings_store(&cfg);
 	store = ls_store_new(&ss, err, sizeof err);
 	if (codec == NULL || store == NULL || ls_store_connect(store, err, sizeof err) != 0)
 		goto fail;
-	kc = ls_kafka_consumer_new(&cfg, err, sizeof err);
+	ls_kafka_settings ks = ls_settings_kafka(&cfg);
+	kc = ls_kafka_consumer_new(&ks, err, sizeof err);
 	if (kc == NULL)
 		goto fail;
 	p = ls_pipeline_new(&cfg, kc, store, codec, err, sizeof err);

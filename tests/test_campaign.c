@@ -103,7 +103,8 @@ static void load_cfg(ls_config *cfg, const char *prefix, const char *campaigns)
 static ls_campaign *start_service(const ls_config *cfg)
 {
 	char err[ERRLEN];
-	ls_campaign *s = ls_settings_campaign_start(cfg, err, sizeof err);
+	ls_campaign_settings st = ls_settings_campaign(cfg);
+	ls_campaign *s = ls_campaign_start(&st, err, sizeof err);
 	ck_assert_msg(s != NULL, "%s", err);
 	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 	while (!ls_campaign_ready(s)) {

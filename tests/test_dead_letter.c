@@ -17,6 +17,7 @@
 #include "ls_codec.h"
 #include "ls_kafka.h"
 #include "ls_pipeline.h"
+#include "ls_settings.h"
 #include "ls_store.h"
 #include "ls_testenv.h"
 
@@ -88,11 +89,12 @@ START_TEST(test_broker_refuses_dead_letter_it_goes_truncated)
 	ck_assert_msg(ls_config_load_env(NULL, env, &cfg, err, sizeof err) == 0, "%s", err);
 	ls_codec *codec = ls_codec_new(err, sizeof err);
 	ck_assert_msg(codec != NULL, "%s", err);
-	ls_store_settings ss = ls_pipeline_store_settings(&cfg);
+	ls_store_settings ss = ls_settings_store(&cfg);
 	ls_store *store = ls_store_new(&ss, err, sizeof err);
 	ck_assert_msg(store != NULL, "%s", err);
 	ck_assert_msg(ls_store_connect(store, err, sizeof err) == 0, "%s", err);
-	ls_kafka_consumer *consumer = ls_kafka_consumer_new(&cfg, err, sizeof err);
+	ls_kafka_settings ks = ls_settings_kafka(&cfg);
+	ls_kafka_consumer *consumer = ls_kafka_consumer_new(&ks, err, sizeof err);
 	ck_assert_msg(consumer != NULL, "%s", err);
 	ls_pipeline *p = ls_pipeline_new(&cfg, consumer, store, codec, err, sizeof err);
 	ck_assert_msg(p != NULL, "%s", err);

@@ -11,8 +11,8 @@
 
 #include "ls_config.h"
 #include "ls_lead.h"
-#include "ls_pipeline.h"
 #include "ls_scorer.h"
+#include "ls_settings.h"
 #include "ls_store.h"
 
 #define DAY INT64_C(86400000)
@@ -37,10 +37,11 @@ static void setup(fixture *f)
 	f->set = ls_feature_set_new(specs, n, err, sizeof err);
 	ck_assert_msg(f->set != NULL, "%s", err);
 	ls_config_lead_conf(&f->cfg, f->set, &f->lc);
-	ls_store_settings ss = ls_pipeline_store_settings(&f->cfg);
+	ls_store_settings ss = ls_settings_store(&f->cfg);
 	f->store = ls_store_new(&ss, err, sizeof err);
 	ck_assert_msg(f->store != NULL, "%s", err);
-	f->sc = ls_scorer_new(&f->cfg, f->set, &f->lc, NULL, NULL, f->store, err,
+	ls_scorer_settings scs = ls_settings_scorer(&f->cfg);
+	f->sc = ls_scorer_new(&scs, f->set, &f->lc, NULL, NULL, f->store, err,
 			      sizeof err);
 	ck_assert_msg(f->sc != NULL, "%s", err);
 }
@@ -211,7 +212,8 @@ START_TEST(too_large_score_change_is_skipped)
 			 RD_KAFKA_CONF_OK);
 	rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
 	ck_assert_msg(prod != NULL, "%s", err);
-	ls_scorer *sc = ls_scorer_new(&f.cfg, f.set, &f.lc, codec, prod, f.store, err, sizeof err);
+	ls_scorer_settings scs = ls_settings_scorer(&f.cfg);
+	ls_scorer *sc = ls_scorer_new(&scs, f.set, &f.lc, codec, prod, f.store, err, sizeof err);
 	ck_assert_msg(sc != NULL, "%s", err);
 
 	char long_id[901];
@@ -244,6 +246,52 @@ START_TEST(too_large_score_change_is_skipped)
 }
 END_TEST
 
+/*
+ * The scorer keeps a copy of its settings' specs: the caller's array may
+ * change or go after ls_scorer_new / ls_scorer_reload. A reload naming the
+ * same models takes their live keys; another list changes nothing (it
+ * needs a restart).
+ */
+static ls_model_spec running_spec(fixture *f)
+{
+	ls_scorer_snapshot *s = ls_scorer_snapshot_new(f->sc);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(s->n, 1);
+	ls_model_spec spec = s->m[0].spec;
+	ls_scorer_snapshot_free(s);
+	return spec;
+}
+
+START_TEST(reload_copies_the_specs_of_the_same_models)
+{
+	fixture f;
+	setup(&f);
+	ls_scorer_settings scs = ls_settings_scorer(&f.cfg);
+	ls_model_spec spec = scs.models[0];
+	ck_assert(running_spec(&f).min_delta != 0.25);
+	spec.min_delta = 0.25;
+	spec.shadow = true;
+	ls_scorer_settings next = { .models = &spec, .n_models = 1, .scores_topic = "x" };
+	ls_scorer_reload(f.sc, &next);
+	ck_assert(running_spec(&f).min_delta == 0.25);
+	ck_assert(running_spec(&f).shadow);
+	spec.min_delta = 0.5; /* the scorer's copy does not move with it */
+	ck_assert(running_spec(&f).min_delta == 0.25);
+
+	ls_model_spec other = spec;
+	snprintf(other.name, sizeof other.name, "other");
+	next.models = &other;
+	ls_scorer_reload(f.sc, &next);
+	ck_assert_str_eq(running_spec(&f).name, "conversion");
+	ck_assert(running_spec(&f).min_delta == 0.25);
+	ls_model_spec two[2] = { spec, spec };
+	next = (ls_scorer_settings){ .models = two, .n_models = 2 };
+	ls_scorer_reload(f.sc, &next);
+	ck_assert(running_spec(&f).min_delta == 0.25);
+	teardown(&f);
+}
+END_TEST
+
 static Suite *scorer_suite(void)
 {
 	Suite *s = suite_create("scorer");
@@ -253,6 +301,7 @@ static Suite *scorer_suite(void)
 	tcase_add_test(tc, control_leaky_order_is_detected);
 	tcase_add_test(tc, settled_after_an_outcome_label);
 	tcase_add_test(tc, too_large_score_change_is_skipped);
+	tcase_add_test(tc, reload_copies_the_specs_of_the_same_models);
 	suite_add_tcase(s, tc);
 	return s;
 }

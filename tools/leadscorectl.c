@@ -49,6 +49,7 @@
 #include "ls_log.h"
 #include "ls_pipeline.h"
 #include "ls_scorer.h"
+#include "ls_settings.h"
 #include "ls_store.h"
 
 #include "leadscorectl.h"
@@ -545,7 +546,7 @@ int main(int argc, char **argv)
 			rc = cmd_evaluate(&cfg, &eo);
 		goto out;
 	}
-	ls_store_settings ss = ls_pipeline_store_settings(&cfg);
+	ls_store_settings ss = ls_settings_store(&cfg);
 	store = ls_store_new(&ss, err, sizeof err);
 	if (store == NULL || ls_store_connect(store, err, sizeof err) != 0) {
 		fprintf(stderr, "leadscorectl: redis: %s\n", err);

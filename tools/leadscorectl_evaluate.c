@@ -49,6 +49,7 @@
 #include "ls_keys.h"
 #include "ls_ope.h"
 #include "ls_redis.h"
+#include "ls_settings.h"
 
 #define EVAL_BATCH 1000                 /* HMGETs per pipelined round trip */
 #define EVAL_DEFAULT_TIMEOUT_MS 30000
@@ -158,7 +159,8 @@ static int eval_read_log(const ls_config *cfg, const ls_campaign_spec *sp,
 {
 	const char *topic = cfg->kafka.topics.decisions;
 	int64_t deadline = ls_clock_mono_ms() + timeout_ms;
-	rd_kafka_conf_t *conf = ls_kafka_conf_new(cfg, true, err, errlen);
+	ls_kafka_settings ks = ls_settings_kafka(cfg);
+	rd_kafka_conf_t *conf = ls_kafka_conf_new(&ks, true, err, errlen);
 	if (conf == NULL)
 		return -1;
 	/* librdkafka wants a group.id even to assign(); this one never joins
