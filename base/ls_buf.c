@@ -53,6 +53,8 @@ void ls_buf_reset(ls_buf *b)
 
 void ls_buf_free(ls_buf *b)
 {
+	if (b == NULL)
+		return;
 	free(b->data);
 	ls_buf_init(b);
 }

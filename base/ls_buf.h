@@ -31,6 +31,7 @@ int ls_buf_reserve(ls_buf *b, size_t extra);
 int ls_buf_append(ls_buf *b, const void *p, size_t n);
 /* Forget the contents, keep the memory. */
 void ls_buf_reset(ls_buf *b);
+/* Release the memory; b is then empty. NULL is a no-op. */
 void ls_buf_free(ls_buf *b);
 
 /*

@@ -83,13 +83,12 @@
  * otherwise up to double rounding, which depends on the order of addition
  * (ulps, far below any effect on a decision).
  *
- * Randomness. ls_rng is xoshiro256** (Blackman and Vigna, 2018) seeded
- * through splitmix64 from one 64-bit seed: 32 bytes of state owned by the
+ * Randomness. ls_rng (ls_rng.h) is xoshiro256** (Blackman and Vigna, 2018)
+ * seeded through splitmix64 from one 64-bit seed: state owned by the
  * caller, so the same seed and the same calls give the same decisions
- * bit for bit, and each thread keeps its own. On top of it: uniform
- * doubles in (0,1) (never 0 or 1), standard normals (Marsaglia's polar
- * method, the second value of a pair kept in the rng), Gamma(k, 1) by
- * Marsaglia and Tsang (2000), with the boost Gamma(k) = Gamma(k + 1)
+ * bit for bit, and each thread keeps its own. It gives uniform doubles in
+ * (0,1) (never 0 or 1) and standard normals; on top of it here: Gamma(k,
+ * 1) by Marsaglia and Tsang (2000), with the boost Gamma(k) = Gamma(k + 1)
  * U^(1/k) for k < 1, and Beta(a, b) = X / (X + Y) for X ~ Gamma(a),
  * Y ~ Gamma(b), computed through logarithms when a or b is below 1 so
  * that U^(1/k) underflowing for a tiny k cannot make it 0/0. Written here
@@ -125,6 +124,7 @@
 
 #include "ls_event.h"      /* LS_EMAIL__COUNT */
 #include "ls_model_spec.h" /* LS_MODEL_KEY_MAX, LS_MODEL_NAME_MAX */
+#include "ls_rng.h"
 
 #define LS_BANDIT_MAX_ARMS 64
 #define LS_BANDIT_MAX_BUCKETS 65536
@@ -198,23 +198,8 @@ const char *ls_bandit_result_str(int rc);
 
 /* ---- randomness ---- */
 
-/* xoshiro256** state plus the spare normal of the polar method. */
-typedef struct ls_rng {
-	uint64_t s[4];
-	double spare;
-	bool has_spare;
-} ls_rng;
+/* ls_rng, its seed, bits, uniforms and normals: ls_rng.h. */
 
-/* Seed r from seed (any value, 0 included) through splitmix64. The
-   samplers below take an r that is not NULL (they have no error path). */
-void ls_rng_seed(ls_rng *r, uint64_t seed);
-/* The next 64 random bits. */
-uint64_t ls_rng_next(ls_rng *r);
-/* Uniform in the open interval (0,1): (k + 0.5) / 2^52, k uniform in
-   [0, 2^52). Never 0 or 1, so its log and 1/x are always finite. */
-double ls_rng_uniform(ls_rng *r);
-/* Standard normal N(0,1). */
-double ls_rng_normal(ls_rng *r);
 /*
  * *out = a draw from Gamma(shape k, scale 1) (mean k, variance k).
  * LS_BANDIT_ERR_INVALID when k is not finite and > 0. For k < 1 the draw

@@ -830,53 +830,28 @@ int ls_ftrl_explain(const ls_ftrl *m, const ls_ftrl_example *x,
 
 /* ---- checkpoint ---- */
 
-void ls_ftrl_buf_free(ls_ftrl_buf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->len = b->cap = 0;
-}
-
-static bool buf_reserve(ls_ftrl_buf *b, size_t more)
-{
-	if (more > SIZE_MAX / 2 - b->len)
-		return false;
-	size_t need = b->len + more;
-	if (need <= b->cap)
-		return true;
-	size_t cap = b->cap > 0 ? b->cap : 1024;
-	while (cap < need)
-		cap *= 2;
-	uint8_t *p = realloc(b->data, cap);
-	if (p == NULL)
-		return false;
-	b->data = p;
-	b->cap = cap;
-	return true;
-}
-
 /* The put_* helpers assume space was reserved by the caller. */
-static void put_u8(ls_ftrl_buf *b, uint8_t v) { b->data[b->len++] = v; }
+static void put_u8(ls_buf *b, uint8_t v) { b->data[b->len++] = v; }
 
-static void put_varint(ls_ftrl_buf *b, uint64_t v)
+static void put_varint(ls_buf *b, uint64_t v)
 {
 	b->len = (size_t)(ls_varint_put(b->data + b->len, v) - b->data);
 }
 
-static void put_u64(ls_ftrl_buf *b, uint64_t v)
+static void put_u64(ls_buf *b, uint64_t v)
 {
 	for (int k = 0; k < 8; k++)
 		b->data[b->len++] = (uint8_t)(v >> (8 * k));
 }
 
-static void put_f64(ls_ftrl_buf *b, double d)
+static void put_f64(ls_buf *b, double d)
 {
 	uint64_t bits;
 	memcpy(&bits, &d, sizeof bits);
 	put_u64(b, bits);
 }
 
-int ls_ftrl_encode(const ls_ftrl *m, ls_ftrl_buf *out)
+int ls_ftrl_encode(const ls_ftrl *m, ls_buf *out)
 {
 	if (m == NULL || out == NULL)
 		return LS_FTRL_ERR_INVALID;
@@ -890,7 +865,7 @@ int ls_ftrl_encode(const ls_ftrl *m, ls_ftrl_buf *out)
 		if (m->z[i] != 0.0 || m->n[i] != 0.0)
 			nz++;
 	need += 10 + nz * (10 + 16);
-	if (!buf_reserve(out, need))
+	if (ls_buf_reserve(out, need) != 0)
 		return LS_FTRL_ERR_NOMEM;
 	for (size_t k = 0; k < sizeof MAGIC; k++)
 		put_u8(out, (uint8_t)MAGIC[k]);
@@ -930,57 +905,24 @@ int ls_ftrl_encode(const ls_ftrl *m, ls_ftrl_buf *out)
 	return LS_FTRL_OK;
 }
 
-typedef struct reader {
-	const uint8_t *p;
-	size_t len, off;
-	bool bad;
-	const char *what; /* the first failure */
-	size_t at;
-} reader;
+/*
+ * The decoder reads through ls_reader (ls_varint.h), the bounds-checked
+ * reader every blob decoder shares: the first failure writes "checkpoint
+ * corrupt at byte N: <reason>" and fails every later read.
+ */
+typedef ls_reader reader;
 
 static void fail(reader *r, const char *what)
 {
-	if (!r->bad) {
-		r->bad = true;
-		r->what = what;
-		r->at = r->off;
-	}
-}
-
-static uint64_t get_varint(reader *r)
-{
-	uint64_t v = 0;
-	if (r->bad) {
-		fail(r, "truncated varint");
-		return 0;
-	}
-	const char *why = ls_varint_get(r->p, r->len, &r->off, &v);
-	if (why != NULL) {
-		fail(r, why);
-		return 0;
-	}
-	return v;
-}
-
-static uint64_t get_u64(reader *r)
-{
-	if (r->bad || r->len - r->off < 8) {
-		fail(r, "truncated");
-		return 0;
-	}
-	uint64_t v = 0;
-	for (int k = 0; k < 8; k++)
-		v |= (uint64_t)r->p[r->off + (size_t)k] << (8 * k);
-	r->off += 8;
-	return v;
+	ls_reader_fail_at(r, r->pos, what);
 }
 
 static double get_f64(reader *r)
 {
-	uint64_t bits = get_u64(r);
+	uint64_t bits = ls_reader_le(r, 8);
 	double d;
 	memcpy(&d, &bits, sizeof d);
-	if (!r->bad && !isfinite(d)) {
+	if (r->ok && !isfinite(d)) {
 		fail(r, "non-finite number");
 		return 0.0;
 	}
@@ -990,33 +932,31 @@ static double get_f64(reader *r)
 static int decode_body(reader *r, ls_ftrl **out)
 {
 	for (size_t k = 0; k < sizeof MAGIC; k++)
-		if (r->p[r->off++] != (uint8_t)MAGIC[k]) {
+		if (ls_reader_u8(r) != (uint8_t)MAGIC[k]) {
 			fail(r, "not an FTRL checkpoint");
 			return LS_FTRL_ERR_CORRUPT;
 		}
-	if (r->p[r->off] != LS_FTRL_FORMAT_VERSION) {
-		fail(r, "unknown format version");
+	if (ls_reader_u8(r) != LS_FTRL_FORMAT_VERSION) {
+		ls_reader_fail_at(r, r->pos - 1, "unknown format version");
 		return LS_FTRL_ERR_CORRUPT;
 	}
-	r->off++;
-	uint8_t flags = r->p[r->off];
+	uint8_t flags = ls_reader_u8(r);
 	if (flags > 1) {
-		fail(r, "unknown flags");
+		ls_reader_fail_at(r, r->pos - 1, "unknown flags");
 		return LS_FTRL_ERR_CORRUPT;
 	}
-	r->off++;
 	ls_ftrl_params p;
 	p.alpha = get_f64(r);
 	p.beta = get_f64(r);
 	p.l1 = get_f64(r);
 	p.l2 = get_f64(r);
 	p.clip = get_f64(r);
-	uint64_t nb = get_varint(r);
-	uint64_t version = get_varint(r);
-	uint64_t pos = get_varint(r);
-	uint64_t neg = get_varint(r);
-	uint64_t n_dense = get_varint(r);
-	if (r->bad)
+	uint64_t nb = ls_reader_varint(r);
+	uint64_t version = ls_reader_varint(r);
+	uint64_t pos = ls_reader_varint(r);
+	uint64_t neg = ls_reader_varint(r);
+	uint64_t n_dense = ls_reader_varint(r);
+	if (!r->ok)
 		return LS_FTRL_ERR_CORRUPT;
 	p.n_buckets = nb <= LS_FTRL_MAX_BUCKETS ? (uint32_t)nb : 0;
 	if (!ls_ftrl_params_check(&p, NULL, 0)) {
@@ -1041,25 +981,25 @@ static int decode_body(reader *r, ls_ftrl **out)
 		free(st);
 		return LS_FTRL_ERR_NOMEM;
 	}
-	for (size_t j = 0; j < nd && !r->bad; j++) {
-		uint64_t len = get_varint(r);
-		if (r->bad)
+	for (size_t j = 0; j < nd && r->ok; j++) {
+		uint64_t len = ls_reader_varint(r);
+		if (!r->ok)
 			break;
-		if (len == 0 || len > LS_FTRL_NAME_MAX || len > r->len - r->off) {
+		if (len == 0 || len > LS_FTRL_NAME_MAX || len > r->len - r->pos) {
 			fail(r, "bad dense name length");
 			break;
 		}
-		names[j] = (const char *)r->p + r->off;
+		names[j] = (const char *)r->p + r->pos;
 		lens[j] = (size_t)len;
-		r->off += (size_t)len;
+		r->pos += (size_t)len;
 		st[2 * j] = get_f64(r);
 		st[2 * j + 1] = get_f64(r);
-		if (!r->bad && flags == 0 && st[2 * j + 1] < 0)
+		if (r->ok && flags == 0 && st[2 * j + 1] < 0)
 			fail(r, "negative sum of squares");
 	}
 	ls_ftrl *m = NULL;
 	int rc = LS_FTRL_ERR_CORRUPT;
-	if (!r->bad) {
+	if (r->ok) {
 		char why[128];
 		m = model_alloc(&p, names, lens, nd, why, sizeof why, &rc);
 		if (m == NULL && rc != LS_FTRL_ERR_NOMEM) {
@@ -1082,13 +1022,13 @@ static int decode_body(reader *r, ls_ftrl **out)
 	m->version = version;
 	m->pos = pos;
 	m->neg = neg;
-	uint64_t nz = get_varint(r);
-	if (!r->bad && nz > m->dims)
+	uint64_t nz = ls_reader_varint(r);
+	if (r->ok && nz > m->dims)
 		fail(r, "more coordinates than the model has");
 	uint64_t idx = 0;
-	for (uint64_t k = 0; k < nz && !r->bad; k++) {
-		uint64_t gap = get_varint(r);
-		if (r->bad)
+	for (uint64_t k = 0; k < nz && r->ok; k++) {
+		uint64_t gap = ls_reader_varint(r);
+		if (!r->ok)
 			break;
 		uint64_t base = k == 0 ? 0 : idx + 1;
 		if (gap >= m->dims || base + gap >= m->dims) {
@@ -1098,7 +1038,7 @@ static int decode_body(reader *r, ls_ftrl **out)
 		idx = base + gap;
 		double z = get_f64(r);
 		double n = get_f64(r);
-		if (r->bad)
+		if (!r->ok)
 			break;
 		if (n < 0 || (z == 0.0 && n == 0.0)) {
 			fail(r, "bad coordinate");
@@ -1107,9 +1047,9 @@ static int decode_body(reader *r, ls_ftrl **out)
 		m->z[idx] = z;
 		m->n[idx] = n;
 	}
-	if (!r->bad && r->off != r->len)
+	if (r->ok && r->pos != r->len)
 		fail(r, "trailing bytes");
-	if (r->bad) {
+	if (!r->ok) {
 		ls_ftrl_free(m);
 		return LS_FTRL_ERR_CORRUPT;
 	}
@@ -1131,20 +1071,17 @@ int ls_ftrl_decode(const uint8_t *data, size_t len, ls_ftrl **out, char *err,
 		return LS_FTRL_ERR_CORRUPT;
 	}
 	size_t body = len - 8;
-	uint64_t want = 0;
-	for (int k = 0; k < 8; k++)
-		want |= (uint64_t)data[body + (size_t)k] << (8 * k);
-	if (XXH3_64bits(data, body) != want) {
+	if (XXH3_64bits(data, body) != ls_u64le_get(data + body)) {
 		ls_set_err(err, errlen, "checkpoint checksum mismatch");
 		return LS_FTRL_ERR_CORRUPT;
 	}
-	reader r = { data, body, 0, false, NULL, 0 };
+	reader r;
+	ls_reader_init(&r, data, body, "checkpoint", err, errlen);
 	int rc = decode_body(&r, out);
 	if (rc == LS_FTRL_ERR_NOMEM)
 		ls_set_err(err, errlen, "out of memory");
-	else if (rc != LS_FTRL_OK)
-		ls_set_err(err, errlen, "checkpoint corrupt at byte %zu: %s",
-			r.at, r.what != NULL ? r.what : "invalid");
+	else if (rc != LS_FTRL_OK && r.ok)
+		fail(&r, "invalid");
 	return rc;
 }
 

@@ -145,6 +145,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ls_buf.h"
+
 #define LS_FTRL_FORMAT_VERSION 1
 #define LS_FTRL_TOP 3                 /* factors per sign in explanations */
 #define LS_FTRL_NAME_MAX 255          /* dense feature name, bytes */
@@ -344,16 +346,11 @@ int ls_ftrl_explain(const ls_ftrl *m, const ls_ftrl_example *x,
 		    ls_ftrl_factor top_pos[LS_FTRL_TOP], size_t *n_pos,
 		    ls_ftrl_factor top_neg[LS_FTRL_TOP], size_t *n_neg);
 
-/* A growable output buffer the caller owns and may reuse. */
-typedef struct ls_ftrl_buf {
-	uint8_t *data;
-	size_t len;
-	size_t cap;
-} ls_ftrl_buf;
-void ls_ftrl_buf_free(ls_ftrl_buf *b);
-
-/* Replace out's contents with m's checkpoint (a model or a delta). */
-int ls_ftrl_encode(const ls_ftrl *m, ls_ftrl_buf *out);
+/*
+ * Replace out's contents with m's checkpoint (a model or a delta). out is
+ * the caller's (ls_buf.h) and may be reused.
+ */
+int ls_ftrl_encode(const ls_ftrl *m, ls_buf *out);
 
 /*
  * Build a model (or delta) from data[0..len). On success *out receives it

@@ -179,6 +179,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ls_buf.h"
 #include "ls_event.h"
 #include "ls_window.h"
 
@@ -247,13 +248,6 @@ typedef struct ls_lead_conf {
 	uint32_t max_metrics;           /* 0..LS_LEAD_MAX_PROFILE_KEYS */
 } ls_lead_conf;
 
-/* A growable output buffer the caller owns and may reuse across leads. */
-typedef struct ls_lead_blob {
-	uint8_t *data;
-	size_t len;
-	size_t cap;
-} ls_lead_blob;
-
 typedef struct ls_lead ls_lead;
 
 /* Fill conf with the defaults above for feature set set. */
@@ -306,10 +300,12 @@ int ls_lead_feature_names(const ls_feature_set *set, const char **names,
  */
 size_t ls_lead_blob_bound(const ls_lead_conf *conf);
 
-/* Replace out's contents with the lead's blob. */
+/*
+ * Replace out's contents with the lead's blob. out is the caller's
+ * (ls_buf.h) and may be reused across leads.
+ */
 int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
-		   ls_lead_blob *out);
-void ls_lead_blob_free(ls_lead_blob *blob);
+		   ls_buf *out);
 
 /*
  * Build a lead from data[0..len). On success *out receives a new lead the

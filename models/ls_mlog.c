@@ -35,16 +35,8 @@ const char *ls_mlog_result_str(int rc)
 	}
 }
 
-void ls_mlog_buf_free(ls_mlog_buf *b)
-{
-	if (b == NULL)
-		return;
-	free(b->data);
-	*b = (ls_mlog_buf){ 0 };
-}
-
 int ls_mlog_encode(const ls_mlog_pair *pairs, size_t n, const uint8_t *delta,
-		   size_t dlen, ls_mlog_buf *out)
+		   size_t dlen, ls_buf *out)
 {
 	if (out == NULL || n > LS_MLOG_MAX_PAIRS || (n > 0 && pairs == NULL) ||
 	    (dlen > 0 && delta == NULL))
@@ -53,13 +45,9 @@ int ls_mlog_encode(const ls_mlog_pair *pairs, size_t n, const uint8_t *delta,
 		if (!(pairs[i].p >= 0.0 && pairs[i].p <= 1.0) || pairs[i].label > 1)
 			return LS_MLOG_ERR_INVALID;
 	size_t need = sizeof magic + 1 + 2 * LS_VARINT_MAX + n * 9 + dlen + 8;
-	if (need > out->cap) {
-		uint8_t *d = realloc(out->data, need);
-		if (d == NULL)
-			return LS_MLOG_ERR_NOMEM;
-		out->data = d;
-		out->cap = need;
-	}
+	out->len = 0;
+	if (ls_buf_reserve(out, need) != 0)
+		return LS_MLOG_ERR_NOMEM;
 	uint8_t *o = out->data;
 	memcpy(o, magic, sizeof magic);
 	o += sizeof magic;

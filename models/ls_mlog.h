@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ls_buf.h"
+
 #define LS_MLOG_FORMAT_VERSION 1
 #define LS_MLOG_MAX_PAIRS ((size_t)1 << 20)
 
@@ -53,20 +55,13 @@ typedef struct ls_mlog_pair {
 	uint8_t label; /* 0 or 1 */
 } ls_mlog_pair;
 
-/* A growable byte buffer the caller owns and may reuse. */
-typedef struct ls_mlog_buf {
-	uint8_t *data;
-	size_t len;
-	size_t cap;
-} ls_mlog_buf;
-void ls_mlog_buf_free(ls_mlog_buf *b);
-
 /*
  * Replace out's contents with the entry of pairs[0..n) and delta[0..dlen)
- * (dlen may be 0, delta then may be NULL).
+ * (dlen may be 0, delta then may be NULL). out is the caller's (ls_buf.h)
+ * and may be reused.
  */
 int ls_mlog_encode(const ls_mlog_pair *pairs, size_t n, const uint8_t *delta,
-		   size_t dlen, ls_mlog_buf *out);
+		   size_t dlen, ls_buf *out);
 
 /*
  * A decoded entry. pairs is allocated (free with ls_mlog_entry_free);

@@ -112,7 +112,7 @@ struct ls_pipeline {
 	char **offset_topics;     /* owned copies: pending offsets outlive messages */
 	size_t n_offsets, cap_offsets, cap_offset_topics;
 	ls_buf blobs;
-	ls_lead_blob scratch;
+	ls_buf scratch;
 	ls_scorer *scorer;
 	ls_cache_entry **touched; /* leads with an applied event this batch */
 	size_t n_touched, cap_touched;
@@ -2235,7 +2235,7 @@ void ls_pipeline_free(ls_pipeline *p)
 	ls_cache_free(&p->cache);
 	ls_arena_free(&p->arena);
 	ls_buf_free(&p->blobs);
-	ls_lead_blob_free(&p->scratch);
+	ls_buf_free(&p->scratch);
 	ls_feature_set_free(p->features);
 	free(p->msgs);
 	free(p->events);

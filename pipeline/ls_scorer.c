@@ -42,8 +42,8 @@ typedef struct model {
 	ls_eval *eval; /* shared window at the last fold + committed pairs */
 	ls_mlog_pair *pend;
 	size_t n_pend, cap_pend;
-	ls_ftrl_buf delta_buf;
-	ls_mlog_buf entry;
+	ls_buf delta_buf;
+	ls_buf entry;
 	uint64_t timeouts, scored, published;
 } model;
 
@@ -169,8 +169,8 @@ void ls_scorer_free(ls_scorer *sc)
 		ls_ftrl_free(m->delta);
 		ls_eval_free(m->eval);
 		free(m->pend);
-		ls_ftrl_buf_free(&m->delta_buf);
-		ls_mlog_buf_free(&m->entry);
+		ls_buf_free(&m->delta_buf);
+		ls_buf_free(&m->entry);
 	}
 	free(sc->m);
 	free(sc->scores_topic);
@@ -838,7 +838,7 @@ int ls_scorer_fold(const ls_store_model_state *st, const ls_ftrl *fresh,
 static int checkpoint_model(ls_scorer *sc, model *m, char *err, size_t errlen)
 {
 	ls_store_model_keys k = { m->k_model, m->k_eval, m->k_log };
-	ls_ftrl_buf mb = { 0 };
+	ls_buf mb = { 0 };
 	uint8_t *eb = NULL;
 	int rc = -1;
 	for (int attempt = 0; attempt < WATCH_ATTEMPTS; attempt++) {
@@ -908,7 +908,7 @@ static int checkpoint_model(ls_scorer *sc, model *m, char *err, size_t errlen)
 	ls_set_err(err, errlen, "model %s: checkpoint lost the race %d times",
 		   m->spec->name, WATCH_ATTEMPTS);
 out:
-	ls_ftrl_buf_free(&mb);
+	ls_buf_free(&mb);
 	free(eb);
 	return rc;
 }

@@ -46,6 +46,7 @@
  * variadic commands and the reply array grow to the largest batch seen
  * and are reused, so steady-state calls allocate only inside hiredis.
  */
+#include "ls_buf.h"
 #include "ls_err.h"
 #include "ls_store.h"
 
@@ -103,27 +104,6 @@ struct ls_store {
 };
 
 /* ------------------------------------------------------------ helpers */
-
-/* Grow *p (elements of size elem) to hold at least need; doubles. */
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t ncap = *cap ? *cap : 16;
-	while (ncap < need) {
-		if (ncap > SIZE_MAX / 2)
-			return -1;
-		ncap *= 2;
-	}
-	if (ncap > SIZE_MAX / elem)
-		return -1;
-	void *np = realloc(*p, ncap * elem);
-	if (np == NULL)
-		return -1;
-	*p = np;
-	*cap = ncap;
-	return 0;
-}
 
 static char *dup_str(const char *s)
 {
@@ -232,7 +212,7 @@ static redisReply *read_reply(ls_store *st)
 static const char *lead_key(ls_store *st, const char *lead_id, size_t *len)
 {
 	size_t n = st->prefix_len + strlen(lead_id) + LS_KEYS_OVERHEAD;
-	if (grow((void **)&st->keybuf, &st->keybuf_cap, n, 1) != 0)
+	if (ls_grow((void **)&st->keybuf, &st->keybuf_cap, n, 1) != 0)
 		return NULL;
 	*len = (size_t)ls_keys_lead(st->keybuf, n, st->prefix, lead_id);
 	return st->keybuf;
@@ -255,9 +235,10 @@ static int text_add(ls_store *st, size_t *used, size_t *count,
 	va_end(ap);
 	if (n < 0)
 		return -1;
-	if (grow((void **)&st->text, &st->text_cap, *used + (size_t)n + 1, 1) != 0 ||
-	    grow((void **)&st->text_off, &st->text_off_cap, *count + 1,
-		 sizeof *st->text_off) != 0)
+	if (ls_grow((void **)&st->text, &st->text_cap, *used + (size_t)n + 1,
+		    1) != 0 ||
+	    ls_grow((void **)&st->text_off, &st->text_off_cap, *count + 1,
+		    sizeof *st->text_off) != 0)
 		return -1;
 	va_start(ap, fmt);
 	vsnprintf(st->text + *used, (size_t)n + 1, fmt, ap);
@@ -275,9 +256,9 @@ static size_t text_argv(ls_store *st, const char *cmd, size_t count)
 	if (argc > st->argv_cap) {
 		/* argv and argvlen share one capacity */
 		size_t cap = st->argv_cap, lcap = st->argv_cap;
-		if (grow((void **)&st->argv, &cap, argc, sizeof *st->argv) != 0 ||
-		    grow((void **)&st->argvlen, &lcap, cap,
-			 sizeof *st->argvlen) != 0)
+		if (ls_grow((void **)&st->argv, &cap, argc, sizeof *st->argv) != 0 ||
+		    ls_grow((void **)&st->argvlen, &lcap, cap,
+			    sizeof *st->argvlen) != 0)
 			return 0;
 		st->argv_cap = cap < lcap ? cap : lcap;
 	}
@@ -460,8 +441,8 @@ int ls_store_load(ls_store *st, const char *const *lead_ids, size_t n,
 		return -1;
 	if (n == 0)
 		return 0;
-	if (grow((void **)&st->replies, &st->replies_cap, n,
-		 sizeof *st->replies) != 0) {
+	if (ls_grow((void **)&st->replies, &st->replies_cap, n,
+		    sizeof *st->replies) != 0) {
 		ls_set_err(err, errlen, "load: out of memory");
 		return -1;
 	}
@@ -862,8 +843,8 @@ static int model_state_of(ls_store *st, redisReply *const *g,
 		return -1;
 	}
 	size_t n = g[2]->elements;
-	if (grow((void **)&st->log_blobs, &st->log_blobs_cap, n ? n : 1,
-		 sizeof *st->log_blobs) != 0) {
+	if (ls_grow((void **)&st->log_blobs, &st->log_blobs_cap, n ? n : 1,
+		    sizeof *st->log_blobs) != 0) {
 		ls_set_err(err, errlen, "model read: out of memory");
 		return -1;
 	}
@@ -885,7 +866,7 @@ int ls_store_model_read(ls_store *st, const ls_store_model_keys *k, bool watch,
 	*out = (ls_store_model_state){ 0 };
 	if (need_connection(st, "model read", err, errlen) != 0)
 		return -1;
-	if (grow((void **)&st->replies, &st->replies_cap, 6, sizeof *st->replies) != 0) {
+	if (ls_grow((void **)&st->replies, &st->replies_cap, 6, sizeof *st->replies) != 0) {
 		ls_set_err(err, errlen, "model read: out of memory");
 		return -1;
 	}
@@ -1034,7 +1015,7 @@ int ls_store_due(ls_store *st, const char *key, int64_t max_score,
 	*next = INT64_MAX;
 	if (need_connection(st, "due", err, errlen) != 0)
 		return -1;
-	if (grow((void **)&st->replies, &st->replies_cap, 2, sizeof *st->replies) != 0) {
+	if (ls_grow((void **)&st->replies, &st->replies_cap, 2, sizeof *st->replies) != 0) {
 		ls_set_err(err, errlen, "due: out of memory");
 		return -1;
 	}

@@ -257,7 +257,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Replace leads[0..n) with leads decoded from blobs; false on failure. */
-static bool restore(ls_lead **leads, const ls_lead_blob *blobs, size_t n,
+static bool restore(ls_lead **leads, const ls_buf *blobs, size_t n,
 		    const ls_lead_conf *conf)
 {
 	char err[256];
@@ -275,7 +275,7 @@ static bool restore(ls_lead **leads, const ls_lead_blob *blobs, size_t n,
 }
 
 /* blobs[j] = leads[j]'s blob; false on failure. */
-static bool snapshot(ls_lead *const *leads, ls_lead_blob *blobs, size_t n,
+static bool snapshot(ls_lead *const *leads, ls_buf *blobs, size_t n,
 		     const ls_lead_conf *conf)
 {
 	for (size_t j = 0; j < n; j++) {
@@ -358,8 +358,8 @@ int main(int argc, char **argv)
 
 	ls_feature_set *set = NULL;
 	ls_lead **leads = NULL;
-	ls_lead_blob *before = NULL, *after = NULL;
-	ls_lead_blob blob = { 0 };
+	ls_buf *before = NULL, *after = NULL;
+	ls_buf blob = { 0 };
 	stream hist = { 0 }, timed = { 0 };
 	ls_ftrl *model = NULL;
 	const char **value_names = NULL;
@@ -582,7 +582,7 @@ int main(int argc, char **argv)
 
 		t0 = now_ns();
 		for (size_t i = 0; i < K; i++) {
-			const ls_lead_blob *b = &after[timed.lead[i]];
+			const ls_buf *b = &after[timed.lead[i]];
 			ls_lead *d = NULL;
 			acc_u += (uint64_t)ls_lead_decode(&conf, b->data, b->len, &d, err,
 							  sizeof err);
@@ -660,9 +660,9 @@ done:
 	for (size_t j = 0; leads != NULL && j < L; j++)
 		ls_lead_free(leads[j]);
 	for (size_t j = 0; before != NULL && j < L; j++)
-		ls_lead_blob_free(&before[j]);
+		ls_buf_free(&before[j]);
 	for (size_t j = 0; after != NULL && j < L; j++)
-		ls_lead_blob_free(&after[j]);
+		ls_buf_free(&after[j]);
 	for (size_t p = 0; pool != NULL && p < P; p++)
 		ls_ftrl_example_free(&pool[p]);
 	free(leads);
@@ -677,7 +677,7 @@ done:
 	free(ib.num_values);
 	free(ib.cat_keys);
 	free(ib.cat_values);
-	ls_lead_blob_free(&blob);
+	ls_buf_free(&blob);
 	ls_ftrl_example_free(&x);
 	ls_ftrl_free(model);
 	stream_free(&hist);

@@ -380,7 +380,7 @@ START_TEST(test_determinism)
 	ls_ftrl *a = mix_model(1u << 12), *b = mix_model(1u << 12);
 	mix_train(a, 99, 1500);
 	mix_train(b, 99, 1500);
-	ls_ftrl_buf ea = { 0 }, eb = { 0 };
+	ls_buf ea = { 0 }, eb = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(a, &ea), LS_FTRL_OK);
 	ck_assert_int_eq(ls_ftrl_encode(b, &eb), LS_FTRL_OK);
 	ck_assert_uint_eq(ea.len, eb.len);
@@ -388,12 +388,12 @@ START_TEST(test_determinism)
 	/* another order gives another model */
 	ls_ftrl *c = mix_model(1u << 12);
 	mix_train(c, 100, 1500);
-	ls_ftrl_buf ec = { 0 };
+	ls_buf ec = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(c, &ec), LS_FTRL_OK);
 	ck_assert(ec.len != ea.len || memcmp(ea.data, ec.data, ea.len) != 0);
-	ls_ftrl_buf_free(&ea);
-	ls_ftrl_buf_free(&eb);
-	ls_ftrl_buf_free(&ec);
+	ls_buf_free(&ea);
+	ls_buf_free(&eb);
+	ls_buf_free(&ec);
 	ls_ftrl_free(a);
 	ls_ftrl_free(b);
 	ls_ftrl_free(c);
@@ -499,11 +499,11 @@ static ls_ftrl *hand_model(const char *const *dense, size_t nd,
 	int rc = ls_ftrl_decode(b, len, &m, err, sizeof err);
 	ck_assert_msg(rc == LS_FTRL_OK, "hand model: %s", err);
 	/* and the encoder writes exactly what the format says */
-	ls_ftrl_buf e = { 0 };
+	ls_buf e = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(m, &e), LS_FTRL_OK);
 	ck_assert_uint_eq(e.len, len);
 	ck_assert(memcmp(e.data, b, len) == 0);
-	ls_ftrl_buf_free(&e);
+	ls_buf_free(&e);
 	free(b);
 	return m;
 }
@@ -622,7 +622,7 @@ START_TEST(test_standardisation)
 	ck_assert_double_eq_tol(x.dense[1], -log1p(0.5), EPS);
 
 	double mean, sd, p;
-	ls_ftrl_buf before = { 0 }, after = { 0 };
+	ls_buf before = { 0 }, after = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(m, &before), LS_FTRL_OK);
 	for (int i = 0; i < 5; i++)
 		ck_assert_int_eq(ls_ftrl_predict(m, &x, &p), LS_FTRL_OK);
@@ -674,8 +674,8 @@ START_TEST(test_standardisation)
 	size_t e = entry_of(&x, "employees");
 	ck_assert_double_eq(x.entries[e].value, 5.0); /* log1p 1000 clipped */
 
-	ls_ftrl_buf_free(&before);
-	ls_ftrl_buf_free(&after);
+	ls_buf_free(&before);
+	ls_buf_free(&after);
 	ls_ftrl_example_free(&x);
 	ls_ftrl_free(m);
 }
@@ -692,7 +692,7 @@ START_TEST(test_copy)
 	mix_train(dst, 8, 50); /* other state, same layout */
 	ck_assert_int_eq(ls_ftrl_copy(dst, m), LS_FTRL_OK);
 	ls_ftrl *cl = ls_ftrl_clone(m);
-	ls_ftrl_buf a = { 0 }, b = { 0 };
+	ls_buf a = { 0 }, b = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(dst, &a), LS_FTRL_OK);
 	ck_assert_int_eq(ls_ftrl_encode(cl, &b), LS_FTRL_OK);
 	ck_assert_uint_eq(a.len, b.len);
@@ -718,8 +718,8 @@ START_TEST(test_copy)
 	ck_assert_int_eq(ls_ftrl_copy(other, m), LS_FTRL_ERR_LAYOUT);
 	ck_assert_int_eq(ls_ftrl_delta_into(other, dst, m), LS_FTRL_ERR_LAYOUT);
 	ck_assert_int_eq(ls_ftrl_copy(NULL, m), LS_FTRL_ERR_INVALID);
-	ls_ftrl_buf_free(&a);
-	ls_ftrl_buf_free(&b);
+	ls_buf_free(&a);
+	ls_buf_free(&b);
 	ls_ftrl_free(other);
 	ls_ftrl_free(cl);
 	ls_ftrl_free(dst);
@@ -731,7 +731,7 @@ START_TEST(test_roundtrip)
 {
 	ls_ftrl *m = mix_model(1u << 12);
 	mix_train(m, 5, 800);
-	ls_ftrl_buf e1 = { 0 }, e2 = { 0 };
+	ls_buf e1 = { 0 }, e2 = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(m, &e1), LS_FTRL_OK);
 	ls_ftrl *d = NULL;
 	char err[256] = "";
@@ -756,8 +756,8 @@ START_TEST(test_roundtrip)
 	ck_assert_int_eq(ls_ftrl_encode(z, &e2), LS_FTRL_OK);
 	ck_assert_uint_lt(e2.len, 256); /* 4 names + stats: ~200 */
 	ls_ftrl_free(z);
-	ls_ftrl_buf_free(&e1);
-	ls_ftrl_buf_free(&e2);
+	ls_buf_free(&e1);
+	ls_buf_free(&e2);
 	ls_ftrl_free(m);
 	ls_ftrl_free(d);
 }
@@ -770,9 +770,9 @@ static void try_decode(const uint8_t *b, size_t len)
 	int rc = ls_ftrl_decode(b, len, &m, err, sizeof err);
 	if (rc == LS_FTRL_OK) {
 		ck_assert_ptr_nonnull(m);
-		ls_ftrl_buf e = { 0 };
+		ls_buf e = { 0 };
 		ck_assert_int_eq(ls_ftrl_encode(m, &e), LS_FTRL_OK);
-		ls_ftrl_buf_free(&e);
+		ls_buf_free(&e);
 		ls_ftrl_free(m);
 	} else {
 		ck_assert_int_eq(rc, LS_FTRL_ERR_CORRUPT);
@@ -792,7 +792,7 @@ START_TEST(test_fuzz_decode)
 {
 	ls_ftrl *m = mix_model(1u << 8);
 	mix_train(m, 11, 300);
-	ls_ftrl_buf e = { 0 };
+	ls_buf e = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(m, &e), LS_FTRL_OK);
 	uint8_t *b = malloc(e.len);
 	ck_assert_ptr_nonnull(b);
@@ -849,7 +849,7 @@ START_TEST(test_fuzz_decode)
 	ck_assert_int_eq(ls_ftrl_decode(NULL, 0, &out, err, sizeof err),
 			 LS_FTRL_ERR_CORRUPT);
 	free(b);
-	ls_ftrl_buf_free(&e);
+	ls_buf_free(&e);
 	ls_ftrl_free(m);
 }
 END_TEST
@@ -866,7 +866,7 @@ static void checkpoint(instance *in, ls_ftrl *shared)
 	ls_ftrl *d = NULL;
 	ck_assert_int_eq(ls_ftrl_delta(in->local, in->base, &d), LS_FTRL_OK);
 	/* through the wire format, as the pipeline would send it */
-	ls_ftrl_buf e = { 0 };
+	ls_buf e = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(d, &e), LS_FTRL_OK);
 	ls_ftrl_free(d);
 	d = NULL;
@@ -875,7 +875,7 @@ static void checkpoint(instance *in, ls_ftrl *shared)
 	ck_assert(ls_ftrl_is_delta(d));
 	ck_assert_int_eq(ls_ftrl_apply_delta(shared, d), LS_FTRL_OK);
 	ls_ftrl_free(d);
-	ls_ftrl_buf_free(&e);
+	ls_buf_free(&e);
 	ls_ftrl_free(in->base);
 	ls_ftrl_free(in->local);
 	in->base = ls_ftrl_clone(shared);
@@ -944,7 +944,7 @@ START_TEST(test_delta_merge)
 	ck_assert_double_lt(fabs(a_single - a_shared), 0.01);
 
 	/* a zero delta changes nothing, not even the version */
-	ls_ftrl_buf e1 = { 0 }, e2 = { 0 };
+	ls_buf e1 = { 0 }, e2 = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(shared, &e1), LS_FTRL_OK);
 	ls_ftrl *zd = NULL;
 	ck_assert_int_eq(ls_ftrl_delta(shared, shared, &zd), LS_FTRL_OK);
@@ -974,8 +974,8 @@ START_TEST(test_delta_merge)
 	ls_ftrl_free(other);
 	ls_ftrl_free(fresh);
 	ls_ftrl_free(zd);
-	ls_ftrl_buf_free(&e1);
-	ls_ftrl_buf_free(&e2);
+	ls_buf_free(&e1);
+	ls_buf_free(&e2);
 	free(ps);
 	free(pm);
 	free(ys);

@@ -128,12 +128,12 @@ static double value_of(const ls_lead *l, const ls_lead_conf *c, int64_t T,
 	return NAN;
 }
 
-static void encode_ok(const ls_lead *l, const ls_lead_conf *c, ls_lead_blob *b)
+static void encode_ok(const ls_lead *l, const ls_lead_conf *c, ls_buf *b)
 {
 	ck_assert_int_eq(ls_lead_encode(l, c, b), LS_LEAD_APPLIED);
 }
 
-static ls_lead *decode_ok(const ls_lead_conf *c, const ls_lead_blob *b)
+static ls_lead *decode_ok(const ls_lead_conf *c, const ls_buf *b)
 {
 	ls_lead *l = NULL;
 	char err[200] = "";
@@ -190,7 +190,7 @@ START_TEST(test_dedupe_inside_and_outside_k)
 	ck_assert_int_eq(ls_lead_apply(l, &conf, &w1), LS_LEAD_APPLIED);
 
 	/* ids are remembered across a save and restore */
-	ls_lead_blob b = { 0 }, b2 = { 0 };
+	ls_buf b = { 0 }, b2 = { 0 };
 	encode_ok(l, &conf, &b);
 	ls_lead *d = decode_ok(&conf, &b);
 	ck_assert_uint_eq(ls_lead_n_remembered(d), 4);
@@ -205,8 +205,8 @@ START_TEST(test_dedupe_inside_and_outside_k)
 	ck_assert_uint_eq(ls_lead_event_count(l, LS_SOURCE_WEB), 8);
 	ck_assert_uint_eq(ls_lead_event_count(d, LS_SOURCE_WEB), 9);
 	ls_lead_free(d);
-	ls_lead_blob_free(&b);
-	ls_lead_blob_free(&b2);
+	ls_buf_free(&b);
+	ls_buf_free(&b2);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }
@@ -285,7 +285,7 @@ START_TEST(test_dedupe_horizon_shorter_than_grace)
 	ck_assert_int_eq(ls_lead_apply(l, &conf, &below), LS_LEAD_APPLIED);
 
 	/* it survives a save and restore the same way */
-	ls_lead_blob b = { 0 };
+	ls_buf b = { 0 };
 	encode_ok(l, &conf, &b);
 	ls_lead *d = decode_ok(&conf, &b);
 	ck_assert_uint_eq(ls_lead_n_remembered(d), 3);
@@ -309,7 +309,7 @@ START_TEST(test_dedupe_horizon_shorter_than_grace)
 	ck_assert_uint_eq(ls_lead_n_remembered(l), 1);
 	ck_assert_int_eq(ls_lead_apply(l, &conf, &second), LS_LEAD_DUPLICATE);
 	ck_assert_int_eq(ls_lead_apply(l, &conf, &first), LS_LEAD_APPLIED);
-	ls_lead_blob_free(&b);
+	ls_buf_free(&b);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }
@@ -348,13 +348,13 @@ START_TEST(test_dedupe_horizon_above_grace)
 	ck_assert_int_eq(ls_lead_apply(a, &wide, &a2), LS_LEAD_DUPLICATE);
 	/* the forgotten ones are caught anyway: too late */
 	ck_assert_int_eq(ls_lead_apply(a, &wide, &a1), LS_LEAD_TOO_LATE);
-	ls_lead_blob ba = { 0 }, bb = { 0 };
+	ls_buf ba = { 0 }, bb = { 0 };
 	encode_ok(a, &wide, &ba);
 	encode_ok(b, &same, &bb);
 	ck_assert_uint_eq(ba.len, bb.len);
 	ck_assert_mem_eq(ba.data, bb.data, ba.len);
-	ls_lead_blob_free(&ba);
-	ls_lead_blob_free(&bb);
+	ls_buf_free(&ba);
+	ls_buf_free(&bb);
 	ls_lead_free(a);
 	ls_lead_free(b);
 	ls_feature_set_free(set);
@@ -396,7 +396,7 @@ START_TEST(test_late_days_behind)
 	ls_lead *r = ls_lead_new(&conf);
 	apply_ok(r, &conf, web);
 	apply_ok(r, &conf, mail);
-	ls_lead_blob bl = { 0 }, br = { 0 };
+	ls_buf bl = { 0 }, br = { 0 };
 	encode_ok(l, &conf, &bl);
 	encode_ok(r, &conf, &br);
 	ck_assert_uint_eq(bl.len, br.len);
@@ -414,8 +414,8 @@ START_TEST(test_late_days_behind)
 				     "web_activity_7d"), 0.0);
 	ck_assert_double_eq(value_of(l, &conf, LS_LEAD_AT_WATERMARK,
 				     "days_since_last_web"), 365.0);
-	ls_lead_blob_free(&bl);
-	ls_lead_blob_free(&br);
+	ls_buf_free(&bl);
+	ls_buf_free(&br);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }
@@ -491,7 +491,7 @@ START_TEST(test_dedupe_newest_by_event_time)
 	apply_ok(b, &conf, t45);
 	for (unsigned i = 0; i < 5; i++)
 		apply_ok(b, &conf, t[order_b[i]]);
-	ls_lead_blob ba = { 0 }, bb = { 0 };
+	ls_buf ba = { 0 }, bb = { 0 };
 	encode_ok(a, &conf, &ba);
 	encode_ok(b, &conf, &bb);
 	ck_assert_uint_eq(ba.len, bb.len);
@@ -523,8 +523,8 @@ START_TEST(test_dedupe_newest_by_event_time)
 		ck_assert_int_eq(ls_lead_apply(a, &conf, &e),
 				 i == lowest ? LS_LEAD_APPLIED : LS_LEAD_DUPLICATE);
 	}
-	ls_lead_blob_free(&ba);
-	ls_lead_blob_free(&bb);
+	ls_buf_free(&ba);
+	ls_buf_free(&bb);
 	ls_lead_free(a);
 	ls_lead_free(b);
 	ls_feature_set_free(set);
@@ -640,11 +640,11 @@ static ls_lead *apply_in(const ls_lead_conf *c, const ev_pool *p,
 	ck_assert_ptr_nonnull(l);
 	for (size_t i = 0; i < p->n; i++) {
 		if (cut > 0 && i == cut) {
-			ls_lead_blob b = { 0 };
+			ls_buf b = { 0 };
 			encode_ok(l, c, &b);
 			ls_lead_free(l);
 			l = decode_ok(c, &b);
-			ls_lead_blob_free(&b);
+			ls_buf_free(&b);
 		}
 		size_t e = ix[i];
 		if (use && !use[e])
@@ -658,7 +658,7 @@ static ls_lead *apply_in(const ls_lead_conf *c, const ev_pool *p,
 	return l;
 }
 
-static uint64_t blob_varint(const ls_lead_blob *b, size_t *pos)
+static uint64_t blob_varint(const ls_buf *b, size_t *pos)
 {
 	uint64_t v = 0;
 	for (unsigned shift = 0; *pos < b->len; shift += 7) {
@@ -672,7 +672,7 @@ static uint64_t blob_varint(const ls_lead_blob *b, size_t *pos)
 
 /* The bytes of the remembered ids in a blob, n_seen included (layout in
  * ls_lead.h): [*from, *to). */
-static void seen_section(const ls_lead_blob *b, size_t *from, size_t *to)
+static void seen_section(const ls_buf *b, size_t *from, size_t *to)
 {
 	size_t pos = 1; /* after the version */
 	uint8_t flags = b->data[pos++];
@@ -736,7 +736,7 @@ START_TEST(test_order_independence)
 							      : conf.dedupe_k;
 		ck_assert_uint_ge(want_mem, 1);
 
-		ls_lead_blob ref = { 0 }, b = { 0 };
+		ls_buf ref = { 0 }, b = { 0 };
 		for (unsigned k = 0; k < N_PERMS; k++) {
 			permutation(p, k, ix);
 			size_t cut = k % 10 == 5 ? p->n / 2 : 0;
@@ -767,8 +767,8 @@ START_TEST(test_order_independence)
 		}
 		ck_assert_uint_eq(dups, ls_lead_n_remembered(l));
 		ls_lead_free(l);
-		ls_lead_blob_free(&ref);
-		ls_lead_blob_free(&b);
+		ls_buf_free(&ref);
+		ls_buf_free(&b);
 	}
 	free(ix);
 	free(p);
@@ -806,7 +806,7 @@ START_TEST(test_order_independence_too_late)
 	random_events(p, 500, T0 + 7 * H + 1234, 3 * H);
 	permutation(p, 0, sorted);
 
-	ls_lead_blob b = { 0 }, ref = { 0 }, mem0 = { 0 };
+	ls_buf b = { 0 }, ref = { 0 }, mem0 = { 0 };
 	size_t min_late = SIZE_MAX, max_late = 0;
 	for (unsigned k = 0; k < N_PERMS; k++) {
 		permutation(p, k, ix);
@@ -849,9 +849,9 @@ START_TEST(test_order_independence_too_late)
 	/* the orders did apply different sets: this is not vacuous */
 	ck_assert_uint_eq(min_late, 0);
 	ck_assert_uint_gt(max_late, 0);
-	ls_lead_blob_free(&b);
-	ls_lead_blob_free(&ref);
-	ls_lead_blob_free(&mem0);
+	ls_buf_free(&b);
+	ls_buf_free(&ref);
+	ls_buf_free(&mem0);
 	free(used);
 	free(rc);
 	free(sorted);
@@ -1074,7 +1074,7 @@ START_TEST(test_profile_merge)
 	p.u.profile.n_metrics = 2;
 	p.u.profile.metrics = m4;
 	apply_ok(l, &conf, p);
-	ls_lead_blob b = { 0 }, b2 = { 0 };
+	ls_buf b = { 0 }, b2 = { 0 };
 	encode_ok(l, &conf, &b);
 	ls_lead *d = decode_ok(&conf, &b);
 	ck_assert_str_eq(ls_lead_attribute(d, "country"), "FR");
@@ -1086,8 +1086,8 @@ START_TEST(test_profile_merge)
 	ck_assert_uint_eq(b.len, b2.len);
 	ck_assert_mem_eq(b.data, b2.data, b.len);
 	ls_lead_free(d);
-	ls_lead_blob_free(&b);
-	ls_lead_blob_free(&b2);
+	ls_buf_free(&b);
+	ls_buf_free(&b2);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }
@@ -1244,7 +1244,7 @@ START_TEST(test_blob_bound_adversarial)
 	memset(ext, 0xff, sizeof ext);
 	ck_assert_int_eq(ls_lead_set_ext(l, ext, sizeof ext), LS_LEAD_APPLIED);
 
-	ls_lead_blob b = { 0 };
+	ls_buf b = { 0 };
 	encode_ok(l, &conf, &b);
 	ck_assert_msg(b.len <= bound, "blob %zu bytes > bound %zu", b.len, bound);
 	/* what a producer can grow is at its cap: profile keys and values at
@@ -1256,7 +1256,7 @@ START_TEST(test_blob_bound_adversarial)
 			32 * (1 + LS_LEAD_KEY_MAX + 1 + 8) + 32 * (8 + 1) +
 			LS_LEAD_EXT_MAX;
 	ck_assert_msg(b.len >= capped, "blob %zu bytes < %zu", b.len, capped);
-	ls_lead_blob_free(&b);
+	ls_buf_free(&b);
 	ls_lead_free(l);
 
 	/* the bound follows the limits */
@@ -1432,7 +1432,7 @@ START_TEST(test_roundtrip_and_sizes)
 		default: le->n = 0; break;
 		}
 		ls_lead *l = build(&conf, le);
-		ls_lead_blob b = { 0 }, b2 = { 0 };
+		ls_buf b = { 0 }, b2 = { 0 };
 		encode_ok(l, &conf, &b);
 		ls_lead *d = decode_ok(&conf, &b);
 		encode_ok(d, &conf, &b2);
@@ -1453,7 +1453,7 @@ START_TEST(test_roundtrip_and_sizes)
 		before.grace_ms = H;
 		before.dedupe_horizon_ms = H;
 		ls_lead *o = build(&before, le);
-		ls_lead_blob bo = { 0 };
+		ls_buf bo = { 0 };
 		encode_ok(o, &before, &bo);
 
 		printf("lead %-42s blob %4zu bytes (1h grace: %4zu), RAM %5zu "
@@ -1483,11 +1483,11 @@ START_TEST(test_roundtrip_and_sizes)
 		ls_lead_free(s2);
 		free(sh);
 		ls_lead_free(o);
-		ls_lead_blob_free(&bo);
+		ls_buf_free(&bo);
 		ls_lead_free(d);
 		ls_lead_free(l);
-		ls_lead_blob_free(&b);
-		ls_lead_blob_free(&b2);
+		ls_buf_free(&b);
+		ls_buf_free(&b2);
 	}
 
 	/* spot-check the engaged lead's values at its watermark */
@@ -1524,7 +1524,7 @@ START_TEST(test_determinism_and_restore)
 
 	ls_lead *a = build(&conf, le);
 	ls_lead *b = build(&conf, le);
-	ls_lead_blob ba = { 0 }, bb = { 0 }, bc = { 0 };
+	ls_buf ba = { 0 }, bb = { 0 }, bc = { 0 };
 	encode_ok(a, &conf, &ba);
 	encode_ok(b, &conf, &bb);
 	ck_assert_uint_eq(ba.len, bb.len);
@@ -1551,9 +1551,9 @@ START_TEST(test_determinism_and_restore)
 	encode_ok(a, &conf, &bc);
 	ck_assert_mem_eq(ba.data, bc.data, ba.len);
 
-	ls_lead_blob_free(&ba);
-	ls_lead_blob_free(&bb);
-	ls_lead_blob_free(&bc);
+	ls_buf_free(&ba);
+	ls_buf_free(&bb);
+	ls_buf_free(&bc);
 	ls_lead_free(a);
 	ls_lead_free(b);
 	free(le);
@@ -1612,7 +1612,7 @@ START_TEST(test_spec_change)
 	double out[8];
 	ck_assert_int_eq(ls_lead_features(l, &cb, T, out, 8), LS_LEAD_ERR_SET);
 
-	ls_lead_blob b = { 0 }, b2 = { 0 };
+	ls_buf b = { 0 }, b2 = { 0 };
 	encode_ok(l, &ca, &b);
 	ls_lead *m = decode_ok(&cb, &b);
 	ck_assert_double_eq(value_of(m, &cb, T, "opens_7d"), 1.0);
@@ -1641,8 +1641,8 @@ START_TEST(test_spec_change)
 	ck_assert_double_eq(value_of(back, &ca, T + 10, "days_since_web"), 365.0);
 	ls_lead_free(back);
 	ls_lead_free(m);
-	ls_lead_blob_free(&b);
-	ls_lead_blob_free(&b2);
+	ls_buf_free(&b);
+	ls_buf_free(&b2);
 	ls_lead_free(l);
 	ls_feature_set_free(sa);
 	ls_feature_set_free(sb);
@@ -1666,7 +1666,7 @@ static int try_decode(const ls_lead_conf *c, const uint8_t *p, size_t len)
 	}
 	double out[128];
 	ck_assert_int_gt(ls_lead_features(l, c, LS_LEAD_AT_WATERMARK, out, 128), 0);
-	ls_lead_blob b = { 0 };
+	ls_buf b = { 0 };
 	encode_ok(l, c, &b);
 	ls_event e = ev_web("fuzz-new", ls_lead_watermark(l) < 0
 						? T0
@@ -1674,7 +1674,7 @@ static int try_decode(const ls_lead_conf *c, const uint8_t *p, size_t len)
 			    LS_WEB_PAGE_VIEW, "pricing", 10, "s");
 	int arc = ls_lead_apply(l, c, &e);
 	ck_assert(arc == LS_LEAD_APPLIED || arc == LS_LEAD_DUPLICATE);
-	ls_lead_blob_free(&b);
+	ls_buf_free(&b);
 	ls_lead_free(l);
 	return rc;
 }
@@ -1693,7 +1693,7 @@ START_TEST(test_decode_fuzz)
 	oconf.max_attributes = 1;
 	oconf.max_metrics = 0;
 	lead_events *le = calloc(1, sizeof(*le));
-	ls_lead_blob blobs[3] = { { 0 }, { 0 }, { 0 } };
+	ls_buf blobs[3] = { { 0 }, { 0 }, { 0 } };
 	lead_engaged(le, true);
 	ls_lead *l = build(&conf, le);
 	encode_ok(l, &conf, &blobs[0]);
@@ -1719,7 +1719,7 @@ START_TEST(test_decode_fuzz)
 
 	size_t ok_flips = 0;
 	for (int k = 0; k < 3; k++) {
-		const ls_lead_blob *b = &blobs[k];
+		const ls_buf *b = &blobs[k];
 		/* every truncation fails cleanly; the whole blob decodes */
 		for (size_t n = 0; n < b->len; n++) {
 			uint8_t *copy = malloc(n ? n : 1);
@@ -1773,7 +1773,7 @@ START_TEST(test_decode_fuzz)
 	/* flips inside hashes and counts do decode; they must stay usable */
 	ck_assert_uint_gt(ok_flips, 0);
 	for (int k = 0; k < 3; k++)
-		ls_lead_blob_free(&blobs[k]);
+		ls_buf_free(&blobs[k]);
 	free(le);
 	ls_feature_set_free(other);
 	ls_feature_set_free(set);
@@ -1817,7 +1817,7 @@ START_TEST(test_decode_rejects_v1)
 	/* a current blob whose version byte says 1 is refused the same way */
 	ls_lead *l = ls_lead_new(&conf);
 	apply_ok(l, &conf, ev_web("v-1", T0, LS_WEB_PAGE_VIEW, NULL, -1, NULL));
-	ls_lead_blob b = { 0 };
+	ls_buf b = { 0 };
 	encode_ok(l, &conf, &b);
 	ck_assert_uint_eq(b.data[0], LS_LEAD_BLOB_VERSION);
 	ck_assert_uint_eq(LS_LEAD_BLOB_VERSION, 2);
@@ -1828,7 +1828,7 @@ START_TEST(test_decode_rejects_v1)
 			 LS_LEAD_ERR_CORRUPT);
 	ck_assert_ptr_null(d);
 	ck_assert_ptr_nonnull(strstr(err, "version 1"));
-	ls_lead_blob_free(&b);
+	ls_buf_free(&b);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }
@@ -1911,7 +1911,7 @@ START_TEST(test_ext_roundtrip_and_golden)
 	ck_assert_uint_eq(n, 0);
 
 	/* without ext: the bytes of the encoder before the ext section */
-	ls_lead_blob b = { 0 }, b2 = { 0 };
+	ls_buf b = { 0 }, b2 = { 0 };
 	encode_ok(l, &conf, &b);
 	ck_assert_uint_eq(b.len, sizeof golden_no_ext);
 	ck_assert_mem_eq(b.data, golden_no_ext, b.len);
@@ -1983,8 +1983,8 @@ START_TEST(test_ext_roundtrip_and_golden)
 	ls_lead_free(d);
 	free(big);
 
-	ls_lead_blob_free(&b);
-	ls_lead_blob_free(&b2);
+	ls_buf_free(&b);
+	ls_buf_free(&b2);
 	ls_lead_free(l);
 	ls_feature_set_free(other);
 	ls_feature_set_free(set);
@@ -2047,7 +2047,7 @@ START_TEST(test_ext_set_and_clear)
 	ck_assert_uint_eq(n, 0);
 	/* a cleared lead encodes like one that never had ext bytes */
 	ls_lead *fresh = ls_lead_new(&conf);
-	ls_lead_blob b = { 0 }, bf = { 0 };
+	ls_buf b = { 0 }, bf = { 0 };
 	encode_ok(l, &conf, &b);
 	encode_ok(fresh, &conf, &bf);
 	ck_assert_uint_eq(b.len, bf.len);
@@ -2055,8 +2055,8 @@ START_TEST(test_ext_set_and_clear)
 	n = 99;
 	ck_assert_ptr_null(ls_lead_ext(NULL, &n));
 	ck_assert_uint_eq(n, 0);
-	ls_lead_blob_free(&b);
-	ls_lead_blob_free(&bf);
+	ls_buf_free(&b);
+	ls_buf_free(&bf);
 	ls_lead_free(fresh);
 	ls_lead_free(l); /* frees the ext too (ASan checks) */
 	l = ls_lead_new(&conf);
@@ -2119,7 +2119,7 @@ START_TEST(test_ext_decode_rejects)
 	ls_lead *l = golden_lead(&conf);
 	static const uint8_t ext[] = { 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0xff };
 	ck_assert_int_eq(ls_lead_set_ext(l, ext, sizeof ext), LS_LEAD_APPLIED);
-	ls_lead_blob b = { 0 };
+	ls_buf b = { 0 };
 	encode_ok(l, &conf, &b);
 	ck_assert_uint_eq(b.len, g + 1 + sizeof ext);
 	for (size_t n = 0; n < b.len; n++) {
@@ -2156,7 +2156,7 @@ START_TEST(test_ext_decode_rejects)
 			ck_assert_int_eq(rc, LS_LEAD_ERR_CORRUPT);
 	}
 	free(copy);
-	ls_lead_blob_free(&b);
+	ls_buf_free(&b);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }
@@ -2191,7 +2191,7 @@ START_TEST(test_ext_survives_apply)
 
 	/* in the blob, the ext is last; through decode, apply and encode it
 	 * stays */
-	ls_lead_blob b = { 0 };
+	ls_buf b = { 0 };
 	encode_ok(l, &conf, &b);
 	ck_assert_uint_eq(b.data[b.len - sizeof ext - 1], sizeof ext);
 	ck_assert_mem_eq(b.data + b.len - sizeof ext, ext, sizeof ext);
@@ -2207,13 +2207,13 @@ START_TEST(test_ext_survives_apply)
 	 * the section only */
 	ls_lead *plain = decode_ok(&conf, &b);
 	ck_assert_int_eq(ls_lead_set_ext(plain, NULL, 0), LS_LEAD_APPLIED);
-	ls_lead_blob bp = { 0 };
+	ls_buf bp = { 0 };
 	encode_ok(plain, &conf, &bp);
 	ck_assert_uint_eq(bp.len + 1 + sizeof ext, b.len);
 	ck_assert_mem_eq(bp.data, b.data, bp.len);
 
-	ls_lead_blob_free(&bp);
-	ls_lead_blob_free(&b);
+	ls_buf_free(&bp);
+	ls_buf_free(&b);
 	ls_lead_free(plain);
 	ls_lead_free(d);
 	ls_lead_free(l);
@@ -2271,7 +2271,7 @@ START_TEST(test_invalid_arguments)
 	ck_assert_str_eq(ls_lead_result_str(42), "unknown result");
 	ls_lead_free(l);
 	ls_lead_free(NULL);
-	ls_lead_blob_free(NULL);
+	ls_buf_free(NULL);
 	ls_feature_set_free(set);
 }
 END_TEST

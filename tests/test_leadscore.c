@@ -940,7 +940,7 @@ START_TEST(test_in_lead_ext)
 	size_t n = encode_ok(&s, buf, sizeof buf);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(ls_lead_set_ext(l, buf, n), LS_LEAD_APPLIED);
-	ls_lead_blob b0 = { 0 }, b = { 0 };
+	ls_buf b0 = { 0 }, b = { 0 };
 	ck_assert_int_eq(ls_lead_encode(l, &conf, &b0), LS_LEAD_APPLIED);
 
 	/* the largest state: stored, encoded with the lead, restored */
@@ -960,8 +960,8 @@ START_TEST(test_in_lead_ext)
 	assert_state_eq(&s, &d);
 
 	ls_lead_free(r);
-	ls_lead_blob_free(&b0);
-	ls_lead_blob_free(&b);
+	ls_buf_free(&b0);
+	ls_buf_free(&b);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }

@@ -13,7 +13,7 @@ START_TEST(round_trip_pairs_and_delta)
 {
 	ls_mlog_pair pairs[3] = { { 0.0, 0 }, { 0.25, 1 }, { 1.0, 1 } };
 	const uint8_t delta[5] = { 1, 2, 3, 4, 5 };
-	ls_mlog_buf b = { 0 };
+	ls_buf b = { 0 };
 	ck_assert_int_eq(ls_mlog_encode(pairs, 3, delta, 5, &b), LS_MLOG_OK);
 	/* magic+version 5, count 1, 3 x 9, length 1, delta 5, checksum 8 */
 	ck_assert_uint_eq(b.len, 5 + 1 + 27 + 1 + 5 + 8);
@@ -29,13 +29,13 @@ START_TEST(round_trip_pairs_and_delta)
 	ck_assert_uint_eq(e.delta_len, 5);
 	ck_assert_int_eq(memcmp(e.delta, delta, 5), 0);
 	ls_mlog_entry_free(&e);
-	ls_mlog_buf_free(&b);
+	ls_buf_free(&b);
 }
 END_TEST
 
 START_TEST(empty_entry)
 {
-	ls_mlog_buf b = { 0 };
+	ls_buf b = { 0 };
 	ck_assert_int_eq(ls_mlog_encode(NULL, 0, NULL, 0, &b), LS_MLOG_OK);
 	ck_assert_uint_eq(b.len, 5 + 1 + 1 + 8);
 	ls_mlog_entry e;
@@ -45,13 +45,13 @@ START_TEST(empty_entry)
 	ck_assert_uint_eq(e.delta_len, 0);
 	ck_assert_ptr_null(e.delta);
 	ls_mlog_entry_free(&e);
-	ls_mlog_buf_free(&b);
+	ls_buf_free(&b);
 }
 END_TEST
 
 START_TEST(encode_refuses_bad_pairs)
 {
-	ls_mlog_buf b = { 0 };
+	ls_buf b = { 0 };
 	ls_mlog_pair bad_p[1] = { { 1.5, 0 } };
 	ls_mlog_pair nan_p[1] = { { NAN, 1 } };
 	ls_mlog_pair bad_y[1] = { { 0.5, 2 } };
@@ -60,7 +60,7 @@ START_TEST(encode_refuses_bad_pairs)
 	ck_assert_int_eq(ls_mlog_encode(bad_y, 1, NULL, 0, &b), LS_MLOG_ERR_INVALID);
 	ck_assert_int_eq(ls_mlog_encode(NULL, 1, NULL, 0, &b), LS_MLOG_ERR_INVALID);
 	ck_assert_int_eq(ls_mlog_encode(NULL, 0, NULL, 3, &b), LS_MLOG_ERR_INVALID);
-	ls_mlog_buf_free(&b);
+	ls_buf_free(&b);
 }
 END_TEST
 
@@ -76,7 +76,7 @@ START_TEST(structure_errors)
 {
 	ls_mlog_pair pairs[1] = { { 0.5, 1 } };
 	const uint8_t delta[2] = { 9, 9 };
-	ls_mlog_buf b = { 0 };
+	ls_buf b = { 0 };
 	ck_assert_int_eq(ls_mlog_encode(pairs, 1, delta, 2, &b), LS_MLOG_OK);
 	uint8_t *c = malloc(b.len);
 	ls_mlog_entry e;
@@ -122,7 +122,7 @@ START_TEST(structure_errors)
 	ck_assert_int_eq(ls_mlog_decode(c, b.len, &e, err, sizeof err), LS_MLOG_ERR_CORRUPT);
 	ck_assert_ptr_nonnull(strstr(err, "checksum"));
 	free(c);
-	ls_mlog_buf_free(&b);
+	ls_buf_free(&b);
 }
 END_TEST
 
@@ -133,7 +133,7 @@ START_TEST(truncations_and_flips)
 	uint8_t delta[40];
 	for (size_t i = 0; i < sizeof delta; i++)
 		delta[i] = (uint8_t)(i * 37);
-	ls_mlog_buf b = { 0 };
+	ls_buf b = { 0 };
 	ck_assert_int_eq(ls_mlog_encode(pairs, 4, delta, sizeof delta, &b), LS_MLOG_OK);
 	ls_mlog_entry e;
 	for (size_t n = 0; n < b.len; n++) {
@@ -151,7 +151,7 @@ START_TEST(truncations_and_flips)
 					 LS_MLOG_ERR_CORRUPT);
 		}
 	free(c);
-	ls_mlog_buf_free(&b);
+	ls_buf_free(&b);
 }
 END_TEST
 
@@ -176,10 +176,10 @@ START_TEST(carries_ftrl_delta)
 	ck_assert_int_eq(ls_ftrl_learn(local, &x, 1, &pb), 0);
 	ls_ftrl *d = NULL;
 	ck_assert_int_eq(ls_ftrl_delta(local, base, &d), 0);
-	ls_ftrl_buf db = { 0 };
+	ls_buf db = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(d, &db), 0);
 	ls_mlog_pair pair = { pb, 1 };
-	ls_mlog_buf b = { 0 };
+	ls_buf b = { 0 };
 	ck_assert_int_eq(ls_mlog_encode(&pair, 1, db.data, db.len, &b), LS_MLOG_OK);
 	ls_mlog_entry e;
 	ck_assert_int_eq(ls_mlog_decode(b.data, b.len, &e, err, sizeof err), LS_MLOG_OK);
@@ -193,12 +193,12 @@ START_TEST(carries_ftrl_delta)
 	ck_assert_uint_eq(ls_ftrl_positives(base), 1);
 	ls_ftrl_free(d2);
 	ls_ftrl_free(d);
-	ls_ftrl_buf_free(&db);
+	ls_buf_free(&db);
 	ls_ftrl_example_free(&x);
 	ls_ftrl_free(local);
 	ls_ftrl_free(base);
 	ls_mlog_entry_free(&e);
-	ls_mlog_buf_free(&b);
+	ls_buf_free(&b);
 }
 END_TEST
 

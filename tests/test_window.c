@@ -476,7 +476,7 @@ START_TEST(test_ts_zero)
 	ck_assert_double_eq(fv(l, &conf, 0, 3), 1234.0);
 	ck_assert_double_eq(fv(l, &conf, 7000, 4), 7.0);
 	/* survives a round trip: last_seen 0 is not "never" */
-	ls_lead_blob b = { 0 };
+	ls_buf b = { 0 };
 	ck_assert_int_eq(ls_lead_encode(l, &conf, &b), 0);
 	ls_lead *d = NULL;
 	char err[128];
@@ -485,7 +485,7 @@ START_TEST(test_ts_zero)
 	ck_assert_double_eq(fv(d, &conf, 5000, 2), 5.0);
 	ck_assert_double_eq(fv(d, &conf, 7000, 4), 7.0);
 	ls_lead_free(d);
-	ls_lead_blob_free(&b);
+	ls_buf_free(&b);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }
@@ -528,7 +528,7 @@ START_TEST(test_ts_huge_and_negative)
 	ck_assert_int_eq(ls_lead_features(l, &conf, -5, out, 8),
 			 LS_LEAD_ERR_INVALID);
 
-	ls_lead_blob b = { 0 }, b2 = { 0 };
+	ls_buf b = { 0 }, b2 = { 0 };
 	ck_assert_int_eq(ls_lead_encode(l, &conf, &b), 0);
 	ls_lead *d = NULL;
 	char err[128];
@@ -538,8 +538,8 @@ START_TEST(test_ts_huge_and_negative)
 	ck_assert_uint_eq(b.len, b2.len);
 	ck_assert_mem_eq(b.data, b2.data, b.len);
 	ls_lead_free(d);
-	ls_lead_blob_free(&b);
-	ls_lead_blob_free(&b2);
+	ls_buf_free(&b);
+	ls_buf_free(&b2);
 	ls_lead_free(l);
 	ls_feature_set_free(set);
 }
@@ -1046,7 +1046,7 @@ START_TEST(test_random_vs_reference)
 		/* now and then, carry on from a saved copy: a restored lead
 		 * must behave exactly like the one it was saved from */
 		if (i % 500 == 250) {
-			ls_lead_blob b1 = { 0 }, b2 = { 0 };
+			ls_buf b1 = { 0 }, b2 = { 0 };
 			ck_assert_int_eq(ls_lead_encode(l, &conf, &b1), 0);
 			ls_lead *d = NULL;
 			char err[160];
@@ -1057,8 +1057,8 @@ START_TEST(test_random_vs_reference)
 			ck_assert_mem_eq(b1.data, b2.data, b1.len);
 			ls_lead_free(l);
 			l = d;
-			ls_lead_blob_free(&b1);
-			ls_lead_blob_free(&b2);
+			ls_buf_free(&b1);
+			ls_buf_free(&b2);
 		}
 
 		if (i % 7 != 0)

@@ -319,12 +319,12 @@ static int cmd_lead(ls_store *store, const ls_config *cfg, const char *lead_id,
 	/* The window state alone: the scoring extension depends on how
 	 * events fell into batches (one score per lead per batch), the
 	 * windows must not; crash tests compare this. */
-	ls_lead_blob wb = { 0 };
+	ls_buf wb = { 0 };
 	char hex[17] = "";
 	if (ls_lead_set_ext(lead, NULL, 0) == 0 && ls_lead_encode(lead, &lc, &wb) == 0)
 		snprintf(hex, sizeof hex, "%016llx",
 			 (unsigned long long)XXH3_64bits(wb.data, wb.len));
-	ls_lead_blob_free(&wb);
+	ls_buf_free(&wb);
 	json_object_set_new(o, "window_state_xxh3", json_string(hex));
 	rc = print_json(o);
 out:

@@ -82,10 +82,10 @@ static void ftrl(const uint8_t *p, size_t len)
 		FUZZ_CHECK(m == NULL, "a failed decode left a model");
 		return;
 	}
-	ls_ftrl_buf b = { 0 };
+	ls_buf b = { 0 };
 	FUZZ_CHECK(ls_ftrl_encode(m, &b) == 0, "a decoded model does not encode");
 	same(p, len, b.data, b.len, "ftrl");
-	ls_ftrl_buf_free(&b);
+	ls_buf_free(&b);
 	use_model(m);
 	ls_ftrl_free(m);
 }
@@ -96,11 +96,11 @@ static void mlog(const uint8_t *p, size_t len)
 	char err[256];
 	if (ls_mlog_decode(p, len, &e, err, sizeof err) != 0)
 		return;
-	ls_mlog_buf b = { 0 };
+	ls_buf b = { 0 };
 	FUZZ_CHECK(ls_mlog_encode(e.pairs, e.n_pairs, e.delta, e.delta_len, &b) == 0,
 		   "a decoded entry does not encode");
 	same(p, len, b.data, b.len, "mlog");
-	ls_mlog_buf_free(&b);
+	ls_buf_free(&b);
 	if (e.delta_len > 0) /* as the checkpoint folds it */
 		ftrl(e.delta, e.delta_len);
 	ls_mlog_entry_free(&e);

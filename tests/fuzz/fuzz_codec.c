@@ -79,14 +79,14 @@ static void apply_to_lead(const ls_event *ev)
 	FUZZ_CHECK(ls_lead_features(lead, &lconf, LS_LEAD_AT_WATERMARK, vals, set->n_values) >= 0,
 		   "features");
 	free(vals);
-	ls_lead_blob blob = { 0 };
+	ls_buf blob = { 0 };
 	FUZZ_CHECK(ls_lead_encode(lead, &lconf, &blob) == 0, "lead encode");
 	ls_lead *back = NULL;
 	char err[256];
 	FUZZ_CHECK(ls_lead_decode(&lconf, blob.data, blob.len, &back, err, sizeof err) == 0,
 		   "lead decode: %s", err);
 	ls_lead_free(back);
-	ls_lead_blob_free(&blob);
+	ls_buf_free(&blob);
 	ls_lead_free(lead);
 }
 

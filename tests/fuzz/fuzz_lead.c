@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ls_leadscore ls;
 	(void)ls_leadscore_decode(ext, elen, &ls, NULL, 0);
 
-	ls_lead_blob b1 = { 0 }, b2 = { 0 };
+	ls_buf b1 = { 0 }, b2 = { 0 };
 	FUZZ_CHECK(ls_lead_encode(lead, c, &b1) == 0, "a decoded lead does not encode");
 	ls_lead *again = NULL;
 	FUZZ_CHECK(ls_lead_decode(c, b1.data, b1.len, &again, err, sizeof err) == 0,
@@ -83,8 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(ls_lead_encode(again, c, &b2) == 0, "encode");
 	FUZZ_CHECK(b1.len == b2.len && memcmp(b1.data, b2.data, b1.len) == 0,
 		   "lead blob not canonical: %zu bytes, then %zu", b1.len, b2.len);
-	ls_lead_blob_free(&b1);
-	ls_lead_blob_free(&b2);
+	ls_buf_free(&b1);
+	ls_buf_free(&b2);
 	ls_lead_free(again);
 	ls_lead_free(lead);
 	return 0;

@@ -222,7 +222,7 @@ static void lead_seeds(void)
 	ls_lead_conf conf;
 	ls_lead_conf_default(&conf, set);
 	ls_lead *lead = ls_lead_new(&conf);
-	ls_lead_blob blob = { 0 };
+	ls_buf blob = { 0 };
 	if (lead == NULL || ls_lead_encode(lead, &conf, &blob) != 0)
 		die("empty lead");
 	seed("fuzz_lead", "empty", 0, blob.data, blob.len);
@@ -254,7 +254,7 @@ static void lead_seeds(void)
 	seed("fuzz_lead", "month-ext", 0, blob.data, blob.len);
 	static const uint8_t v1[] = { 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 	seed("fuzz_lead", "version-1", 0, v1, sizeof v1);
-	ls_lead_blob_free(&blob);
+	ls_buf_free(&blob);
 	ls_lead_free(lead);
 	ls_feature_set_free(set);
 }
@@ -271,7 +271,7 @@ static void checkpoint_seeds(void)
 	ls_ftrl *m = ls_ftrl_new(&p, names, 3, err, sizeof err);
 	if (m == NULL)
 		die(err);
-	ls_ftrl_buf fb = { 0 };
+	ls_buf fb = { 0 };
 	if (ls_ftrl_encode(m, &fb) != 0)
 		die("ftrl encode");
 	seed("fuzz_checkpoint", "ftrl-fresh", 0, fb.data, fb.len);
@@ -298,7 +298,7 @@ static void checkpoint_seeds(void)
 	seed("fuzz_checkpoint", "ftrl-delta", 0, fb.data, fb.len);
 
 	ls_mlog_pair pairs[3] = { { 0.9, 1 }, { 0.2, 0 }, { 0.5, 1 } };
-	ls_mlog_buf mb = { 0 };
+	ls_buf mb = { 0 };
 	if (ls_mlog_encode(pairs, 3, fb.data, fb.len, &mb) != 0)
 		die("mlog");
 	seed("fuzz_checkpoint", "mlog-delta", 1, mb.data, mb.len);
@@ -306,7 +306,7 @@ static void checkpoint_seeds(void)
 	if (ls_mlog_encode(pairs, 3, NULL, 0, &mb) != 0)
 		die("mlog");
 	seed("fuzz_checkpoint", "mlog-pairs", 1, mb.data, mb.len);
-	ls_mlog_buf_free(&mb);
+	ls_buf_free(&mb);
 
 	ls_eval *ev = ls_eval_new(16);
 	if (ev == NULL)
@@ -335,7 +335,7 @@ static void checkpoint_seeds(void)
 	seed("fuzz_checkpoint", "leadscore", 3, lb, llen);
 	seed("fuzz_checkpoint", "leadscore-empty", 3, NULL, 0);
 
-	ls_ftrl_buf_free(&fb);
+	ls_buf_free(&fb);
 	ls_ftrl_free(d);
 	ls_ftrl_free(base);
 	ls_ftrl_free(m);
