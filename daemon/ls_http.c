@@ -419,9 +419,9 @@ static json_t *lead_scores(ls_http *h, const ls_lead *lead, snap_ref *r)
 	return scores;
 }
 
-/* 503 without the reason, which names the Redis socket or address: that
-   goes to the log (rate-limited; every request fails while Redis is down). */
-static enum MHD_Result redis_unavailable(ls_http *h, struct MHD_Connection *c, const char *err)
+/* Redis failed a request: say why in the log (rate-limited; every
+   request fails while Redis is down), never in the answer. */
+static void log_redis_unavailable(ls_http *h, const char *err)
 {
 	uint64_t sup;
 	if (ratelog_due(h, RL_REDIS, &sup)) {
@@ -429,6 +429,13 @@ static enum MHD_Result redis_unavailable(ls_http *h, struct MHD_Connection *c, c
 		ls_warn(COMPONENT, "redis unavailable for an HTTP request",
 			"error=%s suppressed=%" PRIu64, ls_log_quote(err, q, sizeof q), sup);
 	}
+}
+
+/* 503 without the reason, which names the Redis socket or address: that
+   goes to the log. */
+static enum MHD_Result redis_unavailable(ls_http *h, struct MHD_Connection *c, const char *err)
+{
+	log_redis_unavailable(h, err);
 	return send_error(c, 503, "redis_unavailable", "redis unavailable");
 }
 
@@ -543,7 +550,7 @@ static void fill_context(ls_http *h, const char *campaign, const char *lead_id,
 {
 	char tier_model[LS_MODEL_NAME_MAX];
 	char tier_buf[LS_TIER_NAME_MAX];
-	size_t nk = ls_campaign_context_keys(h->env.bandit, campaign, fc->keys, tier_model);
+	size_t nk = ls_campaign_context_keys(h->env.campaigns, campaign, fc->keys, tier_model);
 	ls_lead *lead = NULL;
 	bool loaded = false;
 	for (size_t k = 0; k < nk && rq->n_context < LS_CAMPAIGN_MAX_REQ_CONTEXT; k++) {
@@ -616,7 +623,7 @@ static enum MHD_Result post_decision(ls_http *h, struct MHD_Connection *c,
 	filled_context fc;
 	fill_context(h, campaign, rq.lead_id, &rq, &fc);
 	ls_campaign_decision d;
-	int rc = ls_campaign_decide(h->env.bandit, &rq, &d);
+	int rc = ls_campaign_decide(h->env.campaigns, &rq, &d);
 	json_decref(o);
 	if (rc != LS_CAMPAIGN_OK)
 		return campaign_error(c, rc);
@@ -629,10 +636,24 @@ static enum MHD_Result post_decision(ls_http *h, struct MHD_Connection *c,
 	return send_json(c, 200, out);
 }
 
+/* This worker's connection for the campaign service's scripts: the one
+   its lead lookups use. NULL while Redis is down (the service then
+   answers UNAVAILABLE). */
+static redisContext *thread_redis(ls_http *h)
+{
+	char err[512];
+	ls_store *st = thread_store(h, err, sizeof err);
+	if (st == NULL) {
+		log_redis_unavailable(h, err);
+		return NULL;
+	}
+	return ls_store_redis(st);
+}
+
 static enum MHD_Result post_activate(ls_http *h, struct MHD_Connection *c, const char *id)
 {
 	bool already = false;
-	int rc = ls_campaign_activate(h->env.bandit, id, &already);
+	int rc = ls_campaign_activate(h->env.campaigns, thread_redis(h), id, &already);
 	if (rc != LS_CAMPAIGN_OK)
 		return campaign_error(c, rc);
 	return send_json(c, 200, json_pack("{s:s,s:b}", "decision_id", id,
@@ -652,7 +673,7 @@ static enum MHD_Result post_reward(ls_http *h, struct MHD_Connection *c, const c
 	if (why != NULL)
 		return send_error(c, 400, "bad_request", why);
 	bool counted = false;
-	int rc = ls_campaign_reward(h->env.bandit, id, reward, &counted);
+	int rc = ls_campaign_reward(h->env.campaigns, thread_redis(h), id, reward, &counted);
 	if (rc != LS_CAMPAIGN_OK)
 		return campaign_error(c, rc);
 	return send_json(c, 200, json_pack("{s:s,s:f,s:b}", "decision_id", id, "reward", reward,
@@ -662,7 +683,7 @@ static enum MHD_Result post_reward(ls_http *h, struct MHD_Connection *c, const c
 static enum MHD_Result get_campaign(ls_http *h, struct MHD_Connection *c, const char *id)
 {
 	ls_campaign_stats st;
-	int rc = ls_campaign_stats_get(h->env.bandit, id, &st);
+	int rc = ls_campaign_stats_get(h->env.campaigns, id, &st);
 	if (rc != LS_CAMPAIGN_OK)
 		return campaign_error(c, rc);
 	json_t *o = json_object();

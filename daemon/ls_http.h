@@ -2,13 +2,18 @@
  * ls_http.h - the HTTP API on http.listen (libmicrohttpd, JSON by
  * jansson).
  *
- * Routes so far (the bandit's decision routes are still to come):
+ * Routes (besides GET /metrics, /healthz and /readyz):
  *   GET /v1/models/{model}  version, label counts, rolling AUC, log-loss
  *                           and ECE of the model as of the last checkpoint
  *   GET /v1/leads/{lead_id} the lead's feature values, profile and, per
  *                           model, its last published score, tier,
  *                           version and label state, and the current
  *                           model's score and top factors
+ *   GET /v1/campaigns/{campaign}            the campaign's posterior per
+ *                                           bucket (ls_campaign_stats_get)
+ *   POST /v1/campaigns/{campaign}/decisions a decision (ls_campaign_decide)
+ *   POST /v1/decisions/{id}/activate        its activation
+ *   POST /v1/decisions/{id}/reward          its reward
  * Every error is JSON {"error": "...", "detail": "..."} with its status:
  * 400 (bad path or lead id; bad_path: the path decodes to a NUL or other
  * control byte; id_too_long: an id over pipeline.max_id_bytes), 401
@@ -32,8 +37,9 @@
  * batch loop publishes an immutable snapshot of the models
  * (ls_http_publish); a handler takes a reference under a mutex held for a
  * pointer copy, never across I/O, and drops it when done. Lead lookups
- * use a Redis connection per worker thread, opened on first use and
- * closed when the thread ends. One more thread sweeps for requests over
+ * and the campaign service's activations and rewards use one Redis
+ * connection per worker thread, opened on first use, reopened after an
+ * I/O error and closed when the thread ends. One more thread sweeps for requests over
  * their deadline every 250 ms.
  */
 #ifndef LS_HTTP_H
@@ -56,7 +62,7 @@ typedef struct ls_http_env {
 	ls_store_settings store;       /* for lead lookups; strings kept */
 	const ls_feature_set *set;     /* read by every thread */
 	const ls_lead_conf *lead_conf; /* copied at start */
-	ls_campaign *bandit;           /* decisions and rewards; kept */
+	ls_campaign *campaigns;        /* decisions and rewards; kept */
 	ls_telemetry *telemetry;       /* GET /metrics and request timings; kept */
 } ls_http_env;
 
@@ -74,7 +80,7 @@ typedef struct ls_http_health {
 
 void ls_http_set_health(ls_http *h, const ls_http_health *hl);
 
-/* Bytes of request body accepted (the decision routes will need little). */
+/* Bytes of request body accepted (the decision routes need little). */
 #define LS_HTTP_MAX_BODY 65536
 
 /*

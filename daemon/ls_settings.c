@@ -85,11 +85,27 @@ void ls_settings_pipeline(const ls_config *cfg, ls_pipeline_settings *out)
 		.checkpoint_interval_ms = cfg->scoring.checkpoint_interval_ms,
 		.rescore_interval_ms = cfg->scoring.rescore_interval_ms,
 		.lead_ttl_ms = cfg->redis.lead_ttl_ms,
-		.n_campaigns = cfg->campaigns.n,
+		.campaigns = ls_settings_campaign(cfg),
 	};
 	out->kafka = ls_settings_kafka(cfg);
 	out->scorer = ls_settings_scorer(cfg);
-	out->cfg = cfg;
 }
 
 /* ---- end pipeline ---- */
+/* ---- campaign service ---- */
+
+ls_campaign_settings ls_settings_campaign(const ls_config *cfg)
+{
+	ls_campaign_settings cs = {
+		.specs = cfg->campaigns.specs,
+		.n_specs = cfg->campaigns.n,
+		.key_prefix = cfg->redis.key_prefix,
+		.redis_url = cfg->redis.url,
+		.connect_timeout_ms = cfg->redis.connect_timeout_ms,
+		.command_timeout_ms = cfg->redis.command_timeout_ms,
+		.kafka = ls_settings_kafka(cfg),
+	};
+	return cs;
+}
+
+/* ---- end of campaign service ---- */

@@ -12,6 +12,7 @@
 #ifndef LS_SETTINGS_H
 #define LS_SETTINGS_H
 
+#include "ls_campaign.h"
 #include "ls_config.h"
 #include "ls_kafka.h"
 #include "ls_pipeline.h"
@@ -33,10 +34,17 @@ ls_scorer_settings ls_settings_scorer(const ls_config *cfg);
 
 /* ---- pipeline (ls_pipeline.h) ---- */
 
-/* The pipeline's settings from cfg (keeps cfg by pointer, see the TODO in
- * ls_pipeline_settings). */
+/* The pipeline's settings from cfg: its pipeline.* keys, topics, features,
+ * lead conf, and the Kafka, scorer and campaign settings it passes on. */
 void ls_settings_pipeline(const ls_config *cfg, ls_pipeline_settings *out);
 
 /* ---- end pipeline ---- */
+/* ---- campaign service ---- */
+
+/* `campaigns:`, redis.key_prefix, redis.url and its timeouts, and the
+   Kafka settings of the decision log producer (ls_settings_kafka()). */
+ls_campaign_settings ls_settings_campaign(const ls_config *cfg);
+
+/* ---- end of campaign service ---- */
 
 #endif

@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "ls_campaign.h"
+#include "ls_config.h"
 #include "ls_kafka.h"
 #include "ls_metrics.h"
 #include "ls_pipeline.h"

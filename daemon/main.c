@@ -371,12 +371,13 @@ static int start(running *r)
 		return cannot_start("metrics", "cannot start", err);
 	ls_pipeline_observer obs = ls_telemetry_observer(r->telemetry);
 	ls_pipeline_set_observer(r->pipeline, &obs);
-	r->campaigns = ls_campaign_start(cfg, err, sizeof err);
+	ls_campaign_settings cs = ls_settings_campaign(cfg);
+	r->campaigns = ls_campaign_start(&cs, err, sizeof err);
 	if (r->campaigns == NULL)
 		return cannot_start("bandit", "cannot start", err);
 	ls_http_env henv = {
 		.cfg = cfg,
-		.bandit = r->campaigns,
+		.campaigns = r->campaigns,
 		.telemetry = r->telemetry,
 		.store = ls_settings_store(cfg),
 		.set = ls_pipeline_features(r->pipeline),
@@ -421,7 +422,8 @@ static void loop(running *r)
 			ls_pipeline_settings ps;
 			ls_settings_pipeline(cfg, &ps);
 			ls_pipeline_reload(pipeline, &ps);
-			ls_campaign_reconfigure(r->campaigns, cfg);
+			ls_campaign_settings cs = ls_settings_campaign(cfg);
+			ls_campaign_reconfigure(r->campaigns, &cs);
 			published = 0; /* handlers see the new model keys now */
 		}
 		ls_pipeline_step(pipeline);

@@ -82,8 +82,8 @@
  * names it. The service never exits or asserts on input.
  *
  * Thread-safety: ls_campaign_decide, _activate, _reward and _stats may be
- * called from any number of threads (each activation or reward uses a
- * Redis connection of the calling thread, opened on first use).
+ * called from any number of threads (each activation or reward uses the
+ * Redis connection the calling thread passes).
  * ls_campaign_reconfigure and ls_campaign_stop belong to the thread that
  * started the service. The pipeline-side helpers (ls_campaign_event_op)
  * are pure.
@@ -101,9 +101,9 @@
 #include <hiredis/hiredis.h>
 
 #include "ls_bandit.h"
-#include "ls_config.h"
+#include "ls_campaign_posterior.h"
 #include "ls_event.h"
-#include "ls_store.h"
+#include "ls_kafka.h"
 
 typedef enum ls_campaign_result {
 	LS_CAMPAIGN_OK = 0,
@@ -122,25 +122,40 @@ const char *ls_campaign_result_str(int rc);
 #define LS_DECISION_ID_MAX (LS_CAMPAIGN_ID_MAX + 34)
 /* Context entries a request may carry (logged with the decision). */
 #define LS_CAMPAIGN_MAX_REQ_CONTEXT 8
-#define LS_CAMPAIGN_CTX_VALUE_MAX 64  /* bytes of a context value */
-#define LS_CAMPAIGN_BUCKET_MAX \
-	(LS_CAMPAIGN_MAX_CONTEXT * (LS_MODEL_KEY_MAX + 3 * LS_CAMPAIGN_CTX_VALUE_MAX + 2))
 
 typedef struct ls_campaign ls_campaign;
 
 /*
- * Start the service for cfg's campaigns (copied): its own Redis
- * connection, producer (kafka.topics.decisions) and thread. Works with no
- * campaigns too (every decision is then an unknown campaign). NULL with a
- * reason when the producer cannot be created or memory runs out; Redis
- * being down is not an error (decisions answer UNAVAILABLE until the first
- * snapshot).
+ * What the service is built from (daemon/ls_settings.h builds it from the
+ * YAML config). Pointers are only read during the call they are passed
+ * to: ls_campaign_start copies the specs and strings (librdkafka copies
+ * what it keeps of kafka); ls_campaign_reconfigure reads specs and
+ * n_specs; ls_campaign_event_op specs, n_specs and key_prefix.
  */
-ls_campaign *ls_campaign_start(const ls_config *cfg, char *err, size_t errlen);
+typedef struct ls_campaign_settings {
+	const ls_campaign_spec *specs; /* `campaigns:`, in file order */
+	size_t n_specs;
+	const char *key_prefix;        /* redis.key_prefix, may be "" */
+	const char *redis_url;         /* redis.url: the service thread's connection */
+	int64_t connect_timeout_ms;    /* 0 = none */
+	int64_t command_timeout_ms;    /* per read/write; 0 = none */
+	ls_kafka_settings kafka;       /* the decision log producer: brokers,
+					  properties, topics.decisions */
+} ls_campaign_settings;
 
-/* Adopt cfg's campaigns after a reload: new arms start from their stored
+/*
+ * Start the service for st's campaigns (copied): its own Redis
+ * connection, producer (st->kafka.topics.decisions) and thread. Works
+ * with no campaigns too (every decision is then an unknown campaign).
+ * NULL with a reason when the producer cannot be created or memory runs
+ * out; Redis being down is not an error (decisions answer
+ * UNAVAILABLE until the first snapshot).
+ */
+ls_campaign *ls_campaign_start(const ls_campaign_settings *st, char *err, size_t errlen);
+
+/* Adopt st's campaigns after a reload: new arms start from their stored
  * counts, retired arms stop being chosen (their counts stay in Redis). */
-void ls_campaign_reconfigure(ls_campaign *s, const ls_config *cfg);
+void ls_campaign_reconfigure(ls_campaign *s, const ls_campaign_settings *st);
 
 /* Write what is queued, stop the thread, flush the producer, free. */
 void ls_campaign_stop(ls_campaign *s);
@@ -182,15 +197,24 @@ typedef struct ls_campaign_decision {
 int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 		       ls_campaign_decision *out);
 
+/*
+ * Activations and rewards run their script on conn, the calling thread's
+ * Redis connection (the HTTP layer passes its worker's, so a worker holds
+ * one connection, not one per module). NULL (Redis is down) answers
+ * UNAVAILABLE. After an I/O error conn->err is set and the call answers
+ * UNAVAILABLE: the caller reconnects before its next use.
+ */
+
 /* Activate decision_id now: OK (also when already active), UNKNOWN_DECISION,
    UNAVAILABLE. *already receives whether it was active before. */
-int ls_campaign_activate(ls_campaign *s, const char *decision_id, bool *already);
+int ls_campaign_activate(ls_campaign *s, redisContext *conn, const char *decision_id,
+			 bool *already);
 
 /* Reward decision_id with reward in [0,1] now. OK, UNKNOWN_DECISION,
    NOT_ACTIVATED, TOO_LATE, BAD_REQUEST, UNAVAILABLE. *counted receives
    whether it changed the posterior (false for a repeat or a smaller one). */
-int ls_campaign_reward(ls_campaign *s, const char *decision_id, double reward,
-		       bool *counted);
+int ls_campaign_reward(ls_campaign *s, redisContext *conn, const char *decision_id,
+		       double reward, bool *counted);
 
 typedef struct ls_campaign_arm_stats {
 	char variant[LS_CAMPAIGN_ID_MAX];
@@ -254,45 +278,6 @@ void ls_campaign_unlogged_counts(ls_campaign *s, uint64_t out[LS_CAMPAIGN_UNLOGG
 long long ls_campaign_redis_memory(ls_campaign *s);
 
 /*
- * A campaign's posterior exactly as decisions use it, from its counters
- * hash (an HGETALL reply; NULL: no counts yet), for the service's
- * snapshots and for offline evaluation: bucket names in name order
- * without duplicates, at most max_buckets of them (the first in name
- * order; further buckets decide campaign-wide): the stored buckets
- * ("b:<bucket>") when any is, else (a hash written before buckets were
- * stored) every bucket with counters; counts of retired arms
- * left out, one ls_bandit with the campaign's prior, min_share,
- * min_bucket_trials and propensity_draws. trials and rmicro hold the raw
- * counters, (1 + n_buckets) rows of n_arms, row 0 campaign-wide.
- * n_stored and version are the hash's "nb" and "v" (0 when absent).
- * 0, or -1 when memory runs out (out is then empty). Free with
- * ls_campaign_posterior_free().
- */
-typedef struct ls_campaign_posterior {
-	ls_bandit *b;
-	size_t n_buckets;
-	char **names;      /* bucket i */
-	uint64_t *trials;
-	int64_t *rmicro;   /* rewards in millionths */
-	uint64_t n_stored; /* buckets admitted to storage, every instance's */
-	long long version; /* bumped by every change of the counters */
-} ls_campaign_posterior;
-
-int ls_campaign_posterior_load(const ls_campaign_spec *sp, const redisReply *hash,
-			       ls_campaign_posterior *out);
-/* The bucket index of name, SIZE_MAX when it has none (campaign-wide). */
-size_t ls_campaign_posterior_bucket(const ls_campaign_posterior *p, const char *name);
-
-/*
- * The row of p a decision in bucket name (from ls_campaign_bucket_name)
- * draws from: 1 + its index when it has enough trials of its own, else 0
- * (campaign-wide). *capped is set when the bucket has no counters and
- * cannot get any: max_buckets are stored already. Pure.
- */
-size_t ls_campaign_posterior_row(const ls_campaign_posterior *p, const char *name,
-				 int64_t max_buckets, bool *capped);
-
-/*
  * A request's bucket name: "key=value" per context key of sp, joined by
  * ',' ("" when sp has none); a key the request lacks reads as value "".
  * Values are cut to LS_CAMPAIGN_CTX_VALUE_MAX bytes at a code-point
@@ -302,7 +287,6 @@ size_t ls_campaign_posterior_row(const ls_campaign_posterior *p, const char *nam
  */
 void ls_campaign_bucket_name(const ls_campaign_spec *sp, const ls_campaign_request *req,
 			     char *out, size_t cap);
-void ls_campaign_posterior_free(ls_campaign_posterior *p);
 
 /* ---- pipeline side: activations and rewards carried by email events ---- */
 
@@ -320,8 +304,7 @@ typedef struct ls_campaign_op {
 	int argc;
 } ls_campaign_op;
 
-int ls_campaign_event_op(const ls_config *cfg, const char *key_prefix,
-			 const ls_email_event *ev, int64_t ts,
+int ls_campaign_event_op(const ls_campaign_settings *st, const ls_email_event *ev, int64_t ts,
 			 ls_campaign_op *op, char *buf, size_t buflen);
 
 /* What a script answered, by kind, for counters and logs. */

@@ -402,7 +402,7 @@ static int score_touched(ls_pipeline *p, char *err, size_t errlen)
 static int add_bandit_op(ls_pipeline *p, const ls_event *ev)
 {
 	const ls_email_event *em = &ev->u.email;
-	if (em->decision_id == NULL || p->set.live.n_campaigns == 0)
+	if (em->decision_id == NULL || p->set.live.campaigns.n_specs == 0)
 		return 0;
 	if (ls_grow((void **)&p->pend.bandit_ops, &p->pend.cap_bandit_ops, p->pend.n_bandit_ops + 1,
 		    sizeof *p->pend.bandit_ops) != 0)
@@ -413,8 +413,7 @@ static int add_bandit_op(ls_pipeline *p, const ls_event *ev)
 	b->buf = malloc(cap);
 	if (b->buf == NULL)
 		return -1;
-	int rc = ls_campaign_event_op(p->set.cfg, ls_store_key_prefix(p->store), em, ev->ts,
-				      &b->op, b->buf, cap);
+	int rc = ls_campaign_event_op(&p->set.live.campaigns, em, ev->ts, &b->op, b->buf, cap);
 	if (rc != 1) {
 		free(b->buf);
 		return 0; /* nothing to do (or an id too long to be ours) */

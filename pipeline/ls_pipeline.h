@@ -191,15 +191,12 @@ typedef struct ls_pipeline_settings {
 		int64_t checkpoint_interval_ms; /* scoring.checkpoint_interval */
 		int64_t rescore_interval_ms;    /* scoring.rescore_interval; 0: off */
 		int64_t lead_ttl_ms;            /* redis.lead_ttl, set on the store */
-		size_t n_campaigns;             /* 0: email events activate nothing */
+		/* the campaigns email events' decision ids name; none: they
+		 * activate and reward nothing (specs kept by pointer) */
+		ls_campaign_settings campaigns;
 	} live;
 	ls_kafka_settings kafka;   /* the dead-letter and ScoreChange producer */
 	ls_scorer_settings scorer; /* the models (their live keys: ls_pipeline_reload) */
-	/*
-	 * TODO(issue 13): the bandit script calls are still made from the
-	 * whole configuration until ls_campaign takes settings of its own.
-	 */
-	const struct ls_config *cfg;
 } ls_pipeline_settings;
 
 /*

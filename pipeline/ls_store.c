@@ -371,7 +371,12 @@ void ls_store_free(ls_store *st)
 
 bool ls_store_connected(const ls_store *st)
 {
-	return st != NULL && st->c != NULL;
+	return st != NULL && st->c != NULL && st->c->err == 0;
+}
+
+redisContext *ls_store_redis(ls_store *st)
+{
+	return st->c;
 }
 
 void ls_store_set_lead_ttl(ls_store *st, int64_t ttl_ms)

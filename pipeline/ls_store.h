@@ -78,8 +78,19 @@ ls_store *ls_store_new(const ls_store_settings *s, char *err, size_t errlen);
  */
 int ls_store_connect(ls_store *st, char *err, size_t errlen);
 
-/* False before the first connect and after any I/O error until reconnect. */
+/* False before the first connect and after any I/O error until reconnect
+ * (also one on the connection ls_store_redis() lent out). */
 bool ls_store_connected(const ls_store *st);
+
+struct redisContext;
+/*
+ * The store's connection (NULL when it has none), lent for another
+ * module's commands on the store's thread, so that the thread holds one
+ * Redis connection and not one per module: the HTTP workers pass theirs
+ * to the campaign service. A command that fails on it leaves its err set;
+ * ls_store_connected() then answers false until ls_store_connect().
+ */
+struct redisContext *ls_store_redis(ls_store *st);
 
 /* Live reload of redis.lead_ttl; used by the next commit. ttl_ms <= 0 is
  * ignored (with a warning) and the old TTL kept. */

@@ -17,6 +17,7 @@
 #include "ls_clock.h"
 #include "ls_campaign.h"
 #include "ls_config.h"
+#include "ls_settings.h"
 #include "ls_store.h"
 #include "ls_testenv.h"
 #include "ls_testredis.h"
@@ -42,6 +43,7 @@
 static ls_test_redis *g_redis;
 static ls_test_broker *g_broker;
 static char g_dir[64];
+static redisContext *g_api_conn; /* api_conn()'s */
 
 /* ------------------------------------------------------------ fixture */
 
@@ -70,6 +72,9 @@ static void env_teardown(void)
 	ls_test_redis_destroy(g_redis);
 	g_broker = NULL;
 	g_redis = NULL;
+	if (g_api_conn != NULL)
+		redisFree(g_api_conn);
+	g_api_conn = NULL;
 }
 
 /*
@@ -100,7 +105,8 @@ static void load_cfg(ls_config *cfg, const char *prefix, const char *campaigns)
 static ls_campaign *start_service(const ls_config *cfg)
 {
 	char err[ERRLEN];
-	ls_campaign *s = ls_campaign_start(cfg, err, sizeof err);
+	ls_campaign_settings st = ls_settings_campaign(cfg);
+	ls_campaign *s = ls_campaign_start(&st, err, sizeof err);
 	ck_assert_msg(s != NULL, "%s", err);
 	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 	while (!ls_campaign_ready(s)) {
@@ -108,6 +114,38 @@ static ls_campaign *start_service(const ls_config *cfg)
 		usleep(STEP_US);
 	}
 	return s;
+}
+
+/*
+ * The connection activations and rewards run on, as the HTTP layer passes
+ * its worker's: opened on first use, reopened after an I/O error (NULL
+ * while Redis is down: the service then answers UNAVAILABLE).
+ */
+static redisContext *api_conn(void)
+{
+	if (g_api_conn != NULL && g_api_conn->err == 0)
+		return g_api_conn;
+	if (g_api_conn != NULL)
+		redisFree(g_api_conn);
+	char err[ERRLEN];
+	g_api_conn = ls_test_redis_connect(g_redis, err, sizeof err);
+	return g_api_conn;
+}
+
+/* Adopt cfg's campaigns, as main.c does on SIGHUP. */
+static void adopt(ls_campaign *s, const ls_config *cfg)
+{
+	ls_campaign_settings st = ls_settings_campaign(cfg);
+	ls_campaign_reconfigure(s, &st);
+}
+
+/* The script call ev implies, for keys under prefix. */
+static int event_op(const ls_config *cfg, const char *prefix, const ls_email_event *ev,
+		    int64_t ts, ls_campaign_op *op, char *buf, size_t buflen)
+{
+	ls_campaign_settings st = ls_settings_campaign(cfg);
+	st.key_prefix = prefix;
+	return ls_campaign_event_op(&st, ev, ts, op, buf, buflen);
 }
 
 static redisContext *side(void)
@@ -209,7 +247,7 @@ static void decide(ls_campaign *s, const char *campaign, const char *lead, bool 
 static void reward_ok(ls_campaign *s, const char *id, double r, bool want_counted)
 {
 	bool counted = !want_counted;
-	int rc = ls_campaign_reward(s, id, r, &counted);
+	int rc = ls_campaign_reward(s, api_conn(), id, r, &counted);
 	ck_assert_msg(rc == LS_CAMPAIGN_OK, "reward %g for %s: %s", r, id,
 		      ls_campaign_result_str(rc));
 	ck_assert_msg(counted == want_counted, "reward %g for %s: counted %d, want %d", r, id,
@@ -522,28 +560,28 @@ START_TEST(test_reward_exactly_once_api)
 	ls_campaign_decision d3;
 	decide(s, "api", "L3", false, NULL, NULL, &d3);
 	bool counted = false, already = true;
-	ck_assert_int_eq(ls_campaign_reward(s, d3.decision_id, 1.0, &counted),
+	ck_assert_int_eq(ls_campaign_reward(s, api_conn(), d3.decision_id, 1.0, &counted),
 			 LS_CAMPAIGN_NOT_ACTIVATED);
-	ck_assert_int_eq(ls_campaign_activate(s, d3.decision_id, &already), LS_CAMPAIGN_OK);
+	ck_assert_int_eq(ls_campaign_activate(s, api_conn(), d3.decision_id, &already), LS_CAMPAIGN_OK);
 	ck_assert(!already);
-	ck_assert_int_eq(ls_campaign_activate(s, d3.decision_id, &already), LS_CAMPAIGN_OK);
+	ck_assert_int_eq(ls_campaign_activate(s, api_conn(), d3.decision_id, &already), LS_CAMPAIGN_OK);
 	ck_assert(already);
 	reward_ok(s, d3.decision_id, 0.0, true);
 	reward_ok(s, d3.decision_id, 0.0, false);
 	expect_add(&e, d3.variant, 1, 0.0);
 
 	/* what is refused changes nothing */
-	ck_assert_int_eq(ls_campaign_reward(s, d1.decision_id, -0.1, &counted),
+	ck_assert_int_eq(ls_campaign_reward(s, api_conn(), d1.decision_id, -0.1, &counted),
 			 LS_CAMPAIGN_BAD_REQUEST);
-	ck_assert_int_eq(ls_campaign_reward(s, d1.decision_id, 1.5, &counted),
+	ck_assert_int_eq(ls_campaign_reward(s, api_conn(), d1.decision_id, 1.5, &counted),
 			 LS_CAMPAIGN_BAD_REQUEST);
-	ck_assert_int_eq(ls_campaign_reward(s, d1.decision_id, NAN, &counted),
+	ck_assert_int_eq(ls_campaign_reward(s, api_conn(), d1.decision_id, NAN, &counted),
 			 LS_CAMPAIGN_BAD_REQUEST);
-	ck_assert_int_eq(ls_campaign_reward(s, "api.0123456789abcdef0123456789abcdef", 1.0,
+	ck_assert_int_eq(ls_campaign_reward(s, api_conn(), "api.0123456789abcdef0123456789abcdef", 1.0,
 					    &counted), LS_CAMPAIGN_UNKNOWN_DECISION);
-	ck_assert_int_eq(ls_campaign_reward(s, "api.nothex", 1.0, &counted),
+	ck_assert_int_eq(ls_campaign_reward(s, api_conn(), "api.nothex", 1.0, &counted),
 			 LS_CAMPAIGN_UNKNOWN_DECISION);
-	ck_assert_int_eq(ls_campaign_activate(s, "garbage", &already),
+	ck_assert_int_eq(ls_campaign_activate(s, api_conn(), "garbage", &already),
 			 LS_CAMPAIGN_UNKNOWN_DECISION);
 	ls_campaign_request req = { .campaign = "nope", .lead_id = "L" };
 	ls_campaign_decision dx;
@@ -575,7 +613,7 @@ static void commit_events(ls_store *store, const ls_config *cfg, const char *pre
 	char buf[4][2048];
 	ls_store_append ap[4];
 	for (size_t i = 0; i < n; i++) {
-		ck_assert_int_eq(ls_campaign_event_op(cfg, prefix, &evs[i], ts[i], &op[i], buf[i],
+		ck_assert_int_eq(event_op(cfg, prefix, &evs[i], ts[i], &op[i], buf[i],
 						      sizeof buf[i]), 1);
 		ck_assert_int_eq(op[i].argc, evs[i].type == LS_EMAIL_SENT ? 7 : 11);
 		res[i] = 99;
@@ -722,10 +760,10 @@ START_TEST(test_reward_exactly_once_pipeline)
 	for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
 		ev.decision_id = none[i];
 		ev.type = LS_EMAIL_CLICKED;
-		ck_assert_msg(ls_campaign_event_op(&cfg, P, &ev, t3, &op, buf, sizeof buf) == 0,
+		ck_assert_msg(event_op(&cfg, P, &ev, t3, &op, buf, sizeof buf) == 0,
 			      "decision id %s", none[i] ? none[i] : "(null)");
 		ev.type = LS_EMAIL_SENT;
-		ck_assert_msg(ls_campaign_event_op(&cfg, P, &ev, t3, &op, buf, sizeof buf) == 0,
+		ck_assert_msg(event_op(&cfg, P, &ev, t3, &op, buf, sizeof buf) == 0,
 			      "decision id %s", none[i] ? none[i] : "(null)");
 	}
 	ev.decision_id = d1.decision_id;
@@ -733,11 +771,11 @@ START_TEST(test_reward_exactly_once_pipeline)
 		LS_EMAIL_BOUNCED, LS_EMAIL_UNSUBSCRIBED, LS_EMAIL_SPAM_REPORTED };
 	for (size_t i = 0; i < sizeof not_reward / sizeof not_reward[0]; i++) {
 		ev.type = not_reward[i];
-		ck_assert_msg(ls_campaign_event_op(&cfg, P, &ev, t3, &op, buf, sizeof buf) == 0,
+		ck_assert_msg(event_op(&cfg, P, &ev, t3, &op, buf, sizeof buf) == 0,
 			      "type %s", ls_email_type_name(not_reward[i]));
 	}
 	ev.type = LS_EMAIL_CLICKED;
-	ck_assert_int_eq(ls_campaign_event_op(&cfg, P, &ev, t3, &op, buf, 16), -1);
+	ck_assert_int_eq(event_op(&cfg, P, &ev, t3, &op, buf, 16), -1);
 
 	redisFree(c);
 	ls_store_free(store);
@@ -768,7 +806,7 @@ START_TEST(test_expiry_default_reward)
 	/* d2 is rewarded at once; should this thread stall past the 1 s
 	   window it is too late and expires like d1. Either way: once. */
 	bool counted = false;
-	int rc = ls_campaign_reward(s, d2.decision_id, 1.0, &counted);
+	int rc = ls_campaign_reward(s, api_conn(), d2.decision_id, 1.0, &counted);
 	ck_assert_msg(rc == LS_CAMPAIGN_OK || rc == LS_CAMPAIGN_TOO_LATE, "%s",
 		      ls_campaign_result_str(rc));
 	ck_assert(rc != LS_CAMPAIGN_OK || counted);
@@ -797,9 +835,9 @@ START_TEST(test_expiry_default_reward)
 	ck_assert_int_eq(hget_ll(c, k, "st"), 2);
 	ck_assert_int_eq(hget_ll(c, k, "rw"), 500000);
 
-	ck_assert_int_eq(ls_campaign_reward(s, d1.decision_id, 1.0, &counted),
+	ck_assert_int_eq(ls_campaign_reward(s, api_conn(), d1.decision_id, 1.0, &counted),
 			 LS_CAMPAIGN_TOO_LATE);
-	ck_assert_int_eq(ls_campaign_reward(s, d2.decision_id, 1.0, &counted),
+	ck_assert_int_eq(ls_campaign_reward(s, api_conn(), d2.decision_id, 1.0, &counted),
 			 LS_CAMPAIGN_TOO_LATE);
 	stats_fresh(s, "exp", &st);
 	check_counts(&st, c, P, &e);
@@ -829,7 +867,7 @@ START_TEST(test_unactivated_changes_nothing)
 	ls_campaign_decision d;
 	decide(s, "cold", "L", false, NULL, NULL, &d);
 	bool counted = false, already = false;
-	int rc = ls_campaign_reward(s, d.decision_id, 1.0, &counted);
+	int rc = ls_campaign_reward(s, api_conn(), d.decision_id, 1.0, &counted);
 	if (ls_clock_mono_ms() - t0 < 900) {
 		ck_assert_msg(rc == LS_CAMPAIGN_NOT_ACTIVATED, "%s", ls_campaign_result_str(rc));
 	} else {
@@ -845,15 +883,15 @@ START_TEST(test_unactivated_changes_nothing)
 	ckey(pend, sizeof pend, P, "cold", "pending");
 	wait_exists(c, k, false);
 
-	ck_assert_int_eq(ls_campaign_activate(s, d.decision_id, &already),
+	ck_assert_int_eq(ls_campaign_activate(s, api_conn(), d.decision_id, &already),
 			 LS_CAMPAIGN_UNKNOWN_DECISION);
-	ck_assert_int_eq(ls_campaign_reward(s, d.decision_id, 1.0, &counted),
+	ck_assert_int_eq(ls_campaign_reward(s, api_conn(), d.decision_id, 1.0, &counted),
 			 LS_CAMPAIGN_UNKNOWN_DECISION);
 	/* nor through the pipeline */
 	ls_email_event ev = { .type = LS_EMAIL_SENT, .decision_id = d.decision_id };
 	ls_campaign_op op;
 	char buf[2048];
-	ck_assert_int_eq(ls_campaign_event_op(&cfg, P, &ev, ls_clock_wall_ms(), &op, buf, sizeof buf), 1);
+	ck_assert_int_eq(event_op(&cfg, P, &ev, ls_clock_wall_ms(), &op, buf, sizeof buf), 1);
 	long long res = 99;
 	ls_store_append ap = { .argc = op.argc, .argv = op.argv, .argvlen = op.argvlen,
 			       .result = &res };
@@ -976,7 +1014,7 @@ static void reconfigure(ls_campaign *s, const char *prefix, const char *arms)
 		 arms);
 	ls_config cfg;
 	load_cfg(&cfg, prefix, yaml);
-	ls_campaign_reconfigure(s, &cfg);
+	adopt(s, &cfg);
 	ls_config_free(&cfg); /* the service copied it */
 }
 
@@ -1092,7 +1130,7 @@ static void reward_remote(ls_campaign *s, const char *id, double r)
 	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 	for (;;) {
 		bool counted = false;
-		int rc = ls_campaign_reward(s, id, r, &counted);
+		int rc = ls_campaign_reward(s, api_conn(), id, r, &counted);
 		if (rc == LS_CAMPAIGN_OK) {
 			ck_assert_msg(counted, "reward %g for %s not counted", r, id);
 			return;
@@ -1129,14 +1167,14 @@ START_TEST(test_two_services_share_counts)
 			int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 			bool already = true;
 			int rc;
-			while ((rc = ls_campaign_activate(other, d.decision_id, &already)) ==
+			while ((rc = ls_campaign_activate(other, api_conn(), d.decision_id, &already)) ==
 			       LS_CAMPAIGN_UNKNOWN_DECISION) {
 				ck_assert_msg(ls_clock_mono_ms() < deadline, "%s never written", d.decision_id);
 				usleep(1000);
 			}
 			ck_assert_int_eq(rc, LS_CAMPAIGN_OK);
 			ck_assert(!already);
-			ck_assert_int_eq(ls_campaign_activate(mine, d.decision_id, &already),
+			ck_assert_int_eq(ls_campaign_activate(mine, api_conn(), d.decision_id, &already),
 					 LS_CAMPAIGN_OK);
 			ck_assert(already);
 		} else {
@@ -1327,7 +1365,7 @@ START_TEST(test_context_keys)
 		 "    context: [region]\n"
 		 "  - id: ctx\n"
 		 "    arms: [a, b]\n");
-	ls_campaign_reconfigure(s, &cfg2);
+	adopt(s, &cfg2);
 	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
 	while (ctx_keys(s, "plain", keys, tier_model) != 1) {
 		ck_assert_msg(ls_clock_mono_ms() < deadline, "new context keys not seen within 10 s");

@@ -82,12 +82,34 @@ START_TEST(store_and_scorer_settings_read_their_keys)
 }
 END_TEST
 
+START_TEST(campaign_settings_read_their_keys)
+{
+	ls_config cfg;
+	load("campaigns_custom.yaml", &cfg);
+	ck_assert_uint_eq(cfg.campaigns.n, 2);
+	ls_campaign_settings cs = ls_settings_campaign(&cfg);
+	ck_assert_ptr_eq(cs.specs, cfg.campaigns.specs);
+	ck_assert_uint_eq(cs.n_specs, 2);
+	ck_assert_str_eq(cs.specs[0].id, "subject-lines");
+	ck_assert_str_eq(cs.specs[1].id, "send_time");
+	ck_assert_str_eq(cs.key_prefix, cfg.redis.key_prefix);
+	ck_assert_str_eq(cs.redis_url, cfg.redis.url);
+	ck_assert_int_eq(cs.connect_timeout_ms, cfg.redis.connect_timeout_ms);
+	ck_assert_int_eq(cs.command_timeout_ms, cfg.redis.command_timeout_ms);
+	ck_assert_str_eq(cs.kafka.brokers, "localhost:9092");
+	ck_assert_str_eq(cs.kafka.topics.decisions, cfg.kafka.topics.decisions);
+	ck_assert_uint_eq(cs.kafka.n_properties, cfg.kafka.n_properties);
+	ls_config_free(&cfg);
+}
+END_TEST
+
 static Suite *settings_suite(void)
 {
 	Suite *s = suite_create("settings");
 	TCase *tc = tcase_create("settings");
 	tcase_add_test(tc, kafka_settings_carry_brokers_group_topics_and_properties);
 	tcase_add_test(tc, store_and_scorer_settings_read_their_keys);
+	tcase_add_test(tc, campaign_settings_read_their_keys);
 	suite_add_tcase(s, tc);
 	return s;
 }

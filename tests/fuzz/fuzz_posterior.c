@@ -1,9 +1,9 @@
 /*
  * fuzz_posterior - a campaign's bandit counters as read back from Redis
- * (ls_campaign_posterior_load in pipeline/ls_campaign.c: the HGETALL of
- * its counters hash, fields "n:<arm>:<bucket>" and "r:<arm>:<bucket>"
- * with decimal values), then decisions, probabilities and statistics on
- * every bucket of the posterior, as the service and GET
+ * (ls_campaign_posterior_load in pipeline/ls_campaign_posterior.c: the
+ * HGETALL of its counters hash, fields "n:<arm>:<bucket>" and
+ * "r:<arm>:<bucket>" with decimal values), then decisions, probabilities
+ * and statistics on every bucket of the posterior, as the service and GET
  * /v1/campaigns/{campaign} use it.
  *
  * Input: byte 0 sets max_buckets (1 + b % 8); the rest is the hash as
@@ -20,7 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "fuzz_common.h"
-#include "ls_campaign.h"
+#include "ls_campaign_posterior.h"
 
 #define MAX_FIELDS 64
 

@@ -165,6 +165,43 @@ class Bandit(tp.DaemonSuite):
         want[o['variant']] = (t + 1, rw + 0.5)
         self.assertEqual(wait_counts(self.port, 'subj', want), want)
 
+    def test_one_redis_connection_per_http_worker(self):
+        # with one HTTP worker, lead lookups and the campaign's activations
+        # and rewards share the worker's Redis connection: a reward after a
+        # lookup opens none (the service once kept a pool of its own)
+        d = testenv.Daemon([tp.LEADSCORED, '--config', self.cfg],
+                           env={'LEADSCORE_HTTP_THREADS': '1'},
+                           name='leadscored-bandit-pool')
+        d.start()
+        try:
+            port = int(d.wait_for_log(r'msg="listening" .*port=(\d+)', timeout=30).group(1))
+            d.wait_for_log('msg="ready"', timeout=60)
+            deadline = time.monotonic() + 15
+            while call(port, 'GET', '/v1/campaigns/subj')[0] != 200:
+                self.assertLess(time.monotonic(), deadline, d.tail())
+                time.sleep(0.1)
+            counts = arm_counts(self.port, 'subj')
+            r = self.redis.client()
+            st, o = call(port, 'GET', '/v1/leads/pool-nobody')
+            self.assertEqual(st, 404, o)
+            before = len(r.client_list())
+            o = self.decide('subj', 'pool-1', port=port, activate=False)
+            st, a = call(port, 'POST', '/v1/decisions/%s/activate' % o['decision_id'])
+            self.assertEqual(st, 200, a)
+            st, w = call(port, 'POST', '/v1/decisions/%s/reward' % o['decision_id'],
+                         {'reward': 1})
+            self.assertEqual((st, w['counted']), (200, True), w)
+            self.assertEqual(len(r.client_list()), before,
+                             [c['cmd'] for c in r.client_list()])
+            # the other tests read counts before and after: let this
+            # reward reach both instances' snapshots first
+            t, rw = counts[o['variant']]
+            counts[o['variant']] = (t + 1, rw + 1.0)
+            for p in self.ports:
+                self.assertEqual(wait_counts(p, 'subj', counts), counts)
+        finally:
+            self.assertEqual(d.terminate(), 0, d.tail())
+
     def test_never_activated_expires_and_window_gives_default(self):
         before = arm_counts(self.port, 'short')
         idle = self.decide('short', 'exp-idle', activate=False)
