@@ -45,7 +45,7 @@
 #include "ls_http_conns.h"
 #include "ls_http_guard.h"
 #include "ls_http_req.h"
-#include "ls_leadscore.h"
+#include "ls_scorestate.h"
 #include "ls_log.h"
 #include "ls_utf8.h"
 
@@ -356,7 +356,7 @@ static double decayed(const ls_model_spec *spec, const ls_ftrl *model, double sc
 	uint64_t pos = ls_ftrl_positives(model), neg = ls_ftrl_negatives(model);
 	if (pos + neg == 0)
 		return NAN;
-	return ls_leadscore_decay(score, (double)pos / (double)(pos + neg), idle_ms,
+	return ls_scorestate_decay(score, (double)pos / (double)(pos + neg), idle_ms,
 				  spec->decay_half_life_ms);
 }
 
@@ -364,11 +364,11 @@ static double decayed(const ls_model_spec *spec, const ls_ftrl *model, double sc
 static json_t *lead_scores(ls_http *h, const ls_lead *lead, snap_ref *r)
 {
 	json_t *scores = json_object();
-	ls_leadscore ls;
+	ls_scorestate ls;
 	size_t len;
 	const uint8_t *ext = ls_lead_ext(lead, &len);
-	if (ls_leadscore_decode(ext, len, &ls, NULL, 0) != 0)
-		ls_leadscore_init(&ls);
+	if (ls_scorestate_decode(ext, len, &ls, NULL, 0) != 0)
+		ls_scorestate_init(&ls);
 	ls_example_ctx ex;
 	bool have_ex = r != NULL && ls_example_ctx_init(&ex, h->env.set, h->env.lead_conf) == 0;
 	int64_t wm = ls_lead_watermark(lead), now = ls_clock_wall_ms();
@@ -379,7 +379,7 @@ static json_t *lead_scores(ls_http *h, const ls_lead *lead, snap_ref *r)
 		const ls_scorer_snapshot_model *sm = &r->snap->m[i];
 		const ls_model_spec *spec = &sm->spec;
 		json_t *o = json_object();
-		ls_leadscore_model *rec = ls_leadscore_get(&ls, ls_leadscore_key(spec->name), false);
+		ls_scorestate_model *rec = ls_scorestate_get(&ls, ls_scorestate_key(spec->name), false);
 		bool has = rec != NULL && !isnan(rec->score);
 		json_object_set_new(o, "score", has ? json_real(rec->score) : json_null());
 		json_object_set_new(o, "decayed_score",
@@ -577,9 +577,9 @@ static void fill_context(ls_http *h, const char *campaign, const char *lead_id,
 		if (strcmp(fc->keys[k], "tier") == 0) {
 			size_t len;
 			const uint8_t *ext = ls_lead_ext(lead, &len);
-			ls_leadscore ls;
-			if (ls_leadscore_decode(ext, len, &ls, NULL, 0) == 0) {
-				ls_leadscore_model *m = ls_leadscore_get(&ls, ls_leadscore_key(tier_model), false);
+			ls_scorestate ls;
+			if (ls_scorestate_decode(ext, len, &ls, NULL, 0) == 0) {
+				ls_scorestate_model *m = ls_scorestate_get(&ls, ls_scorestate_key(tier_model), false);
 				if (m != NULL && snap_tier_name(h, tier_model, m->tier, tier_buf,
 								sizeof tier_buf))
 					v = tier_buf;

@@ -29,7 +29,7 @@
  * out-of-memory error leaves the lead exactly as it was.
  *
  * The ext bytes are other modules' per-lead state (the scoring models'
- * labels and last scores, ls_leadscore.h). They ride at the end of the
+ * labels and last scores, ls_scorestate.h). They ride at the end of the
  * lead's blob rather than under a Redis key of their own so that the lead
  * and what the models remember about it are written in one SET: a crash
  * can never leave a lead whose events were applied but whose label was not

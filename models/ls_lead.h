@@ -335,7 +335,7 @@ size_t ls_lead_ram_bytes(const ls_lead *lead);
 
 /*
  * Extension bytes: state of other modules (per-lead model state,
- * ls_leadscore.h) that must be written to Redis atomically with the lead,
+ * ls_scorestate.h) that must be written to Redis atomically with the lead,
  * so it travels inside the lead's blob. The lead keeps an opaque copy;
  * ls_lead_apply() never changes it.
  *

@@ -708,7 +708,7 @@ int ls_pipeline_commit(ls_pipeline *p)
 /*
  * Before reading from the stored offsets again (an assignment, a resync):
  * a new replay epoch, so that what the replay publishes is numbered above
- * whatever was published and not committed before (ls_leadscore.h).
+ * whatever was published and not committed before (ls_scorestate.h).
  */
 static int take_epoch(ls_pipeline *p, char *err, size_t errlen)
 {

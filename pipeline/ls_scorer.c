@@ -23,7 +23,7 @@
 #include "ls_clock.h"
 #include "ls_err.h"
 #include "ls_keys.h"
-#include "ls_leadscore.h"
+#include "ls_scorestate.h"
 #include "ls_log.h"
 #include "ls_mlog.h"
 
@@ -135,7 +135,7 @@ ls_scorer *ls_scorer_new(const ls_scorer_settings *s, const ls_feature_set *set,
 	for (size_t i = 0; i < sc->n_models; i++) {
 		model *m = &sc->m[i];
 		m->spec = &sc->specs[i];
-		m->key = ls_leadscore_key(m->spec->name);
+		m->key = ls_scorestate_key(m->spec->name);
 		sc->keys[i] = m->key;
 		if (model_keys(ls_store_key_prefix(store), m->spec->name,
 			       m->k_model, m->k_eval, m->k_log, KEY_MAX) != 0) {
@@ -181,27 +181,27 @@ void ls_scorer_free(ls_scorer *sc)
 
 /* ----------------------------------------------------- per-lead state */
 
-static int state_load(const ls_lead *lead, ls_leadscore *s, char *err,
+static int state_load(const ls_lead *lead, ls_scorestate *s, char *err,
 		      size_t errlen)
 {
 	size_t len;
 	const uint8_t *d = ls_lead_ext(lead, &len);
 	char why[256];
-	if (ls_leadscore_decode(d, len, s, why, sizeof why) != 0) {
+	if (ls_scorestate_decode(d, len, s, why, sizeof why) != 0) {
 		ls_set_err(err, errlen, "lead scoring state: %s", why);
 		return -1;
 	}
 	return 0;
 }
 
-static int state_save(ls_scorer *sc, ls_lead *lead, const ls_leadscore *s,
+static int state_save(ls_scorer *sc, ls_lead *lead, const ls_scorestate *s,
 		      char *err, size_t errlen)
 {
 	size_t len;
-	int rc = ls_leadscore_encode(s, sc->ext, sizeof sc->ext, &len);
+	int rc = ls_scorestate_encode(s, sc->ext, sizeof sc->ext, &len);
 	if (rc != 0) {
 		ls_set_err(err, errlen, "lead scoring state: %s",
-			   ls_leadscore_result_str(rc));
+			   ls_scorestate_result_str(rc));
 		return -1;
 	}
 	rc = ls_lead_set_ext(lead, sc->ext, len);
@@ -213,7 +213,7 @@ static int state_save(ls_scorer *sc, ls_lead *lead, const ls_leadscore *s,
 }
 
 /* After a change of s (dirty): save it in lead and set *changed. 0 or -1. */
-static int state_commit(ls_scorer *sc, ls_lead *lead, const ls_leadscore *s,
+static int state_commit(ls_scorer *sc, ls_lead *lead, const ls_scorestate *s,
 			bool dirty, bool *changed, char *err, size_t errlen)
 {
 	if (!dirty)
@@ -380,12 +380,12 @@ static int learn(ls_scorer *sc, model *m, const ls_lead *lead, int64_t T,
 /* The timeout negative of model m when due at now_ts: 1 learned, 0 not
  * due, -1 error. */
 static int expire_one(ls_scorer *sc, model *m, const ls_lead *lead,
-		      const ls_leadscore *s, ls_leadscore_model *r, int64_t now_ts,
+		      const ls_scorestate *s, ls_scorestate_model *r, int64_t now_ts,
 		      char *err, size_t errlen)
 {
 	int64_t timeout = m->spec->label_timeout_ms;
 	int64_t wm = ls_lead_watermark(lead);
-	if (wm < 0 || !ls_leadscore_timeout_due(s, r, now_ts, timeout))
+	if (wm < 0 || !ls_scorestate_timeout_due(s, r, now_ts, timeout))
 		return 0;
 	/* the features as they stood at the deadline */
 	int64_t deadline = s->first_ts + timeout;
@@ -401,13 +401,13 @@ int ls_scorer_expire(ls_scorer *sc, ls_lead *lead, int64_t now_ts,
 {
 	if (sc->n_models == 0)
 		return 0;
-	ls_leadscore s;
+	ls_scorestate s;
 	if (state_load(lead, &s, err, errlen) != 0)
 		return -1;
 	bool dirty = false;
 	for (size_t i = 0; i < sc->n_models; i++) {
 		model *m = &sc->m[i];
-		ls_leadscore_model *r = ls_leadscore_get(&s, m->key, false);
+		ls_scorestate_model *r = ls_scorestate_get(&s, m->key, false);
 		if (r == NULL)
 			continue;
 		int rc = expire_one(sc, m, lead, &s, r, now_ts, err, errlen);
@@ -435,21 +435,21 @@ int ls_scorer_due_key(const ls_scorer *sc, size_t i, int32_t partition,
 bool ls_scorer_is_label(const ls_scorer *sc, const ls_lead *lead,
 			const ls_event *ev)
 {
-	ls_leadscore s;
+	ls_scorestate s;
 	if (ev->source != LS_SOURCE_OUTCOME || sc->n_models == 0 ||
 	    state_load(lead, &s, NULL, 0) != 0)
 		return false;
 	for (size_t i = 0; i < sc->n_models; i++) {
 		const ls_model_spec *spec = sc->m[i].spec;
-		ls_label_state obs = ls_leadscore_label_of(spec->positive_mask,
+		ls_label_state obs = ls_scorestate_label_of(spec->positive_mask,
 							   spec->negative_mask,
 							   (int)ev->u.outcome.outcome);
-		const ls_leadscore_model *r = ls_leadscore_get(&s, sc->m[i].key, false);
+		const ls_scorestate_model *r = ls_scorestate_get(&s, sc->m[i].key, false);
 		/* a copy: accepting marks the label learned */
-		ls_leadscore_model copy = { 0 };
+		ls_scorestate_model copy = { 0 };
 		if (r != NULL)
 			copy = *r;
-		if (obs != LS_LABEL_NONE && ls_leadscore_accept_label(&copy, obs))
+		if (obs != LS_LABEL_NONE && ls_scorestate_accept_label(&copy, obs))
 			return true;
 	}
 	return false;
@@ -457,11 +457,11 @@ bool ls_scorer_is_label(const ls_scorer *sc, const ls_lead *lead,
 
 bool ls_scorer_settled(const ls_scorer *sc, const ls_lead *lead)
 {
-	ls_leadscore s;
+	ls_scorestate s;
 	if (sc->n_models == 0 || state_load(lead, &s, NULL, 0) != 0)
 		return false;
 	for (size_t i = 0; i < sc->n_models; i++) {
-		const ls_leadscore_model *r = ls_leadscore_get(&s, sc->m[i].key, false);
+		const ls_scorestate_model *r = ls_scorestate_get(&s, sc->m[i].key, false);
 		if (r == NULL ||
 		    (r->label != LS_LABEL_POSITIVE && r->label != LS_LABEL_NEGATIVE))
 			return false;
@@ -475,10 +475,10 @@ bool ls_scorer_due(const ls_scorer *sc, const ls_lead *lead, size_t i,
 	const model *m = &sc->m[i];
 	if (m->spec->label_timeout_ms <= 0)
 		return false;
-	ls_leadscore s;
+	ls_scorestate s;
 	if (state_load(lead, &s, NULL, 0) != 0 || s.first_ts < 0)
 		return false;
-	ls_leadscore_model *r = ls_leadscore_get(&s, m->key, false);
+	ls_scorestate_model *r = ls_scorestate_get(&s, m->key, false);
 	if (r != NULL && r->label != LS_LABEL_NONE)
 		return false;
 	if (s.first_ts > INT64_MAX - m->spec->label_timeout_ms)
@@ -492,7 +492,7 @@ int ls_scorer_before_apply(ls_scorer *sc, ls_lead *lead, const ls_event *ev,
 {
 	if (sc->n_models == 0)
 		return 0;
-	ls_leadscore s;
+	ls_scorestate s;
 	if (state_load(lead, &s, err, errlen) != 0)
 		return -1;
 	bool dirty = false;
@@ -503,7 +503,7 @@ int ls_scorer_before_apply(ls_scorer *sc, ls_lead *lead, const ls_event *ev,
 	int64_t wm = ls_lead_watermark(lead);
 	for (size_t i = 0; i < sc->n_models; i++) {
 		model *m = &sc->m[i];
-		ls_leadscore_model *r = ls_leadscore_get(&s, m->key, true);
+		ls_scorestate_model *r = ls_scorestate_get(&s, m->key, true);
 		if (r == NULL)
 			continue; /* more records than models: cannot happen after retain */
 		int rc = expire_one(sc, m, lead, &s, r, ev->ts, err, errlen);
@@ -512,10 +512,10 @@ int ls_scorer_before_apply(ls_scorer *sc, ls_lead *lead, const ls_event *ev,
 		dirty |= rc > 0;
 		if (ev->source != LS_SOURCE_OUTCOME)
 			continue;
-		ls_label_state obs = ls_leadscore_label_of(m->spec->positive_mask,
+		ls_label_state obs = ls_scorestate_label_of(m->spec->positive_mask,
 							   m->spec->negative_mask,
 							   (int)ev->u.outcome.outcome);
-		if (obs == LS_LABEL_NONE || !ls_leadscore_accept_label(r, obs))
+		if (obs == LS_LABEL_NONE || !ls_scorestate_accept_label(r, obs))
 			continue;
 		/* before the label: the lead as it stands, at the label's time
 		 * (windows age to it), the outcome itself not applied */
@@ -560,7 +560,7 @@ static int skip(ls_scorer *sc, const model *m, const char *lead_id, const char *
 
 /* 0 queued, 1 skipped for good, -1 failed (transient: replay the batch). */
 static int publish(ls_scorer *sc, model *m, const char *lead_id,
-		   const ls_leadscore_model *prev, double score, int tier,
+		   const ls_scorestate_model *prev, double score, int tier,
 		   uint64_t version, int64_t ts, const ls_event *cause, char *err,
 		   size_t errlen)
 {
@@ -649,7 +649,7 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 {
 	if (sc->n_models == 0)
 		return 0;
-	ls_leadscore s;
+	ls_scorestate s;
 	if (state_load(lead, &s, err, errlen) != 0)
 		return -1;
 	int64_t wm = ls_lead_watermark(lead);
@@ -659,7 +659,7 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 	bool dirty = false;
 	for (size_t i = 0; i < sc->n_models; i++) {
 		model *m = &sc->m[i];
-		ls_leadscore_model *r = ls_leadscore_get(&s, m->key, true);
+		ls_scorestate_model *r = ls_scorestate_get(&s, m->key, true);
 		if (r == NULL)
 			continue;
 		if (build_example(sc, m, lead, T) != 0) {
@@ -680,7 +680,7 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 		if (tier < 0 ||
 		    !ls_score_should_publish(r->score, prev_tier, p, tier, m->spec->min_delta))
 			continue;
-		uint64_t version = ls_leadscore_next_version(r->version, sc->epoch);
+		uint64_t version = ls_scorestate_next_version(r->version, sc->epoch);
 		if (!m->spec->shadow) {
 			int prc = publish(sc, m, lead_id, r, p, tier, version, at, cause,
 					  err, errlen);
@@ -695,7 +695,7 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 		dirty = true;
 	}
 	if (dirty)
-		ls_leadscore_retain(&s, sc->keys, sc->n_models);
+		ls_scorestate_retain(&s, sc->keys, sc->n_models);
 	return state_commit(sc, lead, &s, dirty, changed, err, errlen);
 }
 

@@ -3,7 +3,7 @@
  * touched leads, publish ScoreChange events, keep the shared models in
  * Redis exactly once.
  *
- * Per lead, what scoring remembers (ls_leadscore: last published score,
+ * Per lead, what scoring remembers (ls_scorestate: last published score,
  * tier and version per model, whether its label was learned, its first
  * event time) travels in the lead's extension bytes, so it is committed
  * in the same MULTI/EXEC as the lead and the offsets and replays with
@@ -24,7 +24,7 @@
  * that had an applied event, once, with every model (features at the
  * lead's watermark), and publishes a ScoreChange to kafka.topics.scores
  * (key lead_id) when ls_score_should_publish() says so, with the next
- * version (ls_leadscore_next_version) and the top 3 positive and top 3
+ * version (ls_scorestate_next_version) and the top 3 positive and top 3
  * negative factors. Shadow models learn and log, never publish. Delivery
  * is at least once: a ScoreChange is produced before its batch commits,
  * and the replay after a crash or failed commit publishes the lead again,
@@ -186,7 +186,7 @@ bool ls_scorer_due(const ls_scorer *sc, const ls_lead *lead, size_t i,
 
 /*
  * The replay epoch (ls_store_next_epoch) for the ScoreChanges published
- * from now on: versions are ls_leadscore_next_version(stored, epoch). The
+ * from now on: versions are ls_scorestate_next_version(stored, epoch). The
  * pipeline sets a new one every time it starts reading from the stored
  * offsets again, so a replay never reuses a version published (and
  * perhaps never committed) before it. 0 (the default) adds nothing.

@@ -1,6 +1,6 @@
 /*
  * ls_testmodels.c - the model builders test_lead, test_window and
- * test_leadscore each used to copy. Separate from ls_testutil.c so a
+ * test_scorestate each used to copy. Separate from ls_testutil.c so a
  * base/ test does not link models/.
  */
 #include "ls_testmodels.h"

@@ -13,7 +13,7 @@
  * profile, blob size and Redis MEMORY USAGE. It decodes the state with the
  * daemon's own code and feature set (from the same config), so what it
  * prints is what the models see. "scores" holds, per configured model,
- * what scoring remembers for the lead (ls_leadscore: last published score,
+ * what scoring remembers for the lead (ls_scorestate: last published score,
  * tier, version, label) and the score decayed toward the model's prior
  * (positives / labels of the shared model) over the time since the
  * watermark, up to --at MS or now; "first_ts" is the lead's first event
@@ -45,7 +45,7 @@
 #include "ls_ftrl.h"
 #include "ls_keys.h"
 #include "ls_lead.h"
-#include "ls_leadscore.h"
+#include "ls_scorestate.h"
 #include "ls_log.h"
 #include "ls_pipeline.h"
 #include "ls_scorer.h"
@@ -184,7 +184,7 @@ static const char *label_name(uint8_t label)
  */
 static json_t *lead_scores(ls_store *store, const ls_config *cfg,
 			   const ls_feature_set *set, const ls_lead *lead,
-			   ls_leadscore *ls, int64_t now)
+			   ls_scorestate *ls, int64_t now)
 {
 	int64_t wm = ls_lead_watermark(lead);
 	/* both non-negative: the difference cannot overflow */
@@ -194,8 +194,8 @@ static json_t *lead_scores(ls_store *store, const ls_config *cfg,
 	json_t *scores = json_object();
 	for (size_t i = 0; i < n_models; i++) {
 		const ls_model_spec *spec = &specs[i];
-		const ls_leadscore_model *r =
-			ls_leadscore_get(ls, ls_leadscore_key(spec->name), false);
+		const ls_scorestate_model *r =
+			ls_scorestate_get(ls, ls_scorestate_key(spec->name), false);
 		double score = r != NULL ? r->score : NAN;
 		const char *tier = r != NULL && r->tier >= 0
 					   ? ls_tiers_name(&spec->tiers, r->tier)
@@ -217,7 +217,7 @@ static json_t *lead_scores(ls_store *store, const ls_config *cfg,
 		double decayed = score;
 		if (spec->decay_half_life_ms > 0)
 			decayed = isnan(prior) ? NAN
-					       : ls_leadscore_decay(score, prior, idle,
+					       : ls_scorestate_decay(score, prior, idle,
 								    spec->decay_half_life_ms);
 		json_t *o = json_object();
 		json_object_set_new(o, "score", json_num(score));
@@ -274,8 +274,8 @@ static int cmd_lead(ls_store *store, const ls_config *cfg, const char *lead_id,
 	}
 	size_t ext_len;
 	const uint8_t *ext = ls_lead_ext(lead, &ext_len);
-	ls_leadscore ls;
-	if (ls_leadscore_decode(ext, ext_len, &ls, err, sizeof err) != 0) {
+	ls_scorestate ls;
+	if (ls_scorestate_decode(ext, ext_len, &ls, err, sizeof err) != 0) {
 		fprintf(stderr, "leadscorectl: corrupt scoring state: %s\n", err);
 		goto out;
 	}

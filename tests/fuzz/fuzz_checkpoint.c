@@ -2,7 +2,7 @@
  * fuzz_checkpoint - the decoders of the model state kept in Redis: the
  * FTRL checkpoint (models/ls_ftrl.c), a learning-log entry
  * (models/ls_mlog.c), the evaluation window (models/ls_eval.c) and the
- * per-lead scoring state (models/ls_leadscore.c).
+ * per-lead scoring state (models/ls_scorestate.c).
  *
  * Input: byte 0 says what the rest is. Bits 0-1: 0 FTRL, 1 mlog, 2 eval,
  * 3 leadscore. Bit 2: replace the trailing 8 bytes by the XXH3 checksum
@@ -23,7 +23,7 @@
 #include "fuzz_common.h"
 #include "ls_eval.h"
 #include "ls_ftrl.h"
-#include "ls_leadscore.h"
+#include "ls_scorestate.h"
 #include "ls_mlog.h"
 
 static void same(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
@@ -131,13 +131,13 @@ static void eval(const uint8_t *p, size_t len, size_t capacity)
 
 static void leadscore(const uint8_t *p, size_t len)
 {
-	ls_leadscore s;
+	ls_scorestate s;
 	char err[256];
-	if (ls_leadscore_decode(p, len, &s, err, sizeof err) != 0)
+	if (ls_scorestate_decode(p, len, &s, err, sizeof err) != 0)
 		return;
-	uint8_t b[LS_LEADSCORE_ENCODED_MAX];
+	uint8_t b[LS_SCORESTATE_ENCODED_MAX];
 	size_t n = 0;
-	FUZZ_CHECK(ls_leadscore_encode(&s, b, sizeof b, &n) == 0,
+	FUZZ_CHECK(ls_scorestate_encode(&s, b, sizeof b, &n) == 0,
 		   "a decoded state does not encode");
 	same(p, len, b, n, "leadscore");
 }

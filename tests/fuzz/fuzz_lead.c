@@ -17,7 +17,7 @@
 
 #include "fuzz_common.h"
 #include "ls_lead.h"
-#include "ls_leadscore.h"
+#include "ls_scorestate.h"
 
 static ls_feature_set *full, *part;
 static ls_lead_conf conf[3];
@@ -72,8 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	size_t elen;
 	const uint8_t *ext = ls_lead_ext(lead, &elen);
-	ls_leadscore ls;
-	(void)ls_leadscore_decode(ext, elen, &ls, NULL, 0);
+	ls_scorestate ls;
+	(void)ls_scorestate_decode(ext, elen, &ls, NULL, 0);
 
 	ls_buf b1 = { 0 }, b2 = { 0 };
 	FUZZ_CHECK(ls_lead_encode(lead, c, &b1) == 0, "a decoded lead does not encode");

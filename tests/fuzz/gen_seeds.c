@@ -20,7 +20,7 @@
 #include "ls_eval.h"
 #include "ls_ftrl.h"
 #include "ls_lead.h"
-#include "ls_leadscore.h"
+#include "ls_scorestate.h"
 #include "ls_mlog.h"
 
 static const char *outdir;
@@ -234,15 +234,15 @@ static void lead_seeds(void)
 		if (ls_lead_apply(lead, &conf, &ev) < 0)
 			die("apply");
 	}
-	ls_leadscore ls;
-	ls_leadscore_init(&ls);
+	ls_scorestate ls;
+	ls_scorestate_init(&ls);
 	ls.first_ts = t0;
 	ls.n = 1;
-	ls.m[0] = (ls_leadscore_model){ .key = ls_leadscore_key("conversion"), .label = 1,
+	ls.m[0] = (ls_scorestate_model){ .key = ls_scorestate_key("conversion"), .label = 1,
 					.tier = 2, .version = 3, .score = 0.8 };
-	uint8_t ext[LS_LEADSCORE_ENCODED_MAX];
+	uint8_t ext[LS_SCORESTATE_ENCODED_MAX];
 	size_t elen;
-	if (ls_leadscore_encode(&ls, ext, sizeof ext, &elen) != 0)
+	if (ls_scorestate_encode(&ls, ext, sizeof ext, &elen) != 0)
 		die("leadscore encode");
 	if (ls_lead_encode(lead, &conf, &blob) != 0)
 		die("lead encode");
@@ -322,15 +322,15 @@ static void checkpoint_seeds(void)
 	seed("fuzz_checkpoint", "eval-shrink", 2 | 4 | 8, eb, elen);
 	ls_eval_free(ev);
 
-	ls_leadscore ls;
-	ls_leadscore_init(&ls);
+	ls_scorestate ls;
+	ls_scorestate_init(&ls);
 	ls.first_ts = 1700000000000;
 	ls.n = 2;
-	ls.m[0] = (ls_leadscore_model){ .key = 7, .label = 2, .tier = -1, .version = 0, .score = NAN };
-	ls.m[1] = (ls_leadscore_model){ .key = 9, .label = 1, .tier = 1, .version = 12, .score = 0.25 };
-	uint8_t lb[LS_LEADSCORE_ENCODED_MAX];
+	ls.m[0] = (ls_scorestate_model){ .key = 7, .label = 2, .tier = -1, .version = 0, .score = NAN };
+	ls.m[1] = (ls_scorestate_model){ .key = 9, .label = 1, .tier = 1, .version = 12, .score = 0.25 };
+	uint8_t lb[LS_SCORESTATE_ENCODED_MAX];
 	size_t llen;
-	if (ls_leadscore_encode(&ls, lb, sizeof lb, &llen) != 0)
+	if (ls_scorestate_encode(&ls, lb, sizeof lb, &llen) != 0)
 		die("leadscore");
 	seed("fuzz_checkpoint", "leadscore", 3, lb, llen);
 	seed("fuzz_checkpoint", "leadscore-empty", 3, NULL, 0);

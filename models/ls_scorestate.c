@@ -1,6 +1,6 @@
 /*
- * ls_leadscore.c - per-lead scoring state and the label, timeout and decay
- * rules; see ls_leadscore.h for the contract.
+ * ls_scorestate.c - per-lead scoring state and the label, timeout and decay
+ * rules; see ls_scorestate.h for the contract.
  *
  * The state is a fixed array of at most 8 records rather than a map:
  * leads are cached by the hundred thousand and a handful of models is the
@@ -9,7 +9,7 @@
  * the stack with no allocation to fail.
  *
  * Records stay in creation order in memory so that a pointer from
- * ls_leadscore_get() survives creating another record; the encoder sorts a
+ * ls_scorestate_get() survives creating another record; the encoder sorts a
  * list of indices instead (n <= 8: an insertion sort), which is what makes
  * the bytes canonical whatever order the models first saw the lead in.
  *
@@ -22,7 +22,7 @@
  */
 #include "ls_err.h"
 #include "ls_eval.h"
-#include "ls_leadscore.h"
+#include "ls_scorestate.h"
 #include "ls_varint.h"
 
 #include <math.h>
@@ -34,30 +34,30 @@
 /* tier + 1 travels in a byte whose maximum is checked against this. */
 _Static_assert(LS_TIERS_MAX <= 127, "tier must fit an int8_t");
 
-const char *ls_leadscore_result_str(int rc)
+const char *ls_scorestate_result_str(int rc)
 {
 	switch (rc) {
-	case LS_LEADSCORE_OK:
+	case LS_SCORESTATE_OK:
 		return "ok";
-	case LS_LEADSCORE_ERR_INVALID:
+	case LS_SCORESTATE_ERR_INVALID:
 		return "invalid argument";
-	case LS_LEADSCORE_ERR_CORRUPT:
+	case LS_SCORESTATE_ERR_CORRUPT:
 		return "state corrupt";
-	case LS_LEADSCORE_ERR_SPACE:
+	case LS_SCORESTATE_ERR_SPACE:
 		return "output too small";
 	default:
 		return "unknown result";
 	}
 }
 
-uint32_t ls_leadscore_key(const char *model_name)
+uint32_t ls_scorestate_key(const char *model_name)
 {
 	if (!model_name)
 		model_name = "";
 	return (uint32_t)XXH3_64bits(model_name, strlen(model_name));
 }
 
-void ls_leadscore_init(ls_leadscore *s)
+void ls_scorestate_init(ls_scorestate *s)
 {
 	if (!s)
 		return;
@@ -66,7 +66,7 @@ void ls_leadscore_init(ls_leadscore *s)
 	s->n = 0;
 }
 
-static void model_init(ls_leadscore_model *r, uint32_t key)
+static void model_init(ls_scorestate_model *r, uint32_t key)
 {
 	memset(r, 0, sizeof *r);
 	r->key = key;
@@ -76,30 +76,30 @@ static void model_init(ls_leadscore_model *r, uint32_t key)
 	r->score = NAN;
 }
 
-ls_leadscore_model *ls_leadscore_get(ls_leadscore *s, uint32_t key,
+ls_scorestate_model *ls_scorestate_get(ls_scorestate *s, uint32_t key,
 				     bool create)
 {
-	if (!s || s->n > LS_LEADSCORE_MAX_MODELS)
+	if (!s || s->n > LS_SCORESTATE_MAX_MODELS)
 		return NULL;
 	for (size_t i = 0; i < s->n; i++)
 		if (s->m[i].key == key)
 			return &s->m[i];
-	if (!create || s->n == LS_LEADSCORE_MAX_MODELS)
+	if (!create || s->n == LS_SCORESTATE_MAX_MODELS)
 		return NULL;
-	ls_leadscore_model *r = &s->m[s->n++];
+	ls_scorestate_model *r = &s->m[s->n++];
 	model_init(r, key);
 	return r;
 }
 
-uint64_t ls_leadscore_next_version(uint64_t prev, uint64_t epoch)
+uint64_t ls_scorestate_next_version(uint64_t prev, uint64_t epoch)
 {
 	uint64_t floor = epoch << 32;
 	return prev + 1 > floor ? prev + 1 : floor;
 }
 
-void ls_leadscore_retain(ls_leadscore *s, const uint32_t *keys, size_t n)
+void ls_scorestate_retain(ls_scorestate *s, const uint32_t *keys, size_t n)
 {
-	if (!s || (!keys && n > 0) || s->n > LS_LEADSCORE_MAX_MODELS)
+	if (!s || (!keys && n > 0) || s->n > LS_SCORESTATE_MAX_MODELS)
 		return;
 	size_t kept = 0;
 	for (size_t i = 0; i < s->n; i++) {
@@ -124,7 +124,7 @@ static int64_t unzigzag(uint64_t v)
 	return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
-static bool is_empty(const ls_leadscore *s)
+static bool is_empty(const ls_scorestate *s)
 {
 	return s->first_ts == -1 && s->n == 0;
 }
@@ -138,12 +138,12 @@ static bool score_ok(double v)
  * Check that s can be encoded and put the indices of its records in key
  * order into order[0..n). false on anything the format cannot carry.
  */
-static bool sort_check(const ls_leadscore *s, uint8_t *order)
+static bool sort_check(const ls_scorestate *s, uint8_t *order)
 {
-	if (s->first_ts < -1 || s->n > LS_LEADSCORE_MAX_MODELS)
+	if (s->first_ts < -1 || s->n > LS_SCORESTATE_MAX_MODELS)
 		return false;
 	for (size_t i = 0; i < s->n; i++) {
-		const ls_leadscore_model *r = &s->m[i];
+		const ls_scorestate_model *r = &s->m[i];
 		if (r->label > LS_LABEL_TIMEOUT || r->tier < -1 ||
 		    r->tier >= LS_TIERS_MAX || !score_ok(r->score))
 			return false;
@@ -160,20 +160,20 @@ static bool sort_check(const ls_leadscore *s, uint8_t *order)
 }
 
 /* Bytes of a valid state's encoding. */
-static size_t size_of(const ls_leadscore *s)
+static size_t size_of(const ls_scorestate *s)
 {
 	if (is_empty(s))
 		return 0;
 	size_t n = 2 + ls_varint_len(s->n);
 	if (s->first_ts >= 0)
 		n += ls_varint_len(zigzag(s->first_ts));
-	for (size_t i = 0; i < s->n && i < LS_LEADSCORE_MAX_MODELS; i++)
+	for (size_t i = 0; i < s->n && i < LS_SCORESTATE_MAX_MODELS; i++)
 		n += 4 + 1 + 1 + ls_varint_len(s->m[i].version) + 1 +
 		     (isnan(s->m[i].score) ? 0 : 8);
 	return n;
 }
 
-size_t ls_leadscore_encoded_size(const ls_leadscore *s)
+size_t ls_scorestate_encoded_size(const ls_scorestate *s)
 {
 	return s ? size_of(s) : 0;
 }
@@ -185,31 +185,31 @@ static uint8_t *put_le(uint8_t *p, uint64_t v, size_t bytes)
 	return p;
 }
 
-int ls_leadscore_encode(const ls_leadscore *s, uint8_t *buf, size_t cap,
+int ls_scorestate_encode(const ls_scorestate *s, uint8_t *buf, size_t cap,
 			size_t *len)
 {
-	uint8_t order[LS_LEADSCORE_MAX_MODELS];
+	uint8_t order[LS_SCORESTATE_MAX_MODELS];
 	if (!len)
-		return LS_LEADSCORE_ERR_INVALID;
+		return LS_SCORESTATE_ERR_INVALID;
 	*len = 0;
 	if (!s || !sort_check(s, order) || (!buf && cap > 0))
-		return LS_LEADSCORE_ERR_INVALID;
+		return LS_SCORESTATE_ERR_INVALID;
 	size_t need = size_of(s);
 	if (need > cap)
-		return LS_LEADSCORE_ERR_SPACE;
+		return LS_SCORESTATE_ERR_SPACE;
 	if (need == 0)
-		return LS_LEADSCORE_OK;
+		return LS_SCORESTATE_OK;
 
 	/* Built in a local buffer with the room ls_varint_put() asks for. */
-	uint8_t tmp[LS_LEADSCORE_ENCODED_MAX + LS_VARINT_MAX];
+	uint8_t tmp[LS_SCORESTATE_ENCODED_MAX + LS_VARINT_MAX];
 	uint8_t *p = tmp;
-	*p++ = LS_LEADSCORE_VERSION;
+	*p++ = LS_SCORESTATE_VERSION;
 	*p++ = s->first_ts >= 0 ? 1 : 0;
 	if (s->first_ts >= 0)
 		p = ls_varint_put(p, zigzag(s->first_ts));
 	p = ls_varint_put(p, s->n);
 	for (size_t i = 0; i < s->n; i++) {
-		const ls_leadscore_model *r = &s->m[order[i]];
+		const ls_scorestate_model *r = &s->m[order[i]];
 		p = put_le(p, r->key, 4);
 		*p++ = r->label;
 		*p++ = (uint8_t)(r->tier + 1);
@@ -227,10 +227,10 @@ int ls_leadscore_encode(const ls_leadscore *s, uint8_t *buf, size_t cap,
 	}
 	size_t n = (size_t)(p - tmp);
 	if (n != need) /* size_of() and this loop disagree: a bug, not input */
-		return LS_LEADSCORE_ERR_INVALID;
+		return LS_SCORESTATE_ERR_INVALID;
 	memcpy(buf, tmp, n);
 	*len = n;
-	return LS_LEADSCORE_OK;
+	return LS_SCORESTATE_OK;
 }
 
 /* ---- decoding ---- */
@@ -244,7 +244,7 @@ static void fail_at(reader *r, size_t at, const char *what)
 }
 
 /* One record; prev is the previous record's key (has_prev when any). */
-static void get_record(reader *r, ls_leadscore_model *m, bool has_prev,
+static void get_record(reader *r, ls_scorestate_model *m, bool has_prev,
 		       uint32_t prev)
 {
 	size_t at = r->pos;
@@ -288,7 +288,7 @@ static void get_record(reader *r, ls_leadscore_model *m, bool has_prev,
 	m->score = v;
 }
 
-int ls_leadscore_decode(const uint8_t *data, size_t len, ls_leadscore *out,
+int ls_scorestate_decode(const uint8_t *data, size_t len, ls_scorestate *out,
 			char *err, size_t errlen)
 {
 	if (err && errlen > 0)
@@ -296,24 +296,24 @@ int ls_leadscore_decode(const uint8_t *data, size_t len, ls_leadscore *out,
 	if (!out || (!data && len > 0)) {
 		ls_set_err(err, errlen, "scoring state: no output or no data");
 		if (out)
-			ls_leadscore_init(out);
-		return LS_LEADSCORE_ERR_INVALID;
+			ls_scorestate_init(out);
+		return LS_SCORESTATE_ERR_INVALID;
 	}
-	ls_leadscore s;
-	ls_leadscore_init(&s);
+	ls_scorestate s;
+	ls_scorestate_init(&s);
 	if (len == 0) {
 		*out = s;
-		return LS_LEADSCORE_OK;
+		return LS_SCORESTATE_OK;
 	}
 	reader r;
 	ls_reader_init(&r, data, len, "scoring state", err, errlen);
 
 	uint8_t version = ls_reader_u8(&r);
-	if (version != LS_LEADSCORE_VERSION) {
+	if (version != LS_SCORESTATE_VERSION) {
 		char what[80];
 		snprintf(what, sizeof what,
 			 "version %u not supported (this build reads %d)",
-			 (unsigned)version, LS_LEADSCORE_VERSION);
+			 (unsigned)version, LS_SCORESTATE_VERSION);
 		fail_at(&r, 0, what);
 	}
 	size_t at = r.pos;
@@ -329,7 +329,7 @@ int ls_leadscore_decode(const uint8_t *data, size_t len, ls_leadscore *out,
 	}
 	at = r.pos;
 	uint64_t n = ls_reader_varint(&r);
-	if (r.ok && n > LS_LEADSCORE_MAX_MODELS)
+	if (r.ok && n > LS_SCORESTATE_MAX_MODELS)
 		fail_at(&r, at, "too many models");
 	if (r.ok && n == 0 && !(flags & 1))
 		fail_at(&r, 0, "empty state not encoded as 0 bytes");
@@ -340,16 +340,16 @@ int ls_leadscore_decode(const uint8_t *data, size_t len, ls_leadscore *out,
 	if (r.ok && r.pos != r.len)
 		fail_at(&r, r.pos, "trailing bytes");
 	if (!r.ok) {
-		ls_leadscore_init(out);
-		return LS_LEADSCORE_ERR_CORRUPT;
+		ls_scorestate_init(out);
+		return LS_SCORESTATE_ERR_CORRUPT;
 	}
 	*out = s;
-	return LS_LEADSCORE_OK;
+	return LS_SCORESTATE_OK;
 }
 
 /* ---- rules ---- */
 
-bool ls_leadscore_accept_label(ls_leadscore_model *r, ls_label_state observed)
+bool ls_scorestate_accept_label(ls_scorestate_model *r, ls_label_state observed)
 {
 	int o = (int)observed; /* the enum's type may be unsigned */
 	if (!r || o <= LS_LABEL_NONE || o > LS_LABEL_TIMEOUT)
@@ -364,8 +364,8 @@ bool ls_leadscore_accept_label(ls_leadscore_model *r, ls_label_state observed)
 	return learn;
 }
 
-bool ls_leadscore_timeout_due(const ls_leadscore *s,
-			      const ls_leadscore_model *r, int64_t now_ts,
+bool ls_scorestate_timeout_due(const ls_scorestate *s,
+			      const ls_scorestate_model *r, int64_t now_ts,
 			      int64_t timeout_ms)
 {
 	if (!s || !r || r->label != LS_LABEL_NONE || s->first_ts < 0 ||
@@ -378,7 +378,7 @@ bool ls_leadscore_timeout_due(const ls_leadscore *s,
 	return now_ts - s->first_ts >= timeout_ms;
 }
 
-ls_label_state ls_leadscore_label_of(uint32_t pos_mask, uint32_t neg_mask,
+ls_label_state ls_scorestate_label_of(uint32_t pos_mask, uint32_t neg_mask,
 				     int outcome)
 {
 	if (outcome < 0 || outcome >= 32)
@@ -396,7 +396,7 @@ static double clamp01(double v)
 	return v < 0.0 ? 0.0 : v > 1.0 ? 1.0 : v;
 }
 
-double ls_leadscore_decay(double score, double prior, int64_t idle_ms,
+double ls_scorestate_decay(double score, double prior, int64_t idle_ms,
 			  int64_t half_life_ms)
 {
 	if (isnan(score))

@@ -1,5 +1,5 @@
 /*
- * Unit tests for models/ls_leadscore: model keys, get/create/full, retain,
+ * Unit tests for models/ls_scorestate: model keys, get/create/full, retain,
  * the encoding against a hand-written byte vector, round trips, every
  * invalid state refused by the encoder, every corruption refused by the
  * decoder with its reason and offset, decoder fuzzing (every prefix, every
@@ -18,7 +18,7 @@
 #include <xxhash.h>
 
 #include "ls_lead.h"
-#include "ls_leadscore.h"
+#include "ls_scorestate.h"
 #include "ls_testutil.h"
 #include "ls_window.h"
 
@@ -27,7 +27,7 @@
 #define DAY LS_WINDOW_MS_DAY
 
 /* The state rides in a lead's ext bytes; the largest must fit. */
-_Static_assert(LS_LEADSCORE_ENCODED_MAX <= LS_LEAD_EXT_MAX,
+_Static_assert(LS_SCORESTATE_ENCODED_MAX <= LS_LEAD_EXT_MAX,
 	       "scoring state must fit a lead's ext");
 
 /* splitmix64: a fixed sequence, so every run tests the same cases. */
@@ -45,8 +45,8 @@ static uint64_t bits_of(double v)
 }
 
 /* Records equal field by field (scores by bits, NaN equal to NaN). */
-static void assert_model_eq(const ls_leadscore_model *a,
-			    const ls_leadscore_model *b)
+static void assert_model_eq(const ls_scorestate_model *a,
+			    const ls_scorestate_model *b)
 {
 	ck_assert_uint_eq(a->key, b->key);
 	ck_assert_uint_eq(a->label, b->label);
@@ -59,26 +59,26 @@ static void assert_model_eq(const ls_leadscore_model *a,
 }
 
 /* Same first_ts and the same records by key, whatever their order. */
-static void assert_state_eq(const ls_leadscore *a, const ls_leadscore *b)
+static void assert_state_eq(const ls_scorestate *a, const ls_scorestate *b)
 {
 	ck_assert_int_eq(a->first_ts, b->first_ts);
 	ck_assert_uint_eq(a->n, b->n);
-	ls_leadscore bc = *b;
+	ls_scorestate bc = *b;
 	for (size_t i = 0; i < a->n; i++) {
-		ls_leadscore_model *m = ls_leadscore_get(&bc, a->m[i].key, false);
+		ls_scorestate_model *m = ls_scorestate_get(&bc, a->m[i].key, false);
 		ck_assert_ptr_nonnull(m);
 		assert_model_eq(&a->m[i], m);
 	}
 }
 
-static size_t encode_ok(const ls_leadscore *s, uint8_t *buf, size_t cap)
+static size_t encode_ok(const ls_scorestate *s, uint8_t *buf, size_t cap)
 {
 	size_t len = 99;
-	int rc = ls_leadscore_encode(s, buf, cap, &len);
-	ck_assert_msg(rc == LS_LEADSCORE_OK, "encode: %s",
-		      ls_leadscore_result_str(rc));
-	ck_assert_uint_eq(len, ls_leadscore_encoded_size(s));
-	ck_assert_uint_le(len, LS_LEADSCORE_ENCODED_MAX);
+	int rc = ls_scorestate_encode(s, buf, cap, &len);
+	ck_assert_msg(rc == LS_SCORESTATE_OK, "encode: %s",
+		      ls_scorestate_result_str(rc));
+	ck_assert_uint_eq(len, ls_scorestate_encoded_size(s));
+	ck_assert_uint_le(len, LS_SCORESTATE_ENCODED_MAX);
 	return len;
 }
 
@@ -89,12 +89,12 @@ static size_t encode_ok(const ls_leadscore *s, uint8_t *buf, size_t cap)
  */
 static int try_decode(const uint8_t *p, size_t len)
 {
-	ls_leadscore s;
+	ls_scorestate s;
 	memset(&s, 0xa5, sizeof s); /* garbage the decoder must overwrite */
 	char err[160] = "";
-	int rc = ls_leadscore_decode(p, len, &s, err, sizeof err);
-	if (rc != LS_LEADSCORE_OK) {
-		ck_assert_int_eq(rc, LS_LEADSCORE_ERR_CORRUPT);
+	int rc = ls_scorestate_decode(p, len, &s, err, sizeof err);
+	if (rc != LS_SCORESTATE_OK) {
+		ck_assert_int_eq(rc, LS_SCORESTATE_ERR_CORRUPT);
 		ck_assert_msg(strncmp(err, "scoring state corrupt at byte ", 30) ==
 				      0,
 			      "reason: %s", err);
@@ -102,7 +102,7 @@ static int try_decode(const uint8_t *p, size_t len)
 		ck_assert_uint_eq(s.n, 0);
 		return rc;
 	}
-	uint8_t again[LS_LEADSCORE_ENCODED_MAX];
+	uint8_t again[LS_SCORESTATE_ENCODED_MAX];
 	size_t n = encode_ok(&s, again, sizeof again);
 	ck_assert_uint_eq(n, len);
 	if (len > 0)
@@ -114,17 +114,17 @@ static int try_decode(const uint8_t *p, size_t len)
 static void expect_corrupt(const uint8_t *p, size_t len, size_t at,
 			   const char *why)
 {
-	ls_leadscore s;
+	ls_scorestate s;
 	char err[160] = "", want[64];
-	ck_assert_int_eq(ls_leadscore_decode(p, len, &s, err, sizeof err),
-			 LS_LEADSCORE_ERR_CORRUPT);
+	ck_assert_int_eq(ls_scorestate_decode(p, len, &s, err, sizeof err),
+			 LS_SCORESTATE_ERR_CORRUPT);
 	snprintf(want, sizeof want, "scoring state corrupt at byte %zu: ", at);
 	ck_assert_msg(strncmp(err, want, strlen(want)) == 0 &&
 			      strstr(err, why) != NULL,
 		      "reason: %s (want %s%s)", err, want, why);
 	/* and without an error buffer */
-	ck_assert_int_eq(ls_leadscore_decode(p, len, &s, NULL, 0),
-			 LS_LEADSCORE_ERR_CORRUPT);
+	ck_assert_int_eq(ls_scorestate_decode(p, len, &s, NULL, 0),
+			 LS_SCORESTATE_ERR_CORRUPT);
 }
 
 /*
@@ -132,12 +132,12 @@ static void expect_corrupt(const uint8_t *p, size_t len, size_t at,
  * order (the encoder must sort them), one published (POSITIVE, tier 2,
  * version 300, score 0.75), one untouched.
  */
-static void golden_state(ls_leadscore *s)
+static void golden_state(ls_scorestate *s)
 {
-	ls_leadscore_init(s);
+	ls_scorestate_init(s);
 	s->first_ts = T0;
-	ls_leadscore_model *a = ls_leadscore_get(s, 0x01020304u, true);
-	ls_leadscore_model *b = ls_leadscore_get(s, 0x00000010u, true);
+	ls_scorestate_model *a = ls_scorestate_get(s, 0x01020304u, true);
+	ls_scorestate_model *b = ls_scorestate_get(s, 0x00000010u, true);
 	ck_assert_ptr_nonnull(a);
 	ck_assert_ptr_nonnull(b);
 	a->label = LS_LABEL_POSITIVE;
@@ -146,7 +146,7 @@ static void golden_state(ls_leadscore *s)
 	a->score = 0.75;
 }
 
-/* Written by hand from the format in ls_leadscore.h. */
+/* Written by hand from the format in ls_scorestate.h. */
 static const uint8_t golden[] = {
 	0x01,                               /* version 1 */
 	0x01,                               /* flags: has first_ts */
@@ -166,13 +166,13 @@ static const uint8_t golden[] = {
 };
 
 /* The largest state: every varint at 10 bytes, every record scored. */
-static void max_state(ls_leadscore *s)
+static void max_state(ls_scorestate *s)
 {
-	ls_leadscore_init(s);
+	ls_scorestate_init(s);
 	s->first_ts = INT64_MAX;
-	for (uint32_t i = 0; i < LS_LEADSCORE_MAX_MODELS; i++) {
-		ls_leadscore_model *m =
-			ls_leadscore_get(s, UINT32_MAX - 7 * i, true);
+	for (uint32_t i = 0; i < LS_SCORESTATE_MAX_MODELS; i++) {
+		ls_scorestate_model *m =
+			ls_scorestate_get(s, UINT32_MAX - 7 * i, true);
 		ck_assert_ptr_nonnull(m);
 		m->label = LS_LABEL_TIMEOUT;
 		m->tier = LS_TIERS_MAX - 1;
@@ -187,29 +187,29 @@ START_TEST(test_key)
 {
 	const char *names[] = { "", "conversion", "win", "conversion_v2" };
 	for (size_t i = 0; i < 4; i++)
-		ck_assert_uint_eq(ls_leadscore_key(names[i]),
+		ck_assert_uint_eq(ls_scorestate_key(names[i]),
 				  (uint32_t)XXH3_64bits(names[i],
 							strlen(names[i])));
-	ck_assert_uint_eq(ls_leadscore_key(NULL), ls_leadscore_key(""));
-	ck_assert_uint_ne(ls_leadscore_key("conversion"),
-			  ls_leadscore_key("win"));
+	ck_assert_uint_eq(ls_scorestate_key(NULL), ls_scorestate_key(""));
+	ck_assert_uint_ne(ls_scorestate_key("conversion"),
+			  ls_scorestate_key("win"));
 	/* stable: it names records in stored blobs */
-	ck_assert_uint_eq(ls_leadscore_key("conversion"),
-			  ls_leadscore_key("conversion"));
+	ck_assert_uint_eq(ls_scorestate_key("conversion"),
+			  ls_scorestate_key("conversion"));
 }
 END_TEST
 
 START_TEST(test_get_create_full)
 {
-	ls_leadscore s;
+	ls_scorestate s;
 	memset(&s, 0xff, sizeof s);
-	ls_leadscore_init(&s);
+	ls_scorestate_init(&s);
 	ck_assert_int_eq(s.first_ts, -1);
 	ck_assert_uint_eq(s.n, 0);
-	ck_assert_ptr_null(ls_leadscore_get(&s, 7, false));
+	ck_assert_ptr_null(ls_scorestate_get(&s, 7, false));
 	ck_assert_uint_eq(s.n, 0);
 
-	ls_leadscore_model *first = ls_leadscore_get(&s, 7, true);
+	ls_scorestate_model *first = ls_scorestate_get(&s, 7, true);
 	ck_assert_ptr_nonnull(first);
 	ck_assert_uint_eq(s.n, 1);
 	ck_assert_uint_eq(first->key, 7);
@@ -219,78 +219,78 @@ START_TEST(test_get_create_full)
 	ck_assert(isnan(first->score));
 	first->version = 11;
 	/* found again, create or not, without a second record */
-	ck_assert_ptr_eq(ls_leadscore_get(&s, 7, false), first);
-	ck_assert_ptr_eq(ls_leadscore_get(&s, 7, true), first);
+	ck_assert_ptr_eq(ls_scorestate_get(&s, 7, false), first);
+	ck_assert_ptr_eq(ls_scorestate_get(&s, 7, true), first);
 	ck_assert_uint_eq(s.n, 1);
 
 	/* fill up; the first pointer stays valid (no reordering) */
-	for (uint32_t k = 100; s.n < LS_LEADSCORE_MAX_MODELS; k--)
-		ck_assert_ptr_nonnull(ls_leadscore_get(&s, k, true));
-	ck_assert_uint_eq(s.n, LS_LEADSCORE_MAX_MODELS);
-	ck_assert_ptr_eq(ls_leadscore_get(&s, 7, false), first);
+	for (uint32_t k = 100; s.n < LS_SCORESTATE_MAX_MODELS; k--)
+		ck_assert_ptr_nonnull(ls_scorestate_get(&s, k, true));
+	ck_assert_uint_eq(s.n, LS_SCORESTATE_MAX_MODELS);
+	ck_assert_ptr_eq(ls_scorestate_get(&s, 7, false), first);
 	ck_assert_uint_eq(first->version, 11);
 	/* full: no new record, existing ones still found */
-	ck_assert_ptr_null(ls_leadscore_get(&s, 5000, true));
-	ck_assert_uint_eq(s.n, LS_LEADSCORE_MAX_MODELS);
-	ck_assert_ptr_nonnull(ls_leadscore_get(&s, 100, true));
-	ck_assert_ptr_nonnull(ls_leadscore_get(&s, 94, false));
-	ck_assert_ptr_null(ls_leadscore_get(&s, 93, false));
+	ck_assert_ptr_null(ls_scorestate_get(&s, 5000, true));
+	ck_assert_uint_eq(s.n, LS_SCORESTATE_MAX_MODELS);
+	ck_assert_ptr_nonnull(ls_scorestate_get(&s, 100, true));
+	ck_assert_ptr_nonnull(ls_scorestate_get(&s, 94, false));
+	ck_assert_ptr_null(ls_scorestate_get(&s, 93, false));
 	/* key 0 is a key like any other */
-	ls_leadscore_init(&s);
-	ck_assert_ptr_null(ls_leadscore_get(&s, 0, false));
-	ck_assert_ptr_nonnull(ls_leadscore_get(&s, 0, true));
+	ls_scorestate_init(&s);
+	ck_assert_ptr_null(ls_scorestate_get(&s, 0, false));
+	ck_assert_ptr_nonnull(ls_scorestate_get(&s, 0, true));
 	ck_assert_uint_eq(s.n, 1);
 
-	ck_assert_ptr_null(ls_leadscore_get(NULL, 7, true));
-	ls_leadscore_init(NULL); /* no crash */
+	ck_assert_ptr_null(ls_scorestate_get(NULL, 7, true));
+	ls_scorestate_init(NULL); /* no crash */
 	/* a damaged n is not trusted */
-	s.n = LS_LEADSCORE_MAX_MODELS + 1;
-	ck_assert_ptr_null(ls_leadscore_get(&s, 0, true));
+	s.n = LS_SCORESTATE_MAX_MODELS + 1;
+	ck_assert_ptr_null(ls_scorestate_get(&s, 0, true));
 }
 END_TEST
 
 START_TEST(test_retain)
 {
-	ls_leadscore s;
-	ls_leadscore_init(&s);
+	ls_scorestate s;
+	ls_scorestate_init(&s);
 	s.first_ts = T0;
 	for (uint32_t k = 1; k <= 5; k++) {
-		ls_leadscore_model *m = ls_leadscore_get(&s, k, true);
+		ls_scorestate_model *m = ls_scorestate_get(&s, k, true);
 		m->version = k * 10;
 	}
 	/* keep 4 and 2 (99 is a model with no record yet) */
 	const uint32_t keep[] = { 4, 99, 2 };
-	ls_leadscore_retain(&s, keep, 3);
+	ls_scorestate_retain(&s, keep, 3);
 	ck_assert_uint_eq(s.n, 2);
 	ck_assert_uint_eq(s.m[0].key, 2); /* order kept */
 	ck_assert_uint_eq(s.m[0].version, 20);
 	ck_assert_uint_eq(s.m[1].key, 4);
 	ck_assert_uint_eq(s.m[1].version, 40);
-	ck_assert_ptr_null(ls_leadscore_get(&s, 1, false));
-	ck_assert_ptr_null(ls_leadscore_get(&s, 3, false));
-	ck_assert_ptr_null(ls_leadscore_get(&s, 5, false));
+	ck_assert_ptr_null(ls_scorestate_get(&s, 1, false));
+	ck_assert_ptr_null(ls_scorestate_get(&s, 3, false));
+	ck_assert_ptr_null(ls_scorestate_get(&s, 5, false));
 	ck_assert_int_eq(s.first_ts, T0);
 
 	/* all kept: unchanged */
 	const uint32_t both[] = { 2, 4 };
-	ls_leadscore before = s;
-	ls_leadscore_retain(&s, both, 2);
+	ls_scorestate before = s;
+	ls_scorestate_retain(&s, both, 2);
 	assert_state_eq(&before, &s);
 
 	/* NULL keys with n > 0: refused, nothing dropped */
-	ls_leadscore_retain(&s, NULL, 2);
+	ls_scorestate_retain(&s, NULL, 2);
 	ck_assert_uint_eq(s.n, 2);
-	ls_leadscore_retain(NULL, both, 2); /* no crash */
+	ls_scorestate_retain(NULL, both, 2); /* no crash */
 
 	/* no models any more: every record goes, first_ts stays, and the
 	 * state still encodes (first_ts only) */
-	ls_leadscore_retain(&s, NULL, 0);
+	ls_scorestate_retain(&s, NULL, 0);
 	ck_assert_uint_eq(s.n, 0);
 	ck_assert_int_eq(s.first_ts, T0);
-	uint8_t buf[LS_LEADSCORE_ENCODED_MAX];
+	uint8_t buf[LS_SCORESTATE_ENCODED_MAX];
 	ck_assert_uint_eq(encode_ok(&s, buf, sizeof buf), 2 + 6 + 1);
 	/* the freed room can be used again */
-	ck_assert_ptr_nonnull(ls_leadscore_get(&s, 3, true));
+	ck_assert_ptr_nonnull(ls_scorestate_get(&s, 3, true));
 	ck_assert_uint_eq(s.n, 1);
 }
 END_TEST
@@ -299,29 +299,29 @@ END_TEST
 
 START_TEST(test_encode_golden)
 {
-	ls_leadscore s;
+	ls_scorestate s;
 	golden_state(&s);
-	uint8_t buf[LS_LEADSCORE_ENCODED_MAX];
+	uint8_t buf[LS_SCORESTATE_ENCODED_MAX];
 	size_t n = encode_ok(&s, buf, sizeof buf);
 	ck_assert_uint_eq(n, sizeof golden);
 	ck_assert_mem_eq(buf, golden, n);
 	/* exactly the size is enough */
 	uint8_t exact[sizeof golden];
 	size_t len = 0;
-	ck_assert_int_eq(ls_leadscore_encode(&s, exact, sizeof exact, &len),
-			 LS_LEADSCORE_OK);
+	ck_assert_int_eq(ls_scorestate_encode(&s, exact, sizeof exact, &len),
+			 LS_SCORESTATE_OK);
 	ck_assert_uint_eq(len, sizeof golden);
 	ck_assert_mem_eq(exact, golden, sizeof golden);
 	/* the size has nowhere else to go: len is required */
-	ck_assert_int_eq(ls_leadscore_encode(&s, exact, sizeof exact, NULL),
-			 LS_LEADSCORE_ERR_INVALID);
+	ck_assert_int_eq(ls_scorestate_encode(&s, exact, sizeof exact, NULL),
+			 LS_SCORESTATE_ERR_INVALID);
 
 	/* decoded: the records in key order, the same values */
-	ls_leadscore d;
+	ls_scorestate d;
 	char err[160] = "";
-	ck_assert_int_eq(ls_leadscore_decode(golden, sizeof golden, &d, err,
+	ck_assert_int_eq(ls_scorestate_decode(golden, sizeof golden, &d, err,
 					     sizeof err),
-			 LS_LEADSCORE_OK);
+			 LS_SCORESTATE_OK);
 	ck_assert_str_eq(err, "");
 	assert_state_eq(&s, &d);
 	ck_assert_uint_eq(d.m[0].key, 0x10);
@@ -329,15 +329,15 @@ START_TEST(test_encode_golden)
 	ck_assert_double_eq(d.m[1].score, 0.75);
 
 	/* The empty state is 0 bytes, with or without a buffer. */
-	ls_leadscore e;
-	ls_leadscore_init(&e);
+	ls_scorestate e;
+	ls_scorestate_init(&e);
 	len = 99;
-	ck_assert_int_eq(ls_leadscore_encode(&e, NULL, 0, &len),
-			 LS_LEADSCORE_OK);
+	ck_assert_int_eq(ls_scorestate_encode(&e, NULL, 0, &len),
+			 LS_SCORESTATE_OK);
 	ck_assert_uint_eq(len, 0);
-	ck_assert_uint_eq(ls_leadscore_encoded_size(&e), 0);
-	ck_assert_int_eq(ls_leadscore_decode(NULL, 0, &d, NULL, 0),
-			 LS_LEADSCORE_OK);
+	ck_assert_uint_eq(ls_scorestate_encoded_size(&e), 0);
+	ck_assert_int_eq(ls_scorestate_decode(NULL, 0, &d, NULL, 0),
+			 LS_SCORESTATE_OK);
 	ck_assert_int_eq(d.first_ts, -1);
 	ck_assert_uint_eq(d.n, 0);
 
@@ -350,8 +350,8 @@ START_TEST(test_encode_golden)
 
 	/* a record without first_ts; score 1.0 and 0.0; -0.0 written as
 	 * +0.0 */
-	ls_leadscore_init(&e);
-	ls_leadscore_get(&e, 0xaabbccddu, true)->score = 1.0;
+	ls_scorestate_init(&e);
+	ls_scorestate_get(&e, 0xaabbccddu, true)->score = 1.0;
 	static const uint8_t one[] = { 0x01, 0x00, 0x01, 0xdd, 0xcc, 0xbb, 0xaa,
 				       0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
 				       0x00, 0x00, 0x00, 0xf0, 0x3f };
@@ -368,19 +368,19 @@ START_TEST(test_encode_golden)
 	ck_assert_uint_eq(pos0[np - 1], 0x00); /* +0.0: all bits clear */
 	ck_assert_uint_eq(pos0[np - 8], 0x00);
 
-	/* the largest state is exactly LS_LEADSCORE_ENCODED_MAX bytes */
+	/* the largest state is exactly LS_SCORESTATE_ENCODED_MAX bytes */
 	max_state(&s);
-	ck_assert_uint_eq(ls_leadscore_encoded_size(&s),
-			  LS_LEADSCORE_ENCODED_MAX);
+	ck_assert_uint_eq(ls_scorestate_encoded_size(&s),
+			  LS_SCORESTATE_ENCODED_MAX);
 	ck_assert_uint_eq(encode_ok(&s, buf, sizeof buf),
-			  LS_LEADSCORE_ENCODED_MAX);
-	ck_assert_int_eq(try_decode(buf, LS_LEADSCORE_ENCODED_MAX),
-			 LS_LEADSCORE_OK);
+			  LS_SCORESTATE_ENCODED_MAX);
+	ck_assert_int_eq(try_decode(buf, LS_SCORESTATE_ENCODED_MAX),
+			 LS_SCORESTATE_OK);
 
 	/* a typical lead: one model, published once (header comment) */
-	ls_leadscore_init(&s);
+	ls_scorestate_init(&s);
 	s.first_ts = T0;
-	ls_leadscore_model *m = ls_leadscore_get(&s, 1, true);
+	ls_scorestate_model *m = ls_scorestate_get(&s, 1, true);
 	m->tier = 0;
 	m->version = 1;
 	m->score = 0.12;
@@ -390,18 +390,18 @@ END_TEST
 
 START_TEST(test_roundtrip_random)
 {
-	uint8_t buf[LS_LEADSCORE_ENCODED_MAX], again[LS_LEADSCORE_ENCODED_MAX];
+	uint8_t buf[LS_SCORESTATE_ENCODED_MAX], again[LS_SCORESTATE_ENCODED_MAX];
 	for (int round = 0; round < 5000; round++) {
-		ls_leadscore s;
-		ls_leadscore_init(&s);
+		ls_scorestate s;
+		ls_scorestate_init(&s);
 		if (rnd() % 4)
 			s.first_ts = (int64_t)(rnd() >> (1 + rnd() % 63));
-		size_t n = (size_t)(rnd() % (LS_LEADSCORE_MAX_MODELS + 1));
+		size_t n = (size_t)(rnd() % (LS_SCORESTATE_MAX_MODELS + 1));
 		for (size_t i = 0; i < n; i++) {
 			/* small keys collide now and then: get() finds them */
 			uint32_t key = rnd() % 2 ? (uint32_t)rnd()
 						 : (uint32_t)(rnd() % 12);
-			ls_leadscore_model *m = ls_leadscore_get(&s, key, true);
+			ls_scorestate_model *m = ls_scorestate_get(&s, key, true);
 			ck_assert_ptr_nonnull(m);
 			m->label = (uint8_t)(rnd() % 4);
 			m->tier = (int8_t)((int)(rnd() % (LS_TIERS_MAX + 1)) - 1);
@@ -415,10 +415,10 @@ START_TEST(test_roundtrip_random)
 		}
 		size_t len = encode_ok(&s, buf, sizeof buf);
 		ck_assert_uint_eq(len == 0, s.first_ts == -1 && s.n == 0);
-		ls_leadscore d;
+		ls_scorestate d;
 		char err[160] = "";
-		ck_assert_msg(ls_leadscore_decode(buf, len, &d, err, sizeof err) ==
-				      LS_LEADSCORE_OK,
+		ck_assert_msg(ls_scorestate_decode(buf, len, &d, err, sizeof err) ==
+				      LS_SCORESTATE_OK,
 			      "decode: %s", err);
 		assert_state_eq(&s, &d);
 		for (size_t i = 1; i < d.n; i++)
@@ -427,7 +427,7 @@ START_TEST(test_roundtrip_random)
 		ck_assert_mem_eq(again, buf, len);
 		/* record order in memory does not change the bytes */
 		if (s.n > 1) {
-			ls_leadscore_model t = s.m[0];
+			ls_scorestate_model t = s.m[0];
 			s.m[0] = s.m[s.n - 1];
 			s.m[s.n - 1] = t;
 			ck_assert_uint_eq(encode_ok(&s, again, sizeof again), len);
@@ -439,8 +439,8 @@ END_TEST
 
 START_TEST(test_encode_refuses)
 {
-	uint8_t buf[LS_LEADSCORE_ENCODED_MAX];
-	ls_leadscore s, good;
+	uint8_t buf[LS_SCORESTATE_ENCODED_MAX];
+	ls_scorestate s, good;
 	golden_state(&good);
 	size_t len;
 
@@ -450,7 +450,7 @@ START_TEST(test_encode_refuses)
 		switch (c) {
 		case 0: s.first_ts = -2; break;
 		case 1: s.first_ts = INT64_MIN; break;
-		case 2: s.n = LS_LEADSCORE_MAX_MODELS + 1; break;
+		case 2: s.n = LS_SCORESTATE_MAX_MODELS + 1; break;
 		case 3: s.m[1].key = s.m[0].key; break; /* two records, one key */
 		case 4: s.m[0].label = 4; break;
 		case 5: s.m[0].label = 255; break;
@@ -463,8 +463,8 @@ START_TEST(test_encode_refuses)
 		default: s.m[1].score = -1e-300; break;
 		}
 		len = 99;
-		ck_assert_msg(ls_leadscore_encode(&s, buf, sizeof buf, &len) ==
-				      LS_LEADSCORE_ERR_INVALID,
+		ck_assert_msg(ls_scorestate_encode(&s, buf, sizeof buf, &len) ==
+				      LS_SCORESTATE_ERR_INVALID,
 			      "case %d accepted", c);
 		ck_assert_uint_eq(len, 0);
 	}
@@ -475,36 +475,36 @@ START_TEST(test_encode_refuses)
 	s.m[0].score = 1.0;
 	s.first_ts = 0;
 	encode_ok(&s, buf, sizeof buf);
-	ck_assert_int_eq(ls_leadscore_encode(NULL, buf, sizeof buf, &len),
-			 LS_LEADSCORE_ERR_INVALID);
-	ck_assert_int_eq(ls_leadscore_encode(&good, NULL, 5, &len),
-			 LS_LEADSCORE_ERR_INVALID);
-	ck_assert_uint_eq(ls_leadscore_encoded_size(NULL), 0);
+	ck_assert_int_eq(ls_scorestate_encode(NULL, buf, sizeof buf, &len),
+			 LS_SCORESTATE_ERR_INVALID);
+	ck_assert_int_eq(ls_scorestate_encode(&good, NULL, 5, &len),
+			 LS_SCORESTATE_ERR_INVALID);
+	ck_assert_uint_eq(ls_scorestate_encoded_size(NULL), 0);
 
 	/* every capacity short of the size: SPACE, nothing written */
 	for (size_t cap = 0; cap < sizeof golden; cap++) {
 		memset(buf, 0xee, sizeof buf);
 		len = 99;
-		ck_assert_int_eq(ls_leadscore_encode(&good, cap ? buf : NULL, cap,
+		ck_assert_int_eq(ls_scorestate_encode(&good, cap ? buf : NULL, cap,
 						     &len),
-				 LS_LEADSCORE_ERR_SPACE);
+				 LS_SCORESTATE_ERR_SPACE);
 		ck_assert_uint_eq(len, 0);
 		ck_assert_uint_eq(buf[0], 0xee);
 	}
 	/* invalid beats space: the state is checked first */
 	s = good;
 	s.m[0].label = 9;
-	ck_assert_int_eq(ls_leadscore_encode(&s, NULL, 0, &len),
-			 LS_LEADSCORE_ERR_INVALID);
+	ck_assert_int_eq(ls_scorestate_encode(&s, NULL, 0, &len),
+			 LS_SCORESTATE_ERR_INVALID);
 
-	ck_assert_str_eq(ls_leadscore_result_str(LS_LEADSCORE_OK), "ok");
-	ck_assert_str_eq(ls_leadscore_result_str(LS_LEADSCORE_ERR_CORRUPT),
+	ck_assert_str_eq(ls_scorestate_result_str(LS_SCORESTATE_OK), "ok");
+	ck_assert_str_eq(ls_scorestate_result_str(LS_SCORESTATE_ERR_CORRUPT),
 			 "state corrupt");
-	ck_assert_str_eq(ls_leadscore_result_str(LS_LEADSCORE_ERR_SPACE),
+	ck_assert_str_eq(ls_scorestate_result_str(LS_SCORESTATE_ERR_SPACE),
 			 "output too small");
-	ck_assert_str_eq(ls_leadscore_result_str(LS_LEADSCORE_ERR_INVALID),
+	ck_assert_str_eq(ls_scorestate_result_str(LS_SCORESTATE_ERR_INVALID),
 			 "invalid argument");
-	ck_assert_str_eq(ls_leadscore_result_str(42), "unknown result");
+	ck_assert_str_eq(ls_scorestate_result_str(42), "unknown result");
 }
 END_TEST
 
@@ -571,10 +571,10 @@ START_TEST(test_decode_rejects)
 	/* the tier and score limits themselves decode */
 	memcpy(p, golden, sizeof p);
 	p[14] = LS_TIERS_MAX;
-	ck_assert_int_eq(try_decode(p, sizeof p), LS_LEADSCORE_OK);
+	ck_assert_int_eq(try_decode(p, sizeof p), LS_SCORESTATE_OK);
 	memcpy(p, golden, sizeof p);
 	memset(p + 26, 0, 8); /* +0.0 */
-	ck_assert_int_eq(try_decode(p, sizeof p), LS_LEADSCORE_OK);
+	ck_assert_int_eq(try_decode(p, sizeof p), LS_SCORESTATE_OK);
 
 	/* first_ts: negative (zigzag 1 = -1), over 64 bits, not minimal */
 	static const uint8_t neg_ts[] = { 0x01, 0x01, 0x01, 0x00 };
@@ -593,29 +593,29 @@ START_TEST(test_decode_rejects)
 	expect_corrupt(v_only, sizeof v_only, 1, "truncated");
 
 	/* arguments */
-	ls_leadscore s;
+	ls_scorestate s;
 	golden_state(&s);
 	char err[160] = "";
-	ck_assert_int_eq(ls_leadscore_decode(NULL, 3, &s, err, sizeof err),
-			 LS_LEADSCORE_ERR_INVALID);
+	ck_assert_int_eq(ls_scorestate_decode(NULL, 3, &s, err, sizeof err),
+			 LS_SCORESTATE_ERR_INVALID);
 	ck_assert_uint_eq(s.n, 0); /* emptied */
 	ck_assert_str_ne(err, "");
-	ck_assert_int_eq(ls_leadscore_decode(golden, sizeof golden, NULL, err,
+	ck_assert_int_eq(ls_scorestate_decode(golden, sizeof golden, NULL, err,
 					     sizeof err),
-			 LS_LEADSCORE_ERR_INVALID);
+			 LS_SCORESTATE_ERR_INVALID);
 	/* a tiny error buffer is truncated, not overrun */
 	char tiny[8];
-	ck_assert_int_eq(ls_leadscore_decode(empty, sizeof empty, &s, tiny,
+	ck_assert_int_eq(ls_scorestate_decode(empty, sizeof empty, &s, tiny,
 					     sizeof tiny),
-			 LS_LEADSCORE_ERR_CORRUPT);
+			 LS_SCORESTATE_ERR_CORRUPT);
 	ck_assert_uint_eq(strlen(tiny), sizeof tiny - 1);
 }
 END_TEST
 
 START_TEST(test_decode_fuzz)
 {
-	uint8_t max[LS_LEADSCORE_ENCODED_MAX];
-	ls_leadscore s;
+	uint8_t max[LS_SCORESTATE_ENCODED_MAX];
+	ls_scorestate s;
 	max_state(&s);
 	size_t max_len = encode_ok(&s, max, sizeof max);
 	const struct {
@@ -626,15 +626,15 @@ START_TEST(test_decode_fuzz)
 	for (size_t k = 0; k < 2; k++) {
 		const uint8_t *b = blobs[k].p;
 		size_t n = blobs[k].n;
-		ck_assert_int_eq(try_decode(b, n), LS_LEADSCORE_OK);
+		ck_assert_int_eq(try_decode(b, n), LS_SCORESTATE_OK);
 		/* every prefix: refused, except 0 bytes (the empty state);
 		 * copied so that ASan sees any read past the prefix */
-		ck_assert_int_eq(try_decode(NULL, 0), LS_LEADSCORE_OK);
+		ck_assert_int_eq(try_decode(NULL, 0), LS_SCORESTATE_OK);
 		for (size_t len = 1; len < n; len++) {
 			uint8_t *copy = malloc(len);
 			memcpy(copy, b, len);
 			ck_assert_int_eq(try_decode(copy, len),
-					 LS_LEADSCORE_ERR_CORRUPT);
+					 LS_SCORESTATE_ERR_CORRUPT);
 			free(copy);
 		}
 		/* one byte more, whatever it is: refused */
@@ -643,7 +643,7 @@ START_TEST(test_decode_fuzz)
 		for (int v = 0; v < 256; v++) {
 			longer[n] = (uint8_t)v;
 			ck_assert_int_eq(try_decode(longer, n + 1),
-					 LS_LEADSCORE_ERR_CORRUPT);
+					 LS_SCORESTATE_ERR_CORRUPT);
 		}
 		free(longer);
 		/* every single bit flipped, and every value at every byte:
@@ -652,7 +652,7 @@ START_TEST(test_decode_fuzz)
 		for (size_t bit = 0; bit < n * 8; bit++) {
 			memcpy(copy, b, n);
 			copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-			if (try_decode(copy, n) == LS_LEADSCORE_OK)
+			if (try_decode(copy, n) == LS_SCORESTATE_OK)
 				accepted++;
 			else
 				refused++;
@@ -678,7 +678,7 @@ START_TEST(test_decode_fuzz)
 		for (size_t i = 0; i < n; i++)
 			buf[i] = (uint8_t)rnd();
 		if (n > 0 && round % 2)
-			buf[0] = LS_LEADSCORE_VERSION;
+			buf[0] = LS_SCORESTATE_VERSION;
 		if (n > 1 && round % 4 == 1)
 			buf[1] = (uint8_t)(rnd() % 2);
 		if (n > 2 && round % 8 == 1)
@@ -718,9 +718,9 @@ START_TEST(test_accept_label_table)
 		{ 200, G, false, 200 },
 	};
 	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-		ls_leadscore_model r = { .key = 1, .label = table[i].state,
+		ls_scorestate_model r = { .key = 1, .label = table[i].state,
 					 .tier = 1, .version = 5, .score = 0.5 };
-		bool got = ls_leadscore_accept_label(
+		bool got = ls_scorestate_accept_label(
 			&r, (ls_label_state)table[i].observed);
 		ck_assert_msg(got == table[i].learn,
 			      "row %zu: state %u observed %d", i,
@@ -732,16 +732,16 @@ START_TEST(test_accept_label_table)
 		ck_assert_uint_eq(r.version, 5);
 		ck_assert_double_eq(r.score, 0.5);
 	}
-	ck_assert(!ls_leadscore_accept_label(NULL, LS_LABEL_POSITIVE));
+	ck_assert(!ls_scorestate_accept_label(NULL, LS_LABEL_POSITIVE));
 
 	/* a lead's life: timeout negative, late conversion, then WON: two
 	 * examples, not three */
-	ls_leadscore_model r = { .label = LS_LABEL_NONE };
+	ls_scorestate_model r = { .label = LS_LABEL_NONE };
 	int learned = 0;
-	learned += ls_leadscore_accept_label(&r, LS_LABEL_TIMEOUT);
-	learned += ls_leadscore_accept_label(&r, LS_LABEL_POSITIVE);
-	learned += ls_leadscore_accept_label(&r, LS_LABEL_POSITIVE);
-	learned += ls_leadscore_accept_label(&r, LS_LABEL_NEGATIVE);
+	learned += ls_scorestate_accept_label(&r, LS_LABEL_TIMEOUT);
+	learned += ls_scorestate_accept_label(&r, LS_LABEL_POSITIVE);
+	learned += ls_scorestate_accept_label(&r, LS_LABEL_POSITIVE);
+	learned += ls_scorestate_accept_label(&r, LS_LABEL_NEGATIVE);
 	ck_assert_int_eq(learned, 2);
 	ck_assert_uint_eq(r.label, LS_LABEL_POSITIVE);
 }
@@ -749,57 +749,57 @@ END_TEST
 
 START_TEST(test_timeout_due)
 {
-	ls_leadscore s;
-	ls_leadscore_init(&s);
-	ls_leadscore_model *r = ls_leadscore_get(&s, 1, true);
+	ls_scorestate s;
+	ls_scorestate_init(&s);
+	ls_scorestate_model *r = ls_scorestate_get(&s, 1, true);
 	const int64_t to = 30 * DAY;
 
 	/* no first_ts: never */
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX, to));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX, to));
 	s.first_ts = T0;
 	/* the edge: due exactly at first_ts + timeout */
-	ck_assert(!ls_leadscore_timeout_due(&s, r, T0 + to - 1, to));
-	ck_assert(ls_leadscore_timeout_due(&s, r, T0 + to, to));
-	ck_assert(ls_leadscore_timeout_due(&s, r, T0 + to + 1, to));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, T0, to));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, T0 - 1, to));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MIN, to));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, -1, to));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, T0 + to - 1, to));
+	ck_assert(ls_scorestate_timeout_due(&s, r, T0 + to, to));
+	ck_assert(ls_scorestate_timeout_due(&s, r, T0 + to + 1, to));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, T0, to));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, T0 - 1, to));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MIN, to));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, -1, to));
 	/* no timeout configured */
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX, 0));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX, -1));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX, INT64_MIN));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX, 0));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX, -1));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX, INT64_MIN));
 	/* a label already learned: never (again) */
 	for (uint8_t l = LS_LABEL_POSITIVE; l <= LS_LABEL_TIMEOUT; l++) {
 		r->label = l;
-		ck_assert(!ls_leadscore_timeout_due(&s, r, T0 + to, to));
+		ck_assert(!ls_scorestate_timeout_due(&s, r, T0 + to, to));
 	}
 	r->label = LS_LABEL_NONE;
-	ck_assert(ls_leadscore_timeout_due(&s, r, T0 + to, to));
+	ck_assert(ls_scorestate_timeout_due(&s, r, T0 + to, to));
 
 	/* first_ts 0 is a time */
 	s.first_ts = 0;
-	ck_assert(ls_leadscore_timeout_due(&s, r, to, to));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, to - 1, to));
-	ck_assert(ls_leadscore_timeout_due(&s, r, 1, 1));
+	ck_assert(ls_scorestate_timeout_due(&s, r, to, to));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, to - 1, to));
+	ck_assert(ls_scorestate_timeout_due(&s, r, 1, 1));
 
 	/* near INT64_MAX: first_ts + timeout would overflow */
 	s.first_ts = INT64_MAX - 10;
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX, 100));
-	ck_assert(ls_leadscore_timeout_due(&s, r, INT64_MAX, 10));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX - 1, 10));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX, INT64_MAX));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX, 100));
+	ck_assert(ls_scorestate_timeout_due(&s, r, INT64_MAX, 10));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX - 1, 10));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX, INT64_MAX));
 	s.first_ts = INT64_MAX;
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX, 1));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX, INT64_MAX));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX, 1));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX, INT64_MAX));
 	s.first_ts = 0;
-	ck_assert(ls_leadscore_timeout_due(&s, r, INT64_MAX, INT64_MAX));
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX - 1, INT64_MAX));
+	ck_assert(ls_scorestate_timeout_due(&s, r, INT64_MAX, INT64_MAX));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX - 1, INT64_MAX));
 	s.first_ts = 1;
-	ck_assert(!ls_leadscore_timeout_due(&s, r, INT64_MAX, INT64_MAX));
+	ck_assert(!ls_scorestate_timeout_due(&s, r, INT64_MAX, INT64_MAX));
 
-	ck_assert(!ls_leadscore_timeout_due(NULL, r, INT64_MAX, 1));
-	ck_assert(!ls_leadscore_timeout_due(&s, NULL, INT64_MAX, 1));
+	ck_assert(!ls_scorestate_timeout_due(NULL, r, INT64_MAX, 1));
+	ck_assert(!ls_scorestate_timeout_due(&s, NULL, INT64_MAX, 1));
 }
 END_TEST
 
@@ -808,31 +808,31 @@ START_TEST(test_label_of)
 	/* outcomes as bit positions, e.g. 0 CONVERTED, 1 WON, 2 LOST,
 	 * 3 DISQUALIFIED */
 	const uint32_t pos = 1u << 0 | 1u << 1, neg = 1u << 2 | 1u << 3;
-	ck_assert_int_eq(ls_leadscore_label_of(pos, neg, 0), LS_LABEL_POSITIVE);
-	ck_assert_int_eq(ls_leadscore_label_of(pos, neg, 1), LS_LABEL_POSITIVE);
-	ck_assert_int_eq(ls_leadscore_label_of(pos, neg, 2), LS_LABEL_NEGATIVE);
-	ck_assert_int_eq(ls_leadscore_label_of(pos, neg, 3), LS_LABEL_NEGATIVE);
-	ck_assert_int_eq(ls_leadscore_label_of(pos, neg, 4), LS_LABEL_NONE);
+	ck_assert_int_eq(ls_scorestate_label_of(pos, neg, 0), LS_LABEL_POSITIVE);
+	ck_assert_int_eq(ls_scorestate_label_of(pos, neg, 1), LS_LABEL_POSITIVE);
+	ck_assert_int_eq(ls_scorestate_label_of(pos, neg, 2), LS_LABEL_NEGATIVE);
+	ck_assert_int_eq(ls_scorestate_label_of(pos, neg, 3), LS_LABEL_NEGATIVE);
+	ck_assert_int_eq(ls_scorestate_label_of(pos, neg, 4), LS_LABEL_NONE);
 	/* bit 31 is usable */
-	ck_assert_int_eq(ls_leadscore_label_of(1u << 31, 0, 31),
+	ck_assert_int_eq(ls_scorestate_label_of(1u << 31, 0, 31),
 			 LS_LABEL_POSITIVE);
-	ck_assert_int_eq(ls_leadscore_label_of(0, 1u << 31, 31),
+	ck_assert_int_eq(ls_scorestate_label_of(0, 1u << 31, 31),
 			 LS_LABEL_NEGATIVE);
 	/* out of range: never a shift past the width */
-	ck_assert_int_eq(ls_leadscore_label_of(UINT32_MAX, UINT32_MAX, 32),
+	ck_assert_int_eq(ls_scorestate_label_of(UINT32_MAX, UINT32_MAX, 32),
 			 LS_LABEL_NONE);
-	ck_assert_int_eq(ls_leadscore_label_of(UINT32_MAX, UINT32_MAX, -1),
+	ck_assert_int_eq(ls_scorestate_label_of(UINT32_MAX, UINT32_MAX, -1),
 			 LS_LABEL_NONE);
-	ck_assert_int_eq(ls_leadscore_label_of(UINT32_MAX, UINT32_MAX, INT_MAX),
+	ck_assert_int_eq(ls_scorestate_label_of(UINT32_MAX, UINT32_MAX, INT_MAX),
 			 LS_LABEL_NONE);
-	ck_assert_int_eq(ls_leadscore_label_of(UINT32_MAX, UINT32_MAX, INT_MIN),
+	ck_assert_int_eq(ls_scorestate_label_of(UINT32_MAX, UINT32_MAX, INT_MIN),
 			 LS_LABEL_NONE);
 	/* in both masks: positive */
-	ck_assert_int_eq(ls_leadscore_label_of(1u << 5, 1u << 5, 5),
+	ck_assert_int_eq(ls_scorestate_label_of(1u << 5, 1u << 5, 5),
 			 LS_LABEL_POSITIVE);
 	/* no masks: nothing */
 	for (int o = 0; o < 32; o++)
-		ck_assert_int_eq(ls_leadscore_label_of(0, 0, o), LS_LABEL_NONE);
+		ck_assert_int_eq(ls_scorestate_label_of(0, 0, o), LS_LABEL_NONE);
 }
 END_TEST
 
@@ -841,20 +841,20 @@ START_TEST(test_next_version)
 {
 	const uint64_t E = (uint64_t)1 << 32;
 	/* no epoch taken (the scorer alone): 1, 2, 3... */
-	ck_assert_uint_eq(ls_leadscore_next_version(0, 0), 1);
-	ck_assert_uint_eq(ls_leadscore_next_version(41, 0), 42);
+	ck_assert_uint_eq(ls_scorestate_next_version(0, 0), 1);
+	ck_assert_uint_eq(ls_scorestate_next_version(41, 0), 42);
 	/* the first epoch is above what a build without epochs published */
-	ck_assert_uint_eq(ls_leadscore_next_version(0, 1), E);
-	ck_assert_uint_eq(ls_leadscore_next_version(41, 1), E);
+	ck_assert_uint_eq(ls_scorestate_next_version(0, 1), E);
+	ck_assert_uint_eq(ls_scorestate_next_version(41, 1), E);
 	/* a later epoch starts at its floor, then counts from there */
-	ck_assert_uint_eq(ls_leadscore_next_version(E, 1), E + 1);
-	ck_assert_uint_eq(ls_leadscore_next_version(E + 7, 2), 2 * E);
-	ck_assert_uint_eq(ls_leadscore_next_version(2 * E, 2), 2 * E + 1);
+	ck_assert_uint_eq(ls_scorestate_next_version(E, 1), E + 1);
+	ck_assert_uint_eq(ls_scorestate_next_version(E + 7, 2), 2 * E);
+	ck_assert_uint_eq(ls_scorestate_next_version(2 * E, 2), 2 * E + 1);
 	/* a stored version above the floor (a later epoch committed by
 	 * another instance) still only grows */
-	ck_assert_uint_eq(ls_leadscore_next_version(9 * E, 5), 9 * E + 1);
+	ck_assert_uint_eq(ls_scorestate_next_version(9 * E, 5), 9 * E + 1);
 	/* the largest epoch the store hands out fits a signed Avro long */
-	ck_assert_uint_le(ls_leadscore_next_version(0, INT32_MAX), (uint64_t)INT64_MAX);
+	ck_assert_uint_le(ls_scorestate_next_version(0, INT32_MAX), (uint64_t)INT64_MAX);
 }
 END_TEST
 
@@ -862,54 +862,54 @@ START_TEST(test_decay)
 {
 	const int64_t hl = 7 * DAY;
 	/* one half-life: half way to the prior */
-	ck_assert_double_eq_tol(ls_leadscore_decay(0.9, 0.1, hl, hl), 0.5,
+	ck_assert_double_eq_tol(ls_scorestate_decay(0.9, 0.1, hl, hl), 0.5,
 				1e-15);
 	/* two: a quarter of the way left, 0.1 + 0.8 / 4 */
-	ck_assert_double_eq_tol(ls_leadscore_decay(0.9, 0.1, 2 * hl, hl), 0.3,
+	ck_assert_double_eq_tol(ls_scorestate_decay(0.9, 0.1, 2 * hl, hl), 0.3,
 				1e-15);
 	/* half of one: 0.1 + 0.8 / sqrt(2) */
-	ck_assert_double_eq_tol(ls_leadscore_decay(0.9, 0.1, hl / 2, hl),
+	ck_assert_double_eq_tol(ls_scorestate_decay(0.9, 0.1, hl / 2, hl),
 				0.6656854249492381, 1e-15);
 	/* 3 days of a 7-day half-life: 0.2 + 0.6 * 2^(-3/7) */
-	ck_assert_double_eq_tol(ls_leadscore_decay(0.8, 0.2, 3 * DAY, hl),
+	ck_assert_double_eq_tol(ls_scorestate_decay(0.8, 0.2, 3 * DAY, hl),
 				0.6457982867410845, 1e-15);
 	/* below the prior, it rises toward it */
-	ck_assert_double_eq_tol(ls_leadscore_decay(0.0, 0.4, hl, hl), 0.2,
+	ck_assert_double_eq_tol(ls_scorestate_decay(0.0, 0.4, hl, hl), 0.2,
 				1e-15);
 	/* at the prior, it stays */
-	ck_assert_double_eq(ls_leadscore_decay(0.3, 0.3, hl, hl), 0.3);
+	ck_assert_double_eq(ls_scorestate_decay(0.3, 0.3, hl, hl), 0.3);
 	/* forever idle: exactly the prior */
-	ck_assert_double_eq(ls_leadscore_decay(0.9, 0.1, INT64_MAX, 1), 0.1);
-	ck_assert_double_eq_tol(ls_leadscore_decay(0.9, 0.1, INT64_MAX,
+	ck_assert_double_eq(ls_scorestate_decay(0.9, 0.1, INT64_MAX, 1), 0.1);
+	ck_assert_double_eq_tol(ls_scorestate_decay(0.9, 0.1, INT64_MAX,
 						   INT64_MAX),
 				0.5, 1e-15);
 	/* monotone in idle time */
 	double prev = 1.0;
 	for (int64_t idle = 0; idle <= 10 * hl; idle += hl / 3) {
-		double v = ls_leadscore_decay(0.95, 0.05, idle, hl);
+		double v = ls_scorestate_decay(0.95, 0.05, idle, hl);
 		ck_assert_double_le(v, prev);
 		ck_assert_double_gt(v, 0.05);
 		prev = v;
 	}
 
 	/* no decay: half-life off, no idle time, no prior */
-	ck_assert_double_eq(ls_leadscore_decay(0.9, 0.1, hl, 0), 0.9);
-	ck_assert_double_eq(ls_leadscore_decay(0.9, 0.1, hl, -5), 0.9);
-	ck_assert_double_eq(ls_leadscore_decay(0.9, 0.1, 0, hl), 0.9);
-	ck_assert_double_eq(ls_leadscore_decay(0.9, 0.1, -hl, hl), 0.9);
-	ck_assert_double_eq(ls_leadscore_decay(0.9, NAN, hl, hl), 0.9);
+	ck_assert_double_eq(ls_scorestate_decay(0.9, 0.1, hl, 0), 0.9);
+	ck_assert_double_eq(ls_scorestate_decay(0.9, 0.1, hl, -5), 0.9);
+	ck_assert_double_eq(ls_scorestate_decay(0.9, 0.1, 0, hl), 0.9);
+	ck_assert_double_eq(ls_scorestate_decay(0.9, 0.1, -hl, hl), 0.9);
+	ck_assert_double_eq(ls_scorestate_decay(0.9, NAN, hl, hl), 0.9);
 	/* NaN score stays NaN, decayed or not */
-	ck_assert(isnan(ls_leadscore_decay(NAN, 0.1, hl, hl)));
-	ck_assert(isnan(ls_leadscore_decay(NAN, 0.1, 0, 0)));
+	ck_assert(isnan(ls_scorestate_decay(NAN, 0.1, hl, hl)));
+	ck_assert(isnan(ls_scorestate_decay(NAN, 0.1, 0, 0)));
 	/* clamped to [0,1] */
-	ck_assert_double_eq(ls_leadscore_decay(1.5, 0.1, 0, hl), 1.0);
-	ck_assert_double_eq(ls_leadscore_decay(-0.5, 0.1, 0, hl), 0.0);
-	ck_assert_double_eq(ls_leadscore_decay(INFINITY, 0.1, 0, hl), 1.0);
-	ck_assert_double_eq_tol(ls_leadscore_decay(0.8, -1.0, hl, hl), 0.4,
+	ck_assert_double_eq(ls_scorestate_decay(1.5, 0.1, 0, hl), 1.0);
+	ck_assert_double_eq(ls_scorestate_decay(-0.5, 0.1, 0, hl), 0.0);
+	ck_assert_double_eq(ls_scorestate_decay(INFINITY, 0.1, 0, hl), 1.0);
+	ck_assert_double_eq_tol(ls_scorestate_decay(0.8, -1.0, hl, hl), 0.4,
 				1e-15);
-	ck_assert_double_eq_tol(ls_leadscore_decay(0.2, 3.0, hl, hl), 0.6,
+	ck_assert_double_eq_tol(ls_scorestate_decay(0.2, 3.0, hl, hl), 0.6,
 				1e-15);
-	ck_assert_double_eq_tol(ls_leadscore_decay(2.0, 0.0, hl, hl), 0.5,
+	ck_assert_double_eq_tol(ls_scorestate_decay(2.0, 0.0, hl, hl), 0.5,
 				1e-15);
 }
 END_TEST
@@ -932,9 +932,9 @@ START_TEST(test_in_lead_ext)
 	ck_assert_ptr_nonnull(l);
 
 	/* a lead scoring never saw: no ext, nothing in the blob */
-	ls_leadscore s, d;
-	ls_leadscore_init(&s);
-	uint8_t buf[LS_LEADSCORE_ENCODED_MAX];
+	ls_scorestate s, d;
+	ls_scorestate_init(&s);
+	uint8_t buf[LS_SCORESTATE_ENCODED_MAX];
 	size_t n = encode_ok(&s, buf, sizeof buf);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(ls_lead_set_ext(l, buf, n), LS_LEAD_APPLIED);
@@ -953,8 +953,8 @@ START_TEST(test_in_lead_ext)
 			 LS_LEAD_APPLIED);
 	size_t el;
 	const uint8_t *ext = ls_lead_ext(r, &el);
-	ck_assert_int_eq(ls_leadscore_decode(ext, el, &d, err, sizeof err),
-			 LS_LEADSCORE_OK);
+	ck_assert_int_eq(ls_scorestate_decode(ext, el, &d, err, sizeof err),
+			 LS_SCORESTATE_OK);
 	assert_state_eq(&s, &d);
 
 	ls_lead_free(r);
