@@ -163,19 +163,19 @@ static ls_store *open_store(const char *prefix)
 
 /* ------------------------------------------------------------ helpers */
 
-static void ckey(char *buf, size_t cap, const char *prefix, const char *campaign,
+static void campaign_key(char *buf, size_t cap, const char *prefix, const char *campaign,
 		 const char *suffix)
 {
 	int n = snprintf(buf, cap, "%s{bandit:%s}:%s", prefix, campaign, suffix);
 	ck_assert(n > 0 && (size_t)n < cap);
 }
 
-static void dkey(char *buf, size_t cap, const char *prefix, const char *campaign,
+static void decision_key(char *buf, size_t cap, const char *prefix, const char *campaign,
 		 const char *decision_id)
 {
 	char suffix[LS_DECISION_ID_MAX + 4];
 	snprintf(suffix, sizeof suffix, "d:%s", decision_id);
-	ckey(buf, cap, prefix, campaign, suffix);
+	campaign_key(buf, cap, prefix, campaign, suffix);
 }
 
 static long long cmd_int(redisContext *c, const char *fmt, const char *arg)
@@ -354,7 +354,7 @@ static void check_counts(const ls_campaign_stats *st, redisContext *c, const cha
 	if (c == NULL)
 		return;
 	char key[256], f[128];
-	ckey(key, sizeof key, prefix, st->spec.id, "counts");
+	campaign_key(key, sizeof key, prefix, st->spec.id, "counts");
 	for (size_t i = 0; i < e->n; i++) {
 		snprintf(f, sizeof f, "n:%s:", e->arm[i]);
 		long long n = hget_ll(c, key, f);
@@ -552,7 +552,7 @@ START_TEST(test_reward_exactly_once_api)
 	ck_assert_uint_eq(st.buckets[0].trials, 2);
 	free(st.buckets);
 	char k[256];
-	dkey(k, sizeof k, P, "api", d2.decision_id);
+	decision_key(k, sizeof k, P, "api", d2.decision_id);
 	ck_assert_int_eq(hget_ll(c, k, "st"), 2);
 	ck_assert_int_eq(hget_ll(c, k, "rw"), 1000000);
 
@@ -640,7 +640,7 @@ static void decide_written(ls_campaign *s, redisContext *c, const char *prefix,
 {
 	decide(s, campaign, "lead-p", activate, NULL, NULL, d);
 	char k[256];
-	dkey(k, sizeof k, prefix, campaign, d->decision_id);
+	decision_key(k, sizeof k, prefix, campaign, d->decision_id);
 	wait_exists(c, k, true);
 }
 
@@ -658,13 +658,13 @@ START_TEST(test_reward_exactly_once_pipeline)
 	redisContext *c = side();
 	expect e = { 0 };
 	char k[256], pend[256];
-	ckey(pend, sizeof pend, P, "pipe", "pending");
+	campaign_key(pend, sizeof pend, P, "pipe", "pending");
 	const int64_t W = 72 * 3600 * 1000LL;
 
 	/* SENT activates once, CLICKED rewards once; replays answer 0 */
 	ls_campaign_decision d1;
 	decide_written(s, c, P, "pipe", false, &d1);
-	dkey(k, sizeof k, P, "pipe", d1.decision_id);
+	decision_key(k, sizeof k, P, "pipe", d1.decision_id);
 	ck_assert_int_eq(hget_ll(c, k, "st"), 0);
 	int64_t t1 = ls_clock_wall_ms();
 	long long r = commit_one(store, &cfg, P, LS_EMAIL_SENT, d1.decision_id, t1);
@@ -829,9 +829,9 @@ START_TEST(test_expiry_default_reward)
 	check_counts(&st, c, P, &e);
 	free(st.buckets);
 	char k[256];
-	ckey(k, sizeof k, P, "exp", "pending");
+	campaign_key(k, sizeof k, P, "exp", "pending");
 	ck_assert_int_eq(cmd_int(c, "ZCARD %s", k), 0);
-	dkey(k, sizeof k, P, "exp", d1.decision_id);
+	decision_key(k, sizeof k, P, "exp", d1.decision_id);
 	ck_assert_int_eq(hget_ll(c, k, "st"), 2);
 	ck_assert_int_eq(hget_ll(c, k, "rw"), 500000);
 
@@ -878,9 +878,9 @@ START_TEST(test_unactivated_changes_nothing)
 			ls_campaign_result_str(rc));
 	}
 	char k[256], counts[256], pend[256];
-	dkey(k, sizeof k, P, "cold", d.decision_id);
-	ckey(counts, sizeof counts, P, "cold", "counts");
-	ckey(pend, sizeof pend, P, "cold", "pending");
+	decision_key(k, sizeof k, P, "cold", d.decision_id);
+	campaign_key(counts, sizeof counts, P, "cold", "counts");
+	campaign_key(pend, sizeof pend, P, "cold", "pending");
 	wait_exists(c, k, false);
 
 	ck_assert_int_eq(ls_campaign_activate(s, api_conn(), d.decision_id, &already),
@@ -981,7 +981,7 @@ START_TEST(test_bucket_fallback)
 		free(st.buckets);
 	}
 	char counts[256];
-	ckey(counts, sizeof counts, P, "ctx", "counts");
+	campaign_key(counts, sizeof counts, P, "ctx", "counts");
 	long long n = 0, r = 0;
 	static const char *const arms[] = { "a", "b" };
 	for (size_t i = 0; i < 2; i++) {
@@ -1220,8 +1220,8 @@ static void check_record(redisContext *c, const char *prefix, const char *campai
 			 int64_t window_ms, int64_t ttl_ms)
 {
 	char k[256], pend[256];
-	dkey(k, sizeof k, prefix, campaign, d->decision_id);
-	ckey(pend, sizeof pend, prefix, campaign, "pending");
+	decision_key(k, sizeof k, prefix, campaign, d->decision_id);
+	campaign_key(pend, sizeof pend, prefix, campaign, "pending");
 	redisReply *r = ls_test_cmd_ok(c, "HGETALL %s", k);
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
 	ck_assert_msg(r->elements == (activated ? 14u : 12u), "%s: %zu fields", k,
@@ -1298,7 +1298,7 @@ START_TEST(test_decision_records)
 	ck_assert_int_eq(kill(rp, SIGCONT), 0);
 	char k[256];
 	for (size_t i = 0; i < N_RECORDS; i++) {
-		dkey(k, sizeof k, P, i % 4 != 3 ? "rec1" : "rec2", d[i].decision_id);
+		decision_key(k, sizeof k, P, i % 4 != 3 ? "rec1" : "rec2", d[i].decision_id);
 		wait_exists(c, k, true);
 	}
 	size_t active[2] = { 0, 0 };
@@ -1311,9 +1311,9 @@ START_TEST(test_decision_records)
 		active[one ? 0 : 1] += act;
 	}
 	char pend[256];
-	ckey(pend, sizeof pend, P, "rec1", "pending");
+	campaign_key(pend, sizeof pend, P, "rec1", "pending");
 	ck_assert_int_eq(cmd_int(c, "ZCARD %s", pend), (long long)active[0]);
-	ckey(pend, sizeof pend, P, "rec2", "pending");
+	campaign_key(pend, sizeof pend, P, "rec2", "pending");
 	ck_assert_int_eq(cmd_int(c, "ZCARD %s", pend), (long long)active[1]);
 	free(d);
 	redisFree(c);
@@ -1556,7 +1556,7 @@ START_TEST(test_bucket_cap)
 	ls_campaign *s = start_service(&cfg);
 	redisContext *c = side();
 	char counts[256];
-	ckey(counts, sizeof counts, P, "cap", "counts");
+	campaign_key(counts, sizeof counts, P, "cap", "counts");
 
 	/* three buckets resolve; the first two are stored, the third counts
 	   campaign-wide only and its record forgets it */
@@ -1585,7 +1585,7 @@ START_TEST(test_bucket_cap)
 	}
 	ck_assert_int_eq(n, 3);
 	char dk[256];
-	dkey(dk, sizeof dk, P, "cap", d[2].decision_id);
+	decision_key(dk, sizeof dk, P, "cap", d[2].decision_id);
 	redisReply *r = ls_test_cmd_ok(c, "HGET %s bkt", dk);
 	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
 	ck_assert_str_eq(r->str, "");
@@ -1615,7 +1615,7 @@ START_TEST(test_bucket_cap)
 	decide(s, "cap", "L", true, "industry", "x", &e);
 	ck_assert(!e.bucket_capped);
 	free(st.buckets);
-	dkey(dk, sizeof dk, P, "cap", e.decision_id);
+	decision_key(dk, sizeof dk, P, "cap", e.decision_id);
 	wait_exists(c, dk, true);
 
 	/* with nothing resolving, a refresh reads one field, not the hash */
@@ -1660,7 +1660,7 @@ START_TEST(test_legacy_counters_trimmed)
 		 "    max_buckets: 2\n");
 	redisContext *c = side();
 	char counts[256];
-	ckey(counts, sizeof counts, P, "old", "counts");
+	campaign_key(counts, sizeof counts, P, "old", "counts");
 	freeReplyObject(ls_test_cmd_ok(c, "HSET %s n:a: 20", counts));
 	freeReplyObject(ls_test_cmd_ok(c, "HSET %s r:a: 5000000", counts));
 	for (int i = 1; i <= 5; i++) {
