@@ -60,7 +60,7 @@ STREAM_SPAN = int(29.5 * DAY)
 # ------------------------------------------------------------ helpers
 
 def log(msg):
-    sys.stderr.write('test_pipeline: %s\n' % msg)
+    sys.stderr.write('lstest: %s\n' % msg)
     sys.stderr.flush()
 
 

@@ -1,6 +1,6 @@
 """Chaos: a seeded stream through a 3-broker cluster while things break.
 
-One seeded stream (test_pipeline's realistic generator, plus bandit email
+One seeded stream (lstest's realistic generator, plus bandit email
 events that activate and reward decisions, plus poison records of every
 kind the daemon dead-letters) goes through the dev broker's mock cluster
 with 3 brokers to 2-4 leadscored instances in one consumer group (run B).
