@@ -31,37 +31,20 @@
  * values: it is a handful of varints and strings, it avoids a malloc per
  * string field, and the tests decode every encoded record through Avro-C
  * and compare with Avro-C's own encoding, so the two cannot drift.
+ *
+ * The parts live in four files: this one (record kinds, views, the codec's
+ * lifecycle, passes 2 and 3 of decoding), ls_codec_walk.c (pass 1),
+ * ls_codec_rules.c (the value rules both directions apply) and
+ * ls_codec_encode.c; ls_codec_internal.h is what they share.
  */
 #include "ls_codec.h"
 
 #include <avro.h>
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ls_codec_internal.h"
 #include "ls_schemas.h"
-#include "ls_utf8.h"
-
-/* Record kinds: the five inputs (same values as ls_source) and two outputs. */
-enum {
-	K_EMAIL = LS_SOURCE_EMAIL,
-	K_WEB = LS_SOURCE_WEB,
-	K_CALL = LS_SOURCE_CALL,
-	K_OUTCOME = LS_SOURCE_OUTCOME,
-	K_PROFILE = LS_SOURCE_PROFILE,
-	K_SCORE = LS_SOURCE__COUNT,
-	K_BANDIT,
-	K__COUNT
-};
-
-#define MAX_FIELDS 12
-/* Nesting (records, unions, arrays, maps) deeper than this is malformed;
- * it bounds both our recursion and Avro-C's on hostile recursive schemas. */
-#define MAX_DEPTH 64
-/* Named types per writer schema; ours have at most three. */
-#define MAX_NAMED 128
 
 /*
  * Field order of each kind as the extraction code uses it. Indexes into
@@ -153,399 +136,8 @@ const char *ls_codec_reason_name(ls_codec_reason r)
 		return NULL;
 	return reason_names[r];
 }
-
-__attribute__((format(printf, 3, 4)))
-static int fail(ls_codec_error *e, ls_codec_reason r, const char *fmt, ...)
-{
-	e->reason = r;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
-	va_end(ap);
-	return (int)r;
-}
-
-__attribute__((format(printf, 3, 4)))
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err == NULL || errlen == 0)
-		return -1;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-/* --- compiled writer schema for the pre-decode walk ---------------------- */
-
-typedef struct wnode wnode;
-struct wnode {
-	avro_type_t type;
-	const char *name;   /* named types, for messages */
-	size_t n;           /* record fields, union branches, enum symbols, fixed size */
-	wnode **kids;       /* record fields, union branches, or [0] = items/values */
-};
-
-typedef struct compile_state {
-	ls_arena *mem;
-	avro_schema_t named[MAX_NAMED];
-	wnode *named_node[MAX_NAMED];
-	size_t n_named;
-	char *err;
-	size_t errlen;
-} compile_state;
-
-static wnode *compile(compile_state *s, avro_schema_t sch);
-
-static wnode *compile_kids(compile_state *s, wnode *n, size_t count)
-{
-	n->n = count;
-	if (count == 0)
-		return n;
-	if (count > SIZE_MAX / sizeof(wnode *)) {
-		set_err(s->err, s->errlen, "schema too large");
-		return NULL;
-	}
-	n->kids = ls_arena_alloc(s->mem, count * sizeof(wnode *));
-	if (n->kids == NULL) {
-		set_err(s->err, s->errlen, "out of memory");
-		return NULL;
-	}
-	return n;
-}
-
-static wnode *compile(compile_state *s, avro_schema_t sch)
-{
-	if (sch == NULL) {
-		set_err(s->err, s->errlen, "schema has a NULL part");
-		return NULL;
-	}
-	if (avro_typeof(sch) == AVRO_LINK)
-		sch = avro_schema_link_target(sch);
-	if (sch == NULL) {
-		set_err(s->err, s->errlen, "schema has a dangling named reference");
-		return NULL;
-	}
-	avro_type_t t = avro_typeof(sch);
-	bool named = t == AVRO_RECORD || t == AVRO_ENUM || t == AVRO_FIXED;
-	if (named) {
-		/* Named types may recurse through links; reuse their node so
-		 * compiling terminates and the walk follows the cycle. */
-		for (size_t i = 0; i < s->n_named; i++)
-			if (s->named[i] == sch)
-				return s->named_node[i];
-	}
-	wnode *n = ls_arena_alloc(s->mem, sizeof(*n));
-	if (n == NULL) {
-		set_err(s->err, s->errlen, "out of memory");
-		return NULL;
-	}
-	memset(n, 0, sizeof(*n));
-	n->type = t;
-	if (named) {
-		if (s->n_named == MAX_NAMED) {
-			set_err(s->err, s->errlen, "schema has more than %d named types", MAX_NAMED);
-			return NULL;
-		}
-		s->named[s->n_named] = sch;
-		s->named_node[s->n_named] = n;
-		s->n_named++;
-		n->name = avro_schema_name(sch);
-	}
-	switch (t) {
-	case AVRO_STRING: case AVRO_BYTES: case AVRO_INT32: case AVRO_INT64:
-	case AVRO_FLOAT: case AVRO_DOUBLE: case AVRO_BOOLEAN: case AVRO_NULL:
-		return n;
-	case AVRO_ENUM: {
-		int count = avro_schema_enum_number_of_symbols(sch);
-		if (count <= 0) {
-			set_err(s->err, s->errlen, "enum %s has no symbols", n->name);
-			return NULL;
-		}
-		n->n = (size_t)count;
-		return n;
-	}
-	case AVRO_FIXED: {
-		int64_t size = avro_schema_fixed_size(sch);
-		if (size < 0) {
-			set_err(s->err, s->errlen, "fixed %s has a negative size", n->name);
-			return NULL;
-		}
-		n->n = (size_t)size;
-		return n;
-	}
-	case AVRO_RECORD: {
-		size_t count = avro_schema_record_size(sch);
-		if (count > INT32_MAX || compile_kids(s, n, count) == NULL)
-			return NULL;
-		for (size_t i = 0; i < count; i++) {
-			n->kids[i] = compile(s, avro_schema_record_field_get_by_index(sch, (int)i));
-			if (n->kids[i] == NULL)
-				return NULL;
-		}
-		return n;
-	}
-	case AVRO_UNION: {
-		size_t count = avro_schema_union_size(sch);
-		if (count == 0 || count > INT32_MAX) {
-			set_err(s->err, s->errlen, "union has no branches");
-			return NULL;
-		}
-		if (compile_kids(s, n, count) == NULL)
-			return NULL;
-		for (size_t i = 0; i < count; i++) {
-			n->kids[i] = compile(s, avro_schema_union_branch(sch, (int)i));
-			if (n->kids[i] == NULL)
-				return NULL;
-		}
-		return n;
-	}
-	case AVRO_ARRAY:
-	case AVRO_MAP:
-		if (compile_kids(s, n, 1) == NULL)
-			return NULL;
-		n->kids[0] = compile(s, t == AVRO_ARRAY ? avro_schema_array_items(sch)
-		                                      : avro_schema_map_values(sch));
-		if (n->kids[0] == NULL)
-			return NULL;
-		return n;
-	default:
-		set_err(s->err, s->errlen, "unsupported Avro type %d", (int)t);
-		return NULL;
-	}
-}
-
-/* --- the walk ------------------------------------------------------------ */
-
-typedef struct walk {
-	const uint8_t *p;
-	size_t pos;
-	size_t len;
-	int depth;
-	ls_codec_error *err;
-	/* A bad enum index leaves the structure intact, so the walk goes on
-	 * to tell malformed records (which win) from out-of-range values. */
-	bool value_bad;
-	char value_detail[sizeof(((ls_codec_error *)0)->detail)];
-} walk;
-
-static int walk_varint(walk *w, int64_t *out, const char *what)
-{
-	size_t start = w->pos;
-	uint64_t v = 0;
-	*out = 0;
-	for (unsigned i = 0; i < 10; i++) {
-		if (w->pos >= w->len)
-			return fail(w->err, LS_CODEC_MALFORMED,
-			    "truncated %s varint at byte %zu", what, start);
-		uint8_t b = w->p[w->pos++];
-		/* The 10th byte carries bit 63 only; more would overflow. */
-		if (i == 9 && b > 1)
-			return fail(w->err, LS_CODEC_MALFORMED,
-			    "%s varint at byte %zu overflows 64 bits", what, start);
-		v |= (uint64_t)(b & 0x7f) << (7 * i);
-		if ((b & 0x80) == 0) {
-			*out = (int64_t)((v >> 1) ^ (~(v & 1) + 1));
-			return 0;
-		}
-	}
-	return fail(w->err, LS_CODEC_MALFORMED,
-	    "%s varint at byte %zu is longer than 10 bytes", what, start);
-}
-
-
-static int walk_string(walk *w, bool text, const char *what)
-{
-	int64_t n;
-	size_t start = w->pos;
-	int rc = walk_varint(w, &n, what);
-	if (rc != 0)
-		return rc;
-	if (n < 0)
-		return fail(w->err, LS_CODEC_MALFORMED,
-		    "negative %s length at byte %zu", what, start);
-	if ((uint64_t)n > w->len - w->pos)
-		return fail(w->err, LS_CODEC_MALFORMED,
-		    "%s length %lld at byte %zu exceeds the %zu bytes left",
-		    what, (long long)n, start, w->len - w->pos);
-	if (text && !ls_utf8_valid(w->p + w->pos, (size_t)n))
-		return fail(w->err, LS_CODEC_MALFORMED,
-		    "%s at byte %zu is not UTF-8 or contains NUL", what, start);
-	w->pos += (size_t)n;
-	return 0;
-}
-
-static int walk_node(walk *w, const wnode *n);
-
-static int walk_blocks(walk *w, const wnode *n)
-{
-	bool is_map = n->type == AVRO_MAP;
-	const char *what = is_map ? "map" : "array";
-	/* Each item occupies at least one byte, except items of zero-byte
-	 * types (null, empty records). A block may not claim more items than
-	 * bytes remain, and all blocks together no more than the bytes left
-	 * when the array starts, so even those cannot make Avro-C allocate
-	 * more elements than the record has bytes. That rejects a valid but
-	 * absurd array of many nulls, which no producer of ours writes. */
-	uint64_t budget = w->len - w->pos;
-	uint64_t total = 0;
-	for (;;) {
-		int64_t count;
-		size_t start = w->pos;
-		int rc = walk_varint(w, &count, what);
-		if (rc != 0)
-			return rc;
-		if (count == 0)
-			return 0;
-		int64_t size = -1;
-		if (count < 0) {
-			if (count == INT64_MIN)
-				return fail(w->err, LS_CODEC_MALFORMED,
-				    "%s block count at byte %zu out of range", what, start);
-			count = -count;
-			rc = walk_varint(w, &size, what);
-			if (rc != 0)
-				return rc;
-			if (size < 0 || (uint64_t)size > w->len - w->pos)
-				return fail(w->err, LS_CODEC_MALFORMED,
-				    "%s block size at byte %zu does not fit", what, start);
-		}
-		total += (uint64_t)count;
-		if ((uint64_t)count > w->len - w->pos || total > budget)
-			return fail(w->err, LS_CODEC_MALFORMED,
-			    "%s block count %lld at byte %zu exceeds the bytes left",
-			    what, (long long)count, start);
-		size_t items_start = w->pos;
-		for (int64_t i = 0; i < count; i++) {
-			if (is_map && (rc = walk_string(w, true, "map key")) != 0)
-				return rc;
-			if ((rc = walk_node(w, n->kids[0])) != 0)
-				return rc;
-		}
-		if (size >= 0 && w->pos - items_start != (size_t)size)
-			return fail(w->err, LS_CODEC_MALFORMED,
-			    "%s block at byte %zu is %zu bytes, header says %lld",
-			    what, start, w->pos - items_start, (long long)size);
-	}
-}
-
-static int walk_node(walk *w, const wnode *n)
-{
-	int64_t v;
-	int rc;
-	switch (n->type) {
-	case AVRO_NULL:
-		return 0;
-	case AVRO_BOOLEAN:
-		if (w->pos >= w->len)
-			return fail(w->err, LS_CODEC_MALFORMED, "truncated boolean at byte %zu", w->pos);
-		if (w->p[w->pos] > 1)
-			return fail(w->err, LS_CODEC_MALFORMED, "boolean byte %u at byte %zu",
-			    (unsigned)w->p[w->pos], w->pos);
-		w->pos++;
-		return 0;
-	case AVRO_INT32: {
-		size_t start = w->pos;
-		if ((rc = walk_varint(w, &v, "int")) != 0)
-			return rc;
-		if (v < INT32_MIN || v > INT32_MAX || w->pos - start > 5)
-			return fail(w->err, LS_CODEC_MALFORMED, "int at byte %zu overflows 32 bits", start);
-		return 0;
-	}
-	case AVRO_INT64:
-		return walk_varint(w, &v, "long");
-	case AVRO_FLOAT:
-	case AVRO_DOUBLE: {
-		size_t size = n->type == AVRO_FLOAT ? 4 : 8;
-		if (w->len - w->pos < size)
-			return fail(w->err, LS_CODEC_MALFORMED, "truncated %s at byte %zu",
-			    n->type == AVRO_FLOAT ? "float" : "double", w->pos);
-		w->pos += size;
-		return 0;
-	}
-	case AVRO_STRING:
-		return walk_string(w, true, "string");
-	case AVRO_BYTES:
-		return walk_string(w, false, "bytes");
-	case AVRO_FIXED:
-		if (w->len - w->pos < n->n)
-			return fail(w->err, LS_CODEC_MALFORMED, "truncated fixed %s at byte %zu",
-			    n->name, w->pos);
-		w->pos += n->n;
-		return 0;
-	case AVRO_ENUM: {
-		size_t start = w->pos;
-		if ((rc = walk_varint(w, &v, "enum")) != 0)
-			return rc;
-		if ((v < 0 || (uint64_t)v >= n->n) && !w->value_bad) {
-			w->value_bad = true;
-			snprintf(w->value_detail, sizeof(w->value_detail),
-			    "enum %s index %lld at byte %zu outside 0..%zu",
-			    n->name, (long long)v, start, n->n - 1);
-		}
-		return 0;
-	}
-	case AVRO_UNION: {
-		size_t start = w->pos;
-		if ((rc = walk_varint(w, &v, "union")) != 0)
-			return rc;
-		if (v < 0 || (uint64_t)v >= n->n)
-			return fail(w->err, LS_CODEC_MALFORMED,
-			    "union index %lld at byte %zu outside 0..%zu",
-			    (long long)v, start, n->n - 1);
-		if (++w->depth > MAX_DEPTH)
-			return fail(w->err, LS_CODEC_MALFORMED, "nesting deeper than %d", MAX_DEPTH);
-		rc = walk_node(w, n->kids[v]);
-		w->depth--;
-		return rc;
-	}
-	case AVRO_RECORD:
-		if (++w->depth > MAX_DEPTH)
-			return fail(w->err, LS_CODEC_MALFORMED, "nesting deeper than %d", MAX_DEPTH);
-		for (size_t i = 0; i < n->n; i++)
-			if ((rc = walk_node(w, n->kids[i])) != 0)
-				return rc;
-		w->depth--;
-		return 0;
-	case AVRO_ARRAY:
-	case AVRO_MAP:
-		if (++w->depth > MAX_DEPTH)
-			return fail(w->err, LS_CODEC_MALFORMED, "nesting deeper than %d", MAX_DEPTH);
-		rc = walk_blocks(w, n);
-		w->depth--;
-		return rc;
-	default:
-		return fail(w->err, LS_CODEC_INTERNAL, "walk reached Avro type %d", (int)n->type);
-	}
-}
-
-static int walk_record(const wnode *root, const uint8_t *p, size_t len, ls_codec_error *err)
-{
-	walk w = { .p = p, .pos = 0, .len = len, .depth = 0, .err = err, .value_bad = false };
-	int rc = walk_node(&w, root);
-	if (rc != 0)
-		return rc;
-	if (w.pos != len)
-		return fail(err, LS_CODEC_MALFORMED, "%zu trailing bytes after the record at byte %zu",
-		    len - w.pos, w.pos);
-	if (w.value_bad)
-		return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "%s", w.value_detail);
-	return 0;
-}
-
 /* --- views: decoded record values and how to read them --------------------- */
 
-typedef struct view {
-	int kind;
-	avro_schema_t rschema;       /* schema rvalue has: the reader or a projection */
-	avro_value_iface_t *riface;
-	avro_value_t rvalue;
-	bool has_rvalue;
-	int field[MAX_FIELDS];       /* canonical field -> index in rvalue, -1 absent */
-	const int *enum_map[MAX_FIELDS];  /* writer symbol -> reader symbol; NULL = same */
-	size_t enum_map_len[MAX_FIELDS];
-} view;
 
 typedef struct writer {
 	int32_t id;
@@ -559,17 +151,6 @@ typedef struct writer {
 	bool has_resolved;
 } writer;
 
-struct ls_codec {
-	avro_schema_t reader[K__COUNT];
-	ls_arena prog_mem[K__COUNT];
-	wnode *prog[K__COUNT];
-	view plain[K__COUNT];
-	writer **writers;            /* sorted by id */
-	size_t n_writers;
-	size_t cap_writers;
-	avro_reader_t rd;
-	size_t max_record;
-};
 
 static void view_free(view *v)
 {
@@ -714,16 +295,6 @@ static int view_init(view *v, int kind, avro_schema_t reader, avro_schema_t wsch
 
 /* --- codec lifecycle ------------------------------------------------------ */
 
-static int compile_into(ls_arena *mem, avro_schema_t sch, wnode **out, char *err, size_t errlen)
-{
-	compile_state s;
-	memset(&s, 0, sizeof(s));
-	s.mem = mem;
-	s.err = err;
-	s.errlen = errlen;
-	*out = compile(&s, sch);
-	return *out == NULL ? -1 : 0;
-}
 
 ls_codec *ls_codec_new(char *err, size_t errlen)
 {
@@ -756,7 +327,7 @@ ls_codec *ls_codec_new(char *err, size_t errlen)
 			ls_codec_free(c);
 			return NULL;
 		}
-		if (compile_into(&c->prog_mem[k], c->reader[k], &c->prog[k], err, errlen) != 0 ||
+		if (ls_codec_compile_into(&c->prog_mem[k], c->reader[k], &c->prog[k], err, errlen) != 0 ||
 		    view_init(&c->plain[k], k, c->reader[k], NULL, NULL, err, errlen) != 0) {
 			ls_codec_free(c);
 			return NULL;
@@ -863,7 +434,7 @@ int ls_codec_add_writer(ls_codec *c, int32_t schema_id, ls_source kind,
 	ls_arena_init(&w->mem, 4096);
 
 	char why[200] = "";
-	if (compile_into(&w->mem, ws, &w->prog, why, sizeof(why)) != 0 ||
+	if (ls_codec_compile_into(&w->mem, ws, &w->prog, why, sizeof(why)) != 0 ||
 	    view_init(&w->v, k, c->reader[k], ws, &w->mem, why, sizeof(why)) != 0) {
 		set_err(err, errlen, "schema id %d does not resolve to %s: %s",
 		    schema_id, kind_record_name[k], why);
@@ -943,7 +514,7 @@ static int decode_value(ls_codec *c, int kind, bool lookup, const void *buf, siz
 		}
 	}
 
-	int rc = walk_record(prog, p, len, err);
+	int rc = ls_codec_walk_record(prog, p, len, err);
 	if (rc != 0)
 		return rc;
 
@@ -1130,129 +701,6 @@ static int x_map_field(xctx *x, int f, bool strings, bool *has, size_t *n, const
 	return x_map(x, &mv, kind_fields[x->v->kind][f], strings, n, arr);
 }
 
-/* --- value rules, shared by decoders and encoders -------------------------- */
-
-static bool finite_in(double v, double lo, double hi)
-{
-	return isfinite(v) && v >= lo && v <= hi;
-}
-
-static int check_event(const ls_event *ev, ls_codec_error *err)
-{
-	if ((int)ev->source < 0 || ev->source >= LS_SOURCE__COUNT)
-		return fail(err, LS_CODEC_WRONG_RECORD_TYPE, "unknown source %d", (int)ev->source);
-	if (ev->event_id == NULL || ev->event_id[0] == '\0')
-		return fail(err, LS_CODEC_MISSING_EVENT_ID, "event_id is empty");
-	if (ev->lead_id == NULL || ev->lead_id[0] == '\0')
-		return fail(err, LS_CODEC_MISSING_LEAD_ID, "lead_id is empty");
-	if (ev->ts < 0)
-		return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "ts %lld is negative", (long long)ev->ts);
-	switch (ev->source) {
-	case LS_SOURCE_EMAIL:
-		if ((int)ev->u.email.type < 0 || ev->u.email.type >= LS_EMAIL__COUNT)
-			return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "email type %d", (int)ev->u.email.type);
-		return 0;
-	case LS_SOURCE_WEB:
-		if ((int)ev->u.web.type < 0 || ev->u.web.type >= LS_WEB__COUNT)
-			return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "web type %d", (int)ev->u.web.type);
-		if (ev->u.web.url == NULL)
-			return fail(err, LS_CODEC_MALFORMED, "web url is missing");
-		if (ev->u.web.has_duration_ms && ev->u.web.duration_ms < 0)
-			return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "duration_ms %lld is negative",
-			    (long long)ev->u.web.duration_ms);
-		return 0;
-	case LS_SOURCE_CALL:
-		if ((int)ev->u.call.direction < 0 || ev->u.call.direction >= LS_CALL_DIRECTION__COUNT)
-			return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "call direction %d",
-			    (int)ev->u.call.direction);
-		if ((int)ev->u.call.outcome < 0 || ev->u.call.outcome >= LS_CALL_OUTCOME__COUNT)
-			return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "call outcome %d",
-			    (int)ev->u.call.outcome);
-		if (ev->u.call.duration_s < 0)
-			return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "duration_s %lld is negative",
-			    (long long)ev->u.call.duration_s);
-		if (ev->u.call.has_sentiment && !finite_in(ev->u.call.sentiment, -1.0, 1.0))
-			return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "sentiment %g outside [-1,1]",
-			    ev->u.call.sentiment);
-		return 0;
-	case LS_SOURCE_OUTCOME:
-		if ((int)ev->u.outcome.outcome < 0 || ev->u.outcome.outcome >= LS_OUTCOME__COUNT)
-			return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "outcome %d",
-			    (int)ev->u.outcome.outcome);
-		if (ev->u.outcome.has_value && !isfinite(ev->u.outcome.value))
-			return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "outcome value is not finite");
-		return 0;
-	case LS_SOURCE_PROFILE: {
-		const ls_profile_event *pr = &ev->u.profile;
-		if ((pr->n_attributes > 0 && pr->attributes == NULL) ||
-		    (pr->n_metrics > 0 && pr->metrics == NULL))
-			return fail(err, LS_CODEC_MALFORMED, "profile map array is NULL");
-		for (size_t i = 0; i < pr->n_attributes; i++)
-			if (pr->attributes[i].key == NULL || pr->attributes[i].value == NULL)
-				return fail(err, LS_CODEC_MALFORMED, "attribute %zu has a NULL key or value", i);
-		for (size_t i = 0; i < pr->n_metrics; i++) {
-			if (pr->metrics[i].key == NULL)
-				return fail(err, LS_CODEC_MALFORMED, "metric %zu has a NULL key", i);
-			if (!isfinite(pr->metrics[i].value))
-				return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "metric %s is not finite",
-				    pr->metrics[i].key);
-		}
-		return 0;
-	}
-	default:
-		return fail(err, LS_CODEC_WRONG_RECORD_TYPE, "unknown source %d", (int)ev->source);
-	}
-}
-
-static int check_score_change(const ls_score_change *sc, ls_codec_error *err)
-{
-	if (sc->lead_id == NULL || sc->lead_id[0] == '\0')
-		return fail(err, LS_CODEC_MISSING_LEAD_ID, "lead_id is empty");
-	if (sc->model == NULL || sc->tier == NULL)
-		return fail(err, LS_CODEC_MALFORMED, "model and tier are required");
-	if (!finite_in(sc->score, 0.0, 1.0))
-		return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "score %g outside [0,1]", sc->score);
-	if (sc->has_previous_score && !finite_in(sc->previous_score, 0.0, 1.0))
-		return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "previous_score %g outside [0,1]",
-		    sc->previous_score);
-	if (sc->version < 0)
-		return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "version %lld is negative",
-		    (long long)sc->version);
-	if (sc->ts < 0)
-		return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "ts %lld is negative", (long long)sc->ts);
-	if (sc->n_factors > 0 && sc->factors == NULL)
-		return fail(err, LS_CODEC_MALFORMED, "factors array is NULL");
-	for (size_t i = 0; i < sc->n_factors; i++) {
-		if (sc->factors[i].name == NULL)
-			return fail(err, LS_CODEC_MALFORMED, "factor %zu has no name", i);
-		if (!isfinite(sc->factors[i].contribution))
-			return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "factor %s is not finite",
-			    sc->factors[i].name);
-	}
-	return 0;
-}
-
-static int check_bandit_decision(const ls_bandit_decision *bd, ls_codec_error *err)
-{
-	if (bd->decision_id == NULL || bd->decision_id[0] == '\0')
-		return fail(err, LS_CODEC_MALFORMED, "decision_id is empty");
-	if (bd->lead_id == NULL || bd->lead_id[0] == '\0')
-		return fail(err, LS_CODEC_MISSING_LEAD_ID, "lead_id is empty");
-	if (bd->campaign_id == NULL || bd->variant_id == NULL)
-		return fail(err, LS_CODEC_MALFORMED, "campaign_id and variant_id are required");
-	if (!finite_in(bd->propensity, 0.0, 1.0))
-		return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "propensity %g outside [0,1]",
-		    bd->propensity);
-	if (bd->ts < 0)
-		return fail(err, LS_CODEC_VALUE_OUT_OF_RANGE, "ts %lld is negative", (long long)bd->ts);
-	if (bd->has_context && bd->n_context > 0 && bd->context == NULL)
-		return fail(err, LS_CODEC_MALFORMED, "context array is NULL");
-	for (size_t i = 0; bd->has_context && i < bd->n_context; i++)
-		if (bd->context[i].key == NULL || bd->context[i].value == NULL)
-			return fail(err, LS_CODEC_MALFORMED, "context %zu has a NULL key or value", i);
-	return 0;
-}
-
 /* --- pass 3 per kind ------------------------------------------------------- */
 
 static int extract_event(xctx *x, ls_event *out)
@@ -1327,7 +775,7 @@ static int extract_event(xctx *x, ls_event *out)
 	default:
 		return fail(x->err, LS_CODEC_INTERNAL, "not an input kind");
 	}
-	return check_event(out, x->err);
+	return ls_codec_check_event(out, x->err);
 }
 
 int ls_codec_decode(ls_codec *c, ls_source expected, const void *buf, size_t len,
@@ -1395,7 +843,7 @@ int ls_codec_decode_score_change(ls_codec *c, const void *buf, size_t len,
 		out->factors = fs;
 		out->n_factors = n;
 	}
-	return check_score_change(out, err);
+	return ls_codec_check_score_change(out, err);
 }
 
 int ls_codec_decode_bandit_decision(ls_codec *c, const void *buf, size_t len,
@@ -1421,230 +869,6 @@ int ls_codec_decode_bandit_decision(ls_codec *c, const void *buf, size_t len,
 	    (rc = x_map_field(&x, BD_CONTEXT, true, &out->has_context, &out->n_context, &ctx)) != 0)
 		return rc;
 	out->context = ctx;
-	return check_bandit_decision(out, err);
+	return ls_codec_check_bandit_decision(out, err);
 }
 
-/* --- encoding -------------------------------------------------------------- */
-
-/* Errors are sticky so the per-kind writers read as straight-line code and
- * check once at the end. */
-typedef struct enc {
-	ls_buf *b;
-	bool oom;
-	const char *bad_string; /* name of a field that is not UTF-8 */
-} enc;
-
-static void put_bytes(enc *e, const void *p, size_t n)
-{
-	if (!e->oom && ls_buf_append(e->b, p, n) != 0)
-		e->oom = true;
-}
-
-static void put_long(enc *e, int64_t v)
-{
-	uint8_t tmp[10];
-	size_t n = 0;
-	uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-	while (z >= 0x80) {
-		tmp[n++] = (uint8_t)(z | 0x80);
-		z >>= 7;
-	}
-	tmp[n++] = (uint8_t)z;
-	put_bytes(e, tmp, n);
-}
-
-static void put_double(enc *e, double d)
-{
-	uint64_t bits;
-	memcpy(&bits, &d, sizeof(bits));
-	uint8_t tmp[8];
-	for (int i = 0; i < 8; i++)
-		tmp[i] = (uint8_t)(bits >> (8 * i));
-	put_bytes(e, tmp, 8);
-}
-
-static void put_string(enc *e, const char *s, const char *field)
-{
-	size_t n = strlen(s);
-	if (!ls_utf8_valid((const uint8_t *)s, n) && e->bad_string == NULL)
-		e->bad_string = field;
-	if (n > INT64_MAX)
-		n = 0;
-	put_long(e, (int64_t)n);
-	put_bytes(e, s, n);
-}
-
-/* ["null", "string"]: branch 0 for NULL. */
-static void put_opt_string(enc *e, const char *s, const char *field)
-{
-	if (s == NULL) {
-		put_long(e, 0);
-		return;
-	}
-	put_long(e, 1);
-	put_string(e, s, field);
-}
-
-static void put_opt_double(enc *e, bool has, double d)
-{
-	put_long(e, has ? 1 : 0);
-	if (has)
-		put_double(e, d);
-}
-
-static void put_string_map(enc *e, size_t n, const ls_attribute *a, const char *field)
-{
-	if (n > 0) {
-		put_long(e, (int64_t)n);
-		for (size_t i = 0; i < n; i++) {
-			put_string(e, a[i].key, field);
-			put_string(e, a[i].value, field);
-		}
-	}
-	put_long(e, 0);
-}
-
-static void put_header(enc *e, int32_t id)
-{
-	if (id < 0)
-		return;
-	uint32_t u = (uint32_t)id;
-	uint8_t h[5] = { 0, (uint8_t)(u >> 24), (uint8_t)(u >> 16), (uint8_t)(u >> 8), (uint8_t)u };
-	put_bytes(e, h, sizeof(h));
-}
-
-static int enc_finish(ls_codec *c, enc *e, char *err, size_t errlen)
-{
-	if (e->oom) {
-		e->b->len = 0;
-		return set_err(err, errlen, "out of memory");
-	}
-	if (e->bad_string != NULL) {
-		e->b->len = 0;
-		return set_err(err, errlen, "%s is not valid UTF-8", e->bad_string);
-	}
-	if (e->b->len > c->max_record) {
-		size_t n = e->b->len;
-		e->b->len = 0;
-		return set_err(err, errlen, "oversized: record of %zu bytes exceeds the limit of %zu",
-		    n, c->max_record);
-	}
-	return 0;
-}
-
-static int reject(ls_buf *out, const ls_codec_error *ce, char *err, size_t errlen)
-{
-	out->len = 0;
-	return set_err(err, errlen, "%s: %s", ls_codec_reason_name(ce->reason), ce->detail);
-}
-
-int ls_codec_encode_event(ls_codec *c, const ls_event *ev, int32_t confluent_schema_id,
-                          ls_buf *out, char *err, size_t errlen)
-{
-	ls_codec_error ce;
-	if (check_event(ev, &ce) != 0)
-		return reject(out, &ce, err, errlen);
-	out->len = 0;
-	enc e = { .b = out, .oom = false, .bad_string = NULL };
-	put_header(&e, confluent_schema_id);
-	put_string(&e, ev->event_id, "event_id");
-	put_string(&e, ev->lead_id, "lead_id");
-	put_long(&e, ev->ts);
-	switch (ev->source) {
-	case LS_SOURCE_EMAIL:
-		put_long(&e, (int64_t)ev->u.email.type);
-		put_opt_string(&e, ev->u.email.campaign_id, "campaign_id");
-		put_opt_string(&e, ev->u.email.variant_id, "variant_id");
-		put_opt_string(&e, ev->u.email.decision_id, "decision_id");
-		put_opt_string(&e, ev->u.email.url, "url");
-		break;
-	case LS_SOURCE_WEB:
-		put_long(&e, (int64_t)ev->u.web.type);
-		put_string(&e, ev->u.web.url, "url");
-		put_opt_string(&e, ev->u.web.page_category, "page_category");
-		put_long(&e, ev->u.web.has_duration_ms ? 1 : 0);
-		if (ev->u.web.has_duration_ms)
-			put_long(&e, ev->u.web.duration_ms);
-		put_opt_string(&e, ev->u.web.session_id, "session_id");
-		break;
-	case LS_SOURCE_CALL:
-		put_long(&e, (int64_t)ev->u.call.direction);
-		put_long(&e, (int64_t)ev->u.call.outcome);
-		put_long(&e, ev->u.call.duration_s);
-		put_opt_double(&e, ev->u.call.has_sentiment, ev->u.call.sentiment);
-		break;
-	case LS_SOURCE_OUTCOME:
-		put_long(&e, (int64_t)ev->u.outcome.outcome);
-		put_opt_double(&e, ev->u.outcome.has_value, ev->u.outcome.value);
-		break;
-	case LS_SOURCE_PROFILE: {
-		const ls_profile_event *pr = &ev->u.profile;
-		put_string_map(&e, pr->n_attributes, pr->attributes, "attributes");
-		if (pr->n_metrics > 0) {
-			put_long(&e, (int64_t)pr->n_metrics);
-			for (size_t i = 0; i < pr->n_metrics; i++) {
-				put_string(&e, pr->metrics[i].key, "metrics");
-				put_double(&e, pr->metrics[i].value);
-			}
-		}
-		put_long(&e, 0);
-		break;
-	}
-	default:
-		out->len = 0;
-		return set_err(err, errlen, "unknown source %d", (int)ev->source);
-	}
-	return enc_finish(c, &e, err, errlen);
-}
-
-int ls_codec_encode_score_change(ls_codec *c, const ls_score_change *sc,
-                                 int32_t confluent_schema_id, ls_buf *out,
-                                 char *err, size_t errlen)
-{
-	ls_codec_error ce;
-	if (check_score_change(sc, &ce) != 0)
-		return reject(out, &ce, err, errlen);
-	out->len = 0;
-	enc e = { .b = out, .oom = false, .bad_string = NULL };
-	put_header(&e, confluent_schema_id);
-	put_string(&e, sc->lead_id, "lead_id");
-	put_string(&e, sc->model, "model");
-	put_double(&e, sc->score);
-	put_opt_double(&e, sc->has_previous_score, sc->previous_score);
-	put_string(&e, sc->tier, "tier");
-	put_opt_string(&e, sc->previous_tier, "previous_tier");
-	put_long(&e, sc->version);
-	put_long(&e, sc->ts);
-	put_opt_string(&e, sc->cause_event_id, "cause_event_id");
-	if (sc->n_factors > 0) {
-		put_long(&e, (int64_t)sc->n_factors);
-		for (size_t i = 0; i < sc->n_factors; i++) {
-			put_string(&e, sc->factors[i].name, "factor name");
-			put_double(&e, sc->factors[i].contribution);
-		}
-	}
-	put_long(&e, 0);
-	return enc_finish(c, &e, err, errlen);
-}
-
-int ls_codec_encode_bandit_decision(ls_codec *c, const ls_bandit_decision *bd,
-                                    int32_t confluent_schema_id, ls_buf *out,
-                                    char *err, size_t errlen)
-{
-	ls_codec_error ce;
-	if (check_bandit_decision(bd, &ce) != 0)
-		return reject(out, &ce, err, errlen);
-	out->len = 0;
-	enc e = { .b = out, .oom = false, .bad_string = NULL };
-	put_header(&e, confluent_schema_id);
-	put_string(&e, bd->decision_id, "decision_id");
-	put_string(&e, bd->campaign_id, "campaign_id");
-	put_string(&e, bd->lead_id, "lead_id");
-	put_string(&e, bd->variant_id, "variant_id");
-	put_double(&e, bd->propensity);
-	put_long(&e, bd->ts);
-	put_long(&e, bd->has_context ? 1 : 0);
-	if (bd->has_context)
-		put_string_map(&e, bd->n_context, bd->context, "context");
-	return enc_finish(c, &e, err, errlen);
-}

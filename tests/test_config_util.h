@@ -1,0 +1,144 @@
+/*
+ * test_config_util.h - fixtures the ls_config test programs share
+ * (test_config.c, test_config_features.c, test_config_models.c): fixture
+ * and source paths, loading a fixture or a YAML text expecting success or
+ * errors, the reload-diff collector, and reading a whole file.
+ *
+ * Header-only and static inline, so each test program gets its own copy.
+ * Fixtures live in tests/data/config/ (LS_TEST_DATA); README.md and
+ * conf/leadscore.yaml are read from LS_SOURCE_ROOT. Every load passes an
+ * explicit environment so LEADSCORE_* variables of whoever runs the tests
+ * cannot change the results. Memory: slurp returns a static buffer; a
+ * loaded ls_config belongs to the caller. Errors: every helper fails the
+ * running Check test. Thread-safety: none.
+ */
+#ifndef TEST_CONFIG_UTIL_H
+#define TEST_CONFIG_UTIL_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ls_config.h"
+
+static char *no_env[] = { NULL };
+
+static inline const char *env_dir(const char *var)
+{
+	const char *d = getenv(var);
+	ck_assert_msg(d != NULL, "%s is not set (run under meson test)", var);
+	return d;
+}
+
+static inline void fixture(const char *name, char *buf, size_t buflen)
+{
+	int n = snprintf(buf, buflen, "%s/config/%s", env_dir("LS_TEST_DATA"), name);
+	ck_assert(n > 0 && (size_t)n < buflen);
+}
+
+static inline void source_file(const char *name, char *buf, size_t buflen)
+{
+	int n = snprintf(buf, buflen, "%s/%s", env_dir("LS_SOURCE_ROOT"), name);
+	ck_assert(n > 0 && (size_t)n < buflen);
+}
+
+/* Load a fixture expecting failure; err receives the messages. */
+static inline void load_bad(const char *name, char **envp, char *err, size_t errlen)
+{
+	char path[1024];
+	ls_config c;
+	fixture(name, path, sizeof path);
+	int rc = ls_config_load_env(path, envp, &c, err, errlen);
+	ck_assert_msg(rc == -1, "%s loaded, expected errors", name);
+	/* A failed load leaves nothing to free. */
+	ck_assert_ptr_null(c.path);
+	ck_assert_ptr_null(c.kafka.group_id);
+	ls_config_free(&c);
+}
+
+static inline void load_ok(const char *name, char **envp, ls_config *c)
+{
+	char path[1024], err[4096];
+	fixture(name, path, sizeof path);
+	int rc = ls_config_load_env(path, envp, c, err, sizeof err);
+	ck_assert_msg(rc == 0, "%s: unexpected errors:\n%s", name, err);
+}
+
+#define ASSERT_HAS(err, needle) \
+	ck_assert_msg(strstr((err), (needle)) != NULL, "expected \"%s\" in:\n%s", (needle), (err))
+
+static inline size_t count_lines(const char *s)
+{
+	size_t n = s[0] != '\0' ? 1 : 0;
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+typedef struct diff_seen {
+	size_t n;
+	char keys[16][96];
+	bool reload[16];
+} diff_seen;
+
+static inline void on_diff(const char *key, bool reloadable, void *ud)
+{
+	diff_seen *s = ud;
+	ck_assert_uint_lt(s->n, 16);
+	snprintf(s->keys[s->n], sizeof s->keys[s->n], "%s", key);
+	s->reload[s->n] = reloadable;
+	s->n++;
+}
+
+static inline int diff_find(const diff_seen *s, const char *key)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->keys[i], key) == 0)
+			return s->reload[i] ? 1 : 0;
+	return -1;
+}
+
+/* An hour and a day in ms. */
+#define H 3600000LL
+#define D (24 * H)
+
+/* Not every program of this family loads with it. */
+static char *no_brokers_env[] __attribute__((unused)) = { "LEADSCORE_KAFKA_BROKERS=b:1", NULL };
+
+/* Load yaml (a whole file) from a temp file with envp; rc of the load. */
+static inline int load_text(const char *yaml, char **envp, ls_config *c, char *err, size_t errlen,
+		     char *path_out, size_t path_len)
+{
+	char path[] = "/tmp/ls_test_config_XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	FILE *fp = fdopen(fd, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs(yaml, fp);
+	fclose(fp);
+	int rc = ls_config_load_env(path, envp, c, err, errlen);
+	unlink(path);
+	snprintf(path_out, path_len, "%s", path);
+	return rc;
+}
+
+/* Not inline (every program calls it), nor inlined: a caller copying the
+ * text into a smaller buffer would otherwise see this buffer's size and
+ * warn about truncation. */
+__attribute__((noinline)) static char *slurp(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	ck_assert_msg(fp != NULL, "cannot open %s", path);
+	static char buf[262144]; /* README.md passed 64 KiB */
+	size_t n = fread(buf, 1, sizeof buf - 1, fp);
+	ck_assert(!ferror(fp));
+	ck_assert_uint_lt(n, sizeof buf - 1);
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+#endif
