@@ -69,32 +69,7 @@ START_TEST(test_features_default_yaml)
 
 	/* ...and conf/leadscore.yaml shows that same text, commented out
 	 * below an empty `features:`, so the two cannot drift apart. */
-	char path[1024];
-	fixture("features_default.yaml", path, sizeof path);
-	static char fixture_text[65536];
-	snprintf(fixture_text, sizeof fixture_text, "%s", slurp(path));
-	source_file("conf/leadscore.yaml", path, sizeof path);
-	char *conf = slurp(path);
-	char *block = strstr(conf, "\nfeatures:\n");
-	ck_assert_msg(block != NULL, "conf/leadscore.yaml has no empty features: line");
-	block++;
-	static char uncommented[65536];
-	size_t len = 0;
-	char *line = strchr(block, '\n') + 1;
-	len += (size_t)snprintf(uncommented, sizeof uncommented, "features:\n");
-	while (line[0] == '#') {
-		char *nl = strchr(line, '\n');
-		ck_assert_ptr_nonnull(nl);
-		const char *text = line + 1;
-		if (*text == ' ')
-			text++;
-		len += (size_t)snprintf(uncommented + len, sizeof uncommented - len, "%.*s\n",
-					(int)(nl - text), text);
-		ck_assert_uint_lt(len, sizeof uncommented);
-		line = nl + 1;
-	}
-	ck_assert_msg(line[0] == '\0', "conf/leadscore.yaml: text after the features block");
-	ck_assert_str_eq(uncommented, fixture_text);
+	assert_conf_block_is("features", "features_default.yaml", true);
 }
 END_TEST
 

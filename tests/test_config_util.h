@@ -141,4 +141,45 @@ __attribute__((noinline)) static char *slurp(const char *path)
 	return buf;
 }
 
+/*
+ * The block of conf/leadscore.yaml commented out below its empty `key:`
+ * line, uncommented (one leading "# " or "#" off each line) and headed by
+ * "key:\n", compared with fixture file `fixture_name`: the example config
+ * shows the built-in default text, so the two cannot drift apart. With
+ * to_end, nothing may follow the block.
+ */
+static inline void assert_conf_block_is(const char *key, const char *fixture_name,
+					bool to_end)
+{
+	char path[1024];
+	fixture(fixture_name, path, sizeof path);
+	static char fixture_text[65536];
+	snprintf(fixture_text, sizeof fixture_text, "%s", slurp(path));
+	source_file("conf/leadscore.yaml", path, sizeof path);
+	char *conf = slurp(path);
+	char head[64];
+	snprintf(head, sizeof head, "\n%s:\n", key);
+	char *block = strstr(conf, head);
+	ck_assert_msg(block != NULL, "conf/leadscore.yaml has no empty %s: line", key);
+	block++;
+	static char uncommented[65536];
+	size_t len = 0;
+	char *line = strchr(block, '\n') + 1;
+	len += (size_t)snprintf(uncommented, sizeof uncommented, "%s:\n", key);
+	while (line[0] == '#') {
+		char *nl = strchr(line, '\n');
+		ck_assert_ptr_nonnull(nl);
+		const char *text = line + 1;
+		if (*text == ' ')
+			text++;
+		len += (size_t)snprintf(uncommented + len, sizeof uncommented - len, "%.*s\n",
+					(int)(nl - text), text);
+		ck_assert_uint_lt(len, sizeof uncommented);
+		line = nl + 1;
+	}
+	if (to_end)
+		ck_assert_msg(line[0] == '\0', "conf/leadscore.yaml: text after the %s block", key);
+	ck_assert_str_eq(uncommented, fixture_text);
+}
+
 #endif
