@@ -142,6 +142,11 @@ int ls_conf_parse_duration(const char *s, int64_t *ms)
 			return -1;
 		v = v * 10 + d;
 	}
+	/* zero is zero in every unit: `align_stall: 0` means what it says */
+	if (*p == '\0' && v == 0) {
+		*ms = 0;
+		return 0;
+	}
 	for (size_t i = 0; i < COUNT(units); i++) {
 		if (strcmp(p, units[i].unit) != 0)
 			continue;

@@ -188,8 +188,9 @@ void ls_config_free(ls_config *cfg);
 
 /*
  * Parse "<digits><unit>" with unit ms, s, m, h or d ("500ms", "30s",
- * "15m", "24h", "7d") into milliseconds. Rejects a missing unit, signs,
- * spaces, junk and values that overflow int64 milliseconds. 0 or -1.
+ * "15m", "24h", "7d") into milliseconds; a bare 0 is 0 ms. Rejects any
+ * other number without a unit, signs, spaces, junk and values that
+ * overflow int64 milliseconds. 0 or -1.
  */
 int ls_config_parse_duration(const char *s, int64_t *ms);
 

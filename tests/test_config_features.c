@@ -400,6 +400,22 @@ END_TEST
  * A max_record_size the dead-letter producer cannot carry whole (with an
  * id of max_id_bytes and the headers) is refused, at the key that set it.
  */
+/* A duration of 0 needs no unit: `pipeline.align_stall: 0` (alignment off,
+ * as the README says) loads from the environment as from a file. */
+START_TEST(test_zero_duration_needs_no_unit)
+{
+	char *env[] = { "LEADSCORE_KAFKA_BROKERS=b:1", "LEADSCORE_PIPELINE_ALIGN_STALL=0", NULL };
+	char err[4096];
+	ls_config c;
+	ck_assert_msg(ls_config_load_env(NULL, env, &c, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(c.pipeline.align_stall_ms, 0);
+	ls_config_free(&c);
+	char *ten[] = { "LEADSCORE_KAFKA_BROKERS=b:1", "LEADSCORE_PIPELINE_ALIGN_STALL=10", NULL };
+	ck_assert_int_eq(ls_config_load_env(NULL, ten, &c, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "LEADSCORE_PIPELINE_ALIGN_STALL"));
+}
+END_TEST
+
 START_TEST(test_dead_letter_room)
 {
 	ls_config c;
@@ -567,6 +583,7 @@ static Suite *config_features_suite(void)
 	Suite *s = suite_create("config-features");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_features_default_yaml);
+	tcase_add_test(tc, test_zero_duration_needs_no_unit);
 	tcase_add_test(tc, test_features_custom);
 	tcase_add_test(tc, test_features_item_errors);
 	tcase_add_test(tc, test_features_list_errors);
