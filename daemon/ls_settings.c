@@ -54,8 +54,6 @@ ls_scorer_settings ls_settings_scorer(const ls_config *cfg)
 	return sc;
 }
 
-/* ---- end of store, Kafka, scorer ---- */
-
 /* ---- pipeline (ls_pipeline.h) ---- */
 
 _Static_assert(LS_DLQ_DEFAULT_MESSAGE_MAX == LS_CONFIG_DEFAULT_MESSAGE_MAX,
@@ -91,7 +89,6 @@ void ls_settings_pipeline(const ls_config *cfg, ls_pipeline_settings *out)
 	out->scorer = ls_settings_scorer(cfg);
 }
 
-/* ---- end pipeline ---- */
 /* ---- campaign service ---- */
 
 ls_campaign_settings ls_settings_campaign(const ls_config *cfg)
@@ -108,4 +105,3 @@ ls_campaign_settings ls_settings_campaign(const ls_config *cfg)
 	return cs;
 }
 
-/* ---- end of campaign service ---- */

@@ -30,21 +30,16 @@ ls_kafka_settings ls_settings_kafka(const ls_config *cfg);
 /* The models to run (ls_config_models()) and kafka.topics.scores. */
 ls_scorer_settings ls_settings_scorer(const ls_config *cfg);
 
-/* ---- end of store, Kafka, scorer ---- */
-
 /* ---- pipeline (ls_pipeline.h) ---- */
 
 /* The pipeline's settings from cfg: its pipeline.* keys, topics, features,
  * lead conf, and the Kafka, scorer and campaign settings it passes on. */
 void ls_settings_pipeline(const ls_config *cfg, ls_pipeline_settings *out);
 
-/* ---- end pipeline ---- */
 /* ---- campaign service ---- */
 
 /* `campaigns:`, redis.key_prefix, redis.url and its timeouts, and the
    Kafka settings of the decision log producer (ls_settings_kafka()). */
 ls_campaign_settings ls_settings_campaign(const ls_config *cfg);
-
-/* ---- end of campaign service ---- */
 
 #endif
