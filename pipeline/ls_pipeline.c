@@ -961,8 +961,6 @@ int ls_pipeline_step(ls_pipeline *p)
 void ls_pipeline_reload(ls_pipeline *p, const ls_pipeline_settings *s)
 {
 	p->set.live = s->live;
-	p->set.lead_conf.grace_ms = s->lead_conf.grace_ms;
-	p->set.lead_conf.dedupe_horizon_ms = s->lead_conf.dedupe_horizon_ms;
 	p->dlq.log_rate = s->live.dead_letter_log_rate;
 	p->lead_conf.grace_ms = s->lead_conf.grace_ms;
 	p->lead_conf.dedupe_horizon_ms = s->lead_conf.dedupe_horizon_ms;
