@@ -1,21 +1,12 @@
 /*
- * ls_align.c - event-time alignment of the input topics, apart from the
- * loop.
+ * ls_align.c - reading the input topics in step by event time, apart
+ * from the loop.
  *
  * Why a seam: alignment only decides which of the records read may be
  * applied now and in what order, from per-topic-partition clocks and the
  * consumer's watermarks; it never touches lead state or Redis. The loop
- * hands it the records of a step and applies what it gives back.
- */
-#include "ls_align.h"
-
-#include <stdlib.h>
-#include <string.h>
-
-#include "ls_buf.h"
-#include "ls_clock.h"
-
-/*
+ * asks it for the records of a step and applies what it gives.
+ *
  * Why: the five topics are read independently, and librdkafka fetches
  * each partition by bytes, so whenever there is a backlog (a start after
  * downtime, a host slower than the producers) a topic of small records
@@ -25,53 +16,83 @@
  * read (examples missing their strongest features), and the sweeps ran on
  * a partition event time that the slow topics had not reached.
  *
- * How: per partition number, the horizon is the oldest of the newest
- * record timestamps read from the co-partitioned input topics that still
- * have records to read (the cached high watermark is past what we read);
- * a topic with nothing left to read does not hold the others back. A
- * record stamped after its partition's horizon is held back, with every
- * later record of its topic-partition (their order is kept), and offered
- * again at the next step; its offset is not committed before it is
- * applied, so a crash replays it. The topic-partition that sets the
- * horizon never holds anything back, so reading goes on. An assigned
- * topic-partition that nothing has been read from yet holds the others
+ * Why a queue per topic-partition: the first version read everything
+ * from the one consumer queue, held back what ran ahead and paused a
+ * topic-partition once it held too much. A pause drops librdkafka's
+ * prefetched records, which are fetched again on resume, and the loop
+ * waited out pipeline.batch_max_wait for records a paused partition could
+ * not bring: catching up a backlog ran at a third of the unaligned rate.
+ * With its own queue, a topic-partition that is ahead is simply not taken
+ * from; librdkafka stops fetching it when its prefetch is full (per
+ * partition: queued.min.messages, queued.max.messages.kbytes) and goes on
+ * by itself when it is taken from again.
+ *
+ * How: per partition number, the bound is the oldest of the newest record
+ * timestamps taken from the co-partitioned input topics that still have
+ * records to read (the cached high watermark is past what was taken); a
+ * topic with nothing left to read does not hold the others back. Records
+ * stamped after their partition's bound wait in their buffer (the order
+ * of a topic-partition is kept) and are offered again at the next step;
+ * their offsets are not committed before they are applied, so a crash
+ * replays them. The topic-partition that sets the bound can always give
+ * out all it has buffered, so reading goes on. An assigned
+ * topic-partition that nothing has been taken from yet holds the others
  * back from the start (at -1) unless its high watermark is known to be at
  * its start offset: otherwise the first fetch to arrive would decide.
- * Live, a topic caught up holds nothing back, and one a few records behind
- * holds the newer records of the others for a step. Held records are
- * bounded: past batch_size of them the topic-partitions they came from
- * are paused until their records are released. A partition number whose
- * horizon has not moved for pipeline.align_stall while it holds records back is
- * not aligned until it moves again (a topic whose partition cannot be
- * fetched, or whose records were deleted, must not stop the others).
+ * Live, a topic caught up holds nothing back. A partition number whose
+ * bound has not moved for pipeline.align_stall while it has records
+ * waiting is read unaligned until it moves (a topic whose partition
+ * cannot be fetched, or whose records were deleted, must not stop the
+ * others).
  *
- * Within a batch, records are then applied in timestamp order (each
- * topic-partition's order kept), so a lead's events in the same batch as
- * its outcome are applied before the outcome is learned.
+ * What is given out is merged in timestamp order across topic-partitions
+ * (the key is the running maximum of each topic-partition's stamps, so
+ * its own order is kept), so a lead's events in the same batch as its
+ * outcome are applied before the outcome is learned.
  *
  * Timestamps are the Kafka record timestamps (producers set the event
  * time, as leadscore-sim does, or the log append time, which is the order
  * they were written); a record without one is never held.
  */
+#include "ls_align.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ls_buf.h"
+#include "ls_clock.h"
+#include "ls_log.h"
+
+typedef struct tp_msg {
+	rd_kafka_message_t *m;
+	int64_t key; /* timestamp, made non-decreasing per topic-partition */
+} tp_msg;
 
 /*
- * What alignment (ls_align_batch) knows of one input topic-partition: the
- * newest record timestamp read from it, the offset after the last record
- * read, whether this step holds records of it back, whether we paused it.
+ * One input topic-partition: its own queue, the records taken from it and
+ * not yet given out (buf[head..n)), the key of the newest one taken and
+ * the offset after it.
  */
-typedef struct ls_align_clock {
-	int64_t newest; /* -1: nothing read since the assignment */
+typedef struct ls_align_tp {
+	rd_kafka_queue_t *q; /* NULL until librdkafka has the partition */
+	tp_msg *buf;
+	size_t head, n, cap;
+	int64_t newest; /* -1: nothing taken since the assignment */
 	int64_t next;   /* -1: unknown */
-	int64_t run;    /* ls_align_batch's running maximum */
-	bool assigned;  /* ours since the last assignment or resync */
-	bool holding;
-	bool paused;
-} tp_clock;
+	bool assigned;  /* ours since the last assignment */
+} tp_t;
 
-/* A partition number's horizon and when it last moved (stall detection). */
+/* A partition number's bound and when it last moved (stall detection). */
 typedef struct ls_align_horizon {
 	int64_t at;
 	int64_t moved_ms;
+	bool aligned; /* this step */
 } part_horizon;
 
 int ls_align_source(const ls_align *a, const char *topic)
@@ -82,118 +103,26 @@ int ls_align_source(const ls_align *a, const char *topic)
 	return -1;
 }
 
-static tp_clock *tp_clock_of(ls_align *a, int src, int32_t part, bool grow)
+static tp_t *tp_of(ls_align *a, int src, int32_t part, bool grow)
 {
 	if (src < 0 || part < 0)
 		return NULL;
 	size_t need = (size_t)part + 1;
-	if (need > a->n_clock_parts) {
+	if (need > a->n_parts) {
 		if (!grow)
 			return NULL;
-		if (ls_grow((void **)&a->clocks, &a->cap_clocks, need * LS_SOURCE__COUNT,
-			    sizeof *a->clocks) != 0 ||
+		if (ls_grow((void **)&a->tps, &a->cap_tps, need * LS_SOURCE__COUNT,
+			    sizeof *a->tps) != 0 ||
 		    ls_grow((void **)&a->horizons, &a->cap_horizons, need,
 			    sizeof *a->horizons) != 0)
 			return NULL;
-		for (size_t i = a->n_clock_parts * LS_SOURCE__COUNT;
-		     i < need * LS_SOURCE__COUNT; i++)
-			a->clocks[i] = (tp_clock){ -1, -1, 0, false, false, false };
-		for (size_t i = a->n_clock_parts; i < need; i++)
-			a->horizons[i] = (part_horizon){ INT64_MAX, 0 };
-		a->n_clock_parts = need;
+		for (size_t i = a->n_parts * LS_SOURCE__COUNT; i < need * LS_SOURCE__COUNT; i++)
+			a->tps[i] = (tp_t){ .newest = -1, .next = -1 };
+		for (size_t i = a->n_parts; i < need; i++)
+			a->horizons[i] = (part_horizon){ INT64_MAX, 0, false };
+		a->n_parts = need;
 	}
-	return &a->clocks[(size_t)part * LS_SOURCE__COUNT + (size_t)src];
-}
-
-/*
- * Resume what alignment paused and no longer holds records of; with
- * pause, also pause every topic-partition that holds records back.
- */
-static void align_pause(ls_align *a, bool pause)
-{
-	rd_kafka_topic_partition_list_t *on = rd_kafka_topic_partition_list_new(4);
-	rd_kafka_topic_partition_list_t *off = rd_kafka_topic_partition_list_new(4);
-	if (on == NULL || off == NULL)
-		goto out;
-	for (size_t part = 0; part < a->n_clock_parts; part++)
-		for (int src = 0; src < LS_SOURCE__COUNT; src++) {
-			tp_clock *c = &a->clocks[part * LS_SOURCE__COUNT + (size_t)src];
-			bool want = c->holding && (pause || c->paused);
-			if (want == c->paused)
-				continue;
-			rd_kafka_topic_partition_list_add(want ? off : on,
-							  a->topics[src],
-							  (int32_t)part);
-			c->paused = want;
-		}
-	if (off->cnt > 0)
-		rd_kafka_pause_partitions(a->rk, off);
-	if (on->cnt > 0)
-		rd_kafka_resume_partitions(a->rk, on);
-out:
-	if (on != NULL)
-		rd_kafka_topic_partition_list_destroy(on);
-	if (off != NULL)
-		rd_kafka_topic_partition_list_destroy(off);
-}
-
-/*
- * Forget what alignment knows: the held records (their offsets were not
- * committed; whoever reads the partition next starts before them) and the
- * clocks. resume: resume what alignment paused (on revocation; after a
- * failed batch resync resumes everything itself).
- */
-void ls_align_reset(ls_align *a, bool resume)
-{
-	for (size_t i = 0; i < a->n_held; i++)
-		rd_kafka_message_destroy(a->held[i]);
-	a->n_held = 0;
-	if (resume) {
-		for (size_t i = 0; i < a->n_clock_parts * LS_SOURCE__COUNT; i++)
-			a->clocks[i].holding = false;
-		align_pause(a, false);
-	}
-	for (size_t i = 0; i < a->n_clock_parts * LS_SOURCE__COUNT; i++)
-		a->clocks[i] = (tp_clock){ -1, -1, 0, false, false, false };
-	for (size_t i = 0; i < a->n_clock_parts; i++)
-		a->horizons[i] = (part_horizon){ INT64_MAX, 0 };
-}
-
-/*
- * parts are ours from the offsets in their elements (stored in Redis, or
- * RD_KAFKA_OFFSET_BEGINNING): alignment waits for what they hold. 0, or
- * -1 out of memory.
- */
-int ls_align_assigned(ls_align *a,
-		      const rd_kafka_topic_partition_list_t *parts)
-{
-	for (int i = 0; i < parts->cnt; i++) {
-		const rd_kafka_topic_partition_t *e = &parts->elems[i];
-		int src = ls_align_source(a, e->topic);
-		if (src < 0 || e->partition < 0)
-			continue;
-		tp_clock *c = tp_clock_of(a, src, e->partition, true);
-		if (c == NULL)
-			return -1;
-		c->newest = -1;
-		c->next = e->offset >= 0 ? e->offset : 0;
-		c->assigned = true;
-	}
-	return 0;
-}
-
-typedef struct timed_msg {
-	int64_t key; /* timestamp, made non-decreasing per topic-partition */
-	size_t idx;
-	rd_kafka_message_t *m;
-} timed_msg;
-
-static int cmp_timed(const void *a, const void *b)
-{
-	const timed_msg *x = a, *y = b;
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
+	return &a->tps[(size_t)part * LS_SOURCE__COUNT + (size_t)src];
 }
 
 static int64_t msg_ts(const rd_kafka_message_t *m)
@@ -203,139 +132,309 @@ static int64_t msg_ts(const rd_kafka_message_t *m)
 	return tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
 }
 
-/*
- * msgs (the records held at the last step first, then the new ones, in
- * the order read): move the records read ahead of their partition's
- * horizon to a->held and put the rest in timestamp order. 0, or -1 out of
- * memory (nothing moved).
- */
-int ls_align_batch(ls_align *a, rd_kafka_message_t **msgs, size_t *n_msgs,
-		   int64_t stall_ms, size_t max_held)
+/* Append m (ours now) to t's buffer; -1 out of memory (m not taken). */
+static int push(ls_align *a, tp_t *t, rd_kafka_message_t *m)
 {
-	size_t n = *n_msgs;
-	if (n == 0)
-		return 0;
-	int *src = malloc(n * sizeof *src);
-	timed_msg *t = malloc(n * sizeof *t);
-	if (src == NULL || t == NULL ||
-	    ls_grow((void **)&a->held, &a->cap_held, n, sizeof *a->held) != 0) {
-		free(src);
-		free(t);
+	if (t->n == t->cap && t->head > 0) {
+		memmove(t->buf, t->buf + t->head, (t->n - t->head) * sizeof *t->buf);
+		t->n -= t->head;
+		t->head = 0;
+	}
+	if (ls_grow((void **)&t->buf, &t->cap, t->n + 1, sizeof *t->buf) != 0)
 		return -1;
-	}
-	/* what was read: newest timestamp and next offset per topic-partition */
-	for (size_t i = 0; i < n; i++) {
-		rd_kafka_message_t *m = msgs[i];
-		src[i] = ls_align_source(a, rd_kafka_topic_name(m->rkt));
-		tp_clock *c = tp_clock_of(a, src[i], m->partition, true);
-		if (src[i] >= 0 && c == NULL) {
-			free(src);
-			free(t);
-			return -1;
-		}
-		if (c == NULL)
-			continue;
-		int64_t ts = msg_ts(m);
-		if (ts > c->newest)
-			c->newest = ts;
-		if (m->offset + 1 > c->next)
-			c->next = m->offset + 1;
-	}
-	/* the horizon of each partition number: INT64_MAX holds nothing */
-	int64_t *horizon = malloc((a->n_clock_parts ? a->n_clock_parts : 1) *
-				  sizeof *horizon);
-	if (horizon == NULL) {
-		free(src);
-		free(t);
-		return -1;
-	}
-	int64_t now = ls_clock_mono_ms();
-	for (size_t part = 0; part < a->n_clock_parts; part++) {
-		horizon[part] = INT64_MAX;
-		for (int s = 0; s < LS_SOURCE__COUNT; s++) {
-			tp_clock *c = &a->clocks[part * LS_SOURCE__COUNT + (size_t)s];
-			c->holding = false;
-			if (!c->assigned && c->newest < 0)
-				continue; /* not ours */
-			int64_t lo = -1, hi = -1;
-			if (rd_kafka_get_watermark_offsets(a->rk, a->topics[s],
-							   (int32_t)part, &lo, &hi) !=
-			    RD_KAFKA_RESP_ERR_NO_ERROR)
-				hi = -1;
-			bool behind = hi >= 0 ? c->next >= 0 && hi > c->next
-					      : c->newest < 0; /* not heard from yet */
-			if (behind && c->newest < horizon[part])
-				horizon[part] = c->newest;
-		}
-		part_horizon *ph = &a->horizons[part];
-		if (horizon[part] != ph->at) {
-			ph->at = horizon[part];
-			ph->moved_ms = now;
-		}
-	}
-	size_t kept = 0, held = 0;
-	for (size_t i = 0; i < n; i++) {
-		rd_kafka_message_t *m = msgs[i];
-		tp_clock *c = src[i] >= 0 ? tp_clock_of(a, src[i], m->partition, false)
-					  : NULL;
-		int64_t ts = msg_ts(m);
-		if (c != NULL && (c->holding || (ts >= 0 && ts > horizon[m->partition])) &&
-		    now - a->horizons[m->partition].moved_ms < stall_ms) {
-			c->holding = true;
-			a->held[held++] = m;
-			continue;
-		}
-		t[kept] = (timed_msg){ ts, i, m };
-		kept++;
-	}
-	free(horizon);
-	/* timestamp order across topic-partitions, offset order within one:
-	 * the key is the running maximum of each topic-partition's stamps */
-	for (size_t i = 0; i < a->n_clock_parts * LS_SOURCE__COUNT; i++)
-		a->clocks[i].run = INT64_MIN;
-	for (size_t i = 0; i < kept; i++) {
-		int s = src[t[i].idx];
-		tp_clock *c = s >= 0 ? tp_clock_of(a, s, t[i].m->partition, false) : NULL;
-		if (c == NULL)
-			continue;
-		if (t[i].key > c->run)
-			c->run = t[i].key;
-		t[i].key = c->run;
-	}
-	qsort(t, kept, sizeof *t, cmp_timed);
-	for (size_t i = 0; i < kept; i++)
-		msgs[i] = t[i].m;
-	*n_msgs = kept;
-	a->n_held = held;
-	free(src);
-	free(t);
-	/* bounded: pause what holds records back once there are many */
-	align_pause(a, held >= max_held);
+	int64_t ts = msg_ts(m);
+	int64_t key = ts > t->newest ? ts : t->newest;
+	t->buf[t->n++] = (tp_msg){ m, key };
+	t->newest = key;
+	if (m->offset + 1 > t->next)
+		t->next = m->offset + 1;
+	a->buffered++;
 	return 0;
 }
 
-void ls_align_init(ls_align *a, rd_kafka_t *rk, const char *const *topics)
+static void drop_buffer(ls_align *a, tp_t *t)
+{
+	for (size_t i = t->head; i < t->n; i++)
+		rd_kafka_message_destroy(t->buf[i].m);
+	a->buffered -= t->n - t->head;
+	t->head = t->n = 0;
+}
+
+static void release_queue(tp_t *t)
+{
+	if (t->q == NULL)
+		return;
+	rd_kafka_queue_io_event_enable(t->q, -1, NULL, 0);
+	rd_kafka_queue_destroy(t->q);
+	t->q = NULL;
+}
+
+/* Read t from its own queue; librdkafka forwards it to the consumer queue
+ * at every fetch start, so this is done again whenever a record of t
+ * comes through there. */
+static void split_off(ls_align *a, tp_t *t, int src, int32_t part)
+{
+	if (t->q == NULL) {
+		t->q = rd_kafka_queue_get_partition(a->rk, a->topics[src], part);
+		if (t->q == NULL)
+			return; /* librdkafka does not have it yet */
+		rd_kafka_queue_io_event_enable(t->q, a->wake[1], "p", 1);
+	}
+	rd_kafka_queue_forward(t->q, NULL);
+}
+
+static void log_consume_error(const rd_kafka_message_t *m)
+{
+	ls_log(LS_LOG_WARN, "kafka", "consume error", "topic=%s partition=%" PRId32 " error=%s",
+	       m->rkt ? rd_kafka_topic_name(m->rkt) : "-", m->partition,
+	       rd_kafka_err2name(m->err));
+}
+
+int ls_align_assigned(ls_align *a, const rd_kafka_topic_partition_list_t *parts)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		const rd_kafka_topic_partition_t *e = &parts->elems[i];
+		int src = ls_align_source(a, e->topic);
+		if (src < 0 || e->partition < 0)
+			continue;
+		tp_t *t = tp_of(a, src, e->partition, true);
+		if (t == NULL)
+			return -1;
+		drop_buffer(a, t);
+		t->newest = -1;
+		t->next = e->offset >= 0 ? e->offset : 0;
+		t->assigned = true;
+	}
+	return 0;
+}
+
+void ls_align_revoked(ls_align *a, const rd_kafka_topic_partition_list_t *parts)
+{
+	for (int i = 0; parts != NULL && i < parts->cnt; i++) {
+		const rd_kafka_topic_partition_t *e = &parts->elems[i];
+		tp_t *t = tp_of(a, ls_align_source(a, e->topic), e->partition, false);
+		if (t == NULL)
+			continue;
+		drop_buffer(a, t);
+		release_queue(t);
+		*t = (tp_t){ .buf = t->buf, .cap = t->cap, .newest = -1, .next = -1 };
+	}
+}
+
+static void drain_wake(ls_align *a)
+{
+	char buf[256];
+	while (read(a->wake[0], buf, sizeof buf) > 0)
+		;
+}
+
+int ls_align_serve(ls_align *a)
+{
+	if (a->rk == NULL)
+		return 0;
+	drain_wake(a);
+	rd_kafka_message_t *m;
+	while ((m = rd_kafka_consumer_poll(a->rk, 0)) != NULL) {
+		if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			log_consume_error(m);
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		int src = ls_align_source(a, rd_kafka_topic_name(m->rkt));
+		if (src < 0) {
+			rd_kafka_message_destroy(m); /* we subscribe to nothing else */
+			continue;
+		}
+		tp_t *t = tp_of(a, src, m->partition, true);
+		if (t == NULL || push(a, t, m) != 0) {
+			rd_kafka_message_destroy(m);
+			return -1;
+		}
+		a->routed++;
+		split_off(a, t, src, m->partition);
+	}
+	for (size_t i = 0; i < a->n_parts * LS_SOURCE__COUNT; i++) {
+		tp_t *t = &a->tps[i];
+		if (t->assigned && t->q == NULL)
+			split_off(a, t, (int)(i % LS_SOURCE__COUNT),
+				  (int32_t)(i / LS_SOURCE__COUNT));
+	}
+	return 0;
+}
+
+/* Take from t's queue, without waiting, until it buffers a->per_tp. */
+static int fill(ls_align *a, tp_t *t)
+{
+	rd_kafka_message_t *got[256];
+	while (t->q != NULL && t->n - t->head < a->per_tp) {
+		size_t room = a->per_tp - (t->n - t->head);
+		if (room > sizeof got / sizeof got[0])
+			room = sizeof got / sizeof got[0];
+		ssize_t k = rd_kafka_consume_batch_queue(t->q, 0, got, room);
+		if (k <= 0)
+			return 0;
+		for (ssize_t i = 0; i < k; i++) {
+			if (got[i]->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+				if (got[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+					log_consume_error(got[i]);
+				rd_kafka_message_destroy(got[i]);
+				continue;
+			}
+			if (push(a, t, got[i]) != 0) {
+				for (ssize_t j = i; j < k; j++)
+					rd_kafka_message_destroy(got[j]);
+				return -1;
+			}
+		}
+		if ((size_t)k < room)
+			return 0;
+	}
+	return 0;
+}
+
+/* The bound of each partition number, and whether it is aligned now. */
+static void bounds(ls_align *a, int64_t stall_ms, int64_t now)
+{
+	for (size_t part = 0; part < a->n_parts; part++) {
+		int64_t bound = INT64_MAX;
+		bool waiting = false;
+		for (int s = 0; s < LS_SOURCE__COUNT; s++) {
+			tp_t *t = &a->tps[part * LS_SOURCE__COUNT + (size_t)s];
+			waiting |= t->n > t->head;
+			if (!t->assigned && t->newest < 0)
+				continue; /* not ours */
+			int64_t lo = -1, hi = -1;
+			if (rd_kafka_get_watermark_offsets(a->rk, a->topics[s], (int32_t)part, &lo,
+							   &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+				hi = -1;
+			bool behind = hi >= 0 ? t->next >= 0 && hi > t->next
+					      : t->newest < 0; /* not heard from yet */
+			if (behind && t->newest < bound)
+				bound = t->newest;
+		}
+		part_horizon *h = &a->horizons[part];
+		if (bound != h->at) {
+			h->at = bound;
+			h->moved_ms = now;
+		}
+		h->aligned = waiting && stall_ms > 0 && now - h->moved_ms < stall_ms;
+	}
+}
+
+int ls_align_take(ls_align *a, rd_kafka_message_t **out, size_t max, int64_t stall_ms,
+		  size_t *n_out)
+{
+	*n_out = 0;
+	a->per_tp = max / 4 + 64;
+	size_t n_tps = a->n_parts * LS_SOURCE__COUNT;
+	for (size_t i = 0; i < n_tps; i++)
+		if (fill(a, &a->tps[i]) != 0)
+			return -1;
+	if (a->buffered == 0)
+		return 0;
+	bounds(a, stall_ms, ls_clock_mono_ms());
+	/*
+	 * Merge: the smallest key among the heads that may go, until max.
+	 * Ties go to the lower topic-partition index, so the order depends
+	 * only on what was read.
+	 */
+	size_t n = 0;
+	while (n < max) {
+		tp_t *best = NULL;
+		for (size_t i = 0; i < n_tps; i++) {
+			tp_t *t = &a->tps[i];
+			if (t->head == t->n)
+				continue;
+			const part_horizon *h = &a->horizons[i / LS_SOURCE__COUNT];
+			int64_t key = t->buf[t->head].key;
+			if (h->aligned && key > h->at)
+				continue;
+			if (best == NULL || key < best->buf[best->head].key)
+				best = t;
+		}
+		if (best == NULL)
+			break;
+		out[n++] = best->buf[best->head++].m;
+		if (best->head == best->n)
+			best->head = best->n = 0;
+		a->buffered--;
+	}
+	*n_out = n;
+	return 0;
+}
+
+void ls_align_wait(ls_align *a, int64_t timeout_ms)
+{
+	if (timeout_ms <= 0)
+		return;
+	struct pollfd pfd = { .fd = a->wake[0], .events = POLLIN };
+	(void)poll(&pfd, 1, timeout_ms > 1000 ? 1000 : (int)timeout_ms);
+}
+
+void ls_align_reset(ls_align *a)
+{
+	for (size_t i = 0; i < a->n_parts * LS_SOURCE__COUNT; i++) {
+		tp_t *t = &a->tps[i];
+		drop_buffer(a, t);
+		t->newest = -1;
+		t->next = -1;
+	}
+	for (size_t i = 0; i < a->n_parts; i++)
+		a->horizons[i] = (part_horizon){ INT64_MAX, 0, false };
+}
+
+size_t ls_align_buffered(const ls_align *a) { return a->buffered; }
+
+int ls_align_init(ls_align *a, rd_kafka_t *rk, const char *const *topics, char *err,
+		  size_t errlen)
 {
 	memset(a, 0, sizeof *a);
 	a->rk = rk;
 	a->topics = topics;
+	a->per_tp = 64;
+	if (pipe2(a->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+		a->wake[0] = a->wake[1] = -1;
+		snprintf(err, errlen, "cannot make a pipe: %s", strerror(errno));
+		return -1;
+	}
+	/* rebalances and records that still come the consumer's way wake
+	 * the loop as well */
+	rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(rk);
+	if (cq != NULL) {
+		rd_kafka_queue_io_event_enable(cq, a->wake[1], "c", 1);
+		rd_kafka_queue_destroy(cq);
+	}
+	return 0;
 }
 
-size_t ls_align_take_held(ls_align *a, rd_kafka_message_t **dst)
+void ls_align_detach(ls_align *a)
 {
-	size_t n = a->n_held;
-	if (n > 0)
-		memcpy(dst, a->held, n * sizeof *dst);
-	a->n_held = 0;
-	return n;
+	if (a->rk == NULL)
+		return;
+	for (size_t i = 0; i < a->n_parts * LS_SOURCE__COUNT; i++) {
+		drop_buffer(a, &a->tps[i]);
+		release_queue(&a->tps[i]);
+		a->tps[i].assigned = false;
+	}
+	rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(a->rk);
+	if (cq != NULL) {
+		rd_kafka_queue_io_event_enable(cq, -1, NULL, 0);
+		rd_kafka_queue_destroy(cq);
+	}
+	a->rk = NULL;
 }
 
 void ls_align_free(ls_align *a)
 {
-	for (size_t i = 0; i < a->n_held; i++)
-		rd_kafka_message_destroy(a->held[i]);
-	free(a->held);
-	free(a->clocks);
+	ls_align_detach(a);
+	for (size_t i = 0; i < a->n_parts * LS_SOURCE__COUNT; i++)
+		free(a->tps[i].buf);
+	if (a->wake[0] >= 0)
+		close(a->wake[0]);
+	if (a->wake[1] >= 0)
+		close(a->wake[1]);
+	free(a->tps);
 	free(a->horizons);
 	memset(a, 0, sizeof *a);
+	a->wake[0] = a->wake[1] = -1;
 }

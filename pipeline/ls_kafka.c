@@ -26,6 +26,7 @@ struct ls_kafka_consumer {
 	atomic_bool ever_assigned;
 	ls_kafka_rebalance_fn on_assign;
 	ls_kafka_rebalance_fn on_revoke;
+	void (*on_close)(void *ud);
 	void *ud;
 };
 
@@ -223,6 +224,12 @@ rd_kafka_conf_t *ls_kafka_conf_new(const ls_kafka_settings *s, bool consumer,
 	if (consumer &&
 	    set(conf, "auto.offset.reset", "earliest", err, errlen) != 0)
 		goto fail;
+	/* The pipeline reads every partition from its own queue (ls_align.h),
+	 * which makes librdkafka's prefetch bounds per partition instead of
+	 * per consumer: keep each partition's to what a few batches need. */
+	if (consumer && (set(conf, "queued.min.messages", "20000", err, errlen) != 0 ||
+			 set(conf, "queued.max.messages.kbytes", "8192", err, errlen) != 0))
+		goto fail;
 	for (size_t i = 0; i < s->n_properties; i++)
 		if (set(conf, s->properties[i].key,
 			s->properties[i].value, err, errlen) != 0)
@@ -404,6 +411,11 @@ bool ls_kafka_consumer_ever_assigned(const ls_kafka_consumer *c)
 	return atomic_load(&c->ever_assigned);
 }
 
+void ls_kafka_consumer_set_close_hook(ls_kafka_consumer *c, void (*fn)(void *ud))
+{
+	c->on_close = fn;
+}
+
 void ls_kafka_consumer_close(ls_kafka_consumer *c)
 {
 	if (c == NULL)
@@ -412,6 +424,8 @@ void ls_kafka_consumer_close(ls_kafka_consumer *c)
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
 		ls_log(LS_LOG_WARN, "kafka", "consumer close", "error=%s",
 		       rd_kafka_err2name(e));
+	if (c->on_close != NULL)
+		c->on_close(c->ud);
 	rd_kafka_destroy(c->rk);
 	free(c->stats);
 	pthread_mutex_destroy(&c->stats_mu);

@@ -112,6 +112,13 @@ int ls_kafka_consumer_assigned(const ls_kafka_consumer *c);
 bool ls_kafka_consumer_ever_assigned(const ls_kafka_consumer *c);
 
 /* Leave the group cleanly (revoking through the hooks) and free. */
+/*
+ * fn(ud) runs when the consumer has left the group and before its handle
+ * is destroyed (ls_kafka_consumer_close): the last moment to release
+ * references to its queues, which rd_kafka_destroy() waits for.
+ */
+void ls_kafka_consumer_set_close_hook(ls_kafka_consumer *c, void (*fn)(void *ud));
+
 void ls_kafka_consumer_close(ls_kafka_consumer *c);
 
 /* A copy of librdkafka's latest statistics JSON (every

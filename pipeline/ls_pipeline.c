@@ -149,7 +149,7 @@ void ls_pipeline_fail_batch(ls_pipeline *p, const char *why)
 {
 	char q[600];
 	drop_messages(p);
-	ls_align_reset(&p->align, false); /* everything is paused below, resync resumes it */
+	ls_align_reset(&p->align); /* everything is paused below, resync seeks and resumes it */
 	discard_uncommitted(p);
 	if (!p->resync.need) {
 		ls_log(LS_LOG_WARN, "pipeline", "batch not committed, pausing consumption",
@@ -585,7 +585,8 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
 static void committed_progress(ls_pipeline *p)
 {
 	p->st.failed_batches_in_row = 0;
-	p->progress.waiting_since_ms = p->align.n_held > 0 ? p->progress.last_commit_ms : 0;
+	p->progress.waiting_since_ms =
+		ls_align_buffered(&p->align) > 0 ? p->progress.last_commit_ms : 0;
 }
 
 /*
@@ -797,12 +798,19 @@ static void on_revoke(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		commit_pending(p);
 	else
 		drop_messages(p);
-	/* held records are read again by the next owner (or by us after the
-	 * assignment, from the stored offsets) */
-	ls_align_reset(&p->align, true);
+	/* buffered records are read again by the next owner (or by us after
+	 * the assignment, from the stored offsets) */
+	ls_align_revoked(&p->align, parts);
 	p->resync.in_rebalance = false;
 	ls_cache_clear(&p->cache);
 	ls_sweep_revoked(&p->sweep, parts);
+}
+
+/* The consumer is going away: let go of its queues. */
+static void on_close(void *ud)
+{
+	ls_pipeline *p = ud;
+	ls_align_detach(&p->align);
 }
 
 /* Reconnect, seek every assigned partition to its stored offset, resume. */
@@ -810,9 +818,9 @@ static int resync(ls_pipeline *p)
 {
 	/* keep serving rebalances and the poll interval while paused;
 	 * anything fetched before the seek is stale and dropped */
-	rd_kafka_message_t *m = rd_kafka_consumer_poll(p->rk, 100);
-	if (m != NULL)
-		rd_kafka_message_destroy(m);
+	ls_align_wait(&p->align, 100);
+	(void)ls_align_serve(&p->align);
+	ls_align_reset(&p->align);
 	if (!p->resync.need || ls_clock_mono_ms() < p->resync.retry_at_ms)
 		return -1;
 
@@ -901,51 +909,40 @@ int ls_pipeline_step(ls_pipeline *p)
 		}
 	}
 
+	/*
+	 * A batch is what can be applied now, up to batch_size: nothing is
+	 * waited for once there is something (at a low rate a record is
+	 * applied as soon as it is read; catching up, batches fill by
+	 * themselves), and when there is nothing, up to batch_max_wait.
+	 * Rebalances run in ls_align_serve, while the batch is empty.
+	 */
 	size_t max = (size_t)p->set.live.batch_size;
-	if (ls_grow((void **)&p->batch.msgs, &p->batch.cap_msgs, p->align.n_held + max,
+	if (ls_grow((void **)&p->batch.msgs, &p->batch.cap_msgs, max,
 		    sizeof *p->batch.msgs) != 0) {
 		ls_pipeline_fail_batch(p, "out of memory");
 		return -1;
 	}
-	/* the records held back at the last step come first, in their order */
-	p->batch.n_msgs = ls_align_take_held(&p->align, p->batch.msgs);
-	size_t end = p->batch.n_msgs + max;
 	int64_t deadline = ls_clock_mono_ms() + p->set.live.batch_max_wait_ms;
-	while (p->batch.n_msgs < end) {
-		int64_t left = deadline - ls_clock_mono_ms();
-		rd_kafka_message_t *m =
-			rd_kafka_consumer_poll(p->rk, left > 0 ? (int)left : 0);
-		if (p->resync.need) {
-			/* a rebalance hook failed: what we hold may start at
-			 * the wrong offsets */
-			if (m != NULL)
-				rd_kafka_message_destroy(m);
-			drop_messages(p);
+	for (;;) {
+		if (ls_align_serve(&p->align) != 0) {
+			ls_pipeline_fail_batch(p, "out of memory");
 			return -1;
 		}
-		if (m == NULL) {
-			if (left <= 0)
-				break;
-			continue;
+		if (p->resync.need)
+			return -1; /* a rebalance hook failed */
+		if (ls_align_take(&p->align, p->batch.msgs, max, p->set.live.align_stall_ms,
+				  &p->batch.n_msgs) != 0) {
+			ls_pipeline_fail_batch(p, "out of memory");
+			return -1;
 		}
-		if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			ls_log(LS_LOG_WARN, "kafka", "consume error",
-			       "topic=%s partition=%" PRId32 " error=%s",
-			       m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
-			       m->partition, rd_kafka_err2name(m->err));
-			rd_kafka_message_destroy(m);
-			continue;
-		}
-		p->batch.msgs[p->batch.n_msgs++] = m;
+		int64_t left = deadline - ls_clock_mono_ms();
+		if (p->batch.n_msgs > 0 || left <= 0)
+			break;
+		ls_align_wait(&p->align, left);
 	}
 	if (p->batch.n_msgs > 0 && p->progress.waiting_since_ms == 0)
 		p->progress.waiting_since_ms = ls_clock_mono_ms();
 	ls_dlq_serve(&p->dlq);
-	if (ls_align_batch(&p->align, p->batch.msgs, &p->batch.n_msgs, p->set.live.align_stall_ms,
-			   (size_t)p->set.live.batch_size) != 0) {
-		ls_pipeline_fail_batch(p, "out of memory");
-		return -1;
-	}
 	int n = process_batch(p);
 	p->st.score_changes_skipped = p->dlq.skipped + ls_scorer_skipped(p->scorer);
 	if (n < 0)
@@ -1004,7 +1001,8 @@ ls_pipeline *ls_pipeline_new(const ls_pipeline_settings *s, ls_kafka_consumer *c
 	ls_arena_init(&p->batch.arena, 0);
 	ls_buf_init(&p->tx.blobs);
 	ls_buf_init(&p->tx.opbuf);
-	ls_align_init(&p->align, p->rk, p->set.topics);
+	if (ls_align_init(&p->align, p->rk, p->set.topics, err, errlen) != 0)
+		goto fail;
 	p->dlq.topic = p->set.dead_letter_topic;
 	p->dlq.max_id = (size_t)p->set.max_id_bytes;
 	p->dlq.log_rate = p->set.live.dead_letter_log_rate;
@@ -1027,6 +1025,7 @@ ls_pipeline *ls_pipeline_new(const ls_pipeline_settings *s, ls_kafka_consumer *c
 	if (p->scorer == NULL)
 		goto fail;
 	ls_kafka_consumer_set_hooks(consumer, on_assign, on_revoke, p);
+	ls_kafka_consumer_set_close_hook(consumer, on_close);
 	return p;
 fail:
 	ls_pipeline_free(p);
