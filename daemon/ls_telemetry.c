@@ -22,6 +22,11 @@ static const double redis_buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 
 					0.01, 0.025, 0.05, 0.1, 0.5, 1 };
 static const double score_buckets[] = { 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
 					1, 2, 5, 10, 60, 600, 3600 };
+/* read to ScoreChange: a batch's work, its wait for alignment or a slow
+ * Redis (the record timestamp's adds the way through the producer and
+ * the broker, or all of the history when catching up) */
+static const double latency_buckets[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+					  0.1, 0.2, 0.5, 1, 2, 5, 10, 60, 600, 3600 };
 static const double http_buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005,
 				       0.01, 0.025, 0.05, 0.1, 0.5, 1 };
 
@@ -36,7 +41,7 @@ struct ls_telemetry {
 	ls_gauge_vec *failed_in_row;
 	ls_counter_vec *profile_dropped;
 	ls_gauge_vec *auc, *logloss, *ece;
-	ls_histogram *batch, *redis, *score;
+	ls_histogram *batch, *redis, *score, *read_to_score, *record_to_score;
 	ls_histogram_vec *http;
 	ls_counter_vec *http_dropped;
 	ls_gauge *http_open;
@@ -259,7 +264,14 @@ ls_telemetry *ls_telemetry_new(const ls_config *cfg, const char *version, char *
 	t->score = reg_hist(t, "leadscore_event_to_score_seconds",
 			    "Wall clock at ScoreChange produced minus the causing event's ts.",
 			    score_buckets, N(score_buckets), err, errlen);
-	if (t->batch == NULL || t->redis == NULL || t->score == NULL)
+	t->read_to_score = reg_hist(t, "leadscore_read_to_score_seconds",
+				    "From reading a record off Kafka to producing the ScoreChange it caused.",
+				    latency_buckets, N(latency_buckets), err, errlen);
+	t->record_to_score = reg_hist(t, "leadscore_record_to_score_seconds",
+				      "From the causing record's Kafka timestamp to producing its ScoreChange.",
+				      latency_buckets, N(latency_buckets), err, errlen);
+	if (t->batch == NULL || t->redis == NULL || t->score == NULL ||
+	    t->read_to_score == NULL || t->record_to_score == NULL)
 		goto fail;
 	ls_metrics_desc hd = { .name = "leadscore_http_request_seconds",
 			       .help = "HTTP requests by route template and status code.",
@@ -341,9 +353,18 @@ static void obs_batch(void *ud, double s) { ls_histogram_observe(((ls_telemetry 
 static void obs_redis(void *ud, double s) { ls_histogram_observe(((ls_telemetry *)ud)->redis, s); }
 static void obs_score(void *ud, double s) { ls_histogram_observe(((ls_telemetry *)ud)->score, s); }
 
+static void obs_latency(void *ud, double read_s, double record_s)
+{
+	ls_telemetry *t = ud;
+	ls_histogram_observe(t->read_to_score, read_s);
+	if (record_s >= 0)
+		ls_histogram_observe(t->record_to_score, record_s);
+}
+
 ls_pipeline_observer ls_telemetry_observer(ls_telemetry *t)
 {
-	return (ls_pipeline_observer){ obs_batch, obs_redis, obs_score, t };
+	return (ls_pipeline_observer){ .batch = obs_batch, .redis = obs_redis, .score = obs_score,
+				       .latency = obs_latency, .ud = t };
 }
 
 static void add(ls_counter_vec *v, const char *a, const char *b, uint64_t now, uint64_t before)

@@ -71,7 +71,8 @@
 
 typedef struct tp_msg {
 	rd_kafka_message_t *m;
-	int64_t key; /* timestamp, made non-decreasing per topic-partition */
+	int64_t key;     /* timestamp, made non-decreasing per topic-partition */
+	int64_t read_ns; /* when it was taken from librdkafka */
 } tp_msg;
 
 /*
@@ -133,7 +134,7 @@ static int64_t msg_ts(const rd_kafka_message_t *m)
 }
 
 /* Append m (ours now) to t's buffer; -1 out of memory (m not taken). */
-static int push(ls_align *a, tp_t *t, rd_kafka_message_t *m)
+static int push(ls_align *a, tp_t *t, rd_kafka_message_t *m, int64_t read_ns)
 {
 	if (t->n == t->cap && t->head > 0) {
 		memmove(t->buf, t->buf + t->head, (t->n - t->head) * sizeof *t->buf);
@@ -144,7 +145,7 @@ static int push(ls_align *a, tp_t *t, rd_kafka_message_t *m)
 		return -1;
 	int64_t ts = msg_ts(m);
 	int64_t key = ts > t->newest ? ts : t->newest;
-	t->buf[t->n++] = (tp_msg){ m, key };
+	t->buf[t->n++] = (tp_msg){ m, key, read_ns };
 	t->newest = key;
 	if (m->offset + 1 > t->next)
 		t->next = m->offset + 1;
@@ -246,7 +247,7 @@ int ls_align_serve(ls_align *a)
 			continue;
 		}
 		tp_t *t = tp_of(a, src, m->partition, true);
-		if (t == NULL || push(a, t, m) != 0) {
+		if (t == NULL || push(a, t, m, ls_clock_mono_ns()) != 0) {
 			rd_kafka_message_destroy(m);
 			return -1;
 		}
@@ -273,6 +274,7 @@ static int fill(ls_align *a, tp_t *t)
 		ssize_t k = rd_kafka_consume_batch_queue(t->q, 0, got, room);
 		if (k <= 0)
 			return 0;
+		int64_t now = ls_clock_mono_ns();
 		for (ssize_t i = 0; i < k; i++) {
 			if (got[i]->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 				if (got[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -280,7 +282,7 @@ static int fill(ls_align *a, tp_t *t)
 				rd_kafka_message_destroy(got[i]);
 				continue;
 			}
-			if (push(a, t, got[i]) != 0) {
+			if (push(a, t, got[i], now) != 0) {
 				for (ssize_t j = i; j < k; j++)
 					rd_kafka_message_destroy(got[j]);
 				return -1;
@@ -321,8 +323,8 @@ static void bounds(ls_align *a, int64_t stall_ms, int64_t now)
 	}
 }
 
-int ls_align_take(ls_align *a, rd_kafka_message_t **out, size_t max, int64_t stall_ms,
-		  size_t *n_out)
+int ls_align_take(ls_align *a, rd_kafka_message_t **out, int64_t *read_ns, size_t max,
+		  int64_t stall_ms, size_t *n_out)
 {
 	*n_out = 0;
 	a->per_tp = max / 4 + 64;
@@ -354,6 +356,8 @@ int ls_align_take(ls_align *a, rd_kafka_message_t **out, size_t max, int64_t sta
 		}
 		if (best == NULL)
 			break;
+		if (read_ns != NULL)
+			read_ns[n] = best->buf[best->head].read_ns;
 		out[n++] = best->buf[best->head++].m;
 		if (best->head == best->n)
 			best->head = best->n = 0;

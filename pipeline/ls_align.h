@@ -82,11 +82,12 @@ int ls_align_serve(ls_align *a);
 
 /*
  * Move into out[0..max) what may be applied now, in timestamp order
- * (*n_out set), taking from the partition queues without waiting. 0, or
- * -1 out of memory (nothing given out).
+ * (*n_out set), taking from the partition queues without waiting; with
+ * read_ns, read_ns[i] is when out[i] was taken from librdkafka
+ * (ls_clock_mono_ns). 0, or -1 out of memory (nothing given out).
  */
-int ls_align_take(ls_align *a, rd_kafka_message_t **out, size_t max, int64_t stall_ms,
-		  size_t *n_out);
+int ls_align_take(ls_align *a, rd_kafka_message_t **out, int64_t *read_ns, size_t max,
+		  int64_t stall_ms, size_t *n_out);
 
 /* Wait up to timeout_ms for a queue to receive something. */
 void ls_align_wait(ls_align *a, int64_t timeout_ms);

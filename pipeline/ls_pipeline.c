@@ -235,6 +235,11 @@ static int prepare(ls_pipeline *p, char *err, size_t errlen)
 			return -1;
 		}
 		batch_event *be = &p->batch.events[p->batch.n_events];
+		be->read_ns = p->batch.read_ns[i];
+		rd_kafka_timestamp_type_t tt;
+		be->record_ts = rd_kafka_message_timestamp(m, &tt);
+		if (tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+			be->record_ts = -1;
 		ls_codec_error cerr;
 		int rc = ls_codec_decode(p->codec, (ls_source)src, m->payload,
 					 m->len, &p->batch.arena, &be->ev, &cerr);
@@ -363,6 +368,25 @@ int ls_pipeline_mark_dirty(ls_pipeline *p, ls_cache_entry *e)
 }
 
 /*
+ * A ScoreChange was produced for e, caused by a record of this batch:
+ * how long after the record was read, and after its Kafka timestamp.
+ * e->cause points into p->batch.events (apply_events), at the first
+ * member of a batch_event.
+ */
+static void observe_latency(const ls_pipeline *p, const ls_cache_entry *e)
+{
+	if (p->obs.latency == NULL || e->cause == NULL)
+		return;
+	const batch_event *be = (const batch_event *)(const void *)e->cause;
+	double rec = -1;
+	if (be->record_ts >= 0) {
+		int64_t ms = ls_clock_wall_ms() - be->record_ts;
+		rec = ms > 0 ? (double)ms / 1e3 : 0; /* a producer's clock a little ahead */
+	}
+	p->obs.latency(p->obs.ud, ls_pipeline_since_s(be->read_ns), rec);
+}
+
+/*
  * Rescore every lead an applied event touched, once per batch, after the
  * whole batch is applied: a lead with ten events in a batch gets one
  * score, caused by its last event.
@@ -384,6 +408,8 @@ static int score_touched(ls_pipeline *p, char *err, size_t errlen)
 			return -1;
 		}
 		p->pend.produced += produced;
+		if (produced > 0)
+			observe_latency(p, e);
 		if (changed && ls_pipeline_mark_dirty(p, e) != 0) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
@@ -445,6 +471,8 @@ static int score_before_label(ls_pipeline *p, ls_cache_entry *e,
 			    e->cause, &changed, &produced, err, errlen) != 0)
 		return -1;
 	p->pend.produced += produced;
+	if (produced > 0)
+		observe_latency(p, e);
 	if (changed && ls_pipeline_mark_dirty(p, e) != 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -918,7 +946,9 @@ int ls_pipeline_step(ls_pipeline *p)
 	 */
 	size_t max = (size_t)p->set.live.batch_size;
 	if (ls_grow((void **)&p->batch.msgs, &p->batch.cap_msgs, max,
-		    sizeof *p->batch.msgs) != 0) {
+		    sizeof *p->batch.msgs) != 0 ||
+	    ls_grow((void **)&p->batch.read_ns, &p->batch.cap_read_ns, max,
+		    sizeof *p->batch.read_ns) != 0) {
 		ls_pipeline_fail_batch(p, "out of memory");
 		return -1;
 	}
@@ -930,8 +960,8 @@ int ls_pipeline_step(ls_pipeline *p)
 		}
 		if (p->resync.need)
 			return -1; /* a rebalance hook failed */
-		if (ls_align_take(&p->align, p->batch.msgs, max, p->set.live.align_stall_ms,
-				  &p->batch.n_msgs) != 0) {
+		if (ls_align_take(&p->align, p->batch.msgs, p->batch.read_ns, max,
+				  p->set.live.align_stall_ms, &p->batch.n_msgs) != 0) {
 			ls_pipeline_fail_batch(p, "out of memory");
 			return -1;
 		}
@@ -1047,6 +1077,7 @@ void ls_pipeline_free(ls_pipeline *p)
 	ls_buf_free(&p->tx.scratch);
 	ls_feature_set_free(p->features);
 	free(p->batch.msgs);
+	free(p->batch.read_ns);
 	free(p->batch.events);
 	free(p->batch.misses);
 	free(p->batch.miss_ids);

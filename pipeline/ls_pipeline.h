@@ -158,6 +158,10 @@ typedef struct ls_pipeline_observer {
 	void (*batch)(void *ud, double seconds);
 	void (*redis)(void *ud, double seconds);
 	void (*score)(void *ud, double seconds);
+	/* a ScoreChange produced for a lead: seconds since its causing
+	 * record was read, and since the record's Kafka timestamp (< 0:
+	 * the record had none) */
+	void (*latency)(void *ud, double read_s, double record_s);
 	void *ud;
 } ls_pipeline_observer;
 

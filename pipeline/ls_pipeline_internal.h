@@ -25,8 +25,10 @@
 struct ls_scorer;
 
 typedef struct batch_event {
-	ls_event ev;
+	ls_event ev; /* first: a lead's cause (&ev) leads back to its record */
 	ls_cache_entry *entry;
+	int64_t read_ns;   /* when the record was read (ls_clock_mono_ns) */
+	int64_t record_ts; /* its Kafka timestamp (ms), -1 without one */
 } batch_event;
 
 /* A bandit script call waiting for the next commit; argv points into buf. */
@@ -58,6 +60,8 @@ struct ls_pipeline {
 	struct {
 		rd_kafka_message_t **msgs;
 		size_t n_msgs, cap_msgs;
+		int64_t *read_ns; /* per message: when it was read */
+		size_t cap_read_ns;
 		batch_event *events;
 		size_t n_events, cap_events;
 		ls_cache_entry **misses; /* leads to load from Redis */

@@ -194,6 +194,19 @@ START_TEST(test_observer_feeds_its_histograms)
 	has_line(text, "leadscore_event_to_score_seconds_bucket{le=\"10\"} 0");
 	has_line(text, "leadscore_event_to_score_seconds_bucket{le=\"60\"} 3");
 	free(text);
+	/* read and record latencies; a record without a timestamp (< 0) is
+	 * counted in the first only */
+	o.latency(o.ud, 0.003, 0.25);
+	o.latency(o.ud, 0.03, -1);
+	text = scrape(f.t);
+	has_line(text, "leadscore_read_to_score_seconds_count 2");
+	has_line(text, "leadscore_read_to_score_seconds_bucket{le=\"0.002\"} 0");
+	has_line(text, "leadscore_read_to_score_seconds_bucket{le=\"0.005\"} 1");
+	has_line(text, "leadscore_read_to_score_seconds_bucket{le=\"0.05\"} 2");
+	has_line(text, "leadscore_record_to_score_seconds_count 1");
+	has_line(text, "leadscore_record_to_score_seconds_bucket{le=\"0.2\"} 0");
+	has_line(text, "leadscore_record_to_score_seconds_bucket{le=\"0.5\"} 1");
+	free(text);
 	teardown(&f);
 }
 END_TEST

@@ -116,6 +116,14 @@ class Ops(tp.DaemonSuite):
         self.assertEqual(dead.get(frozenset({('reason', 'malformed')})), 1.0, dead)
         for name in ('leadscore_batch_seconds_count', 'leadscore_redis_roundtrip_seconds_count'):
             self.assertGreater(sum(samples(text, name).values()), 0, name)
+        # a ScoreChange caused by a record read: its latencies, at most one
+        # observation per ScoreChange produced
+        published = sum(samples(text, 'leadscore_score_changes_published_total').values())
+        for name in ('leadscore_read_to_score_seconds_count',
+                     'leadscore_record_to_score_seconds_count'):
+            n = sum(samples(text, name).values())
+            self.assertGreater(n, 0, name)
+            self.assertLessEqual(n, published, name)
         self.assertEqual(samples(text, 'leadscore_build_info'),
                          {frozenset({('version', '0.1.0')}): 1.0})
         for name in ('process_resident_memory_bytes', 'process_cpu_seconds_total',
