@@ -458,7 +458,7 @@ static const ls_conf_field root_fields[] = {
 	  .desc = "Most messages in one micro-batch (1 to 1000000)." },
 	{ .name = "pipeline.batch_max_wait", .type = FT_DURATION, .offset = C_OFF(pipeline.batch_max_wait_ms),
 	  .def = "100ms", .flags = F_RELOAD, .min = 1, .max = MS_MINUTE,
-	  .desc = "Longest wait to fill a micro-batch (1ms to 1m)." },
+	  .desc = "Longest wait for a record when there is none; a batch is taken as soon as there is something (1ms to 1m)." },
 	{ .name = "pipeline.commit_interval", .type = FT_DURATION, .offset = C_OFF(pipeline.commit_interval_ms),
 	  .def = "200ms", .flags = F_RELOAD, .min = 0, .max = MS_MINUTE,
 	  .desc = "Changed leads and offsets are committed to Redis this often; 0 commits every batch (0 to 1m)." },
