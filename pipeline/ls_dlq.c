@@ -18,9 +18,63 @@
 
 #include "ls_clock.h"
 
-/* The message opaque of dead letters (ScoreChanges, on the same producer,
- * carry none), so a delivery report says which of the two failed. */
-static char dlq_tag;
+/*
+ * The message opaque is a tag, not a pointer: odd, the kind in bit 1 (a
+ * dead letter, or a ScoreChange produced by the scorer with
+ * ls_dlq_score_opaque()) and the generation above, so a delivery report
+ * says which kind failed and whose commit it holds up. A report of a
+ * generation given up (ls_dlq_abandon) counts for nothing.
+ */
+static void *tag(unsigned gen, bool dead_letter)
+{
+	return (void *)(((uintptr_t)gen << 2) | (dead_letter ? 2u : 0u) | 1u);
+}
+
+static bool is_dead_letter(const void *opaque)
+{
+	uintptr_t v = (uintptr_t)opaque;
+	return (v & 1u) != 0 && (v & 2u) != 0;
+}
+
+/* The counters' slot of the generation opaque was produced in, if it is
+ * one of the two that count. */
+static bool tag_slot(const ls_dlq *d, const void *opaque, unsigned *slot)
+{
+	uintptr_t v = (uintptr_t)opaque;
+	if ((v & 1u) == 0)
+		return false;
+	unsigned gen = (unsigned)(v >> 2);
+	if (gen != d->gen && gen != d->gen - 1u)
+		return false;
+	*slot = gen & 1u;
+	return true;
+}
+
+void ls_dlq_abandon(ls_dlq *d)
+{
+	d->gen += 2;
+	memset(d->sent, 0, sizeof d->sent);
+	memset(d->reported, 0, sizeof d->reported);
+	memset(d->failed, 0, sizeof d->failed);
+}
+
+unsigned ls_dlq_close_gen(ls_dlq *d, uint64_t n_scores)
+{
+	unsigned closed = d->gen;
+	d->sent[closed & 1] += n_scores;
+	d->gen++;
+	unsigned s = d->gen & 1;
+	d->sent[s] = d->reported[s] = d->failed[s] = 0;
+	return closed;
+}
+
+bool ls_dlq_gen_done(const ls_dlq *d, unsigned gen, bool *failed)
+{
+	*failed = d->failed[gen & 1] > 0;
+	return d->reported[gen & 1] >= d->sent[gen & 1];
+}
+
+void *ls_dlq_score_opaque(const ls_dlq *d) { return tag(d->gen, false); }
 
 /* librdkafka counts a record's framing against message.max.bytes (under
  * 64 bytes; see LS_CONFIG_DLQ_RESERVE), and a record batch adds 61. */
@@ -41,9 +95,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
 	(void)rk;
 	ls_dlq *d = opaque;
+	bool dead_letter = is_dead_letter(m->_private);
+	unsigned slot = 0;
+	bool counted = tag_slot(d, m->_private, &slot);
+	if (counted)
+		d->reported[slot]++;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		return;
-	bool dead_letter = m->_private == &dlq_tag;
 	if (too_large(m->err)) {
 		/* the broker's limit is below the producer's: a dead letter
 		 * goes again, smaller; a ScoreChange is skipped for good */
@@ -57,6 +115,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 		}
 	}
 	d->delivery_errors++;
+	if (counted)
+		d->failed[slot]++;
 	ls_log(LS_LOG_ERROR, "pipeline",
 	       dead_letter ? "dead letter not delivered" : "score change not delivered",
 	       "error=%s", rd_kafka_err2name(m->err));
@@ -167,9 +227,10 @@ int ls_dlq_send(ls_dlq *d, const rd_kafka_message_t *m,
 			d->rk, RD_KAFKA_V_TOPIC(d->topic),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			RD_KAFKA_V_KEY(m->key, k), RD_KAFKA_V_VALUE(m->payload, v),
-			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(&dlq_tag), RD_KAFKA_V_END);
+			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(tag(d->gen, true)), RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
 			d->in_batch++;
+			d->sent[d->gen & 1]++;
 			d->st->dead_lettered[reason]++;
 			if (cut != NULL)
 				d->st->dead_letters_truncated++;
@@ -242,11 +303,15 @@ static int redeliver_truncated(ls_dlq *d, const rd_kafka_message_t *m)
 		d->rk, RD_KAFKA_V_TOPIC(d->topic),
 		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, klen),
 		RD_KAFKA_V_VALUE(m->payload, vlen), RD_KAFKA_V_HEADERS(h),
-		RD_KAFKA_V_OPAQUE(&dlq_tag), RD_KAFKA_V_END);
+		RD_KAFKA_V_OPAQUE(m->_private), RD_KAFKA_V_END);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		rd_kafka_headers_destroy(h);
 		return -1;
 	}
+	/* the copy belongs to the original's generation */
+	unsigned slot;
+	if (tag_slot(d, m->_private, &slot))
+		d->sent[slot]++;
 	if (first_cut)
 		d->st->dead_letters_truncated++;
 	ls_log(LS_LOG_WARN, "pipeline", "dead letter too large for the broker, sent truncated",

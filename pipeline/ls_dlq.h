@@ -43,7 +43,31 @@ typedef struct ls_dlq {
 	uint64_t delivery_errors; /* deliveries failed for a reason that may pass */
 	size_t in_batch;         /* dead letters since the last commit */
 	ls_pipeline_stats *st;   /* dead_lettered[], dead_letters_truncated */
+	/*
+	 * Generations: what was produced between two commits, so a commit
+	 * can wait for its own records while the next batch produces more
+	 * (ls_dlq_close_gen). Indexed by generation & 1: at most one is
+	 * closed and not yet fully reported at a time.
+	 */
+	unsigned gen;
+	uint64_t sent[2], reported[2], failed[2];
 } ls_dlq;
+
+/*
+ * Close the current generation, to which n_scores ScoreChanges produced
+ * with ls_dlq_score_opaque() belong (dead letters count themselves), and
+ * open the next; returns the one closed. Call only when the generation
+ * closed before it is fully reported (ls_dlq_gen_done).
+ */
+unsigned ls_dlq_close_gen(ls_dlq *d, uint64_t n_scores);
+/* Every record of gen has its delivery report; *failed: a delivery failed
+ * for a reason that sending again may fix. */
+bool ls_dlq_gen_done(const ls_dlq *d, unsigned gen, bool *failed);
+/* Give up the open and the closed generation (their batches were thrown
+ * away): their late reports count for nothing; a new one opens. */
+void ls_dlq_abandon(ls_dlq *d);
+/* The opaque ScoreChanges of the current generation are produced with. */
+void *ls_dlq_score_opaque(const ls_dlq *d);
 
 /*
  * Create the producer from conf (consumed: freed on failure too), made

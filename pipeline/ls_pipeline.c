@@ -131,10 +131,19 @@ static void reset_pending(ls_pipeline *p)
 	ls_sweep_clear_stale(&p->sweep);
 }
 
-/* Forget all work since the last commit: leads, learning, sweeps. */
+static void fly_clear(ls_pipeline *p);
+static int advance_commit(ls_pipeline *p, bool wait, char *err, size_t errlen);
+
+/* Forget all work since the last commit: leads, learning, sweeps, the
+ * commit on its way and the records produced for them. */
+
 static void discard_uncommitted(ls_pipeline *p)
 {
 	reset_pending(p);
+	fly_clear(p);
+	ls_store_commit_abandon(p->store);
+	ls_dlq_abandon(&p->dlq);
+	ls_scorer_set_produce_opaque(p->scorer, ls_dlq_score_opaque(&p->dlq));
 	ls_cache_clear(&p->cache);
 	ls_scorer_discard(p->scorer);
 	ls_sweep_forget_all(&p->sweep);
@@ -319,6 +328,9 @@ int ls_pipeline_load_misses(ls_pipeline *p, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	/* the connection carries the commit on its way: its outcome first */
+	if (p->fly.sent && advance_commit(p, true, err, errlen) != 0)
+		return -1;
 	const char **ids = p->batch.miss_ids;
 	ls_store_blob *blobs = p->batch.miss_blobs;
 	for (size_t i = 0; i < p->batch.n_misses; i++)
@@ -539,18 +551,61 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 	return score_touched(p, err, errlen);
 }
 
-static int commit(ls_pipeline *p, char *err, size_t errlen)
+/*
+ * Why commits are pipelined: a commit waits twice, for the broker to
+ * acknowledge the batch's ScoreChanges and dead letters (they must be
+ * delivered before the offsets past their records are committed, or a
+ * crash would lose them), and for Redis to run the transaction. Waiting
+ * in turn took two fifths of the loop's time while catching up. So a
+ * commit is taken (take_commit: everything it writes is encoded or moved
+ * aside, as of now), and the loop goes on applying the next batches while
+ * its records are delivered and Redis runs it (advance_commit). It is
+ * still one MULTI/EXEC of leads, learning and offsets as of one point in
+ * the stream; if it fails, everything since the last commit that landed
+ * is thrown away and replayed, the next batches included.
+ */
+
+static void swap_ptr(void *a, void *b)
 {
-	if (p->dlq.in_batch > 0 || p->pend.produced > 0) {
-		uint64_t before = p->dlq.delivery_errors;
-		rd_kafka_resp_err_t e = rd_kafka_flush(p->dlq.rk, 10000);
-		if (e != RD_KAFKA_RESP_ERR_NO_ERROR || p->dlq.delivery_errors != before) {
-			p->st.dlq_failures++;
-			snprintf(err, errlen, "dead letters or scores not delivered: %s",
-				 rd_kafka_err2name(e));
-			return -1;
-		}
-	}
+	void *t;
+	memcpy(&t, a, sizeof t);
+	memcpy(a, b, sizeof t);
+	memcpy(b, &t, sizeof t);
+}
+
+static void swap_size(size_t *a, size_t *b)
+{
+	size_t t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* Forget the commit on its way (landed, failed, or thrown away). */
+static void fly_clear(ls_pipeline *p)
+{
+	for (size_t i = 0; i < p->fly.n_offsets; i++)
+		free(p->fly.offset_topics[i]);
+	p->fly.n_offsets = 0;
+	for (size_t i = 0; i < p->fly.n_bandit_ops; i++)
+		free(p->fly.bandit_ops[i].buf);
+	p->fly.n_bandit_ops = 0;
+	p->fly.active = p->fly.sent = false;
+}
+
+/* Anything to commit since the last commit was taken? */
+static bool pending(const ls_pipeline *p)
+{
+	return p->pend.n_offsets > 0 || p->pend.n_dirty > 0 || p->sweep.n_stale > 0;
+}
+
+/*
+ * Take the commit: encode every dirty lead, build the learning-log,
+ * sweep and bandit commands, move the offsets and bandit calls aside, set
+ * the models' learning aside and close the producer's generation. After
+ * this the pending state is empty and the next batch may begin.
+ */
+static int take_commit(ls_pipeline *p, char *err, size_t errlen)
+{
 	/* Encode all dirty leads into one buffer first: the store reads the
 	 * blobs during the call, and realloc may move the buffer. */
 	size_t n_w = p->pend.n_dirty > 0 ? p->pend.n_dirty : 1;
@@ -595,77 +650,189 @@ static int commit(ls_pipeline *p, char *err, size_t errlen)
 				.argc = p->pend.bandit_ops[i].op.argc, .argv = p->pend.bandit_ops[i].op.argv,
 				.argvlen = p->pend.bandit_ops[i].op.argvlen, .result = &p->pend.bandit_ops[i].result };
 	}
-	char serr[512];
-	int64_t t0 = ls_clock_mono_ns();
-	int crc = ls_store_commit_log(p->store, w, p->pend.n_dirty, p->tx.ops, n_ops,
-				      p->pend.offsets, p->pend.n_offsets, serr, sizeof serr);
-	if (p->obs.redis != NULL)
-		p->obs.redis(p->obs.ud, ls_pipeline_since_s(t0));
-	if (crc != 0) {
-		snprintf(err, errlen, "redis commit: %s", serr);
+	if (ls_scorer_stage(p->scorer) != 0) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	return 0;
-}
-
-/* Everything read has been committed (or is held back for alignment,
- * which is progress too): nothing has been waiting since then. */
-static void committed_progress(ls_pipeline *p)
-{
-	p->st.failed_batches_in_row = 0;
-	p->progress.waiting_since_ms =
-		ls_align_buffered(&p->align) > 0 ? p->progress.last_commit_ms : 0;
-}
-
-/*
- * Write what is pending (dirty leads, offsets) in one transaction. Between
- * commits leads stay dirty in the cache, so a lead touched by many batches
- * is written once per pipeline.commit_interval, not once per batch.
- */
-static int commit_pending(ls_pipeline *p)
-{
-	if (p->pend.n_offsets == 0 && p->pend.n_dirty == 0 && p->sweep.n_stale == 0) {
-		p->progress.last_commit_ms = ls_clock_mono_ms();
-		/* Nothing read: after a failure that is no progress until the
-		 * replayed records have had time to come back, and a partition
-		 * with nothing to replay (the failure was not about records)
-		 * must not look stuck forever. */
-		int64_t quiet = 2 * (p->set.live.commit_interval_ms +
-				     p->set.live.batch_max_wait_ms);
-		if (quiet < 5000)
-			quiet = 5000;
-		if (p->st.failed_batches_in_row == 0 ||
-		    p->progress.last_commit_ms - p->progress.last_fail_ms >= quiet)
-			committed_progress(p);
-		return 0;
-	}
-	char err[600];
-	if (commit(p, err, sizeof err) != 0) {
-		ls_pipeline_fail_batch(p, err);
-		return -1;
-	}
+	/* nothing can fail from here: the pending state becomes the commit's */
 	for (size_t i = 0; i < p->pend.n_dirty; i++) {
 		p->pend.dirty[i]->dirty = false;
 		p->pend.dirty[i]->due_dirty = false;
 		p->pend.dirty[i]->rescore_dirty = false;
 	}
+	p->fly.n_writes = p->pend.n_dirty;
+	p->fly.n_ops = n_ops;
+	/* the arrays move, so the ops' result pointers follow them */
+	swap_ptr(&p->fly.offsets, &p->pend.offsets);
+	swap_ptr(&p->fly.offset_topics, &p->pend.offset_topics);
+	swap_size(&p->fly.n_offsets, &p->pend.n_offsets);
+	swap_size(&p->fly.cap_offsets, &p->pend.cap_offsets);
+	swap_size(&p->fly.cap_offset_topics, &p->pend.cap_offset_topics);
+	swap_ptr(&p->fly.bandit_ops, &p->pend.bandit_ops);
+	swap_size(&p->fly.n_bandit_ops, &p->pend.n_bandit_ops);
+	swap_size(&p->fly.cap_bandit_ops, &p->pend.cap_bandit_ops);
+	p->fly.gen = ls_dlq_close_gen(&p->dlq, p->pend.produced);
+	ls_scorer_set_produce_opaque(p->scorer, ls_dlq_score_opaque(&p->dlq));
+	p->fly.active = true;
+	p->fly.sent = false;
+	p->fly.taken_ms = ls_clock_mono_ms();
+	p->pend.n_dirty = 0;
+	p->pend.produced = 0;
+	p->dlq.in_batch = 0;
+	ls_sweep_clear_stale(&p->sweep);
+	return 0;
+}
+
+/* Everything read has been committed (or is waiting for alignment,
+ * which is progress too): nothing has been waiting since then. */
+static void committed_progress(ls_pipeline *p)
+{
+	p->st.failed_batches_in_row = 0;
+	/* since the last commit was taken, what was read has waited */
+	p->progress.waiting_since_ms =
+		pending(p) || ls_align_buffered(&p->align) > 0 ? p->progress.last_commit_ms : 0;
+}
+
+/*
+ * Move the commit on its way forward: once its records are delivered,
+ * write it; once Redis answers, read the outcome and make it the
+ * committed state. With wait, until it has landed; without, only as far
+ * as it can go now. 0 (landed, or still on its way without wait), or -1
+ * with err: the caller throws everything away (ls_pipeline_fail_batch).
+ */
+static int advance_commit(ls_pipeline *p, bool wait, char *err, size_t errlen)
+{
+	if (!p->fly.active)
+		return 0;
+	if (!p->fly.sent) {
+		bool failed = false;
+		rd_kafka_poll(p->dlq.rk, 0); /* delivery reports */
+		while (!ls_dlq_gen_done(&p->dlq, p->fly.gen, &failed)) {
+			int64_t left = p->fly.taken_ms + 10000 - ls_clock_mono_ms();
+			if (!wait && left > 0)
+				return 0;
+			if (left <= 0) {
+				p->st.dlq_failures++;
+				snprintf(err, errlen, "dead letters or scores not delivered: %s",
+					 rd_kafka_err2name(RD_KAFKA_RESP_ERR__TIMED_OUT));
+				return -1;
+			}
+			rd_kafka_poll(p->dlq.rk, left < 10 ? (int)left : 10);
+		}
+		if (failed) {
+			p->st.dlq_failures++;
+			snprintf(err, errlen, "dead letters or scores not delivered: %s",
+				 "delivery failed");
+			return -1;
+		}
+		char serr[512];
+		p->fly.sent_ns = ls_clock_mono_ns();
+		if (ls_store_commit_send(p->store, p->tx.writes, p->fly.n_writes, p->tx.ops,
+					 p->fly.n_ops, p->fly.offsets, p->fly.n_offsets, serr,
+					 sizeof serr) != 0) {
+			snprintf(err, errlen, "redis commit: %s", serr);
+			return -1;
+		}
+		p->fly.sent = true;
+	}
+	if (!wait && !ls_store_commit_answered(p->store))
+		return 0;
+	char serr[512];
+	int crc = ls_store_commit_recv(p->store, serr, sizeof serr);
+	if (p->obs.redis != NULL)
+		p->obs.redis(p->obs.ud, ls_pipeline_since_s(p->fly.sent_ns));
+	if (crc != 0) {
+		snprintf(err, errlen, "redis commit: %s", serr);
+		return -1;
+	}
 	ls_scorer_committed(p->scorer);
-	for (size_t i = 0; i < p->pend.n_bandit_ops; i++)
-		p->st.bandit[ls_campaign_outcome_of(p->pend.bandit_ops[i].activation,
-						    p->pend.bandit_ops[i].result)]++;
+	for (size_t i = 0; i < p->fly.n_bandit_ops; i++)
+		p->st.bandit[ls_campaign_outcome_of(p->fly.bandit_ops[i].activation,
+						    p->fly.bandit_ops[i].result)]++;
 	ls_sweep_committed(&p->sweep);
 	ls_log(LS_LOG_DEBUG, "pipeline", "committed", "leads=%zu partitions=%zu",
-	       p->pend.n_dirty, p->pend.n_offsets);
+	       p->fly.n_writes, p->fly.n_offsets);
 	p->st.commits++;
-	p->st.leads_written += p->pend.n_dirty;
-	reset_pending(p);
-	p->progress.last_commit_ms = ls_clock_mono_ms();
+	p->st.leads_written += p->fly.n_writes;
+	fly_clear(p);
 	committed_progress(p);
+	return 0;
+}
+
+/* Nothing read since the last commit: the interval starts again. */
+static void nothing_to_commit(ls_pipeline *p)
+{
+	p->progress.last_commit_ms = ls_clock_mono_ms();
+	/* Nothing read: after a failure that is no progress until the
+	 * replayed records have had time to come back, and a partition
+	 * with nothing to replay (the failure was not about records)
+	 * must not look stuck forever. */
+	int64_t quiet = 2 * (p->set.live.commit_interval_ms + p->set.live.batch_max_wait_ms);
+	if (quiet < 5000)
+		quiet = 5000;
+	if (p->st.failed_batches_in_row == 0 ||
+	    p->progress.last_commit_ms - p->progress.last_fail_ms >= quiet)
+		committed_progress(p);
+}
+
+/*
+ * Commit everything up to now and wait until it has landed (revocation,
+ * shutdown, an oversized cache, a checkpoint): the cache may then be
+ * cleared and the models checkpointed, as nothing is pending.
+ */
+static int commit_now(ls_pipeline *p)
+{
+	char err[600];
+	if (advance_commit(p, true, err, sizeof err) != 0) {
+		ls_pipeline_fail_batch(p, err);
+		return -1;
+	}
+	if (!pending(p)) {
+		nothing_to_commit(p);
+	} else {
+		if (take_commit(p, err, sizeof err) != 0 ||
+		    advance_commit(p, true, err, sizeof err) != 0) {
+			ls_pipeline_fail_batch(p, err);
+			return -1;
+		}
+		p->progress.last_commit_ms = ls_clock_mono_ms();
+		committed_progress(p);
+	}
 	if ((int64_t)ls_cache_count(&p->cache) > p->set.cache_leads)
 		ls_cache_clear(&p->cache);
-	if (p->progress.last_commit_ms - p->ckpt.last_ms >=
-	    p->set.live.checkpoint_interval_ms)
+	if (p->progress.last_commit_ms - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms)
 		ls_pipeline_checkpoint(p);
+	return 0;
+}
+
+/*
+ * At the commit interval: write what is pending (dirty leads, offsets) as
+ * one transaction, on its way while the loop goes on. Between commits
+ * leads stay dirty in the cache, so a lead touched by many batches is
+ * written once per pipeline.commit_interval, not once per batch.
+ */
+static int commit_pending(ls_pipeline *p)
+{
+	char err[600];
+	/* one interval's work ahead of the commit on its way, not more: a
+	 * slow commit slows the loop instead of letting pending work grow */
+	if (advance_commit(p, true, err, sizeof err) != 0) {
+		ls_pipeline_fail_batch(p, err);
+		return -1;
+	}
+	if (!pending(p)) {
+		nothing_to_commit(p);
+		return 0;
+	}
+	if ((int64_t)ls_cache_count(&p->cache) > p->set.cache_leads ||
+	    ls_clock_mono_ms() - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms)
+		return commit_now(p);
+	if (take_commit(p, err, sizeof err) != 0 ||
+	    advance_commit(p, false, err, sizeof err) != 0) {
+		ls_pipeline_fail_batch(p, err);
+		return -1;
+	}
+	p->progress.last_commit_ms = ls_clock_mono_ms();
 	return 0;
 }
 
@@ -731,7 +898,7 @@ int ls_pipeline_commit(ls_pipeline *p)
 {
 	if (p->resync.need)
 		return -1;
-	return commit_pending(p);
+	return commit_now(p);
 }
 
 /*
@@ -754,6 +921,14 @@ static void on_assign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 {
 	(void)rk;
 	ls_pipeline *p = ud;
+	char cerr[600];
+	/* the offsets and the epoch are read from Redis: the commit on its
+	 * way first (the assignment may be ours already, eager or not) */
+	if (advance_commit(p, true, cerr, sizeof cerr) != 0) {
+		p->resync.in_rebalance = true;
+		ls_pipeline_fail_batch(p, cerr);
+		p->resync.in_rebalance = false;
+	}
 	if (ls_sweep_assigned(&p->sweep, parts) != 0) {
 		p->resync.in_rebalance = true;
 		ls_pipeline_fail_batch(p, "out of memory noting the assignment");
@@ -823,7 +998,7 @@ static void on_revoke(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
 		drop_messages(p);
 		discard_uncommitted(p);
 	} else if (!p->resync.need && process_batch(p) >= 0)
-		commit_pending(p);
+		commit_now(p);
 	else
 		drop_messages(p);
 	/* buffered records are read again by the next owner (or by us after
@@ -952,6 +1127,11 @@ int ls_pipeline_step(ls_pipeline *p)
 		ls_pipeline_fail_batch(p, "out of memory");
 		return -1;
 	}
+	char cerr[600];
+	if (advance_commit(p, false, cerr, sizeof cerr) != 0) {
+		ls_pipeline_fail_batch(p, cerr);
+		return -1;
+	}
 	int64_t deadline = ls_clock_mono_ms() + p->set.live.batch_max_wait_ms;
 	for (;;) {
 		if (ls_align_serve(&p->align) != 0) {
@@ -968,7 +1148,12 @@ int ls_pipeline_step(ls_pipeline *p)
 		int64_t left = deadline - ls_clock_mono_ms();
 		if (p->batch.n_msgs > 0 || left <= 0)
 			break;
-		ls_align_wait(&p->align, left);
+		/* a commit on its way is looked after between waits */
+		ls_align_wait(&p->align, p->fly.active && left > 2 ? 2 : left);
+		if (advance_commit(p, false, cerr, sizeof cerr) != 0) {
+			ls_pipeline_fail_batch(p, cerr);
+			return -1;
+		}
 	}
 	if (p->batch.n_msgs > 0 && p->progress.waiting_since_ms == 0)
 		p->progress.waiting_since_ms = ls_clock_mono_ms();
@@ -977,7 +1162,8 @@ int ls_pipeline_step(ls_pipeline *p)
 	p->st.score_changes_skipped = p->dlq.skipped + ls_scorer_skipped(p->scorer);
 	if (n < 0)
 		return -1;
-	if (ls_sweep_due(p) != 0)
+	/* the sweeps read Redis, which must hold what they rewrite */
+	if (!p->fly.active && ls_sweep_due(p) != 0)
 		return -1;
 	if (ls_clock_mono_ms() - p->progress.last_commit_ms >= p->set.live.commit_interval_ms &&
 	    commit_pending(p) != 0)
@@ -1054,6 +1240,7 @@ ls_pipeline *ls_pipeline_new(const ls_pipeline_settings *s, ls_kafka_consumer *c
 				  store, err, errlen);
 	if (p->scorer == NULL)
 		goto fail;
+	ls_scorer_set_produce_opaque(p->scorer, ls_dlq_score_opaque(&p->dlq));
 	ls_kafka_consumer_set_hooks(consumer, on_assign, on_revoke, p);
 	ls_kafka_consumer_set_close_hook(consumer, on_close);
 	return p;
@@ -1093,5 +1280,9 @@ void ls_pipeline_free(ls_pipeline *p)
 	free(p->tx.write_off);
 	free(p->pend.offsets);
 	free(p->pend.offset_topics);
+	fly_clear(p);
+	free(p->fly.offsets);
+	free(p->fly.offset_topics);
+	free(p->fly.bandit_ops);
 	free(p);
 }

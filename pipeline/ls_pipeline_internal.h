@@ -88,6 +88,28 @@ struct ls_pipeline {
 		size_t produced;          /* ScoreChange events */
 	} pend;
 
+	/*
+	 * The commit on its way (at most one). Taken at the commit interval
+	 * (ls_pipeline.c, take_commit): the leads are encoded into tx, the
+	 * offsets and bandit calls move here, what the models learned is set
+	 * aside (ls_scorer_stage). It is written to Redis once its records
+	 * (ScoreChanges, dead letters: its ls_dlq generation) are delivered,
+	 * and its outcome read later; meanwhile the next batches are applied
+	 * and become the next commit. Nothing else uses Redis in between
+	 * (sweeps wait; a load first reads the outcome).
+	 */
+	struct {
+		bool active, sent;
+		unsigned gen;
+		int64_t taken_ms, sent_ns;
+		size_t n_writes, n_ops;
+		ls_store_offset *offsets;
+		char **offset_topics;
+		size_t n_offsets, cap_offsets, cap_offset_topics;
+		bandit_op *bandit_ops;
+		size_t n_bandit_ops, cap_bandit_ops;
+	} fly;
+
 	/* The commit transaction's buffers, kept between commits. */
 	struct {
 		ls_store_write *writes;

@@ -38,7 +38,11 @@ typedef struct model {
 	ls_ftrl *local;
 	ls_ftrl *committed;
 	ls_ftrl *delta; /* reused for every commit's delta */
-	bool learned; /* local differs from committed */
+	bool learned; /* local differs from committed (or staged) */
+	ls_ftrl *staged; /* a commit in flight: local when it was taken */
+	bool is_staged;
+	ls_mlog_pair *staged_pend; /* its labels */
+	size_t n_staged, cap_staged;
 	ls_eval *eval; /* shared window at the last fold + committed pairs */
 	ls_mlog_pair *pend;
 	size_t n_pend, cap_pend;
@@ -56,6 +60,8 @@ struct ls_scorer {
 	const ls_lead_conf *lead_conf;
 	ls_codec *codec;
 	rd_kafka_t *producer;
+	void *produce_opaque;
+	bool staged; /* ls_scorer_stage since the last commit or discard */
 	ls_store *store;
 	model *m;
 	size_t n_models;
@@ -166,9 +172,11 @@ void ls_scorer_free(ls_scorer *sc)
 		model *m = &sc->m[i];
 		ls_ftrl_free(m->local);
 		ls_ftrl_free(m->committed);
+		ls_ftrl_free(m->staged);
 		ls_ftrl_free(m->delta);
 		ls_eval_free(m->eval);
 		free(m->pend);
+		free(m->staged_pend);
 		ls_buf_free(&m->delta_buf);
 		ls_buf_free(&m->entry);
 	}
@@ -608,7 +616,8 @@ static int publish(ls_scorer *sc, model *m, const char *lead_id,
 			sc->producer, RD_KAFKA_V_TOPIC(sc->scores_topic),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			RD_KAFKA_V_KEY(lead_id, strlen(lead_id)),
-			RD_KAFKA_V_VALUE(sc->out.data, sc->out.len), RD_KAFKA_V_END);
+			RD_KAFKA_V_VALUE(sc->out.data, sc->out.len),
+			RD_KAFKA_V_OPAQUE(sc->produce_opaque), RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		/* transient: deliveries drain the queue */
@@ -737,19 +746,64 @@ int ls_scorer_commit_appends(ls_scorer *sc, const ls_store_append **a,
 	return 0;
 }
 
-void ls_scorer_committed(ls_scorer *sc)
+int ls_scorer_stage(ls_scorer *sc)
 {
 	for (size_t i = 0; i < sc->n_models; i++) {
 		model *m = &sc->m[i];
 		if (!m->learned)
 			continue;
+		if (m->staged == NULL && (m->staged = ls_ftrl_clone(m->local)) == NULL)
+			return -1;
+	}
+	for (size_t i = 0; i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		if (!m->learned)
+			continue;
+		/* same layout by construction: cannot fail */
+		ls_ftrl_copy(m->staged, m->local);
+		ls_mlog_pair *p = m->staged_pend;
+		size_t cap = m->cap_staged;
+		m->staged_pend = m->pend;
+		m->cap_staged = m->cap_pend;
+		m->n_staged = m->n_pend;
+		m->pend = p;
+		m->cap_pend = cap;
+		m->n_pend = 0;
+		m->is_staged = true;
+		m->learned = false;
+	}
+	sc->staged = true;
+	return 0;
+}
+
+static void committed_pairs(model *m, const ls_mlog_pair *p, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		ls_eval_add(m->eval, p[j].p, p[j].label != 0);
+}
+
+void ls_scorer_committed(ls_scorer *sc)
+{
+	for (size_t i = 0; i < sc->n_models; i++) {
+		model *m = &sc->m[i];
+		if (m->is_staged) {
+			ls_ftrl *c = m->committed;
+			m->committed = m->staged;
+			m->staged = c;
+			committed_pairs(m, m->staged_pend, m->n_staged);
+			m->n_staged = 0;
+			m->is_staged = false;
+			continue;
+		}
+		if (!m->learned || sc->staged)
+			continue; /* learned after the staged commit: the next one's */
 		/* same layout by construction: cannot fail */
 		ls_ftrl_copy(m->committed, m->local);
-		for (size_t j = 0; j < m->n_pend; j++)
-			ls_eval_add(m->eval, m->pend[j].p, m->pend[j].label != 0);
+		committed_pairs(m, m->pend, m->n_pend);
 		m->n_pend = 0;
 		m->learned = false;
 	}
+	sc->staged = false;
 }
 
 void ls_scorer_discard(ls_scorer *sc)
@@ -757,12 +811,17 @@ void ls_scorer_discard(ls_scorer *sc)
 	for (size_t i = 0; i < sc->n_models; i++) {
 		model *m = &sc->m[i];
 		m->n_pend = 0;
-		if (!m->learned)
+		m->n_staged = 0;
+		if (!m->learned && !m->is_staged)
 			continue;
 		ls_ftrl_copy(m->local, m->committed);
 		m->learned = false;
+		m->is_staged = false;
 	}
+	sc->staged = false;
 }
+
+void ls_scorer_set_produce_opaque(ls_scorer *sc, void *opaque) { sc->produce_opaque = opaque; }
 
 /* -------------------------------------------------------- checkpoint */
 
@@ -916,7 +975,7 @@ int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen)
 	int rc = 0;
 	for (size_t i = 0; i < sc->n_models; i++) {
 		model *m = &sc->m[i];
-		if (m->learned) {
+		if (m->learned || m->is_staged) {
 			ls_set_err(err, errlen, "checkpoint with uncommitted learning");
 			return -1;
 		}

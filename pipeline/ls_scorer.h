@@ -210,9 +210,23 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
  * the next call. */
 int ls_scorer_commit_appends(ls_scorer *sc, const ls_store_append **a,
 			     size_t *n, char *err, size_t errlen);
-/* The commit that carried the appends succeeded / the batch was dropped. */
+/*
+ * The appends were taken into a commit that is now on its way: what was
+ * learned up to here is set aside as that commit's (a copy of the local
+ * models and their pending labels), and learning goes on locally for the
+ * next commit. 0, or -1 out of memory (nothing set aside).
+ */
+int ls_scorer_stage(ls_scorer *sc);
+/*
+ * The commit that carried the appends succeeded: the set-aside state is
+ * the committed one (without ls_scorer_stage: the local state is) / the
+ * commit failed or the batch was dropped: everything since the last
+ * successful commit is forgotten.
+ */
 void ls_scorer_committed(ls_scorer *sc);
 void ls_scorer_discard(ls_scorer *sc);
+/* ScoreChanges are produced with this opaque (delivery reports see it). */
+void ls_scorer_set_produce_opaque(ls_scorer *sc, void *opaque);
 
 /*
  * Fold the shared models' logs, save them and adopt them. Call only with

@@ -51,6 +51,7 @@
 #include "ls_store.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -80,6 +81,11 @@ struct ls_store {
 	int64_t connect_timeout_ms;
 	int64_t command_timeout_ms;
 	redisContext *c; /* NULL while disconnected */
+	struct {
+		bool sent; /* written, its replies not read yet */
+		size_t queued, nw, na;
+		const ls_store_append *a; /* the caller's, until the replies */
+	} commit;
 
 	/* kept replies of the last load; their strings are the blobs */
 	redisReply **replies;
@@ -160,6 +166,7 @@ static void release_replies(ls_store *st)
 /* Drop the connection (and anything appended but not yet sent). */
 static void drop_connection(ls_store *st)
 {
+	st->commit.sent = false; /* its outcome is unknown: re-read the offsets */
 	if (st->c != NULL) {
 		redisFree(st->c);
 		st->c = NULL;
@@ -601,11 +608,14 @@ int ls_store_commit(ls_store *st, const ls_store_write *w, size_t nw,
 	return ls_store_commit_log(st, w, nw, NULL, 0, o, no, err, errlen);
 }
 
-int ls_store_commit_log(ls_store *st, const ls_store_write *w, size_t nw,
-			const ls_store_append *a, size_t na,
-			const ls_store_offset *o, size_t no, char *err,
-			size_t errlen)
+int ls_store_commit_send(ls_store *st, const ls_store_write *w, size_t nw,
+			 const ls_store_append *a, size_t na, const ls_store_offset *o, size_t no,
+			 char *err, size_t errlen)
 {
+	if (st->commit.sent) {
+		ls_set_err(err, errlen, "commit: the last one was not read (a bug)");
+		return -1;
+	}
 	release_replies(st);
 	if (need_connection(st, "commit", err, errlen) != 0)
 		return -1;
@@ -655,8 +665,49 @@ int ls_store_commit_log(ls_store *st, const ls_store_write *w, size_t nw,
 	size_t execlen[1] = { 4 };
 	if (redisAppendCommandArgv(st->c, 1, exec, execlen) != REDIS_OK)
 		return oom_fail(st, "commit", err, errlen);
-	size_t queued = nw + na + (no > 0 ? 1 : 0);
+	/* written now, read later: Redis runs it while the caller goes on */
+	pipe_guard g;
+	pipe_guard_enter(&g);
+	int done = 0;
+	while (!done)
+		if (redisBufferWrite(st->c, &done) != REDIS_OK) {
+			pipe_guard_leave(&g);
+			return io_fail(st, "commit outcome unknown (re-read the offsets)", err, errlen);
+		}
+	pipe_guard_leave(&g);
+	st->commit.sent = true;
+	st->commit.queued = nw + na + (no > 0 ? 1 : 0);
+	st->commit.nw = nw;
+	st->commit.na = na;
+	st->commit.a = a;
+	return 0;
+}
 
+bool ls_store_commit_in_flight(const ls_store *st) { return st->commit.sent; }
+
+void ls_store_commit_abandon(ls_store *st)
+{
+	if (st->commit.sent)
+		drop_connection(st); /* its replies would answer the next command */
+}
+
+bool ls_store_commit_answered(const ls_store *st)
+{
+	if (!st->commit.sent || st->c == NULL)
+		return true; /* nothing to wait for: recv says what happened */
+	struct pollfd pfd = { .fd = st->c->fd, .events = POLLIN };
+	return poll(&pfd, 1, 0) > 0;
+}
+
+int ls_store_commit_recv(ls_store *st, char *err, size_t errlen)
+{
+	if (!st->commit.sent)
+		return 0;
+	st->commit.sent = false;
+	if (need_connection(st, "commit outcome unknown (re-read the offsets)", err, errlen) != 0)
+		return -1;
+	size_t queued = st->commit.queued, nw = st->commit.nw, na = st->commit.na;
+	const ls_store_append *a = st->commit.a;
 	pipe_guard g;
 	pipe_guard_enter(&g);
 	int rc = 0;
@@ -678,6 +729,16 @@ int ls_store_commit_log(ls_store *st, const ls_store_write *w, size_t nw,
 		freeReplyObject(r);
 	pipe_guard_leave(&g);
 	return rc;
+}
+
+int ls_store_commit_log(ls_store *st, const ls_store_write *w, size_t nw,
+			const ls_store_append *a, size_t na,
+			const ls_store_offset *o, size_t no, char *err,
+			size_t errlen)
+{
+	if (ls_store_commit_send(st, w, nw, a, na, o, no, err, errlen) != 0)
+		return -1;
+	return ls_store_commit_recv(st, err, errlen);
 }
 
 /* ------------------------------------------------------------ offsets */

@@ -167,6 +167,26 @@ int ls_store_commit_log(ls_store *st, const ls_store_write *w, size_t nw,
 			size_t errlen);
 
 /*
+ * ls_store_commit_log() in two halves, so the caller can work while Redis
+ * runs the transaction: _send writes it (0, or -1 with nothing sent);
+ * _recv reads its outcome (blocking; 0, or -1 as ls_store_commit_log,
+ * and always -1 if the connection was lost meanwhile: outcome unknown).
+ * In between, a[] (the result pointers) must stay valid and no other
+ * call may use the connection (it would read the commit's replies); the
+ * commit's strings are copied at _send. _answered: no commit in flight,
+ * or its reply has begun to arrive (so _recv will not wait long).
+ */
+int ls_store_commit_send(ls_store *st, const ls_store_write *w, size_t nw,
+			 const ls_store_append *a, size_t na, const ls_store_offset *o, size_t no,
+			 char *err, size_t errlen);
+int ls_store_commit_recv(ls_store *st, char *err, size_t errlen);
+bool ls_store_commit_in_flight(const ls_store *st);
+/* Forget a commit in flight without reading its outcome: the connection
+ * is dropped (ls_store_connect again; re-read the offsets). */
+void ls_store_commit_abandon(ls_store *st);
+bool ls_store_commit_answered(const ls_store *st);
+
+/*
  * A model's shared state: the checkpoint, the evaluation window and the
  * learning log not yet folded into the checkpoint (oldest first). Blobs
  * point into replies owned by the store, valid like ls_store_load()'s.

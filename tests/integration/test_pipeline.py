@@ -292,7 +292,7 @@ class CrashExactlyOnce(PipelineTest):
                 while progress() < target:
                     self.assertTrue(db.running, db.tail())
                     self.assertLess(time.monotonic(), deadline,
-                                    'run B stuck below %d' % target)
+                                    'run B stuck below %d: %s' % (target, db.tail()))
                     time.sleep(0.002)
                 time.sleep(rng.uniform(0.0, 0.005))
             self.assertTrue(db.running, db.tail())
