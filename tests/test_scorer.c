@@ -166,6 +166,60 @@ START_TEST(labels_learned_before_the_label_event)
 }
 END_TEST
 
+/* Labels in the models (positives and negatives of the local model). */
+static uint64_t labels(fixture *f)
+{
+	ls_scorer_model_stats st;
+	ls_scorer_stats(f->sc, 0, &st);
+	return st.positives + st.negatives;
+}
+
+/*
+ * A commit set aside (ls_scorer_stage) while learning goes on: when it
+ * lands only its labels are committed (the evaluation window gets its
+ * pairs, a discard goes back to it), and no checkpoint runs meanwhile.
+ */
+START_TEST(staged_commit_holds_only_what_was_learned_before_it)
+{
+	fixture f;
+	setup(&f);
+	char err[512];
+	stream(&f, false);
+	ck_assert_uint_eq(labels(&f), 200);
+	const ls_store_append *a;
+	size_t n;
+	ck_assert_int_eq(ls_scorer_commit_appends(f.sc, &a, &n, err, sizeof err), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(ls_scorer_stage(f.sc), 0);
+	/* on its way: the next batches learn */
+	stream(&f, false);
+	ck_assert_uint_eq(labels(&f), 400);
+	ck_assert_int_eq(ls_scorer_checkpoint(f.sc, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "uncommitted") != NULL, "%s", err);
+	ls_scorer_committed(f.sc);
+	ls_scorer_model_stats st;
+	ls_scorer_stats(f.sc, 0, &st);
+	ck_assert_uint_eq(st.eval_labels, 200);
+	/* the later learning is not committed: a discard drops it */
+	ls_scorer_discard(f.sc);
+	ck_assert_uint_eq(labels(&f), 200);
+	/* and without a stage, a commit takes everything learned */
+	stream(&f, false);
+	ls_scorer_committed(f.sc);
+	ls_scorer_discard(f.sc);
+	ck_assert_uint_eq(labels(&f), 400);
+	ls_scorer_stats(f.sc, 0, &st);
+	ck_assert_uint_eq(st.eval_labels, 400);
+	/* a staged commit that fails: back to the last one that landed */
+	stream(&f, false);
+	ck_assert_int_eq(ls_scorer_stage(f.sc), 0);
+	stream(&f, false);
+	ls_scorer_discard(f.sc);
+	ck_assert_uint_eq(labels(&f), 400);
+	teardown(&f);
+}
+END_TEST
+
 START_TEST(control_leaky_order_is_detected)
 {
 	fixture f;
@@ -326,6 +380,7 @@ static Suite *scorer_suite(void)
 	TCase *tc = tcase_create("labels");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, labels_learned_before_the_label_event);
+	tcase_add_test(tc, staged_commit_holds_only_what_was_learned_before_it);
 	tcase_add_test(tc, control_leaky_order_is_detected);
 	tcase_add_test(tc, settled_after_an_outcome_label);
 	tcase_add_test(tc, too_large_score_change_is_skipped);

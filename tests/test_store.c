@@ -324,6 +324,70 @@ START_TEST(test_commit_writes_leads_and_offsets)
 }
 END_TEST
 
+/*
+ * A commit in two halves: written by _send, run by Redis while the caller
+ * goes on, its outcome (and the results) read by _recv; a second _send
+ * before that is refused, and _abandon drops the connection instead.
+ */
+START_TEST(test_commit_in_two_halves)
+{
+	char err[ERRLEN];
+	ls_test_redis *r = start_redis(LS_TEST_REDIS_UNIX);
+	ls_store *st = open_store(r, 5000);
+	redisContext *c = side(r);
+
+	ls_store_write w = { "lead-1", (const uint8_t *)"one", 3 };
+	ls_store_offset o = { "leads.email", 0, 17 };
+	long long n = -1;
+	const char *argv[3] = { "RPUSH", "t:list", "x" };
+	size_t argvlen[3] = { 5, 6, 1 };
+	ls_store_append a = { .argc = 3, .argv = argv, .argvlen = argvlen, .result = &n };
+	ck_assert(!ls_store_commit_in_flight(st));
+	ck_assert_msg(ls_store_commit_send(st, &w, 1, &a, 1, &o, 1, err, sizeof err) == 0, "%s",
+		      err);
+	ck_assert(ls_store_commit_in_flight(st));
+	/* Redis runs it without anyone reading: the side connection sees it */
+	long long have = 0;
+	for (int i = 0; i < 500 && have == 0; i++) {
+		have = cmd_int(c, "EXISTS %s", "t:{lead-1}:s");
+		if (have == 0)
+			usleep(2000);
+	}
+	ck_assert_int_eq(have, 1);
+	ck_assert_int_eq(n, -1); /* results only once read */
+	for (int i = 0; i < 500 && !ls_store_commit_answered(st); i++)
+		usleep(2000);
+	ck_assert(ls_store_commit_answered(st));
+	/* refused while in flight, nothing more written */
+	ls_store_offset o2 = { "leads.email", 0, 99 };
+	ck_assert_int_eq(ls_store_commit_send(st, NULL, 0, NULL, 0, &o2, 1, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "not read") != NULL, "%s", err);
+	ck_assert_msg(ls_store_commit_recv(st, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(n, 1);
+	ck_assert(!ls_store_commit_in_flight(st));
+	redisReply *g = ls_test_cmd(c, "HGET %s leads.email:0", ls_store_offsets_key(st));
+	ck_assert_str_eq(g->str, "17");
+	freeReplyObject(g);
+
+	/* abandoned: the connection goes (its replies would answer the next
+	 * command), and the store reconnects */
+	ck_assert_msg(ls_store_commit_send(st, NULL, 0, NULL, 0, &o2, 1, err, sizeof err) == 0,
+		      "%s", err);
+	ls_store_commit_abandon(st);
+	ck_assert(!ls_store_connected(st));
+	ck_assert(!ls_store_commit_in_flight(st));
+	ck_assert_msg(ls_store_connect(st, err, sizeof err) == 0, "%s", err);
+	ls_store_blob b;
+	const char *id = "lead-1";
+	ck_assert_int_eq(ls_store_load(st, &id, 1, &b, err, sizeof err), 0);
+	ck_assert_mem_eq(b.data, "one", 3);
+
+	redisFree(c);
+	ls_store_free(st);
+	ls_test_redis_destroy(r);
+}
+END_TEST
+
 START_TEST(test_large_commit_and_load)
 {
 	enum { N = 5000, LEN = 400 };
@@ -867,6 +931,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_load_missing_and_present);
 	tcase_add_test(t, test_binary_blobs_roundtrip);
 	tcase_add_test(t, test_commit_writes_leads_and_offsets);
+	tcase_add_test(t, test_commit_in_two_halves);
 	tcase_add_test(t, test_large_commit_and_load);
 	tcase_add_test(t, test_load_100k_leads);
 	tcase_add_test(t, test_offsets_missing_and_bad);
