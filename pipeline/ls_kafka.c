@@ -227,8 +227,8 @@ rd_kafka_conf_t *ls_kafka_conf_new(const ls_kafka_settings *s, bool consumer,
 	/* The pipeline reads every partition from its own queue (ls_align.h),
 	 * which makes librdkafka's prefetch bounds per partition instead of
 	 * per consumer: keep each partition's to what a few batches need. */
-	if (consumer && (set(conf, "queued.min.messages", "20000", err, errlen) != 0 ||
-			 set(conf, "queued.max.messages.kbytes", "8192", err, errlen) != 0))
+	if (consumer && (set(conf, "queued.min.messages", "5000", err, errlen) != 0 ||
+			 set(conf, "queued.max.messages.kbytes", "2048", err, errlen) != 0))
 		goto fail;
 	for (size_t i = 0; i < s->n_properties; i++)
 		if (set(conf, s->properties[i].key,
