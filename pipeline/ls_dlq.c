@@ -324,7 +324,7 @@ int ls_dlq_open(ls_dlq *d, rd_kafka_conf_t *conf, char *err, size_t errlen)
 	char why[512];
 	/* idempotent: retries never duplicate a dead letter within a session */
 	if (rd_kafka_conf_set(conf, "enable.idempotence", "true", why, sizeof why) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "linger.ms", "5", why, sizeof why) != RD_KAFKA_CONF_OK) {
+	    rd_kafka_conf_set(conf, "linger.ms", "20", why, sizeof why) != RD_KAFKA_CONF_OK) {
 		snprintf(err, errlen, "dead-letter producer: %s", why);
 		rd_kafka_conf_destroy(conf);
 		return -1;

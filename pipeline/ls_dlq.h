@@ -71,7 +71,7 @@ void *ls_dlq_score_opaque(const ls_dlq *d);
 
 /*
  * Create the producer from conf (consumed: freed on failure too), made
- * idempotent with linger.ms=5, with d's topic, max_id, log_rate and st
+ * idempotent with linger.ms=20, with d's topic, max_id, log_rate and st
  * set by the caller beforehand. 0, or -1 with a reason.
  */
 int ls_dlq_open(ls_dlq *d, rd_kafka_conf_t *conf, char *err, size_t errlen);

@@ -717,7 +717,8 @@ static int advance_commit(ls_pipeline *p, bool wait, char *err, size_t errlen)
 					 rd_kafka_err2name(RD_KAFKA_RESP_ERR__TIMED_OUT));
 				return -1;
 			}
-			rd_kafka_poll(p->dlq.rk, left < 10 ? (int)left : 10);
+			/* waiting: send what lingers now (and serve the reports) */
+			rd_kafka_flush(p->dlq.rk, left < 10 ? (int)left : 10);
 		}
 		if (failed) {
 			p->st.dlq_failures++;
