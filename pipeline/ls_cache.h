@@ -32,6 +32,7 @@ typedef struct ls_cache_entry {
 	bool dirty;
 	bool due_dirty;           /* label-timeout membership to rewrite */
 	bool rescore_dirty;       /* idle-rescore membership to rewrite */
+	bool in_fly;              /* the commit on its way writes it, not yet encoded */
 	int64_t scored_at;        /* event time of its last scoring, -1 unknown */
 	int32_t partition;        /* input partition the lead's events come from */
 	uint64_t touched_batch;   /* pipeline batch that last applied an event */

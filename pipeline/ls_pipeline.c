@@ -133,6 +133,7 @@ static void reset_pending(ls_pipeline *p)
 
 static void fly_clear(ls_pipeline *p);
 static int advance_commit(ls_pipeline *p, bool wait, char *err, size_t errlen);
+static int encode_for_fly(ls_pipeline *p, ls_cache_entry *e, char *err, size_t errlen);
 
 /* Forget all work since the last commit: leads, learning, sweeps, the
  * commit on its way and the records produced for them. */
@@ -500,6 +501,9 @@ static int apply_events(ls_pipeline *p, char *err, size_t errlen)
 		batch_event *be = &p->batch.events[i];
 		int src = (int)be->ev.source;
 		bool changed = false;
+		/* the commit on its way writes the lead as it was */
+		if (encode_for_fly(p, be->entry, err, errlen) != 0)
+			return -1;
 		if (score_before_label(p, be->entry, &be->ev, err, errlen) != 0)
 			return -1;
 		if (ls_scorer_before_apply(p->scorer, be->entry->lead, &be->ev,
@@ -583,6 +587,9 @@ static void swap_size(size_t *a, size_t *b)
 /* Forget the commit on its way (landed, failed, or thrown away). */
 static void fly_clear(ls_pipeline *p)
 {
+	for (size_t i = p->fly.next_todo; i < p->fly.n_todo; i++)
+		p->fly.todo[i]->in_fly = false;
+	p->fly.n_todo = p->fly.next_todo = 0;
 	for (size_t i = 0; i < p->fly.n_offsets; i++)
 		free(p->fly.offset_topics[i]);
 	p->fly.n_offsets = 0;
@@ -606,8 +613,7 @@ static bool pending(const ls_pipeline *p)
  */
 static int take_commit(ls_pipeline *p, char *err, size_t errlen)
 {
-	/* Encode all dirty leads into one buffer first: the store reads the
-	 * blobs during the call, and realloc may move the buffer. */
+	/* the leads are encoded later (encode_for_fly), into one buffer */
 	size_t n_w = p->pend.n_dirty > 0 ? p->pend.n_dirty : 1;
 	if (ls_grow((void **)&p->tx.writes, &p->tx.cap_writes, n_w, sizeof *p->tx.writes) != 0 ||
 	    ls_grow((void **)&p->tx.write_off, &p->tx.cap_write_off, n_w,
@@ -615,25 +621,7 @@ static int take_commit(ls_pipeline *p, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	ls_store_write *w = p->tx.writes;
-	size_t *off = p->tx.write_off;
 	ls_buf_reset(&p->tx.blobs);
-	for (size_t i = 0; i < p->pend.n_dirty; i++) {
-		int rc = ls_lead_encode(p->pend.dirty[i]->lead, &p->lead_conf, &p->tx.scratch);
-		if (rc != 0) {
-			snprintf(err, errlen, "encode: %s", ls_lead_result_str(rc));
-			return -1;
-		}
-		off[i] = p->tx.blobs.len;
-		if (ls_buf_append(&p->tx.blobs, p->tx.scratch.data, p->tx.scratch.len) != 0) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-		w[i].lead_id = p->pend.dirty[i]->lead_id;
-		w[i].len = p->tx.scratch.len;
-	}
-	for (size_t i = 0; i < p->pend.n_dirty; i++)
-		w[i].data = p->tx.blobs.data + off[i];
 	const ls_store_append *appends;
 	size_t n_appends, n_ops;
 	if (ls_scorer_commit_appends(p->scorer, &appends, &n_appends, err, errlen) != 0 ||
@@ -659,8 +647,13 @@ static int take_commit(ls_pipeline *p, char *err, size_t errlen)
 		p->pend.dirty[i]->dirty = false;
 		p->pend.dirty[i]->due_dirty = false;
 		p->pend.dirty[i]->rescore_dirty = false;
+		p->pend.dirty[i]->in_fly = true;
 	}
-	p->fly.n_writes = p->pend.n_dirty;
+	swap_ptr(&p->fly.todo, &p->pend.dirty);
+	swap_size(&p->fly.n_todo, &p->pend.n_dirty);
+	swap_size(&p->fly.cap_todo, &p->pend.cap_dirty);
+	p->fly.next_todo = 0;
+	p->fly.n_writes = 0;
 	p->fly.n_ops = n_ops;
 	/* the arrays move, so the ops' result pointers follow them */
 	swap_ptr(&p->fly.offsets, &p->pend.offsets);
@@ -694,6 +687,48 @@ static void committed_progress(ls_pipeline *p)
 }
 
 /*
+ * Encode e into the commit on its way, as it is now: called for every
+ * lead of the commit before a batch changes it, and for the rest a few
+ * at a time between batches, so taking a commit does not stop the loop
+ * for the time it takes to encode thousands of leads. 0, or -1 with err.
+ */
+static int encode_for_fly(ls_pipeline *p, ls_cache_entry *e, char *err, size_t errlen)
+{
+	if (!e->in_fly)
+		return 0;
+	int rc = ls_lead_encode(e->lead, &p->lead_conf, &p->tx.scratch);
+	if (rc != 0) {
+		snprintf(err, errlen, "encode: %s", ls_lead_result_str(rc));
+		return -1;
+	}
+	size_t i = p->fly.n_writes;
+	p->tx.write_off[i] = p->tx.blobs.len;
+	if (ls_buf_append(&p->tx.blobs, p->tx.scratch.data, p->tx.scratch.len) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	p->tx.writes[i] = (ls_store_write){ .lead_id = e->lead_id, .len = p->tx.scratch.len };
+	p->fly.n_writes++;
+	e->in_fly = false;
+	return 0;
+}
+
+/* Encode the commit's leads not encoded yet, for about budget_ns (all
+ * with budget_ns < 0). 0 when all are, 1 when some are left, -1 (err). */
+static int encode_some(ls_pipeline *p, int64_t budget_ns, char *err, size_t errlen)
+{
+	int64_t until = budget_ns >= 0 ? ls_clock_mono_ns() + budget_ns : INT64_MAX;
+	for (size_t k = 0; p->fly.next_todo < p->fly.n_todo; k++) {
+		if (budget_ns >= 0 && k % 64 == 0 && ls_clock_mono_ns() >= until)
+			return 1;
+		if (encode_for_fly(p, p->fly.todo[p->fly.next_todo], err, errlen) != 0)
+			return -1;
+		p->fly.next_todo++;
+	}
+	return 0;
+}
+
+/*
  * Move the commit on its way forward: once its records are delivered,
  * write it; once Redis answers, read the outcome and make it the
  * committed state. With wait, until it has landed; without, only as far
@@ -706,6 +741,11 @@ static int advance_commit(ls_pipeline *p, bool wait, char *err, size_t errlen)
 		return 0;
 	if (!p->fly.sent) {
 		bool failed = false;
+		int left_to_encode = encode_some(p, wait ? -1 : p->fly.encode_budget_ns, err, errlen);
+		if (left_to_encode < 0)
+			return -1;
+		if (left_to_encode > 0)
+			return 0; /* not wait: more next time */
 		rd_kafka_poll(p->dlq.rk, 0); /* delivery reports */
 		while (!ls_dlq_gen_done(&p->dlq, p->fly.gen, &failed)) {
 			int64_t left = p->fly.taken_ms + 10000 - ls_clock_mono_ms();
@@ -727,6 +767,9 @@ static int advance_commit(ls_pipeline *p, bool wait, char *err, size_t errlen)
 			return -1;
 		}
 		char serr[512];
+		/* the blobs buffer has stopped moving */
+		for (size_t i = 0; i < p->fly.n_writes; i++)
+			p->tx.writes[i].data = p->tx.blobs.data + p->tx.write_off[i];
 		p->fly.sent_ns = ls_clock_mono_ns();
 		if (ls_store_commit_send(p->store, p->tx.writes, p->fly.n_writes, p->tx.ops,
 					 p->fly.n_ops, p->fly.offsets, p->fly.n_offsets, serr,
@@ -863,6 +906,11 @@ int ls_pipeline_checkpoint(ls_pipeline *p)
 double ls_pipeline_since_s(int64_t t0_ns)
 {
 	return (double)(ls_clock_mono_ns() - t0_ns) / 1e9;
+}
+
+void ls_pipeline_set_encode_budget(ls_pipeline *p, int64_t ns)
+{
+	p->fly.encode_budget_ns = ns >= 0 ? ns : 0;
 }
 
 void ls_pipeline_set_observer(ls_pipeline *p, const ls_pipeline_observer *o)
@@ -1213,6 +1261,7 @@ ls_pipeline *ls_pipeline_new(const ls_pipeline_settings *s, ls_kafka_consumer *c
 	p->store = store;
 	p->codec = codec;
 	p->resync.backoff_ms = 100;
+	p->fly.encode_budget_ns = 1000000;
 	p->progress.last_commit_ms = ls_clock_mono_ms();
 	ls_cache_init(&p->cache);
 	ls_arena_init(&p->batch.arena, 0);
@@ -1285,5 +1334,6 @@ void ls_pipeline_free(ls_pipeline *p)
 	free(p->fly.offsets);
 	free(p->fly.offset_topics);
 	free(p->fly.bandit_ops);
+	free(p->fly.todo);
 	free(p);
 }

@@ -168,6 +168,14 @@ typedef struct ls_pipeline_observer {
 void ls_pipeline_set_observer(ls_pipeline *p, const ls_pipeline_observer *o);
 
 /*
+ * How long a step may spend encoding the leads of the commit on its way
+ * (1 ms by default; a lead a batch is about to change is encoded first
+ * anyway). Tests set 0 so that every lead of a commit is changed before
+ * it is encoded.
+ */
+void ls_pipeline_set_encode_budget(ls_pipeline *p, int64_t ns);
+
+/*
  * What the pipeline is built from: the pipeline.* keys it reads, the
  * topics, the feature definitions and the lead conf (daemon/ls_settings.h
  * builds it from the configuration). Strings and specs are kept by

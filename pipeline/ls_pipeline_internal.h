@@ -102,6 +102,11 @@ struct ls_pipeline {
 		bool active, sent;
 		unsigned gen;
 		int64_t taken_ms, sent_ns;
+		/* the leads it writes: encoded a few at a time between batches,
+		 * or just before a batch changes one (encode_for_fly) */
+		ls_cache_entry **todo;
+		size_t n_todo, next_todo, cap_todo;
+		int64_t encode_budget_ns; /* per step, 1 ms (tests set 0) */
 		size_t n_writes, n_ops;
 		ls_store_offset *offsets;
 		char **offset_topics;

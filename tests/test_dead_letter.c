@@ -23,6 +23,7 @@
 #include "ls_codec.h"
 #include "ls_config.h"
 #include "ls_kafka.h"
+#include "ls_lead.h"
 #include "ls_pipeline.h"
 #include "ls_settings.h"
 #include "ls_store.h"
@@ -180,8 +181,9 @@ START_TEST(test_broker_refuses_dead_letter_it_goes_truncated)
 }
 END_TEST
 
-/* A web event for lead reload-lead stamped two hours from now. */
-static void produce_future_event(ls_test_broker *broker, const char *event_id)
+/* A page view of lead_id stamped ts, on leads.web partition 0. */
+static void produce_web(ls_test_broker *broker, const char *lead_id, const char *event_id,
+			int64_t ts)
 {
 	char err[ERRLEN];
 	ls_codec *codec = ls_codec_new(err, sizeof err);
@@ -190,8 +192,8 @@ static void produce_future_event(ls_test_broker *broker, const char *event_id)
 	memset(&ev, 0, sizeof ev);
 	ev.source = LS_SOURCE_WEB;
 	ev.event_id = event_id;
-	ev.lead_id = "reload-lead";
-	ev.ts = (int64_t)time(NULL) * 1000 + 2 * 3600 * 1000;
+	ev.lead_id = lead_id;
+	ev.ts = ts;
 	ev.u.web.type = LS_WEB_PAGE_VIEW;
 	ev.u.web.url = "/pricing";
 	ls_buf buf;
@@ -205,6 +207,12 @@ static void produce_future_event(ls_test_broker *broker, const char *event_id)
 	ls_codec_free(codec);
 }
 
+/* A web event for lead reload-lead stamped two hours from now. */
+static void produce_future_event(ls_test_broker *broker, const char *event_id)
+{
+	produce_web(broker, "reload-lead", event_id, (int64_t)time(NULL) * 1000 + 2 * 3600 * 1000);
+}
+
 /* Step p until *counter reaches want (or a minute passes). */
 static void step_until(ls_pipeline *p, const uint64_t *counter, uint64_t want)
 {
@@ -212,6 +220,71 @@ static void step_until(ls_pipeline *p, const uint64_t *counter, uint64_t want)
 	while (*counter < want && ls_clock_mono_ms() < deadline)
 		ls_pipeline_step(p);
 }
+
+/*
+ * A commit is taken, and the next batch changes one of its leads before
+ * the commit has encoded it: the commit must still write the lead as it
+ * was when taken, with the offsets it carries (the later event is the
+ * next commit's). With no time to encode between steps, only the
+ * encoding of a lead before a batch changes it keeps the two in step.
+ */
+START_TEST(test_commit_on_its_way_writes_leads_as_taken)
+{
+	char err[ERRLEN];
+	ls_test_redis *redis = NULL;
+	ls_test_broker *broker = NULL;
+	start_servers(&redis, &broker);
+	char *env[] = { "LEADSCORE_KAFKA_GROUP_ID=fly-encode",
+			"LEADSCORE_PIPELINE_COMMIT_INTERVAL=0ms",
+			"LEADSCORE_PIPELINE_BATCH_SIZE=1", NULL };
+	ls_config cfg;
+	load_config(redis, broker, env, &cfg);
+	ls_codec *codec;
+	ls_store *store;
+	ls_kafka_consumer *consumer;
+	ls_pipeline *p = open_pipeline(&cfg, &codec, &store, &consumer);
+	ls_pipeline_set_encode_budget(p, 0);
+	const ls_pipeline_stats *st = ls_pipeline_stats_get(p);
+
+	int64_t now = (int64_t)time(NULL) * 1000;
+	produce_web(broker, "fly-lead", "ev-1", now - 2000);
+	produce_web(broker, "fly-lead", "ev-2", now - 1000);
+	/* one record a step: the step of ev-2 lands the commit of ev-1 */
+	step_until(p, &st->consumed[LS_SOURCE_WEB], 2);
+	ck_assert_uint_eq(st->consumed[LS_SOURCE_WEB], 2);
+	ck_assert_uint_ge(st->commits, 1);
+
+	/* read what landed through a connection of its own (the loop's may
+	 * carry the next commit) */
+	ls_store_settings ss = ls_settings_store(&cfg);
+	ls_store *side = ls_store_new(&ss, err, sizeof err);
+	ck_assert_msg(side != NULL && ls_store_connect(side, err, sizeof err) == 0, "%s", err);
+	ls_store_offset off = { .topic = "leads.web", .partition = 0, .next_offset = -1 };
+	ck_assert_msg(ls_store_load_offsets(side, &off, 1, err, sizeof err) == 0, "%s", err);
+	const char *id = "fly-lead";
+	ls_store_blob b;
+	ck_assert_msg(ls_store_load(side, &id, 1, &b, err, sizeof err) == 0, "%s", err);
+	ck_assert_ptr_nonnull(b.data);
+	ls_lead *lead = NULL;
+	ck_assert_msg(ls_lead_decode(ls_pipeline_lead_conf(p), b.data, b.len, &lead, err,
+				     sizeof err) == 0, "%s", err);
+	/* the lead holds exactly the events below the committed offset */
+	ck_assert_msg((int64_t)ls_lead_event_count(lead, LS_SOURCE_WEB) == off.next_offset,
+		      "lead has %llu web events, offset committed %lld",
+		      (unsigned long long)ls_lead_event_count(lead, LS_SOURCE_WEB),
+		      (long long)off.next_offset);
+	ls_lead_free(lead);
+	ls_store_free(side);
+
+	ls_kafka_consumer_close(consumer);
+	ls_pipeline_free(p);
+	ls_store_free(store);
+	ls_codec_free(codec);
+	ls_config_free(&cfg);
+	ls_test_broker_destroy(broker);
+	ls_test_redis_destroy(redis);
+}
+END_TEST
 
 START_TEST(test_reload_reaches_the_running_pipeline)
 {
@@ -270,6 +343,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_broker_refuses_dead_letter_it_goes_truncated);
 	tcase_add_test(tc, test_reload_reaches_the_running_pipeline);
+	tcase_add_test(tc, test_commit_on_its_way_writes_leads_as_taken);
 	suite_add_tcase(s, tc);
 	return ls_test_run(s, CK_NORMAL);
 }
