@@ -438,6 +438,18 @@ def start_daemon(args, tmp, bootstrap, rs, group, align_stall, name):
     return d, started, port
 
 
+def save_metrics(port, path):
+    """The daemon's /metrics at the end of a run, for the curious (dead
+    letters, ScoreChanges, batch and Redis histograms)."""
+    try:
+        text = scrape(port)
+    except OSError as e:
+        log('could not read /metrics: %s' % e)
+        return
+    with open(path, 'w') as f:
+        f.write(text)
+
+
 def stop_daemon(d, outdir, name):
     rc = d.terminate(timeout=30)
     with open(os.path.join(outdir, name + '.log'), 'w') as f:
@@ -450,11 +462,12 @@ def run_daemon(args, tmp, bootstrap, rs, r, n, leads, align_stall, tag):
     base_used = int(r.info('memory')['used_memory'])
     group = 'bench-ls-%s' % tag
     name = 'leadscored-%s' % tag
-    d, started, _ = start_daemon(args, tmp, bootstrap, rs, group, align_stall, name)
+    d, started, port = start_daemon(args, tmp, bootstrap, rs, group, align_stall, name)
     try:
         res = watch_commits(r, 'ls:offsets:' + group, n, lambda: d.running,
                             args.timeout, started)
         res['rss_kib'] = vm_hwm_kib(d.pid)
+        save_metrics(port, os.path.join(args.out, name + '.metrics'))
     finally:
         rc = stop_daemon(d, args.out, name)
     if rc != 0:
@@ -653,7 +666,7 @@ def paced_produce(p, dr, rng, rate, seconds, leads, counter, tag):
 
 def run_latency(args, max_rate):
     leads = args.leads
-    fractions = (0.1, 0.5, 0.9)
+    fractions = [float(x) / 100 for x in args.loads.split(',')]
     log('=== latency: max live rate %.0f ev/s; paced at %s' %
         (max_rate, ', '.join('%d %%' % (f * 100) for f in fractions)))
     rows = []
@@ -665,7 +678,7 @@ def run_latency(args, max_rate):
             d, started, port = start_daemon(args, tmp, env.broker.bootstrap, env.rs,
                                             group, None, 'leadscored-latency')
             try:
-                p = producer(env.broker.bootstrap, 'none', linger_ms=1)
+                p = producer(env.broker.bootstrap, 'none', linger_ms=args.linger_ms)
                 dr = Delivery()
                 rng = random.Random(args.seed)
                 counter = [0]
@@ -681,9 +694,15 @@ def run_latency(args, max_rate):
                     got = paced_produce(p, dr, rng, rate, args.measure, leads, counter,
                                         'lat' + tag)
                     p.flush(60)
+                    t_end = time.monotonic()
+                    lag = counter[0] - (committed(env.r, key) or 0)
                     watch_commits(env.r, key, counter[0], lambda: d.running, 300, started)
+                    catchup = time.monotonic() - t_end
                     after = scrape(port)
-                    row = {'fraction': f, 'target_ev_s': rate, 'produced_ev_s': got}
+                    row = {'fraction': f, 'target_ev_s': rate, 'produced_ev_s': got,
+                           'uncommitted_at_end': lag, 'catchup_s': catchup}
+                    log('%d %%: %d events not yet committed when production stopped, '
+                        'all committed %.1f s later' % (f * 100, lag, catchup))
                     for m in LATENCY_METRICS:
                         hb, ha = histogram(before, m), histogram(after, m)
                         if ha is None:
@@ -806,6 +825,14 @@ def main():
                          'would come near the mock broker\'s 5 MiB retention')
     ap.add_argument('--max-rate', type=float,
                     help='latency mode: the max live rate (default: measure it)')
+    ap.add_argument('--loads', default='10,50,90',
+                    help='latency mode: percentages of the max live rate')
+    ap.add_argument('--linger-ms', type=int, default=20,
+                    help='latency mode: producer linger.ms. The mock broker answers a '
+                         'fetch with one message set per partition, so sets of one or '
+                         'two records (linger.ms 1 at these rates) cap any consumer '
+                         'near 6k msg/s; 20 ms keeps the sets big enough, and counts '
+                         'in the record-timestamp latency only')
     ap.add_argument('--warmup', type=float, default=3.0, help='latency warm-up s per rate')
     ap.add_argument('--measure', type=float, default=15.0, help='latency measure s per rate')
     ap.add_argument('--timeout', type=float, default=900.0, help='per contestant, s')
@@ -850,9 +877,9 @@ def main():
         print_table(rows)
     if lat:
         print()
-        print('| load | target ev/s | produced ev/s | read→score p50 / p99 | '
-              'record ts→score p50 / p99 | event ts→score p50 / p99 |')
-        print('|---|---|---|---|---|---|')
+        print('| load | target ev/s | produced ev/s | uncommitted at end / catch-up s | '
+              'read→score p50 / p99 | record ts→score p50 / p99 | event ts→score p50 / p99 |')
+        print('|---|---|---|---|---|---|---|')
         for r in lat:
             cells = []
             for m in LATENCY_METRICS:
@@ -860,8 +887,9 @@ def main():
                     cells.append(r[m])
                 else:
                     cells.append('%s / %s' % (r[m + '_p50'], r[m + '_p99']))
-            print('| %d %% | %.0f | %.0f | %s |' % (r['fraction'] * 100, r['target_ev_s'],
-                                                    r['produced_ev_s'], ' | '.join(cells)))
+            print('| %d %% | %.0f | %.0f | %d / %.1f | %s |' % (
+                r['fraction'] * 100, r['target_ev_s'], r['produced_ev_s'],
+                r['uncommitted_at_end'], r['catchup_s'], ' | '.join(cells)))
     print('\nresults: %s' % args.out)
     return 0
 
