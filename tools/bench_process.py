@@ -475,7 +475,7 @@ def run_daemon(args, tmp, bootstrap, rs, r, n, leads, align_stall, tag):
     res.update(memory_per_lead(r, 'ls:{%s}:s', leads, base_used))
     log('leadscored (align_stall %s): %s ev/s, first commit after %.1f s, '
         'peak RSS %s KiB, Redis per lead median %s B'
-        % (align_stall or 'default', fmt_rate(res['rate']), res['join_s'],
+        % ('default' if align_stall is None else align_stall, fmt_rate(res['rate']), res['join_s'],
            res['rss_kib'], res.get('mem_median_b')))
     return res
 
