@@ -14,6 +14,7 @@ LS_BENCH_EVENTS. Prints events_per_s=X (first message to last).
 """
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -26,6 +27,19 @@ from confluent_kafka import Consumer
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 TOPICS = {'leads.email': 'email_event', 'leads.web': 'web_event', 'leads.call': 'call_event',
           'leads.outcome': 'lead_outcome', 'leads.profile': 'lead_profile'}
+# Log-odds weights of the counters ("<topic>:<type>") and a bias.
+WEIGHTS = {'leads.email:OPENED': 0.15, 'leads.email:CLICKED': 0.4,
+           'leads.email:REPLIED': 0.9, 'leads.email:UNSUBSCRIBED': -1.5,
+           'leads.web:PAGE_VIEW': 0.05, 'leads.web:FORM_SUBMIT': 0.6,
+           'leads.web:DEMO_REQUEST': 1.2, 'leads.call:CONNECTED': 0.5,
+           'leads.call:MEETING_BOOKED': 1.5}
+BIAS = -3.0
+
+
+def score(state):
+    z = BIAS + sum(w * state.get(k, 0) for k, w in WEIGHTS.items())
+    z = max(-30.0, min(30.0, z))
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def main():
@@ -37,12 +51,13 @@ def main():
     for topic, name in TOPICS.items():
         with open(os.path.join(ROOT, 'schemas', name + '.avsc')) as f:
             readers[topic] = avro.io.DatumReader(avro.schema.parse(f.read()))
+    group = os.environ.get('LS_BENCH_GROUP', 'bench-python')
     c = Consumer({'bootstrap.servers': os.environ['LS_BENCH_BOOTSTRAP'],
-                  'group.id': 'bench-python', 'auto.offset.reset': 'earliest',
+                  'group.id': group, 'auto.offset.reset': 'earliest',
                   'enable.auto.commit': False})
     c.subscribe(list(TOPICS))
     done, t0, t1 = 0, None, None
-    deadline = time.monotonic() + 900
+    deadline = time.monotonic() + float(os.environ.get('LS_BENCH_TIMEOUT', '900'))
     while done < n and time.monotonic() < deadline:
         msgs = c.consume(5000, 0.1)
         if not msgs:
@@ -66,10 +81,12 @@ def main():
             key = topic + ':' + str(rec.get('type') or rec.get('outcome') or 'profile')
             s[key] = s.get(key, 0) + 1
             s['last_ts'] = max(s.get('last_ts', 0), int(rec['ts'].timestamp() * 1000))
+        for s in state.values():
+            s['score'] = score(s)
         p = r.pipeline(transaction=True)
         for lead, s in state.items():
             p.set('py:{%s}:s' % lead, json.dumps(s), px=30 * 86400 * 1000)
-        p.hset('py:offsets:bench-python', mapping=offsets)
+        p.hset('py:offsets:' + group, mapping=offsets)
         p.execute()
         done += len(msgs)
         t1 = time.monotonic()
