@@ -789,6 +789,12 @@ int ls_lead_set_ext(ls_lead *lead, const uint8_t *data, size_t len)
 {
 	if (!lead || len > LS_LEAD_EXT_MAX || (!data && len > 0))
 		return LS_LEAD_ERR_INVALID;
+	if (len > 0 && len == lead->ext_len) {
+		/* the scorer saves every lead it scores, mostly at the same
+		 * length: overwrite in place (memmove: data may be ext) */
+		memmove(lead->ext, data, len);
+		return LS_LEAD_APPLIED;
+	}
 	uint8_t *p = NULL;
 	if (len > 0) {
 		p = malloc(len);

@@ -761,6 +761,20 @@ START_TEST(test_ext_set_and_clear)
 	ck_assert_uint_eq(e[0], 6);
 	ck_assert_uint_eq(e[2], 8);
 
+	/* the same length again (the scorer's usual save): new bytes, also
+	 * from an overlapping part of the lead's own */
+	uint8_t same[3] = { 41, 42, 43 };
+	ck_assert_int_eq(ls_lead_set_ext(l, same, 3), LS_LEAD_APPLIED);
+	same[0] = 0;
+	e = ls_lead_ext(l, &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_mem_eq(e, ((const uint8_t[]){ 41, 42, 43 }), 3);
+	ck_assert_int_eq(ls_lead_set_ext(l, e, 3), LS_LEAD_APPLIED);
+	e = ls_lead_ext(l, &n);
+	ck_assert_mem_eq(e, ((const uint8_t[]){ 41, 42, 43 }), 3);
+	ck_assert_uint_eq(ls_lead_ram_bytes(l), ram0 + 3);
+	ck_assert_int_eq(ls_lead_set_ext(l, buf + 5, 3), LS_LEAD_APPLIED);
+
 	/* refused, lead unchanged: too long, NULL data, NULL lead */
 	uint8_t *big = calloc(1, LS_LEAD_EXT_MAX + 1);
 	ck_assert_ptr_nonnull(big);
