@@ -17,8 +17,9 @@
  * stream with one clock_gettime(CLOCK_MONOTONIC) pair around the loop:
  *   apply      ls_lead_apply of the event to its lead (the window update)
  *   features   ls_lead_features of that lead at its watermark (55 values)
- *   build      ls_ftrl_example_build: the 55 values and the profile metrics
- *              as numerics, the profile attributes and the event's
+ *   build      ls_ftrl_example_build_resolved: the 55 values (dense
+ *              indices resolved once, as the daemon's scorer does) and the
+ *              profile metrics (looked up by name) as numerics, the profile attributes and the event's
  *              page_category as categoricals, page_category x industry
  *   predict    ls_ftrl_predict
  *   explain    ls_ftrl_explain (top 3 positive and negative factors)
@@ -191,6 +192,7 @@ typedef struct input_buf {
 	size_t n_values;         /* window feature values */
 	const char **num_names;  /* n_values + LS_LEAD_DEFAULT_MAX_METRICS */
 	double *num_values;
+	int32_t *num_dense;      /* dense indices: values resolved, metrics not */
 	const char **cat_keys;   /* 1 + LS_LEAD_DEFAULT_MAX_ATTRIBUTES */
 	const char **cat_values;
 } input_buf;
@@ -390,11 +392,13 @@ int main(int argc, char **argv)
 	ib.n_values = NV;
 	ib.num_names = calloc(NV + LS_LEAD_DEFAULT_MAX_METRICS, sizeof *ib.num_names);
 	ib.num_values = calloc(NV + LS_LEAD_DEFAULT_MAX_METRICS, sizeof *ib.num_values);
+	ib.num_dense = calloc(NV + LS_LEAD_DEFAULT_MAX_METRICS, sizeof *ib.num_dense);
 	ib.cat_keys = calloc(1 + LS_LEAD_DEFAULT_MAX_ATTRIBUTES, sizeof *ib.cat_keys);
 	ib.cat_values = calloc(1 + LS_LEAD_DEFAULT_MAX_ATTRIBUTES, sizeof *ib.cat_values);
 	if (leads == NULL || before == NULL || after == NULL || value_names == NULL ||
 	    values == NULL || out == NULL || pool == NULL || labels == NULL ||
-	    ib.num_names == NULL || ib.num_values == NULL || ib.cat_keys == NULL ||
+	    ib.num_names == NULL || ib.num_values == NULL || ib.num_dense == NULL ||
+	    ib.cat_keys == NULL ||
 	    ib.cat_values == NULL) {
 		fprintf(stderr, "bench: out of memory\n");
 		goto done;
@@ -441,6 +445,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench: model: %s\n", err);
 		goto done;
 	}
+	for (size_t i = 0; i < NV + LS_LEAD_DEFAULT_MAX_METRICS; i++)
+		ib.num_dense[i] = i < NV ? (int32_t)ls_ftrl_dense_index(model, value_names[i])
+					 : LS_FTRL_UNRESOLVED;
 	for (size_t t = 0; t < TRAIN_EXAMPLES; t++) {
 		size_t j = (size_t)(rnd() % L);
 		ls_event ev = { .source = LS_SOURCE_WEB };
@@ -527,7 +534,8 @@ int main(int argc, char **argv)
 			uint32_t j = timed.lead[i];
 			ls_ftrl_input in;
 			input_fill(&ib, &in, leads[j], &timed.ev[i], values + j * NV);
-			acc_u += (uint64_t)ls_ftrl_example_build(&x, model, &in);
+			acc_u += (uint64_t)ls_ftrl_example_build_resolved(&x, model, &in,
+									  ib.num_dense);
 			acc_u += x.n_entries;
 		}
 		t1 = now_ns();
@@ -604,7 +612,8 @@ int main(int argc, char **argv)
 			acc_u += (uint64_t)ls_lead_features(lead, &conf, LS_LEAD_AT_WATERMARK,
 							    out, NV);
 			input_fill(&ib, &in, lead, &timed.ev[i], out);
-			acc_u += (uint64_t)ls_ftrl_example_build(&x, model, &in);
+			acc_u += (uint64_t)ls_ftrl_example_build_resolved(&x, model, &in,
+									  ib.num_dense);
 			acc_u += (uint64_t)ls_ftrl_predict(model, &x, &p);
 			acc_u += (uint64_t)ls_ftrl_explain(model, &x, pos, &n_pos, neg, &n_neg);
 			acc_d += p;
@@ -673,6 +682,7 @@ done:
 	free(out);
 	free(ib.num_names);
 	free(ib.num_values);
+	free(ib.num_dense);
 	free(ib.cat_keys);
 	free(ib.cat_values);
 	ls_buf_free(&blob);
