@@ -91,9 +91,9 @@ static void put_slice(ls_buf *b, ls_feature_agg agg, uint64_t d,
 			put_le(b, s->v, 8);
 			break;
 		}
-		for (unsigned i = 0; i < 64; i++)
-			if (s->v & (UINT64_C(1) << i))
-				put_u8(b, (uint8_t)i);
+		/* the set bits, lowest first: one step per bit, not 64 */
+		for (uint64_t v = s->v; v != 0; v &= v - 1)
+			put_u8(b, (uint8_t)__builtin_ctzll(v));
 		break;
 	}
 	default:
