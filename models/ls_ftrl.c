@@ -738,6 +738,11 @@ static double margin_of(const ls_ftrl *m, const ls_ftrl_example *x)
 {
 	double s = 0.0;
 	for (size_t j = 0; j < m->n_dense; j++) {
+		/* A zero weight (L1 keeps many) adds +-0, which leaves s as
+		 * it is (s is never -0: it starts at +0, and x + -x is +0),
+		 * so skipping it changes no bit and saves the division. */
+		if (m->wd[j] == 0.0)
+			continue;
 		double v = dense_x(m, j, x->dense[j]);
 		if (v != 0.0)
 			s += m->wd[j] * v;
@@ -862,9 +867,12 @@ int ls_ftrl_explain(const ls_ftrl *m, const ls_ftrl_example *x,
 		return LS_FTRL_ERR_INVALID;
 	*n_pos = 0;
 	*n_neg = 0;
-	for (size_t j = 0; j < m->n_dense; j++)
+	for (size_t j = 0; j < m->n_dense; j++) {
+		if (m->wd[j] == 0.0)
+			continue; /* contributes +-0: neither list */
 		consider(top_pos, n_pos, top_neg, n_neg, m->names[j],
 			 dense_x(m, j, x->dense[j]), m->wd[j]);
+	}
 	for (size_t e = 0; e < x->n_entries; e++) {
 		const ls_ftrl_entry *en = &x->entries[e];
 		if (en->index == 0)
