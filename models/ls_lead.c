@@ -705,6 +705,32 @@ int ls_lead_feature_names(const ls_feature_set *set, const char **names,
 
 /* ---- accessors ---- */
 
+void ls_lead_prefetch(const ls_lead *lead, bool deep)
+{
+	if (!lead)
+		return;
+	if (!deep) {
+		__builtin_prefetch(lead);
+		__builtin_prefetch((const char *)lead + 64);
+		__builtin_prefetch((const char *)lead + 128);
+		return;
+	}
+	if (lead->ring_end) {
+		__builtin_prefetch(lead->ring_end);
+		__builtin_prefetch(lead->ring_end + 16);
+	}
+	/* the first lines of the slices; longer leads are read sequentially
+	 * and the hardware prefetcher follows */
+	for (uint32_t i = 0; i < lead->n_slices && i < 16; i += 4)
+		__builtin_prefetch(lead->slices + i);
+	if (lead->n_seen)
+		__builtin_prefetch(lead->seen + lead->n_seen - 1);
+	if (lead->last_seen)
+		__builtin_prefetch(lead->last_seen);
+	if (lead->ext)
+		__builtin_prefetch(lead->ext);
+}
+
 int64_t ls_lead_watermark(const ls_lead *lead)
 {
 	return lead ? lead->watermark : -1;

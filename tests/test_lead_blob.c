@@ -786,6 +786,40 @@ START_TEST(test_ext_roundtrip_and_golden)
 }
 END_TEST
 
+/* The prefetch hint changes nothing: not the blob, not the lead. */
+START_TEST(test_prefetch_changes_nothing)
+{
+	ls_feature_set *set = ls_test_feature_set(set_a, 4);
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *empty = ls_lead_new(&conf), *l = golden_lead(&conf);
+	uint8_t ext[2] = { 7, 9 };
+	ck_assert_int_eq(ls_lead_set_ext(l, ext, 2), LS_LEAD_APPLIED);
+	ls_buf b0 = { 0 }, b1 = { 0 }, e0 = { 0 }, e1 = { 0 };
+	encode_ok(l, &conf, &b0);
+	encode_ok(empty, &conf, &e0);
+	ls_lead_prefetch(NULL, false);
+	ls_lead_prefetch(NULL, true);
+	for (int deep = 0; deep < 2; deep++) {
+		ls_lead_prefetch(l, deep);
+		ls_lead_prefetch(empty, deep);
+	}
+	encode_ok(l, &conf, &b1);
+	encode_ok(empty, &conf, &e1);
+	ck_assert_uint_eq(b0.len, b1.len);
+	ck_assert_mem_eq(b0.data, b1.data, b0.len);
+	ck_assert_uint_eq(e0.len, e1.len);
+	ck_assert_mem_eq(e0.data, e1.data, e0.len);
+	ls_buf_free(&b0);
+	ls_buf_free(&b1);
+	ls_buf_free(&e0);
+	ls_buf_free(&e1);
+	ls_lead_free(l);
+	ls_lead_free(empty);
+	ls_feature_set_free(set);
+}
+END_TEST
+
 START_TEST(test_ext_set_and_clear)
 {
 	ls_feature_set *set = ls_test_feature_set(set_a, 4);
@@ -1042,6 +1076,7 @@ static Suite *lead_blob_suite(void)
 	tcase_add_test(tc, test_decode_rejects_v1);
 	tcase_add_test(tc, test_ext_roundtrip_and_golden);
 	tcase_add_test(tc, test_ext_set_and_clear);
+	tcase_add_test(tc, test_prefetch_changes_nothing);
 	tcase_add_test(tc, test_distinct_golden);
 	tcase_add_test(tc, test_ext_decode_rejects);
 	tcase_add_test(tc, test_ext_survives_apply);
