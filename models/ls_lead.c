@@ -503,6 +503,9 @@ int ls_lead_apply_counted(ls_lead *lead, const ls_lead_conf *conf,
 	int rc = check_use(lead, conf);
 	if (rc != LS_LEAD_APPLIED)
 		return rc;
+	/* the struct is loaded now: start all its arrays at once, so their
+	 * cache misses overlap instead of coming one after the other */
+	ls_lead_prefetch(lead, true);
 	if (!ev || !event_ok(ev))
 		return LS_LEAD_ERR_INVALID;
 	const ls_feature_set *set = conf->features;
@@ -620,6 +623,7 @@ int ls_lead_features(const ls_lead *lead, const ls_lead_conf *conf,
 	int rc = check_use(lead, conf);
 	if (rc != LS_LEAD_APPLIED)
 		return rc;
+	ls_lead_prefetch(lead, true); /* as in ls_lead_apply_counted */
 	const ls_feature_set *set = conf->features;
 	if (T == LS_LEAD_AT_WATERMARK)
 		T = lead->watermark >= 0 ? lead->watermark : 0;

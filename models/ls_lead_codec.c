@@ -200,6 +200,7 @@ int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
 	int rc = check_use(lead, conf);
 	if (rc != LS_LEAD_APPLIED)
 		return rc;
+	ls_lead_prefetch(lead, true); /* as in ls_lead_apply_counted */
 	if (!out)
 		return LS_LEAD_ERR_INVALID;
 	const ls_feature_set *set = conf->features;
