@@ -12,7 +12,9 @@
  *
  * Weights are never stored; w_i is recomputed from (z_i, n_i) where it is
  * needed, which is what makes the checkpoint and the merge only about z
- * and n.
+ * and n. The one exception is in memory only: the dense features'
+ * weights and standardisation, which every score needs, are kept beside
+ * the state and recomputed from it whenever it changes (refresh()).
  *
  * An example keeps its hashed entries sorted by index and unique, merged
  * on insertion, so learning touches each coordinate once per example (the

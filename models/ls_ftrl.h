@@ -118,9 +118,10 @@
  * nothing, not even the version.
  *
  * Memory: the model allocates D coordinates of z and n (16 bytes each)
- * plus ~36 bytes and the name per dense feature: with the default 2^18
- * buckets and the 55 values of the default feature set 4,197,877 bytes
- * (4.0 MiB) per model, measured by test_ftrl (and an
+ * plus ~60 bytes and the name per dense feature (its sums, and the mean,
+ * sd and weight cached for scoring): with the default 2^18 buckets and
+ * the 55 values of the default feature set 4,199,221 bytes (4.0 MiB) per
+ * model, measured by test_ftrl (and an
  * instance keeps local, base and usually a published snapshot: ~12 MiB
  * per configured model). ls_ftrl_ram_bytes() reports it. An example owns
  * its arrays and strings; reuse one across leads with
