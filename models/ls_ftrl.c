@@ -12,7 +12,9 @@
  *
  * Weights are never stored; w_i is recomputed from (z_i, n_i) where it is
  * needed, which is what makes the checkpoint and the merge only about z
- * and n.
+ * and n. The one exception is in memory only: the dense features'
+ * weights and standardisation, which every score needs, are kept beside
+ * the state and recomputed from it whenever it changes (refresh()).
  *
  * An example keeps its hashed entries sorted by index and unique, merged
  * on insertion, so learning touches each coordinate once per example (the
@@ -50,7 +52,18 @@ struct ls_ftrl {
 	double *s1, *s2;   /* per dense feature: sum t, sum t^2 */
 	size_t dims;
 	double *z, *n;
+	/*
+	 * Per dense feature, what every prediction and explanation needs:
+	 * the standardisation's mean and sd and the weight, computed from
+	 * the state above by refresh() after each change of it, with the
+	 * same operations as dense_moments() and weight(), so the values are
+	 * the same bits. Without it every score paid two divisions and two
+	 * square roots per dense feature twice (margin and explanation).
+	 */
+	double *mean, *sd, *wd;
 };
+
+static void refresh(ls_ftrl *m);
 
 const char *ls_ftrl_result_str(int rc)
 {
@@ -171,6 +184,7 @@ void ls_ftrl_free(ls_ftrl *m)
 	free(m->by_name);
 	free(m->s1);
 	free(m->s2);
+	free(m->mean);
 	free(m->z);
 	free(m->n);
 	free(m);
@@ -221,11 +235,14 @@ static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
 	m->by_name = calloc(nd, sizeof *m->by_name);
 	m->s1 = calloc(nd, sizeof *m->s1);
 	m->s2 = calloc(nd, sizeof *m->s2);
+	m->mean = calloc(3 * nd, sizeof *m->mean);
 	m->z = calloc(m->dims, sizeof *m->z);
 	m->n = calloc(m->dims, sizeof *m->n);
 	if (m->names == NULL || m->by_name == NULL || m->s1 == NULL ||
-	    m->s2 == NULL || m->z == NULL || m->n == NULL)
+	    m->s2 == NULL || m->mean == NULL || m->z == NULL || m->n == NULL)
 		goto nomem;
+	m->sd = m->mean + nd;
+	m->wd = m->sd + nd;
 	for (size_t j = 0; j < n_dense; j++) {
 		size_t len = lens != NULL ? lens[j] : strlen(names[j]);
 		m->names[j] = malloc(len + 1);
@@ -247,6 +264,7 @@ static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
 		}
 	}
 	m->layout = compute_layout(m);
+	refresh(m);
 	*rc = LS_FTRL_OK;
 	return m;
 nomem:
@@ -281,6 +299,7 @@ ls_ftrl *ls_ftrl_clone(const ls_ftrl *m)
 	}
 	memcpy(c->z, m->z, m->dims * sizeof *c->z);
 	memcpy(c->n, m->n, m->dims * sizeof *c->n);
+	refresh(c);
 	return c;
 }
 
@@ -301,6 +320,8 @@ int ls_ftrl_copy(ls_ftrl *dst, const ls_ftrl *src)
 	}
 	memcpy(dst->z, src->z, src->dims * sizeof *dst->z);
 	memcpy(dst->n, src->n, src->dims * sizeof *dst->n);
+	if (src->n_dense > 0)
+		memcpy(dst->mean, src->mean, 3 * src->n_dense * sizeof *dst->mean);
 	return LS_FTRL_OK;
 }
 
@@ -383,16 +404,22 @@ static double dense_x(const ls_ftrl *m, size_t j, double t)
 {
 	if (m->pos + m->neg == 0)
 		return clampd(t, m->p.clip);
-	double mean, sd;
-	dense_moments(m, j, &mean, &sd);
-	return clampd((t - mean) / sd, m->p.clip);
+	return clampd((t - m->mean[j]) / m->sd[j], m->p.clip);
+}
+
+static void refresh(ls_ftrl *m)
+{
+	for (size_t j = 0; j < m->n_dense; j++) {
+		dense_moments(m, j, &m->mean[j], &m->sd[j]);
+		m->wd[j] = weight(&m->p, m->z[1 + j], m->n[1 + j]);
+	}
 }
 
 size_t ls_ftrl_ram_bytes(const ls_ftrl *m)
 {
 	size_t b = sizeof *m + 2 * m->dims * sizeof(double);
 	for (size_t j = 0; j < m->n_dense; j++)
-		b += sizeof(char *) + sizeof(uint32_t) + 2 * sizeof(double) +
+		b += sizeof(char *) + sizeof(uint32_t) + 5 * sizeof(double) +
 		     strlen(m->names[j]) + 1;
 	return b;
 }
@@ -566,6 +593,10 @@ static double signed_log1p(double v)
 {
 	if (!isfinite(v))
 		return 0.0;
+	/* log1p(+-0) is +-0 (C17 F.10.3.9): most window values are 0, and
+	 * skipping the call for them gives the same bits */
+	if (v == 0.0)
+		return v;
 	return v < 0 ? -log1p(-v) : log1p(v);
 }
 
@@ -599,7 +630,15 @@ static const char *cat_lookup(const ls_ftrl_input *in, const char *key)
 	return NULL;
 }
 
-static int build(ls_ftrl_example *x, const ls_ftrl *m, const ls_ftrl_input *in)
+int ls_ftrl_dense_index(const ls_ftrl *m, const char *name)
+{
+	if (m == NULL || name == NULL)
+		return -1;
+	return find_dense(m, name);
+}
+
+static int build(ls_ftrl_example *x, const ls_ftrl *m, const ls_ftrl_input *in,
+		 const int32_t *num_dense)
 {
 	int rc = example_prepare(x, m);
 	if (rc != LS_FTRL_OK)
@@ -616,7 +655,11 @@ static int build(ls_ftrl_example *x, const ls_ftrl *m, const ls_ftrl_input *in)
 		if (!nonempty(name))
 			continue;
 		double t = signed_log1p(in->num_values[i]);
-		int j = find_dense(m, name);
+		int j = num_dense != NULL && num_dense[i] != LS_FTRL_UNRESOLVED
+				? (int)num_dense[i]
+				: find_dense(m, name);
+		if (j >= (int)m->n_dense || j < -1)
+			return LS_FTRL_ERR_INVALID;
 		if (j >= 0) {
 			x->dense[j] = t;
 			continue;
@@ -654,18 +697,25 @@ static int build(ls_ftrl_example *x, const ls_ftrl *m, const ls_ftrl_input *in)
 	return LS_FTRL_OK;
 }
 
-int ls_ftrl_example_build(ls_ftrl_example *x, const ls_ftrl *m,
-			  const ls_ftrl_input *in)
+int ls_ftrl_example_build_resolved(ls_ftrl_example *x, const ls_ftrl *m,
+				   const ls_ftrl_input *in,
+				   const int32_t *num_dense)
 {
 	if (x == NULL || m == NULL || in == NULL ||
 	    (in->n_num > 0 && (in->num_names == NULL || in->num_values == NULL)) ||
 	    (in->n_cat > 0 && (in->cat_keys == NULL || in->cat_values == NULL)) ||
 	    (in->n_crosses > 0 && in->crosses == NULL))
 		return LS_FTRL_ERR_INVALID;
-	int rc = build(x, m, in);
+	int rc = build(x, m, in, num_dense);
 	if (rc != LS_FTRL_OK)
 		ls_ftrl_example_reset(x);
 	return rc;
+}
+
+int ls_ftrl_example_build(ls_ftrl_example *x, const ls_ftrl *m,
+			  const ls_ftrl_input *in)
+{
+	return ls_ftrl_example_build_resolved(x, m, in, NULL);
 }
 
 /* ---- scoring and learning ---- */
@@ -690,9 +740,14 @@ static double margin_of(const ls_ftrl *m, const ls_ftrl_example *x)
 {
 	double s = 0.0;
 	for (size_t j = 0; j < m->n_dense; j++) {
+		/* A zero weight (L1 keeps many) adds +-0, which leaves s as
+		 * it is (s is never -0: it starts at +0, and x + -x is +0),
+		 * so skipping it changes no bit and saves the division. */
+		if (m->wd[j] == 0.0)
+			continue;
 		double v = dense_x(m, j, x->dense[j]);
 		if (v != 0.0)
-			s += weight(&m->p, m->z[1 + j], m->n[1 + j]) * v;
+			s += m->wd[j] * v;
 	}
 	for (size_t e = 0; e < x->n_entries; e++) {
 		const ls_ftrl_entry *en = &x->entries[e];
@@ -758,6 +813,7 @@ int ls_ftrl_learn(ls_ftrl *m, const ls_ftrl_example *x, int label,
 		m->pos++;
 	else
 		m->neg++;
+	refresh(m);
 	if (p_before != NULL)
 		*p_before = p;
 	return LS_FTRL_OK;
@@ -813,10 +869,12 @@ int ls_ftrl_explain(const ls_ftrl *m, const ls_ftrl_example *x,
 		return LS_FTRL_ERR_INVALID;
 	*n_pos = 0;
 	*n_neg = 0;
-	for (size_t j = 0; j < m->n_dense; j++)
+	for (size_t j = 0; j < m->n_dense; j++) {
+		if (m->wd[j] == 0.0)
+			continue; /* contributes +-0: neither list */
 		consider(top_pos, n_pos, top_neg, n_neg, m->names[j],
-			 dense_x(m, j, x->dense[j]),
-			 weight(&m->p, m->z[1 + j], m->n[1 + j]));
+			 dense_x(m, j, x->dense[j]), m->wd[j]);
+	}
 	for (size_t e = 0; e < x->n_entries; e++) {
 		const ls_ftrl_entry *en = &x->entries[e];
 		if (en->index == 0)
@@ -1053,6 +1111,7 @@ static int decode_body(reader *r, ls_ftrl **out)
 		ls_ftrl_free(m);
 		return LS_FTRL_ERR_CORRUPT;
 	}
+	refresh(m);
 	*out = m;
 	return LS_FTRL_OK;
 }
@@ -1141,6 +1200,7 @@ int ls_ftrl_delta_into(ls_ftrl *d, const ls_ftrl *local, const ls_ftrl *base)
 		d->z[i] = local->z[i] - base->z[i];
 		d->n[i] = local->n[i] - base->n[i];
 	}
+	refresh(d);
 	return LS_FTRL_OK;
 }
 
@@ -1175,6 +1235,7 @@ int ls_ftrl_apply_delta(ls_ftrl *shared, const ls_ftrl *delta)
 		double n = shared->n[i] + delta->n[i];
 		shared->n[i] = n > 0 ? n : 0.0;
 	}
+	refresh(shared);
 	shared->version++;
 	return LS_FTRL_OK;
 }

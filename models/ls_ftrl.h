@@ -118,9 +118,10 @@
  * nothing, not even the version.
  *
  * Memory: the model allocates D coordinates of z and n (16 bytes each)
- * plus ~36 bytes and the name per dense feature: with the default 2^18
- * buckets and the 55 values of the default feature set 4,197,877 bytes
- * (4.0 MiB) per model, measured by test_ftrl (and an
+ * plus ~60 bytes and the name per dense feature (its sums, and the mean,
+ * sd and weight cached for scoring): with the default 2^18 buckets and
+ * the 55 values of the default feature set 4,199,221 bytes (4.0 MiB) per
+ * model, measured by test_ftrl (and an
  * instance keeps local, base and usually a published snapshot: ~12 MiB
  * per configured model). ls_ftrl_ram_bytes() reports it. An example owns
  * its arrays and strings; reuse one across leads with
@@ -311,6 +312,30 @@ void ls_ftrl_example_free(ls_ftrl_example *x);
  */
 int ls_ftrl_example_build(ls_ftrl_example *x, const ls_ftrl *m,
 			  const ls_ftrl_input *in);
+
+/*
+ * The dense index (0..n_dense-1) of numeric name in m, or -1 when m has
+ * no dense feature of that name (its values are hashed).
+ */
+int ls_ftrl_dense_index(const ls_ftrl *m, const char *name);
+
+/* A num_dense entry that says: look the name up by name. */
+#define LS_FTRL_UNRESOLVED (-2)
+
+/*
+ * ls_ftrl_example_build with the numeric names' dense indices resolved
+ * in advance: num_dense[i] (for i < in->n_num) is
+ * ls_ftrl_dense_index(m, in->num_names[i]), or LS_FTRL_UNRESOLVED to look
+ * that name up here; NULL looks every name up. The indices depend only on
+ * the layout, so a caller that builds many examples resolves them once
+ * per layout instead of a string search per feature per example. Same
+ * example, bit for bit, as ls_ftrl_example_build() when the indices are
+ * right; LS_FTRL_ERR_INVALID for one outside -2..n_dense-1 (a wrong one
+ * inside that range cannot be detected: resolve against m's layout).
+ */
+int ls_ftrl_example_build_resolved(ls_ftrl_example *x, const ls_ftrl *m,
+				   const ls_ftrl_input *in,
+				   const int32_t *num_dense);
 
 /*
  * Low-level: add one hashed feature string with value (after any

@@ -197,6 +197,10 @@ static void evict(ls_lead *lead, const ls_feature_set *set)
 	for (uint32_t r = 0; r < lead->n_rings; r++) {
 		const ls_window_ring *ring = &set->rings[r];
 		uint32_t end = lead->ring_end[r];
+		if (end == start) { /* most rings are empty: no division */
+			lead->ring_end[r] = out;
+			continue;
+		}
 		int64_t cutoff = ls_window_slice_index(lead->watermark,
 						       ring->width_ms) -
 				 (int64_t)ring->slices;
@@ -499,6 +503,9 @@ int ls_lead_apply_counted(ls_lead *lead, const ls_lead_conf *conf,
 	int rc = check_use(lead, conf);
 	if (rc != LS_LEAD_APPLIED)
 		return rc;
+	/* the struct is loaded now: start all its arrays at once, so their
+	 * cache misses overlap instead of coming one after the other */
+	ls_lead_prefetch(lead, true);
 	if (!ev || !event_ok(ev))
 		return LS_LEAD_ERR_INVALID;
 	const ls_feature_set *set = conf->features;
@@ -590,9 +597,24 @@ static double window_value(const ls_lead *lead, const ls_feature_set *set,
 	const ls_feature_info *fi = &set->features[f];
 	uint32_t r = fi->ring + fi->win_ring[w];
 	uint32_t start = ring_start(lead, r), end = ring_stop(lead, r);
-	/* a lead without slices has slices == NULL, and NULL + 0 is undefined */
-	const ls_window_slice *s = end > start ? lead->slices + start : NULL;
-	return ls_window_value(fi, w, s, end - start, T);
+	/* a lead without slices has slices == NULL, and NULL + 0 is undefined;
+	 * most rings of a lead are empty, and need no slice index */
+	if (end == start)
+		return ls_window_value_at(fi, w, NULL, 0, T, 0);
+	/* the ring's width is its windows' length / slices, by construction */
+	int64_t top = ls_window_slice_index(T, set->rings[r].width_ms);
+	return ls_window_value_at(fi, w, lead->slices + start, end - start, T, top);
+}
+
+/*
+ * Window value w of windowed feature a, which the first pass of
+ * ls_lead_features already wrote to out (derived features read their
+ * operands' windows: computing them again gave the same bits).
+ */
+static double operand_value(const ls_feature_set *set, const double *out,
+			    int a, size_t w)
+{
+	return out[set->features[a].first_value + w];
 }
 
 int ls_lead_features(const ls_lead *lead, const ls_lead_conf *conf,
@@ -601,6 +623,7 @@ int ls_lead_features(const ls_lead *lead, const ls_lead_conf *conf,
 	int rc = check_use(lead, conf);
 	if (rc != LS_LEAD_APPLIED)
 		return rc;
+	ls_lead_prefetch(lead, true); /* as in ls_lead_apply_counted */
 	const ls_feature_set *set = conf->features;
 	if (T == LS_LEAD_AT_WATERMARK)
 		T = lead->watermark >= 0 ? lead->watermark : 0;
@@ -609,18 +632,25 @@ int ls_lead_features(const ls_lead *lead, const ls_lead_conf *conf,
 	if (n < set->n_values || (!out && set->n_values > 0))
 		return LS_LEAD_ERR_SPACE;
 
+	/* windowed features first: the derived ones below read them */
+	for (size_t f = 0; f < set->n_features; f++) {
+		const ls_feature_info *fi = &set->features[f];
+		if (fi->spec.kind != LS_FEATURE_WINDOWED)
+			continue;
+		double *o = out + fi->first_value;
+		for (size_t w = 0; w < fi->spec.n_windows; w++)
+			o[w] = window_value(lead, set, (int)f, w, T);
+	}
 	for (size_t f = 0; f < set->n_features; f++) {
 		const ls_feature_info *fi = &set->features[f];
 		const ls_feature_spec *s = &fi->spec;
 		double *o = out + fi->first_value;
 		switch (s->kind) {
 		case LS_FEATURE_WINDOWED:
-			for (size_t w = 0; w < s->n_windows; w++)
-				o[w] = window_value(lead, set, (int)f, w, T);
 			break;
 		case LS_FEATURE_VELOCITY: {
-			double cs = window_value(lead, set, fi->a, fi->a_win[0], T);
-			double cl = window_value(lead, set, fi->a, fi->a_win[1], T);
+			double cs = operand_value(set, out, fi->a, fi->a_win[0]);
+			double cl = operand_value(set, out, fi->a, fi->a_win[1]);
 			double ratio = (double)s->windows[1].length_ms /
 				       (double)s->windows[0].length_ms;
 			o[0] = (cs * ratio + s->param) / (cl + s->param);
@@ -643,10 +673,8 @@ int ls_lead_features(const ls_lead *lead, const ls_lead_conf *conf,
 		case LS_FEATURE_RATIO:
 		case LS_FEATURE_MEAN:
 			for (size_t w = 0; w < s->n_windows; w++) {
-				double a = window_value(lead, set, fi->a,
-							fi->a_win[w], T);
-				double b = window_value(lead, set, fi->b,
-							fi->b_win[w], T);
+				double a = operand_value(set, out, fi->a, fi->a_win[w]);
+				double b = operand_value(set, out, fi->b, fi->b_win[w]);
 				double v;
 				if (s->kind == LS_FEATURE_DIFFERENCE) {
 					v = a - b;
@@ -680,6 +708,32 @@ int ls_lead_feature_names(const ls_feature_set *set, const char **names,
 }
 
 /* ---- accessors ---- */
+
+void ls_lead_prefetch(const ls_lead *lead, bool deep)
+{
+	if (!lead)
+		return;
+	if (!deep) {
+		__builtin_prefetch(lead);
+		__builtin_prefetch((const char *)lead + 64);
+		__builtin_prefetch((const char *)lead + 128);
+		return;
+	}
+	if (lead->ring_end) {
+		__builtin_prefetch(lead->ring_end);
+		__builtin_prefetch(lead->ring_end + 16);
+	}
+	/* the first lines of the slices; longer leads are read sequentially
+	 * and the hardware prefetcher follows */
+	for (uint32_t i = 0; i < lead->n_slices && i < 16; i += 4)
+		__builtin_prefetch(lead->slices + i);
+	if (lead->n_seen)
+		__builtin_prefetch(lead->seen + lead->n_seen - 1);
+	if (lead->last_seen)
+		__builtin_prefetch(lead->last_seen);
+	if (lead->ext)
+		__builtin_prefetch(lead->ext);
+}
 
 int64_t ls_lead_watermark(const ls_lead *lead)
 {
@@ -789,6 +843,12 @@ int ls_lead_set_ext(ls_lead *lead, const uint8_t *data, size_t len)
 {
 	if (!lead || len > LS_LEAD_EXT_MAX || (!data && len > 0))
 		return LS_LEAD_ERR_INVALID;
+	if (len > 0 && len == lead->ext_len) {
+		/* the scorer saves every lead it scores, mostly at the same
+		 * length: overwrite in place (memmove: data may be ext) */
+		memmove(lead->ext, data, len);
+		return LS_LEAD_APPLIED;
+	}
 	uint8_t *p = NULL;
 	if (len > 0) {
 		p = malloc(len);

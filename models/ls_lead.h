@@ -316,7 +316,18 @@ int ls_lead_decode(const ls_lead_conf *conf, const uint8_t *data, size_t len,
 		   ls_lead **out, char *err, size_t errlen);
 
 /* Accessors. */
-int64_t ls_lead_watermark(const ls_lead *lead); /* -1 before any event */
+int64_t ls_lead_watermark(const ls_lead *lead);
+
+/*
+ * A hint, no effect on any result: start loading lead's struct (deep =
+ * false) or also the arrays the apply, features, scoring state and
+ * encode read (deep = true: the struct should already be on its way, or
+ * this waits for it). A batch loop that walks many leads in turn calls
+ * it a few leads ahead (struct further ahead than deep), so the memory
+ * latency of the next leads overlaps the work on this one. NULL is
+ * ignored.
+ */
+void ls_lead_prefetch(const ls_lead *lead, bool deep); /* -1 before any event */
 uint64_t ls_lead_event_count(const ls_lead *lead, ls_source source);
 size_t ls_lead_n_slices(const ls_lead *lead);
 size_t ls_lead_n_remembered(const ls_lead *lead);

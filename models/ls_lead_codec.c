@@ -91,9 +91,9 @@ static void put_slice(ls_buf *b, ls_feature_agg agg, uint64_t d,
 			put_le(b, s->v, 8);
 			break;
 		}
-		for (unsigned i = 0; i < 64; i++)
-			if (s->v & (UINT64_C(1) << i))
-				put_u8(b, (uint8_t)i);
+		/* the set bits, lowest first: one step per bit, not 64 */
+		for (uint64_t v = s->v; v != 0; v &= v - 1)
+			put_u8(b, (uint8_t)__builtin_ctzll(v));
 		break;
 	}
 	default:
@@ -200,6 +200,7 @@ int ls_lead_encode(const ls_lead *lead, const ls_lead_conf *conf,
 	int rc = check_use(lead, conf);
 	if (rc != LS_LEAD_APPLIED)
 		return rc;
+	ls_lead_prefetch(lead, true); /* as in ls_lead_apply_counted */
 	if (!out)
 		return LS_LEAD_ERR_INVALID;
 	const ls_feature_set *set = conf->features;

@@ -413,9 +413,18 @@ double ls_window_value(const ls_feature_info *f, size_t window,
 {
 	const ls_window_spec *w = &f->spec.windows[window];
 	int64_t width = w->length_ms / (int64_t)w->slices;
-	int64_t top = ls_window_slice_index(T, width);
+	return ls_window_value_at(f, window, s, n, T,
+				  ls_window_slice_index(T, width));
+}
+
+double ls_window_value_at(const ls_feature_info *f, size_t window,
+			  const ls_window_slice *s, size_t n, int64_t T,
+			  int64_t top)
+{
+	const ls_window_spec *w = &f->spec.windows[window];
 	/* top >= 0 and slices <= 256, so this cannot overflow. */
-	size_t i = ls_window_lower_bound(s, n, top - (int64_t)w->slices + 1);
+	size_t i = n > 0 ? ls_window_lower_bound(s, n, top - (int64_t)w->slices + 1)
+			 : 0;
 
 	uint64_t count = 0, last = 0, bits = 0;
 	int64_t sum = 0;

@@ -305,6 +305,16 @@ size_t ls_window_lower_bound(const ls_window_slice *s, size_t n, int64_t k);
 double ls_window_value(const ls_feature_info *f, size_t window,
 		       const ls_window_slice *s, size_t n, int64_t T);
 
+/*
+ * ls_window_value with top = ls_window_slice_index(T, width of the window)
+ * given by the caller, who knows its ring's width_ms (the same width) and
+ * can skip the division when the ring is empty: top is not read when
+ * n == 0. Same value, bit for bit.
+ */
+double ls_window_value_at(const ls_feature_info *f, size_t window,
+			  const ls_window_slice *s, size_t n, int64_t T,
+			  int64_t top);
+
 /* Linear-counting estimate for a distinct bitmap, as documented above. */
 double ls_window_distinct_estimate(uint64_t bitmap);
 

@@ -21,8 +21,7 @@ void ls_cache_clear(ls_cache *c)
 		if (e == NULL)
 			continue;
 		ls_lead_free(e->lead);
-		free(e->lead_id);
-		free(e);
+		free(e); /* lead_id lives in the same block */
 		c->slots[i] = NULL;
 	}
 	c->count = 0;
@@ -82,14 +81,14 @@ ls_cache_entry *ls_cache_put(ls_cache *c, const char *lead_id, bool *created)
 	size_t i = probe(c->slots, c->cap, h, lead_id);
 	if (c->slots[i] != NULL)
 		return c->slots[i];
-	ls_cache_entry *e = calloc(1, sizeof *e);
+	/* the id right behind the entry, in one block: one allocation per
+	 * lead, and the probe's strcmp reads memory next to the entry's */
+	if (n > SIZE_MAX - sizeof(ls_cache_entry) - 1)
+		return NULL;
+	ls_cache_entry *e = calloc(1, sizeof *e + n + 1);
 	if (e == NULL)
 		return NULL;
-	e->lead_id = malloc(n + 1);
-	if (e->lead_id == NULL) {
-		free(e);
-		return NULL;
-	}
+	e->lead_id = (char *)(e + 1);
 	memcpy(e->lead_id, lead_id, n + 1);
 	e->hash = h;
 	c->slots[i] = e;

@@ -243,10 +243,11 @@ int ls_example_ctx_init(ls_example_ctx *c, const ls_feature_set *set,
 	c->values = malloc((set->n_values ? set->n_values : 1) * sizeof *c->values);
 	c->num_names = malloc(n_num * sizeof *c->num_names);
 	c->num_values = malloc(n_num * sizeof *c->num_values);
+	c->num_dense = malloc(n_num * sizeof *c->num_dense);
 	c->cat_keys = malloc(LS_LEAD_MAX_PROFILE_KEYS * sizeof *c->cat_keys);
 	c->cat_values = malloc(LS_LEAD_MAX_PROFILE_KEYS * sizeof *c->cat_values);
 	if (c->values == NULL || c->num_names == NULL || c->num_values == NULL ||
-	    c->cat_keys == NULL || c->cat_values == NULL) {
+	    c->num_dense == NULL || c->cat_keys == NULL || c->cat_values == NULL) {
 		ls_example_ctx_free(c);
 		return -1;
 	}
@@ -258,13 +259,46 @@ void ls_example_ctx_free(ls_example_ctx *c)
 	free(c->values);
 	free(c->num_names);
 	free(c->num_values);
+	free(c->num_dense);
 	free(c->cat_keys);
 	free(c->cat_values);
+	for (size_t i = 0; i < c->n_layouts; i++)
+		free(c->value_dense[i]);
+	c->n_layouts = 0;
 	ls_ftrl_example_free(&c->x);
 	c->values = NULL;
 	c->num_names = NULL;
 	c->num_values = NULL;
+	c->num_dense = NULL;
 	c->cat_keys = c->cat_values = NULL;
+}
+
+/*
+ * The dense index of every feature value in fm's layout, resolved once
+ * per layout; NULL when out of memory (the caller then looks names up).
+ */
+static const int32_t *value_dense(ls_example_ctx *c, const ls_ftrl *fm)
+{
+	uint64_t layout = ls_ftrl_layout(fm);
+	for (size_t i = 0; i < c->n_layouts; i++)
+		if (c->layouts[i] == layout)
+			return c->value_dense[i];
+	size_t nv = c->set->n_values;
+	int32_t *idx = malloc((nv ? nv : 1) * sizeof *idx);
+	if (idx == NULL)
+		return NULL;
+	for (size_t i = 0; i < nv; i++)
+		idx[i] = ls_ftrl_dense_index(fm, ls_feature_set_value_name(c->set, i));
+	size_t slot = c->n_layouts;
+	if (slot == LS_MODEL_MAX) { /* more layouts than models: forget one */
+		slot = (size_t)(layout % LS_MODEL_MAX);
+		free(c->value_dense[slot]);
+	} else {
+		c->n_layouts++;
+	}
+	c->layouts[slot] = layout;
+	c->value_dense[slot] = idx;
+	return idx;
 }
 
 int ls_example_build(ls_example_ctx *c, const ls_model_spec *spec,
@@ -274,9 +308,11 @@ int ls_example_build(ls_example_ctx *c, const ls_model_spec *spec,
 				  c->set->n_values);
 	if (nv < 0)
 		return -1;
+	const int32_t *vd = value_dense(c, fm);
 	size_t n = 0, cap = c->set->n_values + LS_LEAD_MAX_PROFILE_KEYS;
 	for (size_t i = 0; i < (size_t)nv; i++) {
 		c->num_names[n] = ls_feature_set_value_name(c->set, i);
+		c->num_dense[n] = vd != NULL ? vd[i] : LS_FTRL_UNRESOLVED;
 		c->num_values[n++] = c->values[i];
 	}
 	size_t nm = ls_lead_n_metrics(lead);
@@ -285,6 +321,7 @@ int ls_example_build(ls_example_ctx *c, const ls_model_spec *spec,
 		double v;
 		if (ls_lead_metric_at(lead, i, &k, &v)) {
 			c->num_names[n] = k;
+			c->num_dense[n] = LS_FTRL_UNRESOLVED;
 			c->num_values[n++] = v;
 		}
 	}
@@ -303,7 +340,7 @@ int ls_example_build(ls_example_ctx *c, const ls_model_spec *spec,
 		.cat_keys = c->cat_keys, .cat_values = c->cat_values, .n_cat = nc,
 		.crosses = c->crosses, .n_crosses = spec->n_crosses,
 	};
-	return ls_ftrl_example_build(&c->x, fm, &in);
+	return ls_ftrl_example_build_resolved(&c->x, fm, &in, c->num_dense);
 }
 
 static int build_example(ls_scorer *sc, const model *m, const ls_lead *lead,

@@ -70,6 +70,10 @@ typedef struct ls_scorer ls_scorer;
  * Building a model's example from a lead: the feature values, profile
  * metrics and attributes and the model's crosses. One context per thread
  * (it holds the buffers); the set, conf, spec and model are only read.
+ * The context remembers, per model layout (up to LS_MODEL_MAX of them),
+ * the dense index of every feature value (ls_ftrl_dense_index), resolved
+ * the first time it meets the layout, so building an example looks no
+ * feature up by name.
  */
 typedef struct ls_example_ctx {
 	const ls_feature_set *set;
@@ -77,9 +81,13 @@ typedef struct ls_example_ctx {
 	double *values;
 	const char **num_names;
 	double *num_values;
+	int32_t *num_dense; /* per num_names entry, for the model being built */
 	const char **cat_keys, **cat_values;
 	ls_ftrl_cross crosses[LS_MODEL_MAX_CROSSES];
 	ls_ftrl_example x; /* the result */
+	size_t n_layouts;
+	uint64_t layouts[LS_MODEL_MAX];
+	int32_t *value_dense[LS_MODEL_MAX]; /* set->n_values each */
 } ls_example_ctx;
 
 int ls_example_ctx_init(ls_example_ctx *c, const ls_feature_set *set,

@@ -17,8 +17,9 @@
  * stream with one clock_gettime(CLOCK_MONOTONIC) pair around the loop:
  *   apply      ls_lead_apply of the event to its lead (the window update)
  *   features   ls_lead_features of that lead at its watermark (55 values)
- *   build      ls_ftrl_example_build: the 55 values and the profile metrics
- *              as numerics, the profile attributes and the event's
+ *   build      ls_ftrl_example_build_resolved: the 55 values (dense
+ *              indices resolved once, as the daemon's scorer does) and the
+ *              profile metrics (looked up by name) as numerics, the profile attributes and the event's
  *              page_category as categoricals, page_category x industry
  *   predict    ls_ftrl_predict
  *   explain    ls_ftrl_explain (top 3 positive and negative factors)
@@ -29,6 +30,9 @@
  *              daemon frees what it decodes, so the pair is the real cost)
  *   score      apply + features + build + predict + explain in one loop,
  *              event by event, as the daemon would run them
+ *   score_prefetch  the same loop with ls_lead_prefetch() of the lead 8
+ *              events ahead (struct) and 4 ahead (arrays): what the hint
+ *              saves when leads are not in the CPU caches
  * predict, explain and learn cycle over a pool of min(K, L) examples built
  * from the first events of the second stream. Every figure is the median
  * ns per event over the repetitions, with the min and max as the spread;
@@ -69,12 +73,13 @@ enum step {
 	STEP_ENCODE,
 	STEP_DECODE,
 	STEP_SCORE,
+	STEP_SCORE_PREFETCH,
 	STEP__COUNT
 };
 
 static const char *const step_names[STEP__COUNT] = {
 	"apply", "features", "build", "predict", "explain",
-	"learn", "encode", "decode_free", "score_event",
+	"learn", "encode", "decode_free", "score_event", "score_event_prefetch",
 };
 
 static volatile double sink_d;
@@ -191,6 +196,7 @@ typedef struct input_buf {
 	size_t n_values;         /* window feature values */
 	const char **num_names;  /* n_values + LS_LEAD_DEFAULT_MAX_METRICS */
 	double *num_values;
+	int32_t *num_dense;      /* dense indices: values resolved, metrics not */
 	const char **cat_keys;   /* 1 + LS_LEAD_DEFAULT_MAX_ATTRIBUTES */
 	const char **cat_values;
 } input_buf;
@@ -390,11 +396,13 @@ int main(int argc, char **argv)
 	ib.n_values = NV;
 	ib.num_names = calloc(NV + LS_LEAD_DEFAULT_MAX_METRICS, sizeof *ib.num_names);
 	ib.num_values = calloc(NV + LS_LEAD_DEFAULT_MAX_METRICS, sizeof *ib.num_values);
+	ib.num_dense = calloc(NV + LS_LEAD_DEFAULT_MAX_METRICS, sizeof *ib.num_dense);
 	ib.cat_keys = calloc(1 + LS_LEAD_DEFAULT_MAX_ATTRIBUTES, sizeof *ib.cat_keys);
 	ib.cat_values = calloc(1 + LS_LEAD_DEFAULT_MAX_ATTRIBUTES, sizeof *ib.cat_values);
 	if (leads == NULL || before == NULL || after == NULL || value_names == NULL ||
 	    values == NULL || out == NULL || pool == NULL || labels == NULL ||
-	    ib.num_names == NULL || ib.num_values == NULL || ib.cat_keys == NULL ||
+	    ib.num_names == NULL || ib.num_values == NULL || ib.num_dense == NULL ||
+	    ib.cat_keys == NULL ||
 	    ib.cat_values == NULL) {
 		fprintf(stderr, "bench: out of memory\n");
 		goto done;
@@ -441,6 +449,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench: model: %s\n", err);
 		goto done;
 	}
+	for (size_t i = 0; i < NV + LS_LEAD_DEFAULT_MAX_METRICS; i++)
+		ib.num_dense[i] = i < NV ? (int32_t)ls_ftrl_dense_index(model, value_names[i])
+					 : LS_FTRL_UNRESOLVED;
 	for (size_t t = 0; t < TRAIN_EXAMPLES; t++) {
 		size_t j = (size_t)(rnd() % L);
 		ls_event ev = { .source = LS_SOURCE_WEB };
@@ -527,7 +538,8 @@ int main(int argc, char **argv)
 			uint32_t j = timed.lead[i];
 			ls_ftrl_input in;
 			input_fill(&ib, &in, leads[j], &timed.ev[i], values + j * NV);
-			acc_u += (uint64_t)ls_ftrl_example_build(&x, model, &in);
+			acc_u += (uint64_t)ls_ftrl_example_build_resolved(&x, model, &in,
+									  ib.num_dense);
 			acc_u += x.n_entries;
 		}
 		t1 = now_ns();
@@ -590,12 +602,19 @@ int main(int argc, char **argv)
 		t1 = now_ns();
 		ns[STEP_DECODE][r] = (t1 - t0) / (double)K;
 
-		/* The score path, event by event. */
+		/* The score path, event by event, without then with the
+		 * prefetch hint; both must leave the leads alike (checked
+		 * below for the second). */
+		for (int pf = 0; pf < 2; pf++) {
 		if (!restore(leads, before, L, &conf))
 			goto done;
 		t0 = now_ns();
 		for (size_t i = 0; i < K; i++) {
 			ls_lead *lead = leads[timed.lead[i]];
+			if (pf && i + 8 < K)
+				ls_lead_prefetch(leads[timed.lead[i + 8]], false);
+			if (pf && i + 4 < K)
+				ls_lead_prefetch(leads[timed.lead[i + 4]], true);
 			ls_ftrl_input in;
 			ls_ftrl_factor pos[LS_FTRL_TOP], neg[LS_FTRL_TOP];
 			size_t n_pos = 0, n_neg = 0;
@@ -604,14 +623,16 @@ int main(int argc, char **argv)
 			acc_u += (uint64_t)ls_lead_features(lead, &conf, LS_LEAD_AT_WATERMARK,
 							    out, NV);
 			input_fill(&ib, &in, lead, &timed.ev[i], out);
-			acc_u += (uint64_t)ls_ftrl_example_build(&x, model, &in);
+			acc_u += (uint64_t)ls_ftrl_example_build_resolved(&x, model, &in,
+									  ib.num_dense);
 			acc_u += (uint64_t)ls_ftrl_predict(model, &x, &p);
 			acc_u += (uint64_t)ls_ftrl_explain(model, &x, pos, &n_pos, neg, &n_neg);
 			acc_d += p;
 			acc_u += n_pos + n_neg;
 		}
 		t1 = now_ns();
-		ns[STEP_SCORE][r] = (t1 - t0) / (double)K;
+		ns[pf ? STEP_SCORE_PREFETCH : STEP_SCORE][r] = (t1 - t0) / (double)K;
+		}
 
 		sink_u = acc_u;
 		sink_d = acc_d;
@@ -652,6 +673,7 @@ int main(int argc, char **argv)
 	for (int s = STEP_APPLY; s <= STEP_EXPLAIN; s++)
 		printf("%s_share=%.3f\n", step_names[s], med[s] / sum);
 	printf("score_event_per_s=%.0f\n", 1e9 / med[STEP_SCORE]);
+	printf("score_event_prefetch_per_s=%.0f\n", 1e9 / med[STEP_SCORE_PREFETCH]);
 	status = 0;
 
 done:
@@ -673,6 +695,7 @@ done:
 	free(out);
 	free(ib.num_names);
 	free(ib.num_values);
+	free(ib.num_dense);
 	free(ib.cat_keys);
 	free(ib.cat_values);
 	ls_buf_free(&blob);

@@ -28,3 +28,20 @@ ls_event ls_test_event(ls_source src, const char *event_id,
 	e.ts = ts;
 	return e;
 }
+
+void ls_test_assert_same_example(const ls_ftrl_example *a,
+				 const ls_ftrl_example *b)
+{
+	ck_assert_uint_eq(a->layout, b->layout);
+	ck_assert_uint_eq(a->n_dense, b->n_dense);
+	ck_assert(a->n_dense == 0 ||
+		  memcmp(a->dense, b->dense, a->n_dense * sizeof *a->dense) == 0);
+	ck_assert_uint_eq(a->n_entries, b->n_entries);
+	for (size_t e = 0; e < a->n_entries; e++) {
+		ck_assert_uint_eq(a->entries[e].index, b->entries[e].index);
+		ck_assert(memcmp(&a->entries[e].value, &b->entries[e].value,
+				 sizeof(double)) == 0);
+		ck_assert_str_eq(ls_ftrl_example_entry_name(a, e),
+				 ls_ftrl_example_entry_name(b, e));
+	}
+}

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "ls_event.h"
+#include "ls_ftrl.h"
 #include "ls_window.h"
 
 /* A feature set from specs[0..n); fails the test if they are rejected. */
@@ -25,5 +26,10 @@ ls_feature_set *ls_test_feature_set(const ls_feature_spec *specs, size_t n);
  * fills the source's union member. */
 ls_event ls_test_event(ls_source src, const char *event_id,
 		       const char *lead_id, int64_t ts);
+
+/* Fails the test unless a and b are the same example, bit for bit:
+ * layout, dense values, entries (index, value, name). */
+void ls_test_assert_same_example(const ls_ftrl_example *a,
+				 const ls_ftrl_example *b);
 
 #endif

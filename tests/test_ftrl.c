@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "ls_ftrl.h"
+#include "ls_testmodels.h"
 #include "ls_testutil.h"
 #include "ls_window.h"
 
@@ -1042,6 +1043,169 @@ START_TEST(test_params_and_memory)
 }
 END_TEST
 
+/* ---- the per-dense cache and resolved dense indices ---- */
+
+/*
+ * p of x under m computed from the public accessors, which derive the
+ * standardisation and the weights from z, n and the sums on every call:
+ * the same operations in the same order as the model's margin, so a
+ * model whose cached per-dense values went stale after some change of
+ * its state gives other bits than this.
+ */
+static double reference_p(const ls_ftrl *m, const ls_ftrl_example *x)
+{
+	const ls_ftrl_params *p = ls_ftrl_get_params(m);
+	bool fresh = ls_ftrl_positives(m) + ls_ftrl_negatives(m) == 0;
+	double s = 0.0;
+	for (size_t j = 0; j < ls_ftrl_n_dense(m); j++) {
+		double mean, sd, w, t = x->dense[j], v;
+		ck_assert(ls_ftrl_dense_stats(m, j, &mean, &sd));
+		ck_assert(ls_ftrl_coord(m, 1 + j, NULL, NULL, &w));
+		v = fresh ? t : (t - mean) / sd;
+		v = v > p->clip ? p->clip : v < -p->clip ? -p->clip : v;
+		if (v != 0.0)
+			s += w * v;
+	}
+	for (size_t e = 0; e < x->n_entries; e++) {
+		double w;
+		ck_assert(ls_ftrl_coord(m, x->entries[e].index, NULL, NULL, &w));
+		s += w * x->entries[e].value;
+	}
+	s = s > 35.0 ? 35.0 : s < -35.0 ? -35.0 : s;
+	return 1.0 / (1.0 + exp(-s));
+}
+
+/* m predicts every example of a fixed stream as reference_p does. */
+static void check_predicts_fresh(const ls_ftrl *m, uint64_t seed)
+{
+	ls_ftrl_example x;
+	ls_ftrl_example_init(&x);
+	for (int i = 0; i < 50; i++) {
+		(void)mix_example(&seed, &x, m);
+		double p;
+		ck_assert_int_eq(ls_ftrl_predict(m, &x, &p), LS_FTRL_OK);
+		double r = reference_p(m, &x);
+		ck_assert_msg(memcmp(&p, &r, sizeof p) == 0, "example %d: %.17g != %.17g",
+			      i, p, r);
+	}
+	ls_ftrl_example_free(&x);
+}
+
+START_TEST(test_cached_dense_state_follows_every_change)
+{
+	ls_ftrl *m = mix_model(1u << 10);
+	check_predicts_fresh(m, 5); /* new */
+	mix_train(m, 6, 300);
+	check_predicts_fresh(m, 5); /* learn */
+	ls_ftrl *c = ls_ftrl_clone(m);
+	ck_assert_ptr_nonnull(c);
+	check_predicts_fresh(c, 5); /* clone */
+	ls_ftrl *other = mix_model(1u << 10);
+	mix_train(other, 7, 50);
+	ck_assert_int_eq(ls_ftrl_copy(c, other), LS_FTRL_OK);
+	check_predicts_fresh(c, 5); /* copy */
+	ls_buf b = { 0 };
+	ck_assert_int_eq(ls_ftrl_encode(m, &b), LS_FTRL_OK);
+	ls_ftrl *d = NULL;
+	ck_assert_int_eq(ls_ftrl_decode(b.data, b.len, &d, NULL, 0), LS_FTRL_OK);
+	check_predicts_fresh(d, 5); /* decode */
+	/* apply_delta: m's learning since c (a copy of m) onto other */
+	ck_assert_int_eq(ls_ftrl_copy(c, m), LS_FTRL_OK);
+	mix_train(m, 8, 200);
+	ls_ftrl *delta = NULL;
+	ck_assert_int_eq(ls_ftrl_delta(m, c, &delta), LS_FTRL_OK);
+	ck_assert_int_eq(ls_ftrl_apply_delta(other, delta), LS_FTRL_OK);
+	check_predicts_fresh(other, 5);
+	/* delta_into turns a model into a delta; copying a model back over
+	 * it must leave it predicting as that model */
+	ck_assert_int_eq(ls_ftrl_delta_into(d, m, c), LS_FTRL_OK);
+	ck_assert_int_eq(ls_ftrl_copy(d, m), LS_FTRL_OK);
+	check_predicts_fresh(d, 5);
+	ls_buf_free(&b);
+	ls_ftrl_free(delta);
+	ls_ftrl_free(d);
+	ls_ftrl_free(other);
+	ls_ftrl_free(c);
+	ls_ftrl_free(m);
+}
+END_TEST
+
+START_TEST(test_resolved_dense_index)
+{
+	/* the default feature set's values as dense features, two metrics */
+	size_t nspec;
+	const ls_feature_spec *specs = ls_features_default(&nspec);
+	char err[256];
+	ls_feature_set *set = ls_feature_set_new(specs, nspec, err, sizeof err);
+	ck_assert_msg(set != NULL, "%s", err);
+	size_t nv = set->n_values, n = nv + 3;
+	const char **names = malloc(n * sizeof *names);
+	double *vals = malloc(n * sizeof *vals);
+	int32_t *idx = malloc(n * sizeof *idx);
+	ck_assert(names != NULL && vals != NULL && idx != NULL);
+	for (size_t i = 0; i < nv; i++)
+		names[i] = ls_feature_set_value_name(set, i);
+	names[nv] = "employees";
+	names[nv + 1] = "revenue";
+	names[nv + 2] = "not_dense";
+	ls_ftrl_params p;
+	ls_ftrl_params_default(&p);
+	p.n_buckets = 1u << 10;
+	ls_ftrl *m = ls_ftrl_new(&p, names, nv + 2, err, sizeof err);
+	ck_assert_msg(m != NULL, "%s", err);
+	/* over every feature: the index is where the name is, and the name
+	 * at that index is the name */
+	for (size_t i = 0; i < nv + 2; i++) {
+		ck_assert_int_eq(ls_ftrl_dense_index(m, names[i]), (int)i);
+		ck_assert_str_eq(ls_ftrl_dense_name(m, i), names[i]);
+	}
+	ck_assert_int_eq(ls_ftrl_dense_index(m, "not_dense"), -1);
+	ck_assert_int_eq(ls_ftrl_dense_index(m, ""), -1);
+	ck_assert_int_eq(ls_ftrl_dense_index(m, NULL), -1);
+
+	/* resolved, unresolved and mixed give the name lookup's example */
+	const char *ck[] = { "industry", "page_category" };
+	const char *cv[] = { "saas", "pricing" };
+	ls_ftrl_input in = { .num_names = names, .num_values = vals, .n_num = n,
+			     .cat_keys = ck, .cat_values = cv, .n_cat = 2,
+			     .crosses = mix_cross, .n_crosses = 1 };
+	ls_ftrl_example byname, resolved;
+	ls_ftrl_example_init(&byname);
+	ls_ftrl_example_init(&resolved);
+	uint64_t seed = 11;
+	for (int round = 0; round < 20; round++) {
+		for (size_t i = 0; i < n; i++) {
+			double u = rng_unif(&seed);
+			/* zeros (most windows), small and large, some negative */
+			vals[i] = u < 0.4 ? 0.0 : (u - 0.5) * 1e3 * rng_unif(&seed);
+			idx[i] = round % 3 == 1 && i % 2 == 0
+					 ? LS_FTRL_UNRESOLVED
+					 : ls_ftrl_dense_index(m, names[i]);
+		}
+		ck_assert_int_eq(ls_ftrl_example_build(&byname, m, &in), LS_FTRL_OK);
+		ck_assert_int_eq(ls_ftrl_example_build_resolved(&resolved, m, &in,
+								round % 3 == 2 ? NULL : idx),
+				 LS_FTRL_OK);
+		ls_test_assert_same_example(&byname, &resolved);
+	}
+	/* an index this layout cannot have is refused */
+	idx[0] = (int32_t)(nv + 2);
+	ck_assert_int_eq(ls_ftrl_example_build_resolved(&resolved, m, &in, idx),
+			 LS_FTRL_ERR_INVALID);
+	ck_assert_uint_eq(resolved.n_entries, 0);
+	idx[0] = -3;
+	ck_assert_int_eq(ls_ftrl_example_build_resolved(&resolved, m, &in, idx),
+			 LS_FTRL_ERR_INVALID);
+	ls_ftrl_example_free(&byname);
+	ls_ftrl_example_free(&resolved);
+	ls_ftrl_free(m);
+	free(names);
+	free(vals);
+	free(idx);
+	ls_feature_set_free(set);
+}
+END_TEST
+
 static Suite *ftrl_suite(void)
 {
 	Suite *s = suite_create("ftrl");
@@ -1059,6 +1223,8 @@ static Suite *ftrl_suite(void)
 	tcase_add_test(tc, test_fuzz_decode);
 	tcase_add_test(tc, test_delta_merge);
 	tcase_add_test(tc, test_params_and_memory);
+	tcase_add_test(tc, test_cached_dense_state_follows_every_change);
+	tcase_add_test(tc, test_resolved_dense_index);
 	suite_add_tcase(s, tc);
 	return s;
 }

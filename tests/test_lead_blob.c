@@ -574,6 +574,61 @@ START_TEST(test_decode_rejects_v1)
 }
 END_TEST
 
+/*
+ * Distinct slices as the encoder wrote them before it walked only the set
+ * bits: a slice of 3 sessions (the bit positions, ascending) and one of
+ * 11 distinct bits (the bitmap), under one 7-day distinct feature.
+ */
+static const uint8_t golden_distinct[] = {
+	0x02, 0x01, 0xb0, 0xad, 0xc9, 0xd1, 0xbd, 0x31, 0x00, 0x0f,
+	0x00, 0x00, 0x00, 0x0c, 0xdc, 0x4b, 0x18, 0x0b, 0x85, 0x47,
+	0x50, 0x3b, 0xf8, 0x55, 0x4d, 0xe2, 0xb0, 0xa5, 0x0e, 0x76,
+	0x27, 0xb6, 0x90, 0x4e, 0x25, 0x8d, 0xc2, 0x9c, 0x4e, 0xe2,
+	0xc3, 0xf8, 0xa8, 0x46, 0x9e, 0x98, 0xa3, 0x85, 0x9a, 0x61,
+	0x79, 0x2d, 0xc0, 0x3e, 0xf1, 0x96, 0x0f, 0xce, 0x0b, 0xd6,
+	0x55, 0x71, 0xd8, 0x36, 0xf0, 0xbe, 0x52, 0x1b, 0xc6, 0x1b,
+	0x9e, 0x43, 0xf0, 0x2e, 0xb7, 0x12, 0x1f, 0xfd, 0x6b, 0x3e,
+	0xca, 0x34, 0x88, 0x27, 0x12, 0xb3, 0xa9, 0xf0, 0xec, 0x70,
+	0x9f, 0x80, 0xa0, 0x1f, 0x9f, 0xdf, 0xfe, 0x5c, 0xa6, 0xf4,
+	0xd7, 0x2f, 0xb8, 0x17, 0xe0, 0xc1, 0x44, 0x38, 0x3d, 0x69,
+	0x0b, 0x1b, 0xd0, 0x0f, 0x82, 0x0b, 0x51, 0x16, 0x74, 0x4b,
+	0x24, 0xcc, 0xe8, 0x07, 0x59, 0xcf, 0x5c, 0xe9, 0x05, 0xd9,
+	0x54, 0xeb, 0x00, 0x00, 0x00, 0x01, 0x48, 0x5a, 0xca, 0xf9,
+	0x62, 0x02, 0x02, 0x03, 0x1b, 0x1c, 0x2c, 0x01, 0x0b, 0x22,
+	0x00, 0x09, 0xa2, 0x10, 0x81, 0x00, 0x40,
+};
+
+START_TEST(test_distinct_golden)
+{
+	static const ls_feature_spec specs[] = {
+		{ .name = "sessions", .source = LS_SOURCE_WEB, .agg = LS_AGG_DISTINCT,
+		  .field = LS_FIELD_WEB_SESSION_ID, .n_windows = 1,
+		  .windows = { { 7 * D, 7 } } },
+	};
+	ls_feature_set *set = ls_test_feature_set(specs, 1);
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *l = ls_lead_new(&conf);
+	ck_assert_ptr_nonnull(l);
+	char id[15][32], sess[15][32];
+	for (int i = 0; i < 15; i++) {
+		snprintf(id[i], sizeof id[i], "d-%d", i);
+		snprintf(sess[i], sizeof sess[i], "s-%d", i);
+		ls_event e = ev_web(id[i], T0 + (i < 3 ? 0 : 2 * D) + i * 1000,
+				    LS_WEB_PAGE_VIEW, NULL, -1, sess[i]);
+		e.u.web.url = "u";
+		apply_ok(l, &conf, e);
+	}
+	ls_buf b = { 0 };
+	encode_ok(l, &conf, &b);
+	ck_assert_uint_eq(b.len, sizeof golden_distinct);
+	ck_assert_mem_eq(b.data, golden_distinct, b.len);
+	ls_buf_free(&b);
+	ls_lead_free(l);
+	ls_feature_set_free(set);
+}
+END_TEST
+
 /* ---- extension bytes ---- */
 
 /*
@@ -731,6 +786,40 @@ START_TEST(test_ext_roundtrip_and_golden)
 }
 END_TEST
 
+/* The prefetch hint changes nothing: not the blob, not the lead. */
+START_TEST(test_prefetch_changes_nothing)
+{
+	ls_feature_set *set = ls_test_feature_set(set_a, 4);
+	ls_lead_conf conf;
+	ls_lead_conf_default(&conf, set);
+	ls_lead *empty = ls_lead_new(&conf), *l = golden_lead(&conf);
+	uint8_t ext[2] = { 7, 9 };
+	ck_assert_int_eq(ls_lead_set_ext(l, ext, 2), LS_LEAD_APPLIED);
+	ls_buf b0 = { 0 }, b1 = { 0 }, e0 = { 0 }, e1 = { 0 };
+	encode_ok(l, &conf, &b0);
+	encode_ok(empty, &conf, &e0);
+	ls_lead_prefetch(NULL, false);
+	ls_lead_prefetch(NULL, true);
+	for (int deep = 0; deep < 2; deep++) {
+		ls_lead_prefetch(l, deep);
+		ls_lead_prefetch(empty, deep);
+	}
+	encode_ok(l, &conf, &b1);
+	encode_ok(empty, &conf, &e1);
+	ck_assert_uint_eq(b0.len, b1.len);
+	ck_assert_mem_eq(b0.data, b1.data, b0.len);
+	ck_assert_uint_eq(e0.len, e1.len);
+	ck_assert_mem_eq(e0.data, e1.data, e0.len);
+	ls_buf_free(&b0);
+	ls_buf_free(&b1);
+	ls_buf_free(&e0);
+	ls_buf_free(&e1);
+	ls_lead_free(l);
+	ls_lead_free(empty);
+	ls_feature_set_free(set);
+}
+END_TEST
+
 START_TEST(test_ext_set_and_clear)
 {
 	ls_feature_set *set = ls_test_feature_set(set_a, 4);
@@ -760,6 +849,20 @@ START_TEST(test_ext_set_and_clear)
 	ck_assert_uint_eq(n, 3);
 	ck_assert_uint_eq(e[0], 6);
 	ck_assert_uint_eq(e[2], 8);
+
+	/* the same length again (the scorer's usual save): new bytes, also
+	 * from an overlapping part of the lead's own */
+	uint8_t same[3] = { 41, 42, 43 };
+	ck_assert_int_eq(ls_lead_set_ext(l, same, 3), LS_LEAD_APPLIED);
+	same[0] = 0;
+	e = ls_lead_ext(l, &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_mem_eq(e, ((const uint8_t[]){ 41, 42, 43 }), 3);
+	ck_assert_int_eq(ls_lead_set_ext(l, e, 3), LS_LEAD_APPLIED);
+	e = ls_lead_ext(l, &n);
+	ck_assert_mem_eq(e, ((const uint8_t[]){ 41, 42, 43 }), 3);
+	ck_assert_uint_eq(ls_lead_ram_bytes(l), ram0 + 3);
+	ck_assert_int_eq(ls_lead_set_ext(l, buf + 5, 3), LS_LEAD_APPLIED);
 
 	/* refused, lead unchanged: too long, NULL data, NULL lead */
 	uint8_t *big = calloc(1, LS_LEAD_EXT_MAX + 1);
@@ -973,6 +1076,8 @@ static Suite *lead_blob_suite(void)
 	tcase_add_test(tc, test_decode_rejects_v1);
 	tcase_add_test(tc, test_ext_roundtrip_and_golden);
 	tcase_add_test(tc, test_ext_set_and_clear);
+	tcase_add_test(tc, test_prefetch_changes_nothing);
+	tcase_add_test(tc, test_distinct_golden);
 	tcase_add_test(tc, test_ext_decode_rejects);
 	tcase_add_test(tc, test_ext_survives_apply);
 	suite_add_tcase(s, tc);

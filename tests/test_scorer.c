@@ -13,6 +13,7 @@
 #include "ls_model_spec.h"
 #include "ls_scorer.h"
 #include "ls_store.h"
+#include "ls_testmodels.h"
 #include "ls_testutil.h"
 
 #define DAY INT64_C(86400000)
@@ -374,6 +375,89 @@ START_TEST(reload_copies_the_specs_of_the_same_models)
 }
 END_TEST
 
+/*
+ * ls_example_build resolves dense indices once per model layout: every
+ * example it builds must be the one the name lookup builds, for models of
+ * more layouts than the context remembers, met in turn.
+ */
+START_TEST(example_ctx_builds_what_the_name_lookup_builds)
+{
+	fixture f;
+	setup(&f);
+	enum { LAYOUTS = LS_MODEL_MAX + 3 };
+	char err[512];
+	size_t nv = f.set->n_values;
+	/* names: the values then the metrics; shifted: the metrics first,
+	 * so the values' dense indices differ between layouts */
+	const char *names[8], *shifted[8];
+	ck_assert_uint_le(nv + 2, 8);
+	for (size_t i = 0; i < nv; i++)
+		names[i] = shifted[2 + i] = ls_feature_set_value_name(f.set, i);
+	names[nv] = shifted[0] = "employees";
+	names[nv + 1] = shifted[1] = "revenue";
+	ls_model_spec specs[LAYOUTS];
+	ls_ftrl *models[LAYOUTS];
+	for (int k = 0; k < LAYOUTS; k++) {
+		specs[k] = f.model;
+		specs[k].ftrl.n_buckets = 16u << k; /* another layout each */
+		specs[k].n_crosses = 1;
+		snprintf(specs[k].crosses[0].a, sizeof specs[k].crosses[0].a, "plan");
+		snprintf(specs[k].crosses[0].b, sizeof specs[k].crosses[0].b, "industry");
+		/* odd models take the metrics as dense inputs (first), even
+		 * ones hash them */
+		models[k] = k % 2 ? ls_ftrl_new(&specs[k].ftrl, shifted, nv + 2, err, sizeof err)
+				  : ls_ftrl_new(&specs[k].ftrl, names, nv, err, sizeof err);
+		ck_assert_msg(models[k] != NULL, "%s", err);
+	}
+	ls_lead *lead = ls_lead_new(&f.lc);
+	ck_assert_ptr_nonnull(lead);
+	ls_attribute attrs[] = { { "industry", "saas" }, { "plan", "pro" } };
+	ls_metric mets[] = { { "employees", 120 }, { "revenue", -3.5 }, { "zeta", 0 } };
+	ls_event pe = ls_test_event(LS_SOURCE_PROFILE, "p-1", "x", 1700000000000);
+	pe.u.profile = (ls_profile_event){ 2, attrs, 3, mets };
+	ck_assert_int_eq(ls_lead_apply(lead, &f.lc, &pe), LS_LEAD_APPLIED);
+	ls_example_ctx ctx;
+	ck_assert_int_eq(ls_example_ctx_init(&ctx, f.set, &f.lc), 0);
+	ls_ftrl_example ref;
+	ls_ftrl_example_init(&ref);
+	double vals[8];
+	const char *num_names[8];
+	char id[32];
+	for (int r = 0; r < 3 * LAYOUTS; r++) {
+		snprintf(id, sizeof id, "w-%d", r);
+		ls_event ev = ls_test_event(LS_SOURCE_WEB, id, "x",
+					    1700000000000 + (int64_t)r * 3600000);
+		ev.u.web.type = LS_WEB_PAGE_VIEW;
+		ck_assert_int_eq(ls_lead_apply(lead, &f.lc, &ev), LS_LEAD_APPLIED);
+		int k = (r * 5) % LAYOUTS;
+		ck_assert_int_eq(ls_example_build(&ctx, &specs[k], models[k], lead,
+						  LS_LEAD_AT_WATERMARK), 0);
+		/* the same by name, as the builder did before */
+		ck_assert_int_eq(ls_lead_features(lead, &f.lc, LS_LEAD_AT_WATERMARK, vals, nv),
+				 (int)nv);
+		for (size_t i = 0; i < nv; i++)
+			num_names[i] = names[i];
+		for (size_t i = 0; i < 3; i++)
+			ck_assert(ls_lead_metric_at(lead, i, &num_names[nv + i], &vals[nv + i]));
+		const char *ck[2], *cv[2];
+		for (size_t i = 0; i < 2; i++)
+			ck_assert(ls_lead_attribute_at(lead, i, &ck[i], &cv[i]));
+		ls_ftrl_cross cr = { "plan", "industry" };
+		ls_ftrl_input in = { .num_names = num_names, .num_values = vals,
+				     .n_num = nv + 3, .cat_keys = ck, .cat_values = cv,
+				     .n_cat = 2, .crosses = &cr, .n_crosses = 1 };
+		ck_assert_int_eq(ls_ftrl_example_build(&ref, models[k], &in), LS_FTRL_OK);
+		ls_test_assert_same_example(&ctx.x, &ref);
+	}
+	ls_ftrl_example_free(&ref);
+	ls_example_ctx_free(&ctx);
+	ls_lead_free(lead);
+	for (int k = 0; k < LAYOUTS; k++)
+		ls_ftrl_free(models[k]);
+	teardown(&f);
+}
+END_TEST
+
 static Suite *scorer_suite(void)
 {
 	Suite *s = suite_create("scorer");
@@ -385,6 +469,7 @@ static Suite *scorer_suite(void)
 	tcase_add_test(tc, settled_after_an_outcome_label);
 	tcase_add_test(tc, too_large_score_change_is_skipped);
 	tcase_add_test(tc, reload_copies_the_specs_of_the_same_models);
+	tcase_add_test(tc, example_ctx_builds_what_the_name_lookup_builds);
 	suite_add_tcase(s, tc);
 	return s;
 }
