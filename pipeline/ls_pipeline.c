@@ -821,7 +821,7 @@ static void nothing_to_commit(ls_pipeline *p)
 
 /*
  * Commit everything up to now and wait until it has landed (revocation,
- * shutdown, an oversized cache, a checkpoint): the cache may then be
+ * shutdown, an oversized cache): the cache may then be
  * cleared and the models checkpointed, as nothing is pending.
  */
 static int commit_now(ls_pipeline *p)
@@ -864,12 +864,15 @@ static int commit_pending(ls_pipeline *p)
 		ls_pipeline_fail_batch(p, err);
 		return -1;
 	}
+	/* with nothing on its way, a checkpoint keeps what the models learned
+	 * since (ls_scorer_checkpoint): no need to wait for a commit of it */
+	if (ls_clock_mono_ms() - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms)
+		ls_pipeline_checkpoint(p);
 	if (!pending(p)) {
 		nothing_to_commit(p);
 		return 0;
 	}
-	if ((int64_t)ls_cache_count(&p->cache) > p->set.cache_leads ||
-	    ls_clock_mono_ms() - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms)
+	if ((int64_t)ls_cache_count(&p->cache) > p->set.cache_leads)
 		return commit_now(p);
 	if (take_commit(p, err, sizeof err) != 0 ||
 	    advance_commit(p, false, err, sizeof err) != 0) {

@@ -978,7 +978,21 @@ static int checkpoint_model(ls_scorer *sc, model *m, char *err, size_t errlen)
 					     st.n_log, err, errlen);
 		if (w == 1) {
 			ls_ftrl *c = ls_ftrl_clone(folded);
-			if (c == NULL) {
+			/*
+			 * What was learned since the last commit stays local,
+			 * on top of the shared model: local = folded + (local
+			 * - committed), the same operations a commit of it and
+			 * a fold would have done, so a checkpoint need not
+			 * wait for a commit to land first.
+			 */
+			bool keep = m->learned;
+			if (keep && m->delta == NULL)
+				m->delta = ls_ftrl_clone(m->local);
+			if (c == NULL || (keep && (m->delta == NULL ||
+						   ls_ftrl_delta_into(m->delta, m->local,
+								      m->committed) != 0 ||
+						   ls_ftrl_apply_delta(folded, m->delta) != 0))) {
+				ls_ftrl_free(c);
 				ls_ftrl_free(folded);
 				ls_eval_free(ev);
 				ls_set_err(err, errlen, "out of memory");
@@ -1012,8 +1026,8 @@ int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen)
 	int rc = 0;
 	for (size_t i = 0; i < sc->n_models; i++) {
 		model *m = &sc->m[i];
-		if (m->learned || m->is_staged) {
-			ls_set_err(err, errlen, "checkpoint with uncommitted learning");
+		if (m->is_staged) {
+			ls_set_err(err, errlen, "checkpoint with a commit on its way");
 			return -1;
 		}
 		if (checkpoint_model(sc, m, err, errlen) != 0) {

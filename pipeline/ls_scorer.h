@@ -237,9 +237,10 @@ void ls_scorer_discard(ls_scorer *sc);
 void ls_scorer_set_produce_opaque(ls_scorer *sc, void *opaque);
 
 /*
- * Fold the shared models' logs, save them and adopt them. Call only with
- * nothing learned since the last commit (right after one). 0, or -1 with a
- * reason (the models are then unchanged; the log keeps everything).
+ * Fold the shared models' logs, save them and adopt them, keeping what
+ * was learned since the last commit on top (it is the next commit's).
+ * Call with no commit on its way (none staged). 0, or -1 with a reason
+ * (the models are then unchanged; the log keeps everything).
  */
 int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen);
 

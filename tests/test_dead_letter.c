@@ -25,6 +25,7 @@
 #include "ls_kafka.h"
 #include "ls_lead.h"
 #include "ls_pipeline.h"
+#include "ls_scorer.h"
 #include "ls_settings.h"
 #include "ls_store.h"
 #include "ls_testenv.h"
@@ -286,6 +287,93 @@ START_TEST(test_commit_on_its_way_writes_leads_as_taken)
 }
 END_TEST
 
+/* n outcome labels of fresh leads, learned by sc (not applied). */
+static void learn_labels(ls_scorer *sc, const ls_lead_conf *lc, int from, int n)
+{
+	char err[ERRLEN], id[32];
+	for (int i = from; i < from + n; i++) {
+		ls_lead *lead = ls_lead_new(lc);
+		ck_assert_ptr_nonnull(lead);
+		snprintf(id, sizeof id, "o-%d", i);
+		ls_event out = { .source = LS_SOURCE_OUTCOME, .event_id = id, .lead_id = "x",
+				 .ts = (int64_t)time(NULL) * 1000 - 1000 };
+		out.u.outcome.outcome = i % 3 == 0 ? LS_OUTCOME_CONVERTED : LS_OUTCOME_LOST;
+		bool changed = false;
+		ck_assert_msg(ls_scorer_before_apply(sc, lead, &out, &changed, err, sizeof err) == 0,
+			      "%s", err);
+		ck_assert(changed);
+		ls_lead_free(lead);
+	}
+}
+
+static uint64_t labels_of(ls_scorer *sc)
+{
+	ls_scorer_model_stats st;
+	ls_scorer_stats(sc, 0, &st);
+	return st.positives + st.negatives;
+}
+
+/*
+ * A checkpoint while the models have learned since the last commit folds
+ * the shared model and keeps that learning on top: nothing lost, nothing
+ * counted twice, and the next commit carries it.
+ */
+START_TEST(test_checkpoint_keeps_learning_since_the_last_commit)
+{
+	char err[ERRLEN];
+	ls_test_redis *redis = NULL;
+	ls_test_broker *broker = NULL;
+	start_servers(&redis, &broker);
+	char *env[] = { "LEADSCORE_KAFKA_GROUP_ID=ckpt-pending", NULL };
+	ls_config cfg;
+	load_config(redis, broker, env, &cfg);
+	ls_codec *codec;
+	ls_store *store;
+	ls_kafka_consumer *consumer;
+	ls_pipeline *p = open_pipeline(&cfg, &codec, &store, &consumer);
+	ls_scorer *sc = ls_pipeline_scorer(p);
+	const ls_lead_conf *lc = ls_pipeline_lead_conf(p);
+	ck_assert_msg(ls_scorer_checkpoint(sc, err, sizeof err) == 0, "%s", err);
+
+	/* 30 labels committed */
+	learn_labels(sc, lc, 0, 30);
+	const ls_store_append *a;
+	size_t n;
+	ck_assert_msg(ls_scorer_commit_appends(sc, &a, &n, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(ls_store_commit_log(store, NULL, 0, a, n, NULL, 0, err, sizeof err) == 0,
+		      "%s", err);
+	ls_scorer_committed(sc);
+	/* 20 more learned, not committed: the checkpoint keeps them */
+	learn_labels(sc, lc, 30, 20);
+	ck_assert_msg(ls_scorer_checkpoint(sc, err, sizeof err) == 0, "%s", err);
+	ck_assert_uint_eq(labels_of(sc), 50);
+	/* and they are still the next commit's: committed, a checkpoint
+	 * folds 50 into the shared model */
+	ck_assert_msg(ls_scorer_commit_appends(sc, &a, &n, err, sizeof err) == 0, "%s", err);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_msg(ls_store_commit_log(store, NULL, 0, a, n, NULL, 0, err, sizeof err) == 0,
+		      "%s", err);
+	ls_scorer_committed(sc);
+	ck_assert_msg(ls_scorer_checkpoint(sc, err, sizeof err) == 0, "%s", err);
+	ls_scorer_discard(sc); /* nothing pending: the shared model stays */
+	ck_assert_uint_eq(labels_of(sc), 50);
+	/* a discard after a checkpoint drops only the uncommitted */
+	learn_labels(sc, lc, 50, 5);
+	ck_assert_msg(ls_scorer_checkpoint(sc, err, sizeof err) == 0, "%s", err);
+	ck_assert_uint_eq(labels_of(sc), 55);
+	ls_scorer_discard(sc);
+	ck_assert_uint_eq(labels_of(sc), 50);
+
+	ls_kafka_consumer_close(consumer);
+	ls_pipeline_free(p);
+	ls_store_free(store);
+	ls_codec_free(codec);
+	ls_config_free(&cfg);
+	ls_test_broker_destroy(broker);
+	ls_test_redis_destroy(redis);
+}
+END_TEST
+
 START_TEST(test_reload_reaches_the_running_pipeline)
 {
 	ls_test_redis *redis = NULL;
@@ -344,6 +432,7 @@ int main(void)
 	tcase_add_test(tc, test_broker_refuses_dead_letter_it_goes_truncated);
 	tcase_add_test(tc, test_reload_reaches_the_running_pipeline);
 	tcase_add_test(tc, test_commit_on_its_way_writes_leads_as_taken);
+	tcase_add_test(tc, test_checkpoint_keeps_learning_since_the_last_commit);
 	suite_add_tcase(s, tc);
 	return ls_test_run(s, CK_NORMAL);
 }

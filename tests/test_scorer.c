@@ -196,7 +196,7 @@ START_TEST(staged_commit_holds_only_what_was_learned_before_it)
 	stream(&f, false);
 	ck_assert_uint_eq(labels(&f), 400);
 	ck_assert_int_eq(ls_scorer_checkpoint(f.sc, err, sizeof err), -1);
-	ck_assert_msg(strstr(err, "uncommitted") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "on its way") != NULL, "%s", err);
 	ls_scorer_committed(f.sc);
 	ls_scorer_model_stats st;
 	ls_scorer_stats(f.sc, 0, &st);
