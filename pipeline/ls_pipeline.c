@@ -868,6 +868,10 @@ static int commit_pending(ls_pipeline *p)
 	 * since (ls_scorer_checkpoint): no need to wait for a commit of it */
 	if (ls_clock_mono_ms() - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms)
 		ls_pipeline_checkpoint(p);
+	/* the sweeps wait while a commit is on its way; here, between two,
+	 * they run at least once per commit however slow Redis is */
+	if (ls_sweep_due(p) != 0)
+		return -1;
 	if (!pending(p)) {
 		nothing_to_commit(p);
 		return 0;
