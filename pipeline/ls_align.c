@@ -89,6 +89,22 @@ typedef struct ls_align_tp {
 	bool assigned;  /* ours since the last assignment */
 } tp_t;
 
+/* A record given out by one ls_align_take, before the batch's sort. */
+struct ls_align_out {
+	rd_kafka_message_t *m;
+	int64_t key;
+	int64_t read_ns;
+	size_t seq; /* the order taken: ties keep it */
+};
+
+static int cmp_out(const void *x, const void *y)
+{
+	const struct ls_align_out *a = x, *b = y;
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
 /* A partition number's bound and when it last moved (stall detection). */
 typedef struct ls_align_horizon {
 	int64_t at;
@@ -336,11 +352,30 @@ int ls_align_take(ls_align *a, rd_kafka_message_t **out, int64_t *read_ns, size_
 		return 0;
 	bounds(a, stall_ms, ls_clock_mono_ms());
 	/*
-	 * Merge: the smallest key among the heads that may go, until max.
-	 * Ties go to the lower topic-partition index, so the order depends
-	 * only on what was read.
+	 * A partition number read unaligned (align_stall 0, or stalled)
+	 * gives out its topic-partitions' records in turn, as read, the way
+	 * a plain consumer would; the aligned ones merge: the smallest key
+	 * among the heads that may go, ties to the lower topic-partition
+	 * index, so the order depends only on what was read. Then the batch
+	 * is applied in timestamp order (each topic-partition's kept).
 	 */
+	if (ls_grow((void **)&a->order, &a->cap_order, max > 0 ? max : 1, sizeof *a->order) != 0)
+		return -1; /* nothing taken yet */
 	size_t n = 0;
+	bool unaligned = false;
+	for (bool more = true; more && n < max;) {
+		more = false;
+		for (size_t i = 0; i < n_tps && n < max; i++) {
+			tp_t *t = &a->tps[i];
+			if (t->head == t->n || a->horizons[i / LS_SOURCE__COUNT].aligned)
+				continue;
+			a->order[n] = (struct ls_align_out){ t->buf[t->head].m, t->buf[t->head].key,
+							     t->buf[t->head].read_ns, n };
+			t->head++;
+			n++;
+			more = unaligned = true;
+		}
+	}
 	while (n < max) {
 		tp_t *best = NULL;
 		for (size_t i = 0; i < n_tps; i++) {
@@ -349,20 +384,29 @@ int ls_align_take(ls_align *a, rd_kafka_message_t **out, int64_t *read_ns, size_
 				continue;
 			const part_horizon *h = &a->horizons[i / LS_SOURCE__COUNT];
 			int64_t key = t->buf[t->head].key;
-			if (h->aligned && key > h->at)
+			if (!h->aligned || key > h->at)
 				continue;
 			if (best == NULL || key < best->buf[best->head].key)
 				best = t;
 		}
 		if (best == NULL)
 			break;
-		if (read_ns != NULL)
-			read_ns[n] = best->buf[best->head].read_ns;
-		out[n++] = best->buf[best->head++].m;
-		if (best->head == best->n)
-			best->head = best->n = 0;
-		a->buffered--;
+		a->order[n] = (struct ls_align_out){ best->buf[best->head].m, best->buf[best->head].key,
+						     best->buf[best->head].read_ns, n };
+		best->head++;
+		n++;
 	}
+	if (unaligned)
+		qsort(a->order, n, sizeof *a->order, cmp_out);
+	for (size_t i = 0; i < n; i++) {
+		out[i] = a->order[i].m;
+		if (read_ns != NULL)
+			read_ns[i] = a->order[i].read_ns;
+	}
+	for (size_t i = 0; i < n_tps; i++)
+		if (a->tps[i].head == a->tps[i].n)
+			a->tps[i].head = a->tps[i].n = 0;
+	a->buffered -= n;
 	*n_out = n;
 	return 0;
 }
@@ -439,6 +483,7 @@ void ls_align_free(ls_align *a)
 		close(a->wake[1]);
 	free(a->tps);
 	free(a->horizons);
+	free(a->order);
 	memset(a, 0, sizeof *a);
 	a->wake[0] = a->wake[1] = -1;
 }

@@ -48,6 +48,8 @@ typedef struct ls_align {
 	size_t n_parts, cap_tps;
 	struct ls_align_horizon *horizons; /* per partition number, n_parts */
 	size_t cap_horizons;
+	struct ls_align_out *order;  /* one take's records, sorted */
+	size_t cap_order;
 	int wake[2];                 /* a queue that became non-empty writes here */
 	size_t buffered;             /* records in all buffers */
 	size_t per_tp;               /* most records buffered per topic-partition */

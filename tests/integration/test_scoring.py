@@ -50,7 +50,7 @@ import avro_events  # noqa: E402
 import lstest as tp  # noqa: E402
 import test_simulator as ts  # noqa: E402
 import testenv  # noqa: E402
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 SCORES = 'leads.scores'
 # A fresh deployment's first version: the first replay epoch (1) << 32.
@@ -350,9 +350,11 @@ class Scoring(unittest.TestCase):
         leads = ['rp-%d' % i for i in range(3)]
         with testenv.RedisServer() as redis_srv, testenv.DevBroker() as broker:
             path = os.path.join(d, 'leadscore.yaml')
-            # nothing is committed in the first run
+            # nothing is committed in the first run, which applies one
+            # record a batch
             cfg = tp.write_config(path, broker.bootstrap, redis_srv.url, 'replay',
-                                  prefix='rp:', pipeline={'commit_interval': '1m'}, level='debug')
+                                  prefix='rp:', pipeline={'commit_interval': '1m',
+                                                          'batch_size': 1}, level='debug')
             reader = ScoreReader(broker.bootstrap)
             reader.start()
             self.addCleanup(reader.stop.set)
@@ -366,15 +368,18 @@ class Scoring(unittest.TestCase):
                     'ts': ts0 + n * 1000, 'type': 'PAGE_VIEW',
                     'url': 'https://x.test/pricing', 'page_category': 'pricing',
                     'duration_ms': 1000, 'session_id': lead}))
-            testenv.produce(broker.bootstrap, 'leads.web', [web(x, 1) for x in leads])
+            # both events of a lead in one message set (one linger): the
+            # replay reads them in one fetch, so in one batch
+            prod = Producer({'bootstrap.servers': broker.bootstrap, 'linger.ms': 200})
+            for key, value in [web(x, 1) for x in leads] + [web(x, 2) for x in leads]:
+                prod.produce('leads.web', key=key.encode(), value=value)
+            self.assertEqual(prod.flush(30), 0)
             for x in leads:
                 self.assertTrue(reader.wait_for(lambda r, x=x: r['lead_id'] == x, 30),
                                 '%s not scored\n%s' % (x, daemon.tail()))
-            n = len(daemon.lines)
-            testenv.produce(broker.bootstrap, 'leads.web', [web(x, 2) for x in leads])
             deadline = time.monotonic() + 30
             while sum(int(m) for m in re.findall(r'msg="batch applied" messages=(\d+) ',
-                                                  '\n'.join(daemon.lines[n:]))) < 3:
+                                                  '\n'.join(daemon.lines))) < 6:
                 self.assertLess(time.monotonic(), deadline, daemon.tail())
                 time.sleep(0.1)
             daemon.kill()
