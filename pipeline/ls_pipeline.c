@@ -866,7 +866,8 @@ static int commit_pending(ls_pipeline *p)
 	}
 	/* with nothing on its way, a checkpoint keeps what the models learned
 	 * since (ls_scorer_checkpoint): no need to wait for a commit of it */
-	if (ls_clock_mono_ms() - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms)
+	if (ls_clock_mono_ms() - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms &&
+	    p->st.commits != p->ckpt.at_commits) /* idle: nothing new to fold */
 		ls_pipeline_checkpoint(p);
 	/* the sweeps wait while a commit is on its way; here, between two,
 	 * they run at least once per commit however slow Redis is */
@@ -891,6 +892,7 @@ int ls_pipeline_checkpoint(ls_pipeline *p)
 {
 	char err[600], q[700];
 	p->ckpt.last_ms = ls_clock_mono_ms();
+	p->ckpt.at_commits = p->st.commits;
 	if (p->resync.need)
 		return -1;
 	if (ls_scorer_checkpoint(p->scorer, err, sizeof err) != 0) {

@@ -147,6 +147,7 @@ struct ls_pipeline {
 	struct {
 		bool restored;            /* the first checkpoint (the restore) is done */
 		int64_t last_ms;
+		uint64_t at_commits;      /* st.commits at the last one */
 		unsigned failures;        /* in a row */
 		uint64_t count;
 	} ckpt;
