@@ -267,7 +267,6 @@ int ls_align_serve(ls_align *a)
 			rd_kafka_message_destroy(m);
 			return -1;
 		}
-		a->routed++;
 		split_off(a, t, src, m->partition);
 	}
 	for (size_t i = 0; i < a->n_parts * LS_SOURCE__COUNT; i++) {

@@ -53,7 +53,6 @@ typedef struct ls_align {
 	int wake[2];                 /* a queue that became non-empty writes here */
 	size_t buffered;             /* records in all buffers */
 	size_t per_tp;               /* most records buffered per topic-partition */
-	uint64_t routed;             /* records that came through the consumer queue */
 } ls_align;
 
 /* Empty alignment over consumer rk and the LS_SOURCE__COUNT topics; 0, or

@@ -104,6 +104,18 @@ static ls_pipeline *open_pipeline(const ls_config *cfg, ls_codec **codec, ls_sto
 	return p;
 }
 
+/* Close what open_pipeline opened and free cfg: the consumer first (its
+ * revocation commits through the pipeline), then the rest. */
+static void close_pipeline(ls_pipeline *p, ls_kafka_consumer *consumer, ls_store *store,
+			   ls_codec *codec, ls_config *cfg)
+{
+	ls_kafka_consumer_close(consumer); /* frees it */
+	ls_pipeline_free(p);
+	ls_store_free(store);
+	ls_codec_free(codec);
+	ls_config_free(cfg);
+}
+
 START_TEST(test_broker_refuses_dead_letter_it_goes_truncated)
 {
 	char err[ERRLEN];
@@ -171,11 +183,7 @@ START_TEST(test_broker_refuses_dead_letter_it_goes_truncated)
 	ck_assert_uint_eq(msgs[0].key_len, 6);
 	ls_test_msgs_free(msgs, n);
 
-	ls_kafka_consumer_close(consumer); /* frees it */
-	ls_pipeline_free(p);
-	ls_store_free(store);
-	ls_codec_free(codec);
-	ls_config_free(&cfg);
+	close_pipeline(p, consumer, store, codec, &cfg);
 	free(value);
 	ls_test_broker_destroy(broker);
 	ls_test_redis_destroy(redis);
@@ -277,11 +285,7 @@ START_TEST(test_commit_on_its_way_writes_leads_as_taken)
 	ls_lead_free(lead);
 	ls_store_free(side);
 
-	ls_kafka_consumer_close(consumer);
-	ls_pipeline_free(p);
-	ls_store_free(store);
-	ls_codec_free(codec);
-	ls_config_free(&cfg);
+	close_pipeline(p, consumer, store, codec, &cfg);
 	ls_test_broker_destroy(broker);
 	ls_test_redis_destroy(redis);
 }
@@ -364,11 +368,7 @@ START_TEST(test_checkpoint_keeps_learning_since_the_last_commit)
 	ls_scorer_discard(sc);
 	ck_assert_uint_eq(labels_of(sc), 50);
 
-	ls_kafka_consumer_close(consumer);
-	ls_pipeline_free(p);
-	ls_store_free(store);
-	ls_codec_free(codec);
-	ls_config_free(&cfg);
+	close_pipeline(p, consumer, store, codec, &cfg);
 	ls_test_broker_destroy(broker);
 	ls_test_redis_destroy(redis);
 }
@@ -414,11 +414,7 @@ START_TEST(test_reload_reaches_the_running_pipeline)
 	ck_assert_uint_eq(st->dead_lettered[LS_DLQ_FUTURE_TIMESTAMP], 1);
 	ck_assert_uint_eq(st->consumed[LS_SOURCE_WEB], 1);
 
-	ls_kafka_consumer_close(consumer); /* frees it */
-	ls_pipeline_free(p);
-	ls_store_free(store);
-	ls_codec_free(codec);
-	ls_config_free(&cfg);
+	close_pipeline(p, consumer, store, codec, &cfg);
 	ls_test_broker_destroy(broker);
 	ls_test_redis_destroy(redis);
 }
