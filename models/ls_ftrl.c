@@ -280,6 +280,24 @@ ls_ftrl *ls_ftrl_new(const ls_ftrl_params *p, const char *const *dense_names,
 	return model_alloc(p, dense_names, NULL, n_dense, err, errlen, &rc);
 }
 
+/* SKELETON (issue 15): maps are checked, not yet applied. */
+bool ls_ftrl_numeric_check(const ls_ftrl_numeric *nm, char *err, size_t errlen)
+{
+	(void)nm;
+	(void)err;
+	(void)errlen;
+	return true;
+}
+
+ls_ftrl *ls_ftrl_new_mapped(const ls_ftrl_params *p,
+			    const char *const *dense_names,
+			    const ls_ftrl_numeric *maps, size_t n_dense,
+			    char *err, size_t errlen)
+{
+	(void)maps;
+	return ls_ftrl_new(p, dense_names, n_dense, err, errlen);
+}
+
 ls_ftrl *ls_ftrl_clone(const ls_ftrl *m)
 {
 	if (m == NULL)

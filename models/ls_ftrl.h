@@ -252,6 +252,47 @@ typedef struct ls_ftrl_factor {
 	double contribution; /* w_i * x_i */
 } ls_ftrl_factor;
 
+/*
+ * Numeric feature map of one dense feature (issue 15; see "Numeric
+ * transform" above). Zero-initialised it is today's map: one linear term
+ * t = sign(v) log1p(|v|), standardised, no buckets.
+ *   transform  the linear term's t: LOG1P (default) or LINEAR (t = v)
+ *   no_linear  drop the linear term (the coordinate stays, always 0):
+ *              the buckets alone carry the feature
+ *   buckets    NONE; BINS: the fixed edges; QUANTILES: n equal-mass
+ *              buckets whose edges come from a quantile sketch of the
+ *              feature's raw values in the examples learned
+ *              (ls_quantile.h), checkpointed and merged with the model
+ *              and frozen per model version
+ * A bucketed value v enters as the hashed one-hot feature of its bucket
+ * (keyed by feature name and bucket index, named for explanations by its
+ * range: "pricing_views_7d in [3, 6)"), on the raw value v.
+ */
+typedef enum ls_ftrl_transform {
+	LS_FTRL_T_LOG1P = 0,
+	LS_FTRL_T_LINEAR = 1,
+} ls_ftrl_transform;
+
+typedef enum ls_ftrl_bucketing {
+	LS_FTRL_B_NONE = 0,
+	LS_FTRL_B_BINS = 1,
+	LS_FTRL_B_QUANTILES = 2,
+} ls_ftrl_bucketing;
+
+#define LS_FTRL_MAX_EDGES 63 /* bins: edges; quantiles: buckets - 1 */
+
+typedef struct ls_ftrl_numeric {
+	ls_ftrl_transform transform;
+	bool no_linear;
+	ls_ftrl_bucketing buckets;
+	uint32_t quantiles;                /* QUANTILES: 2..LS_FTRL_MAX_EDGES + 1 */
+	size_t n_edges;                    /* BINS: 1..LS_FTRL_MAX_EDGES */
+	double edges[LS_FTRL_MAX_EDGES];   /* BINS: finite, strictly ascending */
+} ls_ftrl_numeric;
+
+/* true when nm is usable; otherwise a reason in err. */
+bool ls_ftrl_numeric_check(const ls_ftrl_numeric *nm, char *err, size_t errlen);
+
 /* Name of a result, e.g. "checkpoint corrupt". Never NULL. */
 const char *ls_ftrl_result_str(int rc);
 
@@ -268,6 +309,17 @@ bool ls_ftrl_params_check(const ls_ftrl_params *p, char *err, size_t errlen);
 ls_ftrl *ls_ftrl_new(const ls_ftrl_params *p, const char *const *dense_names,
 		     size_t n_dense, char *err, size_t errlen);
 void ls_ftrl_free(ls_ftrl *m);
+/*
+ * ls_ftrl_new with a numeric map per dense feature (maps[j] for
+ * dense_names[j]; NULL: every feature the zero map). The maps are part of
+ * the layout (ls_ftrl_layout), so a checkpoint of other maps is another
+ * layout.
+ */
+ls_ftrl *ls_ftrl_new_mapped(const ls_ftrl_params *p,
+			    const char *const *dense_names,
+			    const ls_ftrl_numeric *maps, size_t n_dense,
+			    char *err, size_t errlen);
+
 /* A deep copy, or NULL when out of memory. */
 ls_ftrl *ls_ftrl_clone(const ls_ftrl *m);
 /*

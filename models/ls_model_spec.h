@@ -55,6 +55,7 @@ typedef struct ls_model_spec {
 	ls_model_cross crosses[LS_MODEL_MAX_CROSSES];
 	size_t n_metrics;             /* profile metrics fed as dense inputs */
 	char metrics[LS_MODEL_MAX_METRICS][LS_MODEL_KEY_MAX];
+	ls_ftrl_numeric metric_maps[LS_MODEL_MAX_METRICS]; /* per metric */
 	int64_t decay_half_life_ms;   /* read-time decay toward the prior; 0: none */
 	int64_t eval_window;          /* labels in the progressive-validation window */
 	bool shadow;                  /* learns and logs, publishes nothing */

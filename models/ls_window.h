@@ -111,6 +111,7 @@
 #include <stdint.h>
 
 #include "ls_event.h"
+#include "ls_ftrl.h" /* ls_ftrl_numeric */
 
 #define LS_FEATURE_NAME_MAX 48     /* feature name, including the NUL */
 #define LS_FEATURE_CATEGORY_MAX 32 /* page_category filter, with the NUL */
@@ -194,6 +195,12 @@ typedef struct ls_feature_spec {
 	double param;     /* velocity: prior alpha (0 = 1); recency: cap (0 = 365) */
 	int64_t unit_ms;  /* recency: unit of the value (0 = 1 day) */
 	bool floor_zero;  /* difference: floor at 0 */
+
+	/*
+	 * How the models take every value of this feature (ls_ftrl.h); not
+	 * part of the key or fingerprint: it changes no lead state.
+	 */
+	ls_ftrl_numeric map;
 } ls_feature_spec;
 
 /* A compiled feature: the spec with defaults filled in, and its layout. */
