@@ -865,9 +865,12 @@ static int commit_pending(ls_pipeline *p)
 		return -1;
 	}
 	/* with nothing on its way, a checkpoint keeps what the models learned
-	 * since (ls_scorer_checkpoint): no need to wait for a commit of it */
-	if (ls_clock_mono_ms() - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms &&
-	    p->st.commits != p->ckpt.at_commits) /* idle: nothing new to fold */
+	 * since (ls_scorer_checkpoint): no need to wait for a commit of it.
+	 * On the timer even when no events came: labels committed since the
+	 * last one (ours, or another instance's in the shared log) reach the
+	 * models HTTP serves within checkpoint_interval of the stream going
+	 * quiet; with nothing learned anywhere it reads and writes nothing */
+	if (ls_clock_mono_ms() - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms)
 		ls_pipeline_checkpoint(p);
 	/* the sweeps wait while a commit is on its way; here, between two,
 	 * they run at least once per commit however slow Redis is */
@@ -892,7 +895,6 @@ int ls_pipeline_checkpoint(ls_pipeline *p)
 {
 	char err[600], q[700];
 	p->ckpt.last_ms = ls_clock_mono_ms();
-	p->ckpt.at_commits = p->st.commits;
 	if (p->resync.need)
 		return -1;
 	if (ls_scorer_checkpoint(p->scorer, err, sizeof err) != 0) {
@@ -908,7 +910,11 @@ int ls_pipeline_checkpoint(ls_pipeline *p)
 		ls_log(LS_LOG_INFO, "pipeline", "model checkpoint succeeded again",
 		       "failures=%u", p->ckpt.failures);
 	p->ckpt.failures = 0;
-	p->ckpt.count++;
+	uint64_t adopted = ls_scorer_adoptions(p->scorer);
+	if (adopted != p->ckpt.adopted || p->ckpt.count == 0) {
+		p->ckpt.adopted = adopted;
+		p->ckpt.count++;
+	}
 	return 0;
 }
 

@@ -250,7 +250,8 @@ int ls_pipeline_checkpoint(ls_pipeline *p);
 
 /* The lead conf the loop applies (read-only for other threads). */
 const ls_lead_conf *ls_pipeline_lead_conf(const ls_pipeline *p);
-/* Successful model checkpoints so far (the first is the restore). */
+/* Successful model checkpoints that changed the models so far (the
+   first is the restore): when it moves, the models HTTP serves are stale. */
 uint64_t ls_pipeline_checkpoints(const ls_pipeline *p);
 
 /* The models (for stats). */

@@ -147,9 +147,9 @@ struct ls_pipeline {
 	struct {
 		bool restored;            /* the first checkpoint (the restore) is done */
 		int64_t last_ms;
-		uint64_t at_commits;      /* st.commits at the last one */
+		uint64_t adopted;         /* ls_scorer_adoptions at the last one */
 		unsigned failures;        /* in a row */
-		uint64_t count;
+		uint64_t count;           /* those that changed the models */
 	} ckpt;
 
 	ls_pipeline_stats st;

@@ -69,6 +69,7 @@ struct ls_scorer {
 
 	uint64_t epoch;       /* replay epoch, 0 until the pipeline takes one */
 	uint64_t skipped;     /* ScoreChanges that can never be produced */
+	uint64_t adoptions;   /* checkpoints that adopted a new shared model */
 	ls_log_limit skip_log;
 	ls_example_ctx ex;
 	ls_buf out;
@@ -951,6 +952,16 @@ static int checkpoint_model(ls_scorer *sc, model *m, char *err, size_t errlen)
 			ls_set_err(err, errlen, "model %s: %s", m->spec->name, why);
 			goto out;
 		}
+		if (st.model.data != NULL && st.n_log == 0 &&
+		    ls_ftrl_version(folded) == ls_ftrl_version(m->committed)) {
+			/* nobody learned anything since we last adopted it: a
+			 * rewrite would change nothing (an idle timer tick) */
+			ls_ftrl_free(folded);
+			ls_eval_free(ev);
+			ls_store_unwatch(sc->store);
+			rc = 0;
+			goto out;
+		}
 		if (st.model.data == NULL && st.n_log == 0 && ls_ftrl_version(m->committed) > 0) {
 			/* nothing stored but we have a model: keys were deleted
 			 * or expired; write ours back rather than regress */
@@ -1004,6 +1015,7 @@ static int checkpoint_model(ls_scorer *sc, model *m, char *err, size_t errlen)
 			m->local = folded;
 			m->committed = c;
 			m->eval = ev;
+			sc->adoptions++;
 			rc = 0;
 			goto out;
 		}
@@ -1044,6 +1056,11 @@ int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen)
 		       s.auc, s.logloss, s.ece);
 	}
 	return rc;
+}
+
+uint64_t ls_scorer_adoptions(const ls_scorer *sc)
+{
+	return sc->adoptions;
 }
 
 uint64_t ls_scorer_skipped(const ls_scorer *sc)

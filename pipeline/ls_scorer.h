@@ -243,6 +243,13 @@ void ls_scorer_set_produce_opaque(ls_scorer *sc, void *opaque);
  * (the models are then unchanged; the log keeps everything).
  */
 int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen);
+/*
+ * Models adopted by checkpoints so far. A checkpoint that finds the
+ * shared model as this instance last adopted it and no log to fold
+ * (nobody learned since) writes and adopts nothing, so this tells
+ * whether the models as HTTP should see them moved.
+ */
+uint64_t ls_scorer_adoptions(const ls_scorer *sc);
 
 /*
  * An immutable copy of every model and its stats, for other threads

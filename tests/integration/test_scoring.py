@@ -312,13 +312,38 @@ class Scoring(unittest.TestCase):
             self.assertEqual(rc, 0, err[-2000:])
             ends = end_offsets(broker.bootstrap, INPUTS)
             tp.wait_offsets(redis_srv.client(), 'pr:', 'pair', ends, 300, a)
-            time.sleep(2.5)  # both fold the other's last entries
+            _, rows = ts.read_truth(truth_path)
+            pos = sum(int(x['label']) for x in rows)
+            # issue 15: once the stream is quiet, each instance's model
+            # endpoint catches up with every label (its own and the other
+            # instance's) within checkpoint_interval (1 s) of the last
+            # commit; 4 s more for the last commit of the other instance,
+            # a batch wait and the snapshot hand-over
+            for x in (a, b):
+                self.wait_model_labels(x, (pos, len(rows) - pos), 1 + 4)
+            # then three labels on one partition only: one instance
+            # learns them, the other is idle and sees them only through
+            # the shared model its checkpoint timer folds; after more than
+            # a checkpoint interval of quiet, so that no commit of the
+            # stream is left for the idle one to checkpoint after
+            time.sleep(2.5)
+            late = max(int(x['label_ts']) for x in rows) + 3600 * 1000
+            testenv.produce(broker.bootstrap, 'leads.outcome', [
+                ('late-%d' % i, avro_events.encode('outcome', {
+                    'event_id': 'late-%d' % i, 'lead_id': 'late-%d' % i,
+                    'ts': late + i, 'outcome': 'CONVERTED', 'value': None}))
+                for i in range(3)], partition=0)
+            ends = end_offsets(broker.bootstrap, INPUTS)
+            tp.wait_offsets(redis_srv.client(), 'pr:', 'pair', ends, 60, a)
+            for x in (a, b):
+                self.wait_model_labels(x, (pos + 3, len(rows) - pos), 1 + 4)
+            pos += 3
+            rows += [{'label': '1'}] * 3
+            time.sleep(1.5)  # a quiet timer tick changes nothing more
             m_live = tp.ctl_model(cfg, 'conversion')
             self.assertEqual(a.terminate(), 0, a.tail())
             self.assertEqual(b.terminate(), 0, b.tail())
-            _, rows = ts.read_truth(truth_path)
             m = tp.ctl_model(cfg, 'conversion')
-            pos = sum(int(x['label']) for x in rows)
             log('two instances: %d labels in the stream (%d+); shared model '
                 '%d+/%d- (version %d), %d log entries left'
                 % (len(rows), pos, m['positives'], m['negatives'],
@@ -336,6 +361,31 @@ class Scoring(unittest.TestCase):
                         if 'component=scorer msg="model"' in l][-1]
                 self.assertIn('positives=%d negatives=%d'
                               % (pos, len(rows) - pos), line)
+
+    def wait_model_labels(self, daemon, want, within):
+        """GET /v1/models/conversion on daemon until its (positives,
+        negatives) are want; fail after within seconds."""
+        port = int(daemon.wait_for_log(r'msg="listening" .*port=(\d+)',
+                                       timeout=5).group(1))
+        t0 = time.monotonic()
+        seen = None
+        while True:
+            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+            conn.request('GET', '/v1/models/conversion')
+            resp = conn.getresponse()
+            body = json.loads(resp.read())
+            conn.close()
+            self.assertEqual(resp.status, 200, body)
+            seen = (body['positives'], body['negatives'])
+            waited = time.monotonic() - t0
+            if seen == want:
+                log('model endpoint of %s caught up %.2f s after the last '
+                    'commit' % (daemon.name, waited))
+                return
+            self.assertLess(waited, testenv.scaled(within),
+                            '%s still serves %s labels, not %s'
+                            % (daemon.name, seen, want))
+            time.sleep(0.05)
 
     def test_replay_never_reuses_a_version(self):
         """A ScoreChange is produced before its batch commits. Killed
