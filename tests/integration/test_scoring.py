@@ -362,20 +362,25 @@ class Scoring(unittest.TestCase):
                 self.assertIn('positives=%d negatives=%d'
                               % (pos, len(rows) - pos), line)
 
+    def http_model(self, daemon):
+        """GET /v1/models/conversion on daemon: the 200 response's body."""
+        port = int(daemon.wait_for_log(r'msg="listening" .*port=(\d+)',
+                                       timeout=5).group(1))
+        conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+        conn.request('GET', '/v1/models/conversion')
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        conn.close()
+        self.assertEqual(resp.status, 200, body)
+        return body
+
     def wait_model_labels(self, daemon, want, within):
         """GET /v1/models/conversion on daemon until its (positives,
         negatives) are want; fail after within seconds."""
-        port = int(daemon.wait_for_log(r'msg="listening" .*port=(\d+)',
-                                       timeout=5).group(1))
         t0 = time.monotonic()
         seen = None
         while True:
-            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
-            conn.request('GET', '/v1/models/conversion')
-            resp = conn.getresponse()
-            body = json.loads(resp.read())
-            conn.close()
-            self.assertEqual(resp.status, 200, body)
+            body = self.http_model(daemon)
             seen = (body['positives'], body['negatives'])
             waited = time.monotonic() - t0
             if seen == want:
@@ -693,14 +698,7 @@ class Scoring(unittest.TestCase):
         self.assertNotAlmostEqual(score_a, 0.5, delta=1e-6)
         self.assertAlmostEqual(score_a, score_b, delta=1e-9)
         # the HTTP API serves the restored model: mature, same label counts
-        port = int(daemon2.wait_for_log(r'msg="listening" .*port=(\d+)',
-                                        timeout=5).group(1))
-        conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
-        conn.request('GET', '/v1/models/conversion')
-        resp = conn.getresponse()
-        body = json.loads(resp.read())
-        conn.close()
-        self.assertEqual(resp.status, 200, body)
+        body = self.http_model(daemon2)
         self.assertIs(body['mature'], True)
         self.assertIn('positives=%d negatives=%d'
                       % (body['positives'], body['negatives']), line)
