@@ -38,18 +38,14 @@ static json_t *num_or_null(double v)
 }
 
 /*
- * A model is mature once it has learned 1,000 labels of which 120
- * positive: the bar Salesforce Einstein sets before a segment gets its
- * own model. Before that its scores are published like any other, and
- * this flag tells clients to weigh them accordingly.
+ * A model is mature once its scores are no longer shrunk toward its base
+ * rate (ls_score_shrink: `maturity` labels, 12 % of them positive; by
+ * default 1,000 and 120, the bar Salesforce Einstein sets before a
+ * segment gets its own model).
  */
-#define MATURE_LABELS 1000
-#define MATURE_POSITIVES 120
-
-static bool mature(const ls_scorer_model_stats *s)
+static bool mature(const ls_model_spec *spec, const ls_scorer_model_stats *s)
 {
-	return s->positives >= MATURE_POSITIVES &&
-	       s->positives + s->negatives >= MATURE_LABELS;
+	return ls_score_maturity(s->positives, s->negatives, spec->maturity) >= 1.0;
 }
 
 /* -------------------------------------------------------- snapshots */
@@ -99,7 +95,7 @@ enum MHD_Result ls_http_get_model(ls_http *h, struct MHD_Connection *c,
 		json_object_set_new(o, "logloss", num_or_null(s->logloss));
 		json_object_set_new(o, "ece", num_or_null(s->ece));
 		json_object_set_new(o, "shadow", json_boolean(m->spec.shadow));
-		json_object_set_new(o, "mature", json_boolean(mature(s)));
+		json_object_set_new(o, "mature", json_boolean(mature(&m->spec, s)));
 		rc = ls_http_send_json(c, 200, o);
 	}
 	ls_http_ref_drop(h, r);
@@ -178,8 +174,9 @@ static json_t *lead_scores(ls_http *h, const ls_lead *lead, snap_ref *r)
 		if (have_ex &&
 		    ls_example_build(&ex, spec, sm->model, lead, LS_LEAD_AT_WATERMARK) == 0 &&
 		    ls_ftrl_predict(sm->model, &ex.x, &p) == 0) {
+			p = ls_scorer_published(sm->model, spec, p);
 			json_object_set_new(o, "current_score", json_real(p));
-			json_object_set_new(o, "model_mature", json_boolean(mature(&sm->stats)));
+			json_object_set_new(o, "model_mature", json_boolean(mature(spec, &sm->stats)));
 			ls_ftrl_factor pos[LS_FTRL_TOP], neg[LS_FTRL_TOP];
 			size_t np = 0, nn = 0;
 			json_t *f = json_array();

@@ -647,3 +647,30 @@ bool ls_score_should_publish(double prev_score, int prev_tier,
 		return true;
 	return fabs(new_score - prev_score) >= min_delta - 1e-12;
 }
+
+double ls_score_maturity(uint64_t positives, uint64_t negatives, int64_t maturity)
+{
+	if (maturity <= 0)
+		return 1.0;
+	double labels = (double)positives + (double)negatives;
+	double lambda = labels / (double)maturity;
+	double need_pos = ceil(0.12 * (double)maturity);
+	double by_pos = (double)positives / need_pos;
+	if (by_pos < lambda)
+		lambda = by_pos;
+	return lambda < 1.0 ? lambda : 1.0;
+}
+
+double ls_score_shrink(double p, double bias_weight, uint64_t positives,
+		       uint64_t negatives, int64_t maturity)
+{
+	double lambda = ls_score_maturity(positives, negatives, maturity);
+	if (lambda >= 1.0 || isnan(p) || !isfinite(bias_weight))
+		return p;
+	/* the model clamps its logit to +-35; p is never exactly 0 or 1
+	 * then, but a caller's may be: clamp so the logit stays finite */
+	double q = p < 1e-15 ? 1e-15 : p > 1.0 - 1e-15 ? 1.0 - 1e-15 : p;
+	double b = ((double)positives + 0.5) / ((double)positives + (double)negatives + 1.0);
+	double s = log(q / (1.0 - q)) - (1.0 - lambda) * (bias_weight - log(b / (1.0 - b)));
+	return 1.0 / (1.0 + exp(-s));
+}

@@ -35,6 +35,7 @@ static const ls_model_spec default_model = {
 	.metrics = { "employees", "annual_revenue" },
 	.decay_half_life_ms = 0,
 	.eval_window = 10000,
+	.maturity = LS_DEFAULT_MATURITY,
 	.shadow = false,
 };
 

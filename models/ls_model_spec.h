@@ -36,6 +36,7 @@
 #define LS_MODEL_MAX_CROSSES 16
 #define LS_MODEL_MAX_METRICS 32
 #define LS_MODEL_KEY_MAX (LS_LEAD_KEY_MAX + 1) /* attribute / metric name, with the NUL */
+#define LS_DEFAULT_MATURITY 1000 /* labels; see ls_score_shrink */
 
 typedef struct ls_model_cross {
 	char a[LS_MODEL_KEY_MAX];
@@ -58,6 +59,8 @@ typedef struct ls_model_spec {
 	ls_ftrl_numeric metric_maps[LS_MODEL_MAX_METRICS]; /* per metric */
 	int64_t decay_half_life_ms;   /* read-time decay toward the prior; 0: none */
 	int64_t eval_window;          /* labels in the progressive-validation window */
+	int64_t maturity;             /* labels before scores are published
+					 unshrunk (ls_score_shrink); 0: never shrunk */
 	bool shadow;                  /* learns and logs, publishes nothing */
 } ls_model_spec;
 

@@ -402,12 +402,17 @@ static int learn(ls_scorer *sc, model *m, const ls_lead *lead, int64_t T,
 		return -1;
 	}
 	double p;
+	/* the prediction judged is the one the model would have published:
+	 * shrunk as the model stood before learning this label */
+	uint64_t pos = ls_ftrl_positives(m->local), neg = ls_ftrl_negatives(m->local);
+	double w0 = ls_scorer_bias(m->local);
 	int rc = ls_ftrl_learn(m->local, &sc->ex.x, label, &p);
 	if (rc != 0) {
 		ls_set_err(err, errlen, "model %s: learn: %s", m->spec->name,
 			   ls_ftrl_result_str(rc));
 		return -1;
 	}
+	p = ls_score_shrink(p, w0, pos, neg, m->spec->maturity);
 	if (m->n_pend == m->cap_pend) {
 		size_t cap = m->cap_pend ? m->cap_pend * 2 : 64;
 		ls_mlog_pair *np = realloc(m->pend, cap * sizeof *np);
@@ -719,6 +724,7 @@ int ls_scorer_score(ls_scorer *sc, const char *lead_id, ls_lead *lead,
 			ls_set_err(err, errlen, "model %s: predict failed", m->spec->name);
 			return -1;
 		}
+		p = ls_scorer_published(m->local, m->spec, p);
 		m->scored++;
 		/* A stored tier is an index into the tiers as they were: one
 		 * past a reload's shorter list is no tier at all. */
@@ -1056,6 +1062,19 @@ int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen)
 		       s.auc, s.logloss, s.ece);
 	}
 	return rc;
+}
+
+double ls_scorer_bias(const ls_ftrl *fm)
+{
+	double z, n, w = 0;
+	(void)ls_ftrl_coord(fm, 0, &z, &n, &w);
+	return w;
+}
+
+double ls_scorer_published(const ls_ftrl *fm, const ls_model_spec *spec, double p)
+{
+	return ls_score_shrink(p, ls_scorer_bias(fm), ls_ftrl_positives(fm),
+			       ls_ftrl_negatives(fm), spec->maturity);
 }
 
 uint64_t ls_scorer_adoptions(const ls_scorer *sc)

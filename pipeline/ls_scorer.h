@@ -252,6 +252,15 @@ int ls_scorer_checkpoint(ls_scorer *sc, char *err, size_t errlen);
 uint64_t ls_scorer_adoptions(const ls_scorer *sc);
 
 /*
+ * The score model fm (of spec) publishes for its raw prediction p: shrunk
+ * toward its base rate while young (ls_score_shrink, with fm's bias
+ * weight and label counts). The HTTP API scores leads with the same.
+ */
+double ls_scorer_published(const ls_ftrl *fm, const ls_model_spec *spec, double p);
+/* fm's bias weight w0. */
+double ls_scorer_bias(const ls_ftrl *fm);
+
+/*
  * An immutable copy of every model and its stats, for other threads
  * (HTTP): they may predict and explain with it concurrently, specs
  * included.

@@ -14,6 +14,8 @@
 #include <xxhash.h>
 
 #include "ls_eval.h"
+#include "ls_ftrl.h"
+#include "ls_rng.h"
 #include "ls_testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -1062,6 +1064,92 @@ START_TEST(blob_fuzz_random)
 }
 END_TEST
 
+/* ------------------------------------------------ young-model shrinkage */
+
+START_TEST(shrink_weight_and_formula)
+{
+	/* off; mature; an empty model's honest 0.5 whatever its bias */
+	ck_assert_double_eq(ls_score_shrink(0.9, 0.3, 0, 0, 0), 0.9);
+	ck_assert_double_eq_tol(ls_score_shrink(0.5, 0.0, 0, 0, 1000), 0.5, 1e-15);
+	ck_assert_double_eq(ls_score_maturity(0, 0, 1000), 0.0);
+	/* labels bound lambda: 500 of 1000 with plenty of positives */
+	ck_assert_double_eq_tol(ls_score_maturity(200, 300, 1000), 0.5, 1e-15);
+	/* positives bound it: 60 of the 120 a maturity of 1000 asks */
+	ck_assert_double_eq_tol(ls_score_maturity(60, 940, 1000), 0.5, 1e-15);
+	/* mature exactly at 1000 labels of which 120 positive */
+	ck_assert_double_eq(ls_score_maturity(120, 880, 1000), 1.0);
+	ck_assert_double_lt(ls_score_maturity(119, 881, 1000), 1.0);
+	ck_assert_double_lt(ls_score_maturity(120, 879, 1000), 1.0);
+	ck_assert_double_eq(ls_score_shrink(0.83, -1.0, 120, 880, 1000), 0.83);
+	/* logit(p') = logit(p) - (1 - lambda) (w0 - logit(b)) */
+	double b = 100.5 / 401.0, lambda = 400.0 / 1000.0, w0 = -0.2, p = 0.9;
+	double want = log(p / (1 - p)) - (1 - lambda) * (w0 - log(b / (1 - b)));
+	ck_assert_double_eq_tol(ls_score_shrink(p, w0, 100, 300, 1000),
+				1 / (1 + exp(-want)), 1e-12);
+	/* an untrained model (bias 0, every score 0.5) publishes b */
+	ck_assert_double_eq_tol(ls_score_shrink(0.5, 0.0, 30, 70, 1000),
+				30.5 / 101.0 + 0 * lambda, 0.02);
+	/* increasing in p for one state; inside (0,1); NaN passes through */
+	ck_assert_double_lt(ls_score_shrink(0.2, 0.1, 50, 150, 1000),
+			    ls_score_shrink(0.3, 0.1, 50, 150, 1000));
+	ck_assert_double_gt(ls_score_shrink(0.0, 0.1, 1, 1, 1000), 0.0);
+	ck_assert_double_lt(ls_score_shrink(1.0, 0.1, 1, 1, 1000), 1.0);
+	ck_assert(isnan(ls_score_shrink(NAN, 0.1, 1, 1, 1000)));
+}
+END_TEST
+
+/*
+ * What the shrinkage is for: an online FTRL learner's first labels'
+ * progressive predictions on a 12 % base rate are far from calibrated
+ * (it starts at 0.5 for everyone and its bias moves slowly); shrunk as
+ * the scorer publishes them, their expected calibration error is lower
+ * on every seed (by 17-49 % on these four), their progressive AUC within
+ * 0.01 (-0.005 to +0.035 here: scores of different ages line up).
+ */
+START_TEST(shrink_calibrates_a_young_learner)
+{
+	ls_ftrl_params fp;
+	ls_ftrl_params_default(&fp);
+	const char *names[] = { "x1", "x2", "x3" };
+	char err[256];
+	enum { N = 800 };
+	static double raw[N], shrunk[N];
+	static uint8_t y[N];
+	for (uint64_t seed = 15; seed < 19; seed++) {
+		ls_ftrl *m = ls_ftrl_new(&fp, names, 3, err, sizeof err);
+		ck_assert_msg(m != NULL, "%s", err);
+		ls_ftrl_example x;
+		ls_ftrl_example_init(&x);
+		ls_rng r;
+		ls_rng_seed(&r, seed);
+		for (size_t i = 0; i < N; i++) {
+			double v[3] = { ls_rng_normal(&r), ls_rng_normal(&r),
+					ls_rng_normal(&r) };
+			double logit = -2.4 + 1.2 * v[0] - 0.8 * v[1] + 0.4 * v[2];
+			y[i] = ls_rng_uniform(&r) < 1.0 / (1.0 + exp(-logit));
+			ls_ftrl_input in = { .num_names = names, .num_values = v, .n_num = 3 };
+			ck_assert_int_eq(ls_ftrl_example_build(&x, m, &in), LS_FTRL_OK);
+			uint64_t pos = ls_ftrl_positives(m), neg = ls_ftrl_negatives(m);
+			double z, n, w0;
+			ck_assert(ls_ftrl_coord(m, 0, &z, &n, &w0));
+			ck_assert_int_eq(ls_ftrl_learn(m, &x, y[i], &raw[i]), LS_FTRL_OK);
+			shrunk[i] = ls_score_shrink(raw[i], w0, pos, neg, 1000);
+		}
+		double ece_raw = ls_eval_ece_of(raw, y, N);
+		double ece_shrunk = ls_eval_ece_of(shrunk, y, N);
+		double auc_raw = ls_eval_auc_of(raw, y, N);
+		double auc_shrunk = ls_eval_auc_of(shrunk, y, N);
+		printf("young learner, seed %d, %d labels: ECE raw %.4f shrunk %.4f; "
+		       "AUC raw %.4f shrunk %.4f\n", (int)seed, N, ece_raw, ece_shrunk,
+		       auc_raw, auc_shrunk);
+		ck_assert_double_lt(ece_shrunk, ece_raw);
+		ck_assert_double_ge(auc_shrunk, auc_raw - 0.01);
+		ls_ftrl_example_free(&x);
+		ls_ftrl_free(m);
+	}
+}
+END_TEST
+
 static Suite *eval_suite(void)
 {
 	Suite *s = suite_create("eval");
@@ -1084,6 +1172,11 @@ static Suite *eval_suite(void)
 	tcase_add_test(tc, tiers_no_flapping);
 	tcase_add_test(tc, tiers_validation);
 	tcase_add_test(tc, publish_decision);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("shrink");
+	tcase_add_test(tc, shrink_weight_and_formula);
+	tcase_add_test(tc, shrink_calibrates_a_young_learner);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("blob");
