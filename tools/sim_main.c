@@ -51,7 +51,7 @@ static void sim_usage(FILE *f)
 		"  --negatives MODE   lost: emit LOST/DISQUALIFIED for non-converting leads\n"
 		"                     (default); none: emit nothing for them\n"
 		"  --nonlinear        add non-linear terms to the hidden model: an inverted\n"
-		"                     U in page_views_30d (6 %% of leads are heavy browsers,\n"
+		"                     U in page_views_30d (10 %% of leads are heavy browsers,\n"
 		"                     bots or researchers, on its far side) and a step at\n"
 		"                     pricing_views_7d >= 3; --print-model shows them\n"
 		"  --truth FILE       write one TSV row per decided lead: lead_id, label,\n"
