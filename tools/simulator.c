@@ -100,9 +100,10 @@
  * Both are functions of what the daemon's default feature set computes
  * (page_views and pricing_views windows), so a model with the right
  * numeric map can learn them; a linear or log1p term per feature cannot.
- * Strength, measured by tools/model_baseline.py --nonlinear (3,000 leads): offline LR with 10 quantile buckets per number beside the
- * log1p term beats the log1p term alone by 0.011-0.036 AUC (seeds 1-3);
- * without the flag it loses 0.006-0.008 to it (more columns, same labels).
+ * Strength, measured by tools/model_baseline.py --nonlinear (3,000 leads,
+ * seeds 1-3): offline LR with 10 quantile buckets per number beside the
+ * log1p term beats the log1p term alone by 0.011-0.036 AUC; without the
+ * flag it loses 0.006-0.008 to it (more columns, same labels).
  * --print-model --nonlinear adds them to the table ("nl:" rows).
  *
  * Outcome. The label is drawn as Bernoulli(p) at T and emitted at T as a
