@@ -359,6 +359,45 @@ def read_scores(bootstrap, quiet=3.0, timeout=60.0):
     return recs, bad, truncated
 
 
+def http_get(port, path, timeout=5.0):
+    import urllib.request
+    with urllib.request.urlopen('http://127.0.0.1:%d%s' % (port, path),
+                                timeout=timeout) as r:
+        return r.read().decode('utf-8')
+
+
+def daemon_eval(port, n_labels, timeout):
+    """The daemon's own progressive validation of MODEL: GET
+    /v1/models/MODEL once it counts n_labels labels (or at timeout: the
+    model is checkpointed every checkpoint_interval, so it may lag), and
+    leadscore_model_auc from /metrics. Returns a dict, or None with a log
+    line when the endpoint cannot be read."""
+    import json
+    deadline = time.monotonic() + timeout
+    m = None
+    while True:
+        try:
+            m = json.loads(http_get(port, '/v1/models/' + MODEL))
+        except Exception as e:   # keep polling until the deadline
+            m = {'error': str(e)}
+        if m.get('positives', 0) + m.get('negatives', 0) >= n_labels or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if 'error' in m:
+        log('GET /v1/models/%s failed: %s' % (MODEL, m['error']))
+        return None
+    try:
+        text = http_get(port, '/metrics')
+        g = re.search(r'(?m)^leadscore_model_auc\{model="%s"\} (\S+)$'
+                      % re.escape(MODEL), text)
+        m['metric_auc'] = float(g.group(1)) if g else None
+    except Exception as e:
+        log('GET /metrics failed: %s' % e)
+        m['metric_auc'] = None
+    return m
+
+
 # ------------------------------------------------------------ examples
 
 def tlog(v):
@@ -665,13 +704,19 @@ def main(argv=None):
             testenv.DevBroker(binary=devbroker,
                               partitions=args.partitions) as broker:
         daemon = None
+        daemon_port = None
+        evaluation = None     # the daemon's own progressive validation
         if not args.no_daemon:
             cfg = os.path.join(tmp, 'leadscore.yaml')
             write_config(cfg, broker.bootstrap, redis_srv.url, args.config_extra)
             daemon = testenv.Daemon([leadscored, '--config', cfg],
                                     name='leadscored')
             daemon.start()
-            time.sleep(0.5)
+            try:
+                daemon_port = int(daemon.wait_for_log(
+                    r'msg="listening" .*port=(\d+)', timeout=30).group(1))
+            except Exception as e:   # reported below as the daemon's exit
+                log('leadscored did not say it listens: %s' % e)
             if not daemon.running:
                 online_note = ('leadscored exited at start (%s): %s'
                                % (daemon.returncode, daemon.tail(5)))
@@ -751,6 +796,8 @@ def main(argv=None):
                 log(why + '; reading what it published anyway; last lines:\n'
                     + daemon.tail(15))
             recs, bad, trunc = read_scores(broker.bootstrap)
+            if daemon_port is not None and daemon.running:
+                evaluation = daemon_eval(daemon_port, n, args.daemon_timeout)
             timings['daemon'] = time.monotonic() - t0
             if trunc:
                 log('leads.scores truncated by retention: %s' % trunc)
@@ -842,6 +889,22 @@ def main(argv=None):
                    'of model %s before their label%s.'
                    % (len(online), len(test), MODEL,
                       ' (%s)' % online_note if online_note else ''))
+    if evaluation is not None:
+        out.append('')
+        out.append('The daemon\'s own progressive validation (GET /v1/models/%s '
+                   'after the stream; every label from the first, over the '
+                   'last eval_window = %s labels, so not the test half above): '
+                   'AUC %s, log-loss %s, ECE %s over %s labels in window '
+                   '(%s positive + %s negative learned of %d); '
+                   'leadscore_model_auc %s.'
+                   % (MODEL, evaluation.get('eval_window'),
+                      fmt(evaluation.get('auc')),
+                      fmt(evaluation.get('logloss')),
+                      fmt(evaluation.get('ece')),
+                      evaluation.get('labels_in_window'),
+                      evaluation.get('positives'),
+                      evaluation.get('negatives'), n,
+                      fmt(evaluation.get('metric_auc'))))
     out.append('')
     out.append('CV log-loss by C (5-fold on the train half), linear: %s.'
                % ', '.join('%g: %.4f' % (c, v) for c, v in sorted(cv.items())))
