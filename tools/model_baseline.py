@@ -55,7 +55,11 @@ What it does:
      the online prediction - the score the daemon had published when the
      label arrived, as models/ls_eval.h judges it. Leads without one are
      counted (coverage) and left out; the hidden model and the offline LR
-     are reported again on exactly the covered leads.
+     are reported again on exactly the covered leads. Beside it, the
+     daemon's own progressive validation: GET /v1/models/conversion once
+     it counts every label (or at --daemon-timeout) and
+     leadscore_model_auc from /metrics - over its evaluation window from
+     the first label, so over other leads than the test half.
   5. Prints a Markdown table (AUC, log-loss, ECE as defined in
      models/ls_eval.h: Mann-Whitney AUC with ties one half; log-loss with p
      clamped to [1e-15, 1-1e-15]; ECE over 10 equal-width bins, the last
