@@ -45,9 +45,10 @@ What it does:
      distinct interior N-quantiles of the raw value over the training half
      (so a mostly-zero count gets few buckets; a value on an edge goes
      up; buckets named as explanations will, 'x in [3, 6)'), then the same
-     C grid, CV and refits as the linear rows. The edges use no labels, so
-     computing them once on the whole training half leaks nothing into the
-     CV folds. --nonlinear is passed to leadscore-sim (its hidden model
+     C grid, CV and refits as the linear rows (--bucket-mode instead: the
+     bucket replaces the log1p term of a bucketed feature). The edges use
+     no labels, so computing them once on the whole training half leaks
+     nothing into the CV folds. --nonlinear is passed to leadscore-sim (its hidden model
      then has an inverted U in page views and a pricing threshold, which
      a log1p term cannot follow).
   4. Online model: from leads.scores (ScoreChange) the last record of model
@@ -521,17 +522,22 @@ def bucket_edges(train, dense_names, n, which):
     return out
 
 
-def with_buckets(examples, dense_names, edges):
+def with_buckets(examples, dense_names, edges, instead=False):
     """Copies of examples with one one-hot bucket column per bucketed
-    feature beside everything they had (the log1p linear term stays)."""
+    feature beside everything they had (the log1p linear term stays), or
+    with instead: the bucket replaces it (its dense value becomes a
+    constant 0, which the scaler turns into a column of zeros)."""
     import bisect
     out = []
     for e in examples:
         other = dict(e['other'])
+        dense = list(e['dense'])
         for j, ed in edges.items():
             i = bisect.bisect_right(ed, e['raw'][j])   # v == edge: upper
             other[bucket_name(dense_names[j], ed, i)] = 1.0
-        out.append(dict(e, other=other))
+            if instead:
+                dense[j] = 0.0
+        out.append(dict(e, other=other, dense=dense))
     return out
 
 
@@ -663,6 +669,10 @@ def parse_args(argv):
                     help="comma-separated numeric features to bucket (names "
                          "as in the Inputs line, e.g. page_views_30d), or "
                          "'all' (default)")
+    ap.add_argument('--bucket-mode', choices=('beside', 'instead'),
+                    default='beside',
+                    help='the bucket one-hot beside the log1p linear term '
+                         '(default) or instead of it')
     args = ap.parse_args(argv)
     if args.quantiles < 0:
         ap.error('--quantiles wants N >= 0')
@@ -775,7 +785,8 @@ def main(argv=None):
             t0 = time.monotonic()
             edges = bucket_edges(train, dense_names, args.quantiles,
                                  bucket_which)
-            b_examples = with_buckets(examples, dense_names, edges)
+            b_examples = with_buckets(examples, dense_names, edges,
+                                      args.bucket_mode == 'instead')
             b_train, b_test = b_examples[:half], b_examples[half:]
             b_model, b_vocab, b_c, b_cv = fit_offline(b_train,
                                                       len(dense_names))
@@ -857,8 +868,11 @@ def main(argv=None):
     out.append(row('offline LR, linear, refit per fifth of test half', p_prog,
                    y_test))
     if bucketed is not None:
-        out.append(row('offline LR, bucketed (%d quantiles + linear), C=%g, '
-                       'fit on train half' % (args.quantiles, bucketed['C']),
+        out.append(row('offline LR, bucketed (%d quantiles%s), C=%g, '
+                       'fit on train half'
+                       % (args.quantiles, ' + linear'
+                          if args.bucket_mode == 'beside' else ', no linear',
+                          bucketed['C']),
                        bucketed['p'], y_test))
         out.append(row('offline LR, bucketed, refit per fifth of test half',
                        bucketed['prog'], y_test))
@@ -919,9 +933,10 @@ def main(argv=None):
         nb = sum(len(e) + 1 for e in bucketed['edges'].values())
         out.append('Buckets: %d numeric features bucketed (%s), %d buckets '
                    '(quantile edges of the train half, distinct values '
-                   'only: a mostly-zero count gets few), one-hot beside the '
+                   'only: a mostly-zero count gets few), one-hot %s the '
                    'log1p linear term; e.g. %s.'
                    % (len(bucketed['edges']), args.bucket_features, nb,
+                      args.bucket_mode,
                       '; '.join(bucket_name(dense_names[j], e, i)
                                 for j, e in list(bucketed['edges'].items())[:1]
                                 for i in range(len(e) + 1))))
@@ -951,7 +966,8 @@ def main(argv=None):
     if args.nonlinear:
         repro.append('--nonlinear')
     repro += ['--quantiles', str(args.quantiles), '--bucket-features',
-              shlex.quote(args.bucket_features)]
+              shlex.quote(args.bucket_features), '--bucket-mode',
+              args.bucket_mode]
     out.append('Same stream: `%s`' % ' '.join(repro))
     print('\n'.join(out))
     return 0
