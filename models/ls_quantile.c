@@ -651,10 +651,17 @@ int ls_quantile_encode(const ls_quantile *q, ls_buf *out)
 	return LS_QUANTILE_OK;
 }
 
-/* Decode one sign's bins into s (empty), adding to *total; 0 or an
-   LS_QUANTILE_ERR_* with r failed. */
-static int side_decode(side *s, ls_reader *r, uint64_t *total)
+/*
+ * Read one sign's bins from r, adding to *total: into s (whose range
+ * already covers them) when s is not NULL, else only their span
+ * [*first, *last] (*first > *last when there are none). 0 or an
+ * LS_QUANTILE_ERR_* with r failed.
+ */
+static int side_read(ls_reader *r, side *s, uint64_t *total,
+		     uint32_t *first, uint32_t *last)
 {
+	*first = 1;
+	*last = 0;
 	size_t at = r->pos;
 	uint64_t k = ls_reader_varint(r);
 	if (!r->ok)
@@ -686,15 +693,36 @@ static int side_decode(side *s, ls_reader *r, uint64_t *total)
 			ls_reader_fail_at(r, at, "sketch: count too large");
 			return LS_QUANTILE_ERR_INVALID;
 		}
-		if (side_cover(s, i, i + 1)) {
-			ls_reader_fail_at(r, at, "sketch: out of memory");
-			return LS_QUANTILE_ERR_NOMEM;
-		}
-		s->c[i - s->base] = c;
+		if (j == 0)
+			*first = i;
+		*last = i;
+		if (s)
+			s->c[i - s->base] = c;
 		*total += c;
 		next = (uint64_t)i + 1;
 	}
-	return 0;
+	return LS_QUANTILE_OK;
+}
+
+/* Decode one sign's bins into s (empty), adding to *total. The span is
+   read first, on a copy of r, so that s grows once. */
+static int side_decode(side *s, ls_reader *r, uint64_t *total)
+{
+	ls_reader probe = *r;
+	probe.err = NULL;
+	probe.errlen = 0;
+	uint64_t t = *total;
+	uint32_t first, last;
+	int rc = side_read(&probe, NULL, &t, &first, &last);
+	if (rc == LS_QUANTILE_OK && first <= last &&
+	    side_cover(s, first, last + 1)) {
+		ls_reader_fail_at(r, r->pos, "sketch: out of memory");
+		return LS_QUANTILE_ERR_NOMEM;
+	}
+	/* on bad data this fails where the probe did, before it writes to s
+	   a bin the probe did not see */
+	return side_read(r, rc == LS_QUANTILE_OK ? s : NULL, total, &first,
+			 &last);
 }
 
 int ls_quantile_decode(ls_quantile *q, ls_reader *r)
