@@ -47,7 +47,8 @@
  *     (1 for counts; 0.3 for values from 0.37), so "v > 0" is "v >= e"
  *     (the values below the covered range excepted: they count in the
  *     lowest bin, which has no gap below it);
- *   - negative values and 0 are told apart by the edge 0.
+ *   - negative values and 0 are told apart by the edge 0;
+ *   - an edge prints as that decimal with "%.15g" (0.3, 9.6e-07, 140).
  * A value v belongs to bucket k = ls_quantile_bucket(edges, n_edges, v)
  * when edges[k-1] <= v < edges[k] (v on an edge goes up).
  *

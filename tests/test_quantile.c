@@ -538,6 +538,9 @@ static void ck_edges_shortest(const double *x, size_t n, const double *edges,
 			continue;
 		ck_assert_msg(!valid_edge(&a, 0.0), "edge %.17g: 0 is shorter", e);
 		int d = digits_of(e);
+		char text[32];
+		snprintf(text, sizeof text, "%.15g", e);
+		ck_assert_msg(strtod(text, NULL) == e && d <= 6, "edge %s", text);
 		for (int dd = 1; dd < d; dd++)
 			for (int dir = -1; dir <= 1; dir += 2) {
 				double c = round_digits(e, dd, dir);
