@@ -402,7 +402,7 @@ static double decimal_down(double x, int k)
 }
 
 /* Significant digits tried for an edge; a bin 2 % wide holds a decimal
-   of 4, so more is never reached. */
+   of 3 (those are at most 1 % apart), so more is never reached. */
 #define EDGE_DIGITS 15
 
 /*

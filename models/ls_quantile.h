@@ -48,7 +48,9 @@
  *     (the values below the covered range excepted: they count in the
  *     lowest bin, which has no gap below it);
  *   - negative values and 0 are told apart by the edge 0;
- *   - an edge prints as that decimal with "%.15g" (0.3, 9.6e-07, 140).
+ *   - an edge has at most 3 significant digits (a bin is 2 % wide, and
+ *     3-digit decimals are at most 1 % apart), so "%g" prints it as that
+ *     decimal (0.3, 9.6e-07, 140).
  * A value v belongs to bucket k = ls_quantile_bucket(edges, n_edges, v)
  * when edges[k-1] <= v < edges[k] (v on an edge goes up).
  *
