@@ -45,9 +45,10 @@ static const char MAGIC[4] = { 'L', 'S', 'F', 'T' };
 #define FORMAT_MAPPED 2
 /* Seed of a bucket's hash, plus the bucket index (see the header). */
 #define BUCKET_SEED 0x4c53424b00000000ULL /* "LSBK" */
-/* What ls_ram_bytes counts per sketch: ls_quantile.h promises "a few KiB
-   at most" and offers no exact figure. */
-#define SKETCH_BYTES 4096
+/* What ls_ftrl_ram_bytes counts per sketch, which ls_quantile.h does not
+   report: 8 bytes a bin over the range of bins a sign's values reach,
+   350 bins for values 1..1000 (at most 2 x 2240 bins, 35 KiB). */
+#define SKETCH_BYTES 8192
 /* Longest %.17g of a double ("-2.2250738585072014e-308"), with the NUL. */
 #define NUM_MAX 32
 /* Room for the longest bucket name of a feature name of len bytes:
@@ -398,21 +399,6 @@ static void refreeze(ls_ftrl *m)
 	}
 }
 
-/* The bucket of v: k when edges[k-1] <= v < edges[k] (v on an edge goes
-   up). */
-static size_t bucket_of(const bucketed *b, double v)
-{
-	size_t lo = 0, hi = b->n_edges;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (v >= b->edges[mid])
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /*
  * Set up m's maps from maps[0..n_dense) (checked, names set): NULL or all
  * zero leaves m without maps.
@@ -756,6 +742,35 @@ size_t ls_ftrl_ram_bytes(const ls_ftrl *m)
 	return b;
 }
 
+static const bucketed *bucketed_of(const ls_ftrl *m, size_t j);
+
+const ls_ftrl_numeric *ls_ftrl_map(const ls_ftrl *m, size_t j)
+{
+	static const ls_ftrl_numeric zero;
+	if (j >= m->n_dense)
+		return NULL;
+	return m->maps != NULL ? &m->maps[j] : &zero;
+}
+
+bool ls_ftrl_bucket_edges(const ls_ftrl *m, size_t j, const double **edges,
+			  size_t *n_edges)
+{
+	const bucketed *b = bucketed_of(m, j);
+	if (b == NULL)
+		return false;
+	if (edges != NULL)
+		*edges = b->edges;
+	if (n_edges != NULL)
+		*n_edges = b->n_edges;
+	return true;
+}
+
+const ls_quantile *ls_ftrl_sketch(const ls_ftrl *m, size_t j)
+{
+	const bucketed *b = bucketed_of(m, j);
+	return b != NULL ? b->sk : NULL;
+}
+
 /* ---- examples ---- */
 
 void ls_ftrl_example_init(ls_ftrl_example *x)
@@ -986,7 +1001,7 @@ static void set_mapped(ls_ftrl_example *x, const ls_ftrl_numeric *nm,
    its range, at the coordinate of (feature, bucket index). */
 static int add_bucket(ls_ftrl_example *x, const bucketed *b)
 {
-	size_t k = bucket_of(b, x->raw[b->j]);
+	size_t k = ls_quantile_bucket(b->edges, b->n_edges, x->raw[b->j]);
 	size_t len = b->name_off[k + 1] - b->name_off[k]; /* with the NUL */
 	if (arena_reserve(x, len) != LS_FTRL_OK || x->names_len > UINT32_MAX)
 		return LS_FTRL_ERR_NOMEM;
@@ -1169,10 +1184,13 @@ int ls_ftrl_learn(ls_ftrl *m, const ls_ftrl_example *x, int label,
 	/* First, as the only step that can fail (out of memory when a
 	   sketch first sees a sign); only learning adds to sketches */
 	for (size_t i = 0; i < m->n_bk; i++)
-		if (m->bk[i].sk != NULL &&
-		    ls_quantile_add(m->bk[i].sk, x->raw[m->bk[i].j]) !=
-			    LS_QUANTILE_OK)
-			return LS_FTRL_ERR_NOMEM;
+		if (m->bk[i].sk != NULL) {
+			int q = ls_quantile_add(m->bk[i].sk, x->raw[m->bk[i].j]);
+			if (q != LS_QUANTILE_OK)
+				return q == LS_QUANTILE_ERR_NOMEM
+					       ? LS_FTRL_ERR_NOMEM
+					       : LS_FTRL_ERR_INVALID;
+		}
 	double p = sigmoid(margin_of(m, x));
 	double err = p - (double)label;
 	/*
@@ -1808,13 +1826,16 @@ int ls_ftrl_apply_delta(ls_ftrl *shared, const ls_ftrl *delta)
 		if (shared->bk[i].sk == NULL)
 			continue;
 		merged[i] = ls_quantile_clone(shared->bk[i].sk);
-		if (merged[i] == NULL ||
-		    ls_quantile_add_sketch(merged[i], delta->bk[i].sk) !=
-			    LS_QUANTILE_OK) {
+		int q = merged[i] == NULL
+				? LS_QUANTILE_ERR_NOMEM
+				: ls_quantile_add_sketch(merged[i],
+							 delta->bk[i].sk);
+		if (q != LS_QUANTILE_OK) {
 			for (size_t k = 0; k <= i; k++)
 				ls_quantile_free(merged[k]);
 			free(merged);
-			return LS_FTRL_ERR_NOMEM;
+			return q == LS_QUANTILE_ERR_NOMEM ? LS_FTRL_ERR_NOMEM
+							  : LS_FTRL_ERR_INVALID;
 		}
 	}
 	for (size_t i = 0; i < shared->n_bk; i++) {

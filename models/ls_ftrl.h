@@ -147,6 +147,7 @@
 #include <stdint.h>
 
 #include "ls_buf.h"
+#include "ls_quantile.h"
 
 #define LS_FTRL_FORMAT_VERSION 1
 #define LS_FTRL_TOP 3                 /* factors per sign in explanations */
@@ -352,6 +353,19 @@ bool ls_ftrl_coord(const ls_ftrl *m, size_t i, double *z, double *n,
 bool ls_ftrl_dense_stats(const ls_ftrl *m, size_t j, double *mean,
 			 double *sd);
 size_t ls_ftrl_ram_bytes(const ls_ftrl *m);
+/* The numeric map of dense feature j as the model normalised it (fields
+   its bucketing does not use are 0; the zero map for a model without
+   maps); NULL when j is out of range. */
+const ls_ftrl_numeric *ls_ftrl_map(const ls_ftrl *m, size_t j);
+/* The frozen edges of dense feature j's buckets (BINS: the configured
+   ones; QUANTILES: those of this version, possibly none): *edges points
+   into m (valid until m changes), *n_edges receives how many. false when
+   j has no buckets. */
+bool ls_ftrl_bucket_edges(const ls_ftrl *m, size_t j, const double **edges,
+			  size_t *n_edges);
+/* The quantile sketch of dense feature j (QUANTILES only, else NULL),
+   owned by m: the raw values learned (for a delta: learned since base). */
+const ls_quantile *ls_ftrl_sketch(const ls_ftrl *m, size_t j);
 
 /* Examples. init zeroes, reset empties keeping capacity, free releases. */
 void ls_ftrl_example_init(ls_ftrl_example *x);

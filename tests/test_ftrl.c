@@ -1747,6 +1747,193 @@ START_TEST(test_map_checkpoint_bins)
 }
 END_TEST
 
+/* The frozen edges of m's dense feature j into out; how many. */
+static size_t frozen(const ls_ftrl *m, size_t j, double *out)
+{
+	const double *e;
+	size_t n;
+	ck_assert(ls_ftrl_bucket_edges(m, j, &e, &n));
+	memcpy(out, e, n * sizeof *e);
+	return n;
+}
+
+/* What one checkpoint merge does to a lone instance: local's delta onto
+   base (a new version), then local = base. */
+static void self_merge(ls_ftrl *local, ls_ftrl *base)
+{
+	ls_ftrl *d = NULL;
+	ck_assert_int_eq(ls_ftrl_delta(local, base, &d), LS_FTRL_OK);
+	ck_assert_int_eq(ls_ftrl_apply_delta(base, d), LS_FTRL_OK);
+	ck_assert_int_eq(ls_ftrl_copy(local, base), LS_FTRL_OK);
+	ls_ftrl_free(d);
+}
+
+START_TEST(test_quantile_edges_frozen)
+{
+	static const char *const names[] = { "visits" };
+	ls_ftrl_numeric nm = quantiles(4);
+	ls_ftrl *m = mk_mapped(names, &nm, 1, 1u << 10);
+	ls_ftrl *base = ls_ftrl_clone(m);
+	ck_assert_ptr_nonnull(base);
+	ls_ftrl_example x;
+	ls_ftrl_example_init(&x);
+	double edges[LS_FTRL_MAX_EDGES], again[LS_FTRL_MAX_EDGES];
+
+	/* a fresh model has no edges: one bucket for every value */
+	ck_assert_uint_eq(frozen(m, 0, edges), 0);
+	double v = 1e6;
+	build_values(&x, m, names, &v, 1);
+	ck_assert_str_eq(name_at(&x, bucket_coord(m, "visits", 0)),
+			 "visits (all values)");
+
+	/* learning fills the sketch, never moves the edges */
+	ls_quantile *all = ls_quantile_new();
+	ck_assert_ptr_nonnull(all);
+	uint64_t seed = 12;
+	for (int i = 0; i < 1000; i++) {
+		v = floor(-log(rng_unif(&seed)) * 6.0);
+		ck_assert_int_eq(ls_quantile_add(all, v), LS_QUANTILE_OK);
+		build_values(&x, m, names, &v, 1);
+		ck_assert_int_eq(ls_ftrl_learn(m, &x, v > 5, NULL), LS_FTRL_OK);
+		ck_assert_uint_eq(frozen(m, 0, edges), 0);
+	}
+	ck_assert(ls_quantile_equal(ls_ftrl_sketch(m, 0), all));
+	ck_assert_uint_eq(ls_quantile_count(ls_ftrl_sketch(m, 0)), 1000);
+	ck_assert_uint_eq(ls_quantile_count(ls_ftrl_sketch(base, 0)), 0);
+
+	/* a merge makes a version: the edges of its sketch, frozen */
+	self_merge(m, base);
+	ck_assert_uint_eq(ls_ftrl_version(base), 1);
+	size_t n = frozen(base, 0, edges), n2;
+	ck_assert_int_eq(ls_quantile_edges(all, 4, again, &n2),
+			 LS_QUANTILE_OK);
+	ck_assert_uint_eq(n, n2);
+	ck_assert_uint_ge(n, 2);
+	ck_assert(memcmp(edges, again, n * sizeof *edges) == 0);
+	ck_assert_uint_eq(frozen(m, 0, again), n); /* the copy has them */
+	char want[128];
+	snprintf(want, sizeof want, "visits in [%g, %g)", edges[0], edges[1]);
+	v = edges[0];
+	build_values(&x, m, names, &v, 1);
+	ck_assert_str_eq(name_at(&x, bucket_coord(m, "visits", 1)), want);
+	fprintf(stderr, "quantile edges of 1000 counts: %s ... \n", want);
+
+	/* more learning, skewed high: the sketch moves, the edges do not */
+	for (int i = 0; i < 1000; i++) {
+		v = 100 + (double)i;
+		build_values(&x, m, names, &v, 1);
+		ck_assert_int_eq(ls_ftrl_learn(m, &x, 1, NULL), LS_FTRL_OK);
+	}
+	ck_assert_uint_eq(frozen(m, 0, again), n);
+	ck_assert(memcmp(edges, again, n * sizeof *edges) == 0);
+	/* a decoded copy keeps the frozen edges it was written with */
+	ls_ftrl *d = same_bytes_roundtrip(m, 2);
+	ck_assert_uint_eq(frozen(d, 0, again), n);
+	ck_assert(memcmp(edges, again, n * sizeof *edges) == 0);
+	ls_ftrl_free(d);
+	/* an empty delta is no new version: nothing refreezes */
+	ls_ftrl *zd = NULL;
+	ck_assert_int_eq(ls_ftrl_delta(base, base, &zd), LS_FTRL_OK);
+	ck_assert_int_eq(ls_ftrl_apply_delta(base, zd), LS_FTRL_OK);
+	ck_assert_uint_eq(ls_ftrl_version(base), 1);
+	ls_ftrl_free(zd);
+	/* the next merge refreezes at the new quantiles */
+	self_merge(m, base);
+	ck_assert_uint_eq(ls_ftrl_version(base), 2);
+	n2 = frozen(base, 0, again);
+	ck_assert_double_gt(again[n2 - 1], edges[n - 1]);
+	ck_assert_uint_eq(frozen(m, 0, edges), n2);
+
+	/* an invalid delta (local not descended from base) is refused */
+	ls_ftrl *fresh = mk_mapped(names, &nm, 1, 1u << 10);
+	ls_ftrl *bad = NULL;
+	ck_assert_int_eq(ls_ftrl_delta(fresh, base, &bad), LS_FTRL_ERR_DELTA);
+	ck_assert_ptr_null(bad);
+	ls_ftrl_free(fresh);
+	ls_quantile_free(all);
+	ls_ftrl_example_free(&x);
+	ls_ftrl_free(base);
+	ls_ftrl_free(m);
+}
+END_TEST
+
+START_TEST(test_quantile_merge)
+{
+	/* two instances learn disjoint halves and merge every INTERVAL
+	   labels through the wire (checkpoint() above); one learner sees
+	   everything */
+	enum { N = 4000, INTERVAL = 250 };
+	ls_ftrl_numeric maps[4];
+	map_kinds(maps);
+	maps[2] = quantiles(5); /* "age" */
+	maps[1].buckets = LS_FTRL_B_QUANTILES; /* "amount", linear too */
+	maps[1].quantiles = 10;
+	ls_ftrl *single = mk_mapped(map_names, maps, 4, 1u << 10);
+	ls_ftrl *shared = mk_mapped(map_names, maps, 4, 1u << 10);
+	ls_ftrl *single_base = ls_ftrl_clone(single);
+	instance inst[2];
+	for (int k = 0; k < 2; k++) {
+		inst[k].base = ls_ftrl_clone(shared);
+		inst[k].local = ls_ftrl_clone(shared);
+	}
+	ls_ftrl_example x;
+	ls_ftrl_example_init(&x);
+	uint64_t seed = 77;
+	for (int i = 0; i < N; i++) {
+		int y = map_example(&seed, &x, single);
+		ck_assert_int_eq(ls_ftrl_learn(single, &x, y, NULL), LS_FTRL_OK);
+		ck_assert_int_eq(ls_ftrl_learn(inst[i & 1].local, &x, y, NULL),
+				 LS_FTRL_OK);
+		if ((i + 1) % INTERVAL == 0)
+			for (int k = 0; k < 2; k++)
+				checkpoint(&inst[k], shared);
+	}
+	self_merge(single, single_base);
+	for (size_t j = 1; j <= 2; j++) {
+		ck_assert(ls_quantile_equal(ls_ftrl_sketch(shared, j),
+					    ls_ftrl_sketch(single_base, j)));
+		double e1[LS_FTRL_MAX_EDGES], e2[LS_FTRL_MAX_EDGES];
+		size_t n1 = frozen(shared, j, e1), n2 = frozen(single_base, j, e2);
+		ck_assert_uint_eq(n1, n2);
+		ck_assert_uint_ge(n1, 3);
+		ck_assert(memcmp(e1, e2, n1 * sizeof *e1) == 0);
+		/* the instance that merged last adopted this version's
+		   edges (the other one has the version before, until it
+		   next loads the shared model) */
+		ck_assert_uint_eq(frozen(inst[1].local, j, e2), n1);
+		ck_assert(memcmp(e1, e2, n1 * sizeof *e1) == 0);
+	}
+	ck_assert_uint_eq(ls_quantile_count(ls_ftrl_sketch(shared, 2)), N);
+	ls_ftrl_free(same_bytes_roundtrip(shared, 2));
+	fuzz_checkpoint(shared, 3000);
+	ls_ftrl_example_free(&x);
+	for (int k = 0; k < 2; k++) {
+		ls_ftrl_free(inst[k].base);
+		ls_ftrl_free(inst[k].local);
+	}
+	ls_ftrl_free(single_base);
+	ls_ftrl_free(single);
+	ls_ftrl_free(shared);
+}
+END_TEST
+
+START_TEST(test_quantiles_learn_nonlinear)
+{
+	static const char *const names[] = { "visits" };
+	ls_ftrl_numeric nm = quantiles(8);
+	ls_ftrl *lin = mk_mapped(names, NULL, 1, 1u << 10);
+	ls_ftrl *q = mk_mapped(names, &nm, 1, 1u << 10);
+	double a_lin = band_auc(lin, 4000), a_q = band_auc(q, 4000);
+	double e[LS_FTRL_MAX_EDGES];
+	size_t n = frozen(q, 0, e);
+	fprintf(stderr, "band: held-out AUC linear %.4f, quantiles %.4f (%zu "
+		"edges, %g .. %g)\n", a_lin, a_q, n, e[0], e[n - 1]);
+	ck_assert_double_gt(a_q, a_lin + 0.1);
+	ls_ftrl_free(lin);
+	ls_ftrl_free(q);
+}
+END_TEST
+
 static Suite *ftrl_suite(void)
 {
 	Suite *s = suite_create("ftrl");
@@ -1774,6 +1961,9 @@ static Suite *ftrl_suite(void)
 	tcase_add_test(tc, test_map_linear_term);
 	tcase_add_test(tc, test_bins_learn_nonlinear);
 	tcase_add_test(tc, test_map_checkpoint_bins);
+	tcase_add_test(tc, test_quantile_edges_frozen);
+	tcase_add_test(tc, test_quantile_merge);
+	tcase_add_test(tc, test_quantiles_learn_nonlinear);
 	suite_add_tcase(s, tc);
 	return s;
 }
