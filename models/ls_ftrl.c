@@ -20,6 +20,16 @@
  * on insertion, so learning touches each coordinate once per example (the
  * FTRL update of a coordinate assumes one gradient per step) and the order
  * of summation is fixed, which keeps results bit-reproducible.
+ *
+ * Numeric maps cost nothing to a model without them (maps == NULL: no
+ * raw values kept, no bucket loop, the format 1 bytes and layout). With
+ * them, each bucket's coordinate and name are worked out when the edges
+ * are frozen, not per example: building an example costs a binary search
+ * and a copy of the name into the example's arena per bucketed feature,
+ * no hashing, formatting or allocation. The name is copied rather than
+ * pointed to because a collision merges names in the arena, and because
+ * an example must stay explainable by a snapshot of the same version
+ * whatever the learner does since.
  */
 #include "ls_err.h"
 #include "ls_varint.h"
