@@ -994,7 +994,8 @@ static const char *cat_lookup(const ls_ftrl_input *in, const char *key)
 	return NULL;
 }
 
-/* Dense feature j of a mapped model takes raw value v. */
+/* Dense feature j of a mapped model takes raw value v (x->dense[j]
+   holds the LOG1P term already). */
 static void set_mapped(ls_ftrl_example *x, const ls_ftrl_numeric *nm,
 		       size_t j, double v)
 {
@@ -1002,9 +1003,10 @@ static void set_mapped(ls_ftrl_example *x, const ls_ftrl_numeric *nm,
 	x->raw[j] = r;
 	/* no_linear: t = 0 in every example, so S1 = 0, the mean is 0 and
 	   the standardised x is 0 too: the coordinate never moves */
-	x->dense[j] = nm->no_linear ? 0.0
-		    : nm->transform == LS_FTRL_T_LINEAR ? r
-		    : signed_log1p(r);
+	if (nm->no_linear)
+		x->dense[j] = 0.0;
+	else if (nm->transform == LS_FTRL_T_LINEAR)
+		x->dense[j] = r;
 }
 
 /* The one-hot entry of b's bucket of the example's raw value: named by
@@ -1027,6 +1029,43 @@ int ls_ftrl_dense_index(const ls_ftrl *m, const char *name)
 	return find_dense(m, name);
 }
 
+/*
+ * The numeric values: dense by index, others hashed. Inlined twice, with
+ * mapped a constant, so that a model without maps runs the loop it ran
+ * before maps existed (a test per value was ~3 % more instructions in
+ * building an example).
+ */
+static inline int add_numerics(ls_ftrl_example *x, const ls_ftrl *m,
+			       const ls_ftrl_input *in,
+			       const int32_t *num_dense, const bool mapped)
+{
+	for (size_t i = 0; i < in->n_num; i++) {
+		const char *name = in->num_names[i];
+		if (!nonempty(name))
+			continue;
+		double t = signed_log1p(in->num_values[i]);
+		int j = num_dense != NULL && num_dense[i] != LS_FTRL_UNRESOLVED
+				? (int)num_dense[i]
+				: find_dense(m, name);
+		if (j >= (int)m->n_dense || j < -1)
+			return LS_FTRL_ERR_INVALID;
+		if (j >= 0) {
+			x->dense[j] = t;
+			if (mapped)
+				set_mapped(x, &m->maps[j], (size_t)j,
+					   in->num_values[i]);
+			continue;
+		}
+		if (t == 0.0)
+			continue; /* contributes nothing and would cost a slot */
+		const char *parts[1] = { name };
+		int rc = add_hashed(x, m, parts, 1, clampd(t, m->p.clip));
+		if (rc != LS_FTRL_OK)
+			return rc;
+	}
+	return LS_FTRL_OK;
+}
+
 static int build(ls_ftrl_example *x, const ls_ftrl *m, const ls_ftrl_input *in,
 		 const int32_t *num_dense)
 {
@@ -1040,31 +1079,10 @@ static int build(ls_ftrl_example *x, const ls_ftrl *m, const ls_ftrl_input *in,
 	rc = entry_insert(x, 0, 0, 1.0);
 	if (rc != LS_FTRL_OK)
 		return rc;
-	for (size_t i = 0; i < in->n_num; i++) {
-		const char *name = in->num_names[i];
-		if (!nonempty(name))
-			continue;
-		double v = in->num_values[i];
-		int j = num_dense != NULL && num_dense[i] != LS_FTRL_UNRESOLVED
-				? (int)num_dense[i]
-				: find_dense(m, name);
-		if (j >= (int)m->n_dense || j < -1)
-			return LS_FTRL_ERR_INVALID;
-		if (j >= 0) {
-			if (m->maps == NULL)
-				x->dense[j] = signed_log1p(v);
-			else
-				set_mapped(x, &m->maps[j], (size_t)j, v);
-			continue;
-		}
-		double t = signed_log1p(v);
-		if (t == 0.0)
-			continue; /* contributes nothing and would cost a slot */
-		const char *parts[1] = { name };
-		rc = add_hashed(x, m, parts, 1, clampd(t, m->p.clip));
-		if (rc != LS_FTRL_OK)
-			return rc;
-	}
+	rc = m->maps == NULL ? add_numerics(x, m, in, num_dense, false)
+			     : add_numerics(x, m, in, num_dense, true);
+	if (rc != LS_FTRL_OK)
+		return rc;
 	for (size_t i = 0; i < m->n_bk; i++) {
 		rc = add_bucket(x, &m->bk[i]);
 		if (rc != LS_FTRL_OK)
