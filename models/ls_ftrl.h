@@ -395,6 +395,8 @@ ls_ftrl *ls_ftrl_clone(const ls_ftrl *m);
  * Overwrite dst's state with src's without allocating (the batch loop
  * keeps a committed copy in step at every commit; a fresh 4 MiB clone
  * each time cost page faults). LS_FTRL_ERR_LAYOUT when they differ.
+ * Quantile sketches reuse dst's bins, and allocate only when src's values
+ * reach bins dst's never did (LS_FTRL_ERR_NOMEM then, dst part copied).
  */
 int ls_ftrl_copy(ls_ftrl *dst, const ls_ftrl *src);
 
