@@ -26,10 +26,10 @@
  * them, each bucket's coordinate and name are worked out when the edges
  * are frozen, not per example: building an example costs a binary search
  * and a copy of the name into the example's arena per bucketed feature,
- * no hashing, formatting or allocation. The name is copied rather than
- * pointed to because a collision merges names in the arena, and because
- * an example must stay explainable by a snapshot of the same version
- * whatever the learner does since.
+ * no hashing, formatting or allocation. The name is copied into the
+ * example's arena rather than pointed to in the model: a collision merges
+ * names there, and the model renames its buckets at the next refreeze
+ * while an example built before may still be explained.
  */
 #include "ls_err.h"
 #include "ls_varint.h"
