@@ -1487,6 +1487,28 @@ START_TEST(test_bins_buckets)
 			 "pricing_views_7d < 1");
 	ck_assert_str_eq(name_at(&x, bucket_coord(m, names[1], 2)),
 			 "delta in [0, 0.5)");
+	/* a bucket that collides with another string merges as any entry:
+	   values added, names joined (16 buckets, 40 categoricals) */
+	ls_ftrl *small = mk_mapped(names, maps, 3, LS_FTRL_MIN_BUCKETS);
+	char keys[40][8];
+	const char *ck[40], *cv[40];
+	for (int i = 0; i < 40; i++) {
+		snprintf(keys[i], sizeof keys[i], "k%d", i);
+		ck[i] = keys[i];
+		cv[i] = "x";
+	}
+	double one = 2;
+	ls_ftrl_input cin = { names, &one, 1, ck, cv, 40, NULL, 0 };
+	ck_assert_int_eq(ls_ftrl_example_build(&x, small, &cin), LS_FTRL_OK);
+	uint32_t bc = bucket_coord(small, names[0], 1);
+	const char *merged = name_at(&x, bc);
+	ck_assert_ptr_nonnull(merged);
+	ck_assert_ptr_nonnull(strstr(merged, "pricing_views_7d in [1, 3)"));
+	ck_assert_ptr_nonnull(strchr(merged, '|'));
+	for (size_t e = 0; e < x.n_entries; e++)
+		if (x.entries[e].index == bc)
+			ck_assert_double_gt(x.entries[e].value, 1.0);
+	ls_ftrl_free(small);
 	/* numbers as written: shortest form */
 	static const double e2[] = { 0.1, 1.0 / 3, 2e6 };
 	maps[0] = bins(e2, 3);
