@@ -356,58 +356,105 @@ static double decimal(double m, int e)
 	return e >= 0 ? m * P10[e] : m / P10[-e];
 }
 
-/*
- * The shortest decimal (fewest significant digits) in [lo, hi), 0 < lo <
- * hi; of several, the smallest (largest: the largest). Every decimal of
- * at most d digits in [lo, hi) is a multiple of 10^e with e = floor(log10
- * lo) - d + 1, so the coarsest grid 10^e with a point in [lo, hi) gives
- * the shortest; the points are computed as m 10^e rounded once and
- * compared as doubles, so the result lies in [lo, hi) as a double too.
- */
-static double shortest_decimal(double lo, double hi, bool largest)
+/* Where the candidates of at most k significant digits next to x > 0
+   lie: on the grid 10^e, e = floor(log10 x) - k + 1 (floor(log10 x)
+   settled by comparing x with the doubles nearest the powers of ten). */
+static int grid_exp(double x, int k)
 {
-	int e = (int)floor(log10(hi)) + 1;
-	if (e > 22)
-		e = 22;
-	for (; e >= -22; e--) {
-		double m;
-		if (largest) {
-			m = floor(e >= 0 ? hi / P10[e] : hi * P10[-e]);
-			while (m > 0 && decimal(m, e) >= hi)
-				m--;
-			while (decimal(m + 1, e) < hi)
-				m++;
-			if (m > 0 && decimal(m, e) >= lo)
-				return decimal(m, e);
-		} else {
-			m = ceil(e >= 0 ? lo / P10[e] : lo * P10[-e]);
-			while (decimal(m, e) < lo)
-				m++;
-			while (m > 1 && decimal(m - 1, e) >= lo)
-				m--;
-			if (decimal(m, e) < hi)
-				return decimal(m, e);
-		}
-	}
-	return lo; /* unreachable for the bins' widths */
+	int p = (int)floor(log10(x));
+	while (p > -22 && decimal(1, p) > x)
+		p--;
+	while (p < 21 && decimal(1, p + 1) <= x)
+		p++;
+	return p - k + 1;
 }
 
-/*
- * The edge that starts a bucket at the bin of c: the shortest decimal in
- * that bin, the one nearest the bin's low end among equals (so an
- * integer in a bin narrower than 1 is the edge itself and goes up); 0
- * for the zero counter.
- */
-static double bin_edge(const cursor *c)
+static double grid_scaled(double x, int e)
 {
-	if (c->sign == 0)
+	return e >= 0 ? x / P10[e] : x * P10[-e];
+}
+
+/* The smallest decimal of at most k significant digits >= x (x > 0),
+   as the double nearest it; compared as doubles, so it is >= x. */
+static double decimal_up(double x, int k)
+{
+	int e = grid_exp(x, k);
+	double m = ceil(grid_scaled(x, e));
+	while (decimal(m, e) < x)
+		m++;
+	while (m > 1 && decimal(m - 1, e) >= x)
+		m--;
+	return decimal(m, e);
+}
+
+/* The largest decimal of at most k significant digits < x (x > 0). */
+static double decimal_down(double x, int k)
+{
+	int e = grid_exp(x, k);
+	double m = ceil(grid_scaled(x, e)) - 1;
+	while (m > 0 && decimal(m, e) >= x)
+		m--;
+	while (decimal(m + 1, e) < x)
+		m++;
+	if (m < P10[k - 1]) /* x is a power of ten: 99..9 one place lower */
+		return decimal(P10[k] - 1, e - 1);
+	return decimal(m, e);
+}
+
+/* Significant digits tried for an edge; a bin 2 % wide holds a decimal
+   of 3 (those are at most 1 % apart), so more is never reached. */
+#define EDGE_DIGITS 15
+
+/*
+ * The edge between the non-empty bins a (below) and b (above, where the
+ * upper bucket starts): of the values that separate them, or fall inside
+ * b, the one of fewest significant digits; of equals, the lowest inside
+ * b (so an integer in a bin narrower than 1 is the edge itself and goes
+ * up), else the highest below b (the empty bins between a and b: the
+ * edge then separates exactly). 0 when b is the zero counter or a and b
+ * have opposite signs.
+ */
+static double edge_between(const cursor *a, const cursor *b)
+{
+	if (b->sign == 0 || (a->sign < 0 && b->sign > 0))
 		return 0.0;
-	double lo, hi;
-	bin_bounds(c->bin, &lo, &hi);
-	/* v > 0 in bin: lo <= v < hi. v < 0: lo <= -v < hi, i.e. v in
-	   (-hi, -lo], lowest end near -hi. */
-	return c->sign > 0 ? shortest_decimal(lo, hi, false)
-			   : -shortest_decimal(lo, hi, true);
+	double alo = 0, ahi = 0, blo, bhi;
+	if (a->sign != 0)
+		bin_bounds(a->bin, &alo, &ahi);
+	bin_bounds(b->bin, &blo, &bhi);
+	if (b->sign > 0) {
+		/* b: blo <= v < bhi; a: v < ahi, or v == 0 */
+		for (int k = 1; k <= EDGE_DIGITS; k++) {
+			double c = decimal_up(blo, k);
+			if (c < bhi)
+				return c;
+			/* below the lowest bin lie the values clamped into it,
+			   not a gap */
+			c = decimal_down(blo, k);
+			if (b->bin > 0 && (a->sign == 0 ? c > 0 : c >= ahi))
+				return c;
+		}
+		return blo;
+	}
+	/* both negative, in |v|: b: blo <= |v| < bhi, a: |v| >= alo >= bhi */
+	for (int k = 1; k <= EDGE_DIGITS; k++) {
+		double c = decimal_down(bhi, k);
+		if (c >= blo)
+			return -c;
+		c = decimal_up(bhi, k);
+		if (c < alo)
+			return -c;
+	}
+	return -blo;
+}
+
+/* Append e unless it repeats the last edge. Edges of distinct boundaries
+   differ (each lies above the bin below its boundary and at most at the
+   top of the bin above), so this only drops a boundary cut twice. */
+static void push_edge(double *edges, size_t *out, double e)
+{
+	if (*out == 0 || e > edges[*out - 1])
+		edges[(*out)++] = e;
 }
 
 int ls_quantile_edges(const ls_quantile *q, uint32_t n, double *edges,
@@ -427,37 +474,26 @@ int ls_quantile_edges(const ls_quantile *q, uint32_t n, double *edges,
 	size_t out = 0;
 	uint32_t k = 1;
 	uint64_t before = 0;
-	cursor c = { .sign = -2 };
-	bool pending = false; /* a cut waits for the next bin's edge */
+	cursor prev = { 0 }, c = { .sign = -2 };
+	bool pending = false; /* a cut at the boundary above prev */
 	while (k < n && next_bin(q, &c)) {
-		if (pending) {
-			double e = bin_edge(&c);
-			if (out == 0 || e > edges[out - 1])
-				edges[out++] = e;
-			pending = false;
-		}
+		bool below = pending; /* a cut at the boundary below c */
+		pending = false;
 		uint64_t after = before + c.count;
-		while (k < n && (uint64_t)k * total <= after * n) {
+		for (; k < n && (uint64_t)k * total <= after * n; k++) {
 			uint64_t kn = (uint64_t)k * total;
-			if (kn - before * n <= after * n - kn) {
-				/* the lower boundary, the bin goes up */
-				if (before > 0) {
-					double e = bin_edge(&c);
-					if (out == 0 || e > edges[out - 1])
-						edges[out++] = e;
-				}
-			} else {
-				pending = true; /* the upper boundary */
-			}
-			k++;
+			if (kn - before * n <= after * n - kn)
+				below = below || before > 0;
+			else
+				pending = true;
 		}
+		if (below)
+			push_edge(edges, &out, edge_between(&prev, &c));
 		before = after;
+		prev = c;
 	}
-	if (pending && next_bin(q, &c)) {
-		double e = bin_edge(&c);
-		if (out == 0 || e > edges[out - 1])
-			edges[out++] = e;
-	}
+	if (pending && next_bin(q, &c))
+		push_edge(edges, &out, edge_between(&prev, &c));
 	*n_edges = out;
 	return LS_QUANTILE_OK;
 }
@@ -615,10 +651,17 @@ int ls_quantile_encode(const ls_quantile *q, ls_buf *out)
 	return LS_QUANTILE_OK;
 }
 
-/* Decode one sign's bins into s (empty), adding to *total; 0 or an
-   LS_QUANTILE_ERR_* with r failed. */
-static int side_decode(side *s, ls_reader *r, uint64_t *total)
+/*
+ * Read one sign's bins from r, adding to *total: into s (whose range
+ * already covers them) when s is not NULL, else only their span
+ * [*first, *last] (*first > *last when there are none). 0 or an
+ * LS_QUANTILE_ERR_* with r failed.
+ */
+static int side_read(ls_reader *r, side *s, uint64_t *total,
+		     uint32_t *first, uint32_t *last)
 {
+	*first = 1;
+	*last = 0;
 	size_t at = r->pos;
 	uint64_t k = ls_reader_varint(r);
 	if (!r->ok)
@@ -650,15 +693,36 @@ static int side_decode(side *s, ls_reader *r, uint64_t *total)
 			ls_reader_fail_at(r, at, "sketch: count too large");
 			return LS_QUANTILE_ERR_INVALID;
 		}
-		if (side_cover(s, i, i + 1)) {
-			ls_reader_fail_at(r, at, "sketch: out of memory");
-			return LS_QUANTILE_ERR_NOMEM;
-		}
-		s->c[i - s->base] = c;
+		if (j == 0)
+			*first = i;
+		*last = i;
+		if (s)
+			s->c[i - s->base] = c;
 		*total += c;
 		next = (uint64_t)i + 1;
 	}
-	return 0;
+	return LS_QUANTILE_OK;
+}
+
+/* Decode one sign's bins into s (empty), adding to *total. The span is
+   read first, on a copy of r, so that s grows once. */
+static int side_decode(side *s, ls_reader *r, uint64_t *total)
+{
+	ls_reader probe = *r;
+	probe.err = NULL;
+	probe.errlen = 0;
+	uint64_t t = *total;
+	uint32_t first, last;
+	int rc = side_read(&probe, NULL, &t, &first, &last);
+	if (rc == LS_QUANTILE_OK && first <= last &&
+	    side_cover(s, first, last + 1)) {
+		ls_reader_fail_at(r, r->pos, "sketch: out of memory");
+		return LS_QUANTILE_ERR_NOMEM;
+	}
+	/* on bad data this fails where the probe did, before it writes to s
+	   a bin the probe did not see */
+	return side_read(r, rc == LS_QUANTILE_OK ? s : NULL, total, &first,
+			 &last);
 }
 
 int ls_quantile_decode(ls_quantile *q, ls_reader *r)

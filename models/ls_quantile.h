@@ -32,18 +32,25 @@
  * count below is nearest k N / n (the lower boundary on a tie); cuts
  * that would leave the first or last bucket empty, and repeats, are
  * dropped, so there may be fewer than n - 1 (none for a constant stream).
- * A cut is written as the shortest decimal (fewest significant digits)
- * inside the bin just above it, the one nearest that bin's low end of
- * several (the largest |v| for a negative bin), and 0 for the zero
- * counter. Hence
+ * A cut between bins A (below) and B is written as the decimal of fewest
+ * significant digits among those inside B or in the empty bins between
+ * A and B; of equals, the lowest inside B, else the highest below B (for
+ * negative bins read "lowest" and "highest" on the values, not |v|). It
+ * is 0 when B is the zero counter or A and B have opposite signs. Hence
+ *   - a value of A is always below the edge; a value of B may fall below
+ *     it only when the edge is inside B (within B's 2 % width);
  *   - integer data cut on integers: below about 50 a bin holds at most
  *     one integer, and it is the edge ("pricing_views_7d in [3, 6)");
- *     above, the edge is the roundest number in the bin (140 rather than
- *     139), and some of the bin's values may fall on its lower side;
+ *     above, the roundest number near B (140 rather than 139);
  *   - a mass at 0 of at least 1/n of nonnegative data is a bucket of its
- *     own, [0, e) with e the shortest decimal in the lowest non-empty
- *     positive bin (1 for counts): "v > 0" is "v >= e";
- *   - values below 0 and at 0 are told apart by the edge 0.
+ *     own: the first edge is e > 0 and every positive value is >= e
+ *     (1 for counts; 0.3 for values from 0.37), so "v > 0" is "v >= e"
+ *     (the values below the covered range excepted: they count in the
+ *     lowest bin, which has no gap below it);
+ *   - negative values and 0 are told apart by the edge 0;
+ *   - an edge has at most 3 significant digits (a bin is 2 % wide, and
+ *     3-digit decimals are at most 1 % apart), so "%g" prints it as that
+ *     decimal (0.3, 9.6e-07, 140).
  * A value v belongs to bucket k = ls_quantile_bucket(edges, n_edges, v)
  * when edges[k-1] <= v < edges[k] (v on an edge goes up).
  *

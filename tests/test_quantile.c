@@ -61,13 +61,20 @@ static ls_quantile *sketch_of(const double *x, size_t n)
 	return q;
 }
 
+/* (two sketches kept for the whole test: it is asked thousands of times) */
 static bool same_bin(double u, double v)
 {
-	ls_quantile *a = sketch_of(&u, 1), *b = sketch_of(&v, 1);
-	bool eq = ls_quantile_equal(a, b);
-	ls_quantile_free(a);
-	ls_quantile_free(b);
-	return eq;
+	static ls_quantile *a, *b;
+	if (!a) {
+		a = ls_quantile_new();
+		b = ls_quantile_new();
+		ck_assert(a && b);
+	}
+	ls_quantile_reset(a);
+	ls_quantile_reset(b);
+	ck_assert_int_eq(ls_quantile_add(a, u), LS_QUANTILE_OK);
+	ck_assert_int_eq(ls_quantile_add(b, v), LS_QUANTILE_OK);
+	return ls_quantile_equal(a, b);
 }
 
 static void encode(const ls_quantile *q, ls_buf *b)
@@ -155,6 +162,16 @@ START_TEST(test_error_bound)
 }
 END_TEST
 
+/* What a sketch of the one value x returns. */
+static double value_of_one(double x)
+{
+	ls_quantile *q = sketch_of(&x, 1);
+	double got;
+	ck_assert_int_eq(ls_quantile_value(q, 0.5, &got), LS_QUANTILE_OK);
+	ls_quantile_free(q);
+	return got;
+}
+
 START_TEST(test_bounds_of_the_range)
 {
 	/* powers of two sit on bin boundaries; the ends of the range; and
@@ -162,34 +179,24 @@ START_TEST(test_bounds_of_the_range)
 	const double v[] = { 0x1p-20, 0x1.fffffffffffffp-20 * 2.0, 0x1p-19,
 			     1.0, 2.0, 0x1.fffffffffffffp+0, 3.0, 0x1p43,
 			     0x1.fffffffffffffp+43, 1e-6, 1e13 };
-	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
 		for (int s = -1; s <= 1; s += 2) {
-			double x = s * v[i], got;
-			ls_quantile *q = sketch_of(&x, 1);
-			ck_assert_int_eq(ls_quantile_value(q, 0.5, &got),
-					 LS_QUANTILE_OK);
+			double x = s * v[i], got = value_of_one(x);
 			ck_assert_msg(fabs(got - x) <= LS_QUANTILE_ALPHA * fabs(x),
 				      "%.17g -> %.17g", x, got);
-			ls_quantile_free(q);
 		}
-	}
 	/* outside the range: clamped to the end bins, sign kept */
 	const double out[] = { 1e-9, 5e-324, 1e20, 1.7e308 };
-	for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) {
+	for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
 		for (int s = -1; s <= 1; s += 2) {
-			double x = s * out[i], got;
-			ls_quantile *q = sketch_of(&x, 1);
-			ck_assert_int_eq(ls_quantile_value(q, 0.0, &got),
-					 LS_QUANTILE_OK);
+			double x = s * out[i], got = value_of_one(x);
 			ck_assert(got * s > 0);
 			if (out[i] < 1.0)
 				ck_assert(fabs(got) < 1e-6 && same_bin(x, s * 0x1p-20));
 			else
 				ck_assert(fabs(got) > 1.7e13 && fabs(got) < 1.8e13 &&
 					  same_bin(x, s * 0x1.fffffffffffffp+43));
-			ls_quantile_free(q);
 		}
-	}
 }
 END_TEST
 
@@ -462,8 +469,52 @@ static double round_digits(double x, int d, int dir)
 	return x < 0 ? -r : r;
 }
 
-/* Every edge is the shortest decimal of its bin, the lowest of equals,
-   lies in a bin that holds data, and edges ascend strictly. */
+/* same_bin, quicker where they are surely apart (bins are 2 % wide) */
+static bool near_bin(double u, double v)
+{
+	if (fabs(u - v) > 0.03 * fmax(fabs(u), fabs(v)))
+		return false;
+	return same_bin(u, v);
+}
+
+/*
+ * The edge e between the data below it (the largest, x_low, not in e's
+ * bin) and above it (the least, y, at or above e or in e's bin): c could
+ * stand in its place when it is above x_low's bin and at most in y's.
+ */
+typedef struct around {
+	double x_low, y;
+} around;
+
+/* Below the covered range, 2^-20, lie the values clamped into the
+   lowest bin: neither a gap nor a place for an edge, whatever the data. */
+static bool clamped(double c)
+{
+	return c != 0.0 && fabs(c) < 0x1p-20;
+}
+
+static bool valid_edge(const around *a, double c)
+{
+	if (clamped(c))
+		return false;
+	return c > a->x_low && !near_bin(c, a->x_low) &&
+	       (c <= a->y || near_bin(c, a->y));
+}
+
+/* The decimal of d significant digits next to e above (dir 1) or below. */
+static double next_decimal(double e, int d, int dir)
+{
+	double ulp = pow(10.0, floor(log10(fabs(e))) - d + 1);
+	return round_digits(e + dir * ulp, d, 0);
+}
+
+/*
+ * Every edge is valid (the data below and above its boundary keep their
+ * sides, except for values in the edge's own bin), no valid decimal is
+ * shorter, and of equal length it is the lowest in the bin above the
+ * boundary or, when that bin has none, the highest below it; 0 when the
+ * boundary is between signs. Edges ascend strictly.
+ */
 static void ck_edges_shortest(const double *x, size_t n, const double *edges,
 			      size_t ne)
 {
@@ -471,28 +522,42 @@ static void ck_edges_shortest(const double *x, size_t n, const double *edges,
 		double e = edges[k];
 		if (k > 0)
 			ck_assert(e > edges[k - 1]);
-		bool holds = false;
-		for (size_t i = 0; i < n && !holds; i++)
-			holds = same_bin(x[i], e);
-		ck_assert_msg(holds, "edge %.17g in an empty bin", e);
+		around a = { -INFINITY, INFINITY };
+		for (size_t i = 0; i < n; i++) {
+			bool in = near_bin(x[i], e);
+			if (x[i] < e && !in && x[i] > a.x_low)
+				a.x_low = x[i];
+			if ((x[i] >= e || in) && x[i] < a.y)
+				a.y = x[i];
+		}
+		ck_assert_msg(isfinite(a.x_low) && isfinite(a.y),
+			      "edge %.17g outside the data", e);
+		ck_assert_msg(valid_edge(&a, e), "edge %.17g between %.17g and %.17g",
+			      e, a.x_low, a.y);
 		if (e == 0.0)
 			continue;
+		ck_assert_msg(!valid_edge(&a, 0.0), "edge %.17g: 0 is shorter", e);
 		int d = digits_of(e);
-		/* no decimal of fewer digits in its bin */
+		char text[32];
+		snprintf(text, sizeof text, "%g", e);
+		ck_assert_msg(strtod(text, NULL) == e && d <= 3, "edge %s", text);
 		for (int dd = 1; dd < d; dd++)
-			for (int dir = -1; dir <= 1; dir++) {
+			for (int dir = -1; dir <= 1; dir += 2) {
 				double c = round_digits(e, dd, dir);
-				ck_assert_msg(!same_bin(c, e),
+				ck_assert_msg(!valid_edge(&a, c),
 					      "edge %.17g: %.17g is shorter", e, c);
 			}
-		/* and none of as many digits below it in its bin */
-		char s[64];
-		snprintf(s, sizeof s, "%.*e", d - 1, e);
-		double ulp = pow(10.0, floor(log10(fabs(e))) - d + 1);
-		double below = round_digits(e - ulp, d, 0);
-		if (below != e)
-			ck_assert_msg(!same_bin(below, e),
-				      "edge %s: %.17g is lower", s, below);
+		if (near_bin(e, a.y)) {
+			double c = next_decimal(e, d, -1);
+			ck_assert_msg(clamped(c) || !near_bin(c, a.y),
+				      "edge %.17g: %.17g is lower",
+				      e, c);
+		} else {
+			double c = next_decimal(e, d, 1);
+			ck_assert_msg(!valid_edge(&a, c),
+				      "edge %.17g: %.17g is nearer the data above",
+				      e, c);
+		}
 	}
 }
 
@@ -592,6 +657,18 @@ START_TEST(test_edges_mass_at_zero)
 		ck_assert_uint_eq(cnt[0], 6000); /* exactly the zeros */
 		ck_edges_shortest(x, n, edges, ne);
 	}
+	/* zeros exactly 1/n of the mass: still a bucket of their own */
+	for (uint32_t nb = 2; nb <= 10; nb++) {
+		size_t m = 2520; /* divisible by 2..10 */
+		for (size_t i = 0; i < m; i++)
+			x[i] = i < m / nb ? 0.0 : 1.0 + uniform01(&st) * 100.0;
+		ls_quantile *z = sketch_of(x, m);
+		ck_assert_int_eq(ls_quantile_edges(z, nb, edges, &ne),
+				 LS_QUANTILE_OK);
+		bucket_counts(x, m, edges, ne, cnt);
+		ck_assert_msg(ne >= 1 && cnt[0] == m / nb, "n %u: %zu edges", nb, ne);
+		ls_quantile_free(z);
+	}
 	/* a continuous positive part: the first edge still above 0 and
 	   within the bin of the least positive value */
 	for (size_t i = 0; i < n; i++)
@@ -599,9 +676,10 @@ START_TEST(test_edges_mass_at_zero)
 	ls_quantile_free(q);
 	q = sketch_of(x, n);
 	ck_assert_int_eq(ls_quantile_edges(q, 4, edges, &ne), LS_QUANTILE_OK);
-	ck_assert(ne == 2 && edges[0] > 0.0 && edges[0] < 0.38);
+	/* (its bin holds no decimal of one digit: the highest below it) */
+	ck_assert(ne == 2 && edges[0] == 0.3);
 	bucket_counts(x, n, edges, ne, cnt);
-	ck_assert(cnt[0] >= 6000 && cnt[0] < 6100);
+	ck_assert_uint_eq(cnt[0], 6000);
 	ck_edges_shortest(x, n, edges, ne);
 
 	/* zero below 1/n of the mass need not be separated, but a negative
@@ -649,6 +727,82 @@ START_TEST(test_edges_continuous)
 		ls_quantile_free(q);
 		free(x);
 	}
+}
+END_TEST
+
+START_TEST(test_edges_gaps)
+{
+	/* two groups with empty bins between: an edge in the gap when it is
+	   shorter than any in the upper group's bin */
+	const struct {
+		double lo, hi, edge;
+	} cases[] = {
+		{ 3, 6, 6 },        /* 6 is in the bin of 6: preferred */
+		{ 3, 137, 100 },    /* no 1-digit decimal in 137's bin */
+		{ 5, 23, 20 },
+		{ 0, 0.37, 0.3 },
+		{ 0, 1.025, 1 },
+		{ 0, 9.6e-7, 9.6e-7 }, /* the lowest bin: no gap below */
+		{ -137, -3, -3 },
+		{ -137, -23, -30 }, /* exact: -137 < -30 <= -23 */
+		{ -5, 0, 0 },
+		{ -5, 7, 0 },
+		{ -1e-9, 1e-9, 0 },
+		{ 99.5, 1000, 1000 },
+		{ 99.5, 1010, 1000 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		double x[20];
+		for (size_t j = 0; j < 20; j++)
+			x[j] = j % 2 ? cases[i].hi : cases[i].lo;
+		ls_quantile *q = sketch_of(x, 20);
+		double edges[4];
+		size_t ne;
+		ck_assert_int_eq(ls_quantile_edges(q, 2, edges, &ne), LS_QUANTILE_OK);
+		ck_assert_msg(ne == 1 && edges[0] == cases[i].edge,
+			      "%g, %g: %zu edges, %.17g", cases[i].lo, cases[i].hi,
+			      ne, edges[0]);
+		ck_assert_uint_eq(ls_quantile_bucket(edges, ne, cases[i].lo), 0);
+		ck_assert_uint_eq(ls_quantile_bucket(edges, ne, cases[i].hi), 1);
+		ck_edges_shortest(x, 20, edges, ne);
+		ls_quantile_free(q);
+	}
+	/* a value below the covered range counts in the lowest bin, [2^-20,
+	   2^(-20+1/35)), whose edge is 9.6e-7: the value itself falls
+	   below it */
+	const double tiny[] = { 0.0, 1e-9, 0.0, 1e-9 };
+	ls_quantile *q = sketch_of(tiny, 4);
+	double edges[4];
+	size_t ne;
+	ck_assert_int_eq(ls_quantile_edges(q, 2, edges, &ne), LS_QUANTILE_OK);
+	ck_assert(ne == 1 && edges[0] == 9.6e-7);
+	ck_assert_uint_eq(ls_quantile_bucket(edges, ne, 1e-9), 0);
+	ls_quantile_free(q);
+}
+END_TEST
+
+START_TEST(test_edges_every_bin)
+{
+	/* for every bin of either sign, a value in it and one in the bin
+	   next to it (below in value): the edge between them is inside the
+	   bin, of at most 3 digits, the shortest and lowest there */
+	for (int sign = -1; sign <= 1; sign += 2)
+		for (int i = 1; i < 2240; i++) {
+			/* inside bins i - 1 and i of |v|, in value order */
+			double a = exp2((i - 1) / 35.0 - 20.0) * 1.005;
+			double b = exp2(i / 35.0 - 20.0) * 1.005;
+			double x[2] = { sign > 0 ? a : -b, sign > 0 ? b : -a };
+			ls_quantile *q = sketch_of(x, 2);
+			double edges[2];
+			size_t ne;
+			ck_assert_int_eq(ls_quantile_edges(q, 2, edges, &ne),
+					 LS_QUANTILE_OK);
+			ck_assert_uint_eq(ne, 1);
+			ck_assert_msg(same_bin(edges[0], x[1]), "bin %d: %.17g",
+				      sign * i, edges[0]);
+			ck_edges_shortest(x, 2, edges, ne);
+			ls_quantile_free(q);
+		}
 }
 END_TEST
 
@@ -851,6 +1005,8 @@ static Suite *quantile_suite(void)
 	tcase_add_test(tc, test_edges_integers);
 	tcase_add_test(tc, test_edges_mass_at_zero);
 	tcase_add_test(tc, test_edges_continuous);
+	tcase_add_test(tc, test_edges_gaps);
+	tcase_add_test(tc, test_edges_every_bin);
 	tcase_add_test(tc, test_edges_degenerate);
 	tcase_add_test(tc, test_encoding_round_trip);
 	tcase_add_test(tc, test_encoding_corrupt);
