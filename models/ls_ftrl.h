@@ -24,6 +24,12 @@
  *                            "name"                 a numeric value whose
  *                                                   name is not dense (an
  *                                                   unconfigured metric)
+ *                        and a bucket k of dense feature "name" (numeric
+ *                        maps, below) is h = XXH3_64bits_withSeed(name,
+ *                        strlen(name), 0x4c53424b00000000 + k) &
+ *                        (n_buckets - 1): a function of the name and k
+ *                        only, so a bucket keeps its weight when its
+ *                        edges move, and a seed no plain string uses
  * A string is hashed, never its readable name recovered from a hash: the
  * example carries the strings, and explanations name factors from it.
  * Two strings of one example that land in the same bucket are merged into
@@ -31,7 +37,8 @@
  * shows in the explanation instead of hiding behind one name.
  *
  * Numeric transform (ls_ftrl_example_build). Every numeric value v first
- * becomes t = sign(v) * log1p(|v|). For the non-negative features - every
+ * becomes t = sign(v) * log1p(|v|) (a dense feature's numeric map may
+ * change that and add buckets: "Numeric maps" below). For the non-negative features - every
  * count, sum of durations, distinct estimate, age, recency, velocity and
  * ratio, i.e. all default features but the sentiment sum and mean - that
  * is log1p(v): counts and durations are heavy-tailed and log1p makes the
@@ -56,6 +63,39 @@
  * statistics); they enter as clamp(t, -clip, clip). Categorical values and
  * crosses enter as 1.
  *
+ * Numeric maps (ls_ftrl_new_mapped, ls_ftrl_numeric below). A dense
+ * feature's map changes the above for that feature only; the zero map is
+ * exactly the above. With raw value v (non-finite and absent as 0):
+ *   - linear term: t = sign(v) log1p(|v|) (LOG1P) or t = v (LINEAR),
+ *     standardised as above; no_linear makes t = 0 in every example, so
+ *     the statistics stay 0 and x = 0: the coordinate stays, unused.
+ *     LINEAR is for values of moderate scale: for |v| ~ 1e6 the sums
+ *     lose ~1e-4 of variance to cancellation, the size of the floor.
+ *   - buckets: with edges e_0 < ... < e_{n-1}, v falls in bucket k = the
+ *     number of edges <= v (0..n; v on an edge goes up), which enters as
+ *     a hashed one-hot (x = 1, at the coordinate above) named by its
+ *     range, numbers in the shortest %g form that reads back exactly:
+ *         "pricing_views_7d < 3"            k = 0
+ *         "pricing_views_7d in [3, 6)"      0 < k < n
+ *         "pricing_views_7d >= 10"          k = n
+ *         "pricing_views_7d (all values)"   no edges (n = 0): one bucket
+ *     Every example of a bucketed feature has exactly one bucket entry
+ *     (a collision with another entry merges as above, names joined by
+ *     '|'). BINS edges are the configured ones. QUANTILES edges are the
+ *     cut points of `quantiles` equal-mass buckets (ls_quantile_edges) of
+ *     a sketch of the raw v of every example learned (ls_ftrl_learn adds
+ *     to it; scoring and building never change it), frozen per model
+ *     version: computed when ls_ftrl_apply_delta makes a new version
+ *     (each checkpoint merge, which every instance adopts, so instances
+ *     score a version alike) and never while learning; a fresh model has
+ *     an empty sketch and so no edges (one bucket, every value in it)
+ *     until its first merge; a decoded model has the edges it was encoded
+ *     with; copies and clones have their source's. A sketch with fewer
+ *     distinct cut points than asked (a feature that is 0 for most leads)
+ *     has fewer edges.
+ *     The example carries raw v (ls_ftrl_example.raw) so that learning
+ *     can add it to the sketch.
+ *
  * Learning (McMahan et al., "Ad Click Prediction: a View from the
  * Trenches", KDD 2013, algorithm 1), per coordinate i with x_i != 0:
  *     w_i = 0                                          if |z_i| <= l1
@@ -78,13 +118,24 @@
  *
  * Checkpoint (ls_ftrl_encode), integers LEB128 varints, doubles u64 LE
  * IEEE bits:
- *   "LSFT" u8 format version (1) u8 flags (bit 0: a delta)
+ *   "LSFT" u8 format version (1, or 2 with maps) u8 flags (bit 0: a delta)
  *   alpha beta l1 l2 clip (5 doubles), n_buckets
  *   version positives negatives
- *   n_dense, then per dense feature: name length, name, S1, S2
+ *   n_dense, then per dense feature: name length, name, S1, S2, and in
+ *     format 2 its map:
+ *       u8 transform (0 LOG1P, 1 LINEAR) u8 no_linear (0, 1)
+ *       u8 buckets (0 NONE, 1 BINS, 2 QUANTILES), then
+ *         BINS:      n_edges, the edges (doubles, strictly ascending)
+ *         QUANTILES: quantiles, the sketch (ls_quantile_encode; of a
+ *                    delta: the values learned since base), the number
+ *                    of frozen edges (< quantiles), the frozen edges
  *   n_coords, then per coordinate with z or n non-zero, ascending: the
  *     index gap (index for the first, index - previous - 1 after), z, n
  *   u64 LE XXH3_64bits of every byte before it
+ * Format 2 is written only when some map is not the zero map (and a
+ * format 2 checkpoint whose maps are all zero is refused as corrupt), so a
+ * model without maps writes the format 1 bytes it always did, and format
+ * 1 checkpoints decode as models without maps.
  * So a checkpoint holds the full learner state (z and n, the
  * standardisation sums, label counts, the version) and costs ~17-20 bytes
  * per coordinate ever touched, not per bucket. Decoding then encoding
@@ -115,19 +166,27 @@
  * each label must move the model once. Instances score with a model that
  * has seen every label up to one checkpoint interval ago plus their own
  * since. apply_delta increments the version; an all-zero delta changes
- * nothing, not even the version.
+ * nothing, not even the version. Quantile sketches merge the same way
+ * (delta = local - base, bin by bin; apply adds), exactly: a sketch is a
+ * function of the multiset of values learned, so the shared sketch is
+ * that of one learner of all the labels, and so are the edges frozen
+ * from it at each new version.
  *
  * Memory: the model allocates D coordinates of z and n (16 bytes each)
  * plus ~60 bytes and the name per dense feature (its sums, and the mean,
  * sd and weight cached for scoring): with the default 2^18 buckets and
- * the 55 values of the default feature set 4,199,221 bytes (4.0 MiB) per
+ * the 55 values of the default feature set 4,199,245 bytes (4.0 MiB) per
  * model, measured by test_ftrl (and an
  * instance keeps local, base and usually a published snapshot: ~12 MiB
- * per configured model). ls_ftrl_ram_bytes() reports it. An example owns
+ * per configured model). A bucketed feature adds ~1.2 KiB plus its
+ * bucket names (up to 64 x (name + 80) bytes) and, for QUANTILES, its
+ * sketch (counted as 8 KiB: ls_quantile.h gives no exact figure; 8 bytes
+ * a bin over the range its values reach). ls_ftrl_ram_bytes() reports
+ * it. An example owns
  * its arrays and strings; reuse one across leads with
  * ls_ftrl_example_reset(). ls_ftrl_explain() returns names that point
- * into the model (dense) or the example (hashed), valid until either
- * changes or is freed.
+ * into the model (dense) or the example (hashed and buckets), valid until
+ * either changes or is freed.
  *
  * Errors: functions return 0 (LS_FTRL_OK) or a negative ls_ftrl_result;
  * ls_ftrl_result_str() names it. Constructors that can fail for a reason
@@ -147,6 +206,7 @@
 #include <stdint.h>
 
 #include "ls_buf.h"
+#include "ls_quantile.h"
 
 #define LS_FTRL_FORMAT_VERSION 1
 #define LS_FTRL_TOP 3                 /* factors per sign in explanations */
@@ -209,12 +269,15 @@ typedef struct ls_ftrl_entry {
  * One example. Read-only for callers except through the functions below.
  * dense[j] is the transformed value t of dense feature j (before
  * standardisation, which the model applies); entries holds the bias and
- * the hashed features, sorted by index, one per index.
+ * the hashed features (buckets included), sorted by index, one per index.
+ * raw[j] is dense feature j's raw value (non-finite as 0), set only when
+ * the model has numeric maps: what learning adds to its sketch.
  */
 typedef struct ls_ftrl_example {
 	uint64_t layout;     /* ls_ftrl_layout() of the model it was built for */
 	size_t n_dense, cap_dense;
 	double *dense;
+	double *raw;         /* cap_dense of them */
 	size_t n_entries, cap_entries;
 	ls_ftrl_entry *entries;
 	size_t names_len, names_cap;
@@ -253,8 +316,8 @@ typedef struct ls_ftrl_factor {
 } ls_ftrl_factor;
 
 /*
- * Numeric feature map of one dense feature (issue 15; see "Numeric
- * transform" above). Zero-initialised it is today's map: one linear term
+ * Numeric feature map of one dense feature (issue 15; see "Numeric maps"
+ * above). Zero-initialised it is today's map: one linear term
  * t = sign(v) log1p(|v|), standardised, no buckets.
  *   transform  the linear term's t: LOG1P (default) or LINEAR (t = v)
  *   no_linear  drop the linear term (the coordinate stays, always 0):
@@ -266,7 +329,8 @@ typedef struct ls_ftrl_factor {
  *              and frozen per model version
  * A bucketed value v enters as the hashed one-hot feature of its bucket
  * (keyed by feature name and bucket index, named for explanations by its
- * range: "pricing_views_7d in [3, 6)"), on the raw value v.
+ * range: "pricing_views_7d in [3, 6)"), on the raw value v. Buckets come
+ * in addition to the linear term unless no_linear.
  */
 typedef enum ls_ftrl_transform {
 	LS_FTRL_T_LOG1P = 0,
@@ -290,7 +354,10 @@ typedef struct ls_ftrl_numeric {
 	double edges[LS_FTRL_MAX_EDGES];   /* BINS: finite, strictly ascending */
 } ls_ftrl_numeric;
 
-/* true when nm is usable; otherwise a reason in err. */
+/* true when nm is usable (transform and buckets known; BINS: 1..
+   LS_FTRL_MAX_EDGES finite, strictly ascending edges; QUANTILES: 2..
+   LS_FTRL_MAX_EDGES + 1 buckets); otherwise a reason in err. Fields the
+   bucketing does not use are ignored. */
 bool ls_ftrl_numeric_check(const ls_ftrl_numeric *nm, char *err, size_t errlen);
 
 /* Name of a result, e.g. "checkpoint corrupt". Never NULL. */
@@ -311,9 +378,11 @@ ls_ftrl *ls_ftrl_new(const ls_ftrl_params *p, const char *const *dense_names,
 void ls_ftrl_free(ls_ftrl *m);
 /*
  * ls_ftrl_new with a numeric map per dense feature (maps[j] for
- * dense_names[j]; NULL: every feature the zero map). The maps are part of
- * the layout (ls_ftrl_layout), so a checkpoint of other maps is another
- * layout.
+ * dense_names[j], copied; NULL: every feature the zero map). NULL with
+ * "dense feature '<name>': <reason>" in err for an invalid map. The maps
+ * are part of the layout (ls_ftrl_layout) when some map is not zero, so a
+ * checkpoint of other maps is another layout; all-zero maps give exactly
+ * ls_ftrl_new's model (same layout, same bytes).
  */
 ls_ftrl *ls_ftrl_new_mapped(const ls_ftrl_params *p,
 			    const char *const *dense_names,
@@ -326,13 +395,16 @@ ls_ftrl *ls_ftrl_clone(const ls_ftrl *m);
  * Overwrite dst's state with src's without allocating (the batch loop
  * keeps a committed copy in step at every commit; a fresh 4 MiB clone
  * each time cost page faults). LS_FTRL_ERR_LAYOUT when they differ.
+ * Quantile sketches reuse dst's bins, and allocate only when src's values
+ * reach bins dst's never did (LS_FTRL_ERR_NOMEM then, dst part copied).
  */
 int ls_ftrl_copy(ls_ftrl *dst, const ls_ftrl *src);
 
 /* Accessors. */
 const ls_ftrl_params *ls_ftrl_get_params(const ls_ftrl *m);
-/* Hash of the dense names, n_buckets and parameters: equal layouts can
-   share examples and merge deltas. */
+/* Hash of the dense names, n_buckets and parameters (and the numeric
+   maps, when some is not zero): equal layouts can share examples and
+   merge deltas. */
 uint64_t ls_ftrl_layout(const ls_ftrl *m);
 size_t ls_ftrl_n_dense(const ls_ftrl *m);
 const char *ls_ftrl_dense_name(const ls_ftrl *m, size_t j); /* NULL if out */
@@ -349,6 +421,19 @@ bool ls_ftrl_coord(const ls_ftrl *m, size_t i, double *z, double *n,
 bool ls_ftrl_dense_stats(const ls_ftrl *m, size_t j, double *mean,
 			 double *sd);
 size_t ls_ftrl_ram_bytes(const ls_ftrl *m);
+/* The numeric map of dense feature j as the model normalised it (fields
+   its bucketing does not use are 0; the zero map for a model without
+   maps); NULL when j is out of range. */
+const ls_ftrl_numeric *ls_ftrl_map(const ls_ftrl *m, size_t j);
+/* The frozen edges of dense feature j's buckets (BINS: the configured
+   ones; QUANTILES: those of this version, possibly none): *edges points
+   into m (valid until m changes), *n_edges receives how many. false when
+   j has no buckets. */
+bool ls_ftrl_bucket_edges(const ls_ftrl *m, size_t j, const double **edges,
+			  size_t *n_edges);
+/* The quantile sketch of dense feature j (QUANTILES only, else NULL),
+   owned by m: the raw values learned (for a delta: learned since base). */
+const ls_quantile *ls_ftrl_sketch(const ls_ftrl *m, size_t j);
 
 /* Examples. init zeroes, reset empties keeping capacity, free releases. */
 void ls_ftrl_example_init(ls_ftrl_example *x);
@@ -409,8 +494,10 @@ int ls_ftrl_predict(const ls_ftrl *m, const ls_ftrl_example *x, double *p);
 /*
  * Learn from x with label (0 or 1). *p_before (may be NULL) receives the
  * prediction made before the update: the progressive-validation score.
+ * Adds x's raw values to the QUANTILES sketches (edges do not move).
  * Errors as predict, plus LS_FTRL_ERR_INVALID for another label; the model
- * is unchanged on error.
+ * is unchanged on error, except that on LS_FTRL_ERR_NOMEM from a sketch
+ * the sketches of features before it may have counted the value.
  */
 int ls_ftrl_learn(ls_ftrl *m, const ls_ftrl_example *x, int label,
 		  double *p_before);
@@ -453,8 +540,9 @@ int ls_ftrl_delta(const ls_ftrl *local, const ls_ftrl *base, ls_ftrl **out);
 int ls_ftrl_delta_into(ls_ftrl *d, const ls_ftrl *local, const ls_ftrl *base);
 
 /*
- * shared += delta (n floored at 0) and, unless the delta is all zero,
- * shared's version + 1. Errors as ls_ftrl_delta; shared is unchanged on
+ * shared += delta (n floored at 0; sketches added) and, unless the delta
+ * is all zero, shared's version + 1 and its QUANTILES edges refrozen from
+ * the merged sketches. Errors as ls_ftrl_delta; shared is unchanged on
  * error.
  */
 int ls_ftrl_apply_delta(ls_ftrl *shared, const ls_ftrl *delta);
