@@ -90,21 +90,10 @@ static int model_keys(const char *prefix, const char *name, char *km, char *ke,
 static ls_ftrl *fresh_model(const ls_model_spec *spec, const ls_feature_set *set,
 			    char *err, size_t errlen)
 {
-	size_t nv = set->n_values, n = nv + spec->n_metrics;
-	const char **names = malloc((n ? n : 1) * sizeof *names);
-	if (names == NULL) {
-		ls_set_err(err, errlen, "out of memory");
-		return NULL;
-	}
-	for (size_t i = 0; i < nv; i++)
-		names[i] = ls_feature_set_value_name(set, i);
-	for (size_t i = 0; i < spec->n_metrics; i++)
-		names[nv + i] = spec->metrics[i];
 	char why[256];
-	ls_ftrl *m = ls_ftrl_new(&spec->ftrl, names, n, why, sizeof why);
+	ls_ftrl *m = ls_model_spec_new_ftrl(spec, set, why, sizeof why);
 	if (m == NULL)
 		ls_set_err(err, errlen, "model %s: %s", spec->name, why);
-	free(names);
 	return m;
 }
 
