@@ -24,6 +24,7 @@
 #include "ls_err.h"
 #include "ls_varint.h"
 #include "ls_ftrl.h"
+#include "ls_quantile.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -39,6 +40,43 @@
 #define VAR_FLOOR 1e-4
 
 static const char MAGIC[4] = { 'L', 'S', 'F', 'T' };
+/* Format 2 adds the numeric maps; written only when some map is not the
+   zero map, so models without maps keep their version 1 bytes. */
+#define FORMAT_MAPPED 2
+/* Seed of a bucket's hash, plus the bucket index (see the header). */
+#define BUCKET_SEED 0x4c53424b00000000ULL /* "LSBK" */
+/* What ls_ram_bytes counts per sketch: ls_quantile.h promises "a few KiB
+   at most" and offers no exact figure. */
+#define SKETCH_BYTES 4096
+/* Longest %.17g of a double ("-2.2250738585072014e-308"), with the NUL. */
+#define NUM_MAX 32
+/* Room for the longest bucket name of a feature name of len bytes:
+   "name in [a, b)". */
+#define BUCKET_NAME_MAX(len) ((len) + 2 * NUM_MAX + 16)
+
+/*
+ * A dense feature with buckets. coord[k] is bucket k's coordinate, a
+ * function of the feature name and k alone (not of the edges), so a
+ * bucket's weight survives a refreeze that moves its edges. The edges
+ * and the bucket names are frozen: set at construction (BINS, or no edges
+ * for a fresh QUANTILES sketch) and by refreeze() when the version
+ * changes, never while learning. names holds the names of buckets
+ * 0..n_edges, bucket k's at name_off[k] (its length name_off[k + 1] -
+ * name_off[k] - 1: no strlen per example), NUL-terminated, written into
+ * room sized at construction for the most buckets the map can have, so
+ * that a refreeze never allocates (and apply_delta cannot fail half way).
+ */
+typedef struct bucketed {
+	uint32_t j;       /* dense index */
+	uint32_t quantiles;
+	ls_quantile *sk;  /* QUANTILES: sketch of the raw values learned */
+	size_t n_edges;
+	double edges[LS_FTRL_MAX_EDGES];
+	uint32_t coord[LS_FTRL_MAX_EDGES + 1];
+	uint32_t name_off[LS_FTRL_MAX_EDGES + 2]; /* + the end */
+	char *names;
+	size_t names_cap;
+} bucketed;
 
 struct ls_ftrl {
 	ls_ftrl_params p;
@@ -61,6 +99,16 @@ struct ls_ftrl {
 	 * square roots per dense feature twice (margin and explanation).
 	 */
 	double *mean, *sd, *wd;
+	/*
+	 * Numeric maps: NULL when every map is the zero map (the model is
+	 * then exactly what it was before maps existed); otherwise one per
+	 * dense feature, normalised (fields the bucketing does not use are
+	 * 0), and bk lists the n_bk features that have buckets, in dense
+	 * order.
+	 */
+	ls_ftrl_numeric *maps;
+	bucketed *bk;
+	size_t n_bk;
 };
 
 static void refresh(ls_ftrl *m);
@@ -170,6 +218,18 @@ static uint64_t compute_layout(const ls_ftrl *m)
 	for (size_t j = 0; j < m->n_dense; j++) /* with the NUL: no ambiguity */
 		h = XXH3_64bits_withSeed(m->names[j], strlen(m->names[j]) + 1,
 					 h);
+	if (m->maps == NULL)
+		return h; /* the layout of a model without maps is unchanged */
+	for (size_t j = 0; j < m->n_dense; j++) {
+		const ls_ftrl_numeric *nm = &m->maps[j];
+		uint64_t f[4] = { (uint64_t)nm->transform, nm->no_linear ? 1 : 0,
+				  (uint64_t)nm->buckets, nm->quantiles };
+		h = XXH3_64bits_withSeed(f, sizeof f, h);
+		uint64_t ne = nm->n_edges;
+		h = XXH3_64bits_withSeed(&ne, sizeof ne, h);
+		for (size_t k = 0; k < nm->n_edges; k++)
+			h = hash_double(h, nm->edges[k]);
+	}
 	return h;
 }
 
@@ -187,7 +247,246 @@ void ls_ftrl_free(ls_ftrl *m)
 	free(m->mean);
 	free(m->z);
 	free(m->n);
+	for (size_t b = 0; b < m->n_bk; b++) {
+		ls_quantile_free(m->bk[b].sk);
+		free(m->bk[b].names);
+	}
+	free(m->bk);
+	free(m->maps);
 	free(m);
+}
+
+/* ---- numeric maps ---- */
+
+bool ls_ftrl_numeric_check(const ls_ftrl_numeric *nm, char *err, size_t errlen)
+{
+	if (nm == NULL) {
+		ls_set_err(err, errlen, "no numeric map");
+		return false;
+	}
+	if (nm->transform != LS_FTRL_T_LOG1P &&
+	    nm->transform != LS_FTRL_T_LINEAR) {
+		ls_set_err(err, errlen, "unknown transform %d",
+			(int)nm->transform);
+		return false;
+	}
+	switch (nm->buckets) {
+	case LS_FTRL_B_NONE:
+		return true;
+	case LS_FTRL_B_BINS:
+		if (nm->n_edges < 1 || nm->n_edges > LS_FTRL_MAX_EDGES) {
+			ls_set_err(err, errlen, "bins: %zu edges, need 1..%d",
+				nm->n_edges, LS_FTRL_MAX_EDGES);
+			return false;
+		}
+		for (size_t k = 0; k < nm->n_edges; k++) {
+			if (!isfinite(nm->edges[k])) {
+				ls_set_err(err, errlen,
+					"bins: edge %zu is not a finite number",
+					k + 1);
+				return false;
+			}
+			if (k > 0 && !(nm->edges[k] > nm->edges[k - 1])) {
+				ls_set_err(err, errlen,
+					"bins: edges must be strictly ascending "
+					"(edge %zu, %g, after %g)", k + 1,
+					nm->edges[k], nm->edges[k - 1]);
+				return false;
+			}
+		}
+		return true;
+	case LS_FTRL_B_QUANTILES:
+		if (nm->quantiles < 2 || nm->quantiles > LS_FTRL_MAX_EDGES + 1) {
+			ls_set_err(err, errlen,
+				"quantiles: %u buckets, need 2..%d",
+				nm->quantiles, LS_FTRL_MAX_EDGES + 1);
+			return false;
+		}
+		return true;
+	default:
+		ls_set_err(err, errlen, "unknown bucketing %d", (int)nm->buckets);
+		return false;
+	}
+}
+
+static bool map_is_zero(const ls_ftrl_numeric *nm)
+{
+	return nm->transform == LS_FTRL_T_LOG1P && !nm->no_linear &&
+	       nm->buckets == LS_FTRL_B_NONE;
+}
+
+/* nm (checked) with the fields its bucketing does not use zeroed and -0
+   edges made +0, so equal maps hash, encode and name buckets alike. */
+static void map_normalise(ls_ftrl_numeric *out, const ls_ftrl_numeric *nm)
+{
+	memset(out, 0, sizeof *out);
+	out->transform = nm->transform;
+	out->no_linear = nm->no_linear;
+	out->buckets = nm->buckets;
+	if (nm->buckets == LS_FTRL_B_BINS) {
+		out->n_edges = nm->n_edges;
+		for (size_t k = 0; k < nm->n_edges; k++)
+			out->edges[k] = nm->edges[k] + 0.0;
+	} else if (nm->buckets == LS_FTRL_B_QUANTILES) {
+		out->quantiles = nm->quantiles;
+	}
+}
+
+/* The shortest %.Ng that reads back as d: 3 is "3", 10 is "10" (not
+   "1e+01"), 0.1 is "0.1", 2000000 is "2e+06". */
+static void fmt_num(char out[NUM_MAX], double d)
+{
+	char s[NUM_MAX];
+	size_t best = SIZE_MAX;
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(s, sizeof s, "%.*g", prec, d);
+		size_t len = strlen(s);
+		if (len < best && strtod(s, NULL) == d) {
+			memcpy(out, s, len + 1);
+			best = len;
+		}
+	}
+}
+
+/* Write the names of buckets 0..b->n_edges of feature name into b->names. */
+static void bucket_names(bucketed *b, const char *name)
+{
+	size_t off = 0;
+	char lo[NUM_MAX], hi[NUM_MAX];
+	for (size_t k = 0; k <= b->n_edges; k++) {
+		char *dst = b->names + off;
+		size_t room = b->names_cap - off;
+		int w;
+		if (b->n_edges == 0) {
+			w = snprintf(dst, room, "%s (all values)", name);
+		} else if (k == 0) {
+			fmt_num(hi, b->edges[0]);
+			w = snprintf(dst, room, "%s < %s", name, hi);
+		} else if (k == b->n_edges) {
+			fmt_num(lo, b->edges[k - 1]);
+			w = snprintf(dst, room, "%s >= %s", name, lo);
+		} else {
+			fmt_num(lo, b->edges[k - 1]);
+			fmt_num(hi, b->edges[k]);
+			w = snprintf(dst, room, "%s in [%s, %s)", name, lo, hi);
+		}
+		/* never truncated: room is BUCKET_NAME_MAX per bucket */
+		b->name_off[k] = (uint32_t)off;
+		off += (size_t)w + 1;
+	}
+	b->name_off[b->n_edges + 1] = (uint32_t)off;
+}
+
+/*
+ * Freeze the QUANTILES edges of m at its sketches' current quantiles and
+ * rename the buckets. An empty (or constant) sketch gives no edges: one
+ * bucket that every value falls in.
+ */
+static void refreeze(ls_ftrl *m)
+{
+	for (size_t i = 0; i < m->n_bk; i++) {
+		bucketed *b = &m->bk[i];
+		if (b->sk == NULL)
+			continue;
+		size_t n = 0;
+		if (ls_quantile_edges(b->sk, b->quantiles, b->edges, &n) !=
+			    LS_QUANTILE_OK ||
+		    n > LS_FTRL_MAX_EDGES)
+			n = 0;
+		b->n_edges = n;
+		bucket_names(b, m->names[b->j]);
+	}
+}
+
+/* The bucket of v: k when edges[k-1] <= v < edges[k] (v on an edge goes
+   up). */
+static size_t bucket_of(const bucketed *b, double v)
+{
+	size_t lo = 0, hi = b->n_edges;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v >= b->edges[mid])
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Set up m's maps from maps[0..n_dense) (checked, names set): NULL or all
+ * zero leaves m without maps.
+ */
+static int maps_init(ls_ftrl *m, const ls_ftrl_numeric *maps)
+{
+	size_t nb = 0;
+	bool any = false;
+	for (size_t j = 0; maps != NULL && j < m->n_dense; j++) {
+		any = any || !map_is_zero(&maps[j]);
+		if (maps[j].buckets != LS_FTRL_B_NONE)
+			nb++;
+	}
+	if (!any)
+		return LS_FTRL_OK;
+	m->maps = calloc(m->n_dense, sizeof *m->maps);
+	m->bk = calloc(nb > 0 ? nb : 1, sizeof *m->bk);
+	if (m->maps == NULL || m->bk == NULL)
+		return LS_FTRL_ERR_NOMEM;
+	for (size_t j = 0; j < m->n_dense; j++) {
+		map_normalise(&m->maps[j], &maps[j]);
+		const ls_ftrl_numeric *nm = &m->maps[j];
+		if (nm->buckets == LS_FTRL_B_NONE)
+			continue;
+		bucketed *b = &m->bk[m->n_bk++];
+		b->j = (uint32_t)j;
+		size_t len = strlen(m->names[j]);
+		size_t n_b = nm->buckets == LS_FTRL_B_BINS ? nm->n_edges + 1
+							   : nm->quantiles;
+		for (size_t k = 0; k < n_b; k++) {
+			uint64_t h = XXH3_64bits_withSeed(m->names[j], len,
+							  BUCKET_SEED + k);
+			b->coord[k] = (uint32_t)(1 + m->n_dense +
+				(h & (uint64_t)(m->p.n_buckets - 1)));
+		}
+		b->names_cap = n_b * BUCKET_NAME_MAX(len);
+		b->names = malloc(b->names_cap);
+		if (b->names == NULL)
+			return LS_FTRL_ERR_NOMEM;
+		if (nm->buckets == LS_FTRL_B_BINS) {
+			b->n_edges = nm->n_edges;
+			memcpy(b->edges, nm->edges, nm->n_edges * sizeof *b->edges);
+		} else {
+			b->quantiles = nm->quantiles;
+			b->sk = ls_quantile_new();
+			if (b->sk == NULL)
+				return LS_FTRL_ERR_NOMEM;
+		}
+		bucket_names(b, m->names[j]);
+	}
+	return LS_FTRL_OK;
+}
+
+/* dst's frozen edges and bucket names = src's (same layout). */
+static void copy_frozen(bucketed *dst, const bucketed *src)
+{
+	dst->n_edges = src->n_edges;
+	memcpy(dst->edges, src->edges, src->n_edges * sizeof *dst->edges);
+	memcpy(dst->name_off, src->name_off,
+	       (src->n_edges + 2) * sizeof *dst->name_off);
+	memcpy(dst->names, src->names, src->name_off[src->n_edges + 1]);
+}
+
+/* dst's sketches, edges and names = src's (same layout). */
+static int copy_numeric(ls_ftrl *dst, const ls_ftrl *src)
+{
+	for (size_t i = 0; i < src->n_bk; i++) {
+		if (src->bk[i].sk != NULL &&
+		    ls_quantile_copy(dst->bk[i].sk, src->bk[i].sk) !=
+			    LS_QUANTILE_OK)
+			return LS_FTRL_ERR_NOMEM;
+		copy_frozen(&dst->bk[i], &src->bk[i]);
+	}
+	return LS_FTRL_OK;
 }
 
 /*
@@ -195,8 +494,8 @@ void ls_ftrl_free(ls_ftrl *m)
  * lengths so that decode can pass names straight out of its buffer).
  */
 static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
-			    const size_t *lens, size_t n_dense, char *err,
-			    size_t errlen, int *rc)
+			    const size_t *lens, const ls_ftrl_numeric *maps,
+			    size_t n_dense, char *err, size_t errlen, int *rc)
 {
 	*rc = LS_FTRL_ERR_INVALID;
 	if (!ls_ftrl_params_check(p, err, errlen))
@@ -218,6 +517,13 @@ static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
 			ls_set_err(err, errlen,
 				"dense feature %zu: name must be 1..%d bytes",
 				j, LS_FTRL_NAME_MAX);
+			return NULL;
+		}
+		char why[160];
+		if (maps != NULL &&
+		    !ls_ftrl_numeric_check(&maps[j], why, sizeof why)) {
+			ls_set_err(err, errlen, "dense feature '%.*s': %s",
+				(int)len, names[j], why);
 			return NULL;
 		}
 	}
@@ -263,6 +569,8 @@ static ls_ftrl *model_alloc(const ls_ftrl_params *p, const char *const *names,
 			return NULL;
 		}
 	}
+	if (maps_init(m, maps) != LS_FTRL_OK)
+		goto nomem;
 	m->layout = compute_layout(m);
 	refresh(m);
 	*rc = LS_FTRL_OK;
@@ -277,16 +585,8 @@ ls_ftrl *ls_ftrl_new(const ls_ftrl_params *p, const char *const *dense_names,
 		     size_t n_dense, char *err, size_t errlen)
 {
 	int rc;
-	return model_alloc(p, dense_names, NULL, n_dense, err, errlen, &rc);
-}
-
-/* SKELETON (issue 15): maps are checked, not yet applied. */
-bool ls_ftrl_numeric_check(const ls_ftrl_numeric *nm, char *err, size_t errlen)
-{
-	(void)nm;
-	(void)err;
-	(void)errlen;
-	return true;
+	return model_alloc(p, dense_names, NULL, NULL, n_dense, err, errlen,
+			   &rc);
 }
 
 ls_ftrl *ls_ftrl_new_mapped(const ls_ftrl_params *p,
@@ -294,8 +594,9 @@ ls_ftrl *ls_ftrl_new_mapped(const ls_ftrl_params *p,
 			    const ls_ftrl_numeric *maps, size_t n_dense,
 			    char *err, size_t errlen)
 {
-	(void)maps;
-	return ls_ftrl_new(p, dense_names, n_dense, err, errlen);
+	int rc;
+	return model_alloc(p, dense_names, NULL, maps, n_dense, err, errlen,
+			   &rc);
 }
 
 ls_ftrl *ls_ftrl_clone(const ls_ftrl *m)
@@ -304,9 +605,13 @@ ls_ftrl *ls_ftrl_clone(const ls_ftrl *m)
 		return NULL;
 	int rc;
 	ls_ftrl *c = model_alloc(&m->p, (const char *const *)m->names, NULL,
-				 m->n_dense, NULL, 0, &rc);
+				 m->maps, m->n_dense, NULL, 0, &rc);
 	if (c == NULL)
 		return NULL;
+	if (copy_numeric(c, m) != LS_FTRL_OK) {
+		ls_ftrl_free(c);
+		return NULL;
+	}
 	c->is_delta = m->is_delta;
 	c->version = m->version;
 	c->pos = m->pos;
@@ -326,8 +631,10 @@ int ls_ftrl_copy(ls_ftrl *dst, const ls_ftrl *src)
 	if (dst == NULL || src == NULL)
 		return LS_FTRL_ERR_INVALID;
 	if (dst->layout != src->layout || dst->dims != src->dims ||
-	    dst->n_dense != src->n_dense)
+	    dst->n_dense != src->n_dense || dst->n_bk != src->n_bk)
 		return LS_FTRL_ERR_LAYOUT;
+	if (copy_numeric(dst, src) != LS_FTRL_OK)
+		return LS_FTRL_ERR_NOMEM;
 	dst->is_delta = src->is_delta;
 	dst->version = src->version;
 	dst->pos = src->pos;
@@ -439,6 +746,13 @@ size_t ls_ftrl_ram_bytes(const ls_ftrl *m)
 	for (size_t j = 0; j < m->n_dense; j++)
 		b += sizeof(char *) + sizeof(uint32_t) + 5 * sizeof(double) +
 		     strlen(m->names[j]) + 1;
+	if (m->maps != NULL)
+		b += m->n_dense * sizeof *m->maps;
+	for (size_t i = 0; i < m->n_bk; i++) {
+		b += sizeof m->bk[i] + m->bk[i].names_cap;
+		if (m->bk[i].sk != NULL)
+			b += SKETCH_BYTES;
+	}
 	return b;
 }
 
@@ -460,6 +774,7 @@ void ls_ftrl_example_reset(ls_ftrl_example *x)
 void ls_ftrl_example_free(ls_ftrl_example *x)
 {
 	free(x->dense);
+	free(x->raw);
 	free(x->entries);
 	free(x->names);
 	ls_ftrl_example_init(x);
@@ -474,10 +789,16 @@ static int example_prepare(ls_ftrl_example *x, const ls_ftrl *m)
 		if (d == NULL)
 			return LS_FTRL_ERR_NOMEM;
 		x->dense = d;
+		d = realloc(x->raw, m->n_dense * sizeof *d);
+		if (d == NULL)
+			return LS_FTRL_ERR_NOMEM;
+		x->raw = d;
 		x->cap_dense = m->n_dense;
 	}
 	if (m->n_dense > 0)
 		memset(x->dense, 0, m->n_dense * sizeof *x->dense);
+	if (m->maps != NULL) /* only a mapped model reads raw */
+		memset(x->raw, 0, m->n_dense * sizeof *x->raw);
 	x->n_dense = m->n_dense;
 	x->layout = m->layout;
 	return LS_FTRL_OK;
@@ -648,6 +969,32 @@ static const char *cat_lookup(const ls_ftrl_input *in, const char *key)
 	return NULL;
 }
 
+/* Dense feature j of a mapped model takes raw value v. */
+static void set_mapped(ls_ftrl_example *x, const ls_ftrl_numeric *nm,
+		       size_t j, double v)
+{
+	double r = isfinite(v) ? v : 0.0;
+	x->raw[j] = r;
+	/* no_linear: t = 0 in every example, so S1 = 0, the mean is 0 and
+	   the standardised x is 0 too: the coordinate never moves */
+	x->dense[j] = nm->no_linear ? 0.0
+		    : nm->transform == LS_FTRL_T_LINEAR ? r
+		    : signed_log1p(r);
+}
+
+/* The one-hot entry of b's bucket of the example's raw value: named by
+   its range, at the coordinate of (feature, bucket index). */
+static int add_bucket(ls_ftrl_example *x, const bucketed *b)
+{
+	size_t k = bucket_of(b, x->raw[b->j]);
+	size_t len = b->name_off[k + 1] - b->name_off[k]; /* with the NUL */
+	if (arena_reserve(x, len) != LS_FTRL_OK || x->names_len > UINT32_MAX)
+		return LS_FTRL_ERR_NOMEM;
+	uint32_t off = (uint32_t)x->names_len;
+	arena_put(x, b->names + b->name_off[k], len);
+	return entry_insert(x, b->coord[k], off, 1.0);
+}
+
 int ls_ftrl_dense_index(const ls_ftrl *m, const char *name)
 {
 	if (m == NULL || name == NULL)
@@ -672,20 +1019,29 @@ static int build(ls_ftrl_example *x, const ls_ftrl *m, const ls_ftrl_input *in,
 		const char *name = in->num_names[i];
 		if (!nonempty(name))
 			continue;
-		double t = signed_log1p(in->num_values[i]);
+		double v = in->num_values[i];
 		int j = num_dense != NULL && num_dense[i] != LS_FTRL_UNRESOLVED
 				? (int)num_dense[i]
 				: find_dense(m, name);
 		if (j >= (int)m->n_dense || j < -1)
 			return LS_FTRL_ERR_INVALID;
 		if (j >= 0) {
-			x->dense[j] = t;
+			if (m->maps == NULL)
+				x->dense[j] = signed_log1p(v);
+			else
+				set_mapped(x, &m->maps[j], (size_t)j, v);
 			continue;
 		}
+		double t = signed_log1p(v);
 		if (t == 0.0)
 			continue; /* contributes nothing and would cost a slot */
 		const char *parts[1] = { name };
 		rc = add_hashed(x, m, parts, 1, clampd(t, m->p.clip));
+		if (rc != LS_FTRL_OK)
+			return rc;
+	}
+	for (size_t i = 0; i < m->n_bk; i++) {
+		rc = add_bucket(x, &m->bk[i]);
 		if (rc != LS_FTRL_OK)
 			return rc;
 	}
@@ -810,6 +1166,13 @@ int ls_ftrl_learn(ls_ftrl *m, const ls_ftrl_example *x, int label,
 	if ((label == 1 && m->pos == UINT64_MAX) ||
 	    (label == 0 && m->neg == UINT64_MAX))
 		return LS_FTRL_ERR_INVALID;
+	/* First, as the only step that can fail (out of memory when a
+	   sketch first sees a sign); only learning adds to sketches */
+	for (size_t i = 0; i < m->n_bk; i++)
+		if (m->bk[i].sk != NULL &&
+		    ls_quantile_add(m->bk[i].sk, x->raw[m->bk[i].j]) !=
+			    LS_QUANTILE_OK)
+			return LS_FTRL_ERR_NOMEM;
 	double p = sigmoid(margin_of(m, x));
 	double err = p - (double)label;
 	/*
@@ -927,6 +1290,43 @@ static void put_f64(ls_buf *b, double d)
 	put_u64(b, bits);
 }
 
+/* The bucketed feature of dense index j, or NULL. */
+static const bucketed *bucketed_of(const ls_ftrl *m, size_t j)
+{
+	for (size_t i = 0; i < m->n_bk; i++)
+		if (m->bk[i].j == j)
+			return &m->bk[i];
+	return NULL;
+}
+
+/* Format 2's map of dense feature j (see the header). */
+static int encode_map(const ls_ftrl *m, size_t j, ls_buf *out)
+{
+	const ls_ftrl_numeric *nm = &m->maps[j];
+	if (ls_buf_reserve(out, 3 + 10 + LS_FTRL_MAX_EDGES * 8) != 0)
+		return LS_FTRL_ERR_NOMEM;
+	put_u8(out, (uint8_t)nm->transform);
+	put_u8(out, nm->no_linear ? 1 : 0);
+	put_u8(out, (uint8_t)nm->buckets);
+	if (nm->buckets == LS_FTRL_B_BINS) {
+		put_varint(out, nm->n_edges);
+		for (size_t k = 0; k < nm->n_edges; k++)
+			put_f64(out, nm->edges[k]);
+		return LS_FTRL_OK;
+	}
+	if (nm->buckets != LS_FTRL_B_QUANTILES)
+		return LS_FTRL_OK;
+	const bucketed *b = bucketed_of(m, j);
+	put_varint(out, nm->quantiles);
+	if (ls_quantile_encode(b->sk, out) != LS_QUANTILE_OK ||
+	    ls_buf_reserve(out, 10 + LS_FTRL_MAX_EDGES * 8) != 0)
+		return LS_FTRL_ERR_NOMEM;
+	put_varint(out, b->n_edges);
+	for (size_t k = 0; k < b->n_edges; k++)
+		put_f64(out, b->edges[k]);
+	return LS_FTRL_OK;
+}
+
 int ls_ftrl_encode(const ls_ftrl *m, ls_buf *out)
 {
 	if (m == NULL || out == NULL)
@@ -945,7 +1345,7 @@ int ls_ftrl_encode(const ls_ftrl *m, ls_buf *out)
 		return LS_FTRL_ERR_NOMEM;
 	for (size_t k = 0; k < sizeof MAGIC; k++)
 		put_u8(out, (uint8_t)MAGIC[k]);
-	put_u8(out, LS_FTRL_FORMAT_VERSION);
+	put_u8(out, m->maps != NULL ? FORMAT_MAPPED : LS_FTRL_FORMAT_VERSION);
 	put_u8(out, m->is_delta ? 1 : 0);
 	put_f64(out, m->p.alpha);
 	put_f64(out, m->p.beta);
@@ -959,12 +1359,23 @@ int ls_ftrl_encode(const ls_ftrl *m, ls_buf *out)
 	put_varint(out, m->n_dense);
 	for (size_t j = 0; j < m->n_dense; j++) {
 		size_t len = strlen(m->names[j]);
+		/* after a sketch the reservation above no longer holds */
+		if (m->maps != NULL && ls_buf_reserve(out, 10 + len + 16) != 0)
+			return LS_FTRL_ERR_NOMEM;
 		put_varint(out, len);
 		memcpy(out->data + out->len, m->names[j], len);
 		out->len += len;
 		put_f64(out, m->s1[j]);
 		put_f64(out, m->s2[j]);
+		if (m->maps != NULL) {
+			int rc = encode_map(m, j, out);
+			if (rc != LS_FTRL_OK)
+				return rc;
+		}
 	}
+	/* a sketch may have grown the buffer past what was reserved */
+	if (ls_buf_reserve(out, 10 + nz * (10 + 16) + 8) != 0)
+		return LS_FTRL_ERR_NOMEM;
 	put_varint(out, nz);
 	size_t prev = 0;
 	bool first = true;
@@ -1005,6 +1416,93 @@ static double get_f64(reader *r)
 	return d;
 }
 
+/* One dense feature's map as format 2 stores it. */
+typedef struct decoded_map {
+	ls_ftrl_numeric nm;
+	ls_quantile *sk;                 /* QUANTILES */
+	size_t n_frozen;
+	double frozen[LS_FTRL_MAX_EDGES]; /* QUANTILES: the frozen edges */
+} decoded_map;
+
+/* Read n strictly ascending finite edges (the reader fails otherwise). */
+static void get_edges(reader *r, double *edges, size_t n)
+{
+	for (size_t k = 0; k < n && r->ok; k++) {
+		edges[k] = get_f64(r);
+		if (r->ok && k > 0 && !(edges[k] > edges[k - 1]))
+			fail(r, "edges not ascending");
+	}
+}
+
+/* Format 2's map of one dense feature into dm; LS_FTRL_ERR_NOMEM, or the
+   reader fails on anything invalid. */
+static int decode_map(reader *r, decoded_map *dm)
+{
+	ls_ftrl_numeric *nm = &dm->nm;
+	nm->transform = (ls_ftrl_transform)ls_reader_u8(r);
+	uint8_t nl = ls_reader_u8(r);
+	nm->no_linear = nl != 0;
+	nm->buckets = (ls_ftrl_bucketing)ls_reader_u8(r);
+	if (r->ok && (nl > 1 || nm->transform > LS_FTRL_T_LINEAR ||
+		      nm->buckets > LS_FTRL_B_QUANTILES)) {
+		fail(r, "bad numeric map");
+		return LS_FTRL_OK;
+	}
+	if (nm->buckets == LS_FTRL_B_BINS) {
+		uint64_t n = ls_reader_varint(r);
+		if (r->ok && (n < 1 || n > LS_FTRL_MAX_EDGES))
+			fail(r, "bad number of bins");
+		if (!r->ok)
+			return LS_FTRL_OK;
+		nm->n_edges = (size_t)n;
+		get_edges(r, nm->edges, nm->n_edges);
+	} else if (nm->buckets == LS_FTRL_B_QUANTILES) {
+		uint64_t q = ls_reader_varint(r);
+		if (r->ok && (q < 2 || q > LS_FTRL_MAX_EDGES + 1))
+			fail(r, "bad number of quantiles");
+		if (!r->ok)
+			return LS_FTRL_OK;
+		nm->quantiles = (uint32_t)q;
+		dm->sk = ls_quantile_new();
+		if (dm->sk == NULL)
+			return LS_FTRL_ERR_NOMEM;
+		int q_rc = ls_quantile_decode(dm->sk, r);
+		if (q_rc == LS_QUANTILE_ERR_NOMEM)
+			return LS_FTRL_ERR_NOMEM;
+		if (q_rc != LS_QUANTILE_OK) {
+			if (r->ok)
+				fail(r, "bad sketch");
+			return LS_FTRL_OK;
+		}
+		uint64_t n = ls_reader_varint(r);
+		if (r->ok && n >= q)
+			fail(r, "more frozen edges than quantiles");
+		if (!r->ok)
+			return LS_FTRL_OK;
+		dm->n_frozen = (size_t)n;
+		get_edges(r, dm->frozen, dm->n_frozen);
+	}
+	return LS_FTRL_OK;
+}
+
+/* m (just allocated from dm's maps) takes dm's sketches and frozen
+   edges: a decoded model has the edges it was encoded with. */
+static void adopt_maps(ls_ftrl *m, decoded_map *dm)
+{
+	for (size_t i = 0; i < m->n_bk; i++) {
+		bucketed *b = &m->bk[i];
+		decoded_map *d = &dm[b->j];
+		if (b->sk == NULL)
+			continue;
+		ls_quantile_free(b->sk);
+		b->sk = d->sk;
+		d->sk = NULL;
+		b->n_edges = d->n_frozen;
+		memcpy(b->edges, d->frozen, d->n_frozen * sizeof *b->edges);
+		bucket_names(b, m->names[b->j]);
+	}
+}
+
 static int decode_body(reader *r, ls_ftrl **out)
 {
 	for (size_t k = 0; k < sizeof MAGIC; k++)
@@ -1012,7 +1510,8 @@ static int decode_body(reader *r, ls_ftrl **out)
 			fail(r, "not an FTRL checkpoint");
 			return LS_FTRL_ERR_CORRUPT;
 		}
-	if (ls_reader_u8(r) != LS_FTRL_FORMAT_VERSION) {
+	uint8_t format = ls_reader_u8(r);
+	if (format != LS_FTRL_FORMAT_VERSION && format != FORMAT_MAPPED) {
 		ls_reader_fail_at(r, r->pos - 1, "unknown format version");
 		return LS_FTRL_ERR_CORRUPT;
 	}
@@ -1051,12 +1550,19 @@ static int decode_body(reader *r, ls_ftrl **out)
 	const char **names = calloc(nd > 0 ? nd : 1, sizeof *names);
 	size_t *lens = calloc(nd > 0 ? nd : 1, sizeof *lens);
 	double *st = calloc(nd > 0 ? 2 * nd : 1, sizeof *st);
-	if (names == NULL || lens == NULL || st == NULL) {
+	decoded_map *dm = NULL;
+	if (format == FORMAT_MAPPED)
+		dm = calloc(nd > 0 ? nd : 1, sizeof *dm);
+	if (names == NULL || lens == NULL || st == NULL ||
+	    (format == FORMAT_MAPPED && dm == NULL)) {
 		free(names);
 		free(lens);
 		free(st);
+		free(dm);
 		return LS_FTRL_ERR_NOMEM;
 	}
+	ls_ftrl_numeric *maps = NULL;
+	bool nomem = false;
 	for (size_t j = 0; j < nd && r->ok; j++) {
 		uint64_t len = ls_reader_varint(r);
 		if (!r->ok)
@@ -1072,12 +1578,32 @@ static int decode_body(reader *r, ls_ftrl **out)
 		st[2 * j + 1] = get_f64(r);
 		if (r->ok && flags == 0 && st[2 * j + 1] < 0)
 			fail(r, "negative sum of squares");
+		if (r->ok && dm != NULL &&
+		    decode_map(r, &dm[j]) == LS_FTRL_ERR_NOMEM) {
+			nomem = true;
+			break;
+		}
 	}
 	ls_ftrl *m = NULL;
-	int rc = LS_FTRL_ERR_CORRUPT;
-	if (r->ok) {
+	int rc = nomem ? LS_FTRL_ERR_NOMEM : LS_FTRL_ERR_CORRUPT;
+	if (r->ok && !nomem && dm != NULL) {
+		/* the maps, contiguous for model_alloc; format 2 has some
+		   map that is not zero (or it would be format 1) */
+		maps = calloc(nd > 0 ? nd : 1, sizeof *maps);
+		bool any = false;
+		for (size_t j = 0; maps != NULL && j < nd; j++) {
+			maps[j] = dm[j].nm;
+			any = any || !map_is_zero(&maps[j]);
+		}
+		if (maps == NULL)
+			rc = LS_FTRL_ERR_NOMEM;
+		else if (!any)
+			fail(r, "format 2 without a numeric map");
+	}
+	if (r->ok && !nomem && (dm == NULL || maps != NULL)) {
 		char why[128];
-		m = model_alloc(&p, names, lens, nd, why, sizeof why, &rc);
+		m = model_alloc(&p, names, lens, maps, nd, why, sizeof why,
+				&rc);
 		if (m == NULL && rc != LS_FTRL_ERR_NOMEM) {
 			fail(r, "invalid dense names");
 			rc = LS_FTRL_ERR_CORRUPT;
@@ -1085,6 +1611,12 @@ static int decode_body(reader *r, ls_ftrl **out)
 	}
 	free(names);
 	free(lens);
+	free(maps);
+	if (m != NULL)
+		adopt_maps(m, dm);
+	for (size_t j = 0; dm != NULL && j < nd; j++)
+		ls_quantile_free(dm[j].sk);
+	free(dm);
 	if (m == NULL) {
 		free(st);
 		return rc;
@@ -1186,10 +1718,15 @@ int ls_ftrl_delta(const ls_ftrl *local, const ls_ftrl *base, ls_ftrl **out)
 	    local->neg < base->neg)
 		return LS_FTRL_ERR_DELTA;
 	ls_ftrl *d = model_alloc(&local->p, (const char *const *)local->names,
-				 NULL, local->n_dense, NULL, 0, &rc);
+				 NULL, local->maps, local->n_dense, NULL, 0,
+				 &rc);
 	if (d == NULL)
 		return rc;
-	ls_ftrl_delta_into(d, local, base);
+	rc = ls_ftrl_delta_into(d, local, base);
+	if (rc != LS_FTRL_OK) {
+		ls_ftrl_free(d);
+		return rc;
+	}
 	*out = d;
 	return LS_FTRL_OK;
 }
@@ -1206,6 +1743,20 @@ int ls_ftrl_delta_into(ls_ftrl *d, const ls_ftrl *local, const ls_ftrl *base)
 	if (local->is_delta || base->is_delta || local->pos < base->pos ||
 	    local->neg < base->neg)
 		return LS_FTRL_ERR_DELTA;
+	/* The sketches first: they are what can still fail. The delta's
+	   edges are base's, the version it was learned against. */
+	for (size_t i = 0; i < d->n_bk; i++) {
+		bucketed *b = &d->bk[i];
+		if (b->sk != NULL) {
+			int q = ls_quantile_delta_into(b->sk, local->bk[i].sk,
+						       base->bk[i].sk);
+			if (q == LS_QUANTILE_ERR_NOMEM)
+				return LS_FTRL_ERR_NOMEM;
+			if (q != LS_QUANTILE_OK)
+				return LS_FTRL_ERR_DELTA;
+		}
+		copy_frozen(b, &base->bk[i]);
+	}
 	d->is_delta = true;
 	d->version = base->version;
 	d->pos = local->pos - base->pos;
@@ -1238,8 +1789,41 @@ int ls_ftrl_apply_delta(ls_ftrl *shared, const ls_ftrl *delta)
 		any = delta->s1[j] != 0.0 || delta->s2[j] != 0.0;
 	for (size_t i = 0; i < delta->dims && !any; i++)
 		any = delta->z[i] != 0.0 || delta->n[i] != 0.0;
+	for (size_t i = 0; i < delta->n_bk && !any; i++)
+		any = delta->bk[i].sk != NULL &&
+		      ls_quantile_count(delta->bk[i].sk) != 0;
 	if (!any)
 		return LS_FTRL_OK;
+	/*
+	 * The merged sketches are built aside and swapped in below, so that
+	 * running out of memory leaves shared as it was.
+	 */
+	ls_quantile **merged = NULL;
+	if (shared->n_bk > 0) {
+		merged = calloc(shared->n_bk, sizeof *merged);
+		if (merged == NULL)
+			return LS_FTRL_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < shared->n_bk; i++) {
+		if (shared->bk[i].sk == NULL)
+			continue;
+		merged[i] = ls_quantile_clone(shared->bk[i].sk);
+		if (merged[i] == NULL ||
+		    ls_quantile_add_sketch(merged[i], delta->bk[i].sk) !=
+			    LS_QUANTILE_OK) {
+			for (size_t k = 0; k <= i; k++)
+				ls_quantile_free(merged[k]);
+			free(merged);
+			return LS_FTRL_ERR_NOMEM;
+		}
+	}
+	for (size_t i = 0; i < shared->n_bk; i++) {
+		if (merged[i] == NULL)
+			continue;
+		ls_quantile_free(shared->bk[i].sk);
+		shared->bk[i].sk = merged[i];
+	}
+	free(merged);
 	shared->pos += delta->pos;
 	shared->neg += delta->neg;
 	for (size_t j = 0; j < shared->n_dense; j++) {
@@ -1255,5 +1839,6 @@ int ls_ftrl_apply_delta(ls_ftrl *shared, const ls_ftrl *delta)
 	}
 	refresh(shared);
 	shared->version++;
+	refreeze(shared); /* a new version: new quantile edges */
 	return LS_FTRL_OK;
 }

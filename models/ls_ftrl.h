@@ -209,12 +209,15 @@ typedef struct ls_ftrl_entry {
  * One example. Read-only for callers except through the functions below.
  * dense[j] is the transformed value t of dense feature j (before
  * standardisation, which the model applies); entries holds the bias and
- * the hashed features, sorted by index, one per index.
+ * the hashed features (buckets included), sorted by index, one per index.
+ * raw[j] is dense feature j's raw value (non-finite as 0), set only when
+ * the model has numeric maps: what learning adds to its sketch.
  */
 typedef struct ls_ftrl_example {
 	uint64_t layout;     /* ls_ftrl_layout() of the model it was built for */
 	size_t n_dense, cap_dense;
 	double *dense;
+	double *raw;         /* cap_dense of them */
 	size_t n_entries, cap_entries;
 	ls_ftrl_entry *entries;
 	size_t names_len, names_cap;

@@ -366,15 +366,24 @@ static ls_ftrl *mix_model(uint32_t buckets)
 	return mk(0.2, 1.0, 0.5, 1.0, buckets, mix_dense, 4);
 }
 
-static void mix_train(ls_ftrl *m, uint64_t seed, int n)
+typedef int (*example_fn)(uint64_t *seed, ls_ftrl_example *x,
+			  const ls_ftrl *m);
+
+/* Learn n examples of gen, seeded. */
+static void train_on(ls_ftrl *m, example_fn gen, uint64_t seed, int n)
 {
 	ls_ftrl_example x;
 	ls_ftrl_example_init(&x);
 	for (int i = 0; i < n; i++) {
-		int y = mix_example(&seed, &x, m);
+		int y = gen(&seed, &x, m);
 		ck_assert_int_eq(ls_ftrl_learn(m, &x, y, NULL), LS_FTRL_OK);
 	}
 	ls_ftrl_example_free(&x);
+}
+
+static void mix_train(ls_ftrl *m, uint64_t seed, int n)
+{
+	train_on(m, mix_example, seed, n);
 }
 
 START_TEST(test_determinism)
@@ -729,12 +738,12 @@ START_TEST(test_copy)
 }
 END_TEST
 
-START_TEST(test_roundtrip)
+/* Encode m, decode, re-encode: the same bytes; the copy is returned. */
+static ls_ftrl *same_bytes_roundtrip(const ls_ftrl *m, uint8_t format)
 {
-	ls_ftrl *m = mix_model(1u << 12);
-	mix_train(m, 5, 800);
 	ls_buf e1 = { 0 }, e2 = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(m, &e1), LS_FTRL_OK);
+	ck_assert_uint_eq(e1.data[4], format);
 	ls_ftrl *d = NULL;
 	char err[256] = "";
 	ck_assert_msg(ls_ftrl_decode(e1.data, e1.len, &d, err, sizeof err) ==
@@ -743,14 +752,35 @@ START_TEST(test_roundtrip)
 	ck_assert_uint_eq(e1.len, e2.len);
 	ck_assert(memcmp(e1.data, e2.data, e1.len) == 0);
 	ck_assert_uint_eq(ls_ftrl_layout(m), ls_ftrl_layout(d));
+	ls_buf_free(&e1);
+	ls_buf_free(&e2);
+	return d;
+}
+
+/* a and b have the same checkpoint bytes. */
+static void assert_same_checkpoint(const ls_ftrl *a, const ls_ftrl *b)
+{
+	ls_buf e1 = { 0 }, e2 = { 0 };
+	ck_assert_int_eq(ls_ftrl_encode(a, &e1), LS_FTRL_OK);
+	ck_assert_int_eq(ls_ftrl_encode(b, &e2), LS_FTRL_OK);
+	ck_assert_uint_eq(e1.len, e2.len);
+	ck_assert(memcmp(e1.data, e2.data, e1.len) == 0);
+	ls_buf_free(&e1);
+	ls_buf_free(&e2);
+}
+
+START_TEST(test_roundtrip)
+{
+	ls_ftrl *m = mix_model(1u << 12);
+	mix_train(m, 5, 800);
+	ls_ftrl *d = same_bytes_roundtrip(m, 1);
 	ck_assert_uint_eq(ls_ftrl_positives(d) + ls_ftrl_negatives(d), 800);
 	/* resumes with the same learning rates: same next states */
 	mix_train(m, 6, 200);
 	mix_train(d, 6, 200);
+	assert_same_checkpoint(m, d);
+	ls_buf e1 = { 0 }, e2 = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(m, &e1), LS_FTRL_OK);
-	ck_assert_int_eq(ls_ftrl_encode(d, &e2), LS_FTRL_OK);
-	ck_assert_uint_eq(e1.len, e2.len);
-	ck_assert(memcmp(e1.data, e2.data, e1.len) == 0);
 	fprintf(stderr, "checkpoint: %zu bytes after 1000 examples\n",
 		e1.len);
 	/* an empty model is small */
@@ -790,10 +820,10 @@ static void reseal(uint8_t *b, size_t len)
 		b[len - 8 + (size_t)k] = (uint8_t)(h >> (8 * k));
 }
 
-START_TEST(test_fuzz_decode)
+/* Truncations, bit flips and resealed corruptions of m's checkpoint are
+   refused or decode to something that re-encodes; never a crash. */
+static void fuzz_checkpoint(const ls_ftrl *m, int iterations)
 {
-	ls_ftrl *m = mix_model(1u << 8);
-	mix_train(m, 11, 300);
 	ls_buf e = { 0 };
 	ck_assert_int_eq(ls_ftrl_encode(m, &e), LS_FTRL_OK);
 	uint8_t *b = malloc(e.len);
@@ -818,7 +848,7 @@ START_TEST(test_fuzz_decode)
 	}
 	/* flips behind a valid checksum reach the parser: no crash, and
 	   whatever decodes re-encodes */
-	for (int it = 0; it < 20000; it++) {
+	for (int it = 0; it < iterations; it++) {
 		memcpy(b, e.data, e.len);
 		int flips = 1 + (int)(rng_next(&seed) % 4);
 		for (int f = 0; f < flips; f++) {
@@ -834,6 +864,18 @@ START_TEST(test_fuzz_decode)
 		reseal(b, len);
 		try_decode(b, len);
 	}
+	free(b);
+	ls_buf_free(&e);
+}
+
+START_TEST(test_fuzz_decode)
+{
+	ls_ftrl *m = mix_model(1u << 8);
+	mix_train(m, 11, 300);
+	fuzz_checkpoint(m, 20000);
+	uint64_t seed = 5;
+	ls_ftrl *out = NULL;
+	char err[128];
 	/* random buffers, bare and with a valid magic and checksum */
 	uint8_t r[512];
 	for (int it = 0; it < 5000; it++) {
@@ -843,6 +885,7 @@ START_TEST(test_fuzz_decode)
 		try_decode(r, len);
 		if (len >= 60) {
 			memcpy(r, "LSFT\x01", 5);
+			r[4] = (uint8_t)(1 + (rng_next(&seed) & 1));
 			r[5] = (uint8_t)(rng_next(&seed) & 1);
 			reseal(r, len);
 			try_decode(r, len);
@@ -850,8 +893,6 @@ START_TEST(test_fuzz_decode)
 	}
 	ck_assert_int_eq(ls_ftrl_decode(NULL, 0, &out, err, sizeof err),
 			 LS_FTRL_ERR_CORRUPT);
-	free(b);
-	ls_buf_free(&e);
 	ls_ftrl_free(m);
 }
 END_TEST
@@ -1206,6 +1247,506 @@ START_TEST(test_resolved_dense_index)
 }
 END_TEST
 
+/* ---- numeric maps ---- */
+
+static ls_ftrl *mk_mapped(const char *const *names,
+			  const ls_ftrl_numeric *maps, size_t n,
+			  uint32_t buckets)
+{
+	ls_ftrl_params p;
+	ls_ftrl_params_default(&p);
+	p.n_buckets = buckets;
+	char err[256] = "";
+	ls_ftrl *m = ls_ftrl_new_mapped(&p, names, maps, n, err, sizeof err);
+	ck_assert_msg(m != NULL, "model rejected: %s", err);
+	return m;
+}
+
+static ls_ftrl_numeric bins(const double *edges, size_t n)
+{
+	ls_ftrl_numeric nm;
+	memset(&nm, 0, sizeof nm);
+	nm.buckets = LS_FTRL_B_BINS;
+	nm.n_edges = n;
+	memcpy(nm.edges, edges, n * sizeof *edges);
+	return nm;
+}
+
+static ls_ftrl_numeric quantiles(uint32_t q)
+{
+	ls_ftrl_numeric nm;
+	memset(&nm, 0, sizeof nm);
+	nm.buckets = LS_FTRL_B_QUANTILES;
+	nm.quantiles = q;
+	return nm;
+}
+
+/* The documented coordinate of bucket k of dense feature name. */
+static uint32_t bucket_coord(const ls_ftrl *m, const char *name, size_t k)
+{
+	uint64_t h = XXH3_64bits_withSeed(name, strlen(name),
+					  0x4c53424b00000000ULL + k);
+	return (uint32_t)(1 + ls_ftrl_n_dense(m) +
+			  (h & (ls_ftrl_get_params(m)->n_buckets - 1)));
+}
+
+/* Build x from one numeric value per dense name (n of them). */
+static void build_values(ls_ftrl_example *x, const ls_ftrl *m,
+			 const char *const *names, const double *v, size_t n)
+{
+	ls_ftrl_input in = { names, v, n, NULL, NULL, 0, NULL, 0 };
+	ck_assert_int_eq(ls_ftrl_example_build(x, m, &in), LS_FTRL_OK);
+}
+
+/* The name of x's entry at coordinate idx, or NULL. */
+static const char *name_at(const ls_ftrl_example *x, uint32_t idx)
+{
+	for (size_t e = 0; e < x->n_entries; e++)
+		if (x->entries[e].index == idx)
+			return ls_ftrl_example_entry_name(x, e);
+	return NULL;
+}
+
+START_TEST(test_map_check)
+{
+	char err[256];
+	ls_ftrl_numeric nm;
+	memset(&nm, 0, sizeof nm);
+	ck_assert(ls_ftrl_numeric_check(&nm, err, sizeof err));
+	ck_assert(!ls_ftrl_numeric_check(NULL, err, sizeof err));
+	nm.transform = (ls_ftrl_transform)7;
+	ck_assert(!ls_ftrl_numeric_check(&nm, err, sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "transform"));
+	nm.transform = LS_FTRL_T_LINEAR;
+	nm.buckets = (ls_ftrl_bucketing)3;
+	ck_assert(!ls_ftrl_numeric_check(&nm, err, sizeof err));
+
+	static const double ok[] = { -1, 0, 2.5 };
+	nm = bins(ok, 3);
+	ck_assert(ls_ftrl_numeric_check(&nm, err, sizeof err));
+	nm.n_edges = 0;
+	ck_assert(!ls_ftrl_numeric_check(&nm, err, sizeof err));
+	nm.n_edges = LS_FTRL_MAX_EDGES + 1;
+	ck_assert(!ls_ftrl_numeric_check(&nm, err, sizeof err));
+	static const double dup[] = { 1, 2, 2 }, desc[] = { 3, 1 };
+	nm = bins(dup, 3);
+	ck_assert(!ls_ftrl_numeric_check(&nm, err, sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "ascending"));
+	nm = bins(desc, 2);
+	ck_assert(!ls_ftrl_numeric_check(&nm, err, sizeof err));
+	double bad[] = { 1, INFINITY };
+	nm = bins(bad, 2);
+	ck_assert(!ls_ftrl_numeric_check(&nm, err, sizeof err));
+	bad[1] = NAN;
+	nm = bins(bad, 2);
+	ck_assert(!ls_ftrl_numeric_check(&nm, err, sizeof err));
+	double most[LS_FTRL_MAX_EDGES];
+	for (size_t k = 0; k < LS_FTRL_MAX_EDGES; k++)
+		most[k] = (double)k;
+	nm = bins(most, LS_FTRL_MAX_EDGES);
+	ck_assert(ls_ftrl_numeric_check(&nm, err, sizeof err));
+
+	nm = quantiles(1);
+	ck_assert(!ls_ftrl_numeric_check(&nm, err, sizeof err));
+	nm = quantiles(LS_FTRL_MAX_EDGES + 2);
+	ck_assert(!ls_ftrl_numeric_check(&nm, err, sizeof err));
+	nm = quantiles(2);
+	ck_assert(ls_ftrl_numeric_check(&nm, err, sizeof err));
+	nm = quantiles(LS_FTRL_MAX_EDGES + 1);
+	ck_assert(ls_ftrl_numeric_check(&nm, err, sizeof err));
+
+	/* the model refuses an invalid map and names the feature */
+	static const char *const names[] = { "a", "visits_30d" };
+	ls_ftrl_numeric maps[2];
+	memset(maps, 0, sizeof maps);
+	maps[1] = bins(dup, 3);
+	ls_ftrl_params p;
+	ls_ftrl_params_default(&p);
+	err[0] = '\0';
+	ck_assert_ptr_null(ls_ftrl_new_mapped(&p, names, maps, 2, err,
+					      sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "visits_30d"));
+
+	/* zero maps (or none) are today's model: same layout, same bytes,
+	   format 1 */
+	memset(maps, 0, sizeof maps);
+	ls_ftrl *plain = mk(0.2, 1.0, 0.5, 1.0, 1u << 10, names, 2);
+	ls_ftrl_params_default(&p);
+	p.alpha = 0.2;
+	p.beta = 1.0;
+	p.l1 = 0.5;
+	p.l2 = 1.0;
+	p.n_buckets = 1u << 10;
+	ls_ftrl *zero = ls_ftrl_new_mapped(&p, names, maps, 2, err, sizeof err);
+	ls_ftrl *none = ls_ftrl_new_mapped(&p, names, NULL, 2, err, sizeof err);
+	ck_assert(zero != NULL && none != NULL);
+	ck_assert_uint_eq(ls_ftrl_layout(plain), ls_ftrl_layout(zero));
+	ck_assert_uint_eq(ls_ftrl_layout(plain), ls_ftrl_layout(none));
+	ck_assert_uint_eq(ls_ftrl_ram_bytes(plain), ls_ftrl_ram_bytes(zero));
+	ls_ftrl_example x;
+	ls_ftrl_example_init(&x);
+	uint64_t seed = 8;
+	ls_ftrl *ms[2] = { plain, zero };
+	for (int i = 0; i < 300; i++) {
+		double v[2] = { floor(rng_unif(&seed) * 20),
+				rng_normal(&seed) };
+		int y = rng_unif(&seed) < 0.3;
+		for (int k = 0; k < 2; k++) {
+			build_values(&x, ms[k], names, v, 2);
+			ck_assert_int_eq(ls_ftrl_learn(ms[k], &x, y, NULL),
+					 LS_FTRL_OK);
+		}
+	}
+	ls_ftrl_free(same_bytes_roundtrip(zero, 1));
+	assert_same_checkpoint(plain, zero);
+
+	/* and a map makes another layout */
+	maps[0] = bins(ok, 3);
+	ls_ftrl *mapped = ls_ftrl_new_mapped(&p, names, maps, 2, err,
+					     sizeof err);
+	ck_assert_ptr_nonnull(mapped);
+	ck_assert_uint_ne(ls_ftrl_layout(mapped), ls_ftrl_layout(plain));
+	ck_assert_uint_gt(ls_ftrl_ram_bytes(mapped), ls_ftrl_ram_bytes(plain));
+	maps[0].edges[2] = 3.0;
+	ls_ftrl *other = ls_ftrl_new_mapped(&p, names, maps, 2, err,
+					    sizeof err);
+	ck_assert_ptr_nonnull(other);
+	ck_assert_uint_ne(ls_ftrl_layout(mapped), ls_ftrl_layout(other));
+	ls_ftrl_free(other);
+	ls_ftrl_free(mapped);
+	ls_ftrl_example_free(&x);
+	ls_ftrl_free(plain);
+	ls_ftrl_free(zero);
+	ls_ftrl_free(none);
+}
+END_TEST
+
+START_TEST(test_bins_buckets)
+{
+	static const char *const names[] = { "pricing_views_7d", "delta",
+					     "plain" };
+	static const double e0[] = { 1, 3, 6, 10 }, e1[] = { -2.5, 0, 0.5 };
+	ls_ftrl_numeric maps[3];
+	memset(maps, 0, sizeof maps);
+	maps[0] = bins(e0, 4);
+	maps[1] = bins(e1, 3);
+	ls_ftrl *m = mk_mapped(names, maps, 3, 1u << 12);
+	ls_ftrl_example x;
+	ls_ftrl_example_init(&x);
+	static const struct {
+		double v;
+		size_t k;
+		const char *name;
+	} views[] = {
+		{ 0, 0, "pricing_views_7d < 1" },
+		{ 0.99, 0, "pricing_views_7d < 1" },
+		{ -4, 0, "pricing_views_7d < 1" },
+		{ 1, 1, "pricing_views_7d in [1, 3)" }, /* on an edge: up */
+		{ 2.5, 1, "pricing_views_7d in [1, 3)" },
+		{ 3, 2, "pricing_views_7d in [3, 6)" },
+		{ 5.999, 2, "pricing_views_7d in [3, 6)" },
+		{ 6, 3, "pricing_views_7d in [6, 10)" },
+		{ 10, 4, "pricing_views_7d >= 10" },
+		{ 1e9, 4, "pricing_views_7d >= 10" },
+		{ NAN, 0, "pricing_views_7d < 1" }, /* non-finite counts as 0 */
+	}, deltas[] = {
+		{ -3, 0, "delta < -2.5" },
+		{ -2.5, 1, "delta in [-2.5, 0)" },
+		{ -0.1, 1, "delta in [-2.5, 0)" },
+		{ -0.0, 2, "delta in [0, 0.5)" },
+		{ 0.0, 2, "delta in [0, 0.5)" },
+		{ 0.5, 3, "delta >= 0.5" },
+		{ INFINITY, 2, "delta in [0, 0.5)" },
+	};
+	for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
+		double v[3] = { views[i].v, 0, 7 };
+		build_values(&x, m, names, v, 3);
+		/* bias, one bucket per bucketed feature, nothing else */
+		ck_assert_uint_eq(x.n_entries, 3);
+		const char *got = name_at(&x, bucket_coord(m, names[0],
+							    views[i].k));
+		ck_assert_msg(got != NULL && strcmp(got, views[i].name) == 0,
+			      "%g: got %s, want %s", views[i].v,
+			      got ? got : "(none)", views[i].name);
+		ck_assert_str_eq(name_at(&x, bucket_coord(m, names[1], 2)),
+				 "delta in [0, 0.5)");
+		ck_assert_double_eq(x.dense[2], log1p(7.0));
+	}
+	for (size_t i = 0; i < sizeof deltas / sizeof deltas[0]; i++) {
+		double v[2] = { 0, deltas[i].v };
+		build_values(&x, m, names, v, 2);
+		const char *got = name_at(&x, bucket_coord(m, names[1],
+							    deltas[i].k));
+		ck_assert_msg(got != NULL && strcmp(got, deltas[i].name) == 0,
+			      "%g: got %s, want %s", deltas[i].v,
+			      got ? got : "(none)", deltas[i].name);
+	}
+	/* an absent value is 0, as for the linear term */
+	build_values(&x, m, names, NULL, 0);
+	ck_assert_str_eq(name_at(&x, bucket_coord(m, names[0], 0)),
+			 "pricing_views_7d < 1");
+	ck_assert_str_eq(name_at(&x, bucket_coord(m, names[1], 2)),
+			 "delta in [0, 0.5)");
+	/* numbers as written: shortest form */
+	static const double e2[] = { 0.1, 1.0 / 3, 2e6 };
+	maps[0] = bins(e2, 3);
+	ls_ftrl *m2 = mk_mapped(names, maps, 3, 1u << 12);
+	double v[1] = { 0.2 };
+	build_values(&x, m2, names, v, 1);
+	ck_assert_str_eq(name_at(&x, bucket_coord(m2, names[0], 1)),
+			 "pricing_views_7d in [0.1, 0.3333333333333333)");
+	v[0] = 3e6;
+	build_values(&x, m2, names, v, 1);
+	ck_assert_str_eq(name_at(&x, bucket_coord(m2, names[0], 3)),
+			 "pricing_views_7d >= 2e+06");
+	/* the buckets' coordinates do not depend on the edges */
+	ck_assert_uint_eq(bucket_coord(m, names[0], 3),
+			  bucket_coord(m2, names[0], 3));
+	ls_ftrl_free(m2);
+	ls_ftrl_example_free(&x);
+	ls_ftrl_free(m);
+}
+END_TEST
+
+START_TEST(test_map_linear_term)
+{
+	static const char *const names[] = { "log", "lin", "none" };
+	static const double edges[] = { 0, 10 };
+	ls_ftrl_numeric maps[3];
+	memset(maps, 0, sizeof maps);
+	maps[0] = bins(edges, 2);                /* LOG1P, the default */
+	maps[1].transform = LS_FTRL_T_LINEAR;    /* no buckets */
+	maps[2] = bins(edges, 2);
+	maps[2].no_linear = true;
+	ls_ftrl *m = mk_mapped(names, maps, 3, 1u << 10);
+	ls_ftrl_example x;
+	ls_ftrl_example_init(&x);
+	double v[3] = { -20, -20, -20 };
+	build_values(&x, m, names, v, 3);
+	ck_assert_double_eq(x.dense[0], -log1p(20.0));
+	ck_assert_double_eq(x.dense[1], -20.0);
+	ck_assert_double_eq(x.dense[2], 0.0);
+	ck_assert_uint_eq(x.n_entries, 3); /* bias and two buckets */
+	v[0] = v[1] = v[2] = NAN;
+	build_values(&x, m, names, v, 3);
+	ck_assert_double_eq(x.dense[0], 0.0);
+	ck_assert_double_eq(x.dense[1], 0.0);
+
+	/* learning: the linear coordinate of "none" never moves, its
+	   buckets do; "lin" is standardised on v itself */
+	uint64_t seed = 4;
+	double s1 = 0, s2 = 0;
+	enum { N = 500 };
+	for (int i = 0; i < N; i++) {
+		double r = 30 * rng_unif(&seed) - 5;
+		v[0] = v[1] = v[2] = r;
+		s1 += r;
+		s2 += r * r;
+		build_values(&x, m, names, v, 3);
+		ck_assert_int_eq(ls_ftrl_learn(m, &x, r > 12, NULL),
+				 LS_FTRL_OK);
+	}
+	double z, n, mean, sd;
+	ck_assert(ls_ftrl_coord(m, 3, &z, &n, NULL)); /* dense "none" */
+	ck_assert_double_eq(z, 0.0);
+	ck_assert_double_eq(n, 0.0);
+	ck_assert(ls_ftrl_coord(m, bucket_coord(m, "none", 2), &z, &n, NULL));
+	ck_assert_double_gt(n, 0.0);
+	ck_assert(ls_ftrl_dense_stats(m, 1, &mean, &sd));
+	ck_assert_double_eq_tol(mean, s1 / N, 1e-9);
+	ck_assert_double_eq_tol(sd, sqrt(s2 / N - (s1 / N) * (s1 / N) + 1e-4),
+				1e-9);
+	ls_ftrl_example_free(&x);
+	ls_ftrl_free(m);
+}
+END_TEST
+
+/* v drawn like a count; label depends on whether v is in [4, 9). */
+static int band_example(uint64_t *seed, double *v)
+{
+	*v = floor(-log(rng_unif(seed)) * 6.0);
+	double p = *v >= 4 && *v < 9 ? 0.75 : 0.2;
+	return rng_unif(seed) < p;
+}
+
+/* Held-out AUC of m trained on n band examples (seed 1), tested on 3000
+   (seed 2); buckets refrozen every 500 examples when shared. */
+static double band_auc(ls_ftrl *m, int n)
+{
+	static const char *const names[] = { "visits" };
+	ls_ftrl_example x;
+	ls_ftrl_example_init(&x);
+	uint64_t seed = 1;
+	ls_ftrl *base = ls_ftrl_clone(m);
+	ck_assert_ptr_nonnull(base);
+	for (int i = 0; i < n; i++) {
+		double v;
+		int y = band_example(&seed, &v);
+		build_values(&x, m, names, &v, 1);
+		ck_assert_int_eq(ls_ftrl_learn(m, &x, y, NULL), LS_FTRL_OK);
+		if ((i + 1) % 500 == 0) { /* a checkpoint merge */
+			ls_ftrl *d = NULL;
+			ck_assert_int_eq(ls_ftrl_delta(m, base, &d), LS_FTRL_OK);
+			ck_assert_int_eq(ls_ftrl_apply_delta(base, d),
+					 LS_FTRL_OK);
+			ck_assert_int_eq(ls_ftrl_copy(m, base), LS_FTRL_OK);
+			ls_ftrl_free(d);
+		}
+	}
+	enum { T = 3000 };
+	double *s = malloc(T * sizeof *s);
+	int *y = malloc(T * sizeof *y);
+	ck_assert(s != NULL && y != NULL);
+	seed = 2;
+	for (int i = 0; i < T; i++) {
+		double v;
+		y[i] = band_example(&seed, &v);
+		build_values(&x, m, names, &v, 1);
+		ck_assert_int_eq(ls_ftrl_predict(m, &x, &s[i]), LS_FTRL_OK);
+	}
+	double a = auc(s, y, T);
+	free(s);
+	free(y);
+	ls_ftrl_free(base);
+	ls_ftrl_example_free(&x);
+	return a;
+}
+
+START_TEST(test_bins_learn_nonlinear)
+{
+	static const char *const names[] = { "visits" };
+	static const double edges[] = { 2, 4, 6, 9, 14 };
+	ls_ftrl_numeric nm = bins(edges, 5);
+	ls_ftrl *lin = mk_mapped(names, NULL, 1, 1u << 10);
+	ls_ftrl *bk = mk_mapped(names, &nm, 1, 1u << 10);
+	double a_lin = band_auc(lin, 4000), a_bk = band_auc(bk, 4000);
+	fprintf(stderr, "band: held-out AUC linear %.4f, bins %.4f\n", a_lin,
+		a_bk);
+	ck_assert_double_gt(a_bk, a_lin + 0.1);
+
+	/* the explanation names the bucket that carries the score */
+	ls_ftrl_example x;
+	ls_ftrl_example_init(&x);
+	double v = 5;
+	build_values(&x, bk, names, &v, 1);
+	ls_ftrl_factor pos[LS_FTRL_TOP], neg[LS_FTRL_TOP];
+	size_t np, nn;
+	ck_assert_int_eq(ls_ftrl_explain(bk, &x, pos, &np, neg, &nn),
+			 LS_FTRL_OK);
+	ck_assert_uint_ge(np, 1);
+	ck_assert_str_eq(pos[0].name, "visits in [4, 6)");
+	ck_assert_double_eq(pos[0].value, 1.0);
+	v = 30;
+	build_values(&x, bk, names, &v, 1);
+	ck_assert_int_eq(ls_ftrl_explain(bk, &x, pos, &np, neg, &nn),
+			 LS_FTRL_OK);
+	ck_assert_uint_ge(nn, 1);
+	ck_assert_str_eq(neg[0].name, "visits >= 14");
+	ls_ftrl_example_free(&x);
+	ls_ftrl_free(lin);
+	ls_ftrl_free(bk);
+}
+END_TEST
+
+static const char *const map_names[] = { "views", "amount", "age",
+					 "calls" };
+
+/* One example of the map tests' four features; a label. */
+static int map_example(uint64_t *seed, ls_ftrl_example *x, const ls_ftrl *m)
+{
+	double v[4] = { floor(-log(rng_unif(seed)) * 6.0),
+			100 * rng_normal(seed), floor(rng_unif(seed) * 90),
+			floor(rng_unif(seed) * 4) };
+	build_values(x, m, map_names, v, 4);
+	double p = (v[0] >= 4 && v[0] < 9 ? 0.6 : 0.2) + 0.001 * v[1];
+	return rng_unif(seed) < p;
+}
+
+static void map_train(ls_ftrl *m, uint64_t seed, int n)
+{
+	train_on(m, map_example, seed, n);
+}
+
+/* Every kind of map: bins on a log1p term, a bare linear term, the zero
+   map, buckets alone. */
+static void map_kinds(ls_ftrl_numeric maps[4])
+{
+	static const double e0[] = { 1, 4, 9 }, e3[] = { 1, 2 };
+	memset(maps, 0, 4 * sizeof *maps);
+	maps[0] = bins(e0, 3);
+	maps[1].transform = LS_FTRL_T_LINEAR;
+	maps[3] = bins(e3, 2);
+	maps[3].no_linear = true;
+}
+
+START_TEST(test_map_checkpoint_bins)
+{
+	ls_ftrl_numeric maps[4];
+	map_kinds(maps);
+	ls_ftrl *m = mk_mapped(map_names, maps, 4, 1u << 10);
+	ls_ftrl *d = same_bytes_roundtrip(m, 2); /* fresh */
+	ls_ftrl_free(d);
+	map_train(m, 3, 600);
+	d = same_bytes_roundtrip(m, 2);
+	/* the copy scores, explains and learns as the original */
+	ls_ftrl_example x, xd;
+	ls_ftrl_example_init(&x);
+	ls_ftrl_example_init(&xd);
+	uint64_t s1 = 9, s2 = 9;
+	for (int i = 0; i < 50; i++) {
+		map_example(&s1, &x, m);
+		map_example(&s2, &xd, d);
+		ls_test_assert_same_example(&x, &xd);
+		double p1, p2;
+		ck_assert_int_eq(ls_ftrl_predict(m, &x, &p1), LS_FTRL_OK);
+		ck_assert_int_eq(ls_ftrl_predict(d, &xd, &p2), LS_FTRL_OK);
+		ck_assert(memcmp(&p1, &p2, sizeof p1) == 0);
+	}
+	map_train(m, 4, 200);
+	map_train(d, 4, 200);
+	ls_ftrl *d2 = same_bytes_roundtrip(d, 2);
+	assert_same_checkpoint(m, d2);
+	ls_buf e1 = { 0 };
+
+	/* a checkpoint of other maps is another layout */
+	ls_ftrl *plain = mk_mapped(map_names, NULL, 4, 1u << 10);
+	ck_assert_int_eq(ls_ftrl_copy(plain, m), LS_FTRL_ERR_LAYOUT);
+	ck_assert_int_eq(ls_ftrl_predict(plain, &x, NULL), LS_FTRL_ERR_LAYOUT);
+
+	/* format 2 whose maps are all zero is not what an encoder writes */
+	static const char *const one[] = { "a" };
+	ls_ftrl_numeric lin;
+	memset(&lin, 0, sizeof lin);
+	lin.transform = LS_FTRL_T_LINEAR;
+	ls_ftrl *l = mk_mapped(one, &lin, 1, 1u << 10);
+	ck_assert_int_eq(ls_ftrl_encode(l, &e1), LS_FTRL_OK);
+	/* ... S2, transform, no_linear, buckets, 0 coordinates, checksum */
+	size_t at = e1.len - 8 - 1 - 3;
+	ck_assert_uint_eq(e1.data[at], LS_FTRL_T_LINEAR);
+	e1.data[at] = LS_FTRL_T_LOG1P;
+	reseal(e1.data, e1.len);
+	ls_ftrl *bad = NULL;
+	char err[256] = "";
+	ck_assert_int_eq(ls_ftrl_decode(e1.data, e1.len, &bad, err, sizeof err),
+			 LS_FTRL_ERR_CORRUPT);
+	ck_assert_ptr_nonnull(strstr(err, "without a numeric map"));
+	e1.data[at] = 2; /* no such transform */
+	reseal(e1.data, e1.len);
+	ck_assert_int_eq(ls_ftrl_decode(e1.data, e1.len, &bad, err, sizeof err),
+			 LS_FTRL_ERR_CORRUPT);
+
+	fuzz_checkpoint(m, 4000);
+	ls_ftrl_free(l);
+	ls_ftrl_free(plain);
+	ls_buf_free(&e1);
+	ls_ftrl_example_free(&x);
+	ls_ftrl_example_free(&xd);
+	ls_ftrl_free(d2);
+	ls_ftrl_free(d);
+	ls_ftrl_free(m);
+}
+END_TEST
+
 static Suite *ftrl_suite(void)
 {
 	Suite *s = suite_create("ftrl");
@@ -1225,6 +1766,14 @@ static Suite *ftrl_suite(void)
 	tcase_add_test(tc, test_params_and_memory);
 	tcase_add_test(tc, test_cached_dense_state_follows_every_change);
 	tcase_add_test(tc, test_resolved_dense_index);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("maps");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_map_check);
+	tcase_add_test(tc, test_bins_buckets);
+	tcase_add_test(tc, test_map_linear_term);
+	tcase_add_test(tc, test_bins_learn_nonlinear);
+	tcase_add_test(tc, test_map_checkpoint_bins);
 	suite_add_tcase(s, tc);
 	return s;
 }
