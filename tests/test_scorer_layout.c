@@ -154,12 +154,29 @@ START_TEST(test_other_buckets_start_afresh)
 }
 END_TEST
 
+/* The same features and model with a map on page_views. */
+START_TEST(test_other_map_starts_afresh)
+{
+	ls_ftrl_numeric q = { .buckets = LS_FTRL_B_QUANTILES, .quantiles = 4 };
+	ls_feature_spec f = page_views(NULL), g = page_views(&q);
+	ls_feature_set *plain = ls_test_feature_set(&f, 1);
+	ls_feature_set *mapped = ls_test_feature_set(&g, 1);
+	ls_model_spec a = small_model(16);
+	check_replaced(&a, plain, &a, mapped);
+	/* and back: the old configuration's instance replaces it again */
+	check_replaced(&a, mapped, &a, plain);
+	ls_feature_set_free(mapped);
+	ls_feature_set_free(plain);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scorer-layout");
 	TCase *t = tcase_create("layout");
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, test_other_buckets_start_afresh);
+	tcase_add_test(t, test_other_map_starts_afresh);
 	suite_add_tcase(s, t);
 	return s;
 }
