@@ -2,7 +2,8 @@
 """Model-quality benchmark: the online model against an offline baseline.
 
     /usr/bin/python3 tools/model_baseline.py --build build \
-        [--leads N] [--days D] [--seed S] [--start MS] [--no-daemon]
+        [--leads N] [--days D] [--seed S] [--start MS] [--no-daemon] \
+        [--nonlinear] [--quantiles N] [--bucket-features all|NAME,...]
 
 A benchmark, not a test: it prints figures for BENCHMARKS.md and exits 0
 (1 only when the setup itself fails: no binaries, the simulator fails,
@@ -35,7 +36,20 @@ What it does:
      test half cut into five blocks in label order, each scored by a model
      fitted on every label before the block (an offline stand-in for
      progressive validation). The hidden model's p_hidden from the truth
-     file is the ceiling.
+     file is the ceiling. These are the "linear (today's map)" rows: one
+     log1p term per number, as the daemon's zero-initialised maps.
+     Bucketed rows (unless --quantiles < 2): the same examples with, for
+     each numeric feature of --bucket-features ('all', or names as in the
+     dense inputs, e.g. page_views_30d,pricing_views_7d), the one-hot
+     column of its quantile bucket added beside its log1p term: edges = the
+     distinct interior N-quantiles of the raw value over the training half
+     (so a mostly-zero count gets few buckets; a value on an edge goes
+     up; buckets named as explanations will, 'x in [3, 6)'), then the same
+     C grid, CV and refits as the linear rows. The edges use no labels, so
+     computing them once on the whole training half leaks nothing into the
+     CV folds. --nonlinear is passed to leadscore-sim (its hidden model
+     then has an inverted U in page views and a pricing threshold, which
+     a log1p term cannot follow).
   4. Online model: from leads.scores (ScoreChange) the last record of model
      `conversion` with ts < the label's ts (highest version among those) is
      the online prediction - the score the daemon had published when the
@@ -159,6 +173,8 @@ def ece(p, y):
 def run_simulator(sim, brokers, args, truth_path):
     argv = [sim, '--leads', args.leads, '--days', args.days,
             '--seed', args.seed, '--start', args.start, '--truth', truth_path]
+    if args.nonlinear:
+        argv.append('--nonlinear')
     if brokers is None:
         argv.append('--dry-run')
     else:
@@ -343,6 +359,45 @@ def read_scores(bootstrap, quiet=3.0, timeout=60.0):
     return recs, bad, truncated
 
 
+def http_get(port, path, timeout=5.0):
+    import urllib.request
+    with urllib.request.urlopen('http://127.0.0.1:%d%s' % (port, path),
+                                timeout=timeout) as r:
+        return r.read().decode('utf-8')
+
+
+def daemon_eval(port, n_labels, timeout):
+    """The daemon's own progressive validation of MODEL: GET
+    /v1/models/MODEL once it counts n_labels labels (or at timeout: the
+    model is checkpointed every checkpoint_interval, so it may lag), and
+    leadscore_model_auc from /metrics. Returns a dict, or None with a log
+    line when the endpoint cannot be read."""
+    import json
+    deadline = time.monotonic() + timeout
+    m = None
+    while True:
+        try:
+            m = json.loads(http_get(port, '/v1/models/' + MODEL))
+        except Exception as e:   # keep polling until the deadline
+            m = {'error': str(e)}
+        if m.get('positives', 0) + m.get('negatives', 0) >= n_labels or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if 'error' in m:
+        log('GET /v1/models/%s failed: %s' % (MODEL, m['error']))
+        return None
+    try:
+        text = http_get(port, '/metrics')
+        g = re.search(r'(?m)^leadscore_model_auc\{model="%s"\} (\S+)$'
+                      % re.escape(MODEL), text)
+        m['metric_auc'] = float(g.group(1)) if g else None
+    except Exception as e:
+        log('GET /metrics failed: %s' % e)
+        m['metric_auc'] = None
+    return m
+
+
 # ------------------------------------------------------------ examples
 
 def tlog(v):
@@ -394,8 +449,9 @@ def build_examples(msgs, truth, fset):
             stats['truth_mismatch'] += 1
         T = label_ev['ts']
         feats = ref.features(T)
-        dense = [tlog(feats[n]) for n in fset.value_names()]
-        dense += [tlog(ref.metrics.get(m, 0.0)) for m in METRICS]
+        raw = [float(feats[n]) for n in fset.value_names()]
+        raw += [float(ref.metrics.get(m, 0.0)) for m in METRICS]
+        dense = [tlog(v) for v in raw]
         other = {}
         cats = dict(ref.attributes)
         # the triggering event's page_category (an outcome has none)
@@ -414,9 +470,65 @@ def build_examples(msgs, truth, fset):
         stats['too_late'] += ref.n_too_late
         stats['duplicates'] += ref.n_duplicates
         examples.append({'lead': lead, 'y': y, 'ts': T, 'dense': dense,
-                         'other': other, 'p_hidden': t['p_hidden']})
+                         'raw': raw, 'other': other,
+                         'p_hidden': t['p_hidden']})
     stats['missing_leads'] = sum(1 for lead in truth if lead not in by_lead)
     return examples, dense_names, stats
+
+
+# ------------------------------------------------------------ buckets
+
+def quantile_edges(values, n):
+    """The distinct interior n-quantiles of values (lower interpolation,
+    so every edge is a value that occurs): at most n - 1 edges, fewer when
+    values repeat (a count that is mostly 0 gets few buckets)."""
+    import numpy as np
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0 or n < 2:
+        return []
+    qs = np.quantile(v, [k / n for k in range(1, n)], method='lower')
+    edges = sorted(set(float(q) for q in qs))
+    # an edge at the minimum would leave its lower bucket empty
+    return [e for e in edges if e > v.min()]
+
+
+def fmt_edge(x):
+    return ('%d' % x) if float(x).is_integer() else ('%.3g' % x)
+
+
+def bucket_name(name, edges, i):
+    """As the issue's explanations name them: 'pricing_views_7d in [3, 6)'."""
+    lo = '-inf' if i == 0 else fmt_edge(edges[i - 1])
+    hi = 'inf' if i == len(edges) else fmt_edge(edges[i])
+    return '%s in [%s, %s)' % (name, lo, hi)
+
+
+def bucket_edges(train, dense_names, n, which):
+    """{column index: edges} from the raw values of the training examples,
+    for the named dense features (which = None: all of them)."""
+    out = {}
+    for j, name in enumerate(dense_names):
+        if which is not None and name not in which:
+            continue
+        edges = quantile_edges([e['raw'][j] for e in train], n)
+        if edges:
+            out[j] = edges
+    return out
+
+
+def with_buckets(examples, dense_names, edges):
+    """Copies of examples with one one-hot bucket column per bucketed
+    feature beside everything they had (the log1p linear term stays)."""
+    import bisect
+    out = []
+    for e in examples:
+        other = dict(e['other'])
+        for j, ed in edges.items():
+            i = bisect.bisect_right(ed, e['raw'][j])   # v == edge: upper
+            other[bucket_name(dense_names[j], ed, i)] = 1.0
+        out.append(dict(e, other=other))
+    return out
 
 
 # ------------------------------------------------------------ offline LR
@@ -536,7 +648,21 @@ def parse_args(argv):
                     help='offline part only: do not start leadscored')
     ap.add_argument('--daemon-timeout', type=float, default=120.0,
                     help='seconds to wait for leadscored to read everything')
-    return ap.parse_args(argv)
+    ap.add_argument('--nonlinear', action='store_true',
+                    help='pass --nonlinear to leadscore-sim (non-linear '
+                         'terms in the hidden model)')
+    ap.add_argument('--quantiles', type=int, default=10,
+                    help='buckets per numeric feature for the bucketed '
+                         'offline LR: quantile edges of the training half '
+                         '(default 10; 0 or 1: no bucketed rows)')
+    ap.add_argument('--bucket-features', default='all',
+                    help="comma-separated numeric features to bucket (names "
+                         "as in the Inputs line, e.g. page_views_30d), or "
+                         "'all' (default)")
+    args = ap.parse_args(argv)
+    if args.quantiles < 0:
+        ap.error('--quantiles wants N >= 0')
+    return args
 
 
 def main(argv=None):
@@ -559,6 +685,16 @@ def main(argv=None):
     import importlib
     import numpy as np
     importlib.import_module('sklearn')   # fail early when missing
+    bucket_which = None    # all
+    if args.bucket_features != 'all':
+        bucket_which = {w.strip() for w in args.bucket_features.split(',')
+                        if w.strip()}
+        known = features_ref.FeatureSet().value_names() + list(METRICS)
+        unknown = sorted(bucket_which - set(known))
+        if unknown or not bucket_which:
+            log('--bucket-features: no numeric feature %s (known: %s)'
+                % (', '.join(unknown) or "''", ', '.join(known)))
+            return 1
 
     timings = {}
     online = None          # {lead: score} when the daemon part ran
@@ -568,13 +704,19 @@ def main(argv=None):
             testenv.DevBroker(binary=devbroker,
                               partitions=args.partitions) as broker:
         daemon = None
+        daemon_port = None
+        evaluation = None     # the daemon's own progressive validation
         if not args.no_daemon:
             cfg = os.path.join(tmp, 'leadscore.yaml')
             write_config(cfg, broker.bootstrap, redis_srv.url, args.config_extra)
             daemon = testenv.Daemon([leadscored, '--config', cfg],
                                     name='leadscored')
             daemon.start()
-            time.sleep(0.5)
+            try:
+                daemon_port = int(daemon.wait_for_log(
+                    r'msg="listening" .*port=(\d+)', timeout=30).group(1))
+            except Exception as e:   # reported below as the daemon's exit
+                log('leadscored did not say it listens: %s' % e)
             if not daemon.running:
                 online_note = ('leadscored exited at start (%s): %s'
                                % (daemon.returncode, daemon.tail(5)))
@@ -617,12 +759,30 @@ def main(argv=None):
         y_test = np.array([e['y'] for e in test])
         p_hidden = np.array([e['p_hidden'] for e in test])
 
-        # 3. offline
+        # 3. offline: today's map (one log1p term per number), then the
+        # same with quantile buckets beside it
         t0 = time.monotonic()
         model, vocab, best_c, cv = fit_offline(train, len(dense_names))
         p_off = predict(model, vocab, test)
         p_prog = progressive_offline(examples, half, len(dense_names), best_c)
         timings['offline fit'] = time.monotonic() - t0
+        bucketed = None
+        if args.quantiles >= 2:
+            t0 = time.monotonic()
+            edges = bucket_edges(train, dense_names, args.quantiles,
+                                 bucket_which)
+            b_examples = with_buckets(examples, dense_names, edges)
+            b_train, b_test = b_examples[:half], b_examples[half:]
+            b_model, b_vocab, b_c, b_cv = fit_offline(b_train,
+                                                      len(dense_names))
+            bucketed = {
+                'edges': edges, 'C': b_c, 'cv': b_cv,
+                'vocab': b_vocab,
+                'p': predict(b_model, b_vocab, b_test),
+                'prog': progressive_offline(b_examples, half,
+                                            len(dense_names), b_c),
+            }
+            timings['bucketed fit'] = time.monotonic() - t0
 
         # 4. online
         if daemon is not None and daemon.running:
@@ -636,6 +796,8 @@ def main(argv=None):
                 log(why + '; reading what it published anyway; last lines:\n'
                     + daemon.tail(15))
             recs, bad, trunc = read_scores(broker.bootstrap)
+            if daemon_port is not None and daemon.running:
+                evaluation = daemon_eval(daemon_port, n, args.daemon_timeout)
             timings['daemon'] = time.monotonic() - t0
             if trunc:
                 log('leads.scores truncated by retention: %s' % trunc)
@@ -672,8 +834,9 @@ def main(argv=None):
     # 5. report
     elapsed = time.monotonic() - t_start
     out = []
-    out.append('## Model quality on leadscore-sim (%d leads, %d days, seed %d)'
-               % (args.leads, args.days, args.seed))
+    out.append('## Model quality on leadscore-sim (%d leads, %d days, seed %d%s)'
+               % (args.leads, args.days, args.seed,
+                  ', --nonlinear' if args.nonlinear else ''))
     out.append('')
     out.append('Labelled leads %d (%d positive, rate %.3f), sorted by label '
                'time: train = first %d, test = last %d (%d positive). '
@@ -685,10 +848,16 @@ def main(argv=None):
     out.append('| model | leads | positives | AUC | log-loss | ECE |')
     out.append('|---|---:|---:|---:|---:|---:|')
     out.append(row('hidden model (p_hidden, ceiling)', p_hidden, y_test))
-    out.append(row('offline LR, C=%g, fit on train half' % best_c, p_off,
+    out.append(row('offline LR, linear (today\'s map), C=%g, fit on train '
+                   'half' % best_c, p_off, y_test))
+    out.append(row('offline LR, linear, refit per fifth of test half', p_prog,
                    y_test))
-    out.append(row('offline LR, refit per fifth of test half', p_prog,
-                   y_test))
+    if bucketed is not None:
+        out.append(row('offline LR, bucketed (%d quantiles + linear), C=%g, '
+                       'fit on train half' % (args.quantiles, bucketed['C']),
+                       bucketed['p'], y_test))
+        out.append(row('offline LR, bucketed, refit per fifth of test half',
+                       bucketed['prog'], y_test))
     out.append(row('constant train rate %.3f' % np.mean(
         [e['y'] for e in train]), np.full(len(test), np.mean(
             [e['y'] for e in train])), y_test))
@@ -698,9 +867,15 @@ def main(argv=None):
         yc = y_test[idx]
         out.append(row('**online FTRL (leadscored), covered**', p_on, yc))
         out.append(row('hidden model, same covered leads', p_hidden[idx], yc))
-        out.append(row('offline LR, same covered leads', p_off[idx], yc))
-        out.append(row('offline LR refit per fifth, same covered leads',
+        out.append(row('offline LR linear, same covered leads', p_off[idx],
+                       yc))
+        out.append(row('offline LR linear refit per fifth, same covered leads',
                        p_prog[idx], yc))
+        if bucketed is not None:
+            out.append(row('offline LR bucketed, same covered leads',
+                           bucketed['p'][idx], yc))
+            out.append(row('offline LR bucketed refit per fifth, same covered '
+                           'leads', bucketed['prog'][idx], yc))
     out.append('')
     if online is None:
         out.append('Online model: not run (%s).'
@@ -714,9 +889,38 @@ def main(argv=None):
                    'of model %s before their label%s.'
                    % (len(online), len(test), MODEL,
                       ' (%s)' % online_note if online_note else ''))
+    if evaluation is not None:
+        out.append('')
+        out.append('The daemon\'s own progressive validation (GET /v1/models/%s '
+                   'after the stream; every label from the first, over the '
+                   'last eval_window = %s labels, so not the test half above): '
+                   'AUC %s, log-loss %s, ECE %s over %s labels in window '
+                   '(%s positive + %s negative learned of %d); '
+                   'leadscore_model_auc %s.'
+                   % (MODEL, evaluation.get('eval_window'),
+                      fmt(evaluation.get('auc')),
+                      fmt(evaluation.get('logloss')),
+                      fmt(evaluation.get('ece')),
+                      evaluation.get('labels_in_window'),
+                      evaluation.get('positives'),
+                      evaluation.get('negatives'), n,
+                      fmt(evaluation.get('metric_auc'))))
     out.append('')
-    out.append('CV log-loss by C (5-fold on the train half): %s.'
+    out.append('CV log-loss by C (5-fold on the train half), linear: %s.'
                % ', '.join('%g: %.4f' % (c, v) for c, v in sorted(cv.items())))
+    if bucketed is not None:
+        out.append('CV log-loss by C, bucketed: %s.'
+                   % ', '.join('%g: %.4f' % (c, v)
+                               for c, v in sorted(bucketed['cv'].items())))
+        nb = sum(len(e) + 1 for e in bucketed['edges'].values())
+        out.append('Buckets: %d numeric features bucketed (%s), %d buckets '
+                   '(quantile edges of the train half, distinct values '
+                   'only: a mostly-zero count gets few), one-hot beside the '
+                   'log1p linear term; e.g. %s.'
+                   % (len(bucketed['edges']), args.bucket_features, nb,
+                      '; '.join(bucket_name(dense_names[j], e, i)
+                                for j, e in list(bucketed['edges'].items())[:1]
+                                for i in range(len(e) + 1))))
     out.append('Inputs: %d dense (55 window values + %s, log1p, standardised, '
                'clipped to +-%g), %d one-hot/hashed columns; crosses in '
                'examples: %d.'
@@ -740,6 +944,10 @@ def main(argv=None):
              '--start', str(args.start), '--partitions', str(args.partitions)]
     if args.no_daemon:
         repro.append('--no-daemon')
+    if args.nonlinear:
+        repro.append('--nonlinear')
+    repro += ['--quantiles', str(args.quantiles), '--bucket-features',
+              shlex.quote(args.bucket_features)]
     out.append('Same stream: `%s`' % ' '.join(repro))
     print('\n'.join(out))
     return 0

@@ -44,6 +44,7 @@ enum {
 	SIM_SIG_FORM,
 	SIM_SIG_CAREERS,
 	SIM_SIG_TOS_S, /* time on site, seconds */
+	SIM_SIG_PAGES, /* every page view (--nonlinear's engagement) */
 	SIM_SIG__COUNT
 };
 
@@ -55,6 +56,7 @@ typedef struct sim_lead {
 	double employees, revenue;
 	uint8_t industry, size, country, role, source;
 	bool hard_bounce_addr, jobseeker;
+	bool heavy; /* --nonlinear: a bot or researcher, browses at any intent */
 	bool unsubscribed, bounced, done;
 	uint32_t sends, sessions;
 	int32_t last_day; /* newest day bucket in use; -1 before any */
@@ -105,6 +107,7 @@ typedef struct sim_opts {
 	const char *truth;
 	bool dry_run;
 	bool negatives; /* emit LOST / DISQUALIFIED for negative decisions */
+	bool nonlinear; /* add the non-linear terms to the hidden model */
 	const char *generator_only; /* a given option that --feedback excludes */
 	const char *feedback_only;  /* a given option that needs --feedback */
 	const char *feedback;       /* input path, "-" stdin; NULL: generator */
@@ -159,7 +162,7 @@ sim_item sim_pop(sim *s);
 double sim_mono(void);
 void sim_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 int sim_send(sim *s, const ls_event *ev);
-void sim_print_model(void);
+void sim_print_model(bool nonlinear);
 int sim_run(sim *s);
 
 /* sim_feedback.c: --feedback */

@@ -50,6 +50,10 @@ static void sim_usage(FILE *f)
 		"                     event's ts (default: as fast as possible)\n"
 		"  --negatives MODE   lost: emit LOST/DISQUALIFIED for non-converting leads\n"
 		"                     (default); none: emit nothing for them\n"
+		"  --nonlinear        add non-linear terms to the hidden model: an inverted\n"
+		"                     U in page_views_30d (10 %% of leads are heavy browsers,\n"
+		"                     bots or researchers, on its far side) and a step at\n"
+		"                     pricing_views_7d >= 3; --print-model shows them\n"
 		"  --truth FILE       write one TSV row per decided lead: lead_id, label,\n"
 		"                     p_hidden (at label time), label_ts, outcome\n"
 		"  --dry-run          encode everything but send nothing\n"
@@ -311,6 +315,7 @@ static int sim_parse(int argc, char **argv, sim_opts *o)
 		{ "negatives", required_argument, NULL, 'n' },
 		{ "truth", required_argument, NULL, 't' },
 		{ "dry-run", no_argument, NULL, 'D' },
+		{ "nonlinear", no_argument, NULL, 'L' },
 		{ "print-model", no_argument, NULL, 'M' },
 		{ "feedback", required_argument, NULL, 'F' },
 		{ "feedback-no-sent", no_argument, NULL, 'N' },
@@ -336,7 +341,7 @@ static int sim_parse(int argc, char **argv, sim_opts *o)
 	int idx = -1;
 	while ((opt = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
 		char *end;
-		if (opt != 0 && idx >= 0 && strchr("ldSn", opt) != NULL)
+		if (opt != 0 && idx >= 0 && strchr("ldSnL", opt) != NULL)
 			o->generator_only = opts[idx].name;
 		if (opt != 0 && idx >= 0 && strchr("NXVEW", opt) != NULL)
 			o->feedback_only = opts[idx].name;
@@ -411,6 +416,9 @@ static int sim_parse(int argc, char **argv, sim_opts *o)
 		case 'D':
 			o->dry_run = true;
 			break;
+		case 'L':
+			o->nonlinear = true;
+			break;
 		case 'M':
 			print_model = true;
 			break;
@@ -461,7 +469,7 @@ static int sim_parse(int argc, char **argv, sim_opts *o)
 		return 2;
 	}
 	if (print_model) {
-		sim_print_model();
+		sim_print_model(o->nonlinear);
 		return 3;
 	}
 	if (o->feedback != NULL && o->generator_only != NULL) {
@@ -648,8 +656,9 @@ int main(int argc, char **argv)
 			s.o.dry_run ? "dry-run" : "kafka", s.o.rate);
 	else
 		ls_info("sim", "starting", "leads=%ld days=%ld seed=%" PRIu64 " start=%" PRId64
-			" end=%" PRId64 " mode=%s rate=%g", s.o.leads, s.o.days, s.o.seed, s.start,
-			s.end, s.o.dry_run ? "dry-run" : "kafka", s.o.rate);
+			" end=%" PRId64 " mode=%s rate=%g nonlinear=%s", s.o.leads, s.o.days,
+			s.o.seed, s.start, s.end, s.o.dry_run ? "dry-run" : "kafka", s.o.rate,
+			s.o.nonlinear ? "yes" : "no");
 	double t0 = sim_mono();
 	int run = feedback ? sim_fb_run(&s) : sim_run(&s);
 	if (s.rk != NULL) {

@@ -1,7 +1,8 @@
 """leadscore-sim, the ground-truth event simulator.
 
   * Reproducible: --dry-run twice with one seed gives the same hash and
-    counts; another seed gives a different stream.
+    counts; another seed gives a different stream; --nonlinear gives
+    another stream and leaves the default one alone.
   * Broker: a run against the dev broker produces records that the Apache
     Avro library (avro_events) decodes, keyed by lead_id, with ts in order
     per lead and topic, and outcomes that agree with the truth file.
@@ -133,6 +134,39 @@ class Reproducible(unittest.TestCase):
         self.assertEqual(a, b)
         self.assertEqual(topic_totals(err1), topic_totals(err2))
         self.assertNotEqual(a['hash'], c['hash'])
+
+    def test_nonlinear_changes_the_stream_not_the_default(self):
+        # --nonlinear adds heavy browsers and terms to the hidden model; the
+        # same seed without it must stay the stream it always was
+        args = ['--dry-run', '--leads', 300, '--days', 20, '--start', START,
+                '--seed', 7]
+        rc1, out1, err1 = run_sim(*args)
+        rc2, out2, err2 = run_sim(*args, '--nonlinear')
+        rc3, out3, err3 = run_sim(*args, '--nonlinear')
+        self.assertEqual((rc1, rc2, rc3), (0, 0, 0), err1 + err2 + err3)
+        plain, nl, nl2 = summary(out1), summary(out2), summary(out3)
+        self.assertEqual(nl, nl2)
+        self.assertNotEqual(plain['hash'], nl['hash'])
+        # heavy browsers: more page views than the plain stream
+        self.assertGreater(topic_totals(err2)['leads.web'][0],
+                           topic_totals(err1)['leads.web'][0])
+        rc, out, err = run_sim('--print-model')
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn('nl:', out)
+        rc, out_nl, err = run_sim('--print-model', '--nonlinear')
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out_nl.startswith(out), 'the linear terms stay first')
+        self.assertRegex(out_nl, r'(?m)^nl:page_views_30d_peak\t\+')
+        self.assertRegex(out_nl, r'(?m)^nl:pricing_views_7d>=\d+\t\+')
+        # an inverted U: the peak is above both ends of the table
+        views = {int(m.group(1)): float(m.group(2)) for m in re.finditer(
+            r'(?m)^nl:page_views_30d=(\d+)\t([-+]\d+\.\d+)', out_nl)}
+        peak = max(views, key=views.get)
+        self.assertGreater(views[peak], views[min(views)])
+        self.assertGreater(views[peak], views[max(views)])
+        rc, _, err = run_sim('--nonlinear', '--feedback', '/dev/null',
+                             '--dry-run')
+        self.assertEqual(rc, 2, err)
 
     def test_negatives_none_emits_only_positives(self):
         args = ['--dry-run', '--leads', 500, '--days', 20, '--start', START,
