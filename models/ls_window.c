@@ -102,9 +102,8 @@ static const ls_feature_spec default_features[] = {
 	 * researcher, a job seeker or a bot), which one linear term cannot
 	 * say. Measured on leadscore-sim (BENCHMARKS.md, "Numeric feature
 	 * maps"): +0.017 to +0.035 AUC with a non-linear hidden model, no
-	 * measurable loss without;
-	 * bucketing more features (time on site, opens, recency) cost up
-	 * to 0.007 AUC on the plain simulator.
+	 * measurable loss without; bucketing more features (time on site,
+	 * opens, recency) cost up to 0.007 AUC on the plain simulator.
 	 */
 	{ .name = "page_views", .kind = LS_FEATURE_WINDOWED,
 	  .source = LS_SOURCE_WEB, .type_mask = BIT(LS_WEB_PAGE_VIEW),
