@@ -32,6 +32,7 @@ static bool types_equal(const void *a, const void *b);
 static void parse_windows(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp);
 static bool windows_equal(const void *a, const void *b);
+static bool feature_map_equal(const void *a, const void *b);
 static void feature_finish(ls_conf_loader *ld, void *items, size_t index,
 			   yaml_node_t *item_node, const char *disp);
 static void features_finish_all(ls_conf_loader *ld, void *items, size_t n,
@@ -89,6 +90,10 @@ static const ls_conf_custom windows_custom = {
 	.type_name = "sequence", .parse = parse_windows, .equal = windows_equal,
 };
 
+static const ls_conf_custom feature_map_custom = {
+	.type_name = "string or mapping", .parse = ls_config_parse_transform, .equal = feature_map_equal,
+};
+
 #define F_OFF(m) offsetof(ls_feature_spec, m)
 #define F_SIZE(m) sizeof(((ls_feature_spec *)0)->m)
 
@@ -138,6 +143,9 @@ static const ls_conf_field feature_fields[] = {
 	  .desc = "Recency: unit of the value (1d: days since the newest event)." },
 	{ .name = "floor_zero", .type = FT_BOOL, .offset = F_OFF(floor_zero), .def = "false",
 	  .desc = "Difference: report max(0, a - b)." },
+	{ .name = "transform", .type = FT_CUSTOM, .offset = F_OFF(map), .def = "log1p",
+	  .custom = &feature_map_custom,
+	  .desc = "How the models take every value of the feature: linear, log1p, or {quantiles: N} or {bins: [edges]} with linear: log1p, linear or none." },
 };
 
 const ls_conf_seq ls_config_features_seq = {
@@ -381,6 +389,182 @@ static bool windows_equal(const void *a, const void *b)
 		    x->windows[i].slices != y->windows[i].slices)
 			return false;
 	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* transform: the numeric map of a feature or a profile metric         */
+/* ------------------------------------------------------------------ */
+
+/* What the mapping form says before it becomes a ls_ftrl_numeric. */
+enum { LINEAR_LOG1P, LINEAR_LINEAR, LINEAR_NONE };
+
+typedef struct transform_item {
+	int32_t quantiles;
+	int linear;
+	size_t n_edges;
+	double edges[LS_FTRL_MAX_EDGES];
+} transform_item;
+
+static const ls_conf_symbol linear_symbols[] = {
+	{ "log1p", LINEAR_LOG1P },
+	{ "linear", LINEAR_LINEAR },
+	{ "none", LINEAR_NONE },
+	{ NULL, 0 },
+};
+
+static void parse_bins(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
+		       const char *disp);
+
+static const ls_conf_custom bins_custom = { .type_name = "sequence", .parse = parse_bins };
+
+static const ls_conf_field transform_fields[] = {
+	{ .name = "quantiles", .type = FT_INT, .offset = offsetof(transform_item, quantiles),
+	  .size = sizeof(int32_t), .min = 2, .max = LS_FTRL_MAX_EDGES + 1,
+	  .desc = "Equal-mass buckets learned from the stream." },
+	{ .name = "bins", .type = FT_CUSTOM, .custom = &bins_custom,
+	  .desc = "Fixed bucket edges, ascending." },
+	{ .name = "linear", .type = FT_ENUM, .offset = offsetof(transform_item, linear),
+	  .symbols = linear_symbols, .desc = "The linear term beside the buckets." },
+};
+
+/* One edge, parsed and checked as any number row is. */
+static const ls_conf_field edge_field = { .name = "edge", .type = FT_NUMBER, .offset = 0 };
+
+/*
+ * bins: 1 to LS_FTRL_MAX_EDGES numbers, each above the one before it, so
+ * a bucket is never empty by construction. Each problem goes to its edge.
+ */
+static void parse_bins(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
+		       const char *disp)
+{
+	transform_item *t = base;
+	double edges[LS_FTRL_MAX_EDGES];
+	bool ok = true;
+
+	(void)f;
+	if (!ls_conf_expect_seq(ld, node, disp, "a sequence of bucket edges such as [1, 5, 20]"))
+		return;
+	size_t n = ls_conf_seq_len(node);
+	if (n == 0 || n > LS_FTRL_MAX_EDGES) {
+		ls_conf_error(ld, node->start_mark, disp, "expected 1 to %d edges, got %zu",
+			      LS_FTRL_MAX_EDGES, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char idisp[KEY_MAX + 16], msg[256];
+		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
+		if (item == NULL) {
+			ok = false;
+			continue;
+		}
+		if (item->type != YAML_SCALAR_NODE || ls_conf_is_null(item)) {
+			ls_conf_error(ld, item->start_mark, idisp, "expected a number, got %s",
+				      ls_conf_is_null(item) ? "null" : ls_conf_node_kind(item));
+			ok = false;
+			continue;
+		}
+		const char *text = ls_conf_scalar_text(ld, item, idisp);
+		if (text == NULL) {
+			ok = false;
+			continue;
+		}
+		if (ls_conf_field_set(&edge_field, &edges[i], text, false, msg, sizeof msg) != 0) {
+			ls_conf_error(ld, item->start_mark, idisp, "%s", msg);
+			ok = false;
+			continue;
+		}
+		if (ok && i > 0 && !(edges[i] > edges[i - 1])) {
+			ls_conf_error(ld, item->start_mark, idisp,
+				      "not above the edge before it (%g); edges must ascend", edges[i - 1]);
+			ok = false;
+		}
+	}
+	if (!ok)
+		return;
+	t->n_edges = n;
+	memcpy(t->edges, edges, n * sizeof edges[0]);
+}
+
+void ls_config_parse_transform(ls_conf_loader *ld, const ls_conf_field *f, void *base,
+			       yaml_node_t *node, const char *disp)
+{
+	static const char expected[] =
+		"linear, log1p, or a mapping such as {quantiles: 10} or {bins: [1, 5, 20]}";
+	ls_ftrl_numeric nm;
+	char msg[256], qbuf[72];
+
+	memset(&nm, 0, sizeof nm);
+	if (node->type == YAML_SCALAR_NODE && !ls_conf_is_null(node)) {
+		const char *text = ls_conf_scalar_text(ld, node, disp);
+		if (text == NULL)
+			return;
+		if (strcmp(text, "linear") == 0) {
+			nm.transform = LS_FTRL_T_LINEAR;
+		} else if (strcmp(text, "log1p") != 0) {
+			ls_conf_error(ld, node->start_mark, disp, "expected %s, got %s", expected,
+				      ls_conf_quote(text, qbuf, sizeof qbuf));
+			return;
+		}
+	} else if (node->type == YAML_MAPPING_NODE) {
+		transform_item t;
+		bool set[COUNT(transform_fields)] = { false };
+		size_t before = ld->eb->n_errors;
+
+		memset(&t, 0, sizeof t);
+		ls_conf_walk_mapping(ld, transform_fields, COUNT(transform_fields), &t, set, node,
+				     "", disp);
+		if (ld->eb->n_errors != before)
+			return;
+		if (set[0] && set[1]) {
+			char key[KEY_MAX + 16];
+			ls_conf_key_printf(key, sizeof key, "%s.bins", disp);
+			ls_conf_error(ld, ls_conf_value_mark(ld, node, "bins"), key,
+				      "quantiles and bins exclude each other; keep one");
+			return;
+		}
+		if (!set[0] && !set[1]) {
+			ls_conf_error(ld, node->start_mark, disp,
+				      "needs quantiles: N or bins: [edges]");
+			return;
+		}
+		if (set[0]) {
+			nm.buckets = LS_FTRL_B_QUANTILES;
+			nm.quantiles = (uint32_t)t.quantiles;
+		} else {
+			nm.buckets = LS_FTRL_B_BINS;
+			nm.n_edges = t.n_edges;
+			memcpy(nm.edges, t.edges, t.n_edges * sizeof t.edges[0]);
+		}
+		nm.transform = t.linear == LINEAR_LINEAR ? LS_FTRL_T_LINEAR : LS_FTRL_T_LOG1P;
+		nm.no_linear = t.linear == LINEAR_NONE;
+	} else {
+		ls_conf_error(ld, node->start_mark, disp, "expected %s, got %s", expected,
+			      ls_conf_is_null(node) ? "null" : ls_conf_node_kind(node));
+		return;
+	}
+	/* The models have the last word on what a map may be. */
+	if (!ls_ftrl_numeric_check(&nm, msg, sizeof msg)) {
+		ls_conf_error(ld, node->start_mark, disp, "%s", msg);
+		return;
+	}
+	memcpy(ls_conf_member_at(base, f->offset), &nm, sizeof nm);
+}
+
+bool ls_config_transform_equal(const ls_ftrl_numeric *a, const ls_ftrl_numeric *b)
+{
+	if (a->transform != b->transform || a->no_linear != b->no_linear ||
+	    a->buckets != b->buckets || a->quantiles != b->quantiles || a->n_edges != b->n_edges)
+		return false;
+	for (size_t i = 0; i < a->n_edges && i < LS_FTRL_MAX_EDGES; i++)
+		if (a->edges[i] != b->edges[i])
+			return false;
+	return true;
+}
+
+static bool feature_map_equal(const void *a, const void *b)
+{
+	const ls_feature_spec *x = a, *y = b;
+	return ls_config_transform_equal(&x->map, &y->map);
 }
 
 #define KIND(k) (1u << (k))

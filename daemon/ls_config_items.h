@@ -28,6 +28,19 @@ const char *ls_config_check_model_name(const char *s, char *buf, size_t buflen);
 /* Profile attribute and metric keys as the models hash them; NULL when fine. */
 const char *ls_config_check_input_key(const char *s);
 
+/*
+ * The `transform` value of a feature or a profile metric (README
+ * "Numeric feature maps"): `linear`, `log1p`, or a mapping of
+ * `quantiles: N` or `bins: [edges]` with an optional `linear: log1p |
+ * linear | none`. A ls_conf_custom parse: fills the ls_ftrl_numeric at
+ * f->offset of base only when the value is clean and passes
+ * ls_ftrl_numeric_check(); every problem is reported at its node.
+ */
+void ls_config_parse_transform(ls_conf_loader *ld, const ls_conf_field *f, void *base,
+			       yaml_node_t *node, const char *disp);
+/* The maps do the same thing (edges past n_edges are not compared). */
+bool ls_config_transform_equal(const ls_ftrl_numeric *a, const ls_ftrl_numeric *b);
+
 /* Once the whole file is walked: every campaign whose context uses tier
  * names an existing tier_model. ld->base is the ls_config. */
 void ls_config_check_campaign_models(ls_conf_loader *ld, yaml_node_t *root);

@@ -118,7 +118,7 @@ static const ls_conf_field model_fields[] = {
 	  .desc = "Up to 16 pairs [a, b] of categorical keys hashed together as one input; [] for none." },
 	{ .name = "metrics", .type = FT_CUSTOM, .custom = &metrics_custom,
 	  .def = "[employees, annual_revenue]",
-	  .desc = "Up to 32 profile metrics used as dense numeric inputs; other metrics are hashed." },
+	  .desc = "Up to 32 profile metrics used as dense numeric inputs, each a name or {name, transform} (see features[].transform); other metrics are hashed." },
 	{ .name = "decay_half_life", .type = FT_DURATION, .offset = M_OFF(decay_half_life_ms),
 	  .def = "0s", .min = 0, .max = MAX_MODEL_MS, .flags = F_RELOAD,
 	  .desc = "At read time the score decays toward the prior with this half-life of inactivity; 0 disables (0 to 3650d)." },
@@ -439,21 +439,137 @@ static bool crosses_equal(const void *a, const void *b)
 }
 
 
+/* A metric written as a mapping: {name: employees, transform: ...}. */
+typedef struct metric_item {
+	char name[LS_MODEL_KEY_MAX];
+	ls_ftrl_numeric map;
+} metric_item;
+
+static const char *check_metric_key(const char *s, char *buf, size_t buflen)
+{
+	(void)buf;
+	(void)buflen;
+	return ls_config_check_input_key(s);
+}
+
+static const ls_conf_custom metric_map_custom = {
+	.type_name = "string or mapping", .parse = ls_config_parse_transform,
+};
+
+static const ls_conf_field metric_fields[] = {
+	{ .name = "name", .type = FT_CHARS, .offset = offsetof(metric_item, name),
+	  .size = sizeof(((metric_item *)0)->name), .flags = F_REQUIRED,
+	  .check = check_metric_key, .desc = "Profile metric key." },
+	{ .name = "transform", .type = FT_CUSTOM, .offset = offsetof(metric_item, map),
+	  .custom = &metric_map_custom, .desc = "Its numeric map." },
+};
+
+/*
+ * Each entry is a name (the metric with the default map) or a mapping
+ * {name, transform}; names are checked as input keys and must be
+ * distinct. Names and maps go in only when every entry is clean.
+ */
 static void parse_metrics(ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 			  const char *disp)
 {
 	ls_model_spec *m = base;
+	metric_item *items;
+	bool ok = true;
 
 	(void)f;
-	ls_conf_name_list(ld, node, disp, "[employees, annual_revenue]", LS_MODEL_MAX_METRICS,
-		  ls_config_check_input_key, &m->metrics[0][0], LS_MODEL_KEY_MAX, &m->n_metrics);
+	if (node->type != YAML_SEQUENCE_NODE) {
+		ls_conf_error(ld, node->start_mark, disp, "expected a sequence such as %s, got %s",
+			      "[employees, {name: annual_revenue, transform: {quantiles: 10}}]",
+			      ls_conf_is_null(node) ? "null" : ls_conf_node_kind(node));
+		return;
+	}
+	size_t n = ls_conf_seq_len(node);
+	if (n > LS_MODEL_MAX_METRICS) {
+		ls_conf_error(ld, node->start_mark, disp, "at most %d entries, got %zu",
+			      LS_MODEL_MAX_METRICS, n);
+		return;
+	}
+	items = calloc(n ? n : 1, sizeof *items);
+	if (items == NULL) {
+		ls_conf_error(ld, node->start_mark, disp, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char idisp[KEY_MAX + 16], qbuf[72];
+		yaml_node_t *item = ls_conf_seq_entry(ld, node, i, disp, idisp, sizeof idisp);
+		yaml_mark_t name_mark;
+		if (item == NULL) {
+			ok = false;
+			continue;
+		}
+		name_mark = item->start_mark;
+		if (item->type == YAML_MAPPING_NODE) {
+			size_t before = ld->eb->n_errors;
+			bool set[COUNT(metric_fields)] = { false };
+			ls_conf_walk_mapping(ld, metric_fields, COUNT(metric_fields), &items[i], set,
+					     item, "", idisp);
+			if (!set[0]) {
+				char key[KEY_MAX + 32];
+				ls_conf_key_printf(key, sizeof key, "%s.name", idisp);
+				ls_conf_error(ld, item->start_mark, key, "required key is missing");
+			}
+			if (ld->eb->n_errors != before) {
+				ok = false;
+				continue;
+			}
+			name_mark = ls_conf_value_mark(ld, item, "name");
+		} else if (item->type == YAML_SCALAR_NODE && !ls_conf_is_null(item)) {
+			const char *name = ls_conf_scalar_text(ld, item, idisp);
+			if (name == NULL) {
+				ok = false;
+				continue;
+			}
+			const char *why = ls_config_check_input_key(name);
+			if (why != NULL) {
+				ls_conf_error(ld, item->start_mark, idisp, "%s, got %s", why,
+					      ls_conf_quote(name, qbuf, sizeof qbuf));
+				ok = false;
+				continue;
+			}
+			memcpy(items[i].name, name, strlen(name) + 1);
+		} else {
+			ls_conf_error(ld, item->start_mark, idisp,
+				      "expected a name or a mapping of name and transform, got %s",
+				      ls_conf_is_null(item) ? "null" : ls_conf_node_kind(item));
+			ok = false;
+			continue;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(items[j].name, items[i].name) != 0)
+				continue;
+			ls_conf_error(ld, name_mark, idisp, "%s is listed twice",
+				      ls_conf_quote(items[i].name, qbuf, sizeof qbuf));
+			ok = false;
+			break;
+		}
+	}
+	if (ok) {
+		memset(m->metrics, 0, sizeof m->metrics);
+		memset(m->metric_maps, 0, sizeof m->metric_maps);
+		for (size_t i = 0; i < n; i++) {
+			memcpy(m->metrics[i], items[i].name, sizeof items[i].name);
+			m->metric_maps[i] = items[i].map;
+		}
+		m->n_metrics = n;
+	}
+	free(items);
 }
 
 static bool metrics_equal(const void *a, const void *b)
 {
 	const ls_model_spec *x = a, *y = b;
-	return x->n_metrics == y->n_metrics &&
-	       ls_conf_names_equal(&x->metrics[0][0], &y->metrics[0][0], x->n_metrics, LS_MODEL_KEY_MAX);
+	if (x->n_metrics != y->n_metrics ||
+	    !ls_conf_names_equal(&x->metrics[0][0], &y->metrics[0][0], x->n_metrics, LS_MODEL_KEY_MAX))
+		return false;
+	for (size_t i = 0; i < x->n_metrics; i++)
+		if (!ls_config_transform_equal(&x->metric_maps[i], &y->metric_maps[i]))
+			return false;
+	return true;
 }
 
 /*

@@ -5,6 +5,10 @@
  */
 #include "ls_model_spec.h"
 
+#include <stdlib.h>
+
+#include "ls_err.h"
+
 #define OUTCOME(o) (UINT32_C(1) << (o))
 
 static const ls_model_spec default_model = {
@@ -42,4 +46,35 @@ static const ls_model_spec default_model = {
 const ls_model_spec *ls_model_spec_default(void)
 {
 	return &default_model;
+}
+
+ls_ftrl *ls_model_spec_new_ftrl(const ls_model_spec *spec, const ls_feature_set *set,
+				char *err, size_t errlen)
+{
+	size_t nv = set->n_values, n = nv + spec->n_metrics;
+	const char **names = malloc((n ? n : 1) * sizeof *names);
+	ls_ftrl_numeric *maps = calloc(n ? n : 1, sizeof *maps);
+	ls_ftrl *m = NULL;
+
+	if (names == NULL || maps == NULL) {
+		ls_set_err(err, errlen, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nv; i++)
+		names[i] = ls_feature_set_value_name(set, i);
+	/* a feature's map applies to every one of its values (windows) */
+	for (size_t f = 0; f < set->n_features; f++) {
+		const ls_feature_info *fi = &set->features[f];
+		for (uint32_t v = 0; v < fi->n_values && fi->first_value + v < nv; v++)
+			maps[fi->first_value + v] = fi->spec.map;
+	}
+	for (size_t i = 0; i < spec->n_metrics; i++) {
+		names[nv + i] = spec->metrics[i];
+		maps[nv + i] = spec->metric_maps[i];
+	}
+	m = ls_ftrl_new_mapped(&spec->ftrl, names, maps, n, err, errlen);
+out:
+	free(names);
+	free(maps);
+	return m;
 }

@@ -11,7 +11,8 @@
  *
  * Memory: a spec owns no memory (values and fixed-size arrays only) and
  * copies with '='. Errors: none here; a spec is checked where it is
- * built. Thread-safety: plain data.
+ * built (ls_model_spec_new_ftrl reports why a model cannot be made).
+ * Thread-safety: plain data.
  */
 #ifndef LS_MODEL_SPEC_H
 #define LS_MODEL_SPEC_H
@@ -23,6 +24,7 @@
 #include "ls_eval.h" /* ls_tiers */
 #include "ls_ftrl.h" /* ls_ftrl_params */
 #include "ls_lead.h" /* LS_LEAD_KEY_MAX */
+#include "ls_window.h" /* ls_feature_set */
 
 /*
  * One scoring model of the `models:` sequence (see README "Models"). Every
@@ -72,5 +74,16 @@ typedef struct ls_model_spec {
  * Static data, ready to use; thread-safe.
  */
 const ls_model_spec *ls_model_spec_default(void);
+
+/*
+ * A fresh model (ls_ftrl_new_mapped) for spec over feature set set: the
+ * dense features are set's values in order, each with the map of the
+ * feature it belongs to (ls_feature_spec.map), then spec's metrics with
+ * their metric_maps. Every scorer of a model builds it here, so the
+ * daemon, leadscorectl and the tests agree on its layout. NULL with a
+ * reason in err (invalid, out of memory); the caller frees the model.
+ */
+ls_ftrl *ls_model_spec_new_ftrl(const ls_model_spec *spec, const ls_feature_set *set,
+				char *err, size_t errlen);
 
 #endif

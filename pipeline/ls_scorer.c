@@ -91,21 +91,10 @@ static int model_keys(const char *prefix, const char *name, char *km, char *ke,
 static ls_ftrl *fresh_model(const ls_model_spec *spec, const ls_feature_set *set,
 			    char *err, size_t errlen)
 {
-	size_t nv = set->n_values, n = nv + spec->n_metrics;
-	const char **names = malloc((n ? n : 1) * sizeof *names);
-	if (names == NULL) {
-		ls_set_err(err, errlen, "out of memory");
-		return NULL;
-	}
-	for (size_t i = 0; i < nv; i++)
-		names[i] = ls_feature_set_value_name(set, i);
-	for (size_t i = 0; i < spec->n_metrics; i++)
-		names[nv + i] = spec->metrics[i];
 	char why[256];
-	ls_ftrl *m = ls_ftrl_new(&spec->ftrl, names, n, why, sizeof why);
+	ls_ftrl *m = ls_model_spec_new_ftrl(spec, set, why, sizeof why);
 	if (m == NULL)
 		ls_set_err(err, errlen, "model %s: %s", spec->name, why);
-	free(names);
 	return m;
 }
 
@@ -887,9 +876,9 @@ int ls_scorer_fold(const ls_store_model_state *st, const ls_ftrl *fresh,
 		}
 		if (ls_ftrl_layout(fm) != ls_ftrl_layout(fresh)) {
 			ls_set_err(err, errlen, "stored model has another layout "
-				   "(features, buckets or parameters changed)");
+				   "(features, numeric maps, buckets or parameters changed)");
 			ls_ftrl_free(fm);
-			return -1;
+			return LS_SCORER_OTHER_LAYOUT;
 		}
 	} else if ((fm = ls_ftrl_clone(fresh)) == NULL) {
 		ls_set_err(err, errlen, "out of memory");
@@ -936,6 +925,39 @@ int ls_scorer_fold(const ls_store_model_state *st, const ls_ftrl *fresh,
 	return 0;
 }
 
+/*
+ * The stored model was learned over another layout: the configuration's
+ * features, numeric maps, buckets or FTRL parameters changed. It can
+ * never be merged into, and keeping it would leave every checkpoint
+ * failing while the learning log grows with deltas nobody folds, so the
+ * running configuration wins: the shared model starts afresh from a
+ * fresh model plus the log entries of this layout (what every instance of
+ * this configuration committed since the change; entries of the old
+ * layout are skipped and dropped by the write), with a fresh evaluation
+ * window (the stored one judged the other model). 0 or -1 with a reason.
+ */
+static int fold_afresh(ls_scorer *sc, model *m, const ls_store_model_state *st,
+		       ls_ftrl **folded, ls_eval **ev, char *err, size_t errlen)
+{
+	ls_ftrl *fresh = fresh_model(m->spec, sc->set, err, errlen);
+	if (fresh == NULL)
+		return -1;
+	ls_store_model_state s = *st;
+	s.model.data = NULL;
+	s.model.len = 0;
+	s.eval.data = NULL;
+	s.eval.len = 0;
+	size_t skipped;
+	int rc = ls_scorer_fold(&s, fresh, (size_t)m->spec->eval_window, folded, ev,
+				&skipped, err, errlen);
+	ls_ftrl_free(fresh);
+	if (rc == 0)
+		ls_warn(COMPONENT, "stored model has another layout (features, numeric "
+			"maps, buckets or FTRL parameters changed): it starts afresh",
+			"model=%s log_entries_dropped=%zu", m->spec->name, skipped);
+	return rc;
+}
+
 static int checkpoint_model(ls_scorer *sc, model *m, char *err, size_t errlen)
 {
 	ls_store_model_keys k = { m->k_model, m->k_eval, m->k_log };
@@ -950,8 +972,11 @@ static int checkpoint_model(ls_scorer *sc, model *m, char *err, size_t errlen)
 		ls_eval *ev;
 		size_t skipped;
 		char why[300];
-		if (ls_scorer_fold(&st, m->committed, (size_t)m->spec->eval_window,
-				   &folded, &ev, &skipped, why, sizeof why) != 0) {
+		int frc = ls_scorer_fold(&st, m->committed, (size_t)m->spec->eval_window,
+					 &folded, &ev, &skipped, why, sizeof why);
+		if (frc == LS_SCORER_OTHER_LAYOUT)
+			frc = fold_afresh(sc, m, &st, &folded, &ev, why, sizeof why);
+		if (frc != 0) {
 			/* a model we cannot read is not overwritten silently:
 			 * keep learning locally and say so at every checkpoint */
 			ls_store_unwatch(sc->store);

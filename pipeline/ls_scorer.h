@@ -288,8 +288,12 @@ void ls_scorer_stats(const ls_scorer *sc, size_t i, ls_scorer_model_stats *out);
  * Fold a model's shared state as read from Redis into a model and an
  * evaluation window (what a checkpoint and leadscorectl do). fresh is used
  * as the starting point when no checkpoint is stored (cloned). *skipped
- * counts log entries of another layout. 0 or -1 with a reason.
+ * counts log entries of another layout. 0, LS_SCORER_OTHER_LAYOUT with a
+ * reason when the stored model is of another layout than fresh (the
+ * configuration changed; a checkpoint then starts the shared model
+ * afresh, see README "Numeric feature maps"), or -1 with a reason.
  */
+#define LS_SCORER_OTHER_LAYOUT (-2)
 int ls_scorer_fold(const ls_store_model_state *st, const ls_ftrl *fresh,
 		   size_t eval_window, ls_ftrl **model, ls_eval **eval,
 		   size_t *skipped, char *err, size_t errlen);

@@ -50,6 +50,7 @@ static void assert_spec_eq(const ls_feature_spec *got, const ls_feature_spec *wa
 	ck_assert_msg(got->unit_ms == want->unit_ms, "%s: unit_ms %lld, want %lld", nm,
 		      (long long)got->unit_ms, (long long)want->unit_ms);
 	ck_assert_msg(got->floor_zero == want->floor_zero, "%s: floor_zero", nm);
+	assert_map_eq(nm, &got->map, &want->map);
 }
 
 START_TEST(test_features_default_yaml)
@@ -282,6 +283,96 @@ START_TEST(test_features_list_errors)
 	load_bad("features_shape.yaml", no_env, err, sizeof err);
 	ASSERT_HAS(err, "features_shape.yaml:4:3: features: expected a sequence, got a mapping");
 	ck_assert_uint_eq(count_lines(err), 1);
+}
+END_TEST
+
+START_TEST(test_features_transform)
+{
+	ls_config c;
+	load_ok("features_transform.yaml", no_env, &c);
+	ck_assert_uint_eq(c.features.n, 7);
+	ls_ftrl_numeric w;
+
+	memset(&w, 0, sizeof w);
+	w.transform = LS_FTRL_T_LINEAR;
+	assert_map_eq("opens", &spec_named(&c, "opens")->map, &w);
+	memset(&w, 0, sizeof w); /* log1p written out is the zero map */
+	assert_map_eq("clicks", &spec_named(&c, "clicks")->map, &w);
+	assert_map_eq("plain", &spec_named(&c, "plain")->map, &w);
+	w.buckets = LS_FTRL_B_QUANTILES;
+	w.quantiles = 8;
+	assert_map_eq("pricing", &spec_named(&c, "pricing")->map, &w);
+
+	memset(&w, 0, sizeof w);
+	w.buckets = LS_FTRL_B_BINS;
+	w.no_linear = true;
+	w.n_edges = 4;
+	w.edges[0] = 10;
+	w.edges[1] = 60;
+	w.edges[2] = 300.5;
+	w.edges[3] = 1e4;
+	assert_map_eq("seconds", &spec_named(&c, "seconds")->map, &w);
+
+	memset(&w, 0, sizeof w);
+	w.transform = LS_FTRL_T_LINEAR;
+	w.buckets = LS_FTRL_B_QUANTILES;
+	w.quantiles = 64;
+	assert_map_eq("calls", &spec_named(&c, "calls")->map, &w);
+
+	memset(&w, 0, sizeof w);
+	w.buckets = LS_FTRL_B_BINS;
+	w.n_edges = 3;
+	w.edges[0] = -1;
+	w.edges[1] = 0;
+	w.edges[2] = 7;
+	assert_map_eq("since_call", &spec_named(&c, "since_call")->map, &w);
+	char err[256];
+	for (size_t i = 0; i < c.features.n; i++)
+		ck_assert_msg(ls_ftrl_numeric_check(&c.features.specs[i].map, err, sizeof err),
+			      "%s: %s", c.features.specs[i].name, err);
+
+	/* A changed map is a changed feature: restart-only, like the rest
+	 * of features (the models' layout changes with it). */
+	ls_config d;
+	diff_seen s;
+	load_ok("features_transform.yaml", no_env, &d);
+	ck_assert_uint_eq(ls_config_diff(&c, &d, NULL, NULL), 0);
+	d.features.specs[2].map.quantiles = 10;
+	memset(&s, 0, sizeof s);
+	ck_assert_uint_eq(ls_config_diff(&c, &d, on_diff, &s), 1);
+	ck_assert_int_eq(diff_find(&s, "features"), 0);
+	d.features.specs[2].map.quantiles = 8;
+	d.features.specs[3].map.edges[3] = 1e5;
+	ck_assert_uint_eq(ls_config_diff(&c, &d, NULL, NULL), 1);
+	d.features.specs[3].map.edges[3] = 1e4;
+	d.features.specs[3].map.no_linear = false;
+	ck_assert_uint_eq(ls_config_diff(&c, &d, NULL, NULL), 1);
+	d.features.specs[3].map.no_linear = true;
+	/* edges past n_edges are not part of the map */
+	d.features.specs[3].map.edges[10] = 7;
+	ck_assert_uint_eq(ls_config_diff(&c, &d, NULL, NULL), 0);
+	ls_config_free(&d);
+	ls_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_features_transform_errors)
+{
+	char err[8192];
+	load_bad("features_bad_transform.yaml", no_env, err, sizeof err);
+	ASSERT_HAS(err, "features_bad_transform.yaml:7:16: features[0].transform: expected linear, log1p, or a mapping such as {quantiles: 10} or {bins: [1, 5, 20]}, got \"sqrt\"");
+	ASSERT_HAS(err, "features_bad_transform.yaml:11:28: features[1].transform.quantiles: must be between 2 and 64, got 1");
+	ASSERT_HAS(err, "features_bad_transform.yaml:15:30: features[2].transform.bins[2]: not above the edge before it (5); edges must ascend");
+	ASSERT_HAS(err, "features_bad_transform.yaml:19:37: features[3].transform.bins: quantiles and bins exclude each other; keep one");
+	ASSERT_HAS(err, "features_bad_transform.yaml:23:16: features[4].transform: needs quantiles: N or bins: [edges]");
+	ASSERT_HAS(err, "features_bad_transform.yaml:27:27: features[5].transform.bins[1]: expected a decimal number, got \"x\"");
+	ASSERT_HAS(err, "features_bad_transform.yaml:31:39: features[6].transform.linear: expected one of log1p, linear, none, got \"sqrt\"");
+	ASSERT_HAS(err, "features_bad_transform.yaml:35:31: features[7].transform.spread: unknown key (expected one of: quantiles, bins, linear)");
+	ASSERT_HAS(err, "features_bad_transform.yaml:39:16: features[8].transform: expected linear, log1p, or a mapping such as {quantiles: 10} or {bins: [1, 5, 20]}, got a sequence");
+	ASSERT_HAS(err, "features_bad_transform.yaml:43:23: features[9].transform.bins: expected 1 to 63 edges, got 0");
+	ASSERT_HAS(err, "features_bad_transform.yaml:47:28: features[10].transform.quantiles: must be between 2 and 64, got 65");
+	ASSERT_HAS(err, "features_bad_transform.yaml:51:15: features[11].transform: expected linear, log1p, or a mapping such as {quantiles: 10} or {bins: [1, 5, 20]}, got null");
+	ck_assert_uint_eq(count_lines(err), 12);
 }
 END_TEST
 
@@ -587,6 +678,8 @@ static Suite *config_features_suite(void)
 	tcase_add_test(tc, test_features_custom);
 	tcase_add_test(tc, test_features_item_errors);
 	tcase_add_test(tc, test_features_list_errors);
+	tcase_add_test(tc, test_features_transform);
+	tcase_add_test(tc, test_features_transform_errors);
 	tcase_add_test(tc, test_pipeline_limits);
 	tcase_add_test(tc, test_dead_letter_room);
 	tcase_add_test(tc, test_pipeline_reload);

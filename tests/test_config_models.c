@@ -49,8 +49,10 @@ static void assert_model_eq(const ls_model_spec *got, const ls_model_spec *want)
 	}
 	ck_assert_msg(got->n_metrics == want->n_metrics, "%s: %zu metrics, want %zu", nm,
 		      got->n_metrics, want->n_metrics);
-	for (size_t i = 0; i < want->n_metrics; i++)
+	for (size_t i = 0; i < want->n_metrics; i++) {
 		ck_assert_str_eq(got->metrics[i], want->metrics[i]);
+		assert_map_eq(got->metrics[i], &got->metric_maps[i], &want->metric_maps[i]);
+	}
 	ck_assert_msg(got->decay_half_life_ms == want->decay_half_life_ms, "%s: decay", nm);
 	ck_assert_msg(got->eval_window == want->eval_window, "%s: eval_window", nm);
 	ck_assert_msg(got->shadow == want->shadow, "%s: shadow", nm);
@@ -237,6 +239,70 @@ START_TEST(test_models_errors)
 	load_bad("models_empty.yaml", no_env, err, sizeof err);
 	ASSERT_HAS(err, "models_empty.yaml:3:9: models: must list at least one model");
 	ck_assert_uint_eq(count_lines(err), 1);
+}
+END_TEST
+
+START_TEST(test_models_metric_transform)
+{
+	ls_config c;
+	load_ok("models_transform.yaml", no_env, &c);
+	ck_assert_uint_eq(c.models.n, 2);
+	const ls_model_spec *m = &c.models.specs[0];
+	ck_assert_uint_eq(m->n_metrics, 4);
+	ck_assert_str_eq(m->metrics[0], "employees");
+	ck_assert_str_eq(m->metrics[1], "annual_revenue");
+	ck_assert_str_eq(m->metrics[2], "seats");
+	ck_assert_str_eq(m->metrics[3], "funding");
+	ls_ftrl_numeric w[4];
+	memset(w, 0, sizeof w);
+	w[1].buckets = LS_FTRL_B_QUANTILES;
+	w[1].quantiles = 10;
+	w[2].transform = LS_FTRL_T_LINEAR;
+	w[3].buckets = LS_FTRL_B_BINS;
+	w[3].no_linear = true;
+	w[3].n_edges = 3;
+	w[3].edges[0] = 0;
+	w[3].edges[1] = 1e6;
+	w[3].edges[2] = 1e7;
+	for (size_t i = 0; i < 4; i++)
+		assert_map_eq(m->metrics[i], &m->metric_maps[i], &w[i]);
+
+	/* Plain names are the built-in model's metrics, maps and all. */
+	ls_model_spec want;
+	want_default_model(&want);
+	snprintf(want.name, sizeof want.name, "plain");
+	assert_model_eq(&c.models.specs[1], &want);
+
+	/* A changed map is a changed model: restart-only. */
+	ls_config d;
+	diff_seen s;
+	load_ok("models_transform.yaml", no_env, &d);
+	ck_assert_uint_eq(ls_config_diff(&c, &d, NULL, NULL), 0);
+	d.models.specs[0].metric_maps[1].quantiles = 12;
+	memset(&s, 0, sizeof s);
+	ck_assert_uint_eq(ls_config_diff(&c, &d, on_diff, &s), 1);
+	ck_assert_int_eq(diff_find(&s, "models[conversion].metrics"), 0);
+	d.models.specs[0].metric_maps[1].quantiles = 10;
+	d.models.specs[0].metric_maps[2].transform = LS_FTRL_T_LOG1P;
+	ck_assert_uint_eq(ls_config_diff(&c, &d, NULL, NULL), 1);
+	ls_config_free(&d);
+	ls_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_models_metric_transform_errors)
+{
+	char err[8192];
+	load_bad("models_bad_transform.yaml", no_env, err, sizeof err);
+	ASSERT_HAS(err, "models_bad_transform.yaml:5:53: models[0].metrics[1].transform: expected linear, log1p, or a mapping such as {quantiles: 10} or {bins: [1, 5, 20]}, got \"cube\"");
+	ASSERT_HAS(err, "models_bad_transform.yaml:8:9: models[1].metrics[0].name: required key is missing");
+	ASSERT_HAS(err, "models_bad_transform.yaml:10:34: models[2].metrics[1]: \"employees\" is listed twice");
+	ASSERT_HAS(err, "models_bad_transform.yaml:12:15: models[3].metrics[0]: expected a name or a mapping of name and transform, got a sequence");
+	ASSERT_HAS(err, "models_bad_transform.yaml:14:22: models[4].metrics[0].name: must not contain whitespace, control characters, '=' or '|', got \"a b\"");
+	ASSERT_HAS(err, "models_bad_transform.yaml:16:53: models[5].metrics[0].transform.bins[1]: not above the edge before it (3); edges must ascend");
+	ASSERT_HAS(err, "models_bad_transform.yaml:18:31: models[6].metrics[0].scale: unknown key (expected one of: name, transform)");
+	ASSERT_HAS(err, "models_bad_transform.yaml:20:14: models[7].metrics: expected a sequence such as [employees, {name: annual_revenue, transform: {quantiles: 10}}], got a scalar");
+	ck_assert_uint_eq(count_lines(err), 8);
 }
 END_TEST
 
@@ -494,6 +560,8 @@ static Suite *config_models_suite(void)
 	tcase_add_test(tc, test_models_default_yaml);
 	tcase_add_test(tc, test_models_custom);
 	tcase_add_test(tc, test_models_errors);
+	tcase_add_test(tc, test_models_metric_transform);
+	tcase_add_test(tc, test_models_metric_transform_errors);
 	tcase_add_test(tc, test_campaigns_custom);
 	tcase_add_test(tc, test_campaigns_errors);
 	tcase_add_test(tc, test_item_messages);

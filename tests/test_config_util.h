@@ -2,7 +2,8 @@
  * test_config_util.h - fixtures the ls_config test programs share
  * (test_config.c, test_config_features.c, test_config_models.c): fixture
  * and source paths, loading a fixture or a YAML text expecting success or
- * errors, the reload-diff collector, and reading a whole file.
+ * errors, the reload-diff collector, comparing numeric maps, and reading
+ * a whole file.
  *
  * Header-only and static inline, so each test program gets its own copy.
  * Fixtures live in tests/data/config/ (LS_TEST_DATA); README.md and
@@ -69,6 +70,23 @@ static inline void load_ok(const char *name, char **envp, ls_config *c)
 
 #define ASSERT_HAS(err, needle) \
 	ck_assert_msg(strstr((err), (needle)) != NULL, "expected \"%s\" in:\n%s", (needle), (err))
+
+/* A numeric map, member by member (edges up to n_edges). */
+static inline void assert_map_eq(const char *nm, const ls_ftrl_numeric *got, const ls_ftrl_numeric *want)
+{
+	ck_assert_msg(got->transform == want->transform, "%s: transform %d, want %d", nm,
+		      got->transform, want->transform);
+	ck_assert_msg(got->no_linear == want->no_linear, "%s: no_linear", nm);
+	ck_assert_msg(got->buckets == want->buckets, "%s: buckets %d, want %d", nm, got->buckets,
+		      want->buckets);
+	ck_assert_msg(got->quantiles == want->quantiles, "%s: quantiles %u, want %u", nm,
+		      got->quantiles, want->quantiles);
+	ck_assert_msg(got->n_edges == want->n_edges, "%s: %zu edges, want %zu", nm, got->n_edges,
+		      want->n_edges);
+	for (size_t i = 0; i < want->n_edges; i++)
+		ck_assert_msg(got->edges[i] == want->edges[i], "%s: edge %zu %g, want %g", nm, i,
+			      got->edges[i], want->edges[i]);
+}
 
 static inline size_t count_lines(const char *s)
 {

@@ -458,6 +458,62 @@ START_TEST(example_ctx_builds_what_the_name_lookup_builds)
 }
 END_TEST
 
+/*
+ * ls_model_spec_new_ftrl gives every window value its feature's map and
+ * every metric its metric map: the same layout as ls_ftrl_new_mapped with
+ * those maps written out by hand, and another than without them or with
+ * a map on one window only.
+ */
+START_TEST(model_maps_follow_features_and_metrics)
+{
+	char err[512];
+	ls_feature_spec specs[2] = {
+		window_feature("page_views", LS_SOURCE_WEB, LS_WEB_PAGE_VIEW),
+		window_feature("opens", LS_SOURCE_EMAIL, LS_EMAIL_OPENED),
+	};
+	specs[0].n_windows = 2;
+	specs[0].windows[0] = (ls_window_spec){ 7 * DAY, 0 };
+	specs[0].windows[1] = (ls_window_spec){ 30 * DAY, 0 };
+	specs[0].map.buckets = LS_FTRL_B_QUANTILES;
+	specs[0].map.quantiles = 4;
+	ls_feature_set *set = ls_test_feature_set(specs, 2);
+	ck_assert_uint_eq(set->n_values, 3);
+	ls_model_spec spec = *ls_model_spec_default();
+	spec.ftrl.n_buckets = 16;
+	ck_assert_uint_eq(spec.n_metrics, 2);
+	spec.metric_maps[1].transform = LS_FTRL_T_LINEAR;
+
+	ls_ftrl *m = ls_model_spec_new_ftrl(&spec, set, err, sizeof err);
+	ck_assert_msg(m != NULL, "%s", err);
+	const char *names[5];
+	ls_ftrl_numeric maps[5];
+	memset(maps, 0, sizeof maps);
+	for (size_t i = 0; i < 3; i++)
+		names[i] = ls_feature_set_value_name(set, i);
+	names[3] = spec.metrics[0];
+	names[4] = spec.metrics[1];
+	ck_assert_str_eq(names[0], "page_views_7d");
+	ck_assert_str_eq(names[1], "page_views_30d");
+	ck_assert_str_eq(ls_ftrl_dense_name(m, 4), "annual_revenue");
+	maps[0] = maps[1] = specs[0].map;
+	maps[4] = spec.metric_maps[1];
+	ls_ftrl *want = ls_ftrl_new_mapped(&spec.ftrl, names, maps, 5, err, sizeof err);
+	ck_assert_msg(want != NULL, "%s", err);
+	ck_assert_uint_eq(ls_ftrl_layout(m), ls_ftrl_layout(want));
+	ls_ftrl_free(want);
+	/* controls: the layout does see the maps */
+	memset(&maps[1], 0, sizeof maps[1]);
+	want = ls_ftrl_new_mapped(&spec.ftrl, names, maps, 5, err, sizeof err);
+	ck_assert_uint_ne(ls_ftrl_layout(m), ls_ftrl_layout(want));
+	ls_ftrl_free(want);
+	want = ls_ftrl_new(&spec.ftrl, names, 5, err, sizeof err);
+	ck_assert_uint_ne(ls_ftrl_layout(m), ls_ftrl_layout(want));
+	ls_ftrl_free(want);
+	ls_ftrl_free(m);
+	ls_feature_set_free(set);
+}
+END_TEST
+
 static Suite *scorer_suite(void)
 {
 	Suite *s = suite_create("scorer");
@@ -470,6 +526,7 @@ static Suite *scorer_suite(void)
 	tcase_add_test(tc, too_large_score_change_is_skipped);
 	tcase_add_test(tc, reload_copies_the_specs_of_the_same_models);
 	tcase_add_test(tc, example_ctx_builds_what_the_name_lookup_builds);
+	tcase_add_test(tc, model_maps_follow_features_and_metrics);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -124,19 +124,8 @@ static int load_model(ls_store *store, const ls_config *cfg,
 		snprintf(err, errlen, "model %s: key names too long", spec->name);
 		return -1;
 	}
-	size_t nv = set->n_values, n = nv + spec->n_metrics;
-	const char **names = malloc((n ? n : 1) * sizeof *names);
-	if (names == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	for (size_t i = 0; i < nv; i++)
-		names[i] = ls_feature_set_value_name(set, i);
-	for (size_t i = 0; i < spec->n_metrics; i++)
-		names[nv + i] = spec->metrics[i];
 	char why[512];
-	ls_ftrl *fresh = ls_ftrl_new(&spec->ftrl, names, n, why, sizeof why);
-	free(names);
+	ls_ftrl *fresh = ls_model_spec_new_ftrl(spec, set, why, sizeof why);
 	if (fresh == NULL) {
 		snprintf(err, errlen, "model %s: %s", spec->name, why);
 		return -1;

@@ -78,6 +78,23 @@ class CommandLine(unittest.TestCase):
         self.check_bad('kafka:\n  brokers: k:9092\nredis:\n  lead_ttl: 30 days\n',
                        '4:13: redis.lead_ttl')
 
+    def test_check_config_transforms(self):
+        ok = ('kafka:\n  brokers: k:9092\nfeatures:\n  - name: views\n    source: web\n'
+              '    windows: [7d]\n    transform: {quantiles: 8, linear: none}\n'
+              'models:\n  - name: m\n'
+              '    metrics: [employees, {name: revenue, transform: {bins: [1, 10]}}]\n')
+        with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as f:
+            f.write(ok)
+        try:
+            r = run('--check-config', f.name)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            os.unlink(f.name)
+        self.check_bad(ok.replace('quantiles: 8', 'quantiles: 1'),
+                       '7:28: features[0].transform.quantiles: must be between 2 and 64')
+        self.check_bad(ok.replace('[1, 10]', '[10, 1]'),
+                       '10:65: models[0].metrics[1].transform.bins[1]: not above the edge')
+
     def test_env_fills_required_key(self):
         with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as f:
             f.write('kafka:\n  group_id: g\n')
