@@ -849,6 +849,33 @@ static int commit_now(ls_pipeline *p)
 	return 0;
 }
 
+/* Labels the models hold now (shared ones and this instance's own). */
+static uint64_t labels_held(const ls_pipeline *p)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < ls_scorer_n_models(p->scorer); i++) {
+		ls_scorer_model_stats s;
+		ls_scorer_stats(p->scorer, i, &s);
+		n += s.positives + s.negatives;
+	}
+	return n;
+}
+
+/*
+ * A checkpoint is also due, before the interval, whenever the models
+ * hold twice the labels they held at the last one (from 100 on). Quantile
+ * edges are frozen per model version, i.e. from one checkpoint to the
+ * next: when a backlog brings thousands of labels a second, edges frozen
+ * at a checkpoint of the first hundred labels would stay that coarse for
+ * a whole interval. Doubling costs log2(labels / 100) extra checkpoints
+ * in a model's life.
+ */
+static bool labels_doubled(const ls_pipeline *p)
+{
+	uint64_t now = labels_held(p), then = p->ckpt.labels;
+	return now >= 100 && now >= 2 * then;
+}
+
 /*
  * At the commit interval: write what is pending (dirty leads, offsets) as
  * one transaction, on its way while the loop goes on. Between commits
@@ -870,7 +897,8 @@ static int commit_pending(ls_pipeline *p)
 	 * last one (ours, or another instance's in the shared log) reach the
 	 * models HTTP serves within checkpoint_interval of the stream going
 	 * quiet; with nothing learned anywhere it reads and writes nothing */
-	if (ls_clock_mono_ms() - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms)
+	if (ls_clock_mono_ms() - p->ckpt.last_ms >= p->set.live.checkpoint_interval_ms ||
+	    labels_doubled(p))
 		ls_pipeline_checkpoint(p);
 	/* the sweeps wait while a commit is on its way; here, between two,
 	 * they run at least once per commit however slow Redis is */
@@ -895,6 +923,7 @@ int ls_pipeline_checkpoint(ls_pipeline *p)
 {
 	char err[600], q[700];
 	p->ckpt.last_ms = ls_clock_mono_ms();
+	p->ckpt.labels = labels_held(p); /* a failure waits for the next doubling or interval */
 	if (p->resync.need)
 		return -1;
 	if (ls_scorer_checkpoint(p->scorer, err, sizeof err) != 0) {
@@ -910,6 +939,7 @@ int ls_pipeline_checkpoint(ls_pipeline *p)
 		ls_log(LS_LOG_INFO, "pipeline", "model checkpoint succeeded again",
 		       "failures=%u", p->ckpt.failures);
 	p->ckpt.failures = 0;
+	p->ckpt.labels = labels_held(p); /* with the other instances' now */
 	uint64_t adopted = ls_scorer_adoptions(p->scorer);
 	if (adopted != p->ckpt.adopted || p->ckpt.count == 0) {
 		p->ckpt.adopted = adopted;

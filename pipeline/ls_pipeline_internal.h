@@ -148,6 +148,7 @@ struct ls_pipeline {
 		bool restored;            /* the first checkpoint (the restore) is done */
 		int64_t last_ms;
 		uint64_t adopted;         /* ls_scorer_adoptions at the last one */
+		uint64_t labels;          /* labels the models held after it */
 		unsigned failures;        /* in a row */
 		uint64_t count;           /* those that changed the models */
 	} ckpt;

@@ -374,6 +374,73 @@ START_TEST(test_checkpoint_keeps_learning_since_the_last_commit)
 }
 END_TEST
 
+/*
+ * Quantile edges are frozen per model version, from one checkpoint to the
+ * next; a backlog learns thousands of labels within one interval, so a
+ * checkpoint is also due whenever the models hold twice the labels of the
+ * last one (from 100 on). With an interval of an hour, 450 labels give
+ * checkpoints at ~100 and ~200 learned (and ~400 when the batches fall
+ * so): at least two beyond the restore. Without the rule: the restore
+ * alone.
+ */
+START_TEST(test_checkpoint_when_the_labels_double)
+{
+	char err[ERRLEN];
+	ls_test_redis *redis = NULL;
+	ls_test_broker *broker = NULL;
+	start_servers(&redis, &broker);
+	char *env[] = { "LEADSCORE_KAFKA_GROUP_ID=ckpt-double",
+			"LEADSCORE_SCORING_CHECKPOINT_INTERVAL=1h",
+			"LEADSCORE_PIPELINE_COMMIT_INTERVAL=0ms",
+			"LEADSCORE_PIPELINE_BATCH_SIZE=20", NULL };
+	ls_config cfg;
+	load_config(redis, broker, env, &cfg);
+	ls_codec *codec;
+	ls_store *store;
+	ls_kafka_consumer *consumer;
+	ls_pipeline *p = open_pipeline(&cfg, &codec, &store, &consumer);
+	const ls_pipeline_stats *st = ls_pipeline_stats_get(p);
+
+	enum { N = 450 };
+	static char ids[N][32];
+	static ls_buf bufs[N];
+	static ls_test_record recs[N];
+	int64_t now = (int64_t)time(NULL) * 1000;
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof ids[i], "dbl-%d", i);
+		ls_event ev;
+		memset(&ev, 0, sizeof ev);
+		ev.source = LS_SOURCE_OUTCOME;
+		ev.event_id = ids[i];
+		ev.lead_id = ids[i];
+		ev.ts = now - 3600 * 1000 + i;
+		ev.u.outcome.outcome = i % 3 == 0 ? LS_OUTCOME_CONVERTED : LS_OUTCOME_LOST;
+		ls_buf_init(&bufs[i]);
+		ck_assert_msg(ls_codec_encode_event(codec, &ev, -1, &bufs[i], err, sizeof err) == 0,
+			      "%s", err);
+		recs[i] = (ls_test_record){ .key = ids[i], .key_len = strlen(ids[i]),
+					    .value = bufs[i].data, .value_len = bufs[i].len };
+	}
+	ck_assert_msg(ls_test_produce(ls_test_broker_bootstrap(broker), "leads.outcome", 0, recs,
+				      N, 10000, err, sizeof err) == LS_TEST_OK, "%s", err);
+	for (int i = 0; i < N; i++)
+		ls_buf_free(&bufs[i]);
+	step_until(p, &st->consumed[LS_SOURCE_OUTCOME], N);
+	ck_assert_uint_eq(st->consumed[LS_SOURCE_OUTCOME], N);
+	for (int i = 0; i < 50; i++) /* the commits and checkpoints after */
+		ls_pipeline_step(p);
+	ls_scorer_model_stats ms;
+	ls_scorer_stats(ls_pipeline_scorer(p), 0, &ms);
+	ck_assert_uint_eq(ms.positives + ms.negatives, N);
+	ck_assert_msg(ls_pipeline_checkpoints(p) >= 3, "%llu checkpoints",
+		      (unsigned long long)ls_pipeline_checkpoints(p));
+
+	close_pipeline(p, consumer, store, codec, &cfg);
+	ls_test_broker_destroy(broker);
+	ls_test_redis_destroy(redis);
+}
+END_TEST
+
 START_TEST(test_reload_reaches_the_running_pipeline)
 {
 	ls_test_redis *redis = NULL;
@@ -429,6 +496,7 @@ int main(void)
 	tcase_add_test(tc, test_reload_reaches_the_running_pipeline);
 	tcase_add_test(tc, test_commit_on_its_way_writes_leads_as_taken);
 	tcase_add_test(tc, test_checkpoint_keeps_learning_since_the_last_commit);
+	tcase_add_test(tc, test_checkpoint_when_the_labels_double);
 	suite_add_tcase(s, tc);
 	return ls_test_run(s, CK_NORMAL);
 }
