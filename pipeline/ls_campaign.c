@@ -133,6 +133,7 @@ static void set_specs(ls_campaign *s, const ls_campaign_settings *st)
 	free(s->specs);
 	s->specs = copy;
 	s->n_specs = n;
+	memset(s->resolved, 0, sizeof s->resolved);
 	s->specs_changed = true;
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->mu);
@@ -509,7 +510,12 @@ int ls_campaign_reward(ls_campaign *s, redisContext *conn, const char *decision_
 		return rc;
 	switch (x) {
 	case 1:
-	case 2: *counted = true; return LS_CAMPAIGN_OK;
+	case 2:
+		*counted = true;
+		char campaign[LS_CAMPAIGN_ID_MAX];
+		if (parse_decision_id(decision_id, campaign))
+			ls_campaign_note_resolved(s, campaign);
+		return LS_CAMPAIGN_OK;
 	case 0: *counted = false; return LS_CAMPAIGN_OK;
 	case -2: return LS_CAMPAIGN_NOT_ACTIVATED;
 	case -3: return LS_CAMPAIGN_TOO_LATE;
