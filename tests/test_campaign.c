@@ -853,6 +853,107 @@ START_TEST(test_two_services_share_counts)
 }
 END_TEST
 
+/* ------------------------------------------- 9. refresh follows resolutions */
+
+/*
+ * How long until s's snapshot shows `want` campaign-wide trials of
+ * campaign, in ms (polled every ms; the test fails after POLL_MS).
+ */
+static int64_t ms_until_trials(ls_campaign *s, const char *campaign, uint64_t want)
+{
+	int64_t t0 = ls_clock_mono_ms();
+	for (;;) {
+		ls_campaign_stats st;
+		int rc = ls_campaign_stats_get(s, campaign, &st);
+		ck_assert_msg(rc == LS_CAMPAIGN_OK, "stats: %s", ls_campaign_result_str(rc));
+		uint64_t t = 0;
+		for (size_t a = 0; a < st.buckets[0].n_arms; a++)
+			t += st.buckets[0].arms[a].st.trials;
+		free(st.buckets);
+		int64_t now = ls_clock_mono_ms();
+		if (t >= want)
+			return now - t0;
+		ck_assert_msg(now - t0 < POLL_MS, "%" PRIu64 " of %" PRIu64 " trials after 10 s", t,
+			      want);
+		usleep(1000);
+	}
+}
+
+/*
+ * Issue 15: the posterior was refreshed every 0.5 s whatever happened, so
+ * decisions ran on a stale posterior. Now the refresh_trials-th
+ * resolution this instance makes refreshes it at once, though the version
+ * check (refresh_interval) waits a whole second here. Five rounds, each
+ * must show up well within half that second: with a refresh on a timer
+ * alone each wait would be uniform over the period, and all five under
+ * 250 ms would happen with probability 0.25^5 (1e-3) at 1 s, 0.03 at the
+ * old 0.5 s.
+ */
+START_TEST(test_refresh_after_k_resolutions)
+{
+	const char *P = "t9:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: fast\n"
+		 "    arms: [a, b]\n"
+		 "    refresh_trials: 3\n"
+		 "    refresh_interval: 1s\n");
+	ls_campaign *s = start_service(&cfg);
+	ls_campaign_stats st;
+	stats_fresh(s, "fast", &st);
+	free(st.buckets);
+	int64_t worst = 0;
+	for (int round = 0; round < 5; round++) {
+		ls_campaign_decision d[3];
+		for (int i = 0; i < 3; i++)
+			decide(s, "fast", "L", true, NULL, NULL, &d[i]);
+		for (int i = 0; i < 3; i++)
+			reward_ok(s, d[i].decision_id, i == 0 ? 1.0 : 0.0, true);
+		int64_t w = ms_until_trials(s, "fast", 3 * (uint64_t)(round + 1));
+		worst = w > worst ? w : worst;
+	}
+	ck_assert_msg(worst < 250, "a round waited %" PRId64 " ms for its refresh", worst);
+	ls_campaign_stop(s);
+	ls_config_free(&cfg);
+}
+END_TEST
+
+/*
+ * Resolutions made elsewhere (another instance here; reward events in
+ * the batch loop alike) are seen at the next version check, every
+ * refresh_interval (20 ms here): five rewards through a second service,
+ * each must reach the first one's snapshot well within 250 ms (with the
+ * old 0.5 s timer all five would with probability 0.03).
+ */
+START_TEST(test_refresh_on_version_change)
+{
+	const char *P = "t10:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: shared\n"
+		 "    arms: [a, b]\n"
+		 "    refresh_trials: 1000000\n"
+		 "    refresh_interval: 20ms\n");
+	ls_campaign *s1 = start_service(&cfg);
+	ls_campaign *s2 = start_service(&cfg);
+	ls_campaign_stats st;
+	stats_fresh(s1, "shared", &st);
+	free(st.buckets);
+	int64_t worst = 0;
+	for (int round = 0; round < 5; round++) {
+		ls_campaign_decision d;
+		decide(s1, "shared", "L", true, NULL, NULL, &d);
+		reward_remote(s2, d.decision_id, 1.0);
+		int64_t w = ms_until_trials(s1, "shared", (uint64_t)round + 1);
+		worst = w > worst ? w : worst;
+	}
+	ck_assert_msg(worst < 250, "a round waited %" PRId64 " ms for its refresh", worst);
+	ls_campaign_stop(s2);
+	ls_campaign_stop(s1);
+	ls_config_free(&cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("campaign");
@@ -867,6 +968,8 @@ static Suite *suite(void)
 	tcase_add_test(t, test_bucket_fallback);
 	tcase_add_test(t, test_reconfigure_keeps_counts);
 	tcase_add_test(t, test_two_services_share_counts);
+	tcase_add_test(t, test_refresh_after_k_resolutions);
+	tcase_add_test(t, test_refresh_on_version_change);
 	suite_add_tcase(s, t);
 	return s;
 }
