@@ -954,6 +954,50 @@ START_TEST(test_refresh_on_version_change)
 }
 END_TEST
 
+/* ---------------------------------------- 10. any number of context keys */
+
+/* Issue 15: context was limited to two keys. Three make one bucket whose
+ * name joins them all in the campaign's key order, whatever the request's
+ * order; its counters and posterior are stored and read back under it. */
+START_TEST(test_three_context_keys)
+{
+	const char *P = "t11:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: ctx3\n"
+		 "    arms: [a, b]\n"
+		 "    context: [industry, region, size]\n");
+	ls_campaign *s = start_service(&cfg);
+	ls_campaign_stats st;
+	stats_fresh(s, "ctx3", &st);
+	free(st.buckets);
+	ls_campaign_request req = { .campaign = "ctx3", .lead_id = "L", .activate = true,
+				    .n_context = 3,
+				    .ctx_key = { "size", "industry", "region" },
+				    .ctx_value = { "big", "saas", "e,u" } };
+	const char *want = "industry=saas,region=e%2Cu,size=big";
+	for (int i = 0; i < 4; i++) {
+		ls_campaign_decision d;
+		ck_assert_int_eq(ls_campaign_decide(s, &req, &d), LS_CAMPAIGN_OK);
+		ck_assert_str_eq(d.bucket, want);
+		reward_ok(s, d.decision_id, 1.0, true);
+	}
+	stats_fresh(s, "ctx3", &st);
+	const ls_campaign_bucket_stats *b = find_bucket(&st, want);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_uint_eq(b->trials, 4);
+	ck_assert(!b->fallback);
+	free(st.buckets);
+	redisContext *c = side();
+	char key[256];
+	campaign_key(key, sizeof key, P, "ctx3", "counts");
+	ck_assert_int_eq(hget_ll(c, key, "b:industry=saas,region=e%2Cu,size=big"), 1);
+	redisFree(c);
+	ls_campaign_stop(s);
+	ls_config_free(&cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("campaign");
@@ -970,6 +1014,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_two_services_share_counts);
 	tcase_add_test(t, test_refresh_after_k_resolutions);
 	tcase_add_test(t, test_refresh_on_version_change);
+	tcase_add_test(t, test_three_context_keys);
 	suite_add_tcase(s, t);
 	return s;
 }
