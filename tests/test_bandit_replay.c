@@ -12,8 +12,9 @@
  * sampling (the 0.01 exploration floor, a posterior refreshed every 0.5 s)
  * and a contextual campaign trailed a plain one (buckets started from an
  * uninformed prior until min_bucket_trials, then ignored the campaign).
- * Here, for two worlds (per-context best arms differ; they do not), the
- * policies are:
+ * Here, for three worlds (two contexts whose best arms differ; two
+ * alike; eight contexts, two of which differ, so buckets are thinner),
+ * the policies are:
  *   plain       Thompson sampling, no context, no floor, posterior
  *               refreshed after every resolution (the reference)
  *   default     the campaign defaults: no floor, refreshed every 10
@@ -26,7 +27,8 @@
  *               no hierarchical prior, min_share 0.01, refreshed every 500
  * each over SEEDS logs of N_EVENTS events (different data and order;
  * the environment variables LS_REPLAY_SEEDS and LS_REPLAY_EVENTS make
- * more for the benchmark, which runs a release build).
+ * more for the benchmark, which runs a release build; the two old
+ * policies are replayed only then, to keep the test short).
  * The decisions are ls_bandit_choose() draws (Thompson sampling exactly,
  * with the floor when there is one), which is what the service's draw
  * from its Monte Carlo probability vector is in expectation.
@@ -49,23 +51,31 @@
 #include "ls_testutil.h"
 
 #define N_ARMS 3
-#define N_CTX 2
-#define N_EVENTS 30000 /* LS_REPLAY_EVENTS overrides (the benchmark's 200000) */
+#define MAX_CTX 8
+#define N_EVENTS 24000 /* LS_REPLAY_EVENTS overrides (the benchmark's 200000) */
 #define SEEDS 8         /* LS_REPLAY_SEEDS overrides, at most MAX_SEEDS */
 #define MAX_SEEDS 64
 #define TOL_SE 3.0
 
 static size_t n_events = N_EVENTS;
 static int n_seeds = SEEDS;
+/* LS_REPLAY_PRIOR_TRIALS: ctx's prior_trials, for choosing the default */
+static long prior_trials_override = -1;
+static bool bench; /* LS_REPLAY_SEEDS or LS_REPLAY_EVENTS given */
 
 typedef struct world {
 	const char *name;
-	double rate[N_CTX][N_ARMS];
+	size_t n_ctx;
+	double rate[MAX_CTX][N_ARMS];
 } world;
 
-static const world worlds[2] = {
-	{ "contexts differ", { { 0.04, 0.06, 0.09 }, { 0.10, 0.05, 0.03 } } },
-	{ "contexts alike", { { 0.04, 0.06, 0.09 }, { 0.04, 0.06, 0.09 } } },
+#define R_A { 0.04, 0.06, 0.09 }
+#define R_B { 0.10, 0.05, 0.03 }
+static const world worlds[3] = {
+	{ "contexts differ", 2, { R_A, R_B } },
+	{ "contexts alike", 2, { R_A, R_A } },
+	/* thin buckets: 8 contexts, the last two with another best arm */
+	{ "8 contexts, 2 differ", 8, { R_A, R_A, R_A, R_A, R_A, R_A, R_B, R_B } },
 };
 
 typedef struct policy {
@@ -98,14 +108,15 @@ static void make_log(const world *w, uint64_t seed, event *log)
 	ls_rng g;
 	ls_rng_seed(&g, seed);
 	for (size_t i = 0; i < n_events; i++) {
-		log[i].ctx = (unsigned char)(ls_rng_uniform(&g) * N_CTX);
+		log[i].ctx = (unsigned char)(ls_rng_uniform(&g) * (double)w->n_ctx);
 		log[i].arm = (unsigned char)(ls_rng_uniform(&g) * N_ARMS);
 		log[i].reward = ls_rng_uniform(&g) < w->rate[log[i].ctx][log[i].arm] ? 1.0 : 0.0;
 	}
 }
 
 /* The policy's average reward per accepted event over the log. */
-static double replay(const policy *p, const event *log, uint64_t seed, size_t *accepted)
+static double replay(const policy *p, const world *w, const event *log, uint64_t seed,
+		     size_t *accepted)
 {
 	ls_bandit_params bp;
 	ls_bandit_params_default(&bp);
@@ -113,7 +124,9 @@ static double replay(const policy *p, const event *log, uint64_t seed, size_t *a
 	bp.min_bucket_trials = p->min_bucket_trials;
 	bp.prior_trials = p->prior_trials;
 	char err[256] = "";
-	ls_bandit *live = ls_bandit_new(&bp, N_ARMS, p->context ? N_CTX : 0, err, sizeof err);
+	if (p->context && prior_trials_override >= 0 && p->prior_trials > 0)
+		bp.prior_trials = (uint64_t)prior_trials_override;
+	ls_bandit *live = ls_bandit_new(&bp, N_ARMS, p->context ? w->n_ctx : 0, err, sizeof err);
 	ck_assert_msg(live != NULL, "%s", err);
 	ls_bandit *snap = ls_bandit_clone(live);
 	ck_assert_ptr_nonnull(snap);
@@ -179,14 +192,22 @@ START_TEST(test_replay_uniform_log)
 		make_log(w, 1000 + (uint64_t)s + 100 * (uint64_t)_i, log);
 		for (int k = 0; k < N_POLICIES; k++) {
 			size_t acc = 0;
-			avg[k][s] = replay(&policies[k], log, 7 + (uint64_t)s, &acc);
+			avg[k][s] = 0;
+			if (!bench && (k == P_OLD || k == P_CTX_OLD))
+				continue;
+			avg[k][s] = replay(&policies[k], w, log, 7 + (uint64_t)s, &acc);
 			acc_sum[k] += acc;
 		}
 	}
-	printf("replay over a uniform log, %s (rates ctx0 %.2f/%.2f/%.2f, ctx1 %.2f/%.2f/%.2f), "
-	       "%d logs of %zu events:\n", w->name, w->rate[0][0], w->rate[0][1], w->rate[0][2],
-	       w->rate[1][0], w->rate[1][1], w->rate[1][2], n_seeds, n_events);
+	printf("replay over a uniform log, %s (click rates per context:", w->name);
+	for (size_t c = 0; c < w->n_ctx; c++)
+		printf(" %.2f/%.2f/%.2f", w->rate[c][0], w->rate[c][1], w->rate[c][2]);
+	printf("), %d logs of %zu events, ctx prior_trials %ld:\n", n_seeds, n_events,
+	       prior_trials_override >= 0 ? prior_trials_override
+					  : (long)LS_BANDIT_DEFAULT_PRIOR_TRIALS);
 	for (int k = 0; k < N_POLICIES; k++) {
+		if (!bench && (k == P_OLD || k == P_CTX_OLD))
+			continue;
 		double m = 0;
 		for (int s = 0; s < n_seeds; s++)
 			m += avg[k][s];
@@ -215,7 +236,7 @@ static Suite *replay_suite(void)
 	Suite *s = suite_create("bandit_replay");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 300);
-	tcase_add_loop_test(tc, test_replay_uniform_log, 0, 2);
+	tcase_add_loop_test(tc, test_replay_uniform_log, 0, 3);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -223,10 +244,17 @@ static Suite *replay_suite(void)
 int main(void)
 {
 	const char *e = getenv("LS_REPLAY_SEEDS");
-	if (e != NULL && atoi(e) >= 2 && atoi(e) <= MAX_SEEDS)
+	if (e != NULL && atoi(e) >= 2 && atoi(e) <= MAX_SEEDS) {
 		n_seeds = atoi(e);
+		bench = true;
+	}
 	e = getenv("LS_REPLAY_EVENTS");
-	if (e != NULL && atol(e) >= 1000)
+	if (e != NULL && atol(e) >= 1000) {
 		n_events = (size_t)atol(e);
+		bench = true;
+	}
+	e = getenv("LS_REPLAY_PRIOR_TRIALS");
+	if (e != NULL && atol(e) >= 0)
+		prior_trials_override = atol(e);
 	return ls_test_run(replay_suite(), CK_NORMAL);
 }
