@@ -27,7 +27,7 @@
 #include "ls_log.h"
 
 #define SWEEP_MS 500                     /* expiry sweep and INFO twice a second */
-#define DRAW_BUDGET 1000000              /* Beta draws per campaign per refresh */
+#define DRAW_BUDGET 300000               /* Beta draws per campaign per refresh (~15 ms) */
 #define FULL_READ_MS INT64_C(60000)      /* counters read whole at least this often */
 #define TRIM_BATCH 1000                  /* fields per trim script */
 #define EXPIRE_BATCH 500                 /* expiries per campaign per sweep */

@@ -998,6 +998,71 @@ START_TEST(test_three_context_keys)
 }
 END_TEST
 
+/* ------------------------------- 11. vectors past the draw budget catch up */
+
+/*
+ * With the hierarchical prior every bucket's posterior moves with the rest
+ * of the campaign, and a refresh estimates at most DRAW_BUDGET draws' worth
+ * of vectors (15 rows of 2 arms at 10,000 draws): the others keep their
+ * previous vector (still what their decisions draw with) and the campaign
+ * is read again at the next check. Here 40 buckets first learn that a is
+ * best, then 300 decisions without the key (bucket "industry=") say b,
+ * and so the rest of the campaign of every bucket; with nothing changing any
+ * more, every bucket's vector must come to agree with its posterior
+ * (probability within 0.05 of a fresh P(best)) - rows left stale for
+ * good would keep a at ~1.
+ */
+START_TEST(test_stale_vectors_catch_up)
+{
+	const char *P = "t12:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: many\n"
+		 "    arms: [a, b]\n"
+		 "    context: [industry]\n");
+	ls_campaign *s = start_service(&cfg);
+	ls_campaign_stats st;
+	stats_fresh(s, "many", &st);
+	free(st.buckets);
+	char ind[16];
+	for (int k = 0; k < 40; k++) {
+		snprintf(ind, sizeof ind, "i%02d", k);
+		for (int i = 0; i < 3; i++) {
+			ls_campaign_decision d;
+			decide(s, "many", "L", true, "industry", ind, &d);
+			reward_ok(s, d.decision_id, strcmp(d.variant, "a") == 0 ? 1.0 : 0.0, true);
+		}
+	}
+	for (int i = 0; i < 300; i++) {
+		ls_campaign_decision d;
+		decide(s, "many", "L", true, NULL, NULL, &d);
+		reward_ok(s, d.decision_id, strcmp(d.variant, "b") == 0 ? 1.0 : 0.0, true);
+	}
+	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
+	for (;;) {
+		stats_fresh(s, "many", &st);
+		ck_assert_uint_eq(st.n_buckets, 42); /* and "industry=" */
+		double worst = 0;
+		for (size_t r = 0; r < st.n_buckets; r++)
+			for (size_t a = 0; a < st.buckets[r].n_arms; a++) {
+				const ls_campaign_arm_stats *x = &st.buckets[r].arms[a];
+				double d = fabs(x->probability - x->st.p_best);
+				worst = d > worst ? d : worst;
+			}
+		/* the campaign says b now, and so do the buckets' posteriors */
+		const ls_campaign_arm_stats *b0 = find_arm(&st.buckets[0], "b");
+		ck_assert_double_gt(b0->st.p_best, 0.9);
+		free(st.buckets);
+		if (worst < 0.05)
+			break;
+		ck_assert_msg(ls_clock_mono_ms() < deadline,
+			      "a bucket's vector still %.3f from its posterior's P(best)", worst);
+	}
+	ls_campaign_stop(s);
+	ls_config_free(&cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("campaign");
@@ -1015,6 +1080,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_refresh_after_k_resolutions);
 	tcase_add_test(t, test_refresh_on_version_change);
 	tcase_add_test(t, test_three_context_keys);
+	tcase_add_test(t, test_stale_vectors_catch_up);
 	suite_add_tcase(s, t);
 	return s;
 }
