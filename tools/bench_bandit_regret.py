@@ -32,7 +32,7 @@ per round and in total per campaign.
 
     LS_BUILD_ROOT=build /usr/bin/python3 tools/bench_bandit_regret.py \
         [--scenario uniform|default|context] [--world differ|alike] \
-        [--rounds 20] [--decisions 250] [--seed 1]
+        [--rounds 20] [--decisions 250] [--seed 1] [--prior-trials M]
 """
 import argparse
 import http.client
@@ -93,11 +93,15 @@ def main():
     ap.add_argument('--rounds', type=int, default=20)
     ap.add_argument('--decisions', type=int, default=250)
     ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--prior-trials', type=int, default=None,
+                    help='prior_trials of the ctx campaign (builds after issue 15 only)')
     a = ap.parse_args()
     root = os.environ.get('LS_BUILD_ROOT', os.path.join(HERE, '..', 'build'))
     os.environ['LS_BUILD_ROOT'] = root
     sim = os.path.join(root, 'tools', 'leadscore-sim')
-    camps = SCENARIOS[a.scenario]
+    camps = dict(SCENARIOS[a.scenario])
+    if a.prior_trials is not None and 'ctx' in camps:
+        camps['ctx'] += '    prior_trials: %d\n' % a.prior_trials
     segs = seg_rates(a.scenario, a.world)
     # rates keyed "<campaign>-<segment>:<arm>": the feedback file names that
     # pseudo-campaign, the daemon goes by the decision id only
