@@ -76,7 +76,7 @@ static const ls_conf_field campaign_fields[] = {
 	  .size = K_SIZE(min_bucket_trials), .def = "0", .min = 0, .max = 1000000000,
 	  .desc = "Deprecated (prior_trials replaces it): a context bucket decides with the campaign-wide posterior until it has this many resolved decisions (0 to 1e9)." },
 	{ .name = "prior_trials", .type = FT_INT, .offset = K_OFF(prior_trials),
-	  .size = K_SIZE(prior_trials), .def = "100", .min = 0, .max = 1000000000,
+	  .size = K_SIZE(prior_trials), .def = "30", .min = 0, .max = 1000000000,
 	  .desc = "A context bucket's prior: the rest of the campaign's counts, worth at most this many trials per arm, so a thin bucket starts where the campaign is and a rich one follows its own data; 0: buckets learn alone (0 to 1e9)." },
 	{ .name = "refresh_trials", .type = FT_INT, .offset = K_OFF(refresh_trials),
 	  .size = K_SIZE(refresh_trials), .def = "10", .min = 1, .max = 1000000,

@@ -190,7 +190,7 @@
 #define LS_BANDIT_DEFAULT_PRIOR_B 1.0
 #define LS_BANDIT_DEFAULT_MIN_SHARE 0.0
 #define LS_BANDIT_DEFAULT_MIN_BUCKET_TRIALS 0
-#define LS_BANDIT_DEFAULT_PRIOR_TRIALS 100
+#define LS_BANDIT_DEFAULT_PRIOR_TRIALS 30
 #define LS_BANDIT_DEFAULT_MC_DRAWS 1000u
 
 /* ---- campaign specs: what the config describes, the service runs ---- */

@@ -22,7 +22,7 @@
  *   old         the old defaults: min_share 0.01, refreshed every 500
  *               resolutions (0.5 s at 1,000 resolutions a second)
  *   ctx         context buckets with the default hierarchical prior
- *               (prior_trials 100), refreshed every 10
+ *               (prior_trials, 30), refreshed every 10
  *   ctx_old     context buckets, old defaults: min_bucket_trials 100,
  *               no hierarchical prior, min_share 0.01, refreshed every 500
  * each over SEEDS logs of N_EVENTS events (different data and order;
