@@ -25,19 +25,19 @@
  * generalisation; the floor at 0 only absorbs rounding in rewards summed
  * as doubles). The prior is configurable, Beta(1,1) (uniform) by default.
  *
- * Hierarchical prior for buckets (empirical Bayes). With M =
+ * Hierarchical prior for buckets (empirical Bayes). With T =
  * prior_trials > 0, arm i of bucket k has the posterior
  *     Beta(prior_a + s_i R_i + r_ki,  prior_b + s_i F_i + f_ki)
  * where r_ki, f_ki are the bucket's own rewards and failures, R_i, F_i
  * those of the rest of the campaign (campaign-wide minus the bucket's)
- * and s_i = min(1, M / (R_i + F_i)): the rest of the campaign is worth at
- * most M pseudo-trials per arm, at its own mean. So a bucket starts where
- * the campaign is and, as its own trials grow past M, follows its own
- * data. With no own trials and at most M trials of the rest (s_i = 1) its
+ * and s_i = min(1, T / (R_i + F_i)): the rest of the campaign is worth at
+ * most T pseudo-trials per arm, at its own mean. So a bucket starts where
+ * the campaign is and, as its own trials grow past T, follows its own
+ * data. With no own trials and at most T trials of the rest (s_i = 1) its
  * posterior is the campaign-wide one exactly (computed from the same
  * counts, so bit for bit: the same rng state gives the same arm and
- * probabilities); with more, the same means with M pseudo-trials' width.
- * M = 0 turns it off: a bucket's posterior is its own counts only.
+ * probabilities); with more, the same means with T pseudo-trials' width.
+ * T = 0 turns it off: a bucket's posterior is its own counts only.
  *
  * Bucket fallback. A bucket whose total trials over all arms are fewer
  * than min_bucket_trials is thin: decisions, probabilities and statistics
@@ -97,6 +97,7 @@
  * 4 %, 6 %, 9 %: 0.03 * (0.09 - 0.0633) = 0.0008 reward a decision, about
  * 1 % of the best arm's rate; measured in BENCHMARKS.md "Bandit learning
  * (issue 15)". Hence 0 by default.
+ *
  * Cost: M * n Beta draws per propensity (each two Gamma draws), about
  * 25-60 ns a Beta draw, so ~0.1-0.2 ms for 3 arms and M = 1000.
  * P_TS only changes when counts change, so a caller may reuse a
