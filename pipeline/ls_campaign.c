@@ -368,9 +368,6 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 	memcpy(d.id, out->decision_id, sizeof d.id);
 	memcpy(d.campaign, sp->id, sizeof d.campaign);
 	memcpy(d.arm, out->variant, sizeof d.arm);
-	/* a bucket past the cap is not stored: the decision counts campaign-wide */
-	if (!out->bucket_capped)
-		memcpy(d.bucket, out->bucket, sizeof d.bucket);
 	d.ts = out->ts;
 	d.propensity = out->propensity;
 	d.activate = req->activate;
@@ -384,9 +381,15 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 		snprintf(d.ctx_val[k], sizeof d.ctx_val[k], "%.*s", vl, req->ctx_value[k]);
 	}
 	ls_campaign_snap_release(sn);
-	d.lead = strdup(req->lead_id);
+	/* a bucket past the cap is not stored: the decision counts campaign-wide */
+	const char *bucket = out->bucket_capped ? "" : out->bucket;
+	size_t ll = strlen(req->lead_id), bl = strlen(bucket);
+	d.lead = malloc(ll + 1 + bl + 1);
 	if (d.lead == NULL)
 		return LS_CAMPAIGN_INTERNAL;
+	memcpy(d.lead, req->lead_id, ll + 1);
+	memcpy(d.lead + ll + 1, bucket, bl + 1);
+	d.bucket = d.lead + ll + 1;
 
 	pthread_mutex_lock(&s->mu);
 	if (s->nq >= MAX_QUEUE) {

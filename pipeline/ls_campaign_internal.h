@@ -71,8 +71,10 @@ typedef struct dec_item {
 	char id[LS_DECISION_ID_MAX];
 	char campaign[LS_CAMPAIGN_ID_MAX];
 	char arm[LS_CAMPAIGN_ID_MAX];
-	char bucket[LS_CAMPAIGN_BUCKET_MAX];
-	char *lead;          /* malloc'd */
+	char *lead;          /* malloc'd, with the bucket after its NUL */
+	const char *bucket;  /* in lead's allocation: up to 8 context keys
+				make LS_CAMPAIGN_BUCKET_MAX 2 KB, which every
+				queued decision would otherwise copy */
 	int64_t ts;
 	double propensity;
 	bool activate;
