@@ -64,17 +64,26 @@ static const ls_conf_field campaign_fields[] = {
 	  .desc = "Beta prior alpha of every arm (> 0)." },
 	{ .name = "prior.beta", .type = FT_NUMBER, .offset = K_OFF(prior_b), .def = "1",
 	  .desc = "Beta prior beta of every arm (> 0)." },
-	{ .name = "min_share", .type = FT_NUMBER, .offset = K_OFF(min_share), .def = "0.01",
+	{ .name = "min_share", .type = FT_NUMBER, .offset = K_OFF(min_share), .def = "0",
 	  .flags = F_UNIT,
-	  .desc = "Every arm is chosen with at least this probability, for exploration and offline evaluation (0 to 1/arms)." },
+	  .desc = "Every arm is chosen with at least this probability (0 to 1/arms); 0 is plain Thompson sampling. Costs about arms x min_share x (best rate - mean rate) reward a decision, forever; buys propensities >= min_share for evaluating other policies offline." },
 	{ .name = "context", .type = FT_CUSTOM, .custom = &context_custom, .def = "[]",
-	  .desc = "Up to 2 keys whose values make a context bucket: tier (the lead's tier in tier_model) and/or profile attributes; [] for none." },
+	  .desc = "Up to 8 keys whose values make a context bucket: tier (the lead's tier in tier_model) and/or profile attributes; [] for none." },
 	{ .name = "tier_model", .type = FT_CHARS, .offset = K_OFF(tier_model), .size = K_SIZE(tier_model),
 	  .def = "conversion", .check = ls_config_check_model_name,
 	  .desc = "The model whose tier the context key tier means." },
 	{ .name = "min_bucket_trials", .type = FT_INT, .offset = K_OFF(min_bucket_trials),
-	  .size = K_SIZE(min_bucket_trials), .def = "100", .min = 0, .max = 1000000000,
-	  .desc = "A context bucket decides with the campaign-wide posterior until it has this many resolved decisions (0 to 1e9)." },
+	  .size = K_SIZE(min_bucket_trials), .def = "0", .min = 0, .max = 1000000000,
+	  .desc = "Deprecated (prior_trials replaces it): a context bucket decides with the campaign-wide posterior until it has this many resolved decisions (0 to 1e9)." },
+	{ .name = "prior_trials", .type = FT_INT, .offset = K_OFF(prior_trials),
+	  .size = K_SIZE(prior_trials), .def = "30", .min = 0, .max = 1000000000,
+	  .desc = "A context bucket's prior: the rest of the campaign's counts, worth at most this many trials per arm, so a thin bucket starts where the campaign is and a rich one follows its own data; 0: buckets learn alone (0 to 1e9)." },
+	{ .name = "refresh_trials", .type = FT_INT, .offset = K_OFF(refresh_trials),
+	  .size = K_SIZE(refresh_trials), .def = "10", .min = 1, .max = 1000000,
+	  .desc = "The posterior decisions use is refreshed after this many decisions resolved by this instance (HTTP rewards, expiries) (1 to 1e6)." },
+	{ .name = "refresh_interval", .type = FT_DURATION, .offset = K_OFF(refresh_ms),
+	  .def = "5ms", .min = 1, .max = MS_SECOND,
+	  .desc = "How often the counters' version is checked for changes made elsewhere (other instances, reward events); a change refreshes the posterior (1ms to 1s)." },
 	{ .name = "max_buckets", .type = FT_INT, .offset = K_OFF(max_buckets),
 	  .size = K_SIZE(max_buckets), .def = "1000", .min = 1, .max = 65536,
 	  .desc = "Context buckets stored with their own counters and posterior (the first to resolve); decisions in further buckets are decided and counted campaign-wide (1 to 65536)." },
@@ -106,8 +115,11 @@ static void campaign_init(void *item)
 	c->activation_timeout_ms = 24 * MS_HOUR;
 	c->prior_a = 1.0;
 	c->prior_b = 1.0;
-	c->min_share = 0.01;
-	c->min_bucket_trials = 100;
+	c->min_share = 0.0;
+	c->min_bucket_trials = 0;
+	c->prior_trials = LS_BANDIT_DEFAULT_PRIOR_TRIALS;
+	c->refresh_trials = 10;
+	c->refresh_ms = 5;
 	c->max_buckets = 1000;
 	c->propensity_draws = 10000;
 	memcpy(c->tier_model, "conversion", sizeof "conversion");

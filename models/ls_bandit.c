@@ -189,6 +189,7 @@ void ls_bandit_params_default(ls_bandit_params *p)
 	p->min_share = LS_BANDIT_DEFAULT_MIN_SHARE;
 	p->min_bucket_trials = LS_BANDIT_DEFAULT_MIN_BUCKET_TRIALS;
 	p->mc_draws = LS_BANDIT_DEFAULT_MC_DRAWS;
+	p->prior_trials = 0; /* see LS_BANDIT_DEFAULT_PRIOR_TRIALS */
 }
 
 /* min_share * n may exceed 1 by rounding when min_share is 1.0 / n. */
@@ -420,15 +421,61 @@ bool ls_bandit_uses_campaign(const ls_bandit *b, size_t bucket)
 	return row > 0 && decision_row(b, bucket) == 0;
 }
 
-/* Posterior parameters of every arm of a row. */
+/*
+ * Posterior parameters of every arm of a row. A bucket's row adds the
+ * hierarchical prior's pseudo-counts (ls_bandit.h): the rest of the
+ * campaign, scaled to at most prior_trials trials per arm. When the rest
+ * fits unscaled, the sum prior + rest + own is the campaign-wide row's
+ * prior + counts, so it is computed from those: (R - r) + r need not be
+ * R in doubles, and a thin bucket must reproduce the campaign's draws
+ * bit for bit.
+ */
 static void posterior(const ls_bandit *b, long row, double *pa, double *pb)
 {
+	uint64_t m = row > 0 ? b->p.prior_trials : 0;
 	for (size_t i = 0; i < b->n_arms; i++) {
 		const cell *c = cell_at(b, row, i);
-		double fail = (double)c->trials - c->rewards;
-		pa[i] = b->p.prior_a + c->rewards;
-		pb[i] = b->p.prior_b + (fail > 0.0 ? fail : 0.0);
+		const cell *all = cell_at(b, 0, i);
+		double succ = c->rewards, fail = (double)c->trials - c->rewards;
+		if (fail < 0.0)
+			fail = 0.0;
+		if (m > 0) {
+			/* a torn load can leave the campaign-wide pair below the
+			   bucket's: then the rest is empty */
+			uint64_t rest_t = all->trials > c->trials ? all->trials - c->trials : 0;
+			if (rest_t == 0) {
+				/* own counts only (as computed above) */
+			} else if (rest_t <= m) {
+				succ = all->rewards;
+				fail = (double)all->trials - all->rewards;
+			} else {
+				double rest_r = all->rewards - c->rewards;
+				if (rest_r < 0.0)
+					rest_r = 0.0;
+				if (rest_r > (double)rest_t)
+					rest_r = (double)rest_t;
+				double scale = (double)m / (double)rest_t;
+				succ += scale * rest_r;
+				fail += scale * ((double)rest_t - rest_r);
+			}
+			if (fail < 0.0)
+				fail = 0.0;
+		}
+		pa[i] = b->p.prior_a + succ;
+		pb[i] = b->p.prior_b + fail;
 	}
+}
+
+int ls_bandit_posterior(const ls_bandit *b, size_t bucket, double *alpha,
+			double *beta, size_t n)
+{
+	if (b == NULL || alpha == NULL || beta == NULL || n < b->n_arms)
+		return LS_BANDIT_ERR_INVALID;
+	long row = decision_row(b, bucket);
+	if (row < 0)
+		return LS_BANDIT_ERR_INVALID;
+	posterior(b, row, alpha, beta);
+	return LS_BANDIT_OK;
 }
 
 /* One Thompson draw: the argmax of one draw per arm, lowest index wins. */

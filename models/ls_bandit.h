@@ -25,12 +25,29 @@
  * generalisation; the floor at 0 only absorbs rounding in rewards summed
  * as doubles). The prior is configurable, Beta(1,1) (uniform) by default.
  *
+ * Hierarchical prior for buckets (empirical Bayes). With T =
+ * prior_trials > 0, arm i of bucket k has the posterior
+ *     Beta(prior_a + s_i R_i + r_ki,  prior_b + s_i F_i + f_ki)
+ * where r_ki, f_ki are the bucket's own rewards and failures, R_i, F_i
+ * those of the rest of the campaign (campaign-wide minus the bucket's)
+ * and s_i = min(1, T / (R_i + F_i)): the rest of the campaign is worth at
+ * most T pseudo-trials per arm, at its own mean. So a bucket starts where
+ * the campaign is and, as its own trials grow past T, follows its own
+ * data. With no own trials and at most T trials of the rest (s_i = 1) its
+ * posterior is the campaign-wide one exactly (computed from the same
+ * counts, so bit for bit: the same rng state gives the same arm and
+ * probabilities); with more, the same means with T pseudo-trials' width.
+ * T = 0 turns it off: a bucket's posterior is its own counts only.
+ *
  * Bucket fallback. A bucket whose total trials over all arms are fewer
  * than min_bucket_trials is thin: decisions, probabilities and statistics
- * for it use the campaign-wide counts instead (exactly: the same rng state
- * gives the same arm and the same probabilities as LS_BANDIT_CAMPAIGN).
- * From min_bucket_trials on the bucket uses its own counts. The switch is
- * per bucket, not per arm, so one decision never mixes the two posteriors.
+ * for it use the campaign-wide posterior instead (exactly: the same rng
+ * state gives the same arm and the same probabilities as
+ * LS_BANDIT_CAMPAIGN). From min_bucket_trials on the bucket uses its own
+ * posterior (with the hierarchical prior above). The switch is per
+ * bucket, not per arm, so one decision never mixes the two posteriors.
+ * With the hierarchical prior the switch is no longer needed (0, the
+ * default, never switches): it is kept for configs that set it.
  *
  * Policy. With m = min_share and n arms, a decision is
  *     with probability n*m:        an arm drawn uniformly from the n arms
@@ -53,8 +70,34 @@
  * propensity returned with a decision is the estimate for the arm chosen;
  * the choice and the estimate use independent draws. With m = 0 an arm
  * that was chosen can get a propensity of 0 (no draw in M made it best),
- * which inverse-propensity scoring cannot use: log decisions for offline
- * evaluation with m > 0, whose floor keeps every propensity >= m.
+ * which inverse-propensity scoring cannot use; the campaign service
+ * (ls_campaign.h) avoids that by drawing the arm from the probability
+ * vector itself, see "Exact propensities" below.
+ *
+ * Exact propensities with m = 0. The campaign service estimates the
+ * vector P_hat once per posterior and draws every decision's arm from it,
+ * so the logged propensity P_hat(arm) is exactly the probability with
+ * which the arm was drawn: the policy actually run is "draw from P_hat",
+ * whose propensities are exact by construction. An arm whose P_TS
+ * estimate is 0 (no draw of M made it best; likely when P_TS << 1/M) is
+ * then never chosen until the next estimate: no decision carries a
+ * propensity of 0, and IPS needs no smoothing (an arm the logging policy
+ * never chose with probability 0 contributes nothing, as it should).
+ * This is acceptable: P_hat is an unbiased estimate of P_TS, re-drawn
+ * with every posterior change, so the allocation averaged over estimates
+ * is Thompson sampling's exactly, and the arms cut off have P_TS of order
+ * 1/M (1e-4 at the default M = 10,000). What the logs cannot support is
+ * evaluating a target policy that puts weight on such arms; min_share > 0
+ * buys that support at a cost (below).
+ *
+ * Cost of the floor. Exploring uniformly with probability n*m gives up,
+ * per decision, about n*m*(best - mean) of reward, where best is the best
+ * arm's rate and mean the arms' average, for as long as the campaign
+ * runs (the floor never decays). With 3 arms, m = 0.01 and click rates
+ * 4 %, 6 %, 9 %: 0.03 * (0.09 - 0.0633) = 0.0008 reward a decision, about
+ * 1 % of the best arm's rate; measured in BENCHMARKS.md "Bandit learning
+ * (issue 15)". Hence 0 by default.
+ *
  * Cost: M * n Beta draws per propensity (each two Gamma draws), about
  * 25-60 ns a Beta draw, so ~0.1-0.2 ms for 3 arms and M = 1000.
  * P_TS only changes when counts change, so a caller may reuse a
@@ -136,18 +179,19 @@
 #define LS_BANDIT_CI_LEVEL 0.95
 
 /*
- * Defaults. Beta(1,1): every rate equally likely before any trial. A floor
- * of 1 % per arm keeps every propensity >= 0.01 for offline evaluation
- * and is allowed for up to 100 arms. 100 trials before a bucket decides on
- * its own: a starting point, not a tuned value (fewer trials than that
- * leave a bucket's posterior mostly prior at email-like rates). M = 1000
- * gives propensities within +-0.016 (one standard error) at ~0.1 ms for a
- * few arms.
+ * Defaults. Beta(1,1): every rate equally likely before any trial. No
+ * exploration floor (plain Thompson sampling; see "Cost of the floor").
+ * No hard bucket switch. M = 1000 gives propensities within +-0.016 (one
+ * standard error) at ~0.1 ms for a few arms. The library's prior_trials
+ * default is 0 (buckets independent, as before the hierarchical prior);
+ * campaigns (the config) default to LS_BANDIT_DEFAULT_PRIOR_TRIALS, chosen
+ * by the regret benchmark (BENCHMARKS.md "Bandit learning (issue 15)").
  */
 #define LS_BANDIT_DEFAULT_PRIOR_A 1.0
 #define LS_BANDIT_DEFAULT_PRIOR_B 1.0
-#define LS_BANDIT_DEFAULT_MIN_SHARE 0.01
-#define LS_BANDIT_DEFAULT_MIN_BUCKET_TRIALS 100
+#define LS_BANDIT_DEFAULT_MIN_SHARE 0.0
+#define LS_BANDIT_DEFAULT_MIN_BUCKET_TRIALS 0
+#define LS_BANDIT_DEFAULT_PRIOR_TRIALS 30
 #define LS_BANDIT_DEFAULT_MC_DRAWS 1000u
 
 /* ---- campaign specs: what the config describes, the service runs ---- */
@@ -162,7 +206,7 @@
 #define LS_CAMPAIGN_ID_MAX 64        /* campaign and arm ids, with the NUL */
 #define LS_CAMPAIGN_MAX 32           /* campaigns in one config */
 #define LS_CAMPAIGN_MAX_ARMS 64
-#define LS_CAMPAIGN_MAX_CONTEXT 2    /* context keys per campaign */
+#define LS_CAMPAIGN_MAX_CONTEXT 8    /* context keys per campaign */
 
 typedef struct ls_campaign_spec {
 	char id[LS_CAMPAIGN_ID_MAX];  /* [A-Za-z0-9_-]+, unique */
@@ -175,7 +219,12 @@ typedef struct ls_campaign_spec {
 	double default_reward;        /* applied when the window expires */
 	double prior_a, prior_b;      /* Beta prior of every arm */
 	double min_share;             /* exploration floor per arm */
-	int64_t min_bucket_trials;    /* thinner buckets use the campaign's counts */
+	int64_t min_bucket_trials;    /* thinner buckets use the campaign's counts
+					 (deprecated: prior_trials does it better) */
+	int64_t prior_trials;         /* hierarchical prior's pseudo-trials per arm */
+	int64_t refresh_trials;       /* posterior refreshed after this many
+					 resolutions known to this instance... */
+	int64_t refresh_ms;           /* ...or this long after "v" moved */
 	int64_t max_buckets;          /* context buckets tracked; more: campaign-wide */
 	int64_t propensity_draws;     /* Monte Carlo draws per probability vector */
 	size_t n_context;             /* 0: one posterior for the campaign */
@@ -232,6 +281,8 @@ typedef struct ls_bandit_params {
 	double min_share;           /* 0 <= min_share <= 1 / n_arms */
 	uint64_t min_bucket_trials; /* 0: buckets always use their own */
 	uint32_t mc_draws;          /* M, 1..LS_BANDIT_MAX_DRAWS */
+	uint64_t prior_trials;      /* hierarchical prior's pseudo-trials per
+				       arm; 0: buckets use only their own */
 } ls_bandit_params;
 
 typedef struct ls_bandit ls_bandit;
@@ -327,10 +378,20 @@ int ls_bandit_decide(const ls_bandit *b, size_t bucket, ls_rng *r,
 int ls_bandit_prob_best(const ls_bandit *b, size_t bucket, ls_rng *r,
 			uint32_t draws, double *p_best, size_t n);
 
+/*
+ * alpha[0..n_arms), beta[0..n_arms) = the posterior Beta parameters a
+ * decision for bucket uses (the campaign's while it is thin, else its own
+ * with the hierarchical prior). n >= n_arms. For callers that cache work
+ * per posterior (the service's probability vectors).
+ */
+int ls_bandit_posterior(const ls_bandit *b, size_t bucket, double *alpha,
+			double *beta, size_t n);
+
 typedef struct ls_bandit_arm_stats {
 	uint64_t trials;        /* counts of the posterior used: the */
 	double rewards;         /* bucket's or, while thin, the campaign's */
-	double alpha, beta;     /* the posterior Beta(alpha, beta) */
+	double alpha, beta;     /* the posterior Beta(alpha, beta), with the
+				   hierarchical prior's pseudo-counts */
 	double mean;            /* alpha / (alpha + beta) */
 	double ci_low, ci_high; /* central 95 % credible interval */
 	double p_best;          /* P_TS */

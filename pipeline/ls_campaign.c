@@ -133,6 +133,7 @@ static void set_specs(ls_campaign *s, const ls_campaign_settings *st)
 	free(s->specs);
 	s->specs = copy;
 	s->n_specs = n;
+	memset(s->resolved, 0, sizeof s->resolved);
 	s->specs_changed = true;
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->mu);
@@ -367,9 +368,6 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 	memcpy(d.id, out->decision_id, sizeof d.id);
 	memcpy(d.campaign, sp->id, sizeof d.campaign);
 	memcpy(d.arm, out->variant, sizeof d.arm);
-	/* a bucket past the cap is not stored: the decision counts campaign-wide */
-	if (!out->bucket_capped)
-		memcpy(d.bucket, out->bucket, sizeof d.bucket);
 	d.ts = out->ts;
 	d.propensity = out->propensity;
 	d.activate = req->activate;
@@ -383,9 +381,15 @@ int ls_campaign_decide(ls_campaign *s, const ls_campaign_request *req,
 		snprintf(d.ctx_val[k], sizeof d.ctx_val[k], "%.*s", vl, req->ctx_value[k]);
 	}
 	ls_campaign_snap_release(sn);
-	d.lead = strdup(req->lead_id);
+	/* a bucket past the cap is not stored: the decision counts campaign-wide */
+	const char *bucket = out->bucket_capped ? "" : out->bucket;
+	size_t ll = strlen(req->lead_id), bl = strlen(bucket);
+	d.lead = malloc(ll + 1 + bl + 1);
 	if (d.lead == NULL)
 		return LS_CAMPAIGN_INTERNAL;
+	memcpy(d.lead, req->lead_id, ll + 1);
+	memcpy(d.lead + ll + 1, bucket, bl + 1);
+	d.bucket = d.lead + ll + 1;
 
 	pthread_mutex_lock(&s->mu);
 	if (s->nq >= MAX_QUEUE) {
@@ -509,7 +513,12 @@ int ls_campaign_reward(ls_campaign *s, redisContext *conn, const char *decision_
 		return rc;
 	switch (x) {
 	case 1:
-	case 2: *counted = true; return LS_CAMPAIGN_OK;
+	case 2:
+		*counted = true;
+		char campaign[LS_CAMPAIGN_ID_MAX];
+		if (parse_decision_id(decision_id, campaign))
+			ls_campaign_note_resolved(s, campaign);
+		return LS_CAMPAIGN_OK;
 	case 0: *counted = false; return LS_CAMPAIGN_OK;
 	case -2: return LS_CAMPAIGN_NOT_ACTIVATED;
 	case -3: return LS_CAMPAIGN_TOO_LATE;

@@ -60,13 +60,19 @@
  * judged against the event's ts; HTTP ones and the expiry against the
  * wall clock.
  *
- * Decisions never wait for Redis. A background thread reloads every
- * campaign's counters at least once a second, builds a snapshot (one
- * ls_bandit per campaign with a bucket per context value seen) and, for
- * the campaign-wide posterior and every bucket with enough trials, the
- * probability vector P(arm) of the policy (Thompson sampling with the
- * min_share floor, see ls_bandit.h) from propensity_draws Monte Carlo
- * draws (vectors of unchanged buckets are reused). A decision draws its
+ * Decisions never wait for Redis. A background thread keeps a snapshot
+ * (one ls_bandit per campaign with a bucket per context value seen) and,
+ * for the campaign-wide posterior and every bucket, the probability
+ * vector P(arm) of the policy (Thompson sampling with the hierarchical
+ * bucket prior and the min_share floor, see ls_bandit.h) from
+ * propensity_draws Monte Carlo draws (vectors of unchanged posteriors
+ * are reused; a budget of draws per refresh bounds the work, rows past it
+ * keep their vector until the next refresh). The snapshot follows
+ * resolutions: every refresh_interval (5 ms by default) one round trip
+ * reads every campaign's counters version "v" and a campaign whose "v"
+ * moved (another instance, a reward event in the batch loop) is read
+ * again; after refresh_trials (10) resolutions this process made (HTTP
+ * rewards, the expiry sweep) it refreshes at once. A decision draws its
  * arm from that vector, so the logged propensity is exactly the
  * probability with which the arm was drawn; the vector differs from exact
  * Thompson sampling by the Monte Carlo error, about sqrt(p(1-p)/M): at

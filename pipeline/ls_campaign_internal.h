@@ -47,6 +47,12 @@ typedef struct csnap {
 	ls_campaign_posterior post; /* buckets in name order */
 	size_t rows;     /* 1 + post.n_buckets: row 0 is campaign-wide */
 	double *probs;   /* rows x n_arms */
+	/* the posterior each row's vector was estimated from (rows x
+	 * n_arms each): a vector is reused while its row's posterior is
+	 * unchanged, and is stale (kept past a change, see csnap_build)
+	 * when they differ */
+	double *vec_a, *vec_b;
+	bool stale;      /* some row kept a stale vector: read again soon */
 	int64_t read_ms; /* monotonic time its counters were read */
 } csnap;
 
@@ -65,8 +71,10 @@ typedef struct dec_item {
 	char id[LS_DECISION_ID_MAX];
 	char campaign[LS_CAMPAIGN_ID_MAX];
 	char arm[LS_CAMPAIGN_ID_MAX];
-	char bucket[LS_CAMPAIGN_BUCKET_MAX];
-	char *lead;          /* malloc'd */
+	char *lead;          /* malloc'd, with the bucket after its NUL */
+	const char *bucket;  /* in lead's allocation: up to 8 context keys
+				make LS_CAMPAIGN_BUCKET_MAX 2 KB, which every
+				queued decision would otherwise copy */
 	int64_t ts;
 	double propensity;
 	bool activate;
@@ -94,6 +102,8 @@ struct ls_campaign {
 	bool stop;
 	bool writer_idle;  /* the thread sleeps on an empty queue: signal it */
 	bool flush_wanted; /* an activation or reward waits: write now */
+	bool refresh_wanted; /* refresh_trials resolutions: refresh now */
+	uint64_t resolved[LS_CAMPAIGN_MAX]; /* per specs[i], since the last refresh */
 	dec_item *q;
 	size_t nq, capq;
 	uint64_t seq_queued, seq_done;
@@ -129,6 +139,11 @@ snap *ls_campaign_snap_take(ls_campaign *s);
 void ls_campaign_snap_release(snap *s);
 /* campaign's entry in s (NULL: not there, or s is NULL). */
 const csnap *ls_campaign_snap_find(const snap *s, const char *campaign);
+
+/* Count one resolution of campaign's made by this process (an HTTP
+   reward), and ask for a refresh once its refresh_trials are reached.
+   Any thread; takes mu. */
+void ls_campaign_note_resolved(ls_campaign *s, const char *campaign);
 
 /* The service thread (arg: the ls_campaign). */
 void *ls_campaign_writer_main(void *arg);

@@ -213,6 +213,7 @@ static int posterior_load(const ls_campaign_spec *sp, const redisReply *h,
 	p.min_share = sp->min_share;
 	p.min_bucket_trials = (uint64_t)sp->min_bucket_trials;
 	p.mc_draws = (uint32_t)sp->propensity_draws;
+	p.prior_trials = sp->prior_trials > 0 ? (uint64_t)sp->prior_trials : 0;
 	char err[256];
 	c->b = ls_bandit_new(&p, na, c->n_buckets, err, sizeof err);
 	if (c->b == NULL)

@@ -26,7 +26,8 @@
 #include "ls_clock.h"
 #include "ls_log.h"
 
-#define REFRESH_MS 500                   /* snapshot at least twice a second */
+#define SWEEP_MS 500                     /* expiry sweep and INFO twice a second */
+#define DRAW_BUDGET 300000               /* Beta draws per campaign per refresh (~15 ms) */
 #define FULL_READ_MS INT64_C(60000)      /* counters read whole at least this often */
 #define TRIM_BATCH 1000                  /* fields per trim script */
 #define EXPIRE_BATCH 500                 /* expiries per campaign per sweep */
@@ -37,6 +38,8 @@ static void csnap_free(csnap *c)
 {
 	ls_campaign_posterior_free(&c->post);
 	free(c->probs);
+	free(c->vec_a);
+	free(c->vec_b);
 }
 
 static void snap_free(snap *s)
@@ -143,7 +146,19 @@ static void drop_connection(ls_campaign *s, const char *what)
 /*
  * Build one campaign's snapshot from its counters hash (HGETALL reply),
  * reusing the probability vectors of prev (the same campaign in the last
- * snapshot) for rows whose counts did not change.
+ * snapshot) for rows whose posterior did not change.
+ *
+ * Why a budget. With the hierarchical prior a bucket's posterior moves
+ * with the rest of the campaign, so with refreshes every few ms every
+ * bucket could want a new estimate each time (propensity_draws x arms
+ * Beta draws each, ~1.5 ms for 10,000 x 3). Rows are estimated in order
+ * (the campaign-wide row always) until DRAW_BUDGET draws are spent; a
+ * row past it keeps its previous vector, which is still exactly what its
+ * decisions draw with (the logged propensities stay exact), only a few
+ * ms staler, and the campaign is marked stale so the next check
+ * refreshes it again. A row whose posterior equals the campaign-wide one
+ * (a new bucket while the rest fits in prior_trials, or a thin one)
+ * shares its vector at no cost.
  */
 static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
 		       const redisReply *h, const csnap *prev)
@@ -158,19 +173,24 @@ static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
 	c->read_ms = ls_clock_mono_ms();
 	c->rows = 1 + c->post.n_buckets;
 	c->probs = calloc(c->rows * na, sizeof *c->probs);
-	if (c->probs == NULL)
+	c->vec_a = calloc(c->rows * na, sizeof *c->vec_a);
+	c->vec_b = calloc(c->rows * na, sizeof *c->vec_b);
+	if (c->probs == NULL || c->vec_a == NULL || c->vec_b == NULL)
 		return -1;
-	/* probability vectors: reuse unchanged rows of the same arms */
+	/* probability vectors: reuse rows of the same arms and policy */
 	bool same_arms = prev != NULL && prev->spec.n_arms == na &&
 			 memcmp(prev->spec.arms, sp->arms, sizeof sp->arms) == 0 &&
-			 prev->spec.min_share == sp->min_share &&
-			 prev->spec.prior_a == sp->prior_a && prev->spec.prior_b == sp->prior_b &&
-			 prev->spec.min_bucket_trials == sp->min_bucket_trials;
+			 prev->spec.min_share == sp->min_share;
+	size_t ab = na * sizeof(double);
+	int64_t budget = DRAW_BUDGET;
 	for (size_t row = 0; row < c->rows; row++) {
 		double *out = &c->probs[row * na];
+		double *va = &c->vec_a[row * na], *vb = &c->vec_b[row * na];
 		size_t bucket = row == 0 ? LS_BANDIT_CAMPAIGN : row - 1;
-		if (row > 0 && ls_bandit_uses_campaign(c->post.b, bucket)) {
-			memcpy(out, c->probs, na * sizeof *out);
+		if (ls_bandit_posterior(c->post.b, bucket, va, vb, na) != LS_BANDIT_OK)
+			return -1;
+		if (row > 0 && memcmp(va, c->vec_a, ab) == 0 && memcmp(vb, c->vec_b, ab) == 0) {
+			memcpy(out, c->probs, ab);
 			continue;
 		}
 		size_t prow = SIZE_MAX;
@@ -178,15 +198,22 @@ static int csnap_build(ls_campaign *s, csnap *c, const ls_campaign_spec *sp,
 			prow = row == 0 ? 0 : csnap_bucket(prev, c->post.names[row - 1]);
 		if (prow != SIZE_MAX && row > 0)
 			prow += 1;
-		if (prow != SIZE_MAX && prow < prev->rows &&
-		    memcmp(&prev->post.trials[prow * na], &c->post.trials[row * na], na * sizeof(uint64_t)) == 0 &&
-		    memcmp(&prev->post.rmicro[prow * na], &c->post.rmicro[row * na], na * sizeof(int64_t)) == 0 &&
-		    (row == 0 || !ls_bandit_uses_campaign(prev->post.b, prow - 1))) {
-			memcpy(out, &prev->probs[prow * na], na * sizeof *out);
+		bool have_prev = prow != SIZE_MAX && prow < prev->rows;
+		if (have_prev && memcmp(&prev->vec_a[prow * na], va, ab) == 0 &&
+		    memcmp(&prev->vec_b[prow * na], vb, ab) == 0) {
+			memcpy(out, &prev->probs[prow * na], ab);
+			continue;
+		}
+		if (row > 0 && have_prev && budget <= 0) {
+			memcpy(out, &prev->probs[prow * na], ab);
+			memcpy(va, &prev->vec_a[prow * na], ab);
+			memcpy(vb, &prev->vec_b[prow * na], ab);
+			c->stale = true;
 			continue;
 		}
 		if (ls_bandit_probabilities(c->post.b, bucket, &s->rng, out, na) != LS_BANDIT_OK)
 			return -1;
+		budget -= sp->propensity_draws * (int64_t)na;
 	}
 	return 0;
 }
@@ -282,8 +309,12 @@ static int csnap_copy(csnap *dst, const csnap *src)
 	dst->post.trials = malloc(cells * sizeof *dst->post.trials);
 	dst->post.rmicro = malloc(cells * sizeof *dst->post.rmicro);
 	dst->probs = malloc(cells * sizeof *dst->probs);
+	dst->vec_a = malloc(cells * sizeof *dst->vec_a);
+	dst->vec_b = malloc(cells * sizeof *dst->vec_b);
+	dst->stale = src->stale;
 	if (dst->post.b == NULL || dst->post.names == NULL || dst->post.trials == NULL ||
-	    dst->post.rmicro == NULL || dst->probs == NULL)
+	    dst->post.rmicro == NULL || dst->probs == NULL || dst->vec_a == NULL ||
+	    dst->vec_b == NULL)
 		return -1;
 	dst->post.n_buckets = nb; /* names[] is zeroed: free() copes with a partial copy */
 	for (size_t i = 0; i < nb; i++)
@@ -292,20 +323,23 @@ static int csnap_copy(csnap *dst, const csnap *src)
 	memcpy(dst->post.trials, src->post.trials, cells * sizeof *dst->post.trials);
 	memcpy(dst->post.rmicro, src->post.rmicro, cells * sizeof *dst->post.rmicro);
 	memcpy(dst->probs, src->probs, cells * sizeof *dst->probs);
+	memcpy(dst->vec_a, src->vec_a, cells * sizeof *dst->vec_a);
+	memcpy(dst->vec_b, src->vec_b, cells * sizeof *dst->vec_b);
 	return 0;
 }
 
 /*
  * Whether campaign sp must be read again: prev (its entry in the current
  * snapshot) is missing or has another spec, its counters' version moved
- * (ver: "v" now, -1 unreadable), or it was read FULL_READ_MS ago (a hash
- * replaced behind the service's back, e.g. restored from a backup, may
- * carry a version it has seen).
+ * (ver: "v" now, -1 unreadable), some of its vectors are stale (see
+ * csnap_build), or it was read FULL_READ_MS ago (a hash replaced behind
+ * the service's back, e.g. restored from a backup, may carry a version
+ * it has seen).
  */
 static bool needs_read(const csnap *prev, const ls_campaign_spec *sp, long long ver,
 		       int64_t now_ms)
 {
-	return prev == NULL || memcmp(&prev->spec, sp, sizeof *sp) != 0 || ver < 0 ||
+	return prev == NULL || prev->stale || memcmp(&prev->spec, sp, sizeof *sp) != 0 || ver < 0 ||
 	       ver != prev->post.version || now_ms - prev->read_ms >= FULL_READ_MS;
 }
 
@@ -327,6 +361,9 @@ static int refresh(ls_campaign *s)
 			memcpy(specs, s->specs, n * sizeof *specs);
 	}
 	s->specs_changed = false;
+	/* what resolved before this read is in it */
+	s->refresh_wanted = false;
+	memset(s->resolved, 0, sizeof s->resolved);
 	pthread_mutex_unlock(&s->mu);
 	long long *ver = calloc(n ? n : 1, sizeof *ver);
 	bool *need = calloc(n ? n : 1, sizeof *need);
@@ -446,17 +483,21 @@ out:
 }
 
 /* Apply the default reward to decisions whose window has passed. */
-static size_t expire_once(ls_campaign *s);
+static size_t expire_once(ls_campaign *s, uint64_t *resolved);
 
-/* Up to 20 batches per pass: ~10,000 expiries a campaign a second. */
-static void expire(ls_campaign *s)
+/* Up to 20 batches per pass: ~10,000 expiries a campaign a second.
+   Returns how many decisions it resolved. */
+static uint64_t expire(ls_campaign *s)
 {
-	for (int i = 0; i < 20 && expire_once(s) >= EXPIRE_BATCH; i++)
+	uint64_t resolved = 0;
+	for (int i = 0; i < 20 && expire_once(s, &resolved) >= EXPIRE_BATCH; i++)
 		;
+	return resolved;
 }
 
-/* One batch per campaign; returns the largest batch seen. */
-static size_t expire_once(ls_campaign *s)
+/* One batch per campaign; returns the largest batch seen and adds the
+   decisions resolved to *resolved. */
+static size_t expire_once(ls_campaign *s, uint64_t *resolved)
 {
 	size_t most = 0;
 	const snap *sn = s->cur; /* only this thread replaces it */
@@ -510,6 +551,7 @@ static size_t expire_once(ls_campaign *s)
 				drop_connection(s, "expiry");
 				return 0;
 			}
+			*resolved += x->type == REDIS_REPLY_INTEGER && x->integer == 1;
 			freeReplyObject(x);
 		}
 	}
@@ -741,6 +783,32 @@ static void redis_info(ls_campaign *s)
 	freeReplyObject(r);
 }
 
+void ls_campaign_note_resolved(ls_campaign *s, const char *campaign)
+{
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->n_specs && i < LS_CAMPAIGN_MAX; i++) {
+		if (strcmp(s->specs[i].id, campaign) != 0)
+			continue;
+		if (++s->resolved[i] >= (uint64_t)s->specs[i].refresh_trials && !s->refresh_wanted) {
+			s->refresh_wanted = true;
+			pthread_cond_signal(&s->wake);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The shortest refresh_interval of the campaigns, in ns (SWEEP_MS with
+   none). Under mu. */
+static int64_t check_every_ns(const ls_campaign *s)
+{
+	int64_t ms = SWEEP_MS;
+	for (size_t i = 0; i < s->n_specs; i++)
+		if (s->specs[i].refresh_ms > 0 && s->specs[i].refresh_ms < ms)
+			ms = s->specs[i].refresh_ms;
+	return ms * 1000000;
+}
+
 /*
  * The writer's cadence. Under load it writes at most one batch a
  * millisecond, woken by its own timer: an HTTP thread that queues a
@@ -751,23 +819,34 @@ static void redis_info(ls_campaign *s)
  * decision; on a 2-core machine that was most of the decision's cost.
  * An activation or reward that waits for the queue (flush_wanted) is
  * written at once too.
+ *
+ * The posterior follows resolutions (issue 15: a fixed 0.5 s refresh
+ * left ~1,800 decisions a second on a stale posterior at replay speed):
+ * the counters' versions are checked every refresh_interval (one round
+ * trip for all campaigns; a campaign is read again only when its "v"
+ * moved: another instance or a reward event in the batch loop), and at
+ * once when this process resolved refresh_trials decisions of a campaign
+ * (HTTP rewards, counted by ls_campaign_note_resolved, and the expiry
+ * sweep). The sweep and Redis's memory figure stay on SWEEP_MS.
  */
 void *ls_campaign_writer_main(void *arg)
 {
 	ls_campaign *s = arg;
-	int64_t last_refresh = 0, next_batch_ns = 0;
+	int64_t last_check_ns = 0, last_sweep_ns = 0, next_batch_ns = 0;
 	dec_item *batch = NULL;
 	size_t cap_batch = 0;
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		for (;;) {
 			int64_t now = ls_clock_mono_ns();
-			int64_t refresh_at = (last_refresh + REFRESH_MS) * 1000000;
-			if (s->stop || s->specs_changed || s->flush_wanted || now >= refresh_at ||
-			    (s->nq > 0 && now >= next_batch_ns))
+			int64_t check_at = last_check_ns + check_every_ns(s);
+			int64_t sweep_at = last_sweep_ns + INT64_C(1000000) * SWEEP_MS;
+			int64_t until = check_at < sweep_at ? check_at : sweep_at;
+			if (s->stop || s->specs_changed || s->flush_wanted || s->refresh_wanted ||
+			    now >= until || (s->nq > 0 && now >= next_batch_ns))
 				break;
-			int64_t until = s->nq > 0 && next_batch_ns < refresh_at ? next_batch_ns
-										 : refresh_at;
+			if (s->nq > 0 && next_batch_ns < until)
+				until = next_batch_ns;
 			struct timespec ts = { .tv_sec = (time_t)(until / 1000000000),
 					       .tv_nsec = (long)(until % 1000000000) };
 			s->writer_idle = s->nq == 0;
@@ -784,6 +863,8 @@ void *ls_campaign_writer_main(void *arg)
 		s->flush_wanted = false;
 		bool stop = s->stop;
 		bool changed = s->specs_changed;
+		bool wanted = s->refresh_wanted;
+		int64_t check_ns = check_every_ns(s);
 		pthread_mutex_unlock(&s->mu);
 
 		if (nq > 0)
@@ -793,13 +874,20 @@ void *ls_campaign_writer_main(void *arg)
 			free(q[i].lead);
 		batch = q;
 		cap_batch = cap_q;
-		if (ls_clock_mono_ms() - last_refresh >= REFRESH_MS || changed) {
-			last_refresh = ls_clock_mono_ms();
-			(void)refresh(s);
-			expire(s);
+		int64_t now = ls_clock_mono_ns();
+		bool sweep = now - last_sweep_ns >= INT64_C(1000000) * SWEEP_MS || changed;
+		uint64_t expired = 0;
+		if (sweep) {
+			last_sweep_ns = now;
+			expired = expire(s);
 			redis_info(s);
 			/* delivery reports of a quiet spell too (failures are counted) */
 			rd_kafka_poll(s->producer, 0);
+		}
+		if (changed || wanted || expired > 0 || now - last_check_ns >= check_ns ||
+		    s->cur == NULL) {
+			last_check_ns = ls_clock_mono_ns();
+			(void)refresh(s);
 		}
 
 		pthread_mutex_lock(&s->mu);

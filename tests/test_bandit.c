@@ -1001,6 +1001,138 @@ START_TEST(test_utf8_cut_on_code_points)
 }
 END_TEST
 
+/* ---- hierarchical prior (issue 15) ---- */
+
+static ls_bandit *mk_hier(size_t n_arms, size_t n_buckets, uint64_t prior_trials)
+{
+	ls_bandit_params p;
+	ls_bandit_params_default(&p);
+	p.min_share = 0.0;
+	p.min_bucket_trials = 0;
+	p.prior_trials = prior_trials;
+	char err[256] = "";
+	ls_bandit *b = ls_bandit_new(&p, n_arms, n_buckets, err, sizeof err);
+	ck_assert_msg(b != NULL, "campaign rejected: %s", err);
+	return b;
+}
+
+START_TEST(test_hier_thin_bucket_is_campaign)
+{
+	/* 3 arms, arm 0 best campaign-wide; bucket 1 holds some of the
+	   campaign's trials (favouring arm 2), bucket 0 none. Every arm's
+	   rest of campaign is at most M = 500 trials: bucket 0's decision
+	   distribution is the campaign's, draw for draw. */
+	ls_bandit *b = mk_hier(3, 2, 500);
+	ck_assert_int_eq(ls_bandit_add_counts(b, LS_BANDIT_CAMPAIGN, 0, 300, 90.3), 0);
+	ck_assert_int_eq(ls_bandit_add_counts(b, LS_BANDIT_CAMPAIGN, 1, 200, 20.1), 0);
+	ck_assert_int_eq(ls_bandit_add_counts(b, LS_BANDIT_CAMPAIGN, 2, 100, 10.7), 0);
+	ck_assert_int_eq(ls_bandit_add_counts(b, 1, 2, 150, 60.9), 0);
+	ck_assert(!ls_bandit_uses_campaign(b, 0)); /* no hard switch */
+
+	double a0[3], b0[3], ac[3], bc[3];
+	ck_assert_int_eq(ls_bandit_posterior(b, 0, a0, b0, 3), 0);
+	ck_assert_int_eq(ls_bandit_posterior(b, LS_BANDIT_CAMPAIGN, ac, bc, 3), 0);
+	ck_assert_mem_eq(a0, ac, sizeof a0);
+	ck_assert_mem_eq(b0, bc, sizeof b0);
+
+	ls_rng r1, r2;
+	ls_rng_seed(&r1, 77);
+	ls_rng_seed(&r2, 77);
+	int bad = 0;
+	for (int i = 0; i < 2000; i++) {
+		size_t x = 9, y = 8;
+		bad += ls_bandit_choose(b, 0, &r1, &x) != 0;
+		bad += ls_bandit_choose(b, LS_BANDIT_CAMPAIGN, &r2, &y) != 0;
+		bad += x != y;
+	}
+	ck_assert_int_eq(bad, 0);
+	double p1[3], p2[3];
+	ck_assert_int_eq(ls_bandit_probabilities(b, 0, &r1, p1, 3), 0);
+	ck_assert_int_eq(ls_bandit_probabilities(b, LS_BANDIT_CAMPAIGN, &r2, p2, 3), 0);
+	ck_assert_mem_eq(p1, p2, sizeof p1);
+	ls_bandit_arm_stats s0[3], sc[3];
+	ck_assert_int_eq(ls_bandit_stats(b, 0, &r1, 100, s0, 3), 0);
+	ck_assert_int_eq(ls_bandit_stats(b, LS_BANDIT_CAMPAIGN, &r2, 100, sc, 3), 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_double_eq(s0[i].alpha, sc[i].alpha);
+		ck_assert_double_eq(s0[i].beta, sc[i].beta);
+		ck_assert_uint_eq(s0[i].trials, 0); /* the bucket's own counts */
+	}
+
+	/* bucket 1's rest is the campaign minus its own, unscaled (<= M) */
+	double a1[3], b1[3];
+	ck_assert_int_eq(ls_bandit_posterior(b, 1, a1, b1, 3), 0);
+	ck_assert_double_eq_tol(a1[2], 1 + 10.7 + 60.9, 1e-9);
+	ck_assert_double_eq_tol(b1[2], 1 + (250 - 71.6), 1e-9);
+
+	/* more rest than M: scaled to M pseudo-trials at the rest's mean */
+	ls_bandit *c = mk_hier(2, 1, 100);
+	ck_assert_int_eq(ls_bandit_add_counts(c, LS_BANDIT_CAMPAIGN, 0, 1000, 300), 0);
+	ck_assert_int_eq(ls_bandit_add_counts(c, LS_BANDIT_CAMPAIGN, 1, 50, 5), 0);
+	ck_assert_int_eq(ls_bandit_add_counts(c, 0, 0, 10, 8), 0);
+	double ca[2], cb[2];
+	ck_assert_int_eq(ls_bandit_posterior(c, 0, ca, cb, 2), 0);
+	/* arm 0: rest 1000 trials 300 rewards -> 100 pseudo-trials at 0.3 */
+	ck_assert_double_eq_tol(ca[0], 1 + 30 + 8, 1e-9);
+	ck_assert_double_eq_tol(cb[0], 1 + 70 + 2, 1e-9);
+	/* arm 1: rest 50 <= M, unscaled (no own trials: the campaign's) */
+	ck_assert_double_eq(ca[1], 6);
+	ck_assert_double_eq(cb[1], 46);
+	ls_bandit_free(c);
+
+	/* prior_trials 0: a bucket learns alone, as before */
+	ls_bandit *d = mk_hier(2, 1, 0);
+	ck_assert_int_eq(ls_bandit_add_counts(d, LS_BANDIT_CAMPAIGN, 0, 1000, 300), 0);
+	ck_assert_int_eq(ls_bandit_posterior(d, 0, ca, cb, 2), 0);
+	ck_assert(ca[0] == 1 && cb[0] == 1 && ca[1] == 1 && cb[1] == 1);
+	ls_bandit_free(d);
+	ls_bandit_free(b);
+}
+END_TEST
+
+START_TEST(test_hier_rich_bucket_follows_its_data)
+{
+	/* Campaign-wide arm 0 is best (30 % vs 10 %) over 20,000 trials an
+	   arm; the bucket's own data says arm 1 (25 % vs 5 %). As the
+	   bucket's trials grow, its P(best) of arm 1 goes from the
+	   campaign's (~0) to ~1, and its posterior means to its own rates. */
+	const uint64_t M = 100;
+	double pbest_arm1[4];
+	const uint64_t own[4] = { 0, 20, 200, 5000 };
+	for (int k = 0; k < 4; k++) {
+		ls_bandit *b = mk_hier(2, 1, M);
+		ck_assert_int_eq(ls_bandit_add_counts(b, LS_BANDIT_CAMPAIGN, 0, 20000, 6000), 0);
+		ck_assert_int_eq(ls_bandit_add_counts(b, LS_BANDIT_CAMPAIGN, 1, 20000, 2000), 0);
+		ck_assert_int_eq(ls_bandit_add_counts(b, 0, 0, own[k], 0.05 * (double)own[k]), 0);
+		ck_assert_int_eq(ls_bandit_add_counts(b, 0, 1, own[k], 0.25 * (double)own[k]), 0);
+		ls_rng r;
+		ls_rng_seed(&r, 5 + (uint64_t)k);
+		double pb[2];
+		ck_assert_int_eq(ls_bandit_prob_best(b, 0, &r, 20000, pb, 2), 0);
+		pbest_arm1[k] = pb[1];
+		if (k == 0) {
+			/* no own trials: the campaign's means */
+			double a[2], bb[2];
+			ck_assert_int_eq(ls_bandit_posterior(b, 0, a, bb, 2), 0);
+			ck_assert_double_eq_tol(a[0] / (a[0] + bb[0]), 31.0 / 102.0, 1e-12);
+			ck_assert_double_eq_tol(a[1] / (a[1] + bb[1]), 11.0 / 102.0, 1e-12);
+		}
+		if (k == 3) {
+			ls_bandit_arm_stats st[2];
+			ck_assert_int_eq(ls_bandit_stats(b, 0, &r, 1000, st, 2), 0);
+			ck_assert_double_eq_tol(st[0].mean, 0.05, 0.01);
+			ck_assert_double_eq_tol(st[1].mean, 0.25, 0.01);
+			ck_assert_uint_eq(st[1].trials, 5000);
+		}
+		ls_bandit_free(b);
+	}
+	ck_assert_msg(pbest_arm1[0] < 0.01, "no own data: P(arm 1 best) %g", pbest_arm1[0]);
+	ck_assert_msg(pbest_arm1[1] < pbest_arm1[2], "%g %g", pbest_arm1[1], pbest_arm1[2]);
+	ck_assert_msg(pbest_arm1[2] > 0.9 && pbest_arm1[3] > 0.999, "%g %g", pbest_arm1[2],
+		      pbest_arm1[3]);
+}
+END_TEST
+
 static Suite *bandit_suite(void)
 {
 	Suite *s = suite_create("bandit");
@@ -1014,6 +1146,8 @@ static Suite *bandit_suite(void)
 	tcase_add_test(tc, test_thompson_acceptance);
 	tcase_add_test(tc, test_ties_lowest_index);
 	tcase_add_test(tc, test_bucket_fallback);
+	tcase_add_test(tc, test_hier_thin_bucket_is_campaign);
+	tcase_add_test(tc, test_hier_rich_bucket_follows_its_data);
 	tcase_add_test(tc, test_min_share_floor);
 	tcase_add_test(tc, test_propensities);
 	tcase_add_test(tc, test_decide_timing);

@@ -853,6 +853,216 @@ START_TEST(test_two_services_share_counts)
 }
 END_TEST
 
+/* ------------------------------------------- 9. refresh follows resolutions */
+
+/*
+ * How long until s's snapshot shows `want` campaign-wide trials of
+ * campaign, in ms (polled every ms; the test fails after POLL_MS).
+ */
+static int64_t ms_until_trials(ls_campaign *s, const char *campaign, uint64_t want)
+{
+	int64_t t0 = ls_clock_mono_ms();
+	for (;;) {
+		ls_campaign_stats st;
+		int rc = ls_campaign_stats_get(s, campaign, &st);
+		ck_assert_msg(rc == LS_CAMPAIGN_OK, "stats: %s", ls_campaign_result_str(rc));
+		uint64_t t = 0;
+		for (size_t a = 0; a < st.buckets[0].n_arms; a++)
+			t += st.buckets[0].arms[a].st.trials;
+		free(st.buckets);
+		int64_t now = ls_clock_mono_ms();
+		if (t >= want)
+			return now - t0;
+		ck_assert_msg(now - t0 < POLL_MS, "%" PRIu64 " of %" PRIu64 " trials after 10 s", t,
+			      want);
+		usleep(1000);
+	}
+}
+
+/*
+ * Issue 15: the posterior was refreshed every 0.5 s whatever happened, so
+ * decisions ran on a stale posterior. Now the refresh_trials-th
+ * resolution this instance makes refreshes it at once, though the version
+ * check (refresh_interval) waits a whole second here. Five rounds, each
+ * must show up well within half that second: with a refresh on a timer
+ * alone each wait would be uniform over the period, and all five under
+ * 250 ms would happen with probability 0.25^5 (1e-3) at 1 s, 0.03 at the
+ * old 0.5 s.
+ */
+START_TEST(test_refresh_after_k_resolutions)
+{
+	const char *P = "t9:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: fast\n"
+		 "    arms: [a, b]\n"
+		 "    refresh_trials: 3\n"
+		 "    refresh_interval: 1s\n");
+	ls_campaign *s = start_service(&cfg);
+	ls_campaign_stats st;
+	stats_fresh(s, "fast", &st);
+	free(st.buckets);
+	int64_t worst = 0;
+	for (int round = 0; round < 5; round++) {
+		ls_campaign_decision d[3];
+		for (int i = 0; i < 3; i++)
+			decide(s, "fast", "L", true, NULL, NULL, &d[i]);
+		for (int i = 0; i < 3; i++)
+			reward_ok(s, d[i].decision_id, i == 0 ? 1.0 : 0.0, true);
+		int64_t w = ms_until_trials(s, "fast", 3 * (uint64_t)(round + 1));
+		worst = w > worst ? w : worst;
+	}
+	ck_assert_msg(worst < 250, "a round waited %" PRId64 " ms for its refresh", worst);
+	ls_campaign_stop(s);
+	ls_config_free(&cfg);
+}
+END_TEST
+
+/*
+ * Resolutions made elsewhere (another instance here; reward events in
+ * the batch loop alike) are seen at the next version check, every
+ * refresh_interval (20 ms here): five rewards through a second service,
+ * each must reach the first one's snapshot well within 250 ms (with the
+ * old 0.5 s timer all five would with probability 0.03).
+ */
+START_TEST(test_refresh_on_version_change)
+{
+	const char *P = "t10:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: shared\n"
+		 "    arms: [a, b]\n"
+		 "    refresh_trials: 1000000\n"
+		 "    refresh_interval: 20ms\n");
+	ls_campaign *s1 = start_service(&cfg);
+	ls_campaign *s2 = start_service(&cfg);
+	ls_campaign_stats st;
+	stats_fresh(s1, "shared", &st);
+	free(st.buckets);
+	int64_t worst = 0;
+	for (int round = 0; round < 5; round++) {
+		ls_campaign_decision d;
+		decide(s1, "shared", "L", true, NULL, NULL, &d);
+		reward_remote(s2, d.decision_id, 1.0);
+		int64_t w = ms_until_trials(s1, "shared", (uint64_t)round + 1);
+		worst = w > worst ? w : worst;
+	}
+	ck_assert_msg(worst < 250, "a round waited %" PRId64 " ms for its refresh", worst);
+	ls_campaign_stop(s2);
+	ls_campaign_stop(s1);
+	ls_config_free(&cfg);
+}
+END_TEST
+
+/* ---------------------------------------- 10. any number of context keys */
+
+/* Issue 15: context was limited to two keys. Three make one bucket whose
+ * name joins them all in the campaign's key order, whatever the request's
+ * order; its counters and posterior are stored and read back under it. */
+START_TEST(test_three_context_keys)
+{
+	const char *P = "t11:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: ctx3\n"
+		 "    arms: [a, b]\n"
+		 "    context: [industry, region, size]\n");
+	ls_campaign *s = start_service(&cfg);
+	ls_campaign_stats st;
+	stats_fresh(s, "ctx3", &st);
+	free(st.buckets);
+	ls_campaign_request req = { .campaign = "ctx3", .lead_id = "L", .activate = true,
+				    .n_context = 3,
+				    .ctx_key = { "size", "industry", "region" },
+				    .ctx_value = { "big", "saas", "e,u" } };
+	const char *want = "industry=saas,region=e%2Cu,size=big";
+	for (int i = 0; i < 4; i++) {
+		ls_campaign_decision d;
+		ck_assert_int_eq(ls_campaign_decide(s, &req, &d), LS_CAMPAIGN_OK);
+		ck_assert_str_eq(d.bucket, want);
+		reward_ok(s, d.decision_id, 1.0, true);
+	}
+	stats_fresh(s, "ctx3", &st);
+	const ls_campaign_bucket_stats *b = find_bucket(&st, want);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_uint_eq(b->trials, 4);
+	ck_assert(!b->fallback);
+	free(st.buckets);
+	redisContext *c = side();
+	char key[256];
+	campaign_key(key, sizeof key, P, "ctx3", "counts");
+	ck_assert_int_eq(hget_ll(c, key, "b:industry=saas,region=e%2Cu,size=big"), 1);
+	redisFree(c);
+	ls_campaign_stop(s);
+	ls_config_free(&cfg);
+}
+END_TEST
+
+/* ------------------------------- 11. vectors past the draw budget catch up */
+
+/*
+ * With the hierarchical prior every bucket's posterior moves with the rest
+ * of the campaign, and a refresh estimates at most DRAW_BUDGET draws' worth
+ * of vectors (15 rows of 2 arms at 10,000 draws): the others keep their
+ * previous vector (still what their decisions draw with) and the campaign
+ * is read again at the next check. Here 40 buckets first learn that a is
+ * best, then 300 decisions without the key (bucket "industry=") say b,
+ * and so the rest of the campaign of every bucket; with nothing changing any
+ * more, every bucket's vector must come to agree with its posterior
+ * (probability within 0.05 of a fresh P(best)) - rows left stale for
+ * good would keep a at ~1.
+ */
+START_TEST(test_stale_vectors_catch_up)
+{
+	const char *P = "t12:";
+	ls_config cfg;
+	load_cfg(&cfg, P,
+		 "  - id: many\n"
+		 "    arms: [a, b]\n"
+		 "    context: [industry]\n");
+	ls_campaign *s = start_service(&cfg);
+	ls_campaign_stats st;
+	stats_fresh(s, "many", &st);
+	free(st.buckets);
+	char ind[16];
+	for (int k = 0; k < 40; k++) {
+		snprintf(ind, sizeof ind, "i%02d", k);
+		for (int i = 0; i < 3; i++) {
+			ls_campaign_decision d;
+			decide(s, "many", "L", true, "industry", ind, &d);
+			reward_ok(s, d.decision_id, strcmp(d.variant, "a") == 0 ? 1.0 : 0.0, true);
+		}
+	}
+	for (int i = 0; i < 300; i++) {
+		ls_campaign_decision d;
+		decide(s, "many", "L", true, NULL, NULL, &d);
+		reward_ok(s, d.decision_id, strcmp(d.variant, "b") == 0 ? 1.0 : 0.0, true);
+	}
+	int64_t deadline = ls_clock_mono_ms() + POLL_MS;
+	for (;;) {
+		stats_fresh(s, "many", &st);
+		ck_assert_uint_eq(st.n_buckets, 42); /* and "industry=" */
+		double worst = 0;
+		for (size_t r = 0; r < st.n_buckets; r++)
+			for (size_t a = 0; a < st.buckets[r].n_arms; a++) {
+				const ls_campaign_arm_stats *x = &st.buckets[r].arms[a];
+				double d = fabs(x->probability - x->st.p_best);
+				worst = d > worst ? d : worst;
+			}
+		/* the campaign says b now, and so do the buckets' posteriors */
+		const ls_campaign_arm_stats *b0 = find_arm(&st.buckets[0], "b");
+		ck_assert_double_gt(b0->st.p_best, 0.9);
+		free(st.buckets);
+		if (worst < 0.05)
+			break;
+		ck_assert_msg(ls_clock_mono_ms() < deadline,
+			      "a bucket's vector still %.3f from its posterior's P(best)", worst);
+	}
+	ls_campaign_stop(s);
+	ls_config_free(&cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("campaign");
@@ -867,6 +1077,10 @@ static Suite *suite(void)
 	tcase_add_test(t, test_bucket_fallback);
 	tcase_add_test(t, test_reconfigure_keeps_counts);
 	tcase_add_test(t, test_two_services_share_counts);
+	tcase_add_test(t, test_refresh_after_k_resolutions);
+	tcase_add_test(t, test_refresh_on_version_change);
+	tcase_add_test(t, test_three_context_keys);
+	tcase_add_test(t, test_stale_vectors_catch_up);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -334,6 +334,9 @@ START_TEST(test_campaigns_custom)
 	ck_assert_int_eq(k->min_bucket_trials, 250);
 	ck_assert_int_eq(k->max_buckets, 64);
 	ck_assert_int_eq(k->propensity_draws, 20000);
+	ck_assert_int_eq(k->prior_trials, 40);
+	ck_assert_int_eq(k->refresh_trials, 3);
+	ck_assert_int_eq(k->refresh_ms, 20);
 
 	/* Only id and arms given: the README's defaults. */
 	k = &c.campaigns.specs[1];
@@ -346,10 +349,14 @@ START_TEST(test_campaigns_custom)
 	ck_assert_double_eq(k->default_reward, 0.0);
 	ck_assert_double_eq(k->prior_a, 1.0);
 	ck_assert_double_eq(k->prior_b, 1.0);
-	ck_assert_double_eq(k->min_share, 0.01);
+	/* issue 15: no exploration floor, no hard bucket switch by default */
+	ck_assert_double_eq(k->min_share, 0.0);
 	ck_assert_uint_eq(k->n_context, 0);
 	ck_assert_str_eq(k->tier_model, "conversion");
-	ck_assert_int_eq(k->min_bucket_trials, 100);
+	ck_assert_int_eq(k->min_bucket_trials, 0);
+	ck_assert_int_eq(k->prior_trials, LS_BANDIT_DEFAULT_PRIOR_TRIALS);
+	ck_assert_int_eq(k->refresh_trials, 10);
+	ck_assert_int_eq(k->refresh_ms, 5);
 	ck_assert_int_eq(k->max_buckets, 1000);
 	ck_assert_int_eq(k->propensity_draws, 10000);
 
@@ -383,13 +390,13 @@ START_TEST(test_campaigns_errors)
 	ASSERT_HAS(err, "campaigns_bad.yaml:12:41: campaigns[3].rewards.SENT: SENT activates a decision and cannot reward it");
 	ASSERT_HAS(err, "campaigns_bad.yaml:15:16: campaigns[4].min_share: 0.5 per arm over 3 arms is more than 1");
 	ASSERT_HAS(err, "campaigns_bad.yaml:18:12: campaigns[5].prior.alpha: must be above 0");
-	ASSERT_HAS(err, "campaigns_bad.yaml:21:14: campaigns[6].context: at most 2 entries, got 3");
+	ASSERT_HAS(err, "campaigns_bad.yaml:21:14: campaigns[6].context: at most 8 entries, got 9");
 	ASSERT_HAS(err, "campaigns_bad.yaml:25:17: campaigns[7].tier_model: context uses tier, but there is no model named \"nosuch\"");
 	ASSERT_HAS(err, "campaigns_bad.yaml:26:9: campaigns[8].id: duplicate campaign id \"share\" (also campaigns[4])");
 	ASSERT_HAS(err, "campaigns_bad.yaml:30:20: campaigns[9].reward_window: must be between 1s and 90d, got 0ms");
 	ASSERT_HAS(err, "campaigns_bad.yaml:31:21: campaigns[9].default_reward: must be between 0 and 1, got \"2\"");
 	ASSERT_HAS(err, "campaigns_bad.yaml:32:23: campaigns[9].propensity_draws: must be between 100 and 1000000, got 10");
-	ASSERT_HAS(err, "campaigns_bad.yaml:33:5: campaigns[9].colour: unknown key (expected one of: id, arms, rewards, reward_window, activation_timeout, default_reward, prior, min_share, context, tier_model, min_bucket_trials, max_buckets, propensity_draws)");
+	ASSERT_HAS(err, "campaigns_bad.yaml:33:5: campaigns[9].colour: unknown key (expected one of: id, arms, rewards, reward_window, activation_timeout, default_reward, prior, min_share, context, tier_model, min_bucket_trials, prior_trials, refresh_trials, refresh_interval, max_buckets, propensity_draws)");
 	ck_assert_uint_eq(count_lines(err), 14);
 }
 END_TEST
@@ -427,6 +434,33 @@ START_TEST(test_item_messages)
 	ASSERT_HAS(err, ":11:14: models[0].crosses: expected a sequence of pairs such as [[industry, size_band]], got a mapping");
 	ASSERT_HAS(err, ":15:15: campaigns[0].rewards.VIEWED: unknown email event type \"VIEWED\" (expected one of SENT, DELIVERED, OPENED, CLICKED, REPLIED, BOUNCED, UNSUBSCRIBED, SPAM_REPORTED)");
 	ck_assert_uint_eq(count_lines(err), 5);
+}
+END_TEST
+
+/* Any number of context keys up to LS_CAMPAIGN_MAX_CONTEXT (issue 15:
+ * [a, b, c] once failed with "at most 2 entries"). */
+START_TEST(test_campaign_context_keys)
+{
+	static const char yaml[] =
+		"kafka:\n"
+		"  brokers: localhost:9092\n"
+		"campaigns:\n"
+		"  - id: c\n"
+		"    arms: [a, b]\n"
+		"    context: [industry, region, size_band]\n"
+		"  - id: d\n"
+		"    arms: [a]\n"
+		"    context: [k1, k2, k3, k4, k5, k6, k7, k8]\n";
+	ls_config c;
+	char err[4096] = "", path[64];
+
+	ck_assert_msg(load_text(yaml, no_env, &c, err, sizeof err, path, sizeof path) == 0, "%s", err);
+	ck_assert_uint_eq(c.campaigns.n, 2);
+	ck_assert_uint_eq(c.campaigns.specs[0].n_context, 3);
+	ck_assert_str_eq(c.campaigns.specs[0].context[2], "size_band");
+	ck_assert_uint_eq(c.campaigns.specs[1].n_context, LS_CAMPAIGN_MAX_CONTEXT);
+	ck_assert_str_eq(c.campaigns.specs[1].context[7], "k8");
+	ls_config_free(&c);
 }
 END_TEST
 
@@ -563,6 +597,7 @@ static Suite *config_models_suite(void)
 	tcase_add_test(tc, test_models_metric_transform);
 	tcase_add_test(tc, test_models_metric_transform_errors);
 	tcase_add_test(tc, test_campaigns_custom);
+	tcase_add_test(tc, test_campaign_context_keys);
 	tcase_add_test(tc, test_campaigns_errors);
 	tcase_add_test(tc, test_item_messages);
 	tcase_add_test(tc, test_scoring_env);

@@ -51,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sp.prior_a = sp.prior_b = 1.0;
 	sp.min_share = 0.05;
 	sp.min_bucket_trials = 10;
+	sp.prior_trials = 20; /* the hierarchical prior on torn / hostile counts */
 	sp.max_buckets = 1 + data[0] % 8;
 	sp.propensity_draws = 64;
 
