@@ -38,10 +38,10 @@ static json_t *num_or_null(double v)
 }
 
 /*
- * A model is mature once its scores are no longer shrunk toward its base
- * rate (ls_score_shrink: `maturity` labels, 12 % of them positive; by
- * default 1,000 and 120, the bar Salesforce Einstein sets before a
- * segment gets its own model).
+ * A model is mature once it has learned `maturity` labels, 12 % of them
+ * positive (ls_score_maturity; by default 1,000 and 120, the bar
+ * Salesforce Einstein sets before a segment gets its own model); with
+ * shrink_young its scores are shrunk until then.
  */
 static bool mature(const ls_model_spec *spec, const ls_scorer_model_stats *s)
 {

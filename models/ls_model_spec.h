@@ -61,8 +61,10 @@ typedef struct ls_model_spec {
 	ls_ftrl_numeric metric_maps[LS_MODEL_MAX_METRICS]; /* per metric */
 	int64_t decay_half_life_ms;   /* read-time decay toward the prior; 0: none */
 	int64_t eval_window;          /* labels in the progressive-validation window */
-	int64_t maturity;             /* labels before scores are published
-					 unshrunk (ls_score_shrink); 0: never shrunk */
+	int64_t maturity;             /* labels before the model is mature
+					 (ls_score_maturity); 0: always */
+	bool shrink_young;            /* publish a young model's scores shrunk
+					 (ls_score_shrink); off by default */
 	bool shadow;                  /* learns and logs, publishes nothing */
 } ls_model_spec;
 

@@ -401,7 +401,8 @@ static int learn(ls_scorer *sc, model *m, const ls_lead *lead, int64_t T,
 			   ls_ftrl_result_str(rc));
 		return -1;
 	}
-	p = ls_score_shrink(p, w0, pos, neg, m->spec->maturity);
+	if (m->spec->shrink_young)
+		p = ls_score_shrink(p, w0, pos, neg, m->spec->maturity);
 	if (m->n_pend == m->cap_pend) {
 		size_t cap = m->cap_pend ? m->cap_pend * 2 : 64;
 		ls_mlog_pair *np = realloc(m->pend, cap * sizeof *np);
@@ -1098,6 +1099,8 @@ double ls_scorer_bias(const ls_ftrl *fm)
 
 double ls_scorer_published(const ls_ftrl *fm, const ls_model_spec *spec, double p)
 {
+	if (!spec->shrink_young)
+		return p;
 	return ls_score_shrink(p, ls_scorer_bias(fm), ls_ftrl_positives(fm),
 			       ls_ftrl_negatives(fm), spec->maturity);
 }

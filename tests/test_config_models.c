@@ -230,7 +230,7 @@ START_TEST(test_models_errors)
 	ASSERT_HAS(err, "models_bad_more.yaml:12:15: models[3].crosses[0]: crosses \"industry\" with itself");
 	ASSERT_HAS(err, "models_bad_more.yaml:14:26: models[4].metrics[1]: \"employees\" is listed twice");
 	ASSERT_HAS(err, "models_bad_more.yaml:16:18: models[5].eval_window: must be between 100 and 1048576, got 50");
-	ASSERT_HAS(err, "models_bad_more.yaml:18:5: models[6].shape: unknown key (expected one of: name, positive, negative, label_timeout, min_delta, tiers, hysteresis, ftrl, crosses, metrics, decay_half_life, eval_window, maturity, shadow)");
+	ASSERT_HAS(err, "models_bad_more.yaml:18:5: models[6].shape: unknown key (expected one of: name, positive, negative, label_timeout, min_delta, tiers, hysteresis, ftrl, crosses, metrics, decay_half_life, eval_window, maturity, shrink_young, shadow)");
 	/* The default hysteresis does not fit these tiers: the tiers are
 	 * what the user wrote, so that is where it is reported. */
 	ASSERT_HAS(err, "models_bad_more.yaml:20:12: models[7].tiers: hysteresis 0.02 not below 1 - the last boundary 0.99");

@@ -464,6 +464,39 @@ END_TEST
  * those maps written out by hand, and another than without them or with
  * a map on one window only.
  */
+/* shrink_young decides whether the published score is shrunk (the
+ * scorer and the HTTP API both go through ls_scorer_published). */
+START_TEST(published_score_shrunk_only_with_shrink_young)
+{
+	ls_model_spec spec = *ls_model_spec_default();
+	ls_ftrl_params fp;
+	ls_ftrl_params_default(&fp);
+	const char *names[] = { "x" };
+	char err[256];
+	ls_ftrl *m = ls_ftrl_new(&fp, names, 1, err, sizeof err);
+	ck_assert_msg(m != NULL, "%s", err);
+	ls_ftrl_example x;
+	ls_ftrl_example_init(&x);
+	double v = 1.0;
+	ls_ftrl_input in = { .num_names = names, .num_values = &v, .n_num = 1 };
+	ck_assert_int_eq(ls_ftrl_example_build(&x, m, &in), LS_FTRL_OK);
+	for (int i = 0; i < 40; i++) /* young: 40 labels, 10 positive */
+		ck_assert_int_eq(ls_ftrl_learn(m, &x, i % 4 == 0, NULL), LS_FTRL_OK);
+	double p;
+	ck_assert_int_eq(ls_ftrl_predict(m, &x, &p), LS_FTRL_OK);
+	ck_assert(!spec.shrink_young); /* the default */
+	ck_assert_double_eq(ls_scorer_published(m, &spec, p), p);
+	spec.shrink_young = true;
+	double want = ls_score_shrink(p, ls_scorer_bias(m), 10, 30, spec.maturity);
+	ck_assert_double_ne(want, p);
+	ck_assert_double_eq(ls_scorer_published(m, &spec, p), want);
+	spec.maturity = 0; /* always mature: nothing to shrink */
+	ck_assert_double_eq(ls_scorer_published(m, &spec, p), p);
+	ls_ftrl_example_free(&x);
+	ls_ftrl_free(m);
+}
+END_TEST
+
 START_TEST(model_maps_follow_features_and_metrics)
 {
 	char err[512];
@@ -527,6 +560,7 @@ static Suite *scorer_suite(void)
 	tcase_add_test(tc, reload_copies_the_specs_of_the_same_models);
 	tcase_add_test(tc, example_ctx_builds_what_the_name_lookup_builds);
 	tcase_add_test(tc, model_maps_follow_features_and_metrics);
+	tcase_add_test(tc, published_score_shrunk_only_with_shrink_young);
 	suite_add_tcase(s, tc);
 	return s;
 }
