@@ -472,6 +472,9 @@ enum MHD_Result ls_http_get_campaign(ls_http *h, struct MHD_Connection *c, const
 	json_object_set_new(o, "snapshot_ts", json_integer(st.snapshot_ms));
 	json_object_set_new(o, "min_share", json_real(st.spec.min_share));
 	json_object_set_new(o, "min_bucket_trials", json_integer(st.spec.min_bucket_trials));
+	json_object_set_new(o, "prior_trials", json_integer(st.spec.prior_trials));
+	json_object_set_new(o, "refresh_trials", json_integer(st.spec.refresh_trials));
+	json_object_set_new(o, "refresh_interval_ms", json_integer(st.spec.refresh_ms));
 	json_t *buckets = json_array();
 	for (size_t b = 0; b < st.n_buckets; b++) {
 		const ls_campaign_bucket_stats *bs = &st.buckets[b];

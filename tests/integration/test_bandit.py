@@ -140,6 +140,14 @@ class Bandit(tp.DaemonSuite):
         for v, n in seen.items():
             self.assertGreater(n, 50, seen)  # binomial(300, 1/3): 100 +- 8
 
+    def test_read_api_reports_the_learning_settings(self):
+        st, o = call(self.port, 'GET', '/v1/campaigns/fresh')
+        self.assertEqual(st, 200, o)
+        # issue 15's defaults, and the one this campaign sets
+        self.assertEqual((o['min_share'], o['min_bucket_trials'], o['prior_trials'],
+                          o['refresh_trials'], o['refresh_interval_ms']),
+                         (0, 0, 30, 1, 5))
+
     def test_http_reward_counts_exactly_once(self):
         before = arm_counts(self.port, 'subj')
         o = self.decide('subj', 'once-1')
