@@ -116,6 +116,33 @@ static void close_pipeline(ls_pipeline *p, ls_kafka_consumer *consumer, ls_store
 	ls_config_free(cfg);
 }
 
+/* Servers, config and pipeline of one test (env: extra LEADSCORE_*). */
+typedef struct pipe_env {
+	ls_test_redis *redis;
+	ls_test_broker *broker;
+	ls_config cfg;
+	ls_codec *codec;
+	ls_store *store;
+	ls_kafka_consumer *consumer;
+	ls_pipeline *p;
+} pipe_env;
+
+static void env_open(pipe_env *e, char *const *env)
+{
+	e->redis = NULL;
+	e->broker = NULL;
+	start_servers(&e->redis, &e->broker);
+	load_config(e->redis, e->broker, env, &e->cfg);
+	e->p = open_pipeline(&e->cfg, &e->codec, &e->store, &e->consumer);
+}
+
+static void env_close(pipe_env *e)
+{
+	close_pipeline(e->p, e->consumer, e->store, e->codec, &e->cfg);
+	ls_test_broker_destroy(e->broker);
+	ls_test_redis_destroy(e->redis);
+}
+
 START_TEST(test_broker_refuses_dead_letter_it_goes_truncated)
 {
 	char err[ERRLEN];
@@ -240,24 +267,18 @@ static void step_until(ls_pipeline *p, const uint64_t *counter, uint64_t want)
 START_TEST(test_commit_on_its_way_writes_leads_as_taken)
 {
 	char err[ERRLEN];
-	ls_test_redis *redis = NULL;
-	ls_test_broker *broker = NULL;
-	start_servers(&redis, &broker);
 	char *env[] = { "LEADSCORE_KAFKA_GROUP_ID=fly-encode",
 			"LEADSCORE_PIPELINE_COMMIT_INTERVAL=0ms",
 			"LEADSCORE_PIPELINE_BATCH_SIZE=1", NULL };
-	ls_config cfg;
-	load_config(redis, broker, env, &cfg);
-	ls_codec *codec;
-	ls_store *store;
-	ls_kafka_consumer *consumer;
-	ls_pipeline *p = open_pipeline(&cfg, &codec, &store, &consumer);
+	pipe_env e;
+	env_open(&e, env);
+	ls_pipeline *p = e.p;
 	ls_pipeline_set_encode_budget(p, 0);
 	const ls_pipeline_stats *st = ls_pipeline_stats_get(p);
 
 	int64_t now = (int64_t)time(NULL) * 1000;
-	produce_web(broker, "fly-lead", "ev-1", now - 2000);
-	produce_web(broker, "fly-lead", "ev-2", now - 1000);
+	produce_web(e.broker, "fly-lead", "ev-1", now - 2000);
+	produce_web(e.broker, "fly-lead", "ev-2", now - 1000);
 	/* one record a step: the step of ev-2 lands the commit of ev-1 */
 	step_until(p, &st->consumed[LS_SOURCE_WEB], 2);
 	ck_assert_uint_eq(st->consumed[LS_SOURCE_WEB], 2);
@@ -265,7 +286,7 @@ START_TEST(test_commit_on_its_way_writes_leads_as_taken)
 
 	/* read what landed through a connection of its own (the loop's may
 	 * carry the next commit) */
-	ls_store_settings ss = ls_settings_store(&cfg);
+	ls_store_settings ss = ls_settings_store(&e.cfg);
 	ls_store *side = ls_store_new(&ss, err, sizeof err);
 	ck_assert_msg(side != NULL && ls_store_connect(side, err, sizeof err) == 0, "%s", err);
 	ls_store_offset off = { .topic = "leads.web", .partition = 0, .next_offset = -1 };
@@ -285,9 +306,7 @@ START_TEST(test_commit_on_its_way_writes_leads_as_taken)
 	ls_lead_free(lead);
 	ls_store_free(side);
 
-	close_pipeline(p, consumer, store, codec, &cfg);
-	ls_test_broker_destroy(broker);
-	ls_test_redis_destroy(redis);
+	env_close(&e);
 }
 END_TEST
 
@@ -325,16 +344,10 @@ static uint64_t labels_of(ls_scorer *sc)
 START_TEST(test_checkpoint_keeps_learning_since_the_last_commit)
 {
 	char err[ERRLEN];
-	ls_test_redis *redis = NULL;
-	ls_test_broker *broker = NULL;
-	start_servers(&redis, &broker);
 	char *env[] = { "LEADSCORE_KAFKA_GROUP_ID=ckpt-pending", NULL };
-	ls_config cfg;
-	load_config(redis, broker, env, &cfg);
-	ls_codec *codec;
-	ls_store *store;
-	ls_kafka_consumer *consumer;
-	ls_pipeline *p = open_pipeline(&cfg, &codec, &store, &consumer);
+	pipe_env e;
+	env_open(&e, env);
+	ls_pipeline *p = e.p;
 	ls_scorer *sc = ls_pipeline_scorer(p);
 	const ls_lead_conf *lc = ls_pipeline_lead_conf(p);
 	ck_assert_msg(ls_scorer_checkpoint(sc, err, sizeof err) == 0, "%s", err);
@@ -344,7 +357,7 @@ START_TEST(test_checkpoint_keeps_learning_since_the_last_commit)
 	const ls_store_append *a;
 	size_t n;
 	ck_assert_msg(ls_scorer_commit_appends(sc, &a, &n, err, sizeof err) == 0, "%s", err);
-	ck_assert_msg(ls_store_commit_log(store, NULL, 0, a, n, NULL, 0, err, sizeof err) == 0,
+	ck_assert_msg(ls_store_commit_log(e.store, NULL, 0, a, n, NULL, 0, err, sizeof err) == 0,
 		      "%s", err);
 	ls_scorer_committed(sc);
 	/* 20 more learned, not committed: the checkpoint keeps them */
@@ -355,7 +368,7 @@ START_TEST(test_checkpoint_keeps_learning_since_the_last_commit)
 	 * folds 50 into the shared model */
 	ck_assert_msg(ls_scorer_commit_appends(sc, &a, &n, err, sizeof err) == 0, "%s", err);
 	ck_assert_uint_eq(n, 1);
-	ck_assert_msg(ls_store_commit_log(store, NULL, 0, a, n, NULL, 0, err, sizeof err) == 0,
+	ck_assert_msg(ls_store_commit_log(e.store, NULL, 0, a, n, NULL, 0, err, sizeof err) == 0,
 		      "%s", err);
 	ls_scorer_committed(sc);
 	ck_assert_msg(ls_scorer_checkpoint(sc, err, sizeof err) == 0, "%s", err);
@@ -368,9 +381,7 @@ START_TEST(test_checkpoint_keeps_learning_since_the_last_commit)
 	ls_scorer_discard(sc);
 	ck_assert_uint_eq(labels_of(sc), 50);
 
-	close_pipeline(p, consumer, store, codec, &cfg);
-	ls_test_broker_destroy(broker);
-	ls_test_redis_destroy(redis);
+	env_close(&e);
 }
 END_TEST
 
@@ -386,19 +397,13 @@ END_TEST
 START_TEST(test_checkpoint_when_the_labels_double)
 {
 	char err[ERRLEN];
-	ls_test_redis *redis = NULL;
-	ls_test_broker *broker = NULL;
-	start_servers(&redis, &broker);
 	char *env[] = { "LEADSCORE_KAFKA_GROUP_ID=ckpt-double",
 			"LEADSCORE_SCORING_CHECKPOINT_INTERVAL=1h",
 			"LEADSCORE_PIPELINE_COMMIT_INTERVAL=0ms",
 			"LEADSCORE_PIPELINE_BATCH_SIZE=20", NULL };
-	ls_config cfg;
-	load_config(redis, broker, env, &cfg);
-	ls_codec *codec;
-	ls_store *store;
-	ls_kafka_consumer *consumer;
-	ls_pipeline *p = open_pipeline(&cfg, &codec, &store, &consumer);
+	pipe_env e;
+	env_open(&e, env);
+	ls_pipeline *p = e.p;
 	const ls_pipeline_stats *st = ls_pipeline_stats_get(p);
 
 	enum { N = 450 };
@@ -416,12 +421,12 @@ START_TEST(test_checkpoint_when_the_labels_double)
 		ev.ts = now - 3600 * 1000 + i;
 		ev.u.outcome.outcome = i % 3 == 0 ? LS_OUTCOME_CONVERTED : LS_OUTCOME_LOST;
 		ls_buf_init(&bufs[i]);
-		ck_assert_msg(ls_codec_encode_event(codec, &ev, -1, &bufs[i], err, sizeof err) == 0,
+		ck_assert_msg(ls_codec_encode_event(e.codec, &ev, -1, &bufs[i], err, sizeof err) == 0,
 			      "%s", err);
 		recs[i] = (ls_test_record){ .key = ids[i], .key_len = strlen(ids[i]),
 					    .value = bufs[i].data, .value_len = bufs[i].len };
 	}
-	ck_assert_msg(ls_test_produce(ls_test_broker_bootstrap(broker), "leads.outcome", 0, recs,
+	ck_assert_msg(ls_test_produce(ls_test_broker_bootstrap(e.broker), "leads.outcome", 0, recs,
 				      N, 10000, err, sizeof err) == LS_TEST_OK, "%s", err);
 	for (int i = 0; i < N; i++)
 		ls_buf_free(&bufs[i]);
@@ -435,30 +440,22 @@ START_TEST(test_checkpoint_when_the_labels_double)
 	ck_assert_msg(ls_pipeline_checkpoints(p) >= 3, "%llu checkpoints",
 		      (unsigned long long)ls_pipeline_checkpoints(p));
 
-	close_pipeline(p, consumer, store, codec, &cfg);
-	ls_test_broker_destroy(broker);
-	ls_test_redis_destroy(redis);
+	env_close(&e);
 }
 END_TEST
 
 START_TEST(test_reload_reaches_the_running_pipeline)
 {
-	ls_test_redis *redis = NULL;
-	ls_test_broker *broker = NULL;
-	start_servers(&redis, &broker);
 	char *env[] = { "LEADSCORE_KAFKA_GROUP_ID=reload-live",
 			"LEADSCORE_PIPELINE_COMMIT_INTERVAL=0ms",
 			"LEADSCORE_PIPELINE_MAX_FUTURE_SKEW=1d", NULL };
-	ls_config cfg;
-	load_config(redis, broker, env, &cfg);
-	ls_codec *codec;
-	ls_store *store;
-	ls_kafka_consumer *consumer;
-	ls_pipeline *p = open_pipeline(&cfg, &codec, &store, &consumer);
+	pipe_env e;
+	env_open(&e, env);
+	ls_pipeline *p = e.p;
 	const ls_pipeline_stats *st = ls_pipeline_stats_get(p);
 
 	/* two hours ahead is within a day: applied */
-	produce_future_event(broker, "ev-1");
+	produce_future_event(e.broker, "ev-1");
 	step_until(p, &st->consumed[LS_SOURCE_WEB], 1);
 	ck_assert_uint_eq(st->consumed[LS_SOURCE_WEB], 1);
 	ck_assert_uint_eq(st->dead_lettered[LS_DLQ_FUTURE_TIMESTAMP], 0);
@@ -468,22 +465,20 @@ START_TEST(test_reload_reaches_the_running_pipeline)
 			 "LEADSCORE_PIPELINE_COMMIT_INTERVAL=0ms",
 			 "LEADSCORE_PIPELINE_MAX_FUTURE_SKEW=1m", NULL };
 	ls_config fresh;
-	load_config(redis, broker, env2, &fresh);
-	ck_assert_int_eq(ls_config_apply_live(&cfg, &fresh), 0);
+	load_config(e.redis, e.broker, env2, &fresh);
+	ck_assert_int_eq(ls_config_apply_live(&e.cfg, &fresh), 0);
 	ls_config_free(&fresh);
 	ls_pipeline_settings ps;
-	ls_settings_pipeline(&cfg, &ps);
+	ls_settings_pipeline(&e.cfg, &ps);
 	ls_pipeline_reload(p, &ps);
 
 	/* the same two hours are now too far ahead: dead-lettered */
-	produce_future_event(broker, "ev-2");
+	produce_future_event(e.broker, "ev-2");
 	step_until(p, &st->dead_lettered[LS_DLQ_FUTURE_TIMESTAMP], 1);
 	ck_assert_uint_eq(st->dead_lettered[LS_DLQ_FUTURE_TIMESTAMP], 1);
 	ck_assert_uint_eq(st->consumed[LS_SOURCE_WEB], 1);
 
-	close_pipeline(p, consumer, store, codec, &cfg);
-	ls_test_broker_destroy(broker);
-	ls_test_redis_destroy(redis);
+	env_close(&e);
 }
 END_TEST
 

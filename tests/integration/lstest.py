@@ -11,6 +11,7 @@ produce, consume); this module is what leadscore's suites build on them.
 It holds no tests. Run with Debian's /usr/bin/python3 and LS_BUILD_ROOT set
 to the meson build dir (meson test does both).
 """
+import http.client
 import json
 import os
 import random
@@ -175,6 +176,16 @@ def stored_offsets(client, prefix, group):
         topic, part = k.decode().rsplit(':', 1)
         out[(topic, int(part))] = int(v)
     return out
+
+
+def http_get_json(port, path):
+    """GET path from the daemon's HTTP API on loopback: (status, body)."""
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+    conn.request('GET', path)
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    conn.close()
+    return resp.status, body
 
 
 def wait_offsets(client, prefix, group, ends, timeout, daemon=None):

@@ -4,7 +4,6 @@ Runs the real binary against a real redis-server and the dev broker
 (librdkafka's mock cluster). Run with Debian's /usr/bin/python3 and
 LS_BUILD_ROOT set to the meson build dir.
 """
-import http.client
 import json
 import os
 import re
@@ -17,6 +16,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import avro_events  # noqa: E402
+import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 
@@ -300,12 +300,8 @@ class Lifecycle(unittest.TestCase):
             # after the reload's log lines
             deadline = time.monotonic() + 5
             while True:
-                c = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
-                c.request('GET', '/v1/leads/lead-1')
-                r = c.getresponse()
-                body = json.loads(r.read())
-                c.close()
-                self.assertEqual(r.status, 200, body)
+                status, body = tp.http_get_json(port, '/v1/leads/lead-1')
+                self.assertEqual(status, 200, body)
                 got = body['scores']['conversion'][key]
                 if got == want or time.monotonic() > deadline:
                     return got

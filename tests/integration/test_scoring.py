@@ -34,8 +34,6 @@ Run with Debian's /usr/bin/python3 and LS_BUILD_ROOT set to the meson build
 dir (meson test does both).
 """
 import collections
-import http.client
-import json
 import os
 import re
 import sys
@@ -366,12 +364,8 @@ class Scoring(unittest.TestCase):
         """GET /v1/models/conversion on daemon: the 200 response's body."""
         port = int(daemon.wait_for_log(r'msg="listening" .*port=(\d+)',
                                        timeout=5).group(1))
-        conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
-        conn.request('GET', '/v1/models/conversion')
-        resp = conn.getresponse()
-        body = json.loads(resp.read())
-        conn.close()
-        self.assertEqual(resp.status, 200, body)
+        status, body = tp.http_get_json(port, '/v1/models/conversion')
+        self.assertEqual(status, 200, body)
         return body
 
     def wait_model_labels(self, daemon, want, within):
