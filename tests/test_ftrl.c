@@ -927,30 +927,42 @@ static void checkpoint(instance *in, ls_ftrl *shared)
 	ck_assert_ptr_nonnull(in->local);
 }
 
+typedef int (*example_gen)(uint64_t *seed, ls_ftrl_example *x, const ls_ftrl *m);
+
+/*
+ * n examples of gen: single learns every one; the two instances (fresh
+ * copies of shared) learn disjoint halves, as if each owned some
+ * partitions, and checkpoint into shared every interval examples.
+ */
+static void learn_single_and_pair(ls_ftrl *single, instance inst[2], ls_ftrl *shared,
+				  ls_ftrl_example *x, uint64_t *seed, int n, int interval,
+				  example_gen gen)
+{
+	for (int k = 0; k < 2; k++) {
+		inst[k].base = ls_ftrl_clone(shared);
+		inst[k].local = ls_ftrl_clone(shared);
+	}
+	for (int i = 0; i < n; i++) {
+		/* the example is laid out the same for every model here */
+		int y = gen(seed, x, single);
+		ck_assert_int_eq(ls_ftrl_learn(single, x, y, NULL), LS_FTRL_OK);
+		ck_assert_int_eq(ls_ftrl_learn(inst[i & 1].local, x, y, NULL), LS_FTRL_OK);
+		if ((i + 1) % interval == 0)
+			for (int k = 0; k < 2; k++)
+				checkpoint(&inst[k], shared);
+	}
+}
+
 START_TEST(test_delta_merge)
 {
 	enum { N = 6000, INTERVAL = 200, TEST = 2000 };
 	ls_ftrl *single = mix_model(1u << 12);
 	ls_ftrl *shared = mix_model(1u << 12);
 	instance inst[2];
-	for (int k = 0; k < 2; k++) {
-		inst[k].base = ls_ftrl_clone(shared);
-		inst[k].local = ls_ftrl_clone(shared);
-	}
 	ls_ftrl_example x;
 	ls_ftrl_example_init(&x);
 	uint64_t seed = 2024;
-	for (int i = 0; i < N; i++) {
-		/* the example is laid out the same for every model here */
-		int y = mix_example(&seed, &x, single);
-		ck_assert_int_eq(ls_ftrl_learn(single, &x, y, NULL), LS_FTRL_OK);
-		/* disjoint halves: each instance owns some partitions */
-		ck_assert_int_eq(ls_ftrl_learn(inst[i & 1].local, &x, y, NULL),
-				 LS_FTRL_OK);
-		if ((i + 1) % INTERVAL == 0)
-			for (int k = 0; k < 2; k++)
-				checkpoint(&inst[k], shared);
-	}
+	learn_single_and_pair(single, inst, shared, &x, &seed, N, INTERVAL, mix_example);
 	ck_assert_uint_eq(ls_ftrl_version(shared), 2 * N / INTERVAL);
 	ck_assert_uint_eq(ls_ftrl_positives(shared), ls_ftrl_positives(single));
 	ck_assert_uint_eq(ls_ftrl_negatives(shared), ls_ftrl_negatives(single));
@@ -1894,22 +1906,10 @@ START_TEST(test_quantile_merge)
 	ls_ftrl *shared = mk_mapped(map_names, maps, 4, 1u << 10);
 	ls_ftrl *single_base = ls_ftrl_clone(single);
 	instance inst[2];
-	for (int k = 0; k < 2; k++) {
-		inst[k].base = ls_ftrl_clone(shared);
-		inst[k].local = ls_ftrl_clone(shared);
-	}
 	ls_ftrl_example x;
 	ls_ftrl_example_init(&x);
 	uint64_t seed = 77;
-	for (int i = 0; i < N; i++) {
-		int y = map_example(&seed, &x, single);
-		ck_assert_int_eq(ls_ftrl_learn(single, &x, y, NULL), LS_FTRL_OK);
-		ck_assert_int_eq(ls_ftrl_learn(inst[i & 1].local, &x, y, NULL),
-				 LS_FTRL_OK);
-		if ((i + 1) % INTERVAL == 0)
-			for (int k = 0; k < 2; k++)
-				checkpoint(&inst[k], shared);
-	}
+	learn_single_and_pair(single, inst, shared, &x, &seed, N, INTERVAL, map_example);
 	self_merge(single, single_base);
 	for (size_t j = 1; j <= 2; j++) {
 		ck_assert(ls_quantile_equal(ls_ftrl_sketch(shared, j),
