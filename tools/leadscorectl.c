@@ -65,6 +65,8 @@ static void usage(FILE *out)
 		"       leadscorectl [--config PATH] evaluate CAMPAIGN\n"
 		"                    [--target uniform|arm:VARIANT|posterior] [--clip W]\n"
 		"                    [--timeout-ms N]\n"
+		"       leadscorectl [--config PATH] tail|dead-letters|campaign|replay|simulate\n"
+		"                    ... (each has --help)\n"
 		"  -c, --config PATH  configuration (default %s); LEADSCORE_* env applies\n",
 		LS_DEFAULT_CONFIG);
 }
@@ -465,8 +467,63 @@ out:
 	return rc;
 }
 
+int ctl_load_config(const char *path, ls_config *cfg)
+{
+	static char err[16384];
+	if (ls_config_load(path, cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "%s", err);
+		return 1;
+	}
+	/* librdkafka's lines reach stderr through ls_log */
+	ls_config_mask_secrets(cfg);
+	return 0;
+}
+
+/* Commands with options of their own (leadscorectl.h): each parses its
+ * argv (argv[0] is the command's name) and prints its own --help. */
+static const struct {
+	const char *name;
+	ctl_command_fn fn;
+} own_commands[] = {
+	{ "tail", cmd_tail },
+	{ "dead-letters", cmd_dead_letters },
+	{ "campaign", cmd_campaign },
+	{ "replay", cmd_replay },
+	{ "simulate", cmd_simulate },
+};
+
+/* The command after an optional leading --config PATH, when it is one of
+ * own_commands: its index, with *path and *at set; else -1. */
+static int own_command(int argc, char **argv, const char **path, int *at)
+{
+	int i = 1;
+	if (i + 1 < argc && (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)) {
+		*path = argv[i + 1];
+		i += 2;
+	} else if (i < argc && strncmp(argv[i], "--config=", 9) == 0) {
+		*path = argv[i] + 9;
+		i++;
+	}
+	if (i >= argc)
+		return -1;
+	for (size_t k = 0; k < sizeof own_commands / sizeof own_commands[0]; k++) {
+		if (strcmp(argv[i], own_commands[k].name) == 0) {
+			*at = i;
+			return (int)k;
+		}
+	}
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
+	{
+		const char *own_path = LS_DEFAULT_CONFIG;
+		int at = 0;
+		int k = own_command(argc, argv, &own_path, &at);
+		if (k >= 0)
+			return own_commands[k].fn(argc - at, argv + at, own_path);
+	}
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "at", required_argument, NULL, 'a' },
@@ -522,12 +579,8 @@ int main(int argc, char **argv)
 
 	static char err[16384];
 	ls_config cfg;
-	if (ls_config_load(path, &cfg, err, sizeof err) != 0) {
-		fprintf(stderr, "%s", err);
+	if (ctl_load_config(path, &cfg) != 0)
 		return 1;
-	}
-	/* librdkafka's lines reach stderr through ls_log */
-	ls_config_mask_secrets(&cfg);
 	int rc = 1;
 	ls_store *store = NULL;
 	if (evaluate) {

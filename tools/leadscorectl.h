@@ -22,6 +22,25 @@ int print_json(json_t *o);
 /* A JSON number, or null when d is not finite (JSON has no NaN). */
 json_t *json_num(double d);
 
+/* Load and validate the configuration at path, masking its secrets in
+ * logs: 0, or 1 (leadscorectl's error exit) with the reason on stderr. */
+int ctl_load_config(const char *path, ls_config *cfg);
+
+/*
+ * Commands that parse their own options, one file each
+ * (leadscorectl_<name>.c). argv[0] is the command's name; config_path is
+ * the --config given before the command, or the default (a command may
+ * accept its own --config too). Each prints its usage for --help (exit 0)
+ * and documents its exit codes there and in its file's header comment;
+ * common to all: 0 ok, 1 runtime error, 2 usage error.
+ */
+typedef int (*ctl_command_fn)(int argc, char **argv, const char *config_path);
+int cmd_tail(int argc, char **argv, const char *config_path);         /* leadscorectl_tail.c */
+int cmd_dead_letters(int argc, char **argv, const char *config_path); /* leadscorectl_dlq.c */
+int cmd_campaign(int argc, char **argv, const char *config_path);     /* leadscorectl_campaign.c */
+int cmd_replay(int argc, char **argv, const char *config_path);       /* leadscorectl_replay.c */
+int cmd_simulate(int argc, char **argv, const char *config_path);     /* leadscorectl_simulate.c */
+
 /* ------------------------------------------------------------ evaluate */
 
 typedef enum eval_target {

@@ -1,0 +1,16 @@
+/*
+ * leadscorectl_dlq.c - `leadscorectl dead-letters`: not built yet (issue 16 is
+ * building it; this file is replaced by the command).
+ */
+#include <stdio.h>
+
+#include "leadscorectl.h"
+
+int cmd_dead_letters(int argc, char **argv, const char *config_path)
+{
+	(void)argc;
+	(void)argv;
+	(void)config_path;
+	fprintf(stderr, "leadscorectl: dead-letters is not built yet\n");
+	return 1;
+}

@@ -1,0 +1,16 @@
+/*
+ * leadscorectl_simulate.c - `leadscorectl simulate`: not built yet (issue 16 is
+ * building it; this file is replaced by the command).
+ */
+#include <stdio.h>
+
+#include "leadscorectl.h"
+
+int cmd_simulate(int argc, char **argv, const char *config_path)
+{
+	(void)argc;
+	(void)argv;
+	(void)config_path;
+	fprintf(stderr, "leadscorectl: simulate is not built yet\n");
+	return 1;
+}
