@@ -6,7 +6,8 @@
  * not overridable from the environment, is a bug that only shows up in
  * production. With one row per key, the YAML walker, LEADSCORE_* handling,
  * ls_config_diff() and ls_config_key_at() cannot disagree, and test_config
- * checks the README table and conf/leadscore.yaml against the same rows.
+ * checks docs/configuration.md (generated from
+ * ls_config_reference()) and conf/leadscore.yaml against the same rows.
  *
  * Shapes: a row is a scalar (string, int, number, duration, bool, enum,
  * log-level, or a fixed char array inside an item), a map of scalars
@@ -25,13 +26,14 @@
  * ls_config_campaigns.c.
  *
  * Defaults are written as YAML text in the table and parsed by the same
- * code as the file, so the default shown in the README, the default in the
+ * code as the file, so the default shown in the docs, the default in the
  * struct and what a user would type are the same string.
  */
 #include "ls_config.h"
 #include "ls_config_items.h"
 #include "ls_kafka.h"
 #include "ls_redis.h"
+#include "ls_buf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -363,10 +365,12 @@ static const ls_conf_field writer_fields[] = {
 	  .desc = "Schema id producers put in the Confluent header (magic byte 0 + 4-byte id); unique across writers." },
 	{ .name = "record", .type = FT_ENUM, .offset = W_OFF(record),
 	  .flags = F_REQUIRED, .symbols = record_symbols,
-	  .desc = "Record the writer schema is a version of: EmailEvent, WebEvent, CallEvent, LeadOutcome or LeadProfile." },
+	  .desc = "Record the writer schema is a version of: `EmailEvent`, `WebEvent`, "
+		  "`CallEvent`, `LeadOutcome` or `LeadProfile`." },
 	{ .name = "file", .type = FT_STRING, .offset = W_OFF(file),
 	  .flags = F_REQUIRED,
-	  .desc = "Writer schema (.avsc); a relative path resolves against the config file's directory; read at load time." },
+	  .desc = "Writer schema (`.avsc`); a relative path resolves against the config file's "
+		  "directory; read at load time." },
 };
 
 static const ls_conf_seq writers_seq = {
@@ -400,27 +404,32 @@ static const ls_conf_map kafka_properties_map = {
 static const ls_conf_field root_fields[] = {
 	{ .name = "kafka.brokers", .type = FT_STRING, .offset = C_OFF(kafka.brokers),
 	  .flags = F_REQUIRED, .check = check_brokers,
-	  .desc = "Bootstrap brokers, comma-separated host:port list." },
+	  .desc = "Bootstrap brokers, comma-separated `host:port` list." },
 	{ .name = "kafka.group_id", .type = FT_STRING, .offset = C_OFF(kafka.group_id),
 	  .def = "leadscore",
 	  .desc = "Consumer group; instances with the same group share the partitions." },
-	TOPIC("email", email, "leads.email", "Input topic of EmailEvent records."),
-	TOPIC("web", web, "leads.web", "Input topic of WebEvent records."),
-	TOPIC("call", call, "leads.call", "Input topic of CallEvent records."),
-	TOPIC("outcome", outcome, "leads.outcome", "Input topic of LeadOutcome records (labels)."),
-	TOPIC("profile", profile, "leads.profile", "Input topic of LeadProfile records."),
-	TOPIC("scores", scores, "leads.scores", "Output topic of ScoreChange records."),
+	TOPIC("email", email, "leads.email", "Input topic of `EmailEvent` records."),
+	TOPIC("web", web, "leads.web", "Input topic of `WebEvent` records."),
+	TOPIC("call", call, "leads.call", "Input topic of `CallEvent` records."),
+	TOPIC("outcome", outcome, "leads.outcome", "Input topic of `LeadOutcome` records (labels)."),
+	TOPIC("profile", profile, "leads.profile", "Input topic of `LeadProfile` records."),
+	TOPIC("scores", scores, "leads.scores", "Output topic of `ScoreChange` records."),
 	TOPIC("dead_letter", dead_letter, "leads.dead_letter", "Output topic for undecodable messages, with a reason header."),
 	TOPIC("decisions", decisions, "leads.decisions", "Output topic of bandit decision records."),
 	{ .name = "kafka.properties", .type = FT_MAP, .def = "{}",
 	  .map = &kafka_properties_map,
-	  .desc = "librdkafka properties passed through verbatim (e.g. security.protocol); not bootstrap.servers or group.id." },
+	  .desc = "librdkafka properties passed through verbatim (e.g. `security.protocol`), each "
+		  "checked by librdkafka at load; not `bootstrap.servers` or `group.id`; "
+		  "`enable.auto.commit`, `enable.partition.eof` only `false`." },
 	{ .name = "redis.url", .type = FT_STRING, .offset = C_OFF(redis.url),
 	  .def = "redis://127.0.0.1:6379/0", .flags = F_SECRET, .check = check_redis_url,
-	  .desc = REDIS_URL_FORMS "; user and password percent-decoded; a user authenticates as that ACL user." },
+	  .desc = "`redis://[[user]:password@]host[:port][/db]` or "
+		  "`unix://[[user]:password@]/path[?db=N]`; user and password percent-decoded; "
+		  "a user authenticates as that ACL user." },
 	{ .name = "redis.key_prefix", .type = FT_STRING, .offset = C_OFF(redis.key_prefix),
 	  .def = "ls:", .check = check_key_prefix,
-	  .desc = "Prefix of every Redis key; no whitespace or braces." },
+	  .desc = "Prefix of every Redis key; no whitespace or braces (lead keys are "
+		  "`ls:{lead_id}:…`)." },
 	{ .name = "redis.lead_ttl", .type = FT_DURATION, .offset = C_OFF(redis.lead_ttl_ms),
 	  .def = "30d", .flags = F_RELOAD, .min = MS_SECOND, .max = 3650 * MS_DAY,
 	  .desc = "Per-lead state expires this long after the lead's last event (1s to 3650d)." },
@@ -432,26 +441,31 @@ static const ls_conf_field root_fields[] = {
 	  .desc = "Timeout for one Redis round trip (1ms to 10m)." },
 	{ .name = "http.listen", .type = FT_STRING, .offset = C_OFF(http.listen),
 	  .def = "127.0.0.1:8080", .check = check_listen,
-	  .desc = "host:port of the HTTP API and metrics ([::1]:8080 for IPv6; port 0 picks a free port)." },
+	  .desc = "`host:port` of the HTTP API and metrics (`[::1]:8080` for IPv6; port 0 picks a "
+		  "free port)." },
 	{ .name = "http.auth_token", .type = FT_STRING, .offset = C_OFF(http.auth_token),
 	  .flags = F_NULLABLE | F_SECRET, .check = check_token,
-	  .desc = "Bearer token HTTP API clients must present; unset (null) means no authentication." },
+	  .desc = "Bearer token HTTP API clients must present; unset (`null`) means no "
+		  "authentication." },
 	{ .name = "http.threads", .type = FT_INT, .offset = C_OFF(http.threads),
 	  .size = C_SIZE(http.threads), .def = "0", .min = 0, .max = 64,
-	  .desc = "Threads serving HTTP; 0 picks 1 below 4 CPUs, else 2 (0 to 64; see HTTP API)." },
+	  .desc = "Threads serving HTTP; 0 picks 1 below 4 CPUs, else 2 (0 to 64; see [HTTP "
+		  "API](http-api.md))." },
 	{ .name = "http.max_connections", .type = FT_INT, .offset = C_OFF(http.max_connections),
 	  .size = C_SIZE(http.max_connections), .def = "0", .min = 0, .max = 1000000,
 	  .desc = "Most HTTP connections open at once; more are closed on accept. 0: the fd limit less 256, at most 4096 (0 to 1000000)." },
 	{ .name = "http.max_connections_per_address", .type = FT_INT,
 	  .offset = C_OFF(http.max_connections_per_address),
 	  .size = C_SIZE(http.max_connections_per_address), .def = "0", .min = 0, .max = 1000000,
-	  .desc = "Most HTTP connections from one client address; 0: an eighth of max_connections (0 to 1000000)." },
+	  .desc = "Most HTTP connections from one client address; 0: an eighth of "
+		  "`max_connections` (0 to 1000000). Raise it behind a proxy, whose address all "
+		  "clients share." },
 	{ .name = "http.request_timeout", .type = FT_DURATION, .offset = C_OFF(http.request_timeout_ms),
 	  .def = "30s", .min = MS_SECOND, .max = 60 * MS_MINUTE,
 	  .desc = "A request must arrive and be answered within this time of its connection opening or its previous response, or the connection is closed (1s to 1h)." },
 	{ .name = "log.level", .type = FT_LOG_LEVEL, .offset = C_OFF(log.level),
 	  .def = "info", .flags = F_RELOAD,
-	  .desc = "debug, info, warn or error." },
+	  .desc = "`debug`, `info`, `warn` or `error`." },
 	{ .name = "pipeline.batch_size", .type = FT_INT, .offset = C_OFF(pipeline.batch_size),
 	  .size = C_SIZE(pipeline.batch_size), .def = "5000", .flags = F_RELOAD,
 	  .min = 1, .max = 1000000,
@@ -470,13 +484,21 @@ static const ls_conf_field root_fields[] = {
 	  .desc = "Input topics are read in step by record timestamp; a partition number whose slowest topic has not moved for this long is read unaligned until it moves; 0 turns the alignment off (0 to 1h)." },
 	{ .name = "pipeline.grace", .type = FT_DURATION, .offset = C_OFF(pipeline.grace_ms),
 	  .def = "30d", .flags = F_RELOAD, .min = 0, .max = 365 * MS_DAY,
-	  .desc = "Events older than the lead's watermark minus this are dropped and counted (0 to 365d)." },
+	  .desc = "Events older than the lead's watermark (its newest event time) minus this are "
+		  "dropped and counted (0 to 365d). Long by default: the topics are kept in step "
+		  "only while each has records to read (a stalled topic, or a producer writing "
+		  "late, can bring events days behind a lead's watermark); windows take late "
+		  "events at no cost." },
 	{ .name = "pipeline.dedupe_horizon", .type = FT_DURATION, .offset = C_OFF(pipeline.dedupe_horizon_ms),
 	  .def = "1h", .flags = F_RELOAD, .min = 0, .max = 30 * MS_DAY,
-	  .desc = "Redeliveries are caught back to the lead's watermark minus this (at most the grace); older repeats are applied again (0 to 30d)." },
+	  .desc = "Redeliveries are caught back to the lead's watermark minus this (a value above "
+		  "`pipeline.grace` acts as the grace); a repeat of an older event is counted "
+		  "again. Short because each id kept costs ~10 bytes of the lead's state (0 to "
+		  "30d)." },
 	{ .name = "pipeline.max_future_skew", .type = FT_DURATION, .offset = C_OFF(pipeline.max_future_skew_ms),
 	  .def = "5m", .flags = F_RELOAD, .min = 0, .max = 7 * MS_DAY,
-	  .desc = "Events whose ts is further ahead of the wall clock go to the dead-letter topic (0 to 7d)." },
+	  .desc = "Events whose time is further ahead of the wall clock go to the dead-letter "
+		  "topic (0 to 7d)." },
 	{ .name = "pipeline.dedupe_ids", .type = FT_INT, .offset = C_OFF(pipeline.dedupe_ids),
 	  .size = C_SIZE(pipeline.dedupe_ids), .def = "32", .min = 1, .max = LS_LEAD_MAX_DEDUPE_K,
 	  .desc = "Event ids remembered per lead to drop redeliveries (1 to 1024)." },
@@ -484,51 +506,71 @@ static const ls_conf_field root_fields[] = {
 	  .offset = C_OFF(pipeline.max_profile_attributes),
 	  .size = C_SIZE(pipeline.max_profile_attributes), .def = "32",
 	  .min = 0, .max = LS_LEAD_MAX_PROFILE_KEYS,
-	  .desc = "Most profile attributes kept per lead; new keys beyond it are dropped (0 to 1024)." },
+	  .desc = "Most profile attributes kept per lead; new keys beyond it are dropped and "
+		  "counted in `leadscore_profile_entries_dropped_total` (0 to 1024)." },
 	{ .name = "pipeline.max_profile_metrics", .type = FT_INT,
 	  .offset = C_OFF(pipeline.max_profile_metrics),
 	  .size = C_SIZE(pipeline.max_profile_metrics), .def = "32",
 	  .min = 0, .max = LS_LEAD_MAX_PROFILE_KEYS,
-	  .desc = "Most profile metrics kept per lead; new keys beyond it are dropped (0 to 1024)." },
+	  .desc = "Most profile metrics kept per lead; new keys beyond it are dropped and counted "
+		  "in `leadscore_profile_entries_dropped_total` (0 to 1024)." },
 	{ .name = "pipeline.cache_leads", .type = FT_INT, .offset = C_OFF(pipeline.cache_leads),
 	  .size = C_SIZE(pipeline.cache_leads), .def = "100000", .min = 0, .max = 10000000,
 	  .desc = "Leads kept in process between batches; 0 reads every lead from Redis (0 to 10000000)." },
 	{ .name = "pipeline.max_record_size", .type = FT_INT, .offset = C_OFF(pipeline.max_record_size),
 	  .size = C_SIZE(pipeline.max_record_size), .def = "983040", .min = 1024, .max = 104857600,
-	  .desc = "Larger Kafka records, in bytes, go to the dead-letter topic as oversized (1024 to 104857600); with max_id_bytes and 1536 bytes of headers it must fit the producers' message.max.bytes (kafka.properties, default 1000000)." },
+	  .desc = "Kafka records larger than this many bytes go to the dead-letter topic as "
+		  "`oversized` (1024 to 104857600). It plus `max_id_bytes` plus 1536 bytes of "
+		  "headers must fit the producers' `message.max.bytes` (`kafka.properties`, "
+		  "librdkafka's default 1000000), so that every record can be dead-lettered "
+		  "whole; `--check-config` refuses more." },
 	{ .name = "pipeline.max_id_bytes", .type = FT_INT, .offset = C_OFF(pipeline.max_id_bytes),
 	  .size = C_SIZE(pipeline.max_id_bytes), .def = "256", .min = 128, .max = 65536,
-	  .desc = "Longest id (lead_id, event_id, decision_id, campaign_id, variant_id, session_id, message key), in bytes: longer ones are dead-lettered as id_too_long, or answered 400 id_too_long over HTTP; at least 128, above the decision ids this daemon makes (128 to 65536)." },
+	  .desc = "Longest id in bytes (`lead_id`, `event_id`, `decision_id`, `campaign_id`, "
+		  "`variant_id`, `session_id`, the message key): a longer one is dead-lettered as "
+		  "`id_too_long`; over HTTP, a longer path id or `lead_id` gets 400 "
+		  "`id_too_long`; at least 128, above the decision ids this daemon makes (up to "
+		  "97 bytes) (128 to 65536)." },
 	{ .name = "pipeline.ready_failed_batches", .type = FT_INT,
 	  .offset = C_OFF(pipeline.ready_failed_batches),
 	  .size = C_SIZE(pipeline.ready_failed_batches), .def = "5", .flags = F_RELOAD,
 	  .min = 1, .max = 1000000,
-	  .desc = "/readyz answers 503 once this many batches in a row have failed and been thrown away (1 to 1000000)." },
+	  .desc = "`/readyz` answers 503 once this many batches in a row have failed and been "
+		  "thrown away to be replayed (1 to 1000000)." },
 	{ .name = "pipeline.ready_stall", .type = FT_DURATION, .offset = C_OFF(pipeline.ready_stall_ms),
 	  .def = "30s", .flags = F_RELOAD, .min = 0, .max = MS_HOUR,
-	  .desc = "/readyz answers 503 when records have waited this long with nothing committed; keep it above commit_interval; 0 turns it off (0 to 1h)." },
+	  .desc = "`/readyz` answers 503 when records have waited this long with nothing "
+		  "committed (keep it above `commit_interval`); 0 turns it off (0 to 1h)." },
 	{ .name = "pipeline.dead_letter_log_rate", .type = FT_INT,
 	  .offset = C_OFF(pipeline.dead_letter_log_rate),
 	  .size = C_SIZE(pipeline.dead_letter_log_rate), .def = "10", .flags = F_RELOAD,
 	  .min = 0, .max = 100000,
-	  .desc = "Dead letters logged one line each per second; beyond it one summary line a second says how many were not (counts stay exact) (0 to 100000)." },
+	  .desc = "Dead letters logged one line each per second; the others are summed up in one "
+		  "`dead letters not logged` line with `suppressed=K` (counts stay exact) (0 to "
+		  "100000)." },
 	{ .name = "schemas.writers", .type = FT_SEQ, .def = "[]", .seq = &writers_seq,
 	  .desc = "Writer schemas by Confluent schema id, for producers on older or newer schema versions." },
 	{ .name = "features", .type = FT_SEQ, .seq = &ls_config_features_seq,
-	  .desc = "Feature definitions (see Features below); absent or null: the built-in set; present: replaces it entirely." },
+	  .desc = "Feature definitions (see [Features](#features)); absent or null (`features:` "
+		  "with nothing after it): the built-in set; a list replaces it entirely." },
 	{ .name = "scoring.checkpoint_interval", .type = FT_DURATION,
 	  .offset = C_OFF(scoring.checkpoint_interval_ms), .def = "5s", .flags = F_RELOAD,
 	  .min = MS_SECOND, .max = MS_HOUR,
-	  .desc = "Model state and evaluation windows are checkpointed to Redis (and merged across instances) this often (1s to 1h)." },
+	  .desc = "Model state and evaluation windows are checkpointed to Redis, and merged with "
+		  "other instances' learning, this often (1s to 1h)." },
 	{ .name = "scoring.rescore_interval", .type = FT_DURATION,
 	  .offset = C_OFF(scoring.rescore_interval_ms), .def = "1h", .flags = F_RELOAD,
 	  .min = 0, .max = 30 * MS_DAY,
-	  .desc = "A lead without events is rescored when event time has moved this far past its last score, as its windows age; 0 turns it off (0 to 30d)." },
+	  .desc = "A lead without new events is rescored once event time has moved this far past "
+		  "its last score, so its score follows its ageing windows; `0` turns it off (0 "
+		  "to 30d)." },
 	{ .name = "models", .type = FT_SEQ, .seq = &ls_config_models_seq,
-	  .desc = "Scoring models (see Models below); absent or null: one model named conversion with every default; present: replaces it." },
+	  .desc = "Scoring models (see [Models](#models)); absent or null: one model named "
+		  "`conversion` with every default; a list replaces it. `[]` is an error." },
 	{ .name = "campaigns", .type = FT_SEQ, .seq = &ls_config_campaigns_seq, .def = "[]",
 	  .flags = F_RELOAD,
-	  .desc = "Email-variant bandit campaigns (see Bandit below); arms may be added or retired live." },
+	  .desc = "Email-variant bandit campaigns (see [Campaigns](#campaigns)); arms may be "
+		  "added or retired live, their counts stay." },
 };
 
 #define N_ROOT COUNT(root_fields)
@@ -1022,6 +1064,63 @@ bool ls_config_key_at(size_t i, ls_config_key_info *info)
 		}
 	}
 	return false;
+}
+
+/* Append s to b with every '|' escaped, so a cell never splits a row. */
+static int append_cell(ls_buf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '|' && ls_buf_append(b, "\\", 1) != 0)
+			return -1;
+		if (ls_buf_append(b, s, 1) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int append_str(ls_buf *b, const char *s)
+{
+	return ls_buf_append(b, s, strlen(s));
+}
+
+char *ls_config_reference(void)
+{
+	ls_buf b;
+	ls_buf_init(&b);
+	int rc = append_str(&b, "| key | type | default | live | environment | description |\n"
+				"|---|---|---|---|---|---|\n");
+	ls_config_key_info k;
+	for (size_t i = 0; rc == 0 && ls_config_key_at(i, &k); i++) {
+		char env[160];
+		rc |= append_str(&b, "| `");
+		rc |= append_cell(&b, k.key);
+		rc |= append_str(&b, "` | ");
+		rc |= append_cell(&b, k.type);
+		rc |= append_str(&b, " | ");
+		if (k.required)
+			rc |= append_str(&b, "(required)");
+		else if (k.default_text == NULL)
+			rc |= append_str(&b, "(none)");
+		else {
+			rc |= append_str(&b, "`");
+			rc |= append_cell(&b, k.default_text);
+			rc |= append_str(&b, "`");
+		}
+		rc |= append_str(&b, k.reloadable ? " | yes | " : " | no | ");
+		if (k.env_overridable && ls_config_env_name(k.key, env, sizeof env) == 0) {
+			rc |= append_str(&b, "`");
+			rc |= append_str(&b, env);
+			rc |= append_str(&b, "`");
+		}
+		rc |= append_str(&b, " | ");
+		rc |= append_cell(&b, k.description != NULL ? k.description : "");
+		rc |= append_str(&b, " |\n");
+	}
+	if (rc != 0 || ls_buf_append(&b, "", 1) != 0) {
+		ls_buf_free(&b);
+		return NULL;
+	}
+	return (char *)b.data;
 }
 
 void ls_config_lead_conf(const ls_config *cfg, const ls_feature_set *set,

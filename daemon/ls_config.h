@@ -7,8 +7,8 @@
  * defaults, then the YAML file, then environment overrides, then the check
  * for required keys. Every key is described once, in a table in
  * ls_config.c; the parser, the validator, the environment overrides, the
- * reload diff and ls_config_key_at() (which the README table is tested
- * against) all read that table.
+ * reload diff and ls_config_key_at() (from which the key reference in
+ * docs/configuration.md is generated) all read that table.
  *
  * Memory: a loaded ls_config owns every string and array it points to;
  * release it with ls_config_free(). Nothing points into the YAML document
@@ -246,7 +246,7 @@ const ls_feature_spec *ls_config_features(const ls_config *cfg, size_t *n);
 
 /*
  * The models to run: the configured ones, or the built-in default (one
- * model named "conversion" with every default, see README) when the file
+ * model named "conversion" with every default, see docs/configuration.md) when the file
  * has no `models:`. *n (may be NULL) receives the count. The specs belong
  * to cfg (or are static) and stay valid until ls_config_free(cfg).
  */
@@ -274,7 +274,7 @@ void ls_config_secrets(const ls_config *cfg, void (*fn)(const char *secret, void
  * line shows them. Call from one thread at a time (see ls_log.h). */
 void ls_config_mask_secrets(const ls_config *cfg);
 
-/* One known key, as documented in the README's configuration table. */
+/* One known key, as docs/configuration.md's generated table shows it. */
 typedef struct ls_config_key_info {
 	char key[96];             /* "redis.lead_ttl"; items: "schemas.writers[].id" */
 	const char *type;         /* string, int, number, duration, bool, enum, log-level, map, sequence */
@@ -282,11 +282,21 @@ typedef struct ls_config_key_info {
 	bool required;            /* must be set (within each item, for item keys) */
 	bool reloadable;          /* SIGHUP applies it without a restart */
 	bool env_overridable;     /* has a LEADSCORE_* variable */
-	const char *description;  /* one line */
+	const char *description;  /* one line of Markdown (`code`, in-page links) */
 } ls_config_key_info;
 
 /* Fill *info with the i-th known key (0-based); false past the last one. */
 bool ls_config_key_at(size_t i, ls_config_key_info *info);
+
+/*
+ * The key reference: a Markdown table with one row per ls_config_key_at()
+ * key (key, type, default, live, environment variable, description), the
+ * block scripts/gen-docs writes into docs/configuration.md between
+ * "<!-- config-reference:begin -->" and "<!-- config-reference:end -->"
+ * and test_config compares with it byte for byte. Each row ends in '\n'.
+ * Returns a malloc'd string the caller frees, or NULL if memory ran out.
+ */
+char *ls_config_reference(void);
 
 /*
  * The environment variable for a dotted key: "LEADSCORE_" + the key

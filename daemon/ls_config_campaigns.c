@@ -46,17 +46,23 @@ static const ls_conf_custom context_custom = {
 static const ls_conf_field campaign_fields[] = {
 	{ .name = "id", .type = FT_CHARS, .offset = K_OFF(id), .size = K_SIZE(id),
 	  .flags = F_REQUIRED, .check = check_campaign_id,
-	  .desc = "Campaign id, 1-63 of A-Z a-z 0-9 _ -; unique. Names the campaign in the API, Redis keys and metrics." },
+	  .desc = "1-63 of `A-Z a-z 0-9 _ -`, unique; names the campaign in the API, Redis keys "
+		  "and metrics." },
 	{ .name = "arms", .type = FT_CUSTOM, .custom = &arms_custom, .flags = F_REQUIRED,
-	  .desc = "The variants, 1-64 distinct ids of A-Z a-z 0-9 _ - .; removing one retires it, its counts stay in Redis." },
+	  .desc = "The variants: 1-64 distinct ids of `A-Z a-z 0-9 _ - .`; removing one retires "
+		  "it and keeps its counts in Redis." },
 	{ .name = "rewards", .type = FT_CUSTOM, .custom = &rewards_custom, .def = "{CLICKED: 1}",
-	  .desc = "EmailEvent types that reward a decision, with weights in (0,1]; a decision's reward is its largest weight (not SENT: that activates)." },
+	  .desc = "`EmailEvent` types that reward a decision, each with a weight in (0,1]; a "
+		  "decision's reward is the largest weight among its reward events (not `SENT`: "
+		  "that activates)." },
 	{ .name = "reward_window", .type = FT_DURATION, .offset = K_OFF(reward_window_ms),
 	  .def = "72h", .min = MS_SECOND, .max = 90 * MS_DAY,
-	  .desc = "Rewards count this long after activation; then a decision without one gets default_reward (1s to 90d)." },
+	  .desc = "Rewards count this long after activation; then a decision without one gets "
+		  "`default_reward` (1s to 90d)." },
 	{ .name = "activation_timeout", .type = FT_DURATION, .offset = K_OFF(activation_timeout_ms),
 	  .def = "24h", .min = MS_SECOND, .max = 90 * MS_DAY,
-	  .desc = "A decision made with activate: false and never activated is forgotten after this, without touching the posterior (1s to 90d)." },
+	  .desc = "A decision made with `\"activate\": false` and never activated is forgotten "
+		  "after this, without touching the posterior (1s to 90d)." },
 	{ .name = "default_reward", .type = FT_NUMBER, .offset = K_OFF(default_reward),
 	  .def = "0", .flags = F_UNIT,
 	  .desc = "Reward of a decision whose window expired without a reward event (0 to 1)." },
@@ -66,15 +72,21 @@ static const ls_conf_field campaign_fields[] = {
 	  .desc = "Beta prior beta of every arm (> 0)." },
 	{ .name = "min_share", .type = FT_NUMBER, .offset = K_OFF(min_share), .def = "0",
 	  .flags = F_UNIT,
-	  .desc = "Every arm is chosen with at least this probability (0 to 1/arms); 0 is plain Thompson sampling. Costs about arms x min_share x (best rate - mean rate) reward a decision, forever; buys propensities >= min_share for evaluating other policies offline." },
+	  .desc = "Every arm is chosen with at least this probability (0 to 1/arms); 0 is plain "
+		  "Thompson sampling. Costs about arms × `min_share` × (best rate − mean rate) "
+		  "reward a decision, for as long as the campaign runs; buys propensities ≥ "
+		  "`min_share` for evaluating other policies offline (see "
+		  "[Campaigns](#campaigns))." },
 	{ .name = "context", .type = FT_CUSTOM, .custom = &context_custom, .def = "[]",
-	  .desc = "Up to 8 keys whose values make a context bucket: tier (the lead's tier in tier_model) and/or profile attributes; [] for none." },
+	  .desc = "Up to 8 keys whose values make a context bucket: `tier` (the lead's tier in "
+		  "`tier_model`) and/or profile attributes; `[]` for none." },
 	{ .name = "tier_model", .type = FT_CHARS, .offset = K_OFF(tier_model), .size = K_SIZE(tier_model),
 	  .def = "conversion", .check = ls_config_check_model_name,
-	  .desc = "The model whose tier the context key tier means." },
+	  .desc = "The model whose tier the context key `tier` means." },
 	{ .name = "min_bucket_trials", .type = FT_INT, .offset = K_OFF(min_bucket_trials),
 	  .size = K_SIZE(min_bucket_trials), .def = "0", .min = 0, .max = 1000000000,
-	  .desc = "Deprecated (prior_trials replaces it): a context bucket decides with the campaign-wide posterior until it has this many resolved decisions (0 to 1e9)." },
+	  .desc = "Deprecated (`prior_trials` replaces it): a context bucket decides with the "
+		  "campaign-wide posterior until it has this many resolved decisions (0 to 1e9)." },
 	{ .name = "prior_trials", .type = FT_INT, .offset = K_OFF(prior_trials),
 	  .size = K_SIZE(prior_trials), .def = "30", .min = 0, .max = 1000000000,
 	  .desc = "A context bucket's prior: the rest of the campaign's counts, worth at most this many trials per arm, so a thin bucket starts where the campaign is and a rich one follows its own data; 0: buckets learn alone (0 to 1e9)." },
@@ -86,7 +98,10 @@ static const ls_conf_field campaign_fields[] = {
 	  .desc = "How often the counters' version is checked for changes made elsewhere (other instances, reward events); a change refreshes the posterior (1ms to 1s)." },
 	{ .name = "max_buckets", .type = FT_INT, .offset = K_OFF(max_buckets),
 	  .size = K_SIZE(max_buckets), .def = "1000", .min = 1, .max = 65536,
-	  .desc = "Context buckets stored with their own counters and posterior (the first to resolve); decisions in further buckets are decided and counted campaign-wide (1 to 65536)." },
+	  .desc = "Context buckets stored with their own counters and posterior (the first to "
+		  "resolve); decisions in further buckets are decided and counted campaign-wide "
+		  "(1 to 65536). Bounds the campaign's counters in Redis (see "
+		  "[Campaigns](#campaigns))." },
 	{ .name = "propensity_draws", .type = FT_INT, .offset = K_OFF(propensity_draws),
 	  .size = K_SIZE(propensity_draws), .def = "10000", .min = 100, .max = 1000000,
 	  .desc = "Posterior draws that estimate the arm probabilities decisions are drawn from (100 to 1000000)." },

@@ -105,47 +105,58 @@ static const ls_conf_custom feature_map_custom = {
 static const ls_conf_field feature_fields[] = {
 	{ .name = "name", .type = FT_CHARS, .offset = F_OFF(name), .size = F_SIZE(name),
 	  .flags = F_REQUIRED, .check = check_feature_name,
-	  .desc = "Feature name, 1-47 of a-z 0-9 _; unique. Values are named <name>_<window> (velocity <name>_<short>_<long>, recency <name>)." },
+	  .desc = "1-47 of `a-z 0-9 _`, unique. Values are named `<name>_<window>` (velocity "
+		  "`<name>_<short>_<long>`, recency `<name>`)." },
 	{ .name = "kind", .type = FT_ENUM, .offset = F_OFF(kind), .def = "windowed",
 	  .symbols = kind_symbols,
-	  .desc = "windowed (aggregates events) or a derived kind: velocity, recency, difference, ratio, mean." },
+	  .desc = "`windowed` (aggregates events) or a derived kind: `velocity`, `recency`, "
+		  "`difference`, `ratio` or `mean`." },
 	{ .name = "source", .type = FT_ENUM, .offset = F_OFF(source), .symbols = source_symbols,
-	  .desc = "Windowed (required): events of email, web, call, outcome or profile." },
+	  .desc = "Windowed (required): events of `email`, `web`, `call`, `outcome` or `profile`." },
 	{ .name = "types", .type = FT_CUSTOM, .custom = &types_custom,
-	  .desc = "Windowed: event types counted, e.g. [OPENED, CLICKED] (Avro symbols; for call, the call outcome); absent: every type." },
+	  .desc = "Windowed: event types counted, as Avro symbols (`[OPENED, CLICKED]`; for "
+		  "`call`, the call outcome); absent: every type." },
 	{ .name = "page_category", .type = FT_CHARS, .offset = F_OFF(page_category),
 	  .size = F_SIZE(page_category),
-	  .desc = "Windowed, web only: count only pages of this category (exact match, at most 31 bytes)." },
+	  .desc = "Windowed, `web` only: count only pages of this category (exact match, at most "
+		  "31 bytes)." },
 	{ .name = "aggregation", .type = FT_ENUM, .offset = F_OFF(agg), .def = "count",
 	  .symbols = agg_symbols,
-	  .desc = "Windowed: count, sum, last_seen or distinct." },
+	  .desc = "Windowed: `count`, `sum`, `last_seen` or `distinct`." },
 	{ .name = "field", .type = FT_ENUM, .offset = F_OFF(field), .symbols = field_symbols,
-	  .desc = "Windowed: field summed (duration_ms, duration_s, sentiment, value) or counted distinct (session_id, campaign_id); for count and last_seen, only events carrying it." },
+	  .desc = "Windowed: field summed (`duration_ms`, `duration_s`, `sentiment`, `value`) or "
+		  "counted distinct (`session_id`, `campaign_id`); with `count` or `last_seen`, "
+		  "only events carrying it." },
 	{ .name = "scale", .type = FT_NUMBER, .offset = F_OFF(scale), .def = "1",
 	  .flags = F_NONZERO,
-	  .desc = "Windowed sum only: multiplier of the reported value (0.001 turns ms into s)." },
+	  .desc = "Windowed `sum` only: multiplier of the reported value (`0.001` turns ms into "
+		  "s); not 0." },
 	{ .name = "windows", .type = FT_CUSTOM, .custom = &windows_custom,
-	  .desc = "1-4 distinct window lengths, e.g. [24h, 7d] or [{length: 7d, slices: 28}]; velocity: exactly [short, long]; not for recency." },
+	  .desc = "1-4 distinct lengths, e.g. `[24h, 7d]`, or `{length: 7d, slices: 28}` items "
+		  "(windowed only); velocity: exactly `[short, long]`; not for recency." },
 	{ .name = "a", .type = FT_CHARS, .offset = F_OFF(a), .size = F_SIZE(a),
 	  .check = check_feature_name,
-	  .desc = "Derived (required): the windowed feature read (the numerator for ratio and mean)." },
+	  .desc = "Derived (required): the windowed feature read (numerator of `ratio` and `mean`)." },
 	{ .name = "b", .type = FT_CHARS, .offset = F_OFF(b), .size = F_SIZE(b),
 	  .check = check_feature_name,
-	  .desc = "difference, ratio, mean (required): the second windowed feature (subtracted, the denominator)." },
+	  .desc = "`difference`, `ratio`, `mean` (required): the second windowed feature "
+		  "(subtracted, the denominator)." },
 	{ .name = "prior", .type = FT_NUMBER, .offset = F_OFF(param), .def = "1",
 	  .flags = F_POSITIVE,
-	  .desc = "Velocity: pseudo-events of smoothing spread over the long window (> 0)." },
+	  .desc = "Velocity: smoothing pseudo-events spread over the long window (> 0)." },
 	{ .name = "cap", .type = FT_NUMBER, .offset = F_OFF(param), .def = "365",
 	  .flags = F_POSITIVE,
-	  .desc = "Recency: largest value reported, and the value when never seen (> 0)." },
+	  .desc = "Recency: largest value, and the value when never seen (> 0)." },
 	{ .name = "unit", .type = FT_DURATION, .offset = F_OFF(unit_ms), .def = "1d",
 	  .min = 1, .max = MAX_WINDOW_MS,
-	  .desc = "Recency: unit of the value (1d: days since the newest event)." },
+	  .desc = "Recency: unit of the value (`1d`: days since the newest event)." },
 	{ .name = "floor_zero", .type = FT_BOOL, .offset = F_OFF(floor_zero), .def = "false",
-	  .desc = "Difference: report max(0, a - b)." },
+	  .desc = "Difference: report `max(0, a - b)`." },
 	{ .name = "transform", .type = FT_CUSTOM, .offset = F_OFF(map), .def = "log1p",
 	  .custom = &feature_map_custom,
-	  .desc = "How the models take every value of the feature: linear, log1p, or {quantiles: N} or {bins: [edges]} with linear: log1p, linear or none." },
+	  .desc = "How the models take every value of the feature (see [Numeric feature "
+		  "maps](#numeric-feature-maps)): `linear`, `log1p`, or `{quantiles: N}` / "
+		  "`{bins: [edges]}` with `linear: log1p` (default), `linear` or `none`." },
 };
 
 const ls_conf_seq ls_config_features_seq = {

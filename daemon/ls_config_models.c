@@ -80,13 +80,15 @@ _Static_assert(LS_OUTCOME__COUNT <= 32, "outcome masks are 32 bits");
 static const ls_conf_field model_fields[] = {
 	{ .name = "name", .type = FT_CHARS, .offset = M_OFF(name), .size = M_SIZE(name),
 	  .flags = F_REQUIRED, .check = ls_config_check_model_name,
-	  .desc = "Model name, 1-31 of a-z 0-9 _; unique. Names the model in metrics, Redis keys and ScoreChange records." },
+	  .desc = "1-31 of `a-z 0-9 _`, unique; names the model in metrics, Redis keys and "
+		  "`ScoreChange` records." },
 	{ .name = "positive", .type = FT_CUSTOM, .offset = M_OFF(positive_mask),
 	  .custom = &positive_custom, .def = "[CONVERTED, WON]",
-	  .desc = "LeadOutcome types that make a positive example; at least one." },
+	  .desc = "`LeadOutcome` types that make a positive example; at least one." },
 	{ .name = "negative", .type = FT_CUSTOM, .offset = M_OFF(negative_mask),
 	  .custom = &negative_custom, .def = "[LOST, DISQUALIFIED]",
-	  .desc = "LeadOutcome types that make a negative example; none may also be positive; [] leaves only label_timeout." },
+	  .desc = "`LeadOutcome` types that make a negative example; none may also be positive; "
+		  "`[]` leaves only `label_timeout`." },
 	{ .name = "label_timeout", .type = FT_DURATION, .offset = M_OFF(label_timeout_ms),
 	  .def = "90d", .min = 0, .max = MAX_MODEL_MS,
 	  .desc = "A lead with no positive outcome for this long becomes a negative example; 0 disables (0 to 3650d)." },
@@ -95,10 +97,12 @@ static const ls_conf_field model_fields[] = {
 	  .desc = "A new score is published when it moves at least this much or the tier changes (0 to 1; 0 publishes every score)." },
 	{ .name = "tiers", .type = FT_CUSTOM, .custom = &tiers_custom, .flags = F_RELOAD,
 	  .def = "[{name: cold, min: 0}, {name: warm, min: 0.3}, {name: hot, min: 0.7}]",
-	  .desc = "1-16 tiers, lowest first, each {name, min}; the first min is 0 or left out, the others increase inside (0,1)." },
+	  .desc = "1-16 tiers, lowest first, each `{name, min}`; the first `min` is 0 or left "
+		  "out, the others increase inside (0,1)." },
 	{ .name = "hysteresis", .type = FT_NUMBER, .offset = M_OFF(tiers.hysteresis),
 	  .def = "0.02", .flags = F_UNIT | F_RELOAD,
-	  .desc = "A lead changes tier only once its score is this far past a boundary; below half of every gap between mins." },
+	  .desc = "A lead changes tier only once its score is this far past a boundary; below "
+		  "half of every gap between mins, the first min above 0 and 1 minus the last." },
 	{ .name = "ftrl.alpha", .type = FT_NUMBER, .offset = M_OFF(ftrl.alpha), .def = "0.1",
 	  .desc = "FTRL learning rate scale (> 0)." },
 	{ .name = "ftrl.beta", .type = FT_NUMBER, .offset = M_OFF(ftrl.beta), .def = "0.1",
@@ -112,13 +116,16 @@ static const ls_conf_field model_fields[] = {
 	  .min = LS_FTRL_MIN_BUCKETS, .max = LS_FTRL_MAX_BUCKETS,
 	  .desc = "Hash buckets for categorical values and crosses; a power of two, 16 to 16777216 (16 bytes each)." },
 	{ .name = "ftrl.clip", .type = FT_NUMBER, .offset = M_OFF(ftrl.clip), .def = "5",
-	  .desc = "Inputs are clamped to +-clip after the log1p transform and standardisation (> 0)." },
+	  .desc = "Inputs are clamped to ±clip after the log1p transform and standardisation (> 0)." },
 	{ .name = "crosses", .type = FT_CUSTOM, .custom = &crosses_custom,
 	  .def = "[[industry, size_band], [industry, role]]",
-	  .desc = "Up to 16 pairs [a, b] of categorical keys hashed together as one input; [] for none." },
+	  .desc = "Up to 16 pairs `[a, b]` of categorical keys hashed together as one input; `[]` "
+		  "for none." },
 	{ .name = "metrics", .type = FT_CUSTOM, .custom = &metrics_custom,
 	  .def = "[employees, annual_revenue]",
-	  .desc = "Up to 32 profile metrics used as dense numeric inputs, each a name or {name, transform} (see features[].transform); other metrics are hashed." },
+	  .desc = "Up to 32 profile metrics used as dense numeric inputs, each a name or `{name: "
+		  "employees, transform: ...}` (a [numeric feature map](#numeric-feature-maps), "
+		  "default `log1p`); other metrics are hashed." },
 	{ .name = "decay_half_life", .type = FT_DURATION, .offset = M_OFF(decay_half_life_ms),
 	  .def = "0s", .min = 0, .max = MAX_MODEL_MS, .flags = F_RELOAD,
 	  .desc = "At read time the score decays toward the prior with this half-life of inactivity; 0 disables (0 to 3650d)." },
@@ -133,7 +140,7 @@ static const ls_conf_field model_fields[] = {
 	  .desc = "While the model is not mature, publish its scores with the intercept shrunk toward its base rate." },
 	{ .name = "shadow", .type = FT_BOOL, .offset = M_OFF(shadow), .def = "false",
 	  .flags = F_RELOAD,
-	  .desc = "Learns, scores and logs, but publishes no ScoreChange records." },
+	  .desc = "Learns, scores and logs, but publishes no `ScoreChange` records." },
 };
 
 const ls_conf_seq ls_config_models_seq = {

@@ -3,7 +3,7 @@
  * class of error with its exact file:line:column, environment overrides,
  * the duration, bool and address parsers, schema writers, kafka
  * properties, secret file permissions, the error buffer, the reload diff,
- * and the README table and conf/leadscore.yaml checked against the key
+ * and docs/configuration.md and conf/leadscore.yaml checked against the key
  * table. Features and the pipeline limits are test_config_features.c,
  * models and campaigns test_config_models.c; test_config_util.h holds
  * what they share.
@@ -762,78 +762,55 @@ START_TEST(test_diff)
 END_TEST
 
 
-/* Trim spaces in place and return the start. */
-static char *trim(char *s)
+/*
+ * docs/configuration.md's key reference is ls_config_reference() byte for
+ * byte, between its markers: the page is generated from the table the
+ * daemon validates with, and this is what keeps it so. On a mismatch the
+ * message names the first line that differs and the command that mends it.
+ */
+START_TEST(test_config_reference_doc)
 {
-	while (*s == ' ')
-		s++;
-	size_t len = strlen(s);
-	while (len > 0 && s[len - 1] == ' ')
-		s[--len] = '\0';
-	return s;
-}
-
-START_TEST(test_readme_table)
-{
+	static const char begin_mark[] = "<!-- config-reference:begin -->\n";
+	static const char end_mark[] = "<!-- config-reference:end -->";
 	char path[1024];
-	source_file("README.md", path, sizeof path);
+	source_file("docs/configuration.md", path, sizeof path);
 	char *text = slurp(path);
-	char *begin = strstr(text, "<!-- config-reference:begin -->");
-	char *end = strstr(text, "<!-- config-reference:end -->");
-	ck_assert_ptr_nonnull(begin);
-	ck_assert_ptr_nonnull(end);
-	ck_assert(begin < end);
+	char *begin = strstr(text, begin_mark);
+	ck_assert_msg(begin != NULL, "%s: no \"%.31s\" line", path, begin_mark);
+	begin += strlen(begin_mark);
+	char *end = strstr(begin, end_mark);
+	ck_assert_msg(end != NULL, "%s: no \"%s\" line after the begin marker", path, end_mark);
+	ck_assert_msg(strstr(end + 1, begin_mark) == NULL, "%s: a second begin marker", path);
 	*end = '\0';
-	char *table = strstr(begin, "| key | type | default | live | description |");
-	ck_assert_msg(table != NULL, "README.md: key table header not found");
-
-	static char rows[160][5][256];
-	size_t n_rows = 0;
-	char *line = strchr(table, '\n') + 1; /* skip the header */
-	line = strchr(line, '\n') + 1;        /* and the |---| line */
-	while (line[0] == '|') {
-		char *nl = strchr(line, '\n');
-		ck_assert_ptr_nonnull(nl);
-		*nl = '\0';
-		ck_assert_uint_lt(n_rows, 160);
-		char *cell = line + 1;
-		for (int c = 0; c < 5; c++) {
-			char *bar = strchr(cell, '|');
-			ck_assert_msg(bar != NULL, "README row has too few cells: %s", line);
-			*bar = '\0';
-			snprintf(rows[n_rows][c], sizeof rows[n_rows][c], "%s", trim(cell));
-			cell = bar + 1;
-		}
-		n_rows++;
-		line = nl + 1;
-	}
 
 	ls_config_key_info k;
-	size_t n_keys = 0;
-	for (size_t i = 0; ls_config_key_at(i, &k); i++, n_keys++) {
-		char key[128], def[160];
-		snprintf(key, sizeof key, "`%s`", k.key);
-		if (k.required)
-			snprintf(def, sizeof def, "(required)");
-		else if (k.default_text == NULL)
-			snprintf(def, sizeof def, "(none)");
-		else
-			snprintf(def, sizeof def, "`%s`", k.default_text);
-		size_t r = 0;
-		while (r < n_rows && strcmp(rows[r][0], key) != 0)
-			r++;
-		ck_assert_msg(r < n_rows, "README.md table lacks %s", k.key);
-		ck_assert_msg(strcmp(rows[r][1], k.type) == 0, "%s: README type %s, code %s",
-			      k.key, rows[r][1], k.type);
-		ck_assert_msg(strcmp(rows[r][2], def) == 0, "%s: README default %s, code %s",
-			      k.key, rows[r][2], def);
-		ck_assert_msg(strcmp(rows[r][3], k.reloadable ? "yes" : "no") == 0,
-			      "%s: README live %s", k.key, rows[r][3]);
-		ck_assert_msg(rows[r][4][0] != '\0', "%s: no description", k.key);
+	for (size_t i = 0; ls_config_key_at(i, &k); i++)
+		ck_assert_msg(k.description != NULL && k.description[0] != '\0',
+			      "%s: no description", k.key);
+	char *want = ls_config_reference();
+	ck_assert_ptr_nonnull(want);
+	if (strcmp(begin, want) != 0) {
+		const char *g = begin, *w = want;
+		size_t line = 1;
+		while (*g != '\0' && *g == *w) {
+			line += *g == '\n';
+			g++;
+			w++;
+		}
+		while (g > begin && g[-1] != '\n')
+			g--;
+		while (w > want && w[-1] != '\n')
+			w--;
+		static char msg[4096];
+		snprintf(msg, sizeof msg,
+			 "docs/configuration.md's key reference differs from the code at line %zu "
+			 "of the table:\n  page: %.*s\n  code: %.*s\n"
+			 "run scripts/gen-docs to regenerate it",
+			 line, (int)strcspn(g, "\n"), g, (int)strcspn(w, "\n"), w);
+		free(want);
+		ck_abort_msg("%s", msg);
 	}
-	/* Same count and every code key found: nothing extra in the README. */
-	ck_assert_msg(n_rows == n_keys, "README.md table has %zu rows, code has %zu keys",
-		      n_rows, n_keys);
+	free(want);
 }
 END_TEST
 
@@ -864,7 +841,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_secret_permissions);
 	tcase_add_test(tc, test_error_buffer);
 	tcase_add_test(tc, test_diff);
-	tcase_add_test(tc, test_readme_table);
+	tcase_add_test(tc, test_config_reference_doc);
 	suite_add_tcase(s, tc);
 	return s;
 }

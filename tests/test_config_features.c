@@ -492,7 +492,7 @@ END_TEST
  * id of max_id_bytes and the headers) is refused, at the key that set it.
  */
 /* A duration of 0 needs no unit: `pipeline.align_stall: 0` (alignment off,
- * as the README says) loads from the environment as from a file. */
+ * as docs/configuration.md says) loads from the environment as from a file. */
 START_TEST(test_zero_duration_needs_no_unit)
 {
 	char *env[] = { "LEADSCORE_KAFKA_BROKERS=b:1", "LEADSCORE_PIPELINE_ALIGN_STALL=0", NULL };

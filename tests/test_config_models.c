@@ -338,7 +338,7 @@ START_TEST(test_campaigns_custom)
 	ck_assert_int_eq(k->refresh_trials, 3);
 	ck_assert_int_eq(k->refresh_ms, 20);
 
-	/* Only id and arms given: the README's defaults. */
+	/* Only id and arms given: the documented defaults. */
 	k = &c.campaigns.specs[1];
 	ck_assert_str_eq(k->id, "send_time");
 	ck_assert_uint_eq(k->n_arms, 1);

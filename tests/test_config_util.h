@@ -6,7 +6,7 @@
  * a whole file.
  *
  * Header-only and static inline, so each test program gets its own copy.
- * Fixtures live in tests/data/config/ (LS_TEST_DATA); README.md and
+ * Fixtures live in tests/data/config/ (LS_TEST_DATA); docs/configuration.md and
  * conf/leadscore.yaml are read from LS_SOURCE_ROOT. Every load passes an
  * explicit environment so LEADSCORE_* variables of whoever runs the tests
  * cannot change the results. Memory: slurp returns a static buffer; a
