@@ -33,9 +33,10 @@ LS_DOCS_DUMP=1 prints each command's real output (for writing the page).
 Run with Debian's /usr/bin/python3 and LS_BUILD_ROOT set to the meson build
 dir (meson test does both).
 """
+import http.client
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -220,6 +221,10 @@ class Shell:
 class DocsHttp(tp.DaemonSuite):
     @classmethod
     def setUpClass(cls):
+        for tool in ('curl', 'jq'):
+            if shutil.which(tool) is None:
+                raise AssertionError('%s is not installed; the examples in %s use it '
+                                     '(scripts/debian-packages.txt lists it)' % (tool, PAGE))
         cls.start_env('docs', prefix='d:', auth_token=TOKEN, extra=CAMPAIGNS)
         bootstrap = cls.broker.bootstrap
         ts0 = int(time.time() * 1000) - 3600 * 1000
@@ -269,7 +274,6 @@ class DocsHttp(tp.DaemonSuite):
 
     @classmethod
     def get(cls, path):
-        import http.client
         c = http.client.HTTPConnection('127.0.0.1', cls.port, timeout=10)
         c.request('GET', path, headers={'Authorization': 'Bearer ' + TOKEN})
         r = c.getresponse()
