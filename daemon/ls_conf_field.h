@@ -92,12 +92,12 @@ typedef struct ls_conf_field {
 	const struct ls_conf_map *map;
 	const struct ls_conf_seq *seq;
 	const struct ls_conf_custom *custom;
-	const char *desc;
+	const char *desc; /* one line of Markdown: docs/configuration.md shows it */
 } ls_conf_field;
 
 /* A value no scalar parser fits (a list of windows): the row's own code. */
 typedef struct ls_conf_custom {
-	const char *type_name; /* as documented in the README table */
+	const char *type_name; /* as docs/configuration.md names it */
 	/* Parse node into base, reporting its own errors at their nodes. */
 	void (*parse)(struct ls_conf_loader *ld, const ls_conf_field *f, void *base, yaml_node_t *node,
 		      const char *disp);
@@ -176,7 +176,7 @@ void ls_conf_join_names(char *buf, size_t buflen, const char *(*name_at)(int i, 
 			const void *ctx);
 /* "a duration", "true or false": what a row expects, for messages. */
 const char *ls_conf_type_phrase(const ls_conf_field *f);
-/* The type as the README table names it ("duration", "sequence"). */
+/* The type as docs/configuration.md names it ("duration", "sequence"). */
 const char *ls_conf_type_name(const ls_conf_field *f);
 /* Scalars can be set from the environment; maps, sequences and
  * custom values cannot. */

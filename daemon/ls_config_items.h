@@ -29,7 +29,7 @@ const char *ls_config_check_model_name(const char *s, char *buf, size_t buflen);
 const char *ls_config_check_input_key(const char *s);
 
 /*
- * The `transform` value of a feature or a profile metric (README
+ * The `transform` value of a feature or a profile metric (docs/configuration.md
  * "Numeric feature maps"): `linear`, `log1p`, or a mapping of
  * `quantiles: N` or `bins: [edges]` with an optional `linear: log1p |
  * linear | none`. A ls_conf_custom parse: fills the ls_ftrl_numeric at

@@ -75,7 +75,7 @@ _Static_assert(LS_OUTCOME__COUNT <= 32, "outcome masks are 32 bits");
  * copies ls_model_spec_default() into each item before it is walked. The
  * .def texts here are the same values written as YAML; test_config_models
  * checks that a model with only a name equals the built-in one and that
- * the README and models_default.yaml say so.
+ * docs/configuration.md and models_default.yaml say so.
  */
 static const ls_conf_field model_fields[] = {
 	{ .name = "name", .type = FT_CHARS, .offset = M_OFF(name), .size = M_SIZE(name),
