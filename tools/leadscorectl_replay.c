@@ -551,7 +551,9 @@ static long read_line(FILE *f, char **line, size_t *size, size_t cap)
 			continue;
 		if (n + 1 >= *size) {
 			size_t ns = *size != 0 ? *size * 2 : 4096;
-			char *p = ns > cap + 2 ? NULL : realloc(*line, ns);
+			if (ns > cap + 2)
+				ns = cap + 2; /* the cap's bytes and the NUL */
+			char *p = *size >= ns ? NULL : realloc(*line, ns);
 			if (p == NULL) {
 				too_long = true;
 				continue;
@@ -618,7 +620,7 @@ static void replay_jsonl(replay *r, FILE *f, const char *name)
 		json_decref(o);
 		ls_arena_reset(&arena);
 	}
-	if (ferror(f)) {
+	if (ferror(f) && !replay_stop) { /* a signal interrupts a read: not an error */
 		fprintf(stderr, "leadscorectl: replay: %s: read error: %s\n", name, strerror(errno));
 		r->file_error = true;
 	}
@@ -685,8 +687,8 @@ static void replay_avro(replay *r, FILE *f, int64_t size, const char *name)
 		uint64_t lost;
 		int rc = ctl_avrofile_next(af, &p, &len, &lost, err, sizeof err);
 		uint64_t no = ctl_avrofile_record_no(af);
-		if (rc == 0)
-			break;
+		if (rc == 0 || (rc == -1 && replay_stop))
+			break; /* the end, or a read a signal interrupted */
 		if (rc < 0) {
 			r->read += lost > 0 ? lost : 1;
 			/* numbered from the first record lost */
