@@ -69,7 +69,8 @@
  * validates and encodes everything and sends nothing (no broker needed).
  * Before exiting, everything produced is flushed and its delivery waited
  * for; SIGINT or SIGTERM stops reading, flushes what was produced and
- * reports.
+ * reports (a second one stops waiting: what is undelivered then counts as
+ * failed).
  *
  * Exit: 0 every record sent and delivered; 1 delivery failed for some
  * record, a file could not be opened or read, or the producer could not
@@ -154,10 +155,12 @@ typedef struct replay {
 
 static volatile sig_atomic_t replay_stop;
 
+/* The first signal stops reading; a second one stops the wait for
+ * delivery too (what is not delivered then counts as failed). */
 static void on_signal(int sig)
 {
 	(void)sig;
-	replay_stop = 1;
+	replay_stop = replay_stop < 2 ? replay_stop + 1 : 2;
 }
 
 static void replay_usage(FILE *out)
@@ -206,7 +209,8 @@ static void replay_usage(FILE *out)
 		"  -h, --help         this text\n"
 		"\n"
 		"Everything produced is flushed and its delivery awaited before exit;\n"
-		"SIGINT/SIGTERM stop reading, flush and report. The producer uses\n"
+		"SIGINT/SIGTERM stop reading, flush and report (a second one stops the\n"
+		"wait: undelivered records count as failed). The producer uses\n"
 		"kafka.brokers and kafka.properties, with enable.idempotence=true and\n"
 		"message.timeout.ms=30000 unless kafka.properties sets them.\n"
 		"\n"
@@ -218,9 +222,18 @@ static void replay_usage(FILE *out)
 
 /* ------------------------------------------------------------ counting */
 
+/* detail may quote the input (a parser's "near '...'", a schema name):
+ * bytes that are not printable ASCII are shown as '?', so a hostile file
+ * cannot put escape sequences or invalid UTF-8 on the operator's terminal. */
 static void reject(replay *r, reject_reason why, const char *file, uint64_t line,
-		   uint64_t n, const char *detail)
+		   uint64_t n, const char *detail_in)
 {
+	char detail[600];
+	size_t k = 0;
+	for (const unsigned char *c = (const unsigned char *)detail_in;
+	     *c != '\0' && k < sizeof detail - 1; c++)
+		detail[k++] = *c >= 0x20 && *c < 0x7f ? (char)*c : '?';
+	detail[k] = '\0';
 	r->rejected += n;
 	r->per_reason[why] += n;
 	uint64_t shown = r->rejected_shown++;
@@ -274,14 +287,24 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
  */
 static int send_event(replay *r, const ls_event *ev, char *detail, size_t dlen)
 {
+	/* the daemon's id_too_long rule (ls_pipeline.c), ids by kind */
 	size_t max_id = (size_t)r->cfg->pipeline.max_id_bytes;
-	if (ev->event_id != NULL && strlen(ev->event_id) > max_id) {
-		snprintf(detail, dlen, "event_id longer than pipeline.max_id_bytes (%zu)", max_id);
-		return R_ID_TOO_LONG;
+	const char *name[6] = { "event_id", "lead_id", NULL, NULL, NULL, NULL };
+	const char *id[6] = { ev->event_id, ev->lead_id, NULL, NULL, NULL, NULL };
+	if (ev->source == LS_SOURCE_EMAIL) {
+		name[2] = "campaign_id", id[2] = ev->u.email.campaign_id;
+		name[3] = "variant_id", id[3] = ev->u.email.variant_id;
+		name[4] = "decision_id", id[4] = ev->u.email.decision_id;
+	} else if (ev->source == LS_SOURCE_WEB) {
+		name[2] = "session_id", id[2] = ev->u.web.session_id;
 	}
-	if (ev->lead_id != NULL && strlen(ev->lead_id) > max_id) {
-		snprintf(detail, dlen, "lead_id longer than pipeline.max_id_bytes (%zu)", max_id);
-		return R_ID_TOO_LONG;
+	for (int i = 0; i < 6; i++) {
+		size_t n = id[i] != NULL ? strlen(id[i]) : 0;
+		if (n > max_id) {
+			snprintf(detail, dlen, "%s is %zu bytes (pipeline.max_id_bytes %zu)",
+				 name[i], n, max_id);
+			return R_ID_TOO_LONG;
+		}
 	}
 	int64_t skew = r->cfg->pipeline.max_future_skew_ms;
 	int64_t now = ls_clock_wall_ms();
@@ -982,7 +1005,8 @@ int cmd_replay(int argc, char **argv, const char *config_path)
 		/* Delivery of everything produced, also after a signal: poll
 		 * until the queue is empty (message.timeout.ms bounds it). */
 		int64_t deadline = ls_clock_mono_ms() + FLUSH_WAIT_MS;
-		while (rd_kafka_outq_len(r.rk) > 0 && ls_clock_mono_ms() < deadline) {
+		while (rd_kafka_outq_len(r.rk) > 0 && ls_clock_mono_ms() < deadline &&
+		       replay_stop < 2) {
 			rd_kafka_flush(r.rk, 500);
 			progress(&r, false);
 		}
@@ -990,8 +1014,9 @@ int cmd_replay(int argc, char **argv, const char *config_path)
 			uint64_t left = r.produced - r.delivered - r.failed;
 			if (r.failed == 0)
 				snprintf(r.first_failure, sizeof r.first_failure,
-					 "%" PRIu64 " records not delivered within %d s", left,
-					 FLUSH_WAIT_MS / 1000);
+					 "%" PRIu64 " records not delivered (%s)", left,
+					 replay_stop >= 2 ? "a second signal stopped the wait"
+							  : "still queued after the wait");
 			r.failed += left;
 		}
 	}

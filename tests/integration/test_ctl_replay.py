@@ -19,6 +19,7 @@ dir (meson test does both).
 """
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -102,6 +103,10 @@ BAD = [
      'missing_event_id'),
     (json.dumps({'event_id': 'rj-bad8', 'lead_id': 'rj-1', 'ts': T0, 'direction': 'INBOUND',
                  'outcome': 'CONNECTED', 'duration_s': 1, 'sentiment': 7}), 'sentiment'),
+    (json.dumps({'event_id': 'rj-bad9', 'lead_id': 'rj-1', 'ts': T0, 'type': 'SENT',
+                 'campaign_id': 'c' * 300}), 'id_too_long: campaign_id is 300 bytes'),
+    ('{"event_id": "rj-bad10", "lead_id": "rj-1", "ts": 1, "ts": 2, "type": "SENT"}',
+     'not_json'),
 ]
 
 
@@ -282,6 +287,24 @@ class CtlReplay(tp.DaemonSuite):
         s = json.loads(r.stdout)
         self.assertEqual(s['sent'] + s['rejected'], 200, s)
         self.assertGreater(s['sent'], 0, s)
+        # seeded cuts and byte flips anywhere, deflated too: a clear
+        # verdict (0 or 3), never a crash or a sanitizer report (exit 1)
+        write_avro(p('web-d.avro'), 'web', recs, codec='deflate')
+        with open(p('web-d.avro'), 'rb') as f:
+            ddata = f.read()
+        rng = random.Random(16)
+        for i in range(40):
+            src = data if i % 2 else ddata
+            b = bytearray(src[:rng.randrange(1, len(src))] if i % 4 < 2 else src)
+            for _ in range(rng.randrange(1, 4)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            with open(p('fuzz.avro'), 'wb') as f:
+                f.write(b)
+            r = ctl('--config', self.cfg, 'replay', '--dry-run', '--json', '--quiet',
+                    p('fuzz.avro'))
+            self.assertIn(r.returncode, (0, 3), (i, r.stderr[-2000:]))
+            s = json.loads(r.stdout)
+            self.assertEqual(s['read'], s['sent'] + s['rejected'], (i, s))
         # an Avro file of records that are not events
         write_avro(p('score.avro'), 'score_change',
                    [{'lead_id': 'x', 'model': 'm', 'score': 0.5, 'tier': 'hot', 'version': 1,
