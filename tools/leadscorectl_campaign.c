@@ -24,7 +24,11 @@
  * interval and P(best) come from 10,000 joint Monte Carlo draws of the
  * Beta posteriors the decisions use (hierarchical prior included), the
  * allocation from propensity_draws draws; this command computes nothing
- * of its own, so it always agrees with the decisions.
+ * of its own, so it always agrees with the decisions. (The API does not
+ * give the posteriors' Beta parameters, so exact quantiles could not be
+ * computed here without re-deriving the hierarchical prior.) Trials are
+ * resolved decisions (rewarded, or expired with the default reward);
+ * decisions inside their reward window are not counted yet.
  *
  * Table by default; --json prints the API's JSON object unchanged on one
  * line (keys sorted). The HTTP client is libcurl.
@@ -66,7 +70,14 @@ static void campaign_usage(FILE *out)
 		"posterior and each context bucket, with the campaign's settings.\n"
 		"The interval and P(best) are the daemon's: 10,000 joint Monte Carlo draws\n"
 		"of the Beta posteriors decisions use. A \"thin\" bucket decides with the\n"
-		"campaign-wide posterior.\n"
+		"campaign-wide posterior. Trials are resolved decisions (rewarded, or\n"
+		"expired with the default reward): decisions still inside their reward\n"
+		"window are not counted yet.\n"
+		"--json fields: campaign, snapshot_ts (ms), min_share, min_bucket_trials,\n"
+		"prior_trials, refresh_trials, refresh_interval_ms, buckets: [{bucket (null\n"
+		"for campaign-wide), trials, uses_campaign_posterior, arms: [{variant,\n"
+		"trials, rewards, posterior_mean, ci95: [low, high], p_best,\n"
+		"probability (the allocation)}]}].\n"
 		"\n"
 		"  ID               the campaign id (any bytes; escaped in the URL)\n"
 		"  --json           print the API's JSON object unchanged, on one line\n"

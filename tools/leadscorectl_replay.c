@@ -62,10 +62,20 @@
  * (the first --show-rejected N, default 100; all are counted). A FILE that
  * cannot be opened is an error (exit 1) and the others are still replayed.
  *
- * Progress on stderr every second (records sent, delivered, rejected,
- * records/s; --quiet turns it off), then a summary: per topic the records
- * delivered, and rejected records per reason; --json prints the summary
- * as one JSON object on stdout instead of text on stderr. --dry-run
+ * Reasons: not_json (also duplicate keys), not_object, line_too_long,
+ * unknown_kind, missing_field, unknown_field, wrong_type, bad_value,
+ * future_ts, id_too_long, oversized, avro_malformed, avro_file.
+ *
+ * Replaying what the daemon has applied: it drops a repeated event_id only
+ * within pipeline.dedupe_horizon (and the last dedupe_ids per lead), and
+ * events older than the lead's watermark minus pipeline.grace as too late.
+ *
+ * Progress on stderr every second while records flow (records read,
+ * sent, delivered, rejected, records/s; --quiet turns it off), then a
+ * summary on stderr: per topic the records delivered, and rejected
+ * records per reason; --json also prints it as one JSON object on stdout
+ * (read, sent, delivered, failed, rejected, topics, rejected_by_reason,
+ * dry_run, interrupted, seconds). --dry-run
  * validates and encodes everything and sends nothing (no broker needed).
  * Before exiting, everything produced is flushed and its delivery waited
  * for; SIGINT or SIGTERM stops reading, flushes what was produced and
@@ -196,12 +206,24 @@ static void replay_usage(FILE *out)
 		"of now by more than pipeline.max_future_skew; for Avro, a record that does\n"
 		"not fit its schema (its block's remaining records too) or a truncated or\n"
 		"corrupt file (what came before is sent). Records are numbered 1.. in an\n"
-		"Avro file.\n"
+		"Avro file. Reasons: not_json (also duplicate keys), not_object,\n"
+		"line_too_long, unknown_kind, missing_field, unknown_field, wrong_type,\n"
+		"bad_value, future_ts, id_too_long, oversized, avro_malformed, avro_file.\n"
+		"Example line (an email event, its kind inferred from type):\n"
+		"  {\"event_id\":\"e1\",\"lead_id\":\"L1\",\"ts\":1709251200000,\"type\":\"OPENED\"}\n"
+		"\n"
+		"The daemon drops a replayed event it has applied before only within\n"
+		"pipeline.dedupe_horizon (and the last pipeline.dedupe_ids ids per lead),\n"
+		"and events older than the lead's watermark minus pipeline.grace as too\n"
+		"late: replay what the daemon has not applied.\n"
 		"\n"
 		"  --dry-run          validate and encode, send nothing (no broker needed)\n"
-		"  --format F         auto (default: Avro by magic, else JSON lines),\n"
-		"                     jsonl or avro\n"
-		"  --json             the summary as one JSON object on stdout\n"
+		"  --format F         auto (default: Avro by magic, else JSON lines; from\n"
+		"                     a pipe, Avro when the first byte is 'O'), jsonl or avro\n"
+		"  --json             the summary as one JSON object on stdout: read, sent,\n"
+		"                     delivered, failed, rejected, topics {topic: delivered},\n"
+		"                     rejected_by_reason {reason: n}, dry_run, interrupted,\n"
+		"                     seconds (the text summary stays on stderr)\n"
 		"  --show-rejected N  print the first N rejected lines (default 100; all\n"
 		"                     are counted in the summary)\n"
 		"  --quiet            no progress lines (every second on stderr)\n"

@@ -371,8 +371,15 @@ class CtlReplay(tp.DaemonSuite):
         r = ctl('replay', '--help')
         self.assertEqual(r.returncode, 0, r.stderr)
         for word in ('Exit status', '--dry-run', 'Obj', 'lead_id', 'source', '3 some lines',
-                     'max_record_size'):
+                     'max_record_size', 'dedupe_horizon'):
             self.assertIn(word, r.stdout)
+        # the help's example line is a valid line
+        example = [l.strip() for l in r.stdout.splitlines() if l.strip().startswith('{')]
+        self.assertEqual(len(example), 1, r.stdout)
+        r = ctl('--config', self.cfg, 'replay', '--dry-run', '--json', '-',
+                input=example[0] + '\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)['topics'], {'leads.email': 1})
 
 
 if __name__ == '__main__':
