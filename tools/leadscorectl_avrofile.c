@@ -405,13 +405,15 @@ static int next_block(ctl_avrofile *af, uint64_t *lost, char *err, size_t errlen
 			 (long long)size);
 		return -1;
 	}
-	if (!grow(&af->raw, &af->raw_cap, (size_t)size + 1)) {
+	/* a regular file cannot give more than it has left */
+	size_t want = af->left >= 0 && size > af->left ? (size_t)af->left : (size_t)size;
+	if (!grow(&af->raw, &af->raw_cap, want + 1)) {
 		set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	/* A truncated file: its last block's whole records are still read
 	 * (not for deflate, which needs the whole block). */
-	size_t got = fread(af->raw, 1, (size_t)size, af->f);
+	size_t got = fread(af->raw, 1, want, af->f);
 	if (af->left >= 0)
 		af->left -= (int64_t)got;
 	uint8_t sync[SYNC_LEN];
@@ -435,7 +437,10 @@ static int next_block(ctl_avrofile *af, uint64_t *lost, char *err, size_t errlen
 		af->p = af->raw;
 	}
 	af->end = af->p + len;
-	af->block_left = (uint64_t)count;
+	/* Every record of an event schema takes bytes (event_id's length at
+	 * least): a count above the block's bytes is a corrupt header, and
+	 * the records it invents would only be counted as lost. */
+	af->block_left = (uint64_t)count <= len ? (uint64_t)count : len;
 	*lost = 0;
 	return 1;
 }

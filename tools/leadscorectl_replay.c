@@ -1033,6 +1033,9 @@ int cmd_replay(int argc, char **argv, const char *config_path)
 			progress(&r, false);
 		}
 		if (rd_kafka_outq_len(r.rk) > 0) {
+			/* not delivered: counted as failed, and dropped so that
+			 * rd_kafka_destroy() does not wait for them */
+			rd_kafka_purge(r.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 			uint64_t left = r.produced - r.delivered - r.failed;
 			if (r.failed == 0)
 				snprintf(r.first_failure, sizeof r.first_failure,

@@ -110,6 +110,20 @@ BAD = [
 ]
 
 
+def zigzag(n):
+    """An Avro long: zigzag, then base-128 varint."""
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        b = z & 0x7f
+        z >>= 7
+        if z:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
 def write_avro(path, kind, records, codec='deflate'):
     with open(path, 'wb') as f:
         w = avro.datafile.DataFileWriter(f, avro.io.DatumWriter(), avro_events.schema(kind),
@@ -305,6 +319,20 @@ class CtlReplay(tp.DaemonSuite):
             self.assertIn(r.returncode, (0, 3), (i, r.stderr[-2000:]))
             s = json.loads(r.stdout)
             self.assertEqual(s['read'], s['sent'] + s['rejected'], (i, s))
+        # a forged block header: 2^40 records in a few bytes, a size past
+        # the end of the file: counted within the bytes, never allocated
+        sync = data[-16:]  # a file ends with its last block's sync marker
+        header = data[:data.index(sync) + 16]
+        body = data[len(header):data.index(sync, len(header))]
+        for count, size in ((1 << 40, None), (3, 1 << 40)):
+            with open(p('forged.avro'), 'wb') as f:
+                f.write(header + zigzag(count) + zigzag(size or len(body)) + body + sync)
+            r = ctl('--config', self.cfg, 'replay', '--dry-run', '--json', '--quiet',
+                    p('forged.avro'))
+            self.assertEqual(r.returncode, 3, r.stderr)
+            s = json.loads(r.stdout)
+            self.assertLessEqual(s['read'], len(body), s)
+            self.assertEqual(s['read'], s['sent'] + s['rejected'], s)
         # an Avro file of records that are not events
         write_avro(p('score.avro'), 'score_change',
                    [{'lead_id': 'x', 'model': 'm', 'score': 0.5, 'tier': 'hot', 'version': 1,
@@ -330,6 +358,37 @@ class CtlReplay(tp.DaemonSuite):
         s = json.loads(r.stdout)
         self.assertEqual((s['sent'], s['delivered'], s['failed']), (1, 0, 1), s)
         self.assertIn('first delivery failure', r.stderr)
+
+    def test_second_signal_stops_waiting_for_delivery(self):
+        dead = os.path.join(self.tmp.name, 'dead2.yaml')
+        tp.write_config(dead, '127.0.0.1:%d' % testenv.free_port(), self.redis.url, 'x',
+                        properties={'message.timeout.ms': '300000'})
+        p = subprocess.Popen(testenv.wrap_argv([tp.LEADSCORECTL, '--config', dead,
+                                                'replay', '-', '--json']),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            p.stdin.write((json.dumps(GOOD[0]) + '\n').encode())
+            p.stdin.close()  # EOF: now it waits for a delivery that cannot come
+            p.stdin = None   # (communicate() would flush it)
+            # the wait's progress lines say it is waiting
+            deadline = time.monotonic() + 30
+            err = b''
+            while b'1 sent, 0 delivered' not in err and time.monotonic() < deadline:
+                err += os.read(p.stderr.fileno(), 4096)
+            p.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            p.send_signal(signal.SIGINT)
+            out, rest = p.communicate(timeout=60)
+            err += rest
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 1, err)
+        s = json.loads(out)
+        self.assertEqual((s['sent'], s['delivered'], s['failed']), (1, 0, 1), s)
+        self.assertIn(b'a second signal stopped the wait', err)
 
     def test_sigint_flushes_and_reports(self):
         p = subprocess.Popen(testenv.wrap_argv([tp.LEADSCORECTL, '--config', self.cfg,
