@@ -12,18 +12,21 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ls_clock.h"
 #include "ls_kafka.h"
 #include "ls_settings.h"
 
 #define CTL_ERRORS_KEPT 8 /* distinct consumer errors reported once each */
+#define CTL_POLL_MS 200   /* the longest a wait goes without looking at Ctrl-C */
 
 /* A reader of one topic; see ctl_read() and the header. */
 typedef struct ctl_reader {
@@ -104,10 +107,31 @@ static void ctl_reader_close(ctl_reader *r)
 static int find_partitions(ctl_reader *r, int64_t deadline, char *err, size_t errlen)
 {
 	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_resp_err_t e = rd_kafka_metadata(r->rk, 1, NULL, &md, ms_left(deadline));
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		snprintf(err, errlen, "kafka: no answer from the brokers (%s)", rd_kafka_err2str(e));
-		return -1;
+	rd_kafka_resp_err_t e;
+	/* in slices, so that Ctrl-C need not wait out an unreachable broker */
+	for (;;) {
+		int64_t t0 = ls_clock_mono_ms();
+		int slice = ms_left(deadline);
+		if (slice > CTL_POLL_MS)
+			slice = CTL_POLL_MS;
+		e = rd_kafka_metadata(r->rk, 1, NULL, &md, slice);
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+			break;
+		if (ctl_interrupted()) {
+			snprintf(err, errlen, "interrupted");
+			return -1;
+		}
+		if (ls_clock_mono_ms() >= deadline) {
+			snprintf(err, errlen, "kafka: no answer from the brokers (%s)",
+				 rd_kafka_err2str(e));
+			return -1;
+		}
+		int64_t spent = ls_clock_mono_ms() - t0;
+		if (spent < slice) {
+			/* it failed at once: do not spin */
+			struct timespec ts = { 0, (long)(slice - spent) * 1000000L };
+			nanosleep(&ts, NULL);
+		}
 	}
 	const struct rd_kafka_metadata_topic *t = NULL;
 	for (int i = 0; i < md->topic_cnt && t == NULL; i++)
@@ -306,7 +330,6 @@ static int ctl_reader_next(ctl_reader *r, int wait_ms, rd_kafka_message_t **out)
 /* Every partition has been read up to its high watermark taken at open. */
 static bool ctl_reader_caught_up(const ctl_reader *r) { return r->open == 0; }
 
-#define CTL_POLL_MS 200
 #define CTL_MAX_TIMEOUT_MS INT64_C(604800000) /* a week */
 
 int ctl_read_option(const char *command, int opt, const char *arg, ctl_read_opts *o)
@@ -351,6 +374,14 @@ int ctl_read_option(const char *command, int opt, const char *arg, ctl_read_opts
 	}
 }
 
+/* stdout is a pipe whose reader has gone (e.g. head exited): seen while
+   waiting, so that `tail | head -n 5` ends without another record. */
+static bool stdout_gone(void)
+{
+	struct pollfd pfd = { .fd = STDOUT_FILENO, .events = 0 };
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLERR | POLLHUP)) != 0;
+}
+
 int ctl_read(const ls_config *cfg, const char *command, const char *topic,
 	     const ctl_read_opts *o, ctl_record_fn fn, void *ud)
 {
@@ -359,6 +390,8 @@ int ctl_read(const ls_config *cfg, const char *command, const char *topic,
 					o->timeout_ms > 0 ? o->timeout_ms : CTL_CONNECT_TIMEOUT_MS,
 					err, sizeof err);
 	if (r == NULL) {
+		if (ctl_interrupted())
+			return 0; /* Ctrl-C while waiting for the broker */
 		fprintf(stderr, "leadscorectl: %s: %s\n", command, err);
 		return 1;
 	}
@@ -382,8 +415,11 @@ int ctl_read(const ls_config *cfg, const char *command, const char *topic,
 				wait = (int)left;
 		}
 		rd_kafka_message_t *m = NULL;
-		if (ctl_reader_next(r, wait, &m) == 0)
+		if (ctl_reader_next(r, wait, &m) == 0) {
+			if (stdout_gone())
+				break;
 			continue;
+		}
 		int got = fn(ud, m);
 		rd_kafka_message_destroy(m);
 		if (got < 0) {
