@@ -8,7 +8,8 @@
  *
  * Reads kafka.topics.dead_letter with its own consumer (every partition
  * assigned, no consumer group joined, nothing committed) from the oldest
- * retained record, by default up to the end as it was at start. For each
+ * retained record (or --from-end, or --since a time, as `tail`), by
+ * default up to the end as it was at start (--follow: on). For each
  * record it prints what the daemon's headers say (pipeline/ls_dlq.c:
  * ls.reason, ls.detail, ls.source.topic/partition/offset, and for a copy
  * cut to fit the broker ls.truncated, ls.original_size,
@@ -72,7 +73,10 @@ static void dlq_usage(FILE *out)
 "                       --follow)\n"
 "  -s, --since WHEN     start at the first record stamped at or after WHEN:\n"
 "                       a duration ago (30s, 15m, 2h, 7d, 500ms) or a time\n"
-"                       in ms since the epoch (by the records' timestamps)\n"
+"                       in ms since the epoch (by the records' timestamps;\n"
+"                       a broker that cannot look offsets up by time, like\n"
+"                       the dev broker, is read from the start and the\n"
+"                       older records skipped)\n"
 "  -f, --follow         after the end, wait for new records (until Ctrl-C,\n"
 "                       --count or --timeout-ms)\n"
 "  -n, --count N        exit after N matching records (N >= 1)\n"
@@ -94,12 +98,23 @@ static void dlq_usage(FILE *out)
 "is shown as escaped text. Summary (JSON): {\"records\", \"matched\",\n"
 "\"by_reason\": {reason: count}, \"truncated\"}.\n"
 "\n"
+"Text output, a block per record: TOPIC:PARTITION@OFFSET, the record's\n"
+"time and reason; detail; source TOPIC:PARTITION@OFFSET; key and its size;\n"
+"the value's size (and what was cut to fit, if anything); other headers;\n"
+"the preview as hexdump -C lines. Without --summary the summary goes to\n"
+"stderr at the end.\n"
+"\n"
 "Exit codes:\n"
 "  0  at least one matching record; --count reached; Ctrl-C; stdout closed\n"
 "  1  runtime error: configuration, broker not answering in time, topic\n"
 "     missing, output failed\n"
 "  2  usage error\n"
-"  3  no matching record by the end (or by --timeout-ms)\n",
+"  3  no matching record by the end (or by --timeout-ms)\n"
+"\n"
+"Examples:\n"
+"  leadscorectl dead-letters --summary           how many, and why\n"
+"  leadscorectl dead-letters --reason malformed --preview 256\n"
+"  leadscorectl dead-letters --from-end          watch new dead letters\n",
 		DLQ_MAX_PREVIEW, DLQ_DEFAULT_PREVIEW, DLQ_KEY_SHOWN);
 }
 

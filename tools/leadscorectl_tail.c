@@ -15,7 +15,10 @@
  * Ctrl-C, --count or --timeout-ms ends it. The filters are exact matches;
  * a filter given several times matches any of its values, different
  * filters must all match. A record that does not decode is reported on
- * stderr with its partition and offset and skipped.
+ * stderr with its partition and offset and skipped. It starts at the end
+ * (new changes only), or --from-beginning, or --since a time (by the
+ * records' timestamps; a broker that cannot look offsets up by time, like
+ * the dev broker, is read from the start and older records skipped).
  *
  * Output: JSON lines (the default when stdout is not a terminal, or
  * --json), one object per ScoreChange with the record's partition and
@@ -73,7 +76,10 @@ static void tail_usage(FILE *out)
 "  -b, --from-beginning start at the oldest retained record, not the end\n"
 "  -s, --since WHEN     start at the first record stamped at or after WHEN:\n"
 "                       a duration ago (30s, 15m, 2h, 7d, 500ms) or a time\n"
-"                       in ms since the epoch (by the records' timestamps)\n"
+"                       in ms since the epoch (by the records' timestamps;\n"
+"                       a broker that cannot look offsets up by time, like\n"
+"                       the dev broker, is read from the start and the\n"
+"                       older records skipped)\n"
 "  -n, --count N        exit after N matching records (N >= 1)\n"
 "  -w, --timeout-ms N   exit when no matching record has arrived for N ms;\n"
 "                       also how long the broker may take to answer at\n"
@@ -95,7 +101,13 @@ static void tail_usage(FILE *out)
 "  1  runtime error: configuration, broker not answering in time, topic\n"
 "     missing, output failed\n"
 "  2  usage error\n"
-"  3  --timeout-ms passed without any matching record\n");
+"  3  --timeout-ms passed without any matching record\n"
+"\n"
+"Examples:\n"
+"  leadscorectl tail --tier hot                  watch leads turning hot\n"
+"  leadscorectl tail --lead L-42 --from-beginning --timeout-ms 2000\n"
+"                                                one lead's score history\n"
+"  leadscorectl tail --since 15m --json | jq .score\n");
 }
 
 typedef struct tail_opts {

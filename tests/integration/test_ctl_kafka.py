@@ -27,6 +27,7 @@ dir (meson test does both).
 import collections
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -389,15 +390,19 @@ class Hostile(unittest.TestCase):
         self.assertNotIn('\x1b', r.stdout)
         self.assertIn('h-\\x1b[2J', r.stdout)
 
-    def test_tail_stops_when_its_reader_goes(self):
-        """`tail | head -n 1`: exit 0 once head has gone, though no record
-        comes to write (needs a record on the topic first)."""
+    def one_score_change(self, lead):
+        """A ScoreChange for lead on partition 1 (test_tail_skips... reads 0)."""
         p = self.producer()
-        p.produce(SCORES, key=b'k', value=avro_events.encode('score_change', {
-            'lead_id': 'h-2', 'model': 'm', 'score': 0.5, 'previous_score': None,
+        p.produce(SCORES, key=lead.encode(), value=avro_events.encode('score_change', {
+            'lead_id': lead, 'model': 'm', 'score': 0.5, 'previous_score': None,
             'tier': 'cold', 'previous_tier': None, 'version': 1, 'ts': 0,
             'cause_event_id': None, 'factors': []}), partition=1)
         self.assertEqual(p.flush(30), 0)
+
+    def test_tail_stops_when_its_reader_goes(self):
+        """`tail | head -n 1`: exit 0 once head has gone, though no record
+        comes to write."""
+        self.one_score_change('h-2')
         t = subprocess.Popen(testenv.wrap_argv([CTL, '--config', self.cfg, 'tail',
                                                 '--from-beginning', '--json']),
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -409,6 +414,34 @@ class Hostile(unittest.TestCase):
             if t.poll() is None:
                 t.kill()
                 t.wait()
+
+    def test_tail_prints_a_table_on_a_terminal(self):
+        self.one_score_change('h-tty')
+        master, slave = pty.openpty()
+        t = subprocess.Popen(testenv.wrap_argv([CTL, '--config', self.cfg, 'tail',
+                                                '--from-beginning', '--timeout-ms', '2000']),
+                             stdout=slave, stderr=subprocess.DEVNULL)
+        os.close(slave)
+        out = b''
+        try:
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:   # EIO: the terminal's other side is closed
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            self.assertEqual(t.wait(timeout=testenv.scaled(15)), 0)
+        finally:
+            os.close(master)
+            if t.poll() is None:
+                t.kill()
+                t.wait()
+        text = out.decode('utf-8', 'replace')
+        self.assertIn('EVENT TIME (UTC)', text)
+        self.assertIn(' h-tty ', text)
+        self.assertNotIn('{"', text)
 
     def test_dead_letters_of_any_shape(self):
         p = self.producer()
