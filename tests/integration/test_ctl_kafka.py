@@ -18,8 +18,10 @@
     value are shown escaped and bounded; --since keeps the records stamped
     from then on.
   * Errors: an unreachable broker exits 1 within the timeout, a missing
-    topic exits 1 (and is not created), usage errors exit 2, --help
-    exits 0 and documents the exit codes, SIGINT exits 0.
+    topic exits 1 (and is not created), kafka.properties reach the
+    consumer (ssl against a plaintext broker fails), usage errors exit 2,
+    --help exits 0 and documents the exit codes, SIGINT exits 0, a closed
+    stdout pipe ends a follow with 0.
 
 Run with Debian's /usr/bin/python3 and LS_BUILD_ROOT set to the meson build
 dir (meson test does both).
@@ -547,6 +549,19 @@ class Errors(unittest.TestCase):
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn('no answer from the brokers', r.stderr)
             self.assertLess(time.monotonic() - t0, testenv.scaled(30))
+
+    def test_kafka_properties_reach_the_consumer(self):
+        """security.protocol ssl against the plaintext dev broker: the
+        handshake fails, so the property was applied."""
+        with testenv.DevBroker(partitions=1) as b:
+            cfg = tp.write_config(os.path.join(self.tmp.name, 'ssl.yaml'), b.bootstrap,
+                                  'redis://127.0.0.1:1', 'errors',
+                                  properties={'security.protocol': 'ssl'})
+            for cmd in ('tail', 'dead-letters'):
+                r = ctl(cfg, cmd, '--timeout-ms', '2000')
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn('ssl://', r.stderr)
+                self.assertIn('no answer from the brokers', r.stderr)
 
     def test_missing_topic_exits_1_and_is_not_created(self):
         with testenv.DevBroker(partitions=1) as b:
