@@ -3,14 +3,18 @@
  * one topic that never disturbs the daemon, Ctrl-C, option parsing and
  * escaping bytes for a terminal.
  *
- * ctl_read's reader assigns every partition of its topic (it joins no consumer
- * group and commits nothing; librdkafka wants a group.id even to assign,
- * so it gets "<kafka.group_id>.leadscorectl-<command>", which never joins),
- * built from kafka.brokers and kafka.properties like the daemon's clients
- * (security settings pass through). It starts at the high watermarks, the
- * low ones or the first offsets at or after a time, taken once at open, so
- * "from the end" misses nothing produced after open returns. Partitions
- * added to the topic later are not read.
+ * ctl_read's reader assigns every partition of its topic (it joins no
+ * consumer group and commits nothing; librdkafka wants a group.id even to
+ * assign, so it gets "<kafka.group_id>.leadscorectl-<command>", which
+ * never joins), built from kafka.brokers and kafka.properties like the
+ * daemon's clients (security settings pass through). It starts at the
+ * high watermarks, the low ones or the first offsets at or after a time,
+ * taken once at open, so "from the end" misses nothing produced after
+ * open returns. A broker that cannot look offsets up by time (librdkafka's
+ * mock cluster, the dev broker, answers -1) is read from the low
+ * watermark, and records stamped before the time are skipped. Partitions
+ * added to the topic later are not read. While it waits, it also watches
+ * for Ctrl-C and for a stdout pipe whose reader has gone.
  *
  * The topic is looked up in a listing of all topics, not by name: asking
  * for one topic by name creates it on brokers that auto-create topics
@@ -51,7 +55,7 @@ typedef struct ctl_read_opts {
 	int64_t since_ms;   /* CTL_FROM_TIME */
 	int64_t count;      /* stop after this many matching records; 0: no limit */
 	int64_t timeout_ms; /* stop when no matching record came for this long; 0: never */
-	bool follow;        /* false: stop once caught up (ctl_reader_caught_up) */
+	bool follow;        /* false: stop at the high watermarks taken at open */
 	bool from_given;
 } ctl_read_opts;
 
