@@ -67,7 +67,21 @@ static void usage(FILE *out)
 		"                    [--timeout-ms N]\n"
 		"       leadscorectl [--config PATH] tail|dead-letters|campaign|replay|simulate\n"
 		"                    ... (each has --help)\n"
-		"  -c, --config PATH  configuration (default %s); LEADSCORE_* env applies\n",
+		"  -c, --config PATH  configuration (default %s); LEADSCORE_* env applies\n"
+		"\n"
+		"  lead      one lead's state as the models see it (JSON): watermark, event\n"
+		"            counts, every feature value (at the watermark or --at MS),\n"
+		"            profile, per-model scores, blob size, Redis MEMORY USAGE\n"
+		"  model     a model's shared state, folded as the next checkpoint folds\n"
+		"            it (JSON): version, labels, validation metrics, top weights\n"
+		"  offsets   the committed next offset of each TOPIC:PARTITION (JSON)\n"
+		"  evaluate  off-policy evaluation (IPS, SNIPS) of a campaign's logged\n"
+		"            decisions under a target policy (JSON)\n"
+		"\n"
+		"Exit status of lead, model, offsets, evaluate: 0 ok; 1 error (config,\n"
+		"Redis, broker); 2 usage error (evaluate: also an unknown campaign or\n"
+		"arm, a bad --clip or --timeout-ms); 3 lead not stored, or model not\n"
+		"configured. The other commands document theirs in their --help.\n",
 		LS_DEFAULT_CONFIG);
 }
 
