@@ -9,19 +9,23 @@ of its start (scaled under valgrind):
   * the model's progressive AUC is defined (not '-');
   * every variant of the campaign has been chosen at least once;
   * the bandit learned: the best variant (highest true rate) takes at least
-    60 % of the decisions of the last 10 s with P(best) >= 0.8, in two
-    blocks in a row, up from its share in the first block with 20
-    decisions or more by at least 0.15.
+    60 % of the decisions of the last 10 s, with P(best) >= 0.95 and the
+    highest posterior mean, in two blocks in a row, up by at least 0.15
+    from its share in the first block with 20 decisions or more.
 
 Then it sends SIGINT (what Ctrl-C sends) and checks that the demo exits 0
 and promptly, that the daemon it ran exited 0 (it drains on SIGTERM; under
 ASan a leak would make it non-zero), that no process is left in the demo's
 session nor any of the pids it named, and that its temp dir is gone.
 
-The learning check was seen to fail with the control runs
-LS_TEST_DEMO_ARGS='--no-feedback' (nothing to learn from) and
-LS_TEST_DEMO_ARGS='--rates short=0.4/0.2/0,personal=0.4/0.2/0,discount=0.4/0.2/0'
-(no best variant): the variable appends its words to the demo's argv.
+LS_TEST_DEMO_ARGS appends its words to the demo's argv, for control runs:
+the learning check fails with '--no-feedback' (no reward ever reaches the
+bandit), and follows the truth with the rates permuted ('--rates
+short=0.50/0.20/0.05,personal=0.30/0.05/0.01,discount=0.40/0.10/0.02':
+short is then the best and the one that must rise). With equal rates it
+fails in most runs but not all: Thompson sampling with nothing to tell the
+arms apart still settles on one by chance, a third of the time the one
+the check calls best (tie: the first listed).
 """
 import os
 import queue
@@ -139,8 +143,10 @@ def criteria(blocks):
         if early is None or 'best_rising' in met:
             continue
         p_best = num(best['p_best'])
+        means = [num(v['posterior_mean']) or 0 for v in vs]
         if share is not None and share >= 0.6 and share >= early + 0.15 and \
-                p_best is not None and p_best >= 0.8:
+                p_best is not None and p_best >= 0.95 and \
+                num(best['posterior_mean']) == max(means):
             streak += 1
             if streak >= 2:
                 met['best_rising'] = t
