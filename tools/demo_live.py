@@ -58,7 +58,7 @@ SCORES_TOPIC = 'leads.scores'
 # P(open)/P(click)/P(reply) per variant; the campaign rewards CLICKED and
 # REPLIED (a reply comes only after a click), so a variant's true reward
 # rate is its click rate.
-DEFAULT_RATES = 'short=0.30/0.05/0.01,personal=0.50/0.20/0.05,discount=0.40/0.10/0.02'
+DEFAULT_RATES = 'short=0.30/0.05/0.01,personal=0.55/0.25/0.06,discount=0.40/0.10/0.02'
 RECENT_S = 10.0  # the window of "share now"
 
 USAGE = """\
@@ -150,12 +150,15 @@ class Group:
             p.kill()
             p.wait()
 
-    def kill_all(self):
+    def kill_now(self):
         if self.pgid is not None:
             try:
                 os.killpg(self.pgid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def kill_all(self):
+        self.kill_now()
         with self.lock:
             procs = list(self.procs)
         for p in procs:
@@ -235,7 +238,7 @@ class State:
         self.campaign = None
         self.daemon_ok = False
         # from the scores topic (the score reader)
-        self.leads = {}  # lead -> (version, score, tier, factors, ts)
+        self.leads = {}  # lead -> (version, score, tier, factors, ts, when read: st.now())
         self.changes_read = 0
         self.stream_ts = 0
         self.recent_leads = collections.deque(maxlen=2000)
@@ -299,7 +302,7 @@ def score_reader(st, bootstrap, stop):
                     old = st.leads.get(r['lead_id'])
                     if old is None or r['version'] > old[0]:
                         st.leads[r['lead_id']] = (r['version'], r['score'], r['tier'],
-                                                  r['factors'], r['ts'])
+                                                  r['factors'], r['ts'], st.now())
                     st.recent_leads.append(r['lead_id'])
                     st.stream_ts = max(st.stream_ts, r['ts'])
     finally:
@@ -372,6 +375,7 @@ def driver(st, api, group, args, bootstrap, tmp, stop):
                 st.feedback_runs += 1
                 st.feedback_failed += sim.returncode != 0
             sim = None
+            group.reap()
         if (sim is None and pending and not args.no_feedback and
                 time.monotonic() - last_flush >= 1.0):
             n_file += 1
@@ -437,7 +441,7 @@ def main():
                     help='campaign decisions asked per second (default 20)')
     ap.add_argument('--rates', default=DEFAULT_RATES, metavar='SPEC',
                     help="each variant's true rates, VARIANT=P(open)/P(click)/P(reply),... "
-                         "(default: short, personal and discount click 5, 20 and 10 %%: "
+                         "(default: short, personal and discount click 5, 25 and 10 %%: "
                          "the campaign rewards clicks and replies)")
     ap.add_argument('--seed', type=int, default=7, help='simulator seed (default 7)')
     ap.add_argument('--no-feedback', action='store_true',
@@ -459,13 +463,14 @@ def main():
     stop = threading.Event()
 
     def on_signal(signum, _frame):
+        if stop.is_set():  # a second Ctrl-C: no more waiting for a drain
+            group.kill_now()
         stop.set()
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-
     tmp = tempfile.mkdtemp(prefix='leadscore-demo.')
     log = open(log_path, 'wb', buffering=0)
     group = Group(log)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     st = State(rates)
     view = demo_view.View(st, args, log_path, tmp, plain=args.plain)
     errors = []
@@ -502,6 +507,7 @@ def main():
         wait_for(listening, 60, stop, 'leadscored listening')
         view.say('dev broker %s   redis unix://%s   leadscored http://127.0.0.1:%d' %
                  (bootstrap, sock, port))
+        view.head = 'API http://127.0.0.1:%d   logs %s' % (port, log_path)
         gen = group.start([os.path.join(args.build, 'tools', 'leadscore-sim'),
                            '--brokers', bootstrap, '--leads', str(args.leads),
                            '--days', str(args.days), '--seed', str(args.seed),
@@ -519,16 +525,18 @@ def main():
             view.draw()
             if errors:
                 raise RuntimeError('; '.join(errors))
-            if daemon.poll() is not None:
-                raise RuntimeError('leadscored exited with %s (see %s)' % (daemon.returncode,
-                                                                          log_path))
+            for name, p in (('leadscored', daemon), ('the dev broker', broker),
+                            ('redis-server', redis)):
+                if p.poll() is not None:
+                    raise RuntimeError('%s exited with %s (see %s)' % (name, p.returncode,
+                                                                      log_path))
             if gen.poll() is not None and st.generator == 'running':
                 st.generator = 'done' if gen.returncode == 0 else 'failed (%d)' % gen.returncode
             if end is not None and time.monotonic() >= end:
                 break
             stop.wait(args.interval if end is None else
                       max(0.0, min(args.interval, end - time.monotonic())))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenPipeError):
         pass
     except RuntimeError as e:
         view.say('demo: %s' % e, err=True)

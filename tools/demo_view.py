@@ -9,7 +9,8 @@ so a test (tests/integration/test_demo.py) or grep can read them:
   stream   t events events_per_s lag dead_letters stream_time generator
   scores   t published per_s leads_scored hot warm cold
   model    t name labels positives auc ece logloss version mature
-  lead     t rank id score tier factors (name:contribution,...)
+  lead     t rank id score tier factors (name:contribution,...): the
+           hottest leads among those rescored in the last 15 s
   campaign t id decisions decisions_per_s trials rewards feedback_runs
   variant  t id true_rate decisions share share_recent trials rewards
            posterior_mean ci95_low ci95_high p_best probability
@@ -22,6 +23,7 @@ import re
 import sys
 
 TOP_LEADS = 5
+HOT_RECENT_S = 15.0  # the hottest leads are those rescored this recently
 _ESC = re.compile('\x1b\\[[0-9;?]*[A-Za-z]')
 
 
@@ -68,10 +70,16 @@ def snapshot(st):
         s['stream_time'] = st.stream_ts
         s['leads_scored'] = len(st.leads)
         tiers = {}
-        for (_, _, tier, _, _) in st.leads.values():
-            tiers[tier] = tiers.get(tier, 0) + 1
+        now = st.now()
+        fresh = []
+        for lead, v in st.leads.items():
+            tiers[v[2]] = tiers.get(v[2], 0) + 1
+            if now - v[5] <= HOT_RECENT_S:
+                fresh.append((lead, v))
         s['tiers'] = tiers
-        top = sorted(st.leads.items(), key=lambda kv: (-kv[1][1], kv[0]))[:TOP_LEADS]
+        # the hottest of the leads rescored lately, so the list moves with
+        # the stream instead of keeping the month's first 0.999s forever
+        top = sorted(fresh, key=lambda kv: (-kv[1][1], kv[0]))[:TOP_LEADS]
         s['hot'] = [(lead, v[1], v[2], v[3]) for lead, v in top]
         s['model'] = dict(st.model) if st.model else None
         s['model_history'] = list(st.model_history)
@@ -173,8 +181,8 @@ def _num(v, spec='{:,.0f}'):
 
 def screen_lines(s, head):
     L = []
-    L.append('%sleadscore live demo%s   %s   %s%.0f s%s   Ctrl-C stops everything' % (
-        BOLD, RESET, head, DIM, s['t'], RESET))
+    L.append('%sleadscore live demo%s   %.0f s   Ctrl-C stops everything' % (BOLD, RESET, s['t']))
+    L.append('%s%s%s' % (DIM, head, RESET))
     L.append('')
     lag = s['lag']
     L.append('%sstream%s  events/s %s   events read %s   consumer lag %s   dead letters %s' % (
@@ -205,7 +213,8 @@ def screen_lines(s, head):
         L.append('        AUC so far  %s(defined once both outcomes have been seen)%s' % (
             DIM, RESET))
     L.append('')
-    L.append('%shottest leads%s (score, tier, what drives it)' % (BOLD, RESET))
+    L.append('%shottest leads%s rescored in the last %.0f s (score, tier, what drives it)' % (
+        BOLD, RESET, HOT_RECENT_S))
     for lead, score, tier, factors in s['hot']:
         L.append('  %-12s %.3f %s%-5s%s %s' % (lead, score, TIER_COLOUR.get(tier, ''), tier,
                                              RESET, _factors(factors, 3, '  ')))
@@ -239,16 +248,17 @@ class View:
         self.st = st
         self.plain = plain
         self.log_path = log_path
+        self.head = 'logs: ' + log_path
         self.started = False
         self.tty = sys.stdout.isatty() and not plain
 
     def say(self, text, err=False):
         f = sys.stderr if err else sys.stdout
-        if self.plain:
-            f.write('# %s\n' % text)
-        else:
-            f.write(text + '\n')
-        f.flush()
+        try:
+            f.write(('# %s\n' if self.plain else '%s\n') % text)
+            f.flush()
+        except OSError:  # the reader went away (a closed pipe): the demo stops anyway
+            pass
 
     def draw(self):
         s = snapshot(self.st)
@@ -256,7 +266,7 @@ class View:
             sys.stdout.write('\n'.join(plain_lines(s)) + '\n\n')
             sys.stdout.flush()
             return
-        lines = screen_lines(s, 'logs: ' + self.log_path)
+        lines = screen_lines(s, self.head)
         if not self.tty:  # piped: no escapes, just blocks
             sys.stdout.write('\n'.join(_ESC.sub('', x) for x in lines) + '\n\n')
             sys.stdout.flush()
@@ -275,9 +285,12 @@ class View:
 
     def close(self):
         if self.started:
-            sys.stdout.write('\x1b[?25h\n')
-            sys.stdout.flush()
             self.started = False
+            try:
+                sys.stdout.write('\x1b[?25h\n')
+                sys.stdout.flush()
+            except OSError:
+                pass
 
 
 def _clip(line, width):
