@@ -344,14 +344,14 @@ def driver(st, api, group, args, bootstrap, tmp, stop):
     carry = 0.0
     last_flush = time.monotonic()
     tick = 0.1
-    n_file = 0
     while not stop.is_set():
         stop.wait(tick)
         with st.lock:
             pool = list(st.recent_leads)[-500:]
             stream_ts = st.stream_ts
         if pool and args.decisions > 0:
-            carry += args.decisions * tick
+            # a slow daemon answers fewer: no burst to catch up afterwards
+            carry = min(carry + args.decisions * tick, max(1.0, args.decisions * tick))
             while carry >= 1 and not stop.is_set():
                 carry -= 1
                 lead = rng.choice(pool)
@@ -378,8 +378,8 @@ def driver(st, api, group, args, bootstrap, tmp, stop):
             group.reap()
         if (sim is None and pending and not args.no_feedback and
                 time.monotonic() - last_flush >= 1.0):
-            n_file += 1
-            path = os.path.join(tmp, 'decisions-%d.tsv' % (n_file % 4))
+            # one run at a time: it has read the file before the next is written
+            path = os.path.join(tmp, 'decisions.tsv')
             with open(path, 'w', encoding='utf-8') as f:
                 f.writelines(pending)
             with st.lock:
@@ -413,8 +413,8 @@ def run_thread(name, fn, errors, *a):
 
 def main():
     ap = argparse.ArgumentParser(
-        prog='scripts/demo', usage='%(prog)s [options]', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=USAGE, epilog=EPILOG)
+        prog='scripts/demo', usage='%(prog)s [options]', description=USAGE, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--plain', action='store_true',
                     help='print one block of key=value lines per interval instead of '
                          'redrawing the screen (for scripts and tests)')
