@@ -16,7 +16,9 @@ of its start (scaled under valgrind):
 Then it sends SIGINT (what Ctrl-C sends) and checks that the demo exits 0
 and promptly, that the daemon it ran exited 0 (it drains on SIGTERM; under
 ASan a leak would make it non-zero), that no process is left in the demo's
-session nor any of the pids it named, and that its temp dir is gone.
+session nor any of the pids it named, and that its temp dir is gone. A
+second run gets SIGTERM once its feedback runs have started, with the same
+checks.
 
 LS_TEST_DEMO_ARGS appends its words to the demo's argv, for control runs:
 the learning check fails with '--no-feedback' (no reward ever reaches the
@@ -158,110 +160,137 @@ def criteria(blocks):
 ALL = ('events', 'scores', 'auc', 'every_variant', 'best_rising')
 
 
-class DemoTest(unittest.TestCase):
-    def test_headless_demo_then_ctrl_c(self):
+class Demo:
+    """One scripts/demo --plain run in a session of its own, its temp dir
+    (TMPDIR) inside a temp dir of the test's, its output read by a thread."""
+
+    def __init__(self, test):
+        self.test = test
         tmp = tempfile.TemporaryDirectory(prefix='test_demo.')
-        self.addCleanup(tmp.cleanup)
-        log = os.path.join(tmp.name, 'demo.log')
+        test.addCleanup(tmp.cleanup)
+        self.tmp = tmp.name
+        self.log = os.path.join(self.tmp, 'demo.log')
         argv = [os.path.join(SOURCE, 'scripts', 'demo'), '--plain', '--build', BUILD,
-                '--interval', '2', '--log', log]
+                '--interval', '2', '--log', self.log]
         argv += os.environ.get('LS_TEST_DEMO_ARGS', '').split()
-        # the demo's temp dir goes inside ours, so a leftover is ours to see
-        env = dict(os.environ, TMPDIR=tmp.name)
-        t0 = time.monotonic()
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, env=env,
-                             start_new_session=True)
-        sid = p.pid
+        env = dict(os.environ, TMPDIR=self.tmp)
+        self.t0 = time.monotonic()
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, env=env,
+                                  start_new_session=True)
+        self.sid = self.p.pid
+        test.addCleanup(self.kill_session)
+        self.lines = queue.Queue()
+        self.out = Blocks()
+        self.text = []
+        self.eof = False
+        threading.Thread(target=self._reader, daemon=True).start()
 
-        def kill_session():
-            for pid, _, _ in session_pids(sid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        self.addCleanup(kill_session)
-        lines = queue.Queue()
+    def _reader(self):
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip('\n'))
+        self.lines.put(None)
 
-        def reader():
-            for line in p.stdout:
-                lines.put(line.rstrip('\n'))
-            lines.put(None)
-        threading.Thread(target=reader, daemon=True).start()
-
-        out = Blocks()
-        text = []
-        met, early = {}, None
-        eof = False
-        deadline = t0 + testenv.scaled(WITHIN)
-        while time.monotonic() < deadline and not eof:
+    def kill_session(self):
+        for pid, _, _ in session_pids(self.sid):
             try:
-                line = lines.get(timeout=0.5)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def read_until(self, done, deadline):
+        """Read lines until done(self.out) or the deadline or the end."""
+        while time.monotonic() < deadline and not self.eof:
+            try:
+                line = self.lines.get(timeout=0.5)
             except queue.Empty:
                 continue
             if line is None:
-                eof = True
+                self.eof = True
                 break
-            text.append(line)
-            out.add(line)
+            self.text.append(line)
+            self.out.add(line)
+            if done(self.out):
+                return True
+        return False
+
+    def tail(self, n=40):
+        return '\n'.join(self.text[-n:]) + '\n' + _tail(self.log)
+
+    def stop_and_check(self, sig):
+        """Send sig; the demo must exit 0, its daemon 0, and leave no
+        process (in its session or among the pids it named) and no temp dir."""
+        t = self.test
+        pids_line = self.out.comment('pids ')
+        temp_line = self.out.comment('logs: ')
+        t_sig = time.monotonic()
+        self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(testenv.scaled(90))
+        except subprocess.TimeoutExpired:
+            rc = None
+        stopped_after = time.monotonic() - t_sig
+        self.read_until(lambda out: False, time.monotonic() + testenv.scaled(10))
+        self.p.stdout.close()
+        print('stopped %.1f s after %s' % (stopped_after, signal.Signals(sig).name),
+              file=sys.stderr)
+        t.assertEqual(rc, 0, 'the demo did not exit 0 after %s:\n%s' % (sig, self.tail()))
+        codes = self.out.comment('stopped: exit codes ')
+        t.assertIsNotNone(codes, self.tail())
+        t.assertIn(' daemon=0 ', codes, self.tail())
+        end = time.monotonic() + testenv.scaled(10)
+        left = session_pids(self.sid)
+        while left and time.monotonic() < end:
+            time.sleep(0.2)
+            left = session_pids(self.sid)
+        t.assertEqual(left, [], 'processes left behind')
+        t.assertIsNotNone(pids_line, self.tail())
+        for word in pids_line.split()[1:]:
+            name, _, pid = word.partition('=')
+            t.assertFalse(os.path.exists('/proc/' + pid), '%s (%s) is alive' % (name, pid))
+        t.assertIsNotNone(temp_line, self.tail())
+        demo_tmp = temp_line.split('temp dir: ')[1].split()[0]
+        t.assertTrue(demo_tmp.startswith(self.tmp), demo_tmp)
+        t.assertFalse(os.path.exists(demo_tmp), 'temp dir %s left behind' % demo_tmp)
+        t.assertEqual([d for d in os.listdir(self.tmp) if d != 'demo.log'], [])
+        with open(self.log, encoding='utf-8', errors='replace') as f:
+            t.assertIn('component=http msg="listening"', f.read())
+
+
+class DemoTest(unittest.TestCase):
+    def test_headless_demo_then_ctrl_c(self):
+        d = Demo(self)
+        met, early = {}, None
+
+        def done(out):
+            nonlocal met, early
             met, early = criteria(out.blocks)
-            if all(k in met for k in ALL):
-                break
-        elapsed = time.monotonic() - t0
-        self.assertFalse(eof, 'the demo ended by itself:\n' + '\n'.join(text[-40:]) +
-                         '\n' + _tail(log))
-        print('\ncriteria met at (demo t, s): %s; early best share %s; '
-              'checked %.1f s after start' % (met, early, elapsed), file=sys.stderr)
-        for t, b in out.blocks:
+            return all(k in met for k in ALL)
+        d.read_until(done, d.t0 + testenv.scaled(WITHIN))
+        self.assertFalse(d.eof, 'the demo ended by itself:\n' + d.tail())
+        print('\ncriteria met at (demo t, s): %s; early best share %s; checked %.1f s '
+              'after start' % (met, early, time.monotonic() - d.t0), file=sys.stderr)
+        for t, b in d.out.blocks:
             best = max(b.get('variant') or [{}], key=lambda v: num(v.get('true_rate')) or 0)
             print('  t=%5.1f best=%s share_recent=%s share=%s p_best=%s auc=%s' % (
                 t, best.get('id'), best.get('share_recent'), best.get('share'),
                 best.get('p_best'), (b.get('model') or [{}])[0].get('auc')), file=sys.stderr)
-
-        pids_line = out.comment('pids ')
-        temp_line = out.comment('logs: ')
-        t_int = time.monotonic()
-        p.send_signal(signal.SIGINT)
-        try:
-            rc = p.wait(testenv.scaled(90))
-        except subprocess.TimeoutExpired:
-            rc = None
-        stopped_after = time.monotonic() - t_int
-        while True:  # the rest of its output
-            line = lines.get(timeout=10)
-            if line is None:
-                break
-            text.append(line)
-            out.add(line)
-        p.stdout.close()
-        print('stopped %.1f s after SIGINT' % stopped_after, file=sys.stderr)
-
+        d.stop_and_check(signal.SIGINT)
         missing = [k for k in ALL if k not in met]
-        self.assertEqual(missing, [], 'not seen within %d s: %s\n%s\n%s' % (
-            WITHIN, missing, '\n'.join(text[-40:]), _tail(log)))
-        self.assertEqual(rc, 0, 'the demo did not exit 0 after SIGINT:\n' +
-                         '\n'.join(text[-20:]))
-        codes = out.comment('stopped: exit codes ')
-        self.assertIsNotNone(codes, '\n'.join(text[-20:]))
-        self.assertIn(' daemon=0 ', codes, codes + '\n' + _tail(log))
-        # nothing left: not in the session, not among the pids it named
-        end = time.monotonic() + testenv.scaled(10)
-        left = session_pids(sid)
-        while left and time.monotonic() < end:
-            time.sleep(0.2)
-            left = session_pids(sid)
-        self.assertEqual(left, [], 'processes left behind')
-        self.assertIsNotNone(pids_line)
-        for word in pids_line.split()[1:]:
-            name, _, pid = word.partition('=')
-            self.assertFalse(os.path.exists('/proc/' + pid), '%s (%s) is alive' % (name, pid))
-        self.assertIsNotNone(temp_line)
-        demo_tmp = temp_line.split('temp dir: ')[1].split()[0]
-        self.assertTrue(demo_tmp.startswith(tmp.name), demo_tmp)
-        self.assertFalse(os.path.exists(demo_tmp), 'temp dir %s left behind' % demo_tmp)
-        self.assertEqual([d for d in os.listdir(tmp.name) if d != 'demo.log'], [])
-        with open(log, encoding='utf-8', errors='replace') as f:
-            self.assertIn('component=http msg="listening"', f.read())
+        self.assertEqual(missing, [], 'not seen within %d s: %s\n%s' % (
+            WITHIN, missing, d.tail()))
+
+    def test_sigterm_while_deciding(self):
+        """SIGTERM (a service manager's stop) once decisions and their
+        feedback runs are under way: the same clean stop."""
+        d = Demo(self)
+
+        def deciding(out):
+            return any((num(c.get('feedback_runs')) or 0) >= 1
+                       for _, b in out.blocks for c in b.get('campaign', []))
+        ok = d.read_until(deciding, d.t0 + testenv.scaled(WITHIN))
+        self.assertTrue(ok, 'no feedback run within %d s:\n%s' % (WITHIN, d.tail()))
+        d.stop_and_check(signal.SIGTERM)
 
 
 def _tail(path, n=30):
