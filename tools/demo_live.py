@@ -447,11 +447,14 @@ def main():
     ap.add_argument('--no-feedback', action='store_true',
                     help='ask for decisions but send no email events: the bandit '
                          'then learns nothing (a control)')
+    ap.add_argument('--check-args', action='store_true', help=argparse.SUPPRESS)
     args = ap.parse_args()
     try:
         rates = parse_rates(args.rates)
     except ValueError as e:
         ap.error(str(e))
+    if args.check_args:  # scripts/demo: usage errors before installing or building
+        return 0
     if args.interval is None:
         args.interval = 5.0 if args.plain else 1.0
     args.build = os.path.abspath(args.build)
