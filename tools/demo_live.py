@@ -96,8 +96,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _child_setup():
-    # die with the demo even if it is killed -9 (PR_SET_PDEATHSIG = 1)
-    _libc.prctl(1, signal.SIGTERM, 0, 0, 0)
+    # die with the demo if it is killed -9 (PR_SET_PDEATHSIG = 1). SIGKILL,
+    # not SIGTERM: with the broker gone too, a simulator would spend a
+    # minute flushing to it, and there is nobody left to drain for
+    _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def parse_rates(spec):
