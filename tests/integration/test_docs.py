@@ -3,7 +3,8 @@ relative link in README.md and docs/ (pages and their anchors) points at
 something that exists.
 
   * README.md is under 250 lines (issue 16: the README is the front door;
-    reference text belongs under docs/).
+    reference text belongs under docs/), and its first commands are
+    scripts/demo and scripts/test, both executable.
   * Every relative link target in README.md and docs/**/*.md exists
     (file or directory), resolved against the linking page's directory.
   * A link with an anchor into a Markdown page names one of its headings,
@@ -122,6 +123,16 @@ class Docs(unittest.TestCase):
             n = len(f.read().splitlines())
         self.assertLess(n, README_MAX_LINES,
                         'README.md has %d lines; move reference text to docs/' % n)
+
+    def test_readme_starts_with_the_two_commands(self):
+        with open(os.path.join(SOURCE, 'README.md'), encoding='utf-8') as f:
+            text = f.read()
+        m = re.search(r'```sh\n(.*?)```', text, re.S)
+        self.assertIsNotNone(m, 'README.md has no sh block')
+        cmds = [line.split()[0] for line in m.group(1).splitlines() if line.strip()]
+        self.assertEqual(cmds, ['scripts/demo', 'scripts/test'])
+        for c in cmds:
+            self.assertTrue(os.access(os.path.join(SOURCE, c), os.X_OK), c)
 
     def test_every_relative_link_resolves(self):
         found = pages()

@@ -263,6 +263,13 @@ class Snippets(tp.DaemonSuite):
             self.assertEqual((r.pop('partition'), r.pop('offset')), (p, o))
             self.assertEqual(r, ref)
             self.assertIn(r['tier'], ('cold', 'warm', 'hot'))
+        # --tier keeps the changes into that tier only
+        tier = got[0]['tier']
+        argv[-4:] = ['--group', 'docs-%s' % uuid.uuid4().hex, '--tier', tier,
+                     '--exit-when-idle', '10']
+        only = [json.loads(x) for x in self.run_cmd(argv, timeout=120).splitlines()]
+        self.assertEqual(sorted(key(r) for r in only),
+                         sorted(key(r) for r in got if r['tier'] == tier))
 
     # ------------------------------------------------------------ Prometheus
 
