@@ -13,6 +13,7 @@ against leadscored on a real Redis and the dev broker, fed with events.
   * docs/integrations/score_consumer.py, as the page runs it, prints every
     published ScoreChange (compared with the records decoded independently
     by tests/integration/avro_events.py).
+  * The campaign example of docs/bandit.md passes leadscored --check-config.
   * The Prometheus files pass `promtool check config`, `promtool check
     rules` and `promtool test rules` (the page's commands), and every
     metric the alert rules use is one the daemon exposes.
@@ -270,6 +271,17 @@ class Snippets(tp.DaemonSuite):
         only = [json.loads(x) for x in self.run_cmd(argv, timeout=120).splitlines()]
         self.assertEqual(sorted(key(r) for r in only),
                          sorted(key(r) for r in got if r['tier'] == tier))
+
+    # ------------------------------------------------------------ config
+
+    def test_campaign_example_is_a_valid_config(self):
+        with open(os.path.join(SOURCE, 'docs', 'bandit.md'), encoding='utf-8') as f:
+            m = re.search(r'<!-- snippet: campaign-config -->\n```yaml\n(.*?)```', f.read(), re.S)
+        self.assertIsNotNone(m)
+        path = os.path.join(self.tmp.name, 'campaign.yaml')
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write('kafka:\n  brokers: "%s"\n' % self.bootstrap + m.group(1))
+        self.assertIn('configuration OK', self.run_cmd([tp.LEADSCORED, '--check-config', path]))
 
     # ------------------------------------------------------------ Prometheus
 
