@@ -306,6 +306,23 @@ class Snippets(tp.DaemonSuite):
             family = name if name in live else re.sub(r'_(bucket|sum|count)$', '', name)
             self.assertIn(family, live, 'alert rules use %s' % name)
 
+    # ------------------------------------------------------------ last: Redis goes away
+
+    def test_zz_redis_memory_is_absent_while_redis_is_gone(self):
+        # LeadscoreRedisUnavailable alerts on this series' absence (and
+        # docs/metrics.md says so); the campaign configured here keeps the
+        # writer's Redis connection busy, as in production
+        def has_memory(text):
+            return bool(samples(text, 'leadscore_redis_memory_bytes'))
+        self.wait_metric(has_memory, 'leadscore_redis_memory_bytes present')
+        self.redis.stop()
+        try:
+            self.wait_metric(lambda t: not has_memory(t),
+                             'leadscore_redis_memory_bytes gone with Redis', timeout=30)
+        finally:
+            self.redis.restart()
+        self.wait_metric(has_memory, 'leadscore_redis_memory_bytes back with Redis', timeout=60)
+
 
 if __name__ == '__main__':
     unittest.main()
