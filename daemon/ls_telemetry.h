@@ -1,7 +1,7 @@
 /*
  * ls_telemetry.h - the daemon's Prometheus metrics: every family served at
  * GET /metrics, and how the batch loop, the bandit and the HTTP server
- * feed them (the README's "Metrics" table lists them all).
+ * feed them (docs/metrics.md lists them all).
  *
  * How values get here. The loop's own counters (ls_pipeline_stats and the
  * scorer's per-model stats) are plain integers owned by the loop thread;

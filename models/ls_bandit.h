@@ -197,7 +197,7 @@
 /* ---- campaign specs: what the config describes, the service runs ---- */
 
 /*
- * One email-variant campaign of the `campaigns:` sequence (see README
+ * One email-variant campaign of the `campaigns:` sequence (see docs/bandit.md
  * "Bandit"). Like a model spec it owns no memory and copies with '='. A
  * loaded spec passed every check: 1..LS_CAMPAIGN_MAX_ARMS distinct arms,
  * min_share <= 1 / n_arms, at least one reward event, a tier_model that

@@ -263,7 +263,7 @@ bool ls_score_should_publish(double prev_score, int prev_tier,
  * moves by -0.005 to +0.035, on four seeds). That holds when the bias
  * carries the intercept; where one-hot inputs present in every example
  * carry part of it (the daemon's profile attributes), replacing w0
- * double-counts and calibration gets worse (README "Young models"), so
+ * double-counts and calibration gets worse (docs/scoring.md "Young models"), so
  * the scorer applies this only with a model's shrink_young. The weights of the features
  * are not shrunk: FTRL's regularisation already keeps them short while
  * evidence is thin. maturity 0: no shrinkage. The model is "mature"

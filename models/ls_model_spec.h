@@ -27,7 +27,7 @@
 #include "ls_window.h" /* ls_feature_set */
 
 /*
- * One scoring model of the `models:` sequence (see README "Models"). Every
+ * One scoring model of the `models:` sequence (see docs/configuration.md). Every
  * member is a value or a fixed-size array, so a spec owns no memory and
  * can be copied with '='. A spec in a loaded config has passed every
  * check: tiers went through ls_tiers_init() (so it is ready for
@@ -69,7 +69,7 @@ typedef struct ls_model_spec {
 } ls_model_spec;
 
 /*
- * The built-in model "conversion" (see README "Models"): CONVERTED and WON
+ * The built-in model "conversion" (see docs/configuration.md): CONVERTED and WON
  * positive, LOST and DISQUALIFIED negative, 90-day label timeout, tiers
  * cold/warm/hot at 0.3/0.7. It runs when the configuration has no
  * `models:` key and is the starting point of every configured model.

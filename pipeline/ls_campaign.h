@@ -41,8 +41,8 @@
  * only "v" per campaign (one round trip for all of them) and the whole
  * hash only of campaigns whose "v" changed (or every 60 s, in case the
  * hash was replaced behind its back). Decision records and pending
- * entries are bounded by time, not by context values: see the README's
- * "Bandit state in Redis".
+ * entries are bounded by time, not by context values: see docs/bandit.md,
+ * "Bandit state in Redis is bounded".
  *
  * Semantics. A decision counts once it is active: at once, or with
  * "activate": false when an email SENT event carrying its decision_id or

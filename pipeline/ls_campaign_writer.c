@@ -139,6 +139,11 @@ static void drop_connection(ls_campaign *s, const char *what)
 		redisFree(s->rc);
 	s->rc = NULL;
 	s->rc_retry_ms = ls_clock_mono_ms() + 200;
+	/* Whichever command found Redis gone, its used_memory is unknown now:
+	 * leadscore_redis_memory_bytes disappears until Redis answers again
+	 * (what alerts on an unreachable Redis look for), instead of showing
+	 * the last value read. */
+	atomic_store(&s->redis_memory, -1);
 }
 
 
@@ -774,7 +779,6 @@ static void redis_info(ls_campaign *s)
 	redisReply *r = redisCommand(s->rc, "INFO memory");
 	if (r == NULL) {
 		drop_connection(s, "info");
-		atomic_store(&s->redis_memory, -1);
 		return;
 	}
 	const char *m = r->type == REDIS_REPLY_STRING

@@ -7,7 +7,7 @@
  * partition in decimal, <id> a decision id. Every key is byte-for-byte
  * what earlier versions wrote, so an upgrade finds its state: change
  * nothing here without a migration (tests/test_keys.c holds this table,
- * the README's and the functions to the same keys).
+ * docs/operations.md's and the functions to the same keys).
  *
  * key                     type    TTL                content
  *                                                    w: written by; r: read by

@@ -291,7 +291,7 @@ void ls_scorer_stats(const ls_scorer *sc, size_t i, ls_scorer_model_stats *out);
  * counts log entries of another layout. 0, LS_SCORER_OTHER_LAYOUT with a
  * reason when the stored model is of another layout than fresh (the
  * configuration changed; a checkpoint then starts the shared model
- * afresh, see README "Numeric feature maps"), or -1 with a reason.
+ * afresh, see docs/configuration.md "Numeric feature maps"), or -1 with a reason.
  */
 #define LS_SCORER_OTHER_LAYOUT (-2)
 int ls_scorer_fold(const ls_store_model_state *st, const ls_ftrl *fresh,

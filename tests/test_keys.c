@@ -1,7 +1,7 @@
 /*
  * Unit tests for pipeline/ls_keys: every key family pinned to its exact
- * bytes, and the tables in ls_keys.h and the README held to the same
- * keys. Redis already holds keys in this schema, so a change here is a
+ * bytes, and the tables in ls_keys.h and docs/operations.md held to the
+ * same keys. Redis already holds keys in this schema, so a change here is a
  * migration, not a refactoring: this test is meant to fail then.
  */
 #include <check.h>
@@ -260,12 +260,12 @@ START_TEST(test_header_table)
 }
 END_TEST
 
-/* The README's "Redis keys" table: the first cell of each row. */
+/* The "Redis keys" table of docs/operations.md: the first cell of each row. */
 START_TEST(test_readme_table)
 {
-	char *text = source_text("README.md");
+	char *text = source_text("docs/operations.md");
 	char *sec = strstr(text, "\n### Redis keys\n");
-	ck_assert_msg(sec != NULL, "README.md has no \"### Redis keys\" section");
+	ck_assert_msg(sec != NULL, "docs/operations.md has no \"### Redis keys\" section");
 	char *end = strstr(sec + 1, "\n#");
 	if (end != NULL)
 		*end = '\0';
@@ -277,7 +277,7 @@ START_TEST(test_readme_table)
 		patterns[n] = k;
 		lens[n++] = strcspn(k, "`");
 	}
-	check_documented("README.md", patterns, lens, n);
+	check_documented("docs/operations.md", patterns, lens, n);
 }
 END_TEST
 

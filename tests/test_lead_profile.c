@@ -186,7 +186,7 @@ END_TEST
  * keys at the maximum lengths, non-integral metrics, every dedupe slot
  * taken, events in every slice of every window with large values, and
  * the largest ext. Its blob stays within ls_lead_blob_bound(), the
- * number the README gives for the default limits.
+ * number docs/operations.md gives for the default limits.
  */
 START_TEST(test_blob_bound_adversarial)
 {

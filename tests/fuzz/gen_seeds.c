@@ -2,7 +2,7 @@
  * leadscore-fuzz-seeds OUTDIR - write the fuzzers' seed corpora
  * (OUTDIR/<harness>/<name>) from the project's own encoders, so the seeds
  * are valid inputs of the current formats. A program run by hand when a
- * format changes (README "Fuzzing"); its output is committed under
+ * format changes (docs/operations.md, Fuzzing); its output is committed under
  * tests/fuzz/. It also writes a dictionary of the config's key names and
  * LEADSCORE_* variables to OUTDIR/fuzz_config.dict; the config seeds are
  * copies of the YAML files in tests/data/config plus two with environment

@@ -613,7 +613,7 @@ class Chaos(unittest.TestCase):
         so the replay after a kill -9, a failed commit, a drain cut short
         or a hand-over publishes the same leads again for other batch
         boundaries; it did so with the same versions until versions took
-        a replay epoch (README "Failure modes"), which this test found."""
+        a replay epoch (docs/operations.md "Failure modes"), which this test found."""
         r = self.run_
         bad_a, stale_a = r.check_scores(read_topic(r.broker.bootstrap, OUT_A['scores']),
                                         OUT_A['scores'], r.ctl_a)

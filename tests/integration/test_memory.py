@@ -1,4 +1,4 @@
-"""Bounded per-lead state (README "Memory per lead"), end to end.
+"""Bounded per-lead state (docs/operations.md "Memory per lead"), end to end.
 
 One lead is fed what a careless or hostile producer can send: profile
 records with thousands of distinct attributes and metrics whose keys and
@@ -8,7 +8,7 @@ hour than the dedupe memory holds. Afterwards:
 
   * its Redis value is at most LEAD_BLOB_BOUND bytes (ls_lead_blob_bound()
     for the default limits and features) and MEMORY USAGE of its key at
-    most LEAD_MEMORY_BOUND + len(key): the figures the README documents;
+    most LEAD_MEMORY_BOUND + len(key): the figures docs/operations.md documents;
   * it holds exactly pipeline.max_profile_attributes / max_profile_metrics
     keys, and every entry not kept is counted in
     leadscore_profile_entries_dropped_total by reason; nothing of it is
@@ -30,7 +30,7 @@ import avro_events  # noqa: E402
 import lstest as tp  # noqa: E402
 import testenv  # noqa: E402
 
-# README "Memory per lead": the blob bound for the default limits
+# docs/operations.md "Memory per lead": the blob bound for the default limits
 # (dedupe_ids 32, 32 attributes, 32 metrics) and the default features, and
 # what Redis takes for it at most besides the key (the allocator's size
 # class of a 55,396-byte string is 56 KiB; object, dict and TTL entries).

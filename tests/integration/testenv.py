@@ -28,7 +28,7 @@ Standard library only, except the optional helpers that say so
 (RedisServer.client() needs `redis`; produce()/consume() need
 `confluent_kafka`); both come with Debian's /usr/bin/python3.
 
-Valgrind (see README "Memory checks"): with LS_TEST_VALGRIND=1 the
+Valgrind (see docs/operations.md "Development and testing"): with LS_TEST_VALGRIND=1 the
 project's own binaries (those under $LS_BUILD_ROOT: leadscored,
 leadscorectl, leadscore-sim; the dev broker too with LS_TEST_VALGRIND=all)
 started through Daemon or wrap_argv() run under valgrind memcheck, each
