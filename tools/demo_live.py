@@ -512,7 +512,21 @@ def main():
         wait_for(listening, 60, stop, 'leadscored listening')
         view.say('dev broker %s   redis unix://%s   leadscored http://127.0.0.1:%d' %
                  (bootstrap, sock, port))
-        view.head = 'API http://127.0.0.1:%d   logs %s' % (port, log_path)
+        # leadscorectl in another terminal reaches this run's broker, Redis
+        # and API through the same overrides, the HTTP port now bound
+        env_file = os.path.join(tmp, 'demo.env')
+        with open(env_file, 'w', encoding='utf-8') as f:
+            f.write("export LEADSCORE_KAFKA_BROKERS='%s' LEADSCORE_REDIS_URL='unix://%s' "
+                    "LEADSCORE_HTTP_LISTEN='127.0.0.1:%d'\n" % (bootstrap, sock, port))
+        ctl = '. %s && %s --config %s' % (env_file,
+                                          os.path.relpath(os.path.join(args.build, 'tools',
+                                                                       'leadscorectl')),
+                                          os.path.relpath(os.path.join(SOURCE, 'conf',
+                                                                       'demo.yaml')))
+        view.say('leadscorectl (another terminal): %s tail | campaign welcome | '
+                 'dead-letters' % ctl)
+        view.head = 'API http://127.0.0.1:%d   logs %s\nleadscorectl: %s tail' % (
+            port, log_path, ctl)
         gen = group.start([os.path.join(args.build, 'tools', 'leadscore-sim'),
                            '--brokers', bootstrap, '--leads', str(args.leads),
                            '--days', str(args.days), '--seed', str(args.seed),

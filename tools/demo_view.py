@@ -182,7 +182,8 @@ def _num(v, spec='{:,.0f}'):
 def screen_lines(s, head):
     L = []
     L.append('%sleadscore live demo%s   %.0f s   Ctrl-C stops everything' % (BOLD, RESET, s['t']))
-    L.append('%s%s%s' % (DIM, head, RESET))
+    for h in head.split('\n'):
+        L.append('%s%s%s' % (DIM, h, RESET))
     L.append('')
     lag = s['lag']
     L.append('%sstream%s  events/s %s   events read %s   consumer lag %s   dead letters %s' % (
