@@ -59,3 +59,24 @@ int ls_web_type_from_name(const char *name) { return index_of(web_names, COUNT(w
 int ls_call_direction_from_name(const char *name) { return index_of(direction_names, COUNT(direction_names), name); }
 int ls_call_outcome_from_name(const char *name) { return index_of(call_outcome_names, COUNT(call_outcome_names), name); }
 int ls_outcome_type_from_name(const char *name) { return index_of(outcome_names, COUNT(outcome_names), name); }
+
+const char *ls_event_long_id(const ls_event *ev, size_t max, size_t *len)
+{
+	const char *name[6] = { "event_id", "lead_id", NULL, NULL, NULL, NULL };
+	const char *id[6] = { ev->event_id, ev->lead_id, NULL, NULL, NULL, NULL };
+	if (ev->source == LS_SOURCE_EMAIL) {
+		name[2] = "campaign_id", id[2] = ev->u.email.campaign_id;
+		name[3] = "variant_id", id[3] = ev->u.email.variant_id;
+		name[4] = "decision_id", id[4] = ev->u.email.decision_id;
+	} else if (ev->source == LS_SOURCE_WEB) {
+		name[2] = "session_id", id[2] = ev->u.web.session_id;
+	}
+	for (int i = 0; i < 6; i++) {
+		size_t n = id[i] != NULL ? strlen(id[i]) : 0;
+		if (n > max) {
+			*len = n;
+			return name[i];
+		}
+	}
+	return NULL;
+}

@@ -152,4 +152,12 @@ int ls_call_direction_from_name(const char *name);
 int ls_call_outcome_from_name(const char *name);
 int ls_outcome_type_from_name(const char *name);
 
+/*
+ * The first of ev's ids (event_id, lead_id, and by source campaign_id,
+ * variant_id, decision_id or session_id) longer than max bytes: its field
+ * name, with its length in *len; NULL when none is. The one rule the
+ * daemon dead-letters by (id_too_long) and leadscorectl replay refuses by.
+ */
+const char *ls_event_long_id(const ls_event *ev, size_t max, size_t *len);
+
 #endif

@@ -198,23 +198,11 @@ _Static_assert(LS_DECISION_ID_MAX - 1 <= 128,
 static bool id_too_long(const ls_pipeline *p, const ls_event *ev,
 			const rd_kafka_message_t *m, char *detail, size_t len)
 {
-	size_t max = (size_t)p->set.max_id_bytes;
-	const char *name[6] = { "event_id", "lead_id", NULL, NULL, NULL, NULL };
-	const char *id[6] = { ev->event_id, ev->lead_id, NULL, NULL, NULL, NULL };
-	if (ev->source == LS_SOURCE_EMAIL) {
-		name[2] = "campaign_id", id[2] = ev->u.email.campaign_id;
-		name[3] = "variant_id", id[3] = ev->u.email.variant_id;
-		name[4] = "decision_id", id[4] = ev->u.email.decision_id;
-	} else if (ev->source == LS_SOURCE_WEB) {
-		name[2] = "session_id", id[2] = ev->u.web.session_id;
-	}
-	for (int i = 0; i < 6; i++) {
-		size_t n = id[i] != NULL ? strlen(id[i]) : 0;
-		if (n > max) {
-			snprintf(detail, len, "%s is %zu bytes (pipeline.max_id_bytes %zu)", name[i],
-				 n, max);
-			return true;
-		}
+	size_t max = (size_t)p->set.max_id_bytes, n;
+	const char *name = ls_event_long_id(ev, max, &n);
+	if (name != NULL) {
+		snprintf(detail, len, "%s is %zu bytes (pipeline.max_id_bytes %zu)", name, n, max);
+		return true;
 	}
 	if (m->key != NULL && m->key_len > max) {
 		snprintf(detail, len, "message key is %zu bytes (pipeline.max_id_bytes %zu)",

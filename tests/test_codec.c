@@ -135,6 +135,36 @@ START_TEST(test_enum_tables_match_schemas)
 }
 END_TEST
 
+/* ls_event_long_id: the ids each source carries, the first too long
+ * named with its length, the limit itself allowed. */
+START_TEST(test_event_long_id)
+{
+	ls_event ev;
+	memset(&ev, 0, sizeof ev);
+	ev.source = LS_SOURCE_EMAIL;
+	ev.event_id = "e-1";
+	ev.lead_id = "lead-1";
+	ev.u.email.campaign_id = "c";
+	ev.u.email.variant_id = "v";
+	ev.u.email.decision_id = "d-123456";
+	size_t n = 0;
+	ck_assert_ptr_null(ls_event_long_id(&ev, 8, &n));
+	ck_assert_str_eq(ls_event_long_id(&ev, 7, &n), "decision_id");
+	ck_assert_uint_eq(n, 8);
+	ck_assert_str_eq(ls_event_long_id(&ev, 5, &n), "lead_id");
+	ck_assert_uint_eq(n, 6);
+	/* a web event's session_id counts; an email's fields do not */
+	ev.source = LS_SOURCE_WEB;
+	ev.u.web.session_id = "session-42";
+	ck_assert_str_eq(ls_event_long_id(&ev, 8, &n), "session_id");
+	ck_assert_uint_eq(n, 10);
+	ev.source = LS_SOURCE_PROFILE;
+	ck_assert_ptr_null(ls_event_long_id(&ev, 8, &n));
+	ev.event_id = "event-0123";
+	ck_assert_str_eq(ls_event_long_id(&ev, 8, &n), "event_id");
+}
+END_TEST
+
 /* The contract in the brief: namespace, common first fields, optional
  * fields as ["null", T] with a null default, docs everywhere. Avro-C drops
  * defaults and docs, so check the JSON text too. */
@@ -581,6 +611,7 @@ static Suite *codec_suite(void)
 	tcase_set_timeout(tc, 110);
 	tcase_add_test(tc, test_reason_names);
 	tcase_add_test(tc, test_enum_tables_match_schemas);
+	tcase_add_test(tc, test_event_long_id);
 	tcase_add_test(tc, test_schema_contract);
 	tcase_add_test(tc, test_roundtrip_events);
 	tcase_add_test(tc, test_roundtrip_outputs);

@@ -310,23 +310,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 static int send_event(replay *r, const ls_event *ev, char *detail, size_t dlen)
 {
 	/* the daemon's id_too_long rule (ls_pipeline.c), ids by kind */
-	size_t max_id = (size_t)r->cfg->pipeline.max_id_bytes;
-	const char *name[6] = { "event_id", "lead_id", NULL, NULL, NULL, NULL };
-	const char *id[6] = { ev->event_id, ev->lead_id, NULL, NULL, NULL, NULL };
-	if (ev->source == LS_SOURCE_EMAIL) {
-		name[2] = "campaign_id", id[2] = ev->u.email.campaign_id;
-		name[3] = "variant_id", id[3] = ev->u.email.variant_id;
-		name[4] = "decision_id", id[4] = ev->u.email.decision_id;
-	} else if (ev->source == LS_SOURCE_WEB) {
-		name[2] = "session_id", id[2] = ev->u.web.session_id;
-	}
-	for (int i = 0; i < 6; i++) {
-		size_t n = id[i] != NULL ? strlen(id[i]) : 0;
-		if (n > max_id) {
-			snprintf(detail, dlen, "%s is %zu bytes (pipeline.max_id_bytes %zu)",
-				 name[i], n, max_id);
-			return R_ID_TOO_LONG;
-		}
+	size_t max_id = (size_t)r->cfg->pipeline.max_id_bytes, n;
+	const char *name = ls_event_long_id(ev, max_id, &n);
+	if (name != NULL) {
+		snprintf(detail, dlen, "%s is %zu bytes (pipeline.max_id_bytes %zu)", name, n,
+			 max_id);
+		return R_ID_TOO_LONG;
 	}
 	int64_t skew = r->cfg->pipeline.max_future_skew_ms;
 	int64_t now = ls_clock_wall_ms();
